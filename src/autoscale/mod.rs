@@ -1,0 +1,58 @@
+//! Policies: the [`Autoscaler`] trait, the periodic decision tick, and the classic policies.
+//!
+//! A policy sees only a [`ClusterView`], what a real controller could see (metrics-server CPU,
+//! service-mesh RPS and latency, replica counts), never simulator internals. It answers with
+//! desired replica counts; the simulator applies them through the `ScalingManager`.
+
+mod static_policy;
+
+pub use static_policy::StaticPolicy;
+
+use std::path::Path;
+
+use crate::engine::SimTime;
+use crate::metrics::ClusterView;
+
+/// One policy decision: the replica count wanted for a service, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScaleDecision {
+    pub service: usize,
+    pub desired: u32,
+    /// Written to `actions.csv`: the metric values and the rule that decided.
+    pub reason: String,
+}
+
+/// A scaling policy, called every [`Autoscaler::period`] of simulated time.
+pub trait Autoscaler: Send {
+    /// Short name used in run folders and summaries, e.g. `static`, `hpa`.
+    fn name(&self) -> String;
+    /// Time between decisions (the controller's sync period).
+    fn period(&self) -> SimTime;
+    /// Pushes zero or more decisions into `out` (cleared by the caller).
+    fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>);
+}
+
+/// A policy name or config the CLI could not turn into a policy.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("unknown policy `{name}`; known policies: {known}")]
+    Unknown { name: String, known: String },
+    #[error("policy `{name}` takes no configuration file (got {file})")]
+    NoConfig { name: String, file: String },
+}
+
+/// Names `--policy` accepts.
+pub const POLICY_NAMES: &[&str] = &["static"];
+
+/// Builds a policy from its CLI name and optional configuration file.
+pub fn build_policy(name: &str, config: Option<&Path>) -> Result<Box<dyn Autoscaler>, PolicyError> {
+    match name {
+        "static" => {
+            if let Some(f) = config {
+                return Err(PolicyError::NoConfig { name: name.into(), file: f.display().to_string() });
+            }
+            Ok(Box::new(StaticPolicy))
+        }
+        _ => Err(PolicyError::Unknown { name: name.into(), known: POLICY_NAMES.join(", ") }),
+    }
+}

@@ -1,0 +1,100 @@
+//! The run summary (`summary.json`). Field definitions are in `docs/metrics.md`; each is computed
+//! in `sim::Simulator::summary` exactly as documented there.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of `summary.json`'s layout.
+pub const SUMMARY_FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RequestCounts {
+    pub arrived: u64,
+    pub completed: u64,
+    pub dropped: u64,
+    pub in_flight: u64,
+    pub dropped_by_reason: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LatencySummary {
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ScalingLagSummary {
+    pub mean: f64,
+    pub p95: f64,
+    pub episodes: u64,
+    /// Episodes still open when the run ended (counted up to the end).
+    pub open_at_end: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ServiceSummary {
+    pub name: String,
+    pub arrived: u64,
+    pub completed: u64,
+    pub dropped: u64,
+    pub mean_latency_ms: f64,
+    pub p95_ms: f64,
+    pub cpu_util: f64,
+    pub mean_active_replicas: f64,
+    pub mean_replication_lag_ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub format_version: u32,
+    pub scenario: String,
+    pub policy: String,
+    pub seed: u64,
+    pub horizon_s: f64,
+    pub requests: RequestCounts,
+    pub latency_ms: LatencySummary,
+    pub slo_ms: f64,
+    pub slo_violation_pct: f64,
+    pub resource_slack_pct: f64,
+    pub scaling_lag_s: ScalingLagSummary,
+    pub cost: f64,
+    pub instance_hours: f64,
+    pub caf: f64,
+    pub oscillation_per_hour: f64,
+    pub throughput_rps: f64,
+    pub mean_requests_in_system: f64,
+    pub policy_decisions: u64,
+    pub replica_changes: u64,
+    pub refused_actions: u64,
+    pub events_processed: u64,
+    pub services: Vec<ServiceSummary>,
+}
+
+/// Nearest-rank percentile of `xs` (`q` in [0, 1]); 0 for an empty slice.
+pub fn nearest_rank(xs: &[f64], q: f64) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_by_hand() {
+        // 20 values 1..=20: p95 is the ceil(0.95*20) = 19th smallest.
+        let xs: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(nearest_rank(&xs, 0.95), 19.0);
+        assert_eq!(nearest_rank(&xs, 0.5), 10.0);
+        assert_eq!(nearest_rank(&[], 0.5), 0.0);
+    }
+}

@@ -1,0 +1,357 @@
+//! Ground truth: per-interval, per-service rows of `timeline.csv`, and the run-wide accumulators the
+//! summary is computed from.
+//!
+//! Definitions (each computed exactly as written here, and repeated in `docs/metrics.md`):
+//! - `rps_in`: visits arriving at the service in the interval / interval length.
+//! - `completed`, `dropped`: visits to the service that completed / were dropped in the interval.
+//! - `cpu_util`: CPU used by the service's instances in the interval / (CPU request x time those
+//!   instances were Active or Draining in the interval); 0 when none served.
+//! - `p95_ms`: 95th percentile of the service's response time (visit arrival at the service to the
+//!   visit's completion, callees included) of visits completed in the interval.
+//! - replica counts: at the end of the interval.
+
+use std::io::Write;
+
+use hdrhistogram::Histogram;
+
+use super::{latency_histogram, quantile_ms, record_latency};
+use crate::engine::SimTime;
+
+/// Version of `timeline.csv`'s columns; its last column carries it on every row.
+pub const TIMELINE_FORMAT_VERSION: u32 = 1;
+pub const TIMELINE_HEADER: &str = "time_s,service,replicas_active,replicas_starting,replicas_draining,rps_in,completed,dropped,cpu_util,p95_ms,queue_len,replication_lag_ms,format_version";
+
+/// Why a request was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropKind {
+    QueueFull = 0,
+    NoActiveInstance = 1,
+}
+
+impl DropKind {
+    pub const ALL: [DropKind; 2] = [DropKind::QueueFull, DropKind::NoActiveInstance];
+    pub fn describe(self, service: &str) -> String {
+        match self {
+            DropKind::QueueFull => format!("queue full at {service}"),
+            DropKind::NoActiveInstance => format!("no active instance of {service}"),
+        }
+    }
+}
+
+/// One row of `timeline.csv`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IntervalRow {
+    pub time_s: f64,
+    pub service: usize,
+    pub active: u32,
+    pub starting: u32,
+    pub draining: u32,
+    pub rps_in: f64,
+    pub completed: u64,
+    pub dropped: u64,
+    pub cpu_util: f64,
+    pub p95_ms: f64,
+    pub queue_len: u32,
+    pub replication_lag_ms: f64,
+}
+
+/// Run-wide totals of one service.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceTotals {
+    pub arrived: u64,
+    pub completed: u64,
+    pub dropped: u64,
+    pub latency_sum_us: f64,
+    pub cpu_used_core_us: f64,
+    /// Request x time Active or Draining (core-us): the denominator of utilisation.
+    pub cpu_serving_core_us: f64,
+    /// Sum over intervals of active replicas x interval length (replica-us), for the mean.
+    pub active_replica_us: f64,
+    pub replication_lag_sum: f64,
+    pub intervals: u64,
+}
+
+/// Tracks one service's under-provisioning episodes for the scaling-lag metric.
+#[derive(Clone, Debug)]
+struct LagTracker {
+    ring: Vec<u64>,
+    pos: usize,
+    filled: usize,
+    sum: u64,
+    since: Option<SimTime>,
+}
+
+pub struct GroundTruth {
+    names: Vec<String>,
+    slo_us: u64,
+    interval_us: u64,
+    // ---- per-interval accumulators, reset at every interval end
+    pub tick_arrivals: Vec<u64>,
+    pub tick_completed: Vec<u64>,
+    pub tick_dropped: Vec<u64>,
+    pub tick_writes: Vec<u64>,
+    pub tick_hist: Vec<Histogram<u64>>,
+    // ---- run-wide
+    pub svc: Vec<ServiceTotals>,
+    svc_hist: Vec<Histogram<u64>>,
+    pub req_hist: Histogram<u64>,
+    pub arrived: u64,
+    pub completed: u64,
+    pub dropped: u64,
+    pub within_slo: u64,
+    pub latency_sum_us: f64,
+    /// Drops by `(kind, service)`: index `kind * services + service`.
+    drops: Vec<u64>,
+    in_flight: u64,
+    in_flight_area: f64,
+    in_flight_since: SimTime,
+    pub cpu_used_total: f64,
+    pub cpu_alloc_total: f64,
+    lag: Vec<LagTracker>,
+    pub lag_episodes_s: Vec<f64>,
+    pub lag_open_at_end: u32,
+    last_direction: Vec<i8>,
+    pub reversals: u64,
+    pub decisions: u64,
+    pub replica_changes: u64,
+    timeline: Box<dyn Write>,
+    interval_whole_secs: bool,
+}
+
+impl GroundTruth {
+    pub fn new(names: Vec<String>, slo: SimTime, interval: SimTime, window_intervals: usize, timeline: Box<dyn Write>) -> Self {
+        let n = names.len();
+        GroundTruth {
+            slo_us: slo.0,
+            interval_us: interval.0,
+            tick_arrivals: vec![0; n],
+            tick_completed: vec![0; n],
+            tick_dropped: vec![0; n],
+            tick_writes: vec![0; n],
+            tick_hist: (0..n).map(|_| latency_histogram(2)).collect(),
+            svc: vec![ServiceTotals::default(); n],
+            svc_hist: (0..n).map(|_| latency_histogram(2)).collect(),
+            req_hist: latency_histogram(3),
+            arrived: 0,
+            completed: 0,
+            dropped: 0,
+            within_slo: 0,
+            latency_sum_us: 0.0,
+            drops: vec![0; n * DropKind::ALL.len()],
+            in_flight: 0,
+            in_flight_area: 0.0,
+            in_flight_since: SimTime::ZERO,
+            cpu_used_total: 0.0,
+            cpu_alloc_total: 0.0,
+            lag: (0..n).map(|_| LagTracker { ring: vec![0; window_intervals.max(1)], pos: 0, filled: 0, sum: 0, since: None }).collect(),
+            lag_episodes_s: Vec::new(),
+            lag_open_at_end: 0,
+            last_direction: vec![0; n],
+            reversals: 0,
+            decisions: 0,
+            replica_changes: 0,
+            timeline,
+            interval_whole_secs: interval.0 % SimTime::MICROS_PER_SEC == 0,
+            names,
+        }
+    }
+
+    pub fn write_header(&mut self) -> std::io::Result<()> {
+        writeln!(self.timeline, "{TIMELINE_HEADER}")
+    }
+
+    #[inline]
+    fn track_in_flight(&mut self, now: SimTime) {
+        self.in_flight_area += self.in_flight as f64 * (now.0 - self.in_flight_since.0) as f64;
+        self.in_flight_since = now;
+    }
+
+    #[inline]
+    pub fn request_arrived(&mut self, now: SimTime) {
+        self.track_in_flight(now);
+        self.arrived += 1;
+        self.in_flight += 1;
+    }
+
+    #[inline]
+    pub fn request_completed(&mut self, now: SimTime, latency_us: u64) {
+        self.track_in_flight(now);
+        self.in_flight -= 1;
+        self.completed += 1;
+        self.latency_sum_us += latency_us as f64;
+        if latency_us <= self.slo_us {
+            self.within_slo += 1;
+        }
+        record_latency(&mut self.req_hist, latency_us);
+    }
+
+    #[inline]
+    pub fn request_dropped(&mut self, now: SimTime, kind: DropKind, service: usize) {
+        self.track_in_flight(now);
+        self.in_flight -= 1;
+        self.dropped += 1;
+        self.drops[kind as usize * self.names.len() + service] += 1;
+    }
+
+    #[inline]
+    pub fn visit_arrived(&mut self, service: usize, write: bool) {
+        self.tick_arrivals[service] += 1;
+        self.tick_writes[service] += u64::from(write);
+    }
+
+    #[inline]
+    pub fn visit_completed(&mut self, service: usize, latency_us: u64) {
+        self.tick_completed[service] += 1;
+        self.svc[service].latency_sum_us += latency_us as f64;
+        record_latency(&mut self.tick_hist[service], latency_us);
+    }
+
+    #[inline]
+    pub fn visit_dropped(&mut self, service: usize) {
+        self.tick_dropped[service] += 1;
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    /// Time-average number of requests in the system up to `now` (Little's L).
+    pub fn mean_in_system(&mut self, now: SimTime) -> f64 {
+        self.track_in_flight(now);
+        if now.0 == 0 {
+            0.0
+        } else {
+            self.in_flight_area / now.0 as f64
+        }
+    }
+
+    /// Drops by reason, described, in a stable order.
+    pub fn drop_reasons(&self) -> Vec<(String, u64)> {
+        let n = self.names.len();
+        let mut out = Vec::new();
+        for k in DropKind::ALL {
+            for s in 0..n {
+                let c = self.drops[k as usize * n + s];
+                if c > 0 {
+                    out.push((k.describe(&self.names[s]), c));
+                }
+            }
+        }
+        out
+    }
+
+    /// Closes one interval for one service: writes its row and folds it into the run totals.
+    /// `cpu_used` and `cpu_serving` are core-us in the interval.
+    pub fn close_interval(&mut self, mut row: IntervalRow, cpu_used: f64, cpu_serving: f64) -> std::io::Result<()> {
+        let s = row.service;
+        let secs = self.interval_us as f64 / 1e6;
+        row.rps_in = self.tick_arrivals[s] as f64 / secs;
+        row.completed = self.tick_completed[s];
+        row.dropped = self.tick_dropped[s];
+        row.cpu_util = if cpu_serving > 0.0 { cpu_used / cpu_serving } else { 0.0 };
+        row.p95_ms = quantile_ms(&self.tick_hist[s], 0.95);
+        let t = &mut self.svc[s];
+        t.arrived += self.tick_arrivals[s];
+        t.completed += self.tick_completed[s];
+        t.dropped += self.tick_dropped[s];
+        t.cpu_used_core_us += cpu_used;
+        t.cpu_serving_core_us += cpu_serving;
+        t.active_replica_us += row.active as f64 * self.interval_us as f64;
+        t.replication_lag_sum += row.replication_lag_ms;
+        t.intervals += 1;
+        let _ = self.svc_hist[s].add(&self.tick_hist[s]);
+        if self.interval_whole_secs {
+            write!(self.timeline, "{}", row.time_s as u64)?;
+        } else {
+            write!(self.timeline, "{:.3}", row.time_s)?;
+        }
+        writeln!(
+            self.timeline,
+            ",{},{},{},{},{:.3},{},{},{:.4},{:.3},{},{:.3},{}",
+            self.names[s],
+            row.active,
+            row.starting,
+            row.draining,
+            row.rps_in,
+            row.completed,
+            row.dropped,
+            row.cpu_util,
+            row.p95_ms,
+            row.queue_len,
+            row.replication_lag_ms,
+            TIMELINE_FORMAT_VERSION
+        )
+    }
+
+    /// Resets the per-interval accumulators (after the metrics server has taken its copy).
+    pub fn reset_interval(&mut self) {
+        for s in 0..self.names.len() {
+            self.tick_arrivals[s] = 0;
+            self.tick_completed[s] = 0;
+            self.tick_dropped[s] = 0;
+            self.tick_writes[s] = 0;
+            self.tick_hist[s].reset();
+        }
+    }
+
+    /// Scaling lag: an episode starts at the end of the first interval in which the service's demand
+    /// (visits/s averaged over the last scrape window) exceeds the capacity of its Active instances
+    /// (`active * concurrency * slot_cores / mean demand per visit`), and ends at the end of the first
+    /// interval in which capacity covers demand again.
+    pub fn track_lag(&mut self, service: usize, now: SimTime, capacity_rps: f64) {
+        let secs = self.interval_us as f64 / 1e6;
+        let l = &mut self.lag[service];
+        let arrivals = self.tick_arrivals[service];
+        l.sum = l.sum + arrivals - l.ring[l.pos];
+        l.ring[l.pos] = arrivals;
+        l.pos = (l.pos + 1) % l.ring.len();
+        l.filled = (l.filled + 1).min(l.ring.len());
+        let demand = l.sum as f64 / (l.filled as f64 * secs);
+        let short = demand > capacity_rps;
+        match (short, l.since) {
+            (true, None) => l.since = Some(now),
+            (false, Some(start)) => {
+                self.lag_episodes_s.push((now - start).as_secs_f64());
+                l.since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes episodes still open at the end of the run (counted up to `now`, censored).
+    pub fn close_lag(&mut self, now: SimTime) {
+        for l in &mut self.lag {
+            if let Some(start) = l.since.take() {
+                self.lag_episodes_s.push((now - start).as_secs_f64());
+                self.lag_open_at_end += 1;
+            }
+        }
+    }
+
+    /// Records a policy decision's replica change for the oscillation count.
+    pub fn record_change(&mut self, service: usize, from: u32, to: u32) {
+        self.decisions += 1;
+        if to == from {
+            return;
+        }
+        self.replica_changes += 1;
+        let dir: i8 = if to > from { 1 } else { -1 };
+        let last = &mut self.last_direction[service];
+        if *last != 0 && *last != dir {
+            self.reversals += 1;
+        }
+        *last = dir;
+    }
+
+    pub fn service_hist(&self, s: usize) -> &Histogram<u64> {
+        &self.svc_hist[s]
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.timeline.flush()
+    }
+}

@@ -1,0 +1,63 @@
+//! The controller's view of the cluster: the only input a policy gets.
+
+use crate::cluster::{InstanceId, InstanceState};
+use crate::engine::SimTime;
+use crate::scaling::ReplicaCounts;
+
+/// One pod (instance) as the API server and metrics server show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodView {
+    pub id: InstanceId,
+    pub state: InstanceState,
+    pub created_at: SimTime,
+    /// When the pod became ready (Active); `None` while Starting.
+    pub ready_at: Option<SimTime>,
+    /// CPU used over the last scrape window, cores; `None` when the pod has no complete window yet
+    /// (a metrics server needs two scrapes to compute a rate).
+    pub cpu_cores: Option<f64>,
+    /// `cpu_cores / cpu_request`.
+    pub cpu_utilization: Option<f64>,
+    /// Requests held (queued, in service, waiting on callees) at the scrape.
+    pub outstanding: u32,
+}
+
+/// One service (deployment) as a controller sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceView {
+    pub name: String,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub cpu_request_cores: f64,
+    pub cpu_limit_cores: f64,
+    pub concurrency: u32,
+    /// Live replica counts (the API server is current, not scraped).
+    pub counts: ReplicaCounts,
+    /// Pods that are not Removed, by id.
+    pub pods: Vec<PodView>,
+    /// Requests per second arriving over the last scrape window.
+    pub rps: f64,
+    /// 95th percentile of the service's response time over the last window, ms (0 if none).
+    pub p95_ms: f64,
+    /// Mean CPU utilisation (of request) over Active pods that have a metric; `None` if none has.
+    pub cpu_utilization: Option<f64>,
+    /// Requests waiting in queues at the scrape (summed over pods).
+    pub queue_len: u32,
+    /// Mean requests held per Active pod at the scrape (KPA's concurrency signal).
+    pub concurrency_per_pod: f64,
+}
+
+/// The whole cluster at one decision time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterView {
+    pub now: SimTime,
+    /// When the metrics were last scraped, and the window they cover.
+    pub scraped_at: SimTime,
+    pub window: SimTime,
+    pub services: Vec<ServiceView>,
+}
+
+impl ClusterView {
+    pub fn service(&self, name: &str) -> Option<&ServiceView> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}

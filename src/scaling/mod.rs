@@ -1,0 +1,447 @@
+//! The `ScalingManager`: the only code that changes which instances exist.
+//!
+//! Every policy, the RL action executor and the bootstrap of a run go through it:
+//! - [`ScalingManager::scale_up_full`] rents a server of the service's SKU and starts one instance
+//!   on it; the instance is Active after the service's start-up time (scale-up delay, plus the data
+//!   sync of a stateful service). The caller schedules that moment; this module keeps no clock.
+//! - [`ScalingManager::scale_down_full`] cancels a Starting instance at once, or marks an Active
+//!   one Draining: it takes no new work, finishes what it holds, then is removed together with its
+//!   server (when the server holds nothing else).
+//! - [`ScalingManager::set_replicas`] is the policy-facing form: it moves a service toward a desired
+//!   count, cancelling Starting instances first (newest first) and then draining the least-loaded
+//!   Active ones (fewest outstanding visits, ties by lowest id), as a Kubernetes ReplicaSet prefers
+//!   not-ready pods when it deletes.
+//!
+//! Limits (per-service min/max replicas, the cluster's maximum instances) are enforced here, and a
+//! refused action is recorded with its reason; nothing is dropped silently. It knows nothing of
+//! requests' routes, policies or metrics windows.
+
+mod events;
+
+pub use events::{Refusal, ScalingEvent, StatusChange};
+
+use crate::app::AppSpec;
+use crate::cluster::{ClusterSpec, Instance, InstanceId, InstanceShape, InstanceState, Server, ServerId};
+use crate::engine::SimTime;
+
+/// What a service's instances are made of, copied from the scenario's start state.
+#[derive(Clone, Debug)]
+struct ServiceTemplate {
+    name: String,
+    sku: usize,
+    shape: InstanceShape,
+    startup_time: SimTime,
+    min_replicas: u32,
+    max_replicas: u32,
+}
+
+/// Instance counts of one service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaCounts {
+    pub active: u32,
+    pub starting: u32,
+    pub draining: u32,
+}
+
+impl ReplicaCounts {
+    /// The replica count a controller reasons about: instances that exist and are not going away.
+    pub fn desired_basis(&self) -> u32 {
+        self.active + self.starting
+    }
+}
+
+/// Cluster-wide counts, as `status_summary()` reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatusSummary {
+    pub active: u32,
+    pub starting: u32,
+    pub draining: u32,
+    pub servers: u32,
+    /// Live instances (active + starting + draining).
+    pub total: u32,
+}
+
+/// Result of a successful scale-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScaleUp {
+    pub instance: InstanceId,
+    pub server: ServerId,
+    /// When the instance becomes Active; the caller schedules [`ScalingManager::mark_active`].
+    pub ready_at: SimTime,
+}
+
+/// Result of a successful scale-down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleDown {
+    /// A Starting instance was cancelled and removed.
+    Cancelled,
+    /// An Active instance now drains; it goes when its outstanding work is done.
+    Draining,
+    /// An Active instance with nothing outstanding was removed at once.
+    Removed,
+}
+
+/// Result of [`ScalingManager::set_replicas`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaChange {
+    /// `active + starting` before and after.
+    pub from: u32,
+    pub to: u32,
+    /// Instances that became Active ready times for the caller to schedule.
+    pub started: Vec<ScaleUp>,
+    /// Why the target was not reached in full, if it was not.
+    pub refused: Option<Refusal>,
+}
+
+pub struct ScalingManager {
+    cluster: ClusterSpec,
+    templates: Vec<ServiceTemplate>,
+    servers: Vec<Server>,
+    instances: Vec<Instance>,
+    /// Active instance ids of each service, ascending.
+    active: Vec<Vec<InstanceId>>,
+    counts: Vec<ReplicaCounts>,
+    live_instances: u32,
+    live_servers: u32,
+    history: Vec<StatusChange>,
+    events: Vec<ScalingEvent>,
+    refusals: u64,
+}
+
+impl ScalingManager {
+    pub fn new(cluster: &ClusterSpec, app: &AppSpec) -> Self {
+        let templates = app
+            .services
+            .iter()
+            .map(|s| ServiceTemplate {
+                name: s.name.clone(),
+                sku: s.sku,
+                shape: s.shape,
+                startup_time: s.startup_time(),
+                min_replicas: s.min_replicas,
+                max_replicas: s.max_replicas,
+            })
+            .collect::<Vec<_>>();
+        let n = templates.len();
+        ScalingManager {
+            cluster: cluster.clone(),
+            templates,
+            servers: Vec::new(),
+            instances: Vec::new(),
+            active: vec![Vec::new(); n],
+            counts: vec![ReplicaCounts::default(); n],
+            live_instances: 0,
+            live_servers: 0,
+            history: Vec::new(),
+            events: Vec::new(),
+            refusals: 0,
+        }
+    }
+
+    /// Creates `replicas` instances of `service`, Active at once: the deployment a run starts from.
+    pub fn bootstrap(&mut self, now: SimTime, service: usize, replicas: u32) {
+        for _ in 0..replicas {
+            let sku = self.templates[service].sku;
+            let (id, _) = self.create(now, service, sku);
+            self.mark_active(now, id);
+        }
+    }
+
+    fn create(&mut self, now: SimTime, service: usize, sku: usize) -> (InstanceId, ServerId) {
+        let server = self.servers.len() as ServerId;
+        self.servers.push(Server { id: server, sku, instances: 1, created_at: now, removed_at: None });
+        let id = self.instances.len() as InstanceId;
+        self.instances.push(Instance::new(id, service, server, self.templates[service].shape, now));
+        self.live_instances += 1;
+        self.live_servers += 1;
+        self.counts[service].starting += 1;
+        self.change(now, id, None, InstanceState::Starting);
+        self.events.push(ScalingEvent::Added {
+            time: now,
+            service: self.templates[service].name.clone(),
+            instance: id,
+            server,
+            sku: self.cluster.skus[sku].name.clone(),
+        });
+        (id, server)
+    }
+
+    fn change(&mut self, now: SimTime, id: InstanceId, from: Option<InstanceState>, to: InstanceState) {
+        let service = self.instances[id as usize].service;
+        self.history.push(StatusChange { time: now, instance: id, service, from, to });
+    }
+
+    /// Starts one new instance of `service` on a new server of `sku` (default: the service's).
+    pub fn scale_up_full(&mut self, now: SimTime, service: usize, sku: Option<usize>) -> Result<ScaleUp, Refusal> {
+        let t = &self.templates[service];
+        let c = self.counts[service];
+        if c.desired_basis() >= t.max_replicas {
+            return Err(self.refuse(now, Refusal::MaxReplicas { service: t.name.clone(), max: t.max_replicas }));
+        }
+        if self.live_instances >= self.cluster.max_instances {
+            return Err(self.refuse(now, Refusal::ClusterFull { service: t.name.clone(), max: self.cluster.max_instances }));
+        }
+        let sku = sku.unwrap_or(t.sku);
+        if let Some(k) = self.cluster.skus.get(sku) {
+            if t.shape.cpu_request > k.cores || t.shape.memory_mib > k.memory_gib * 1024.0 {
+                return Err(self.refuse(now, Refusal::SkuTooSmall { service: t.name.clone(), sku: k.name.clone() }));
+            }
+        } else {
+            return Err(self.refuse(now, Refusal::NoSuchSku { service: t.name.clone(), sku }));
+        }
+        let ready_at = now + self.templates[service].startup_time;
+        let (instance, server) = self.create(now, service, sku);
+        Ok(ScaleUp { instance, server, ready_at })
+    }
+
+    /// Cancels (Starting) or drains (Active) `instance`. Refused below the service's minimum or for
+    /// an instance already draining or removed.
+    pub fn scale_down_full(&mut self, now: SimTime, instance: InstanceId) -> Result<ScaleDown, Refusal> {
+        let Some(inst) = self.instances.get(instance as usize) else {
+            return Err(self.refuse(now, Refusal::NotScalable { instance, state: "unknown" }));
+        };
+        let service = inst.service;
+        let state = inst.state;
+        let t = &self.templates[service];
+        if matches!(state, InstanceState::Draining | InstanceState::Removed) {
+            return Err(self.refuse(now, Refusal::NotScalable { instance, state: state.as_str() }));
+        }
+        if self.counts[service].desired_basis() <= t.min_replicas {
+            return Err(self.refuse(now, Refusal::MinReplicas { service: t.name.clone(), min: t.min_replicas }));
+        }
+        match state {
+            InstanceState::Starting => {
+                self.counts[service].starting -= 1;
+                self.events.push(ScalingEvent::Cancelled { time: now, service: t.name.clone(), instance });
+                self.remove(now, instance, InstanceState::Starting);
+                Ok(ScaleDown::Cancelled)
+            }
+            InstanceState::Active => {
+                let list = &mut self.active[service];
+                if let Ok(pos) = list.binary_search(&instance) {
+                    list.remove(pos);
+                }
+                self.counts[service].active -= 1;
+                self.counts[service].draining += 1;
+                self.instances[instance as usize].state = InstanceState::Draining;
+                self.change(now, instance, Some(InstanceState::Active), InstanceState::Draining);
+                self.events.push(ScalingEvent::Draining { time: now, service: self.templates[service].name.clone(), instance });
+                if self.instances[instance as usize].outstanding == 0 {
+                    self.finish_drain(now, instance);
+                    Ok(ScaleDown::Removed)
+                } else {
+                    Ok(ScaleDown::Draining)
+                }
+            }
+            InstanceState::Draining | InstanceState::Removed => unreachable!("refused above"),
+        }
+    }
+
+    /// Removes a Draining instance whose outstanding work is done. Returns false (and does nothing)
+    /// for an instance that is not Draining or still holds work.
+    pub fn finish_drain(&mut self, now: SimTime, instance: InstanceId) -> bool {
+        let inst = &self.instances[instance as usize];
+        if inst.state != InstanceState::Draining || inst.outstanding != 0 {
+            return false;
+        }
+        let service = inst.service;
+        self.counts[service].draining -= 1;
+        self.remove(now, instance, InstanceState::Draining);
+        true
+    }
+
+    fn remove(&mut self, now: SimTime, instance: InstanceId, from: InstanceState) {
+        let inst = &mut self.instances[instance as usize];
+        inst.integrate_cpu(now);
+        inst.state = InstanceState::Removed;
+        inst.removed_at = Some(now);
+        inst.queue = Default::default(); // frees the queue's buffer: removed instances hold no memory
+        let server = inst.server;
+        let service = inst.service;
+        self.live_instances -= 1;
+        self.change(now, instance, Some(from), InstanceState::Removed);
+        let srv = &mut self.servers[server as usize];
+        srv.instances -= 1;
+        let server_removed = srv.instances == 0;
+        if server_removed {
+            srv.removed_at = Some(now);
+            self.live_servers -= 1;
+        }
+        self.events.push(ScalingEvent::Removed {
+            time: now,
+            service: self.templates[service].name.clone(),
+            instance,
+            server,
+            server_removed,
+        });
+    }
+
+    /// Starting -> Active. Returns false for an instance that is no longer Starting (cancelled).
+    pub fn mark_active(&mut self, now: SimTime, instance: InstanceId) -> bool {
+        let inst = &mut self.instances[instance as usize];
+        if inst.state != InstanceState::Starting {
+            return false;
+        }
+        inst.state = InstanceState::Active;
+        inst.active_at = Some(now);
+        let service = inst.service;
+        let list = &mut self.active[service];
+        let pos = list.partition_point(|&i| i < instance);
+        list.insert(pos, instance);
+        self.counts[service].starting -= 1;
+        self.counts[service].active += 1;
+        self.change(now, instance, Some(InstanceState::Starting), InstanceState::Active);
+        self.events.push(ScalingEvent::Active { time: now, service: self.templates[service].name.clone(), instance });
+        true
+    }
+
+    /// Moves `service` toward `desired` replicas (active + starting), clamped to its min/max and to
+    /// the cluster's capacity. Cancels Starting instances first (newest first), then drains the
+    /// least-loaded Active ones.
+    pub fn set_replicas(&mut self, now: SimTime, service: usize, desired: u32) -> ReplicaChange {
+        let from = self.counts[service].desired_basis();
+        let t = &self.templates[service];
+        let mut refused = None;
+        let mut target = desired;
+        if desired > t.max_replicas {
+            target = t.max_replicas;
+            refused = Some(self.refuse(now, Refusal::MaxReplicas { service: t.name.clone(), max: t.max_replicas }));
+        } else if desired < t.min_replicas {
+            target = t.min_replicas;
+            refused = Some(self.refuse(now, Refusal::MinReplicas { service: t.name.clone(), min: t.min_replicas }));
+        }
+        let mut started = Vec::new();
+        while self.counts[service].desired_basis() < target {
+            match self.scale_up_full(now, service, None) {
+                Ok(up) => started.push(up),
+                Err(r) => {
+                    refused = Some(r);
+                    break;
+                }
+            }
+        }
+        while self.counts[service].desired_basis() > target {
+            let Some(victim) = self.pick_scale_down(service) else { break };
+            if let Err(r) = self.scale_down_full(now, victim) {
+                refused = Some(r);
+                break;
+            }
+        }
+        ReplicaChange { from, to: self.counts[service].desired_basis(), started, refused }
+    }
+
+    /// The instance a scale-down of `service` takes: the newest Starting one if any, else the
+    /// Active one with the fewest outstanding visits (ties: lowest id).
+    pub fn pick_scale_down(&self, service: usize) -> Option<InstanceId> {
+        if self.counts[service].starting > 0 {
+            // Instances are created in id order, so the newest Starting one has the highest id.
+            return self
+                .instances
+                .iter()
+                .rev()
+                .find(|i| i.service == service && i.state == InstanceState::Starting)
+                .map(|i| i.id);
+        }
+        self.active[service].iter().copied().min_by_key(|&id| (self.instances[id as usize].outstanding, id))
+    }
+
+    fn refuse(&mut self, now: SimTime, r: Refusal) -> Refusal {
+        self.refusals += 1;
+        self.events.push(ScalingEvent::Refused { time: now, reason: r.clone() });
+        r
+    }
+
+    // ---- reads -------------------------------------------------------------------------------
+
+    pub fn active_instances(&self, service: usize) -> &[InstanceId] {
+        &self.active[service]
+    }
+
+    pub fn counts(&self, service: usize) -> ReplicaCounts {
+        self.counts[service]
+    }
+
+    pub fn status_summary(&self) -> StatusSummary {
+        let mut s = StatusSummary { servers: self.live_servers, total: self.live_instances, ..Default::default() };
+        for c in &self.counts {
+            s.active += c.active;
+            s.starting += c.starting;
+            s.draining += c.draining;
+        }
+        s
+    }
+
+    pub fn instance(&self, id: InstanceId) -> &Instance {
+        &self.instances[id as usize]
+    }
+
+    /// Mutable access to an instance's runtime state (queues, counters). Its lifecycle `state` must
+    /// only be changed through this manager's methods.
+    #[inline]
+    pub fn instance_mut(&mut self, id: InstanceId) -> &mut Instance {
+        &mut self.instances[id as usize]
+    }
+
+    /// Every instance ever created, removed ones included, by id.
+    pub fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
+    pub fn instances_mut(&mut self) -> &mut [Instance] {
+        &mut self.instances
+    }
+
+    pub fn servers(&self) -> &[Server] {
+        &self.servers
+    }
+
+    pub fn history(&self) -> &[StatusChange] {
+        &self.history
+    }
+
+    pub fn refusals(&self) -> u64 {
+        self.refusals
+    }
+
+    /// Scaling events since the last call, oldest first.
+    pub fn take_events(&mut self) -> std::vec::Drain<'_, ScalingEvent> {
+        self.events.drain(..)
+    }
+
+    pub fn service_name(&self, service: usize) -> &str {
+        &self.templates[service].name
+    }
+
+    /// Seconds every instance existed (any state but Removed), up to `now`, from the history.
+    pub fn instance_seconds(&self, now: SimTime) -> f64 {
+        let mut total = 0u64;
+        let mut born = vec![None; self.instances.len()];
+        for c in &self.history {
+            match (c.from, c.to) {
+                (None, _) => born[c.instance as usize] = Some(c.time),
+                (_, InstanceState::Removed) => {
+                    if let Some(b) = born[c.instance as usize].take() {
+                        total += (c.time - b).0;
+                    }
+                }
+                _ => {}
+            }
+        }
+        total += born.iter().flatten().map(|b| now.saturating_sub(*b).0).sum::<u64>();
+        total as f64 / 1e6
+    }
+
+    /// Server-hours times price, up to `now`.
+    pub fn cost(&self, now: SimTime) -> f64 {
+        self.servers
+            .iter()
+            .map(|s| {
+                let end = s.removed_at.unwrap_or(now).min(now);
+                end.saturating_sub(s.created_at).as_secs_f64() / 3600.0 * self.cluster.skus[s.sku].price_per_hour
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

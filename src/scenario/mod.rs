@@ -1,0 +1,61 @@
+//! Scenarios: the YAML a user writes (`raw`), and the validated [`Scenario`] the simulator runs.
+//!
+//! Loading goes file -> [`raw::RawScenario`] (serde mirrors the YAML, unknown fields refused) ->
+//! [`Scenario`] (names resolved to indices, every value checked). Every error names the file, the
+//! line where it can be found, and the field.
+
+mod error;
+pub mod raw;
+mod resolve;
+
+pub use error::ConfigError;
+pub use resolve::{load_scenario, parse_scenario};
+
+use std::path::PathBuf;
+
+use crate::app::AppSpec;
+use crate::cluster::ClusterSpec;
+use crate::engine::SimTime;
+use crate::workload::Workload;
+
+/// How requests are simulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fidelity {
+    /// Every request and every call is simulated (the reference).
+    Request,
+}
+
+impl Fidelity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fidelity::Request => "request",
+        }
+    }
+}
+
+/// Metric collection settings.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricsConfig {
+    /// How often the metrics server scrapes, and the window its rates cover (default 15 s).
+    pub scrape_interval: SimTime,
+    /// Row spacing of `timeline.csv` (default 1 s).
+    pub timeline_interval: SimTime,
+}
+
+/// A validated scenario, ready to run.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub source: PathBuf,
+    /// Default seed; the CLI's `--seed` overrides it.
+    pub seed: u64,
+    pub fidelity: Fidelity,
+    pub horizon: SimTime,
+    /// A request slower than this (end to end) violates the SLO.
+    pub slo: SimTime,
+    pub metrics: MetricsConfig,
+    pub cluster: ClusterSpec,
+    pub app: AppSpec,
+    pub workload: Workload,
+}

@@ -1,0 +1,270 @@
+//! Serde mirror of the scenario YAML. Unknown fields are refused everywhere, so a typo is an error,
+//! not a silently ignored setting. Numbers that must be positive or non-negative are checked while
+//! parsing, so their errors carry serde's line and column.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+
+/// A number that must be > 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Positive(pub f64);
+
+/// A number that must be >= 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NonNegative(pub f64);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v.is_finite() && v > 0.0 {
+            Ok(Positive(v))
+        } else {
+            Err(serde::de::Error::custom(format!("must be a number > 0, got {v}")))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NonNegative {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v.is_finite() && v >= 0.0 {
+            Ok(NonNegative(v))
+        } else {
+            Err(serde::de::Error::custom(format!("must be a number >= 0, got {v}")))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    #[serde(default = "one")]
+    pub format_version: u32,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "one_u64")]
+    pub seed: u64,
+    #[serde(default)]
+    pub fidelity: RawFidelity,
+    /// Default: the end of the workload.
+    pub horizon_s: Option<Positive>,
+    pub slo_ms: Positive,
+    #[serde(default)]
+    pub network_latency_ms: Option<NonNegative>,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+    pub cluster: RawCluster,
+    pub services: Vec<RawService>,
+    pub request_types: Vec<RawRequestType>,
+    pub workload: RawWorkload,
+}
+
+fn one() -> u32 {
+    1
+}
+fn one_u64() -> u64 {
+    1
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawFidelity {
+    #[default]
+    Request,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub scrape_interval_s: Option<Positive>,
+    pub timeline_interval_s: Option<Positive>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub max_instances: u32,
+    pub skus: Vec<RawSku>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSku {
+    pub name: String,
+    pub cores: Positive,
+    pub memory_gib: Positive,
+    pub price_per_hour: NonNegative,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub name: String,
+    /// Default: the cluster's first SKU.
+    pub sku: Option<String>,
+    #[serde(default = "one")]
+    pub replicas: u32,
+    #[serde(default = "one")]
+    pub min_replicas: u32,
+    #[serde(default = "ten")]
+    pub max_replicas: u32,
+    pub cpu_request_m: Positive,
+    /// Default: the request.
+    pub cpu_limit_m: Option<Positive>,
+    #[serde(default = "default_memory")]
+    pub memory_mib: Positive,
+    #[serde(default = "one")]
+    pub concurrency: u32,
+    #[serde(default = "default_queue")]
+    pub queue_capacity: u32,
+    #[serde(default = "default_delay")]
+    pub scale_up_delay_s: NonNegative,
+    #[serde(default)]
+    pub load_balancing: RawLoadBalancing,
+    pub demand: RawDemand,
+    pub stateful: Option<RawStateful>,
+}
+
+fn ten() -> u32 {
+    10
+}
+fn default_memory() -> Positive {
+    Positive(128.0)
+}
+fn default_queue() -> u32 {
+    1000
+}
+fn default_delay() -> NonNegative {
+    NonNegative(10.0)
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum RawLoadBalancing {
+    #[default]
+    RoundRobin,
+    LeastOutstanding,
+    Random,
+}
+
+/// CPU demand of one visit on one full core.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawDemand {
+    Constant { ms: Positive },
+    Exponential { mean_ms: Positive },
+    Lognormal { mean_ms: Positive, cv: Positive },
+    Gamma { mean_ms: Positive, cv: Positive },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStateful {
+    pub dataset_mb: NonNegative,
+    pub sync_mbps: Positive,
+    pub replicates_from: Option<String>,
+    #[serde(default = "default_base_lag")]
+    pub base_lag_ms: NonNegative,
+    #[serde(default = "default_lag_per_write")]
+    pub lag_ms_per_write_rps: NonNegative,
+}
+
+fn default_base_lag() -> NonNegative {
+    NonNegative(1.0)
+}
+fn default_lag_per_write() -> NonNegative {
+    NonNegative(0.05)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequestType {
+    pub name: String,
+    pub call: RawCall,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCall {
+    pub service: String,
+    /// Overrides the service's demand for this call.
+    pub demand: Option<RawDemand>,
+    #[serde(default)]
+    pub parallel: bool,
+    #[serde(default)]
+    pub write: bool,
+    #[serde(default)]
+    pub calls: Vec<RawCall>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    #[serde(default)]
+    pub arrivals: RawArrivals,
+    /// Request-type weights; default: all types equally.
+    pub mix: Option<BTreeMap<String, NonNegative>>,
+    /// For `users` stages: seconds between one user's requests (Locust's wait time, mean).
+    #[serde(default = "default_think")]
+    pub think_time_s: Positive,
+    #[serde(default)]
+    pub stages: Vec<RawStage>,
+    pub trace: Option<RawTrace>,
+}
+
+fn default_think() -> Positive {
+    Positive(1.0)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArrivals {
+    #[serde(default)]
+    pub process: RawArrivalKind,
+    /// Coefficient of variation of the gaps, for `gamma`.
+    pub cv: Option<Positive>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawArrivalKind {
+    #[default]
+    Poisson,
+    Deterministic,
+    Gamma,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    pub duration_s: Positive,
+    pub users: Option<NonNegative>,
+    pub rps: Option<NonNegative>,
+    pub spawn_rate: Option<Positive>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrace {
+    /// Relative to the scenario file's folder.
+    pub file: String,
+    pub format: RawTraceFormat,
+    pub column: Option<String>,
+    #[serde(default = "one_f")]
+    pub time_scale: Positive,
+    #[serde(default = "one_f")]
+    pub rate_scale: Positive,
+}
+
+fn one_f() -> Positive {
+    Positive(1.0)
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawTraceFormat {
+    Requests,
+    RateTable,
+}

@@ -1,0 +1,678 @@
+//! The `Simulator`: runs a scenario under a policy, at request fidelity.
+//!
+//! Everything that happens is one variant of the closed [`Event`] enum, handled by one exhaustive
+//! `match`; a new kind of event does not compile until it is handled. Work that happens "at the same
+//! time" as a handler (a callee's call after its caller's CPU work) is queued as an event, never run
+//! re-entrantly, except the bookkeeping of a visit returning to its caller, which is a plain loop up
+//! the call tree.
+//!
+//! Request flow: an `Arrival` creates a request and its root visit. A visit arrives at a service,
+//! is routed by the load balancer to an Active instance, waits for a worker slot (bounded FIFO queue;
+//! overflow drops the request), runs its CPU work (`demand / slot_cores`), then makes its calls
+//! (sequentially, or all at once when the call says `parallel`), each after the network latency,
+//! and completes when its last callee has returned. A dropped call fails the request: remaining
+//! sequential calls are skipped, calls already made run to completion, and the request ends as
+//! dropped once its root visit completes. Every request ends exactly once.
+
+mod slab;
+
+use std::io::Write;
+
+use rand::Rng;
+
+use crate::app::{AppSpec, LoadBalancing};
+use crate::autoscale::{Autoscaler, ScaleDecision};
+use crate::cluster::InstanceId;
+use crate::engine::{EventQueue, RngStreams, SimRng, SimTime};
+use crate::metrics::{
+    nearest_rank, quantile_ms, DropKind, GroundTruth, IntervalRow, LatencySummary, MetricsServer, RequestCounts,
+    ScalingLagSummary, ServiceSummary, Summary, SUMMARY_FORMAT_VERSION,
+};
+use crate::scaling::ScalingManager;
+use crate::scenario::{MetricsConfig, Scenario};
+use crate::workload::ArrivalGenerator;
+use slab::Slab;
+
+/// Version of `actions.csv`'s columns; its last column carries it on every row.
+pub const ACTIONS_FORMAT_VERSION: u32 = 1;
+pub const ACTIONS_HEADER: [&str; 8] = ["time_s", "service", "from", "to", "desired", "reason", "blocked", "format_version"];
+
+/// Everything that can happen. Payloads are slab handles, so an event is 8 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Event {
+    /// The next external request arrives.
+    Arrival,
+    /// A visit reaches its service (after the network latency).
+    VisitArrive(u32),
+    /// A visit's own CPU work on its instance is done.
+    WorkDone(u32),
+    /// A Starting instance's start-up time is over.
+    InstanceReady(InstanceId),
+    /// End of a timeline interval: record ground truth; scrape when a scrape is due.
+    Tick,
+    /// The policy's decision time.
+    PolicyTick,
+}
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Request {
+    arrived: SimTime,
+    /// `NONE`, or the drop reason `kind * services + service` of the first failure.
+    failed: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Visit {
+    request: u32,
+    node: u32,
+    parent: u32,
+    /// The instance serving it; `NONE` until routed (and for a dropped visit).
+    instance: u32,
+    arrived: SimTime,
+    next_child: u32,
+    pending: u32,
+}
+
+/// Where a run's streams go.
+pub struct Sinks {
+    pub timeline: Box<dyn Write>,
+    pub actions: Box<dyn Write>,
+    /// Readable scaling events (`--log-events`).
+    pub events: Option<Box<dyn Write>>,
+}
+
+impl Sinks {
+    /// Discards everything (benchmarks, tests that only need the summary).
+    pub fn discard() -> Sinks {
+        Sinks { timeline: Box::new(std::io::sink()), actions: Box::new(std::io::sink()), events: None }
+    }
+}
+
+/// Progress reported at every timeline interval.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub now: SimTime,
+    pub horizon: SimTime,
+    pub arrived: u64,
+    pub in_flight: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("writing run output: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("writing actions.csv: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("conservation broken: arrived {arrived} != completed {completed} + dropped {dropped} + in flight {in_flight} (requests held: {held})")]
+    Conservation { arrived: u64, completed: u64, dropped: u64, in_flight: u64, held: u64 },
+    #[error("policy `{policy}` named service #{service}, but the scenario has {services} services")]
+    BadDecision { policy: String, service: usize, services: usize },
+}
+
+pub struct Simulator {
+    scenario_name: String,
+    app: AppSpec,
+    slo: SimTime,
+    metrics_cfg: MetricsConfig,
+    horizon: SimTime,
+    seed: u64,
+    now: SimTime,
+    queue: EventQueue<Event>,
+    scaling: ScalingManager,
+    arrivals: ArrivalGenerator,
+    mix_rng: SimRng,
+    mix_cdf: Vec<f64>,
+    svc_rng: Vec<SimRng>,
+    lb_rng: Vec<SimRng>,
+    rr_next: Vec<u32>,
+    requests: Slab<Request>,
+    visits: Slab<Visit>,
+    policy: Box<dyn Autoscaler>,
+    decisions: Vec<ScaleDecision>,
+    truth: GroundTruth,
+    server: MetricsServer,
+    /// Instances alive at the last interval end or created since, ascending id.
+    tracked: Vec<InstanceId>,
+    /// Cumulative CPU of each instance at the last interval end (indexed by id).
+    cpu_mark: Vec<f64>,
+    last_tick: SimTime,
+    /// Visits/s one Active instance of each service can serve (for the scaling-lag metric).
+    capacity_per_instance: Vec<f64>,
+    used_buf: Vec<f64>,
+    serving_buf: Vec<f64>,
+    queue_buf: Vec<u32>,
+    actions: csv::Writer<Box<dyn Write>>,
+    event_log: Option<Box<dyn Write>>,
+    events_processed: u64,
+}
+
+impl Simulator {
+    /// Builds a run at t = 0: initial replicas Active, first arrival, tick and decision scheduled.
+    pub fn new(scenario: &Scenario, policy: Box<dyn Autoscaler>, seed: u64, sinks: Sinks) -> Result<Self, SimError> {
+        let streams = RngStreams::new(seed);
+        let app = scenario.app.clone();
+        let n = app.services.len();
+        let names: Vec<String> = app.services.iter().map(|s| s.name.clone()).collect();
+        let window_intervals = (scenario.metrics.scrape_interval.0 / scenario.metrics.timeline_interval.0) as usize;
+        let mut truth = GroundTruth::new(names, scenario.slo, scenario.metrics.timeline_interval, window_intervals, sinks.timeline);
+        truth.write_header()?;
+        let total: f64 = scenario.workload.mix.iter().sum();
+        let mut acc = 0.0;
+        let mix_cdf = scenario
+            .workload
+            .mix
+            .iter()
+            .map(|w| {
+                acc += w / total;
+                acc
+            })
+            .collect();
+        let mean_demand = app.mean_demand_core_s(&scenario.workload.mix);
+        let capacity_per_instance = app
+            .services
+            .iter()
+            .zip(&mean_demand)
+            .map(|(s, d)| match d {
+                Some(d) if *d > 0.0 => s.shape.concurrency as f64 * s.shape.slot_cores() / d,
+                _ => f64::INFINITY,
+            })
+            .collect();
+        let mut actions = csv::WriterBuilder::new().from_writer(sinks.actions);
+        actions.write_record(ACTIONS_HEADER)?;
+        let mut sim = Simulator {
+            scenario_name: scenario.name.clone(),
+            slo: scenario.slo,
+            metrics_cfg: scenario.metrics,
+            horizon: scenario.horizon,
+            seed,
+            now: SimTime::ZERO,
+            queue: EventQueue::with_capacity(1024),
+            scaling: ScalingManager::new(&scenario.cluster, &app),
+            arrivals: ArrivalGenerator::new(scenario.workload.source.clone(), streams.stream("arrivals")),
+            mix_rng: streams.stream("mix"),
+            mix_cdf,
+            svc_rng: app.services.iter().map(|s| streams.stream(&format!("svc/{}", s.name))).collect(),
+            lb_rng: app.services.iter().map(|s| streams.stream(&format!("lb/{}", s.name))).collect(),
+            rr_next: vec![0; n],
+            requests: Slab::new(),
+            visits: Slab::new(),
+            decisions: Vec::new(),
+            server: MetricsServer::new(n, scenario.metrics.scrape_interval),
+            truth,
+            tracked: Vec::new(),
+            cpu_mark: Vec::new(),
+            last_tick: SimTime::ZERO,
+            capacity_per_instance,
+            used_buf: vec![0.0; n],
+            serving_buf: vec![0.0; n],
+            queue_buf: vec![0; n],
+            actions,
+            event_log: sinks.events,
+            events_processed: 0,
+            policy,
+            app,
+        };
+        for s in 0..n {
+            let replicas = sim.app.services[s].initial_replicas;
+            sim.scaling.bootstrap(SimTime::ZERO, s, replicas);
+        }
+        sim.track_new_instances();
+        sim.flush_scaling_events()?;
+        // A baseline scrape at t = 0, so the first window's CPU rates exist at the first scrape.
+        sim.server.scrape(SimTime::ZERO, &sim.scaling, &sim.tracked);
+        if let Some(t) = sim.arrivals.next_arrival() {
+            if t < sim.horizon {
+                sim.queue.push(t, Event::Arrival);
+            }
+        }
+        sim.queue.push(sim.metrics_cfg.timeline_interval.min(sim.horizon), Event::Tick);
+        let period = sim.policy.period();
+        if period < sim.horizon {
+            sim.queue.push(period, Event::PolicyTick);
+        }
+        Ok(sim)
+    }
+
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    pub fn scaling(&self) -> &ScalingManager {
+        &self.scaling
+    }
+
+    /// Runs to the horizon, calling `progress` at every timeline interval, and returns the summary.
+    pub fn run(&mut self, progress: &mut dyn FnMut(&Progress)) -> Result<Summary, SimError> {
+        while self.step_until(self.horizon)? {
+            progress(&Progress {
+                now: self.now,
+                horizon: self.horizon,
+                arrived: self.truth.arrived,
+                in_flight: self.truth.in_flight(),
+            });
+        }
+        self.finish()
+    }
+
+    /// Handles events up to and including `until`, stopping after each timeline tick. Returns false
+    /// once no event at or before `until` is left.
+    pub fn step_until(&mut self, until: SimTime) -> Result<bool, SimError> {
+        while let Some(t) = self.queue.peek_time() {
+            if t > until {
+                return Ok(false);
+            }
+            let (t, ev) = self.queue.pop().expect("peeked");
+            self.now = t;
+            self.events_processed += 1;
+            match ev {
+                Event::Arrival => self.on_arrival(),
+                Event::VisitArrive(v) => self.visit_arrive(v),
+                Event::WorkDone(v) => self.on_work_done(v),
+                Event::InstanceReady(i) => {
+                    self.scaling.mark_active(self.now, i);
+                    self.flush_scaling_events()?;
+                }
+                Event::Tick => {
+                    self.on_tick()?;
+                    return Ok(true);
+                }
+                Event::PolicyTick => self.on_policy_tick()?,
+            }
+        }
+        Ok(false)
+    }
+
+    // ---- requests ------------------------------------------------------------------------------
+
+    fn on_arrival(&mut self) {
+        let u: f64 = self.mix_rng.gen();
+        let ty = self.mix_cdf.iter().position(|&c| u < c).unwrap_or(self.mix_cdf.len() - 1);
+        let req = self.requests.insert(Request { arrived: self.now, failed: NONE });
+        self.truth.request_arrived(self.now);
+        let root = self.app.request_types[ty].root;
+        let v = self.visits.insert(Visit {
+            request: req,
+            node: root,
+            parent: NONE,
+            instance: NONE,
+            arrived: self.now,
+            next_child: 0,
+            pending: 0,
+        });
+        self.visit_arrive(v);
+        if let Some(t) = self.arrivals.next_arrival() {
+            if t < self.horizon {
+                self.queue.push(t, Event::Arrival);
+            }
+        }
+    }
+
+    fn pick_instance(&mut self, s: usize) -> Option<InstanceId> {
+        let list = self.scaling.active_instances(s);
+        if list.is_empty() {
+            return None;
+        }
+        Some(match self.app.services[s].load_balancing {
+            LoadBalancing::RoundRobin => {
+                let k = self.rr_next[s] as usize % list.len();
+                self.rr_next[s] = (k + 1) as u32;
+                list[k]
+            }
+            LoadBalancing::LeastOutstanding => {
+                let sc = &self.scaling;
+                *list.iter().min_by_key(|&&id| (sc.instance(id).outstanding, id)).expect("non-empty")
+            }
+            LoadBalancing::Random => list[self.lb_rng[s].gen_range(0..list.len())],
+        })
+    }
+
+    fn visit_arrive(&mut self, v: u32) {
+        let node = &self.app.nodes[self.visits[v].node as usize];
+        let s = node.service as usize;
+        self.truth.visit_arrived(s, node.write);
+        let Some(id) = self.pick_instance(s) else {
+            return self.drop_visit(v, DropKind::NoActiveInstance, s);
+        };
+        let inst = self.scaling.instance_mut(id);
+        if inst.busy < inst.shape.concurrency {
+            inst.outstanding += 1;
+            let visit = &mut self.visits[v];
+            visit.instance = id;
+            visit.arrived = self.now;
+            self.start_work(v, id);
+        } else if inst.queue.len() < inst.shape.queue_capacity as usize {
+            inst.outstanding += 1;
+            inst.queue.push_back(v);
+            let visit = &mut self.visits[v];
+            visit.instance = id;
+            visit.arrived = self.now;
+        } else {
+            self.drop_visit(v, DropKind::QueueFull, s);
+        }
+    }
+
+    fn start_work(&mut self, v: u32, id: InstanceId) {
+        let node = &self.app.nodes[self.visits[v].node as usize];
+        let s = node.service as usize;
+        let demand = node.demand.sample(&mut self.svc_rng[s]);
+        let inst = self.scaling.instance_mut(id);
+        inst.integrate_cpu(self.now);
+        inst.busy += 1;
+        let service_us = (demand / inst.shape.slot_cores()).round() as u64;
+        self.queue.push(self.now + SimTime(service_us), Event::WorkDone(v));
+    }
+
+    fn on_work_done(&mut self, v: u32) {
+        let id = self.visits[v].instance;
+        let inst = self.scaling.instance_mut(id);
+        inst.integrate_cpu(self.now);
+        inst.busy -= 1;
+        if let Some(next) = inst.queue.pop_front() {
+            self.start_work(next, id);
+        }
+        self.proceed(v)
+    }
+
+    /// After a visit's own work, or when a callee returns: make the next call(s), or complete.
+    fn proceed(&mut self, v: u32) {
+        let visit = self.visits[v];
+        let node = &self.app.nodes[visit.node as usize];
+        let failed = self.requests[visit.request].failed != NONE;
+        if failed || visit.next_child >= node.n_children {
+            if visit.pending == 0 {
+                self.complete(v);
+            }
+            return;
+        }
+        let first = node.first_child;
+        let (from, to) = if node.parallel { (visit.next_child, node.n_children) } else { (visit.next_child, visit.next_child + 1) };
+        let at = self.now + self.app.network_latency;
+        for k in from..to {
+            let child_node = self.app.children[(first + k) as usize];
+            let c = self.visits.insert(Visit {
+                request: visit.request,
+                node: child_node,
+                parent: v,
+                instance: NONE,
+                arrived: at,
+                next_child: 0,
+                pending: 0,
+            });
+            self.queue.push(at, Event::VisitArrive(c));
+        }
+        let visit = &mut self.visits[v];
+        visit.pending += to - from;
+        visit.next_child = to;
+    }
+
+    /// A visit is done (served, or dropped): account for it and return to the caller. A draining
+    /// instance whose last visit this was is removed here; its events are logged at the next tick.
+    fn complete(&mut self, v: u32) {
+        let visit = self.visits[v];
+        self.visits.remove(v);
+        if visit.instance != NONE {
+            let s = self.app.nodes[visit.node as usize].service as usize;
+            self.truth.visit_completed(s, (self.now - visit.arrived).0);
+            let inst = self.scaling.instance_mut(visit.instance);
+            inst.outstanding -= 1;
+            if inst.outstanding == 0 && inst.state == crate::cluster::InstanceState::Draining {
+                self.scaling.finish_drain(self.now, visit.instance);
+            }
+        }
+        if visit.parent != NONE {
+            let parent = &mut self.visits[visit.parent];
+            parent.pending -= 1;
+            if parent.pending == 0 {
+                self.proceed(visit.parent);
+            }
+            return;
+        }
+        let req = self.requests[visit.request];
+        self.requests.remove(visit.request);
+        if req.failed == NONE {
+            self.truth.request_completed(self.now, (self.now - req.arrived).0);
+        } else {
+            let n = self.app.services.len() as u32;
+            let kind = if req.failed / n == DropKind::QueueFull as u32 { DropKind::QueueFull } else { DropKind::NoActiveInstance };
+            self.truth.request_dropped(self.now, kind, (req.failed % n) as usize);
+        }
+    }
+
+    fn drop_visit(&mut self, v: u32, kind: DropKind, s: usize) {
+        self.truth.visit_dropped(s);
+        let r = self.visits[v].request;
+        if self.requests[r].failed == NONE {
+            self.requests[r].failed = kind as u32 * self.app.services.len() as u32 + s as u32;
+        }
+        self.visits[v].instance = NONE;
+        self.complete(v);
+    }
+
+    // ---- ticks and decisions -------------------------------------------------------------------
+
+    fn track_new_instances(&mut self) {
+        let n = self.scaling.instances().len();
+        for id in self.cpu_mark.len()..n {
+            self.cpu_mark.push(0.0);
+            self.tracked.push(id as InstanceId);
+        }
+    }
+
+    fn on_tick(&mut self) -> Result<(), SimError> {
+        let (t0, t1) = (self.last_tick, self.now);
+        let n = self.app.services.len();
+        self.used_buf.iter_mut().for_each(|x| *x = 0.0);
+        self.serving_buf.iter_mut().for_each(|x| *x = 0.0);
+        self.queue_buf.iter_mut().for_each(|x| *x = 0);
+        let mut alloc = 0.0;
+        for &id in &self.tracked {
+            let inst = self.scaling.instance_mut(id);
+            if inst.is_live() {
+                inst.integrate_cpu(t1);
+            }
+            let s = inst.service;
+            let used = inst.cpu_used - self.cpu_mark[id as usize];
+            self.cpu_mark[id as usize] = inst.cpu_used;
+            self.used_buf[s] += used;
+            let end = inst.removed_at.unwrap_or(t1).min(t1);
+            let req = inst.shape.cpu_request;
+            let from = inst.created_at.max(t0);
+            if end > from {
+                alloc += req * (end - from).0 as f64;
+            }
+            if let Some(a) = inst.active_at {
+                let from = a.max(t0);
+                if end > from {
+                    self.serving_buf[s] += req * (end - from).0 as f64;
+                }
+            }
+            self.queue_buf[s] += inst.queue.len() as u32;
+        }
+        self.truth.cpu_used_total += self.used_buf.iter().sum::<f64>();
+        self.truth.cpu_alloc_total += alloc;
+        let secs = (t1 - t0).as_secs_f64();
+        for s in 0..n {
+            let c = self.scaling.counts(s);
+            let lag = match &self.app.services[s].stateful {
+                Some(st) => {
+                    let src = st.replicates_from.unwrap_or(s);
+                    st.replication_lag_ms(self.truth.tick_writes[src] as f64 / secs)
+                }
+                None => 0.0,
+            };
+            let capacity = c.active as f64 * self.capacity_per_instance[s];
+            self.truth.track_lag(s, t1, capacity);
+            let row = IntervalRow {
+                time_s: t0.as_secs_f64(),
+                service: s,
+                active: c.active,
+                starting: c.starting,
+                draining: c.draining,
+                queue_len: self.queue_buf[s],
+                replication_lag_ms: lag,
+                ..Default::default()
+            };
+            self.truth.close_interval(row, self.used_buf[s], self.serving_buf[s])?;
+            self.server.add_interval(s, self.truth.tick_arrivals[s], &self.truth.tick_hist[s]);
+        }
+        self.truth.reset_interval();
+        if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
+            self.server.scrape(t1, &self.scaling, &self.tracked);
+        }
+        let sc = &self.scaling;
+        self.tracked.retain(|&id| sc.instance(id).is_live());
+        self.last_tick = t1;
+        if t1 < self.horizon {
+            let next = (t1 + self.metrics_cfg.timeline_interval).min(self.horizon);
+            self.queue.push(next, Event::Tick);
+        }
+        self.flush_scaling_events()
+    }
+
+    fn on_policy_tick(&mut self) -> Result<(), SimError> {
+        let view = self.server.view(self.now, &self.scaling, &self.app, &self.tracked);
+        let mut decisions = std::mem::take(&mut self.decisions);
+        decisions.clear();
+        self.policy.decide(&view, &mut decisions);
+        let n = self.app.services.len();
+        for d in &decisions {
+            if d.service >= n {
+                return Err(SimError::BadDecision { policy: self.policy.name(), service: d.service, services: n });
+            }
+            let change = self.scaling.set_replicas(self.now, d.service, d.desired);
+            for up in &change.started {
+                self.queue.push(up.ready_at, Event::InstanceReady(up.instance));
+            }
+            self.truth.record_change(d.service, change.from, change.to);
+            let blocked = change.refused.map(|r| r.to_string()).unwrap_or_default();
+            self.actions.write_record([
+                format!("{:.3}", self.now.as_secs_f64()),
+                self.app.services[d.service].name.clone(),
+                change.from.to_string(),
+                change.to.to_string(),
+                d.desired.to_string(),
+                d.reason.clone(),
+                blocked,
+                ACTIONS_FORMAT_VERSION.to_string(),
+            ])?;
+        }
+        self.decisions = decisions;
+        self.track_new_instances();
+        self.flush_scaling_events()?;
+        let next = self.now + self.policy.period();
+        if next < self.horizon {
+            self.queue.push(next, Event::PolicyTick);
+        }
+        Ok(())
+    }
+
+    fn flush_scaling_events(&mut self) -> Result<(), SimError> {
+        match &mut self.event_log {
+            Some(w) => {
+                for e in self.scaling.take_events() {
+                    writeln!(w, "{e}")?;
+                }
+            }
+            None => {
+                self.scaling.take_events();
+            }
+        }
+        Ok(())
+    }
+
+    // ---- the end -------------------------------------------------------------------------------
+
+    fn finish(&mut self) -> Result<Summary, SimError> {
+        let now = self.horizon.max(self.now);
+        self.now = now;
+        self.truth.close_lag(now);
+        self.truth.flush()?;
+        self.actions.flush()?;
+        if let Some(w) = &mut self.event_log {
+            w.flush()?;
+        }
+        let t = &self.truth;
+        let held = self.requests.live() as u64;
+        if t.arrived != t.completed + t.dropped + t.in_flight() || held != t.in_flight() {
+            return Err(SimError::Conservation {
+                arrived: t.arrived,
+                completed: t.completed,
+                dropped: t.dropped,
+                in_flight: t.in_flight(),
+                held,
+            });
+        }
+        Ok(self.summary())
+    }
+
+    /// The run summary. Definitions: `docs/metrics.md`.
+    pub fn summary(&mut self) -> Summary {
+        let now = self.now;
+        let horizon_s = now.as_secs_f64();
+        let mean_in_system = self.truth.mean_in_system(now);
+        let t = &self.truth;
+        let finished = t.completed + t.dropped;
+        let violations = t.dropped + (t.completed - t.within_slo);
+        let cost = self.scaling.cost(now);
+        let services = (0..self.app.services.len())
+            .map(|s| {
+                let tot = &t.svc[s];
+                ServiceSummary {
+                    name: self.app.services[s].name.clone(),
+                    arrived: tot.arrived,
+                    completed: tot.completed,
+                    dropped: tot.dropped,
+                    mean_latency_ms: if tot.completed > 0 { tot.latency_sum_us / tot.completed as f64 / 1000.0 } else { 0.0 },
+                    p95_ms: quantile_ms(t.service_hist(s), 0.95),
+                    cpu_util: if tot.cpu_serving_core_us > 0.0 { tot.cpu_used_core_us / tot.cpu_serving_core_us } else { 0.0 },
+                    mean_active_replicas: if now.0 > 0 { tot.active_replica_us / now.0 as f64 } else { 0.0 },
+                    mean_replication_lag_ms: if tot.intervals > 0 { tot.replication_lag_sum / tot.intervals as f64 } else { 0.0 },
+                }
+            })
+            .collect();
+        let pct = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { 0.0 };
+        Summary {
+            format_version: SUMMARY_FORMAT_VERSION,
+            scenario: self.scenario_name.clone(),
+            policy: self.policy.name(),
+            seed: self.seed,
+            horizon_s,
+            requests: RequestCounts {
+                arrived: t.arrived,
+                completed: t.completed,
+                dropped: t.dropped,
+                in_flight: t.in_flight(),
+                dropped_by_reason: t.drop_reasons().into_iter().collect(),
+            },
+            latency_ms: LatencySummary {
+                mean: if t.completed > 0 { t.latency_sum_us / t.completed as f64 / 1000.0 } else { 0.0 },
+                p50: quantile_ms(&t.req_hist, 0.50),
+                p95: quantile_ms(&t.req_hist, 0.95),
+                p99: quantile_ms(&t.req_hist, 0.99),
+                max: quantile_ms(&t.req_hist, 1.0),
+            },
+            slo_ms: self.slo.as_millis_f64(),
+            slo_violation_pct: pct(violations as f64, finished as f64),
+            resource_slack_pct: pct(t.cpu_alloc_total - t.cpu_used_total, t.cpu_alloc_total),
+            scaling_lag_s: ScalingLagSummary {
+                mean: if t.lag_episodes_s.is_empty() { 0.0 } else { t.lag_episodes_s.iter().sum::<f64>() / t.lag_episodes_s.len() as f64 },
+                p95: nearest_rank(&t.lag_episodes_s, 0.95),
+                episodes: t.lag_episodes_s.len() as u64,
+                open_at_end: t.lag_open_at_end,
+            },
+            cost,
+            instance_hours: self.scaling.instance_seconds(now) / 3600.0,
+            caf: if cost > 0.0 { t.within_slo as f64 / cost } else { 0.0 },
+            oscillation_per_hour: if horizon_s > 0.0 { t.reversals as f64 / (horizon_s / 3600.0) } else { 0.0 },
+            throughput_rps: if horizon_s > 0.0 { t.completed as f64 / horizon_s } else { 0.0 },
+            mean_requests_in_system: mean_in_system,
+            policy_decisions: t.decisions,
+            replica_changes: t.replica_changes,
+            refused_actions: self.scaling.refusals(),
+            events_processed: self.events_processed,
+            services,
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Workloads: Locust-style load shapes and trace replay, turned into arrival times by a seeded
+//! arrival process, plus the request-type mix.
+//!
+//! This module knows what arrives and when; it never knows what a request does inside the
+//! application (that is `app/`) or how it is served (`sim/`).
+
+mod arrivals;
+mod shape;
+mod trace;
+
+pub use arrivals::{ArrivalGenerator, ArrivalProcess};
+pub use shape::{RateSchedule, Stage, StageLevel};
+pub use trace::{parse_time_us, read_trace, resolve_path, TraceData, TraceError, TraceFormat, TraceSpec};
+
+use std::sync::Arc;
+
+use crate::engine::SimTime;
+
+/// Where arrivals come from.
+#[derive(Clone, Debug)]
+pub enum ArrivalSource {
+    /// A rate over time (stages or a per-second rate table) and a process that draws the times.
+    Rate { schedule: RateSchedule, process: ArrivalProcess },
+    /// Recorded arrival times (microseconds from the start), replayed as they are; with
+    /// `rate_scale` k each becomes `floor(k)` or `floor(k) + 1` arrivals (see `trace.rs`).
+    Replay { times: Arc<Vec<u64>>, rate_scale: f64 },
+}
+
+/// A resolved workload.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub source: ArrivalSource,
+    /// Request-type weights, indexed like `AppSpec::request_types`.
+    pub mix: Vec<f64>,
+    /// When the last stage or the trace ends.
+    pub duration: SimTime,
+}
+
+impl Workload {
+    /// Mean arrival rate (requests/s) over `[0, duration)`.
+    pub fn mean_rate(&self) -> f64 {
+        let d = self.duration.as_secs_f64();
+        if d <= 0.0 {
+            return 0.0;
+        }
+        match &self.source {
+            ArrivalSource::Rate { schedule, .. } => schedule.expected_arrivals(self.duration) / d,
+            ArrivalSource::Replay { times, rate_scale } => times.len() as f64 * rate_scale / d,
+        }
+    }
+}
