@@ -108,6 +108,8 @@ pub struct Instance {
     /// Visits this instance holds: queued, in service, or waiting on their callees. A draining
     /// instance is removed when this reaches zero.
     pub outstanding: u32,
+    /// Visits whose CPU work this instance finished.
+    pub served: u64,
     /// CPU consumed since creation, core-microseconds (the cumulative counter a cAdvisor would show).
     pub cpu_used: f64,
     /// When `cpu_used` was last brought up to date.
@@ -115,7 +117,13 @@ pub struct Instance {
 }
 
 impl Instance {
-    pub fn new(id: InstanceId, service: usize, server: ServerId, shape: InstanceShape, now: SimTime) -> Self {
+    pub fn new(
+        id: InstanceId,
+        service: usize,
+        server: ServerId,
+        shape: InstanceShape,
+        now: SimTime,
+    ) -> Self {
         Instance {
             id,
             service,
@@ -128,6 +136,7 @@ impl Instance {
             busy: 0,
             queue: VecDeque::new(),
             outstanding: 0,
+            served: 0,
             cpu_used: 0.0,
             cpu_updated_at: now,
         }
@@ -156,15 +165,31 @@ mod tests {
 
     #[test]
     fn slot_cores_split_the_limit() {
-        let s = InstanceShape { cpu_request: 0.1, cpu_limit: 0.2, memory_mib: 64.0, concurrency: 4, queue_capacity: 10 };
+        let s = InstanceShape {
+            cpu_request: 0.1,
+            cpu_limit: 0.2,
+            memory_mib: 64.0,
+            concurrency: 4,
+            queue_capacity: 10,
+        };
         assert!((s.slot_cores() - 0.05).abs() < 1e-12); // 0.2 cores / 4 slots
-        let big = InstanceShape { cpu_limit: 8.0, concurrency: 2, ..s };
+        let big = InstanceShape {
+            cpu_limit: 8.0,
+            concurrency: 2,
+            ..s
+        };
         assert_eq!(big.slot_cores(), 1.0); // one request is one thread: capped at a core
     }
 
     #[test]
     fn cpu_counter_integrates_busy_slots() {
-        let shape = InstanceShape { cpu_request: 1.0, cpu_limit: 2.0, memory_mib: 1.0, concurrency: 2, queue_capacity: 0 };
+        let shape = InstanceShape {
+            cpu_request: 1.0,
+            cpu_limit: 2.0,
+            memory_mib: 1.0,
+            concurrency: 2,
+            queue_capacity: 0,
+        };
         let mut i = Instance::new(0, 0, 0, shape, SimTime::ZERO);
         i.busy = 2;
         i.integrate_cpu(SimTime::from_secs(3));

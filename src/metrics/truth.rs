@@ -119,7 +119,13 @@ pub struct GroundTruth {
 }
 
 impl GroundTruth {
-    pub fn new(names: Vec<String>, slo: SimTime, interval: SimTime, window_intervals: usize, timeline: Box<dyn Write>) -> Self {
+    pub fn new(
+        names: Vec<String>,
+        slo: SimTime,
+        interval: SimTime,
+        window_intervals: usize,
+        timeline: Box<dyn Write>,
+    ) -> Self {
         let n = names.len();
         GroundTruth {
             slo_us: slo.0,
@@ -143,7 +149,15 @@ impl GroundTruth {
             in_flight_since: SimTime::ZERO,
             cpu_used_total: 0.0,
             cpu_alloc_total: 0.0,
-            lag: (0..n).map(|_| LagTracker { ring: vec![0; window_intervals.max(1)], pos: 0, filled: 0, sum: 0, since: None }).collect(),
+            lag: (0..n)
+                .map(|_| LagTracker {
+                    ring: vec![0; window_intervals.max(1)],
+                    pos: 0,
+                    filled: 0,
+                    sum: 0,
+                    since: None,
+                })
+                .collect(),
             lag_episodes_s: Vec::new(),
             lag_open_at_end: 0,
             last_direction: vec![0; n],
@@ -242,13 +256,22 @@ impl GroundTruth {
 
     /// Closes one interval for one service: writes its row and folds it into the run totals.
     /// `cpu_used` and `cpu_serving` are core-us in the interval.
-    pub fn close_interval(&mut self, mut row: IntervalRow, cpu_used: f64, cpu_serving: f64) -> std::io::Result<()> {
+    pub fn close_interval(
+        &mut self,
+        mut row: IntervalRow,
+        cpu_used: f64,
+        cpu_serving: f64,
+    ) -> std::io::Result<()> {
         let s = row.service;
         let secs = self.interval_us as f64 / 1e6;
         row.rps_in = self.tick_arrivals[s] as f64 / secs;
         row.completed = self.tick_completed[s];
         row.dropped = self.tick_dropped[s];
-        row.cpu_util = if cpu_serving > 0.0 { cpu_used / cpu_serving } else { 0.0 };
+        row.cpu_util = if cpu_serving > 0.0 {
+            cpu_used / cpu_serving
+        } else {
+            0.0
+        };
         row.p95_ms = quantile_ms(&self.tick_hist[s], 0.95);
         let t = &mut self.svc[s];
         t.arrived += self.tick_arrivals[s];

@@ -20,7 +20,9 @@ impl<'de> Deserialize<'de> for Positive {
         if v.is_finite() && v > 0.0 {
             Ok(Positive(v))
         } else {
-            Err(serde::de::Error::custom(format!("must be a number > 0, got {v}")))
+            Err(serde::de::Error::custom(format!(
+                "must be a number > 0, got {v}"
+            )))
         }
     }
 }
@@ -31,7 +33,9 @@ impl<'de> Deserialize<'de> for NonNegative {
         if v.is_finite() && v >= 0.0 {
             Ok(NonNegative(v))
         } else {
-            Err(serde::de::Error::custom(format!("must be a number >= 0, got {v}")))
+            Err(serde::de::Error::custom(format!(
+                "must be a number >= 0, got {v}"
+            )))
         }
     }
 }
@@ -56,9 +60,22 @@ pub struct RawScenario {
     #[serde(default)]
     pub metrics: RawMetrics,
     pub cluster: RawCluster,
+    #[serde(default)]
     pub services: Vec<RawService>,
+    #[serde(default)]
     pub request_types: Vec<RawRequestType>,
+    /// Shorthand for a chain of N identical services (`services` and `request_types` generated).
+    pub chain: Option<RawChain>,
     pub workload: RawWorkload,
+}
+
+/// A chain of `length` services, `{name}1 -> {name}2 -> ... -> {name}N`, each a copy of `service`
+/// (whose `name` is the prefix), and one request type `chain` that walks it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChain {
+    pub length: u32,
+    pub service: RawService,
 }
 
 fn one() -> u32 {
@@ -98,9 +115,11 @@ pub struct RawSku {
     pub price_per_hour: NonNegative,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
+    /// Required for services; for a `chain` template, the name prefix (default `s`).
+    #[serde(default)]
     pub name: String,
     /// Default: the cluster's first SKU.
     pub sku: Option<String>,
@@ -159,7 +178,7 @@ pub enum RawDemand {
     Gamma { mean_ms: Positive, cv: Positive },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStateful {
     pub dataset_mb: NonNegative,

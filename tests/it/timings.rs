@@ -1,0 +1,145 @@
+//! Exact timings, derived by hand, with deterministic arrivals and constant demands.
+//!
+//! Scenario: one service `api`, 2 replicas, 1 slot each at 1 core, every call takes exactly 1 s,
+//! one arrival per second (at 1.0, 2.0, 3.0, ...), round-robin, scale-up delay 10 s, no network
+//! latency. Round-robin sends the arrival at 1.0 to instance 0 (busy until 2.0) and the one at
+//! 2.0 to instance 1 (busy until 3.0).
+
+use scalesim::autoscale::{Autoscaler, ScaleDecision, StaticPolicy};
+use scalesim::cluster::InstanceState;
+use scalesim::engine::SimTime;
+use scalesim::metrics::ClusterView;
+use scalesim::sim::{Simulator, Sinks};
+
+const YAML: &str = r#"
+name: timings
+slo_ms: 5000
+horizon_s: 40
+cluster:
+  max_instances: 10
+  skus: [ { name: small, cores: 2, memory_gib: 4, price_per_hour: 3.6 } ]
+services:
+  - { name: api, replicas: 2, min_replicas: 1, max_replicas: 5, cpu_request_m: 1000, cpu_limit_m: 1000,
+      concurrency: 1, queue_capacity: 10, scale_up_delay_s: 10, demand: { dist: constant, ms: 1000 } }
+request_types:
+  - { name: r, call: { service: api } }
+workload:
+  arrivals: { process: deterministic }
+  stages: [ { duration_s: 40, rps: 1 } ]
+"#;
+
+fn advance_to(sim: &mut Simulator, t: SimTime) {
+    while sim.step_until(t).unwrap() {}
+}
+
+#[test]
+fn drained_instance_takes_no_new_work_and_goes_with_its_server_after_its_last_request() {
+    let sc = crate::scenario(YAML);
+    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    advance_to(&mut sim, SimTime::from_millis(2500));
+    // At 2.5 s instance 1 holds the request that arrived at 2.0 (done at 3.0).
+    assert_eq!(sim.scaling().instance(1).outstanding, 1);
+    sim.scale_down(1).unwrap();
+    assert_eq!(sim.scaling().instance(1).state, InstanceState::Draining);
+    advance_to(&mut sim, SimTime::from_micros(2_999_999));
+    assert_eq!(sim.scaling().instance(1).state, InstanceState::Draining);
+    advance_to(&mut sim, SimTime::from_secs(3));
+    // Removed at exactly 3.0 s, when its last request completed, together with its server.
+    let i1 = sim.scaling().instance(1);
+    assert_eq!(i1.state, InstanceState::Removed);
+    assert_eq!(i1.removed_at, Some(SimTime::from_secs(3)));
+    assert_eq!(i1.served, 1, "a draining instance gets no new request");
+    assert_eq!(
+        sim.scaling().servers()[1].removed_at,
+        Some(SimTime::from_secs(3))
+    );
+    // The arrival at 3.0 went to instance 0, the only Active one.
+    assert_eq!(sim.scaling().instance(0).outstanding, 1);
+    assert_eq!(sim.scaling().status_summary().servers, 1);
+}
+
+#[test]
+fn scaled_up_instance_is_active_exactly_after_the_delay() {
+    let sc = crate::scenario(YAML);
+    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    advance_to(&mut sim, SimTime::from_secs(5));
+    assert_eq!(sim.now(), SimTime::from_secs(5));
+    let up = sim.scale_up(0, None).unwrap();
+    // scaled up at t = 5 s with a 10 s delay: Active at 15 s.
+    assert_eq!(up.ready_at, SimTime::from_secs(15));
+    advance_to(&mut sim, SimTime::from_micros(14_999_999));
+    let i = sim.scaling().instance(up.instance);
+    assert_eq!(i.state, InstanceState::Starting);
+    assert_eq!(
+        (i.served, i.outstanding),
+        (0, 0),
+        "a Starting instance gets no request"
+    );
+    advance_to(&mut sim, SimTime::from_secs(15));
+    let i = sim.scaling().instance(up.instance);
+    assert_eq!(i.state, InstanceState::Active);
+    assert_eq!(i.active_at, Some(SimTime::from_secs(15)));
+    // With three Active instances in round-robin, it serves one of the next three arrivals.
+    advance_to(&mut sim, SimTime::from_secs(18));
+    assert!(sim.scaling().instance(up.instance).served >= 1);
+}
+
+/// Asks for `target` replicas of service 0 at every decision from `from` on.
+struct StepPolicy {
+    from: SimTime,
+    target: u32,
+}
+
+impl Autoscaler for StepPolicy {
+    fn name(&self) -> String {
+        "step".into()
+    }
+    fn period(&self) -> SimTime {
+        SimTime::from_secs(15)
+    }
+    fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
+        if view.now >= self.from {
+            out.push(ScaleDecision {
+                service: 0,
+                desired: self.target,
+                reason: "step".into(),
+            });
+        }
+    }
+}
+
+#[test]
+fn policy_decisions_go_through_the_scaling_manager_with_the_same_timing() {
+    let sc = crate::scenario(YAML);
+    let policy = StepPolicy {
+        from: SimTime::from_secs(15),
+        target: 4,
+    };
+    let mut sim = Simulator::new(&sc, Box::new(policy), 1, Sinks::discard()).unwrap();
+    let s = sim.run(&mut |_| {}).unwrap();
+    // Decision at 15 s: 2 -> 4, the two new instances (ids 2 and 3) Active at 25 s.
+    for id in [2, 3] {
+        assert_eq!(
+            sim.scaling().instance(id).created_at,
+            SimTime::from_secs(15)
+        );
+        assert_eq!(
+            sim.scaling().instance(id).active_at,
+            Some(SimTime::from_secs(25))
+        );
+    }
+    assert_eq!(s.replica_changes, 1);
+    // Cost by hand: 2 servers x 40 s + 2 servers x 25 s = 130 server-seconds at 3.6/h -> 0.13.
+    assert!((s.cost - 0.13).abs() < 1e-9, "cost {}", s.cost);
+    // 39 arrivals (1.0 .. 39.0), each takes exactly 1 s: all complete by 40 s, no queueing
+    // because an instance is free every time.
+    assert_eq!(
+        (
+            s.requests.arrived,
+            s.requests.completed,
+            s.requests.in_flight
+        ),
+        (39, 39, 0)
+    );
+    assert!((s.latency_ms.mean - 1000.0).abs() < 1e-9);
+}
