@@ -73,16 +73,7 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run {
-            scenario,
-            policy,
-            policy_config,
-            seed,
-            out,
-            horizon,
-            log_events,
-            quiet,
-        } => {
+        Command::Run { scenario, policy, policy_config, seed, out, horizon, log_events, quiet } => {
             let mut sc = load_scenario(&scenario)?;
             if let Some(h) = horizon {
                 if !(h.is_finite() && h > 0.0) {
@@ -92,27 +83,19 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             let seed = seed.unwrap_or(sc.seed);
             let pol = build_policy(&policy, policy_config.as_deref())?;
-            let out = out.unwrap_or_else(|| {
-                PathBuf::from(format!("runs/{}_{}_seed{}", sc.name, pol.name(), seed))
-            });
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_{}_seed{}", sc.name, pol.name(), seed)));
             let bar = if quiet || !std::io::stderr().is_terminal() {
                 ProgressBar::hidden()
             } else {
                 let b = ProgressBar::new(sc.horizon.whole_secs().max(1));
                 b.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} sim-s {msg}",
-                    )
-                    .expect("static template"),
+                    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} sim-s {msg}")
+                        .expect("static template"),
                 );
                 b
             };
             let options = RunOptions {
-                event_log: if log_events {
-                    Some(Box::new(std::io::stderr()))
-                } else {
-                    None
-                },
+                event_log: if log_events { Some(Box::new(std::io::stderr())) } else { None },
                 policy_config: policy_config.as_ref().map(|p| p.display().to_string()),
             };
             let started = Instant::now();

@@ -10,23 +10,10 @@ use rand_distr::{Distribution, Exp, Gamma, LogNormal};
 /// Core-time of one visit, in core-microseconds.
 #[derive(Clone, Copy, Debug)]
 pub enum Demand {
-    Constant {
-        mean_us: f64,
-    },
-    Exponential {
-        mean_us: f64,
-        dist: Exp<f64>,
-    },
-    LogNormal {
-        mean_us: f64,
-        cv: f64,
-        dist: LogNormal<f64>,
-    },
-    Gamma {
-        mean_us: f64,
-        cv: f64,
-        dist: Gamma<f64>,
-    },
+    Constant { mean_us: f64 },
+    Exponential { mean_us: f64, dist: Exp<f64> },
+    LogNormal { mean_us: f64, cv: f64, dist: LogNormal<f64> },
+    Gamma { mean_us: f64, cv: f64, dist: Gamma<f64> },
 }
 
 impl PartialEq for Demand {
@@ -38,18 +25,13 @@ impl PartialEq for Demand {
 impl Demand {
     /// Every value is exactly `mean_ms`.
     pub fn constant(mean_ms: f64) -> Demand {
-        Demand::Constant {
-            mean_us: mean_ms * 1000.0,
-        }
+        Demand::Constant { mean_us: mean_ms * 1000.0 }
     }
 
     /// Exponential with the given mean (CV 1). `mean_ms` must be > 0.
     pub fn exponential(mean_ms: f64) -> Demand {
         let mean_us = mean_ms * 1000.0;
-        Demand::Exponential {
-            mean_us,
-            dist: Exp::new(1.0 / mean_us).expect("validated: mean > 0"),
-        }
+        Demand::Exponential { mean_us, dist: Exp::new(1.0 / mean_us).expect("validated: mean > 0") }
     }
 
     /// Log-normal with the given mean and coefficient of variation: `sigma^2 = ln(1 + cv^2)`,
@@ -57,16 +39,14 @@ impl Demand {
     pub fn lognormal(mean_ms: f64, cv: f64) -> Demand {
         let mean_us = mean_ms * 1000.0;
         let s2 = (1.0 + cv * cv).ln();
-        let dist = LogNormal::new(mean_us.ln() - s2 / 2.0, s2.sqrt())
-            .expect("validated: mean > 0, cv > 0");
+        let dist = LogNormal::new(mean_us.ln() - s2 / 2.0, s2.sqrt()).expect("validated: mean > 0, cv > 0");
         Demand::LogNormal { mean_us, cv, dist }
     }
 
     /// Gamma with the given mean and coefficient of variation: shape `1/cv^2`, scale `mean*cv^2`.
     pub fn gamma(mean_ms: f64, cv: f64) -> Demand {
         let mean_us = mean_ms * 1000.0;
-        let dist =
-            Gamma::new(1.0 / (cv * cv), mean_us * cv * cv).expect("validated: mean > 0, cv > 0");
+        let dist = Gamma::new(1.0 / (cv * cv), mean_us * cv * cv).expect("validated: mean > 0, cv > 0");
         Demand::Gamma { mean_us, cv, dist }
     }
 
@@ -123,22 +103,13 @@ mod tests {
 
     #[test]
     fn distributions_have_the_mean_and_cv_asked_for() {
-        for (d, cv) in [
-            (Demand::exponential(2.0), 1.0),
-            (Demand::lognormal(2.0, 0.5), 0.5),
-            (Demand::gamma(2.0, 2.0), 2.0),
-        ] {
+        for (d, cv) in
+            [(Demand::exponential(2.0), 1.0), (Demand::lognormal(2.0, 0.5), 0.5), (Demand::gamma(2.0, 2.0), 2.0)]
+        {
             let (m, c) = sample_mean_cv(d);
-            assert!(
-                (m - 2000.0).abs() / 2000.0 < 0.02,
-                "{}: mean {m}",
-                d.describe()
-            );
+            assert!((m - 2000.0).abs() / 2000.0 < 0.02, "{}: mean {m}", d.describe());
             assert!((c - cv).abs() / cv < 0.05, "{}: cv {c}", d.describe());
         }
-        assert_eq!(
-            Demand::constant(1.5).sample(&mut rand_pcg::Pcg64Mcg::seed_from_u64(1)),
-            1500.0
-        );
+        assert_eq!(Demand::constant(1.5).sample(&mut rand_pcg::Pcg64Mcg::seed_from_u64(1)), 1500.0);
     }
 }

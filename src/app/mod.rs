@@ -163,10 +163,6 @@ impl AppSpec {
                 stack.extend_from_slice(self.children_of(n));
             }
         }
-        visits
-            .iter()
-            .zip(&demand)
-            .map(|(&v, &d)| if v > 0.0 { Some(d / v) } else { None })
-            .collect()
+        visits.iter().zip(&demand).map(|(&v, &d)| if v > 0.0 { Some(d / v) } else { None }).collect()
     }
 }

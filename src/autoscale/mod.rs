@@ -49,16 +49,10 @@ pub fn build_policy(name: &str, config: Option<&Path>) -> Result<Box<dyn Autosca
     match name {
         "static" => {
             if let Some(f) = config {
-                return Err(PolicyError::NoConfig {
-                    name: name.into(),
-                    file: f.display().to_string(),
-                });
+                return Err(PolicyError::NoConfig { name: name.into(), file: f.display().to_string() });
             }
             Ok(Box::new(StaticPolicy))
         }
-        _ => Err(PolicyError::Unknown {
-            name: name.into(),
-            known: POLICY_NAMES.join(", "),
-        }),
+        _ => Err(PolicyError::Unknown { name: name.into(), known: POLICY_NAMES.join(", ") }),
     }
 }

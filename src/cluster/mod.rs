@@ -117,13 +117,7 @@ pub struct Instance {
 }
 
 impl Instance {
-    pub fn new(
-        id: InstanceId,
-        service: usize,
-        server: ServerId,
-        shape: InstanceShape,
-        now: SimTime,
-    ) -> Self {
+    pub fn new(id: InstanceId, service: usize, server: ServerId, shape: InstanceShape, now: SimTime) -> Self {
         Instance {
             id,
             service,
@@ -165,31 +159,17 @@ mod tests {
 
     #[test]
     fn slot_cores_split_the_limit() {
-        let s = InstanceShape {
-            cpu_request: 0.1,
-            cpu_limit: 0.2,
-            memory_mib: 64.0,
-            concurrency: 4,
-            queue_capacity: 10,
-        };
+        let s =
+            InstanceShape { cpu_request: 0.1, cpu_limit: 0.2, memory_mib: 64.0, concurrency: 4, queue_capacity: 10 };
         assert!((s.slot_cores() - 0.05).abs() < 1e-12); // 0.2 cores / 4 slots
-        let big = InstanceShape {
-            cpu_limit: 8.0,
-            concurrency: 2,
-            ..s
-        };
+        let big = InstanceShape { cpu_limit: 8.0, concurrency: 2, ..s };
         assert_eq!(big.slot_cores(), 1.0); // one request is one thread: capped at a core
     }
 
     #[test]
     fn cpu_counter_integrates_busy_slots() {
-        let shape = InstanceShape {
-            cpu_request: 1.0,
-            cpu_limit: 2.0,
-            memory_mib: 1.0,
-            concurrency: 2,
-            queue_capacity: 0,
-        };
+        let shape =
+            InstanceShape { cpu_request: 1.0, cpu_limit: 2.0, memory_mib: 1.0, concurrency: 2, queue_capacity: 0 };
         let mut i = Instance::new(0, 0, 0, shape, SimTime::ZERO);
         i.busy = 2;
         i.integrate_cpu(SimTime::from_secs(3));

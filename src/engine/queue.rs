@@ -41,17 +41,11 @@ impl<E: Copy> Default for EventQueue<E> {
 
 impl<E: Copy> EventQueue<E> {
     pub fn new() -> Self {
-        EventQueue {
-            heap: Vec::new(),
-            next_seq: 0,
-        }
+        EventQueue { heap: Vec::new(), next_seq: 0 }
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        EventQueue {
-            heap: Vec::with_capacity(n),
-            next_seq: 0,
-        }
+        EventQueue { heap: Vec::with_capacity(n), next_seq: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -75,11 +69,7 @@ impl<E: Copy> EventQueue<E> {
     /// Schedules `event` at `time`. Events at equal times pop in push order.
     #[inline]
     pub fn push(&mut self, time: SimTime, event: E) {
-        let entry = Entry {
-            time: time.0,
-            seq: self.next_seq,
-            event,
-        };
+        let entry = Entry { time: time.0, seq: self.next_seq, event };
         self.next_seq += 1;
         self.heap.push(entry);
         self.sift_up(self.heap.len() - 1, entry);

@@ -69,18 +69,9 @@ mod tests {
     #[test]
     fn same_name_same_numbers_other_name_other_numbers() {
         let s = RngStreams::new(42);
-        let a: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(s.stream("arrivals"), |r, _| Some(r.gen()))
-            .collect();
-        let b: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(s.stream("arrivals"), |r, _| Some(r.gen()))
-            .collect();
-        let c: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(s.stream("svc/cart"), |r, _| Some(r.gen()))
-            .collect();
+        let a: Vec<u64> = (0..4).map(|_| 0).scan(s.stream("arrivals"), |r, _| Some(r.gen())).collect();
+        let b: Vec<u64> = (0..4).map(|_| 0).scan(s.stream("arrivals"), |r, _| Some(r.gen())).collect();
+        let c: Vec<u64> = (0..4).map(|_| 0).scan(s.stream("svc/cart"), |r, _| Some(r.gen())).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

@@ -29,10 +29,7 @@ pub enum RunError {
 }
 
 fn out_err(path: &Path, e: impl std::fmt::Display) -> RunError {
-    RunError::Output {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+    RunError::Output { path: path.display().to_string(), message: e.to_string() }
 }
 
 /// What `experiment_info.json` records: everything needed to reproduce the run.
@@ -135,10 +132,7 @@ fn write_run(
             file: scenario.source.display().to_string(),
             description: &scenario.description,
         },
-        policy: PolicyInfo {
-            name: policy.name(),
-            config: options.policy_config.as_deref(),
-        },
+        policy: PolicyInfo { name: policy.name(), config: options.policy_config.as_deref() },
         seed,
         fidelity: scenario.fidelity.as_str(),
         horizon_s: scenario.horizon.as_secs_f64(),
@@ -150,11 +144,7 @@ fn write_run(
         },
     };
     write_json(&dir.join("experiment_info.json"), &info)?;
-    let sinks = Sinks {
-        timeline: create("timeline.csv")?,
-        actions: create("actions.csv")?,
-        events: options.event_log,
-    };
+    let sinks = Sinks { timeline: create("timeline.csv")?, actions: create("actions.csv")?, events: options.event_log };
     let mut sim = Simulator::new(scenario, policy, seed, sinks)?;
     let summary = sim.run(progress)?;
     drop(sim); // flushes and closes the CSV files before the folder is renamed
@@ -171,10 +161,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> 
 
 /// The hidden folder a run is written to before it is renamed to `out`.
 pub fn staging_path(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into());
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
     out.with_file_name(format!(".{name}.partial"))
 }
 
@@ -191,8 +178,5 @@ fn check_replaceable(out: &Path) -> Result<(), RunError> {
     if entries.next().is_none() || out.join("experiment_info.json").is_file() {
         return Ok(());
     }
-    Err(out_err(
-        out,
-        "exists and is not a scalesim run folder; refusing to replace it",
-    ))
+    Err(out_err(out, "exists and is not a scalesim run folder; refusing to replace it"))
 }

@@ -83,11 +83,7 @@ impl MetricsServer {
         }
         let secs = elapsed.as_secs_f64();
         for s in 0..self.svc_rps.len() {
-            self.svc_rps[s] = if secs > 0.0 {
-                self.window_arrivals[s] as f64 / secs
-            } else {
-                0.0
-            };
+            self.svc_rps[s] = if secs > 0.0 { self.window_arrivals[s] as f64 / secs } else { 0.0 };
             self.svc_p95_ms[s] = quantile_ms(&self.window_hist[s], 0.95);
             self.window_arrivals[s] = 0;
             self.window_hist[s].reset();
@@ -96,13 +92,7 @@ impl MetricsServer {
     }
 
     /// The view a policy gets at `now`: live replica states, metrics from the last scrape.
-    pub fn view(
-        &self,
-        now: SimTime,
-        scaling: &ScalingManager,
-        app: &AppSpec,
-        tracked: &[InstanceId],
-    ) -> ClusterView {
+    pub fn view(&self, now: SimTime, scaling: &ScalingManager, app: &AppSpec, tracked: &[InstanceId]) -> ClusterView {
         let mut services: Vec<ServiceView> = app
             .services
             .iter()
@@ -153,17 +143,8 @@ impl MetricsServer {
                 }
             }
             sv.cpu_utilization = if n > 0 { Some(sum / n as f64) } else { None };
-            sv.concurrency_per_pod = if active > 0 {
-                held as f64 / active as f64
-            } else {
-                0.0
-            };
+            sv.concurrency_per_pod = if active > 0 { held as f64 / active as f64 } else { 0.0 };
         }
-        ClusterView {
-            now,
-            scraped_at: self.scraped_at,
-            window: self.window,
-            services,
-        }
+        ClusterView { now, scraped_at: self.scraped_at, window: self.window, services }
     }
 }

@@ -150,13 +150,7 @@ impl GroundTruth {
             cpu_used_total: 0.0,
             cpu_alloc_total: 0.0,
             lag: (0..n)
-                .map(|_| LagTracker {
-                    ring: vec![0; window_intervals.max(1)],
-                    pos: 0,
-                    filled: 0,
-                    sum: 0,
-                    since: None,
-                })
+                .map(|_| LagTracker { ring: vec![0; window_intervals.max(1)], pos: 0, filled: 0, sum: 0, since: None })
                 .collect(),
             lag_episodes_s: Vec::new(),
             lag_open_at_end: 0,
@@ -256,22 +250,13 @@ impl GroundTruth {
 
     /// Closes one interval for one service: writes its row and folds it into the run totals.
     /// `cpu_used` and `cpu_serving` are core-us in the interval.
-    pub fn close_interval(
-        &mut self,
-        mut row: IntervalRow,
-        cpu_used: f64,
-        cpu_serving: f64,
-    ) -> std::io::Result<()> {
+    pub fn close_interval(&mut self, mut row: IntervalRow, cpu_used: f64, cpu_serving: f64) -> std::io::Result<()> {
         let s = row.service;
         let secs = self.interval_us as f64 / 1e6;
         row.rps_in = self.tick_arrivals[s] as f64 / secs;
         row.completed = self.tick_completed[s];
         row.dropped = self.tick_dropped[s];
-        row.cpu_util = if cpu_serving > 0.0 {
-            cpu_used / cpu_serving
-        } else {
-            0.0
-        };
+        row.cpu_util = if cpu_serving > 0.0 { cpu_used / cpu_serving } else { 0.0 };
         row.p95_ms = quantile_ms(&self.tick_hist[s], 0.95);
         let t = &mut self.svc[s];
         t.arrived += self.tick_arrivals[s];

@@ -19,30 +19,12 @@ pub struct StatusChange {
 /// Why an action was not carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    MaxReplicas {
-        service: String,
-        max: u32,
-    },
-    MinReplicas {
-        service: String,
-        min: u32,
-    },
-    ClusterFull {
-        service: String,
-        max: u32,
-    },
-    SkuTooSmall {
-        service: String,
-        sku: String,
-    },
-    NoSuchSku {
-        service: String,
-        sku: usize,
-    },
-    NotScalable {
-        instance: InstanceId,
-        state: &'static str,
-    },
+    MaxReplicas { service: String, max: u32 },
+    MinReplicas { service: String, min: u32 },
+    ClusterFull { service: String, max: u32 },
+    SkuTooSmall { service: String, sku: String },
+    NoSuchSku { service: String, sku: usize },
+    NotScalable { instance: InstanceId, state: &'static str },
 }
 
 impl fmt::Display for Refusal {
@@ -54,10 +36,9 @@ impl fmt::Display for Refusal {
             Refusal::MinReplicas { service, min } => {
                 write!(f, "blocked: {service} at min_replicas {min}")
             }
-            Refusal::ClusterFull { service, max } => write!(
-                f,
-                "blocked: cluster maximum {max} reached (scaling {service})"
-            ),
+            Refusal::ClusterFull { service, max } => {
+                write!(f, "blocked: cluster maximum {max} reached (scaling {service})")
+            }
             Refusal::SkuTooSmall { service, sku } => {
                 write!(f, "blocked: a {service} instance does not fit SKU {sku}")
             }
@@ -74,39 +55,12 @@ impl fmt::Display for Refusal {
 /// A readable scaling event, for `--log-events`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ScalingEvent {
-    Added {
-        time: SimTime,
-        service: String,
-        instance: InstanceId,
-        server: ServerId,
-        sku: String,
-    },
-    Active {
-        time: SimTime,
-        service: String,
-        instance: InstanceId,
-    },
-    Draining {
-        time: SimTime,
-        service: String,
-        instance: InstanceId,
-    },
-    Cancelled {
-        time: SimTime,
-        service: String,
-        instance: InstanceId,
-    },
-    Removed {
-        time: SimTime,
-        service: String,
-        instance: InstanceId,
-        server: ServerId,
-        server_removed: bool,
-    },
-    Refused {
-        time: SimTime,
-        reason: Refusal,
-    },
+    Added { time: SimTime, service: String, instance: InstanceId, server: ServerId, sku: String },
+    Active { time: SimTime, service: String, instance: InstanceId },
+    Draining { time: SimTime, service: String, instance: InstanceId },
+    Cancelled { time: SimTime, service: String, instance: InstanceId },
+    Removed { time: SimTime, service: String, instance: InstanceId, server: ServerId, server_removed: bool },
+    Refused { time: SimTime, reason: Refusal },
 }
 
 impl ScalingEvent {
@@ -126,34 +80,15 @@ impl fmt::Display for ScalingEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{:>10.3}s] ", self.time().as_secs_f64())?;
         match self {
-            ScalingEvent::Added {
-                service,
-                instance,
-                server,
-                sku,
-                ..
-            } => {
-                write!(
-                    f,
-                    "added {service} instance {instance} on server {server} ({sku})"
-                )
+            ScalingEvent::Added { service, instance, server, sku, .. } => {
+                write!(f, "added {service} instance {instance} on server {server} ({sku})")
             }
-            ScalingEvent::Active {
-                service, instance, ..
-            } => write!(f, "{service} instance {instance} is active"),
-            ScalingEvent::Draining {
-                service, instance, ..
-            } => write!(f, "draining {service} instance {instance}"),
-            ScalingEvent::Cancelled {
-                service, instance, ..
-            } => write!(f, "cancelled starting {service} instance {instance}"),
-            ScalingEvent::Removed {
-                service,
-                instance,
-                server,
-                server_removed,
-                ..
-            } => {
+            ScalingEvent::Active { service, instance, .. } => write!(f, "{service} instance {instance} is active"),
+            ScalingEvent::Draining { service, instance, .. } => write!(f, "draining {service} instance {instance}"),
+            ScalingEvent::Cancelled { service, instance, .. } => {
+                write!(f, "cancelled starting {service} instance {instance}")
+            }
+            ScalingEvent::Removed { service, instance, server, server_removed, .. } => {
                 write!(f, "removed {service} instance {instance}")?;
                 if *server_removed {
                     write!(f, " and its server {server}")?;

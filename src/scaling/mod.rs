@@ -21,9 +21,7 @@ mod events;
 pub use events::{Refusal, ScalingEvent, StatusChange};
 
 use crate::app::AppSpec;
-use crate::cluster::{
-    ClusterSpec, Instance, InstanceId, InstanceShape, InstanceState, Server, ServerId,
-};
+use crate::cluster::{ClusterSpec, Instance, InstanceId, InstanceShape, InstanceState, Server, ServerId};
 use crate::engine::SimTime;
 
 /// What a service's instances are made of, copied from the scenario's start state.
@@ -151,21 +149,9 @@ impl ScalingManager {
 
     fn create(&mut self, now: SimTime, service: usize, sku: usize) -> (InstanceId, ServerId) {
         let server = self.servers.len() as ServerId;
-        self.servers.push(Server {
-            id: server,
-            sku,
-            instances: 1,
-            created_at: now,
-            removed_at: None,
-        });
+        self.servers.push(Server { id: server, sku, instances: 1, created_at: now, removed_at: None });
         let id = self.instances.len() as InstanceId;
-        self.instances.push(Instance::new(
-            id,
-            service,
-            server,
-            self.templates[service].shape,
-            now,
-        ));
+        self.instances.push(Instance::new(id, service, server, self.templates[service].shape, now));
         self.live_instances += 1;
         self.live_servers += 1;
         self.counts[service].starting += 1;
@@ -180,124 +166,55 @@ impl ScalingManager {
         (id, server)
     }
 
-    fn change(
-        &mut self,
-        now: SimTime,
-        id: InstanceId,
-        from: Option<InstanceState>,
-        to: InstanceState,
-    ) {
+    fn change(&mut self, now: SimTime, id: InstanceId, from: Option<InstanceState>, to: InstanceState) {
         let service = self.instances[id as usize].service;
-        self.history.push(StatusChange {
-            time: now,
-            instance: id,
-            service,
-            from,
-            to,
-        });
+        self.history.push(StatusChange { time: now, instance: id, service, from, to });
     }
 
     /// Starts one new instance of `service` on a new server of `sku` (default: the service's).
-    pub fn scale_up_full(
-        &mut self,
-        now: SimTime,
-        service: usize,
-        sku: Option<usize>,
-    ) -> Result<ScaleUp, Refusal> {
+    pub fn scale_up_full(&mut self, now: SimTime, service: usize, sku: Option<usize>) -> Result<ScaleUp, Refusal> {
         let t = &self.templates[service];
         let c = self.counts[service];
         if c.desired_basis() >= t.max_replicas {
-            return Err(self.refuse(
-                now,
-                Refusal::MaxReplicas {
-                    service: t.name.clone(),
-                    max: t.max_replicas,
-                },
-            ));
+            return Err(self.refuse(now, Refusal::MaxReplicas { service: t.name.clone(), max: t.max_replicas }));
         }
         if self.live_instances >= self.cluster.max_instances {
-            return Err(self.refuse(
-                now,
-                Refusal::ClusterFull {
-                    service: t.name.clone(),
-                    max: self.cluster.max_instances,
-                },
-            ));
+            return Err(
+                self.refuse(now, Refusal::ClusterFull { service: t.name.clone(), max: self.cluster.max_instances })
+            );
         }
         let sku = sku.unwrap_or(t.sku);
         if let Some(k) = self.cluster.skus.get(sku) {
             if t.shape.cpu_request > k.cores || t.shape.memory_mib > k.memory_gib * 1024.0 {
-                return Err(self.refuse(
-                    now,
-                    Refusal::SkuTooSmall {
-                        service: t.name.clone(),
-                        sku: k.name.clone(),
-                    },
-                ));
+                return Err(self.refuse(now, Refusal::SkuTooSmall { service: t.name.clone(), sku: k.name.clone() }));
             }
         } else {
-            return Err(self.refuse(
-                now,
-                Refusal::NoSuchSku {
-                    service: t.name.clone(),
-                    sku,
-                },
-            ));
+            return Err(self.refuse(now, Refusal::NoSuchSku { service: t.name.clone(), sku }));
         }
         let ready_at = now + self.templates[service].startup_time;
         let (instance, server) = self.create(now, service, sku);
-        Ok(ScaleUp {
-            instance,
-            server,
-            ready_at,
-        })
+        Ok(ScaleUp { instance, server, ready_at })
     }
 
     /// Cancels (Starting) or drains (Active) `instance`. Refused below the service's minimum or for
     /// an instance already draining or removed.
-    pub fn scale_down_full(
-        &mut self,
-        now: SimTime,
-        instance: InstanceId,
-    ) -> Result<ScaleDown, Refusal> {
+    pub fn scale_down_full(&mut self, now: SimTime, instance: InstanceId) -> Result<ScaleDown, Refusal> {
         let Some(inst) = self.instances.get(instance as usize) else {
-            return Err(self.refuse(
-                now,
-                Refusal::NotScalable {
-                    instance,
-                    state: "unknown",
-                },
-            ));
+            return Err(self.refuse(now, Refusal::NotScalable { instance, state: "unknown" }));
         };
         let service = inst.service;
         let state = inst.state;
         let t = &self.templates[service];
         if matches!(state, InstanceState::Draining | InstanceState::Removed) {
-            return Err(self.refuse(
-                now,
-                Refusal::NotScalable {
-                    instance,
-                    state: state.as_str(),
-                },
-            ));
+            return Err(self.refuse(now, Refusal::NotScalable { instance, state: state.as_str() }));
         }
         if self.counts[service].desired_basis() <= t.min_replicas {
-            return Err(self.refuse(
-                now,
-                Refusal::MinReplicas {
-                    service: t.name.clone(),
-                    min: t.min_replicas,
-                },
-            ));
+            return Err(self.refuse(now, Refusal::MinReplicas { service: t.name.clone(), min: t.min_replicas }));
         }
         match state {
             InstanceState::Starting => {
                 self.counts[service].starting -= 1;
-                self.events.push(ScalingEvent::Cancelled {
-                    time: now,
-                    service: t.name.clone(),
-                    instance,
-                });
+                self.events.push(ScalingEvent::Cancelled { time: now, service: t.name.clone(), instance });
                 self.remove(now, instance, InstanceState::Starting);
                 Ok(ScaleDown::Cancelled)
             }
@@ -309,12 +226,7 @@ impl ScalingManager {
                 self.counts[service].active -= 1;
                 self.counts[service].draining += 1;
                 self.instances[instance as usize].state = InstanceState::Draining;
-                self.change(
-                    now,
-                    instance,
-                    Some(InstanceState::Active),
-                    InstanceState::Draining,
-                );
+                self.change(now, instance, Some(InstanceState::Active), InstanceState::Draining);
                 self.events.push(ScalingEvent::Draining {
                     time: now,
                     service: self.templates[service].name.clone(),
@@ -384,17 +296,8 @@ impl ScalingManager {
         list.insert(pos, instance);
         self.counts[service].starting -= 1;
         self.counts[service].active += 1;
-        self.change(
-            now,
-            instance,
-            Some(InstanceState::Starting),
-            InstanceState::Active,
-        );
-        self.events.push(ScalingEvent::Active {
-            time: now,
-            service: self.templates[service].name.clone(),
-            instance,
-        });
+        self.change(now, instance, Some(InstanceState::Starting), InstanceState::Active);
+        self.events.push(ScalingEvent::Active { time: now, service: self.templates[service].name.clone(), instance });
         true
     }
 
@@ -408,22 +311,10 @@ impl ScalingManager {
         let mut target = desired;
         if desired > t.max_replicas {
             target = t.max_replicas;
-            refused = Some(self.refuse(
-                now,
-                Refusal::MaxReplicas {
-                    service: t.name.clone(),
-                    max: t.max_replicas,
-                },
-            ));
+            refused = Some(self.refuse(now, Refusal::MaxReplicas { service: t.name.clone(), max: t.max_replicas }));
         } else if desired < t.min_replicas {
             target = t.min_replicas;
-            refused = Some(self.refuse(
-                now,
-                Refusal::MinReplicas {
-                    service: t.name.clone(),
-                    min: t.min_replicas,
-                },
-            ));
+            refused = Some(self.refuse(now, Refusal::MinReplicas { service: t.name.clone(), min: t.min_replicas }));
         }
         let mut started = Vec::new();
         while self.counts[service].desired_basis() < target {
@@ -444,12 +335,7 @@ impl ScalingManager {
                 break;
             }
         }
-        ReplicaChange {
-            from,
-            to: self.counts[service].desired_basis(),
-            started,
-            refused,
-        }
+        ReplicaChange { from, to: self.counts[service].desired_basis(), started, refused }
     }
 
     /// The instance a scale-down of `service` takes: the newest Starting one if any, else the
@@ -464,18 +350,12 @@ impl ScalingManager {
                 .find(|i| i.service == service && i.state == InstanceState::Starting)
                 .map(|i| i.id);
         }
-        self.active[service]
-            .iter()
-            .copied()
-            .min_by_key(|&id| (self.instances[id as usize].outstanding, id))
+        self.active[service].iter().copied().min_by_key(|&id| (self.instances[id as usize].outstanding, id))
     }
 
     fn refuse(&mut self, now: SimTime, r: Refusal) -> Refusal {
         self.refusals += 1;
-        self.events.push(ScalingEvent::Refused {
-            time: now,
-            reason: r.clone(),
-        });
+        self.events.push(ScalingEvent::Refused { time: now, reason: r.clone() });
         r
     }
 
@@ -490,11 +370,7 @@ impl ScalingManager {
     }
 
     pub fn status_summary(&self) -> StatusSummary {
-        let mut s = StatusSummary {
-            servers: self.live_servers,
-            total: self.live_instances,
-            ..Default::default()
-        };
+        let mut s = StatusSummary { servers: self.live_servers, total: self.live_instances, ..Default::default() };
         for c in &self.counts {
             s.active += c.active;
             s.starting += c.starting;
@@ -559,11 +435,7 @@ impl ScalingManager {
                 _ => {}
             }
         }
-        total += born
-            .iter()
-            .flatten()
-            .map(|b| now.saturating_sub(*b).0)
-            .sum::<u64>();
+        total += born.iter().flatten().map(|b| now.saturating_sub(*b).0).sum::<u64>();
         total as f64 / 1e6
     }
 
@@ -573,8 +445,7 @@ impl ScalingManager {
             .iter()
             .map(|s| {
                 let end = s.removed_at.unwrap_or(now).min(now);
-                end.saturating_sub(s.created_at).as_secs_f64() / 3600.0
-                    * self.cluster.skus[s.sku].price_per_hour
+                end.saturating_sub(s.created_at).as_secs_f64() / 3600.0 * self.cluster.skus[s.sku].price_per_hour
             })
             .sum()
     }

@@ -6,12 +6,7 @@ use crate::cluster::{InstanceShape, ServerSku};
 
 fn app(min: u32, max: u32, delay_s: u64) -> (ClusterSpec, AppSpec) {
     let cluster = ClusterSpec {
-        skus: vec![ServerSku {
-            name: "small".into(),
-            cores: 2.0,
-            memory_gib: 4.0,
-            price_per_hour: 0.36,
-        }],
+        skus: vec![ServerSku { name: "small".into(), cores: 2.0, memory_gib: 4.0, price_per_hour: 0.36 }],
         max_instances: 4,
     };
     let svc = ServiceSpec {
@@ -20,13 +15,7 @@ fn app(min: u32, max: u32, delay_s: u64) -> (ClusterSpec, AppSpec) {
         initial_replicas: 1,
         min_replicas: min,
         max_replicas: max,
-        shape: InstanceShape {
-            cpu_request: 0.2,
-            cpu_limit: 0.3,
-            memory_mib: 64.0,
-            concurrency: 2,
-            queue_capacity: 10,
-        },
+        shape: InstanceShape { cpu_request: 0.2, cpu_limit: 0.3, memory_mib: 64.0, concurrency: 2, queue_capacity: 10 },
         scale_up_delay: SimTime::from_secs(delay_s),
         load_balancing: LoadBalancing::RoundRobin,
         demand: Demand::constant(1.0),
@@ -50,27 +39,11 @@ fn scale_up_is_active_after_the_delay_and_copies_the_shape() {
     // scale at t = 5 s with a 10 s delay: ready at 15 s.
     let up = m.scale_up_full(SimTime::from_secs(5), 0, None).unwrap();
     assert_eq!(up.ready_at, SimTime::from_secs(15));
-    assert_eq!(
-        m.counts(0),
-        ReplicaCounts {
-            active: 1,
-            starting: 1,
-            draining: 0
-        }
-    );
+    assert_eq!(m.counts(0), ReplicaCounts { active: 1, starting: 1, draining: 0 });
     assert_eq!(m.instance(up.instance).shape, a.services[0].shape);
     assert!(m.mark_active(up.ready_at, up.instance));
     assert_eq!(m.active_instances(0), &[0, 1]);
-    assert_eq!(
-        m.status_summary(),
-        StatusSummary {
-            active: 2,
-            starting: 0,
-            draining: 0,
-            servers: 2,
-            total: 2
-        }
-    );
+    assert_eq!(m.status_summary(), StatusSummary { active: 2, starting: 0, draining: 0, servers: 2, total: 2 });
 }
 
 #[test]
@@ -80,26 +53,12 @@ fn limits_are_enforced_and_refusals_recorded() {
     m.bootstrap(SimTime::ZERO, 0, 1);
     m.scale_up_full(SimTime::ZERO, 0, None).unwrap();
     let r = m.scale_up_full(SimTime::ZERO, 0, None).unwrap_err();
-    assert_eq!(
-        r,
-        Refusal::MaxReplicas {
-            service: "cart".into(),
-            max: 2
-        }
-    );
+    assert_eq!(r, Refusal::MaxReplicas { service: "cart".into(), max: 2 });
     assert_eq!(r.to_string(), "blocked: cart at max_replicas 2");
     assert_eq!(m.refusals(), 1);
     let events: Vec<String> = m.take_events().map(|e| e.to_string()).collect();
-    assert!(
-        events
-            .iter()
-            .any(|e| e.contains("added cart instance 1 on server 1")),
-        "{events:?}"
-    );
-    assert!(events
-        .last()
-        .unwrap()
-        .contains("blocked: cart at max_replicas 2"));
+    assert!(events.iter().any(|e| e.contains("added cart instance 1 on server 1")), "{events:?}");
+    assert!(events.last().unwrap().contains("blocked: cart at max_replicas 2"));
 }
 
 #[test]
@@ -110,13 +69,7 @@ fn cluster_maximum_blocks_scale_up() {
     m.bootstrap(SimTime::ZERO, 0, 4);
     let change = m.set_replicas(SimTime::ZERO, 0, 6);
     assert_eq!((change.from, change.to), (4, 4));
-    assert_eq!(
-        change.refused,
-        Some(Refusal::ClusterFull {
-            service: "cart".into(),
-            max: 4
-        })
-    );
+    assert_eq!(change.refused, Some(Refusal::ClusterFull { service: "cart".into(), max: 4 }));
 }
 
 #[test]
@@ -135,28 +88,13 @@ fn scale_down_cancels_starting_first_then_drains_least_loaded() {
     assert_eq!(m.instance(up.instance).state, InstanceState::Removed);
     assert_eq!(m.instance(1).state, InstanceState::Draining);
     assert_eq!(m.active_instances(0), &[0, 2]);
-    assert!(
-        !m.mark_active(up.ready_at, up.instance),
-        "a cancelled instance never becomes active"
-    );
+    assert!(!m.mark_active(up.ready_at, up.instance), "a cancelled instance never becomes active");
     // The draining one goes when its work is done, with its server.
-    assert!(
-        !m.finish_drain(SimTime::from_secs(3), 1),
-        "still holds 2 visits"
-    );
+    assert!(!m.finish_drain(SimTime::from_secs(3), 1), "still holds 2 visits");
     m.instance_mut(1).outstanding = 0;
     assert!(m.finish_drain(SimTime::from_secs(4), 1));
     assert_eq!(m.servers()[1].removed_at, Some(SimTime::from_secs(4)));
-    assert_eq!(
-        m.status_summary(),
-        StatusSummary {
-            active: 2,
-            starting: 0,
-            draining: 0,
-            servers: 2,
-            total: 2
-        }
-    );
+    assert_eq!(m.status_summary(), StatusSummary { active: 2, starting: 0, draining: 0, servers: 2, total: 2 });
 }
 
 #[test]
@@ -164,13 +102,7 @@ fn min_replicas_blocks_scale_down() {
     let (c, a) = app(1, 3, 0);
     let mut m = ScalingManager::new(&c, &a);
     m.bootstrap(SimTime::ZERO, 0, 1);
-    assert_eq!(
-        m.scale_down_full(SimTime::ZERO, 0),
-        Err(Refusal::MinReplicas {
-            service: "cart".into(),
-            min: 1
-        })
-    );
+    assert_eq!(m.scale_down_full(SimTime::ZERO, 0), Err(Refusal::MinReplicas { service: "cart".into(), min: 1 }));
     let ch = m.set_replicas(SimTime::ZERO, 0, 0);
     assert_eq!((ch.from, ch.to), (1, 1));
     assert!(ch.refused.is_some());
@@ -183,9 +115,8 @@ fn cost_and_instance_seconds_from_history() {
     m.bootstrap(SimTime::ZERO, 0, 1);
     let up = m.scale_up_full(SimTime::from_secs(600), 0, None).unwrap();
     m.mark_active(up.ready_at, up.instance);
-    m.scale_down_full(SimTime::from_secs(1800), up.instance)
-        .unwrap(); // idle: removed at once
-                   // instance 0: 3600 s; instance 1: 1200 s -> 4800 instance-seconds.
+    m.scale_down_full(SimTime::from_secs(1800), up.instance).unwrap(); // idle: removed at once
+                                                                       // instance 0: 3600 s; instance 1: 1200 s -> 4800 instance-seconds.
     assert!((m.instance_seconds(SimTime::from_secs(3600)) - 4800.0).abs() < 1e-9);
     // 4800 s / 3600 * 0.36 $/h = 0.48
     assert!((m.cost(SimTime::from_secs(3600)) - 0.48).abs() < 1e-12);

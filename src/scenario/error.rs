@@ -13,12 +13,7 @@ pub enum ConfigError {
     Yaml { file: String, message: String },
     /// A value that parses but makes no sense.
     #[error("{}", Located { file, line: *line, field, message })]
-    Invalid {
-        file: String,
-        line: Option<usize>,
-        field: String,
-        message: String,
-    },
+    Invalid { file: String, line: Option<usize>, field: String, message: String },
     #[error(transparent)]
     Trace(#[from] TraceError),
 }
@@ -33,11 +28,7 @@ struct Located<'a> {
 impl fmt::Display for Located<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(l) => write!(
-                f,
-                "{} line {}: `{}`: {}",
-                self.file, l, self.field, self.message
-            ),
+            Some(l) => write!(f, "{} line {}: `{}`: {}", self.file, l, self.field, self.message),
             None => write!(f, "{}: `{}`: {}", self.file, self.field, self.message),
         }
     }

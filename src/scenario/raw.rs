@@ -20,9 +20,7 @@ impl<'de> Deserialize<'de> for Positive {
         if v.is_finite() && v > 0.0 {
             Ok(Positive(v))
         } else {
-            Err(serde::de::Error::custom(format!(
-                "must be a number > 0, got {v}"
-            )))
+            Err(serde::de::Error::custom(format!("must be a number > 0, got {v}")))
         }
     }
 }
@@ -33,9 +31,7 @@ impl<'de> Deserialize<'de> for NonNegative {
         if v.is_finite() && v >= 0.0 {
             Ok(NonNegative(v))
         } else {
-            Err(serde::de::Error::custom(format!(
-                "must be a number >= 0, got {v}"
-            )))
+            Err(serde::de::Error::custom(format!("must be a number >= 0, got {v}")))
         }
     }
 }

@@ -7,14 +7,12 @@ use std::sync::Arc;
 
 use super::raw::*;
 use super::{ConfigError, Fidelity, MetricsConfig, Scenario};
-use crate::app::{
-    AppSpec, CallNode, Demand, LoadBalancing, RequestType, ServiceSpec, StatefulSpec,
-};
+use crate::app::{AppSpec, CallNode, Demand, LoadBalancing, RequestType, ServiceSpec, StatefulSpec};
 use crate::cluster::{ClusterSpec, InstanceShape, ServerSku};
 use crate::engine::SimTime;
 use crate::workload::{
-    read_trace, resolve_path, ArrivalProcess, ArrivalSource, RateSchedule, Stage, StageLevel,
-    TraceData, TraceFormat, TraceSpec, Workload,
+    read_trace, resolve_path, ArrivalProcess, ArrivalSource, RateSchedule, Stage, StageLevel, TraceData, TraceFormat,
+    TraceSpec, Workload,
 };
 
 /// The format this build reads.
@@ -22,10 +20,8 @@ pub const SCENARIO_FORMAT_VERSION: u32 = 1;
 
 /// Reads and validates a scenario file.
 pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-        file: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Io { file: path.display().to_string(), message: e.to_string() })?;
     parse_scenario(&text, path)
 }
 
@@ -38,15 +34,13 @@ pub fn parse_scenario(text: &str, path: &Path) -> Result<Scenario, ConfigError> 
     let raw: RawScenario = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let message = if path.is_empty() || path == "." || inner.starts_with(&path) {
-            inner
-        } else {
-            format!("`{path}`: {inner}")
+        // serde_yaml prefixes the part of the path it knows; keep one, complete path.
+        let inner = match inner.split_once(": ") {
+            Some((p, rest)) if !p.contains(' ') && path.starts_with(p) => rest.to_string(),
+            _ => inner,
         };
-        ConfigError::Yaml {
-            file: file.clone(),
-            message,
-        }
+        let message = if path.is_empty() || path == "." { inner } else { format!("`{path}`: {inner}") };
+        ConfigError::Yaml { file: file.clone(), message }
     })?;
     Resolver { file, text, path }.resolve(raw)
 }
@@ -59,12 +53,7 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     /// An error at the first line that mentions `needle` (a key, or `key: value`).
-    fn err(
-        &self,
-        field: impl Into<String>,
-        needle: &str,
-        message: impl Into<String>,
-    ) -> ConfigError {
+    fn err(&self, field: impl Into<String>, needle: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.clone(),
             line: find_line(self.text, needle),
@@ -78,10 +67,7 @@ impl Resolver<'_> {
             return Err(self.err(
                 "format_version",
                 "format_version",
-                format!(
-                    "is {}; this build reads version {SCENARIO_FORMAT_VERSION}",
-                    raw.format_version
-                ),
+                format!("is {}; this build reads version {SCENARIO_FORMAT_VERSION}", raw.format_version),
             ));
         }
         if raw.name.trim().is_empty() {
@@ -107,21 +93,12 @@ impl Resolver<'_> {
             return Err(self.err(
                 "cluster.max_instances",
                 "max_instances",
-                format!(
-                    "is {} but the services start with {initial} replicas in all",
-                    cluster.max_instances
-                ),
+                format!("is {} but the services start with {initial} replicas in all", cluster.max_instances),
             ));
         }
-        let network_latency =
-            SimTime::from_secs_f64(raw.network_latency_ms.map_or(0.0, |v| v.0) / 1000.0);
-        let mut app = AppSpec {
-            services,
-            nodes: Vec::new(),
-            children: Vec::new(),
-            request_types: Vec::new(),
-            network_latency,
-        };
+        let network_latency = SimTime::from_secs_f64(raw.network_latency_ms.map_or(0.0, |v| v.0) / 1000.0);
+        let mut app =
+            AppSpec { services, nodes: Vec::new(), children: Vec::new(), request_types: Vec::new(), network_latency };
         self.request_types(&raw_types, &mut app)?;
         let workload = self.workload(&raw.workload, &app)?;
         let metrics = self.metrics(&raw.metrics)?;
@@ -153,28 +130,13 @@ impl Resolver<'_> {
         })
     }
 
-    fn expand_chain(
-        &self,
-        chain: RawChain,
-    ) -> Result<(Vec<RawService>, Vec<RawRequestType>), ConfigError> {
+    fn expand_chain(&self, chain: RawChain) -> Result<(Vec<RawService>, Vec<RawRequestType>), ConfigError> {
         if chain.length == 0 || chain.length > 1000 {
-            return Err(self.err(
-                "chain.length",
-                "length",
-                format!("{} is outside 1..=1000", chain.length),
-            ));
+            return Err(self.err("chain.length", "length", format!("{} is outside 1..=1000", chain.length)));
         }
-        let prefix = if chain.service.name.is_empty() {
-            "s".to_string()
-        } else {
-            chain.service.name.clone()
-        };
-        let services: Vec<RawService> = (1..=chain.length)
-            .map(|i| RawService {
-                name: format!("{prefix}{i}"),
-                ..chain.service.clone()
-            })
-            .collect();
+        let prefix = if chain.service.name.is_empty() { "s".to_string() } else { chain.service.name.clone() };
+        let services: Vec<RawService> =
+            (1..=chain.length).map(|i| RawService { name: format!("{prefix}{i}"), ..chain.service.clone() }).collect();
         let mut call: Option<RawCall> = None;
         for s in services.iter().rev() {
             call = Some(RawCall {
@@ -185,10 +147,7 @@ impl Resolver<'_> {
                 calls: call.into_iter().collect(),
             });
         }
-        let types = vec![RawRequestType {
-            name: "chain".into(),
-            call: call.expect("length >= 1"),
-        }];
+        let types = vec![RawRequestType { name: "chain".into(), call: call.expect("length >= 1") }];
         Ok((services, types))
     }
 
@@ -196,11 +155,7 @@ impl Resolver<'_> {
         let scrape = SimTime::from_secs_f64(m.scrape_interval_s.map_or(15.0, |v| v.0));
         let timeline = SimTime::from_secs_f64(m.timeline_interval_s.map_or(1.0, |v| v.0));
         if timeline < SimTime::from_millis(1) {
-            return Err(self.err(
-                "metrics.timeline_interval_s",
-                "timeline_interval_s",
-                "must be at least 0.001 s",
-            ));
+            return Err(self.err("metrics.timeline_interval_s", "timeline_interval_s", "must be at least 0.001 s"));
         }
         if scrape.0 % timeline.0 != 0 {
             return Err(self.err(
@@ -209,10 +164,7 @@ impl Resolver<'_> {
                 format!("{scrape} is not a whole number of timeline intervals ({timeline})"),
             ));
         }
-        Ok(MetricsConfig {
-            scrape_interval: scrape,
-            timeline_interval: timeline,
-        })
+        Ok(MetricsConfig { scrape_interval: scrape, timeline_interval: timeline })
     }
 
     fn cluster(&self, c: &RawCluster) -> Result<ClusterSpec, ConfigError> {
@@ -220,11 +172,7 @@ impl Resolver<'_> {
             return Err(self.err("cluster.skus", "skus", "needs at least one server SKU"));
         }
         if c.max_instances == 0 {
-            return Err(self.err(
-                "cluster.max_instances",
-                "max_instances",
-                "must be at least 1",
-            ));
+            return Err(self.err("cluster.max_instances", "max_instances", "must be at least 1"));
         }
         let mut seen = BTreeSet::new();
         let mut skus = Vec::new();
@@ -243,17 +191,10 @@ impl Resolver<'_> {
                 price_per_hour: s.price_per_hour.0,
             });
         }
-        Ok(ClusterSpec {
-            skus,
-            max_instances: c.max_instances,
-        })
+        Ok(ClusterSpec { skus, max_instances: c.max_instances })
     }
 
-    fn services(
-        &self,
-        raw: &[RawService],
-        cluster: &ClusterSpec,
-    ) -> Result<Vec<ServiceSpec>, ConfigError> {
+    fn services(&self, raw: &[RawService], cluster: &ClusterSpec) -> Result<Vec<ServiceSpec>, ConfigError> {
         if raw.is_empty() {
             return Err(self.err("services", "services", "needs at least one service"));
         }
@@ -269,25 +210,13 @@ impl Resolver<'_> {
                 return Err(self.err(at("name"), "services", "every service needs a `name`"));
             }
             if !seen.insert(s.name.as_str()) {
-                return Err(self.err(
-                    at("name"),
-                    &anchor,
-                    format!("service `{}` is defined twice", s.name),
-                ));
+                return Err(self.err(at("name"), &anchor, format!("service `{}` is defined twice", s.name)));
             }
             let sku = match &s.sku {
                 None => 0,
-                Some(n) => cluster
-                    .skus
-                    .iter()
-                    .position(|k| &k.name == n)
-                    .ok_or_else(|| {
-                        self.err(
-                            at("sku"),
-                            &format!("sku: {n}"),
-                            format!("`{n}` is not one of the cluster's SKUs"),
-                        )
-                    })?,
+                Some(n) => cluster.skus.iter().position(|k| &k.name == n).ok_or_else(|| {
+                    self.err(at("sku"), &format!("sku: {n}"), format!("`{n}` is not one of the cluster's SKUs"))
+                })?,
             };
             if s.max_replicas == 0 || s.min_replicas > s.max_replicas {
                 return Err(self.err(
@@ -318,11 +247,7 @@ impl Resolver<'_> {
                 return Err(self.err(
                     at("cpu_limit_m"),
                     &anchor,
-                    format!(
-                        "{} is below cpu_request_m {}",
-                        limit * 1000.0,
-                        request * 1000.0
-                    ),
+                    format!("{} is below cpu_request_m {}", limit * 1000.0, request * 1000.0),
                 ));
             }
             let k = &cluster.skus[sku];
@@ -330,22 +255,14 @@ impl Resolver<'_> {
                 return Err(self.err(
                     at("cpu_request_m"),
                     &anchor,
-                    format!(
-                        "{} m does not fit SKU `{}` ({} cores)",
-                        request * 1000.0,
-                        k.name,
-                        k.cores
-                    ),
+                    format!("{} m does not fit SKU `{}` ({} cores)", request * 1000.0, k.name, k.cores),
                 ));
             }
             if s.memory_mib.0 > k.memory_gib * 1024.0 {
                 return Err(self.err(
                     at("memory_mib"),
                     &anchor,
-                    format!(
-                        "{} MiB does not fit SKU `{}` ({} GiB)",
-                        s.memory_mib.0, k.name, k.memory_gib
-                    ),
+                    format!("{} MiB does not fit SKU `{}` ({} GiB)", s.memory_mib.0, k.name, k.memory_gib),
                 ));
             }
             out.push(ServiceSpec {
@@ -408,11 +325,7 @@ impl Resolver<'_> {
 
     fn request_types(&self, raw: &[RawRequestType], app: &mut AppSpec) -> Result<(), ConfigError> {
         if raw.is_empty() {
-            return Err(self.err(
-                "request_types",
-                "request_types",
-                "needs at least one request type",
-            ));
+            return Err(self.err("request_types", "request_types", "needs at least one request type"));
         }
         let mut seen = BTreeSet::new();
         for (i, rt) in raw.iter().enumerate() {
@@ -424,29 +337,15 @@ impl Resolver<'_> {
                 ));
             }
             let mut ancestors = Vec::new();
-            let root = self.call(
-                &rt.call,
-                app,
-                &format!("request_types[{i}].call"),
-                &mut ancestors,
-            )?;
-            app.request_types.push(RequestType {
-                name: rt.name.clone(),
-                root,
-            });
+            let root = self.call(&rt.call, app, &format!("request_types[{i}].call"), &mut ancestors)?;
+            app.request_types.push(RequestType { name: rt.name.clone(), root });
         }
         Ok(())
     }
 
     /// Flattens one call subtree into `app.nodes`, refusing unknown services and calls back into a
     /// service already on the path (that would be a cycle: a visit waiting on itself).
-    fn call(
-        &self,
-        c: &RawCall,
-        app: &mut AppSpec,
-        at: &str,
-        ancestors: &mut Vec<usize>,
-    ) -> Result<u32, ConfigError> {
+    fn call(&self, c: &RawCall, app: &mut AppSpec, at: &str, ancestors: &mut Vec<usize>) -> Result<u32, ConfigError> {
         let svc = app.service_index(&c.service).ok_or_else(|| {
             self.err(
                 format!("{at}.service"),
@@ -458,10 +357,7 @@ impl Resolver<'_> {
             return Err(self.err(
                 format!("{at}.service"),
                 &format!("service: {}", c.service),
-                format!(
-                    "`{}` calls itself through its callees; call graphs must be acyclic",
-                    c.service
-                ),
+                format!("`{}` calls itself through its callees; call graphs must be acyclic", c.service),
             ));
         }
         let idx = app.nodes.len() as u32;
@@ -493,59 +389,35 @@ impl Resolver<'_> {
             Some(m) => {
                 let mut mix = vec![0.0; app.request_types.len()];
                 for (name, weight) in m {
-                    let k = app
-                        .request_types
-                        .iter()
-                        .position(|r| &r.name == name)
-                        .ok_or_else(|| {
-                            self.err(
-                                format!("workload.mix.{name}"),
-                                &format!("{name}:"),
-                                format!("`{name}` is not a request type"),
-                            )
-                        })?;
+                    let k = app.request_types.iter().position(|r| &r.name == name).ok_or_else(|| {
+                        self.err(
+                            format!("workload.mix.{name}"),
+                            &format!("{name}:"),
+                            format!("`{name}` is not a request type"),
+                        )
+                    })?;
                     mix[k] = weight.0;
                 }
                 mix
             }
         };
         if mix.iter().sum::<f64>() <= 0.0 {
-            return Err(self.err(
-                "workload.mix",
-                "mix",
-                "the weights sum to 0: no request could be drawn",
-            ));
+            return Err(self.err("workload.mix", "mix", "the weights sum to 0: no request could be drawn"));
         }
         let process = match (w.arrivals.process, w.arrivals.cv) {
             (RawArrivalKind::Poisson, None) => ArrivalProcess::Poisson,
             (RawArrivalKind::Deterministic, None) => ArrivalProcess::Deterministic,
             (RawArrivalKind::Gamma, Some(cv)) => ArrivalProcess::gamma(cv.0),
             (RawArrivalKind::Gamma, None) => {
-                return Err(self.err(
-                    "workload.arrivals.cv",
-                    "process",
-                    "gamma arrivals need `cv`",
-                ))
+                return Err(self.err("workload.arrivals.cv", "process", "gamma arrivals need `cv`"))
             }
-            (_, Some(_)) => {
-                return Err(self.err(
-                    "workload.arrivals.cv",
-                    "cv:",
-                    "`cv` applies to gamma arrivals only",
-                ))
-            }
+            (_, Some(_)) => return Err(self.err("workload.arrivals.cv", "cv:", "`cv` applies to gamma arrivals only")),
         };
         let source = match (&w.trace, w.stages.is_empty()) {
             (Some(_), false) => {
-                return Err(self.err(
-                    "workload",
-                    "stages",
-                    "give either `stages` or `trace`, not both",
-                ))
+                return Err(self.err("workload", "stages", "give either `stages` or `trace`, not both"))
             }
-            (None, true) => {
-                return Err(self.err("workload", "workload", "needs `stages` or a `trace`"))
-            }
+            (None, true) => return Err(self.err("workload", "workload", "needs `stages` or a `trace`")),
             (None, false) => {
                 let mut stages = Vec::new();
                 for (i, s) in w.stages.iter().enumerate() {
@@ -560,16 +432,9 @@ impl Resolver<'_> {
                             ))
                         }
                     };
-                    stages.push(Stage {
-                        duration_s: s.duration_s.0,
-                        level,
-                        spawn_rate: s.spawn_rate.map(|v| v.0),
-                    });
+                    stages.push(Stage { duration_s: s.duration_s.0, level, spawn_rate: s.spawn_rate.map(|v| v.0) });
                 }
-                ArrivalSource::Rate {
-                    schedule: RateSchedule::from_stages(&stages, w.think_time_s.0),
-                    process,
-                }
+                ArrivalSource::Rate { schedule: RateSchedule::from_stages(&stages, w.think_time_s.0), process }
             }
             (Some(t), true) => {
                 let spec = TraceSpec {
@@ -583,10 +448,9 @@ impl Resolver<'_> {
                     rate_scale: t.rate_scale.0,
                 };
                 match read_trace(&spec)? {
-                    TraceData::Requests(times) => ArrivalSource::Replay {
-                        times: Arc::new(times),
-                        rate_scale: t.rate_scale.0,
-                    },
+                    TraceData::Requests(times) => {
+                        ArrivalSource::Replay { times: Arc::new(times), rate_scale: t.rate_scale.0 }
+                    }
                     TraceData::Rates(schedule) => ArrivalSource::Rate { schedule, process },
                 }
             }
@@ -596,11 +460,7 @@ impl Resolver<'_> {
             // One microsecond past the last recorded arrival, so it falls inside the run.
             ArrivalSource::Replay { times, .. } => SimTime(times.last().copied().unwrap_or(0) + 1),
         };
-        Ok(Workload {
-            source,
-            mix,
-            duration,
-        })
+        Ok(Workload { source, mix, duration })
     }
 }
 
@@ -615,16 +475,11 @@ fn demand(d: RawDemand) -> Demand {
 
 /// 1-based line of the first line containing `needle` (also with the value quoted).
 fn find_line(text: &str, needle: &str) -> Option<usize> {
-    let quoted = needle
-        .split_once(": ")
-        .map(|(k, v)| (format!("{k}: \"{v}\""), format!("{k}: '{v}'")));
+    let quoted = needle.split_once(": ").map(|(k, v)| (format!("{k}: \"{v}\""), format!("{k}: '{v}'")));
     text.lines()
         .position(|l| {
             let l = l.trim_start().trim_start_matches("- ");
-            l.contains(needle)
-                || quoted
-                    .as_ref()
-                    .is_some_and(|(a, b)| l.contains(a.as_str()) || l.contains(b.as_str()))
+            l.contains(needle) || quoted.as_ref().is_some_and(|(a, b)| l.contains(a.as_str()) || l.contains(b.as_str()))
         })
         .map(|i| i + 1)
 }

@@ -25,8 +25,8 @@ use crate::autoscale::{Autoscaler, ScaleDecision};
 use crate::cluster::InstanceId;
 use crate::engine::{EventQueue, RngStreams, SimRng, SimTime};
 use crate::metrics::{
-    nearest_rank, quantile_ms, DropKind, GroundTruth, IntervalRow, LatencySummary, MetricsServer,
-    RequestCounts, ScalingLagSummary, ServiceSummary, Summary, SUMMARY_FORMAT_VERSION,
+    nearest_rank, quantile_ms, DropKind, GroundTruth, IntervalRow, LatencySummary, MetricsServer, RequestCounts,
+    ScalingLagSummary, ServiceSummary, Summary, SUMMARY_FORMAT_VERSION,
 };
 use crate::scaling::ScalingManager;
 use crate::scenario::{MetricsConfig, Scenario};
@@ -35,16 +35,8 @@ use slab::Slab;
 
 /// Version of `actions.csv`'s columns; its last column carries it on every row.
 pub const ACTIONS_FORMAT_VERSION: u32 = 1;
-pub const ACTIONS_HEADER: [&str; 8] = [
-    "time_s",
-    "service",
-    "from",
-    "to",
-    "desired",
-    "reason",
-    "blocked",
-    "format_version",
-];
+pub const ACTIONS_HEADER: [&str; 8] =
+    ["time_s", "service", "from", "to", "desired", "reason", "blocked", "format_version"];
 
 /// Everything that can happen. Payloads are slab handles, so an event is 8 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,11 +87,7 @@ pub struct Sinks {
 impl Sinks {
     /// Discards everything (benchmarks, tests that only need the summary).
     pub fn discard() -> Sinks {
-        Sinks {
-            timeline: Box::new(std::io::sink()),
-            actions: Box::new(std::io::sink()),
-            events: None,
-        }
+        Sinks { timeline: Box::new(std::io::sink()), actions: Box::new(std::io::sink()), events: None }
     }
 }
 
@@ -119,21 +107,9 @@ pub enum SimError {
     #[error("writing actions.csv: {0}")]
     Csv(#[from] csv::Error),
     #[error("conservation broken: arrived {arrived} != completed {completed} + dropped {dropped} + in flight {in_flight} (requests held: {held})")]
-    Conservation {
-        arrived: u64,
-        completed: u64,
-        dropped: u64,
-        in_flight: u64,
-        held: u64,
-    },
-    #[error(
-        "policy `{policy}` named service #{service}, but the scenario has {services} services"
-    )]
-    BadDecision {
-        policy: String,
-        service: usize,
-        services: usize,
-    },
+    Conservation { arrived: u64, completed: u64, dropped: u64, in_flight: u64, held: u64 },
+    #[error("policy `{policy}` named service #{service}, but the scenario has {services} services")]
+    BadDecision { policy: String, service: usize, services: usize },
 }
 
 pub struct Simulator {
@@ -175,25 +151,14 @@ pub struct Simulator {
 
 impl Simulator {
     /// Builds a run at t = 0: initial replicas Active, first arrival, tick and decision scheduled.
-    pub fn new(
-        scenario: &Scenario,
-        policy: Box<dyn Autoscaler>,
-        seed: u64,
-        sinks: Sinks,
-    ) -> Result<Self, SimError> {
+    pub fn new(scenario: &Scenario, policy: Box<dyn Autoscaler>, seed: u64, sinks: Sinks) -> Result<Self, SimError> {
         let streams = RngStreams::new(seed);
         let app = scenario.app.clone();
         let n = app.services.len();
         let names: Vec<String> = app.services.iter().map(|s| s.name.clone()).collect();
-        let window_intervals =
-            (scenario.metrics.scrape_interval.0 / scenario.metrics.timeline_interval.0) as usize;
-        let mut truth = GroundTruth::new(
-            names,
-            scenario.slo,
-            scenario.metrics.timeline_interval,
-            window_intervals,
-            sinks.timeline,
-        );
+        let window_intervals = (scenario.metrics.scrape_interval.0 / scenario.metrics.timeline_interval.0) as usize;
+        let mut truth =
+            GroundTruth::new(names, scenario.slo, scenario.metrics.timeline_interval, window_intervals, sinks.timeline);
         truth.write_header()?;
         let total: f64 = scenario.workload.mix.iter().sum();
         let mut acc = 0.0;
@@ -227,22 +192,11 @@ impl Simulator {
             now: SimTime::ZERO,
             queue: EventQueue::with_capacity(1024),
             scaling: ScalingManager::new(&scenario.cluster, &app),
-            arrivals: ArrivalGenerator::new(
-                scenario.workload.source.clone(),
-                streams.stream("arrivals"),
-            ),
+            arrivals: ArrivalGenerator::new(scenario.workload.source.clone(), streams.stream("arrivals")),
             mix_rng: streams.stream("mix"),
             mix_cdf,
-            svc_rng: app
-                .services
-                .iter()
-                .map(|s| streams.stream(&format!("svc/{}", s.name)))
-                .collect(),
-            lb_rng: app
-                .services
-                .iter()
-                .map(|s| streams.stream(&format!("lb/{}", s.name)))
-                .collect(),
+            svc_rng: app.services.iter().map(|s| streams.stream(&format!("svc/{}", s.name))).collect(),
+            lb_rng: app.services.iter().map(|s| streams.stream(&format!("lb/{}", s.name))).collect(),
             rr_next: vec![0; n],
             requests: Slab::new(),
             visits: Slab::new(),
@@ -275,10 +229,7 @@ impl Simulator {
                 sim.queue.push(t, Event::Arrival);
             }
         }
-        sim.queue.push(
-            sim.metrics_cfg.timeline_interval.min(sim.horizon),
-            Event::Tick,
-        );
+        sim.queue.push(sim.metrics_cfg.timeline_interval.min(sim.horizon), Event::Tick);
         let period = sim.policy.period();
         if period < sim.horizon {
             sim.queue.push(period, Event::PolicyTick);
@@ -302,28 +253,20 @@ impl Simulator {
         sku: Option<usize>,
     ) -> Result<crate::scaling::ScaleUp, crate::scaling::Refusal> {
         let up = self.scaling.scale_up_full(self.now, service, sku)?;
-        self.queue
-            .push(up.ready_at, Event::InstanceReady(up.instance));
+        self.queue.push(up.ready_at, Event::InstanceReady(up.instance));
         self.track_new_instances();
         Ok(up)
     }
 
     /// Scales `instance` down through the ScalingManager (cancel if Starting, drain if Active).
-    pub fn scale_down(
-        &mut self,
-        instance: InstanceId,
-    ) -> Result<crate::scaling::ScaleDown, crate::scaling::Refusal> {
+    pub fn scale_down(&mut self, instance: InstanceId) -> Result<crate::scaling::ScaleDown, crate::scaling::Refusal> {
         self.scaling.scale_down_full(self.now, instance)
     }
 
     /// High-water marks of the request and visit slabs and the event queue's current length: the
     /// memory a run holds grows with these, not with the number of requests simulated.
     pub fn memory_footprint(&self) -> (usize, usize, usize) {
-        (
-            self.requests.capacity_used(),
-            self.visits.capacity_used(),
-            self.queue.len(),
-        )
+        (self.requests.capacity_used(), self.visits.capacity_used(), self.queue.len())
     }
 
     /// Runs to the horizon, calling `progress` at every timeline interval, and returns the summary.
@@ -371,15 +314,8 @@ impl Simulator {
 
     fn on_arrival(&mut self) {
         let u: f64 = self.mix_rng.gen();
-        let ty = self
-            .mix_cdf
-            .iter()
-            .position(|&c| u < c)
-            .unwrap_or(self.mix_cdf.len() - 1);
-        let req = self.requests.insert(Request {
-            arrived: self.now,
-            failed: NONE,
-        });
+        let ty = self.mix_cdf.iter().position(|&c| u < c).unwrap_or(self.mix_cdf.len() - 1);
+        let req = self.requests.insert(Request { arrived: self.now, failed: NONE });
         self.truth.request_arrived(self.now);
         let root = self.app.request_types[ty].root;
         let v = self.visits.insert(Visit {
@@ -412,10 +348,7 @@ impl Simulator {
             }
             LoadBalancing::LeastOutstanding => {
                 let sc = &self.scaling;
-                *list
-                    .iter()
-                    .min_by_key(|&&id| (sc.instance(id).outstanding, id))
-                    .expect("non-empty")
+                *list.iter().min_by_key(|&&id| (sc.instance(id).outstanding, id)).expect("non-empty")
             }
             LoadBalancing::Random => list[self.lb_rng[s].gen_range(0..list.len())],
         })
@@ -454,8 +387,7 @@ impl Simulator {
         inst.integrate_cpu(self.now);
         inst.busy += 1;
         let service_us = (demand / inst.shape.slot_cores()).round() as u64;
-        self.queue
-            .push(self.now + SimTime(service_us), Event::WorkDone(v));
+        self.queue.push(self.now + SimTime(service_us), Event::WorkDone(v));
     }
 
     fn on_work_done(&mut self, v: u32) {
@@ -482,11 +414,8 @@ impl Simulator {
             return;
         }
         let first = node.first_child;
-        let (from, to) = if node.parallel {
-            (visit.next_child, node.n_children)
-        } else {
-            (visit.next_child, visit.next_child + 1)
-        };
+        let (from, to) =
+            if node.parallel { (visit.next_child, node.n_children) } else { (visit.next_child, visit.next_child + 1) };
         let at = self.now + self.app.network_latency;
         for k in from..to {
             let child_node = self.app.children[(first + k) as usize];
@@ -531,8 +460,7 @@ impl Simulator {
         let req = self.requests[visit.request];
         self.requests.remove(visit.request);
         if req.failed == NONE {
-            self.truth
-                .request_completed(self.now, (self.now - req.arrived).0);
+            self.truth.request_completed(self.now, (self.now - req.arrived).0);
         } else {
             let n = self.app.services.len() as u32;
             let kind = if req.failed / n == DropKind::QueueFull as u32 {
@@ -540,8 +468,7 @@ impl Simulator {
             } else {
                 DropKind::NoActiveInstance
             };
-            self.truth
-                .request_dropped(self.now, kind, (req.failed % n) as usize);
+            self.truth.request_dropped(self.now, kind, (req.failed % n) as usize);
         }
     }
 
@@ -619,10 +546,8 @@ impl Simulator {
                 replication_lag_ms: lag,
                 ..Default::default()
             };
-            self.truth
-                .close_interval(row, self.used_buf[s], self.serving_buf[s])?;
-            self.server
-                .add_interval(s, self.truth.tick_arrivals[s], &self.truth.tick_hist[s]);
+            self.truth.close_interval(row, self.used_buf[s], self.serving_buf[s])?;
+            self.server.add_interval(s, self.truth.tick_arrivals[s], &self.truth.tick_hist[s]);
         }
         self.truth.reset_interval();
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
@@ -639,25 +564,18 @@ impl Simulator {
     }
 
     fn on_policy_tick(&mut self) -> Result<(), SimError> {
-        let view = self
-            .server
-            .view(self.now, &self.scaling, &self.app, &self.tracked);
+        let view = self.server.view(self.now, &self.scaling, &self.app, &self.tracked);
         let mut decisions = std::mem::take(&mut self.decisions);
         decisions.clear();
         self.policy.decide(&view, &mut decisions);
         let n = self.app.services.len();
         for d in &decisions {
             if d.service >= n {
-                return Err(SimError::BadDecision {
-                    policy: self.policy.name(),
-                    service: d.service,
-                    services: n,
-                });
+                return Err(SimError::BadDecision { policy: self.policy.name(), service: d.service, services: n });
             }
             let change = self.scaling.set_replicas(self.now, d.service, d.desired);
             for up in &change.started {
-                self.queue
-                    .push(up.ready_at, Event::InstanceReady(up.instance));
+                self.queue.push(up.ready_at, Event::InstanceReady(up.instance));
             }
             self.truth.record_change(d.service, change.from, change.to);
             let blocked = change.refused.map(|r| r.to_string()).unwrap_or_default();
@@ -749,11 +667,7 @@ impl Simulator {
                     } else {
                         0.0
                     },
-                    mean_active_replicas: if now.0 > 0 {
-                        tot.active_replica_us / now.0 as f64
-                    } else {
-                        0.0
-                    },
+                    mean_active_replicas: if now.0 > 0 { tot.active_replica_us / now.0 as f64 } else { 0.0 },
                     mean_replication_lag_ms: if tot.intervals > 0 {
                         tot.replication_lag_sum / tot.intervals as f64
                     } else {
@@ -777,11 +691,7 @@ impl Simulator {
                 dropped_by_reason: t.drop_reasons().into_iter().collect(),
             },
             latency_ms: LatencySummary {
-                mean: if t.completed > 0 {
-                    t.latency_sum_us / t.completed as f64 / 1000.0
-                } else {
-                    0.0
-                },
+                mean: if t.completed > 0 { t.latency_sum_us / t.completed as f64 / 1000.0 } else { 0.0 },
                 p50: quantile_ms(&t.req_hist, 0.50),
                 p95: quantile_ms(&t.req_hist, 0.95),
                 p99: quantile_ms(&t.req_hist, 0.99),
@@ -802,21 +712,9 @@ impl Simulator {
             },
             cost,
             instance_hours: self.scaling.instance_seconds(now) / 3600.0,
-            caf: if cost > 0.0 {
-                t.within_slo as f64 / cost
-            } else {
-                0.0
-            },
-            oscillation_per_hour: if horizon_s > 0.0 {
-                t.reversals as f64 / (horizon_s / 3600.0)
-            } else {
-                0.0
-            },
-            throughput_rps: if horizon_s > 0.0 {
-                t.completed as f64 / horizon_s
-            } else {
-                0.0
-            },
+            caf: if cost > 0.0 { t.within_slo as f64 / cost } else { 0.0 },
+            oscillation_per_hour: if horizon_s > 0.0 { t.reversals as f64 / (horizon_s / 3600.0) } else { 0.0 },
+            throughput_rps: if horizon_s > 0.0 { t.completed as f64 / horizon_s } else { 0.0 },
             mean_requests_in_system: mean_in_system,
             policy_decisions: t.decisions,
             replica_changes: t.replica_changes,

@@ -26,10 +26,7 @@ pub enum ArrivalProcess {
 
 impl ArrivalProcess {
     pub fn gamma(cv: f64) -> ArrivalProcess {
-        ArrivalProcess::Gamma {
-            cv,
-            dist: Gamma::new(1.0 / (cv * cv), cv * cv).expect("validated: cv > 0"),
-        }
+        ArrivalProcess::Gamma { cv, dist: Gamma::new(1.0 / (cv * cv), cv * cv).expect("validated: cv > 0") }
     }
 
     fn unit_gap(&self, rng: &mut SimRng) -> f64 {
@@ -63,14 +60,7 @@ pub struct ArrivalGenerator {
 
 impl ArrivalGenerator {
     pub fn new(source: ArrivalSource, rng: SimRng) -> Self {
-        ArrivalGenerator {
-            source,
-            rng,
-            t: 0.0,
-            seg: 0,
-            next: 0,
-            copies_left: 0,
-        }
+        ArrivalGenerator { source, rng, t: 0.0, seg: 0, next: 0, copies_left: 0 }
     }
 
     /// The next arrival time, or `None` when the workload is over.
@@ -135,17 +125,10 @@ mod tests {
 
     fn count(process: ArrivalProcess, rate: f64, secs: f64, seed: u64) -> (usize, Vec<f64>) {
         let schedule = RateSchedule::from_stages(
-            &[Stage {
-                duration_s: secs,
-                level: StageLevel::Rps(rate),
-                spawn_rate: None,
-            }],
+            &[Stage { duration_s: secs, level: StageLevel::Rps(rate), spawn_rate: None }],
             1.0,
         );
-        let mut g = ArrivalGenerator::new(
-            ArrivalSource::Rate { schedule, process },
-            RngStreams::new(seed).stream("a"),
-        );
+        let mut g = ArrivalGenerator::new(ArrivalSource::Rate { schedule, process }, RngStreams::new(seed).stream("a"));
         let mut times = Vec::new();
         while let Some(t) = g.next_arrival() {
             times.push(t.as_secs_f64());
@@ -186,10 +169,7 @@ mod tests {
     fn zero_rate_segments_are_skipped() {
         let s = RateSchedule::from_table(&[(0.0, 0.0), (5.0, 2.0)], 1.0);
         let mut g = ArrivalGenerator::new(
-            ArrivalSource::Rate {
-                schedule: s,
-                process: ArrivalProcess::Deterministic,
-            },
+            ArrivalSource::Rate { schedule: s, process: ArrivalProcess::Deterministic },
             RngStreams::new(1).stream("a"),
         );
         assert_eq!(g.next_arrival(), Some(SimTime::from_secs_f64(5.5)));

@@ -10,9 +10,7 @@ mod trace;
 
 pub use arrivals::{ArrivalGenerator, ArrivalProcess};
 pub use shape::{RateSchedule, Stage, StageLevel};
-pub use trace::{
-    parse_time_us, read_trace, resolve_path, TraceData, TraceError, TraceFormat, TraceSpec,
-};
+pub use trace::{parse_time_us, read_trace, resolve_path, TraceData, TraceError, TraceFormat, TraceSpec};
 
 use std::sync::Arc;
 
@@ -22,16 +20,10 @@ use crate::engine::SimTime;
 #[derive(Clone, Debug)]
 pub enum ArrivalSource {
     /// A rate over time (stages or a per-second rate table) and a process that draws the times.
-    Rate {
-        schedule: RateSchedule,
-        process: ArrivalProcess,
-    },
+    Rate { schedule: RateSchedule, process: ArrivalProcess },
     /// Recorded arrival times (microseconds from the start), replayed as they are; with
     /// `rate_scale` k each becomes `floor(k)` or `floor(k) + 1` arrivals (see `trace.rs`).
-    Replay {
-        times: Arc<Vec<u64>>,
-        rate_scale: f64,
-    },
+    Replay { times: Arc<Vec<u64>>, rate_scale: f64 },
 }
 
 /// A resolved workload.

@@ -49,11 +49,7 @@ impl RateSchedule {
                 Some(rate) if rate > 0.0 && level != target => {
                     let mut s = t;
                     while s < end && level != target {
-                        level = if target > level {
-                            (level + rate).min(target)
-                        } else {
-                            (level - rate).max(target)
-                        };
+                        level = if target > level { (level + rate).min(target) } else { (level - rate).max(target) };
                         starts.push(s);
                         rates.push(level * per_user);
                         s += 1.0;
@@ -67,11 +63,7 @@ impl RateSchedule {
             }
             t = end;
         }
-        let mut sched = RateSchedule {
-            starts,
-            rates,
-            end: t,
-        };
+        let mut sched = RateSchedule { starts, rates, end: t };
         sched.merge_equal_neighbours();
         sched
     }
@@ -155,11 +147,7 @@ mod tests {
     fn locust_ramp_rises_by_spawn_rate_each_second() {
         // 400 users at 50 users/s with a 1 s think time: 50, 100, ..., 400 RPS over the first 8 s.
         let s = RateSchedule::from_stages(
-            &[Stage {
-                duration_s: 900.0,
-                level: StageLevel::Users(400.0),
-                spawn_rate: Some(50.0),
-            }],
+            &[Stage { duration_s: 900.0, level: StageLevel::Users(400.0), spawn_rate: Some(50.0) }],
             1.0,
         );
         assert_eq!(s.rate_at(0.5), 50.0);
@@ -174,21 +162,9 @@ mod tests {
     fn rush_shape_jumps_without_spawn_rate() {
         let s = RateSchedule::from_stages(
             &[
-                Stage {
-                    duration_s: 180.0,
-                    level: StageLevel::Rps(100.0),
-                    spawn_rate: None,
-                },
-                Stage {
-                    duration_s: 300.0,
-                    level: StageLevel::Rps(800.0),
-                    spawn_rate: None,
-                },
-                Stage {
-                    duration_s: 420.0,
-                    level: StageLevel::Rps(100.0),
-                    spawn_rate: None,
-                },
+                Stage { duration_s: 180.0, level: StageLevel::Rps(100.0), spawn_rate: None },
+                Stage { duration_s: 300.0, level: StageLevel::Rps(800.0), spawn_rate: None },
+                Stage { duration_s: 420.0, level: StageLevel::Rps(100.0), spawn_rate: None },
             ],
             1.0,
         );

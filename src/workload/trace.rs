@@ -39,12 +39,7 @@ pub enum TraceError {
     #[error("{file}: cannot read the trace: {message}")]
     Io { file: String, message: String },
     #[error("{file} row {row}: `{field}`: {message}")]
-    Row {
-        file: String,
-        row: u64,
-        field: String,
-        message: String,
-    },
+    Row { file: String, row: u64, field: String, message: String },
     #[error("{file}: {message}")]
     Shape { file: String, message: String },
 }
@@ -64,25 +59,12 @@ pub fn read_trace(spec: &TraceSpec) -> Result<TraceData, TraceError> {
         .trim(csv::Trim::All)
         .flexible(false)
         .from_path(&spec.file)
-        .map_err(|e| TraceError::Io {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| TraceError::Io { file: file.clone(), message: e.to_string() })?;
     let headers = rdr.headers().map_err(|e| csv_error(&file, e))?.clone();
     match spec.format {
         TraceFormat::Requests => {
-            let col = pick_column(
-                &headers,
-                spec.column.as_deref(),
-                &["timestamp", "TIMESTAMP", "time_s"],
-            )
-            .ok_or_else(|| {
-                missing_column(
-                    &file,
-                    spec.column.as_deref().unwrap_or("timestamp"),
-                    &headers,
-                )
-            })?;
+            let col = pick_column(&headers, spec.column.as_deref(), &["timestamp", "TIMESTAMP", "time_s"])
+                .ok_or_else(|| missing_column(&file, spec.column.as_deref().unwrap_or("timestamp"), &headers))?;
             let name = headers[col].to_string();
             let mut first: Option<i64> = None;
             let mut prev = 0i64;
@@ -95,9 +77,7 @@ pub fn read_trace(spec: &TraceSpec) -> Result<TraceData, TraceError> {
                     file: file.clone(),
                     row,
                     field: name.clone(),
-                    message: format!(
-                        "`{raw}` is neither seconds nor a date-time like 2023-11-16 18:17:03.98"
-                    ),
+                    message: format!("`{raw}` is neither seconds nor a date-time like 2023-11-16 18:17:03.98"),
                 })?;
                 let base = *first.get_or_insert(us);
                 if us < prev {
@@ -105,27 +85,21 @@ pub fn read_trace(spec: &TraceSpec) -> Result<TraceData, TraceError> {
                         file: file.clone(),
                         row,
                         field: name.clone(),
-                        message: format!(
-                            "`{raw}` is earlier than the row before; rows must be in time order"
-                        ),
+                        message: format!("`{raw}` is earlier than the row before; rows must be in time order"),
                     });
                 }
                 prev = us;
                 times.push((((us - base) as f64) * spec.time_scale).round() as u64);
             }
             if times.is_empty() {
-                return Err(TraceError::Shape {
-                    file,
-                    message: "the trace has no rows".into(),
-                });
+                return Err(TraceError::Shape { file, message: "the trace has no rows".into() });
             }
             Ok(TraceData::Requests(times))
         }
         TraceFormat::RateTable => {
-            let tcol = pick_column(&headers, None, &["time_s"])
-                .ok_or_else(|| missing_column(&file, "time_s", &headers))?;
-            let rcol = pick_column(&headers, None, &["rps"])
-                .ok_or_else(|| missing_column(&file, "rps", &headers))?;
+            let tcol =
+                pick_column(&headers, None, &["time_s"]).ok_or_else(|| missing_column(&file, "time_s", &headers))?;
+            let rcol = pick_column(&headers, None, &["rps"]).ok_or_else(|| missing_column(&file, "rps", &headers))?;
             let mut rows: Vec<(f64, f64)> = Vec::new();
             for rec in rdr.records() {
                 let rec = rec.map_err(|e| csv_error(&file, e))?;
@@ -145,24 +119,15 @@ pub fn read_trace(spec: &TraceSpec) -> Result<TraceData, TraceError> {
                         file,
                         row,
                         field: "time_s".into(),
-                        message: format!(
-                            "{t} is not after the row before; times must increase from 0"
-                        ),
+                        message: format!("{t} is not after the row before; times must increase from 0"),
                     });
                 }
                 rows.push((t, r));
             }
             if rows.is_empty() {
-                return Err(TraceError::Shape {
-                    file,
-                    message: "the rate table has no rows".into(),
-                });
+                return Err(TraceError::Shape { file, message: "the rate table has no rows".into() });
             }
-            let step = if rows.len() >= 2 {
-                rows[rows.len() - 1].0 - rows[rows.len() - 2].0
-            } else {
-                1.0
-            };
+            let step = if rows.len() >= 2 { rows[rows.len() - 1].0 - rows[rows.len() - 2].0 } else { 1.0 };
             let mut s = RateSchedule::from_table(&rows, step);
             s.scale_time(spec.time_scale);
             // Stretching time by k spreads the same requests over k times as long: divide the rate.
@@ -172,18 +137,15 @@ pub fn read_trace(spec: &TraceSpec) -> Result<TraceData, TraceError> {
     }
 }
 
-fn pick_column(
-    headers: &csv::StringRecord,
-    wanted: Option<&str>,
-    defaults: &[&str],
-) -> Option<usize> {
+fn pick_column(headers: &csv::StringRecord, wanted: Option<&str>, defaults: &[&str]) -> Option<usize> {
     if let Some(w) = wanted {
         return headers.iter().position(|h| h == w);
     }
-    defaults
-        .iter()
-        .find_map(|d| headers.iter().position(|h| h == *d))
-        .or(if defaults.len() == 3 { Some(0) } else { None })
+    defaults.iter().find_map(|d| headers.iter().position(|h| h == *d)).or(if defaults.len() == 3 {
+        Some(0)
+    } else {
+        None
+    })
 }
 
 fn missing_column(file: &str, col: &str, headers: &csv::StringRecord) -> TraceError {
@@ -191,44 +153,29 @@ fn missing_column(file: &str, col: &str, headers: &csv::StringRecord) -> TraceEr
         file: file.to_string(),
         row: 1,
         field: col.to_string(),
-        message: format!(
-            "no such column; the header has: {}",
-            headers.iter().collect::<Vec<_>>().join(", ")
-        ),
+        message: format!("no such column; the header has: {}", headers.iter().collect::<Vec<_>>().join(", ")),
     }
 }
 
 fn csv_error(file: &str, e: csv::Error) -> TraceError {
     let row = e.position().map(|p| p.line()).unwrap_or(0);
-    TraceError::Row {
-        file: file.to_string(),
-        row,
-        field: "(row)".into(),
-        message: e.to_string(),
-    }
+    TraceError::Row { file: file.to_string(), row, field: "(row)".into(), message: e.to_string() }
 }
 
 fn parse_number(file: &str, row: u64, field: &str, raw: &str) -> Result<f64, TraceError> {
-    raw.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| TraceError::Row {
-            file: file.to_string(),
-            row,
-            field: field.to_string(),
-            message: format!("`{raw}` is not a number"),
-        })
+    raw.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| TraceError::Row {
+        file: file.to_string(),
+        row,
+        field: field.to_string(),
+        message: format!("`{raw}` is not a number"),
+    })
 }
 
 /// Seconds (`12.5`) or a date-time (`YYYY-MM-DD HH:MM:SS[.fraction]`, `T` also accepted), as
 /// microseconds (since the Unix epoch for date-times).
 pub fn parse_time_us(raw: &str) -> Option<i64> {
     if let Ok(s) = raw.parse::<f64>() {
-        return if s.is_finite() && s >= 0.0 {
-            Some((s * 1e6).round() as i64)
-        } else {
-            None
-        };
+        return if s.is_finite() && s >= 0.0 { Some((s * 1e6).round() as i64) } else { None };
     }
     let b = raw.as_bytes();
     if b.len() < 19
@@ -338,10 +285,7 @@ mod tests {
             rate_scale: 1.0,
         };
         let e = read_trace(&spec).unwrap_err().to_string();
-        assert!(
-            e.contains("row 4") && e.contains("`timestamp`") && e.contains("banana"),
-            "{e}"
-        );
+        assert!(e.contains("row 4") && e.contains("`timestamp`") && e.contains("banana"), "{e}");
 
         let f = write("time_s,rps\n0,10\n1,-3\n");
         let spec = TraceSpec {
@@ -352,9 +296,6 @@ mod tests {
             rate_scale: 1.0,
         };
         let e = read_trace(&spec).unwrap_err().to_string();
-        assert!(
-            e.contains("row 3") && e.contains("`rps`") && e.contains("negative"),
-            "{e}"
-        );
+        assert!(e.contains("row 3") && e.contains("`rps`") && e.contains("negative"), "{e}");
     }
 }

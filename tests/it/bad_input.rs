@@ -6,8 +6,7 @@ use std::process::Command;
 
 fn run_cli(args: &[&str]) -> (bool, String) {
     let out = Command::new(crate::bin()).args(args).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     (out.status.success(), text)
 }
 
@@ -16,26 +15,15 @@ fn expect_refusal(dir: &Path, name: &str, yaml: &str, must_contain: &[&str]) {
     let file = dir.join(name);
     std::fs::write(&file, yaml).unwrap();
     let out = dir.join(format!("{name}.out"));
-    let (ok, text) = run_cli(&[
-        "run",
-        file.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, text) = run_cli(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(!ok, "{name} was accepted");
     assert!(!text.contains("panicked"), "{name} panicked: {text}");
     for m in must_contain {
         assert!(text.contains(m), "error for {name} lacks `{m}`: {text}");
     }
-    assert!(
-        text.lines().filter(|l| l.starts_with("error")).count() == 1,
-        "one error line expected: {text}"
-    );
+    assert!(text.lines().filter(|l| l.starts_with("error")).count() == 1, "one error line expected: {text}");
     assert!(!out.exists(), "{name}: a run folder was created");
-    assert!(
-        !dir.join(format!(".{name}.out.partial")).exists(),
-        "{name}: a staging folder was left"
-    );
+    assert!(!dir.join(format!(".{name}.out.partial")).exists(), "{name}: a staging folder was left");
 }
 
 fn chain() -> String {
@@ -46,17 +34,8 @@ fn chain() -> String {
 fn unknown_field_names_file_field_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     let yaml = chain().replace("slo_ms: 100", "slo_ms: 100\nslo_msec: 100");
-    let line = yaml
-        .lines()
-        .position(|l| l.starts_with("slo_msec"))
-        .unwrap()
-        + 1;
-    expect_refusal(
-        tmp.path(),
-        "unknown.yaml",
-        &yaml,
-        &["unknown.yaml", "slo_msec", &format!("line {line}")],
-    );
+    let line = yaml.lines().position(|l| l.starts_with("slo_msec")).unwrap() + 1;
+    expect_refusal(tmp.path(), "unknown.yaml", &yaml, &["unknown.yaml", "slo_msec", &format!("line {line}")]);
 }
 
 #[test]
@@ -64,19 +43,13 @@ fn negative_rate_names_the_field_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     let yaml = chain().replace("rps: 400", "rps: -3");
     let line = yaml.lines().position(|l| l.contains("rps: -3")).unwrap() + 1;
-    expect_refusal(
-        tmp.path(),
-        "negative.yaml",
-        &yaml,
-        &["negative.yaml", "rps", "-3", &format!("line {line}")],
-    );
+    expect_refusal(tmp.path(), "negative.yaml", &yaml, &["negative.yaml", "rps", "-3", &format!("line {line}")]);
 }
 
 #[test]
 fn call_to_unknown_service_names_it_and_its_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let ob = std::fs::read_to_string(crate::root().join("scenarios/online_boutique_offpeak.yaml"))
-        .unwrap();
+    let ob = std::fs::read_to_string(crate::root().join("scenarios/online_boutique_offpeak.yaml")).unwrap();
     let yaml = ob.replacen("- { service: payment }", "- { service: paymnet }", 1);
     let line = yaml.lines().position(|l| l.contains("paymnet")).unwrap() + 1;
     expect_refusal(
@@ -93,12 +66,7 @@ fn malformed_trace_row_names_file_row_and_field() {
     std::fs::write(tmp.path().join("t.csv"), "timestamp\n0.0\n0.5\n1.x\n2.0\n").unwrap();
     let yaml = chain().split("workload:").next().unwrap().to_string()
         + "workload:\n  trace: { file: t.csv, format: requests }\n";
-    expect_refusal(
-        tmp.path(),
-        "trace.yaml",
-        &yaml,
-        &["t.csv", "row 4", "timestamp", "1.x"],
-    );
+    expect_refusal(tmp.path(), "trace.yaml", &yaml, &["t.csv", "row 4", "timestamp", "1.x"]);
 }
 
 #[test]
@@ -119,14 +87,7 @@ fn refuses_to_replace_a_folder_that_is_not_a_run() {
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("notes.txt"), "precious").unwrap();
     let f = crate::root().join("scenarios/chain_5.yaml");
-    let (ok, text) = run_cli(&[
-        "run",
-        f.to_str().unwrap(),
-        "--horizon",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, text) = run_cli(&["run", f.to_str().unwrap(), "--horizon", "5", "--out", out.to_str().unwrap()]);
     assert!(!ok && text.contains("not a scalesim run folder"), "{text}");
     assert!(out.join("notes.txt").exists());
 }

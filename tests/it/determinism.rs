@@ -15,20 +15,11 @@ fn run(seed: u64, dir: &std::path::Path) {
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        tmp.path().join("a"),
-        tmp.path().join("b"),
-        tmp.path().join("c"),
-    );
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
     run(7, &a);
     run(7, &b);
     run(8, &c);
-    for f in [
-        "experiment_info.json",
-        "summary.json",
-        "timeline.csv",
-        "actions.csv",
-    ] {
+    for f in ["experiment_info.json", "summary.json", "timeline.csv", "actions.csv"] {
         let x = std::fs::read(a.join(f)).unwrap();
         let y = std::fs::read(b.join(f)).unwrap();
         assert!(!x.is_empty(), "{f} is empty");
@@ -38,10 +29,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     let tc = std::fs::read(c.join("timeline.csv")).unwrap();
     assert!(ta != tc, "seeds 7 and 8 gave identical timelines");
     // No staging folder is left behind.
-    let left: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left.len(), 3, "{left:?}");
 }
 
@@ -49,8 +37,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 fn two_policies_on_one_seed_see_the_same_arrivals() {
     // Common random numbers: the arrival stream depends on the seed only, not on what else draws
     // random numbers. Two scenarios differing only in service demand see the same arrivals.
-    let base =
-        load_scenario(&crate::root().join("scenarios/online_boutique_offpeak.yaml")).unwrap();
+    let base = load_scenario(&crate::root().join("scenarios/online_boutique_offpeak.yaml")).unwrap();
     let mut slow = base.clone();
     for s in &mut slow.app.services {
         s.shape.concurrency = 1;

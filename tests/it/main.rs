@@ -17,8 +17,7 @@ pub fn root() -> PathBuf {
 
 /// Parses scenario YAML written inline in a test.
 pub fn scenario(yaml: &str) -> Scenario {
-    parse_scenario(yaml, Path::new("inline-test.yaml"))
-        .unwrap_or_else(|e| panic!("test scenario invalid: {e}"))
+    parse_scenario(yaml, Path::new("inline-test.yaml")).unwrap_or_else(|e| panic!("test scenario invalid: {e}"))
 }
 
 /// Path of the built `scalesim` binary.

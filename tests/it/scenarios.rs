@@ -13,31 +13,16 @@ fn every_bundled_scenario_runs() {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
     files.sort();
-    assert!(
-        files.len() >= 7,
-        "expected the bundled scenarios, found {files:?}"
-    );
+    assert!(files.len() >= 7, "expected the bundled scenarios, found {files:?}");
     for f in files {
         let mut sc = load_scenario(&f).unwrap_or_else(|e| panic!("{e}"));
         sc.horizon = sc.horizon.min(SimTime::from_secs(60));
         let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
         // `run` fails if conservation is broken.
-        let s = sim
-            .run(&mut |_| {})
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let s = sim.run(&mut |_| {}).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let r = &s.requests;
-        assert!(
-            r.arrived > 100,
-            "{}: only {} arrivals",
-            f.display(),
-            r.arrived
-        );
-        assert_eq!(
-            r.arrived,
-            r.completed + r.dropped + r.in_flight,
-            "{}",
-            f.display()
-        );
+        assert!(r.arrived > 100, "{}: only {} arrivals", f.display(), r.arrived);
+        assert_eq!(r.arrived, r.completed + r.dropped + r.in_flight, "{}", f.display());
         assert!(s.cost > 0.0 && s.latency_ms.p50 > 0.0, "{}", f.display());
     }
 }
@@ -56,8 +41,7 @@ fn peak_brings_the_locust_load() {
 #[test]
 fn azure_trace_replays_every_request() {
     // 8,819 rows, the first at its own t = 0, the last without a final newline; rate_scale 20.
-    let mut sc =
-        load_scenario(&crate::root().join("scenarios/online_boutique_azure_trace.yaml")).unwrap();
+    let mut sc = load_scenario(&crate::root().join("scenarios/online_boutique_azure_trace.yaml")).unwrap();
     sc.horizon = sc.workload.duration;
     for s in &mut sc.app.services {
         // make every service huge so nothing is dropped and timing doesn't matter
@@ -73,21 +57,10 @@ fn redis_followers_lag_grows_with_writes() {
     let sc = load_scenario(&crate::root().join("scenarios/redis_leader_follower.yaml")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    scalesim::experiment::run_to_dir(
-        &sc,
-        Box::new(StaticPolicy),
-        1,
-        &out,
-        Default::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    scalesim::experiment::run_to_dir(&sc, Box::new(StaticPolicy), 1, &out, Default::default(), &mut |_| {}).unwrap();
     let text = std::fs::read_to_string(out.join("timeline.csv")).unwrap();
     let lag_at = |t: &str| -> f64 {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("{t},redis-follower,")))
-            .unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{t},redis-follower,"))).unwrap();
         line.split(',').nth(11).unwrap().parse().unwrap()
     };
     // 10% writes: 200 writes/s before the rush, 800/s during it. Lag = 0.5 + 0.002 * writes/s:

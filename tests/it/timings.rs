@@ -49,10 +49,7 @@ fn drained_instance_takes_no_new_work_and_goes_with_its_server_after_its_last_re
     assert_eq!(i1.state, InstanceState::Removed);
     assert_eq!(i1.removed_at, Some(SimTime::from_secs(3)));
     assert_eq!(i1.served, 1, "a draining instance gets no new request");
-    assert_eq!(
-        sim.scaling().servers()[1].removed_at,
-        Some(SimTime::from_secs(3))
-    );
+    assert_eq!(sim.scaling().servers()[1].removed_at, Some(SimTime::from_secs(3)));
     // The arrival at 3.0 went to instance 0, the only Active one.
     assert_eq!(sim.scaling().instance(0).outstanding, 1);
     assert_eq!(sim.scaling().status_summary().servers, 1);
@@ -70,11 +67,7 @@ fn scaled_up_instance_is_active_exactly_after_the_delay() {
     advance_to(&mut sim, SimTime::from_micros(14_999_999));
     let i = sim.scaling().instance(up.instance);
     assert_eq!(i.state, InstanceState::Starting);
-    assert_eq!(
-        (i.served, i.outstanding),
-        (0, 0),
-        "a Starting instance gets no request"
-    );
+    assert_eq!((i.served, i.outstanding), (0, 0), "a Starting instance gets no request");
     advance_to(&mut sim, SimTime::from_secs(15));
     let i = sim.scaling().instance(up.instance);
     assert_eq!(i.state, InstanceState::Active);
@@ -99,11 +92,7 @@ impl Autoscaler for StepPolicy {
     }
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         if view.now >= self.from {
-            out.push(ScaleDecision {
-                service: 0,
-                desired: self.target,
-                reason: "step".into(),
-            });
+            out.push(ScaleDecision { service: 0, desired: self.target, reason: "step".into() });
         }
     }
 }
@@ -111,35 +100,19 @@ impl Autoscaler for StepPolicy {
 #[test]
 fn policy_decisions_go_through_the_scaling_manager_with_the_same_timing() {
     let sc = crate::scenario(YAML);
-    let policy = StepPolicy {
-        from: SimTime::from_secs(15),
-        target: 4,
-    };
+    let policy = StepPolicy { from: SimTime::from_secs(15), target: 4 };
     let mut sim = Simulator::new(&sc, Box::new(policy), 1, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     // Decision at 15 s: 2 -> 4, the two new instances (ids 2 and 3) Active at 25 s.
     for id in [2, 3] {
-        assert_eq!(
-            sim.scaling().instance(id).created_at,
-            SimTime::from_secs(15)
-        );
-        assert_eq!(
-            sim.scaling().instance(id).active_at,
-            Some(SimTime::from_secs(25))
-        );
+        assert_eq!(sim.scaling().instance(id).created_at, SimTime::from_secs(15));
+        assert_eq!(sim.scaling().instance(id).active_at, Some(SimTime::from_secs(25)));
     }
     assert_eq!(s.replica_changes, 1);
     // Cost by hand: 2 servers x 40 s + 2 servers x 25 s = 130 server-seconds at 3.6/h -> 0.13.
     assert!((s.cost - 0.13).abs() < 1e-9, "cost {}", s.cost);
     // 39 arrivals (1.0 .. 39.0), each takes exactly 1 s: all complete by 40 s, no queueing
     // because an instance is free every time.
-    assert_eq!(
-        (
-            s.requests.arrived,
-            s.requests.completed,
-            s.requests.in_flight
-        ),
-        (39, 39, 0)
-    );
+    assert_eq!((s.requests.arrived, s.requests.completed, s.requests.in_flight), (39, 39, 0));
     assert!((s.latency_ms.mean - 1000.0).abs() < 1e-9);
 }
