@@ -21,7 +21,9 @@ use scalesim::workload::{ArrivalSource, RateSchedule};
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -57,7 +59,9 @@ fn time_run(sc: &Scenario) -> (f64, u64, u64) {
 }
 
 fn main() {
-    for (label, sc) in [("as bundled (static, 1 replica each)", peak()), ("7 replicas each (no drops)", provisioned(peak()))] {
+    for (label, sc) in
+        [("as bundled (static, 1 replica each)", peak()), ("7 replicas each (no drops)", provisioned(peak()))]
+    {
         let best = (0..3).map(|_| time_run(&sc)).min_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
         println!(
             "OB peak, {label}: {:.3} s wall for 900 simulated s; {} requests, {} events ({:.2} M events/s, {:.0} k requests/s)",

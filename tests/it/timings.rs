@@ -116,3 +116,40 @@ fn policy_decisions_go_through_the_scaling_manager_with_the_same_timing() {
     assert_eq!((s.requests.arrived, s.requests.completed, s.requests.in_flight), (39, 39, 0));
     assert!((s.latency_ms.mean - 1000.0).abs() < 1e-9);
 }
+
+fn fan_out(parallel: bool) -> f64 {
+    let yaml = format!(
+        r#"
+name: fanout
+slo_ms: 1000
+horizon_s: 10
+network_latency_ms: 1
+cluster:
+  max_instances: 10
+  skus: [ {{ name: small, cores: 2, memory_gib: 4, price_per_hour: 1 }} ]
+services:
+  - {{ name: front, cpu_request_m: 1000, demand: {{ dist: constant, ms: 10 }} }}
+  - {{ name: a, cpu_request_m: 1000, demand: {{ dist: constant, ms: 30 }} }}
+  - {{ name: b, cpu_request_m: 1000, demand: {{ dist: constant, ms: 50 }} }}
+request_types:
+  - name: r
+    call: {{ service: front, parallel: {parallel}, calls: [ {{ service: a }}, {{ service: b }} ] }}
+workload:
+  arrivals: {{ process: deterministic }}
+  stages: [ {{ duration_s: 10, rps: 1 }} ]
+"#
+    );
+    let sc = crate::scenario(&yaml);
+    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let s = sim.run(&mut |_| {}).unwrap();
+    assert_eq!(s.requests.completed, 9);
+    s.latency_ms.mean
+}
+
+#[test]
+fn parallel_fan_out_waits_for_the_slowest_callee() {
+    // front's own 10 ms, then a (1 ms network + 30 ms) and b (1 + 50 ms):
+    // parallel: 10 + max(31, 51) = 61 ms; sequential: 10 + 31 + 51 = 92 ms.
+    assert!((fan_out(true) - 61.0).abs() < 1e-9, "{}", fan_out(true));
+    assert!((fan_out(false) - 92.0).abs() < 1e-9, "{}", fan_out(false));
+}
