@@ -82,7 +82,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 sc.horizon = SimTime::from_secs_f64(h);
             }
             let seed = seed.unwrap_or(sc.seed);
-            let pol = build_policy(&policy, policy_config.as_deref())?;
+            let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
             let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_{}_seed{}", sc.name, pol.name(), seed)));
             let bar = if quiet || !std::io::stderr().is_terminal() {
                 ProgressBar::hidden()

@@ -78,9 +78,18 @@ pub struct ServiceSpec {
     /// Default CPU demand of one visit; a call in a request type may override it.
     pub demand: Demand,
     pub stateful: Option<StatefulSpec>,
+    /// Memory model (what a metrics server reports as working set): `memory_idle_mib +
+    /// memory_per_request_mib * requests held`.
+    pub memory_idle_mib: f64,
+    pub memory_per_request_mib: f64,
 }
 
 impl ServiceSpec {
+    /// Working-set memory of an instance holding `held` requests, MiB.
+    pub fn memory_usage_mib(&self, held: u32) -> f64 {
+        self.memory_idle_mib + self.memory_per_request_mib * held as f64
+    }
+
     /// Time from `scale_up_full` to Active: the scale-up delay, plus the data sync for a stateful
     /// service.
     pub fn startup_time(&self) -> SimTime {

@@ -4,11 +4,19 @@
 //! service-mesh RPS and latency, replica counts), never simulator internals. It answers with
 //! desired replica counts; the simulator applies them through the `ScalingManager`.
 
+pub mod hpa;
+pub mod kpa;
 mod static_policy;
+pub mod target;
 
+pub use hpa::HpaPolicy;
+pub use kpa::{KpaConfig, KpaPolicy};
 pub use static_policy::StaticPolicy;
+pub use target::{TargetConfig, TargetTrackingPolicy};
 
 use std::path::Path;
+
+use crate::scenario::{ConfigError, Scenario};
 
 use crate::engine::SimTime;
 use crate::metrics::ClusterView;
@@ -39,14 +47,42 @@ pub enum PolicyError {
     Unknown { name: String, known: String },
     #[error("policy `{name}` takes no configuration file (got {file})")]
     NoConfig { name: String, file: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Names `--policy` accepts.
-pub const POLICY_NAMES: &[&str] = &["static"];
+pub const POLICY_NAMES: &[&str] = &["static", "hpa", "kpa", "target"];
 
-/// Builds a policy from its CLI name and optional configuration file.
-pub fn build_policy(name: &str, config: Option<&Path>) -> Result<Box<dyn Autoscaler>, PolicyError> {
+/// Builds a policy from its CLI name and optional configuration file, for `scenario` (whose
+/// services the configuration may name).
+pub fn build_policy(
+    name: &str,
+    config: Option<&Path>,
+    scenario: &Scenario,
+) -> Result<Box<dyn Autoscaler>, PolicyError> {
     match name {
+        "hpa" => {
+            let cfg = match config {
+                Some(f) => hpa::spec::load_config(f, scenario)?,
+                None => hpa::spec::default_config(scenario, 60),
+            };
+            Ok(Box::new(HpaPolicy::new(cfg)))
+        }
+        "kpa" => {
+            let cfg = match config {
+                Some(f) => KpaConfig::load(f, scenario)?,
+                None => KpaConfig::defaults(scenario),
+            };
+            Ok(Box::new(KpaPolicy::new(cfg)))
+        }
+        "target" => {
+            let cfg = match config {
+                Some(f) => TargetConfig::load(f, scenario)?,
+                None => TargetConfig::defaults(scenario),
+            };
+            Ok(Box::new(TargetTrackingPolicy::new(cfg)))
+        }
         "static" => {
             if let Some(f) = config {
                 return Err(PolicyError::NoConfig { name: name.into(), file: f.display().to_string() });

@@ -108,6 +108,12 @@ pub struct Instance {
     /// Visits this instance holds: queued, in service, or waiting on their callees. A draining
     /// instance is removed when this reaches zero.
     pub outstanding: u32,
+    /// Integral of `outstanding` over time (visit-microseconds) up to `held_since`: the
+    /// time-weighted concurrency a Knative queue-proxy reports.
+    pub held_area: f64,
+    pub held_since: SimTime,
+    /// Visits routed to this instance (cumulative, including queued ones).
+    pub routed: u64,
     /// Visits whose CPU work this instance finished.
     pub served: u64,
     /// CPU consumed since creation, core-microseconds (the cumulative counter a cAdvisor would show).
@@ -130,6 +136,9 @@ impl Instance {
             busy: 0,
             queue: VecDeque::new(),
             outstanding: 0,
+            held_area: 0.0,
+            held_since: now,
+            routed: 0,
             served: 0,
             cpu_used: 0.0,
             cpu_updated_at: now,
@@ -146,6 +155,28 @@ impl Instance {
             }
             self.cpu_updated_at = now;
         }
+    }
+
+    /// A visit is routed here: it is held until [`Instance::release`].
+    #[inline]
+    pub fn acquire(&mut self, now: SimTime) {
+        self.integrate_held(now);
+        self.outstanding += 1;
+        self.routed += 1;
+    }
+
+    /// A visit held here has completed.
+    #[inline]
+    pub fn release(&mut self, now: SimTime) {
+        self.integrate_held(now);
+        self.outstanding -= 1;
+    }
+
+    /// Brings `held_area` up to `now`.
+    #[inline]
+    pub fn integrate_held(&mut self, now: SimTime) {
+        self.held_area += self.outstanding as f64 * now.0.saturating_sub(self.held_since.0) as f64;
+        self.held_since = now;
     }
 
     pub fn is_live(&self) -> bool {

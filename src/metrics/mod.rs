@@ -18,7 +18,7 @@ pub use summary::{
     nearest_rank, LatencySummary, RequestCounts, ScalingLagSummary, ServiceSummary, Summary, SUMMARY_FORMAT_VERSION,
 };
 pub use truth::{DropKind, GroundTruth, IntervalRow, TIMELINE_FORMAT_VERSION, TIMELINE_HEADER};
-pub use view::{ClusterView, PodView, ServiceView};
+pub use view::{ClusterView, PodView, ServiceView, HISTORY_LEN};
 
 use hdrhistogram::Histogram;
 

@@ -1,46 +1,62 @@
-//! The metrics server: what a Kubernetes metrics-server (CPU) and a service mesh (RPS, latency)
-//! would report, refreshed once per scrape interval.
+//! The metrics server: what a Kubernetes metrics-server (CPU, memory) and a service mesh or
+//! Knative queue-proxy (RPS, latency, concurrency) would report.
 //!
 //! Per pod, CPU is a rate between two scrapes of the cumulative CPU counter, exactly as
 //! metrics-server computes it from cAdvisor: a pod seen at only one scrape has no CPU metric yet.
-//! Per service, RPS and p95 cover the last scrape window.
+//! Per service, RPS and p95 cover the last scrape window; concurrency and RPS are also kept per
+//! timeline interval for the last [`HISTORY_LEN`] intervals (fast controllers such as the KPA).
+
+use std::collections::VecDeque;
 
 use hdrhistogram::Histogram;
 
-use super::{latency_histogram, quantile_ms, ClusterView, PodView, ServiceView};
+use super::{latency_histogram, quantile_ms, ClusterView, PodView, ServiceView, HISTORY_LEN};
 use crate::app::AppSpec;
 use crate::cluster::{InstanceId, InstanceState};
 use crate::engine::SimTime;
 use crate::scaling::ScalingManager;
 
+/// What the last scrape saw of one pod.
+#[derive(Clone, Copy, Debug, Default)]
+struct PodSample {
+    /// Cumulative CPU (core-us) and routed visits at the scrape; `None`: not seen then.
+    cpu: Option<f64>,
+    routed: u64,
+    /// Rates over the window that ended at the scrape.
+    cores: Option<f64>,
+    rps: Option<f64>,
+    memory_mib: Option<f64>,
+    outstanding: u32,
+}
+
 pub struct MetricsServer {
     window: SimTime,
+    interval: SimTime,
     scraped_at: SimTime,
-    /// Cumulative CPU (core-us) of each instance at the last scrape; `None`: not seen then.
-    last_cpu: Vec<Option<f64>>,
-    /// CPU rate (cores) over the last window, per instance.
-    pod_cores: Vec<Option<f64>>,
-    pod_outstanding: Vec<u32>,
+    pods: Vec<PodSample>,
     svc_rps: Vec<f64>,
     svc_p95_ms: Vec<f64>,
     svc_queue: Vec<u32>,
     window_arrivals: Vec<u64>,
     window_hist: Vec<Histogram<u64>>,
+    concurrency_history: Vec<VecDeque<f64>>,
+    rps_history: Vec<VecDeque<f64>>,
 }
 
 impl MetricsServer {
-    pub fn new(services: usize, window: SimTime) -> Self {
+    pub fn new(services: usize, window: SimTime, interval: SimTime) -> Self {
         MetricsServer {
             window,
+            interval,
             scraped_at: SimTime::ZERO,
-            last_cpu: Vec::new(),
-            pod_cores: Vec::new(),
-            pod_outstanding: Vec::new(),
+            pods: Vec::new(),
             svc_rps: vec![0.0; services],
             svc_p95_ms: vec![0.0; services],
             svc_queue: vec![0; services],
             window_arrivals: vec![0; services],
             window_hist: (0..services).map(|_| latency_histogram(2)).collect(),
+            concurrency_history: vec![VecDeque::with_capacity(HISTORY_LEN); services],
+            rps_history: vec![VecDeque::with_capacity(HISTORY_LEN); services],
         }
     }
 
@@ -48,40 +64,47 @@ impl MetricsServer {
         self.window
     }
 
-    /// Adds one timeline interval's per-service arrivals and latencies to the current window.
-    pub fn add_interval(&mut self, service: usize, arrivals: u64, latencies: &Histogram<u64>) {
+    /// Adds one timeline interval of one service: its arrivals, latencies, and average requests
+    /// held.
+    pub fn add_interval(&mut self, service: usize, arrivals: u64, latencies: &Histogram<u64>, concurrency: f64) {
         self.window_arrivals[service] += arrivals;
         // Both histograms have the same bounds and precision, so adding cannot fail.
         let _ = self.window_hist[service].add(latencies);
+        let push = |q: &mut VecDeque<f64>, v: f64| {
+            if q.len() == HISTORY_LEN {
+                q.pop_front();
+            }
+            q.push_back(v);
+        };
+        push(&mut self.concurrency_history[service], concurrency);
+        push(&mut self.rps_history[service], arrivals as f64 / self.interval.as_secs_f64());
     }
 
     /// Takes a scrape at `now`. Instances' CPU counters must be integrated up to `now`.
-    pub fn scrape(&mut self, now: SimTime, scaling: &ScalingManager, tracked: &[InstanceId]) {
+    pub fn scrape(&mut self, now: SimTime, scaling: &ScalingManager, app: &AppSpec, tracked: &[InstanceId]) {
         let elapsed = now.saturating_sub(self.scraped_at);
-        let n = scaling.instances().len();
-        self.last_cpu.resize(n, None);
-        self.pod_cores.resize(n, None);
-        self.pod_outstanding.resize(n, 0);
-        for q in &mut self.svc_queue {
-            *q = 0;
-        }
+        let secs = elapsed.as_secs_f64();
+        self.pods.resize(scaling.instances().len(), PodSample::default());
+        self.svc_queue.iter_mut().for_each(|q| *q = 0);
         for &id in tracked {
             let inst = scaling.instance(id);
-            let i = id as usize;
+            let p = &mut self.pods[id as usize];
             if !inst.is_live() {
-                self.last_cpu[i] = None;
-                self.pod_cores[i] = None;
+                *p = PodSample::default();
                 continue;
             }
-            self.pod_cores[i] = match self.last_cpu[i] {
-                Some(prev) if elapsed.0 > 0 => Some((inst.cpu_used - prev) / elapsed.0 as f64),
-                _ => None,
+            (p.cores, p.rps) = match p.cpu {
+                Some(prev) if secs > 0.0 => {
+                    (Some((inst.cpu_used - prev) / elapsed.0 as f64), Some((inst.routed - p.routed) as f64 / secs))
+                }
+                _ => (None, None),
             };
-            self.last_cpu[i] = Some(inst.cpu_used);
-            self.pod_outstanding[i] = inst.outstanding;
+            p.cpu = Some(inst.cpu_used);
+            p.routed = inst.routed;
+            p.outstanding = inst.outstanding;
+            p.memory_mib = Some(app.services[inst.service].memory_usage_mib(inst.outstanding));
             self.svc_queue[inst.service] += inst.queue.len() as u32;
         }
-        let secs = elapsed.as_secs_f64();
         for s in 0..self.svc_rps.len() {
             self.svc_rps[s] = if secs > 0.0 { self.window_arrivals[s] as f64 / secs } else { 0.0 };
             self.svc_p95_ms[s] = quantile_ms(&self.window_hist[s], 0.95);
@@ -103,6 +126,7 @@ impl MetricsServer {
                 max_replicas: spec.max_replicas,
                 cpu_request_cores: spec.shape.cpu_request,
                 cpu_limit_cores: spec.shape.cpu_limit,
+                memory_request_mib: spec.shape.memory_mib,
                 concurrency: spec.shape.concurrency,
                 counts: scaling.counts(s),
                 pods: Vec::new(),
@@ -111,6 +135,8 @@ impl MetricsServer {
                 cpu_utilization: None,
                 queue_len: self.svc_queue[s],
                 concurrency_per_pod: 0.0,
+                concurrency_history: self.concurrency_history[s].iter().copied().collect(),
+                rps_history: self.rps_history[s].iter().copied().collect(),
             })
             .collect();
         for &id in tracked {
@@ -118,16 +144,17 @@ impl MetricsServer {
             if !inst.is_live() {
                 continue;
             }
-            let i = id as usize;
-            let cores = self.pod_cores.get(i).copied().flatten();
+            let p = self.pods.get(id as usize).copied().unwrap_or_default();
             services[inst.service].pods.push(PodView {
                 id,
                 state: inst.state,
                 created_at: inst.created_at,
                 ready_at: inst.active_at,
-                cpu_cores: cores,
-                cpu_utilization: cores.map(|c| c / inst.shape.cpu_request),
-                outstanding: self.pod_outstanding.get(i).copied().unwrap_or(0),
+                cpu_cores: p.cores,
+                cpu_utilization: p.cores.map(|c| c / inst.shape.cpu_request),
+                outstanding: p.outstanding,
+                memory_mib: p.memory_mib,
+                rps: p.rps,
             });
         }
         for sv in &mut services {
@@ -145,6 +172,6 @@ impl MetricsServer {
             sv.cpu_utilization = if n > 0 { Some(sum / n as f64) } else { None };
             sv.concurrency_per_pod = if active > 0 { held as f64 / active as f64 } else { 0.0 };
         }
-        ClusterView { now, scraped_at: self.scraped_at, window: self.window, services }
+        ClusterView { now, scraped_at: self.scraped_at, window: self.window, history_interval: self.interval, services }
     }
 }

@@ -19,6 +19,10 @@ pub struct PodView {
     pub cpu_utilization: Option<f64>,
     /// Requests held (queued, in service, waiting on callees) at the scrape.
     pub outstanding: u32,
+    /// Working-set memory at the scrape, MiB; `None` before the pod's first scrape.
+    pub memory_mib: Option<f64>,
+    /// Requests per second routed to this pod over the last window; `None` like `cpu_cores`.
+    pub rps: Option<f64>,
 }
 
 /// One service (deployment) as a controller sees it.
@@ -29,6 +33,7 @@ pub struct ServiceView {
     pub max_replicas: u32,
     pub cpu_request_cores: f64,
     pub cpu_limit_cores: f64,
+    pub memory_request_mib: f64,
     pub concurrency: u32,
     /// Live replica counts (the API server is current, not scraped).
     pub counts: ReplicaCounts,
@@ -42,9 +47,18 @@ pub struct ServiceView {
     pub cpu_utilization: Option<f64>,
     /// Requests waiting in queues at the scrape (summed over pods).
     pub queue_len: u32,
-    /// Mean requests held per Active pod at the scrape (KPA's concurrency signal).
+    /// Mean requests held per Active pod at the scrape.
     pub concurrency_per_pod: f64,
+    /// Time-weighted average of requests held by the whole service in each of the last intervals
+    /// (`ClusterView::history_interval` long), oldest first: what Knative's queue-proxies report
+    /// every second. Up to [`HISTORY_LEN`] entries.
+    pub concurrency_history: Vec<f64>,
+    /// Requests per second arriving at the service in each of the same intervals.
+    pub rps_history: Vec<f64>,
 }
+
+/// How many intervals of history a [`ServiceView`] carries.
+pub const HISTORY_LEN: usize = 120;
 
 /// The whole cluster at one decision time.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +67,8 @@ pub struct ClusterView {
     /// When the metrics were last scraped, and the window they cover.
     pub scraped_at: SimTime,
     pub window: SimTime,
+    /// Length of one entry of the per-service histories.
+    pub history_interval: SimTime,
     pub services: Vec<ServiceView>,
 }
 

@@ -20,6 +20,8 @@ fn app(min: u32, max: u32, delay_s: u64) -> (ClusterSpec, AppSpec) {
         load_balancing: LoadBalancing::RoundRobin,
         demand: Demand::constant(1.0),
         stateful: None,
+        memory_idle_mib: 32.0,
+        memory_per_request_mib: 1.0,
     };
     let app = AppSpec {
         services: vec![svc],

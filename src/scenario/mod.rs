@@ -7,9 +7,11 @@
 mod error;
 pub mod raw;
 mod resolve;
+mod yaml;
 
 pub use error::ConfigError;
 pub use resolve::{load_scenario, parse_scenario};
+pub use yaml::{find_line, parse_yaml, parse_yaml_documents};
 
 use std::path::PathBuf;
 

@@ -130,6 +130,10 @@ pub struct RawService {
     pub cpu_limit_m: Option<Positive>,
     #[serde(default = "default_memory")]
     pub memory_mib: Positive,
+    /// Working set of an idle instance; default: half of `memory_mib`.
+    pub memory_idle_mib: Option<NonNegative>,
+    /// Working set added per request held; default 1 MiB.
+    pub memory_per_request_mib: Option<NonNegative>,
     #[serde(default = "one")]
     pub concurrency: u32,
     #[serde(default = "default_queue")]

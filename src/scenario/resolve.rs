@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::raw::*;
+use super::yaml::{find_line, parse_yaml};
 use super::{ConfigError, Fidelity, MetricsConfig, Scenario};
 use crate::app::{AppSpec, CallNode, Demand, LoadBalancing, RequestType, ServiceSpec, StatefulSpec};
 use crate::cluster::{ClusterSpec, InstanceShape, ServerSku};
@@ -28,20 +29,7 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
 /// Validates scenario YAML `text`; `path` names it in errors and anchors relative trace paths.
 pub fn parse_scenario(text: &str, path: &Path) -> Result<Scenario, ConfigError> {
     let file = path.display().to_string();
-    // serde_path_to_error adds the full field path (`workload.stages[1].rps`) that serde_yaml's own
-    // message lacks inside flow mappings; serde_yaml's message carries the line and column.
-    let de = serde_yaml_ng::Deserializer::from_str(text);
-    let raw: RawScenario = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        // serde_yaml prefixes the part of the path it knows; keep one, complete path.
-        let inner = match inner.split_once(": ") {
-            Some((p, rest)) if !p.contains(' ') && path.starts_with(p) => rest.to_string(),
-            _ => inner,
-        };
-        let message = if path.is_empty() || path == "." { inner } else { format!("`{path}`: {inner}") };
-        ConfigError::Yaml { file: file.clone(), message }
-    })?;
+    let raw: RawScenario = parse_yaml(text, &file)?;
     Resolver { file, text, path }.resolve(raw)
 }
 
@@ -286,6 +274,8 @@ impl Resolver<'_> {
                 },
                 demand: demand(s.demand),
                 stateful: None,
+                memory_idle_mib: s.memory_idle_mib.map_or(s.memory_mib.0 / 2.0, |v| v.0),
+                memory_per_request_mib: s.memory_per_request_mib.map_or(1.0, |v| v.0),
             });
         }
         // Second pass: stateful specs may name any service.
@@ -471,15 +461,4 @@ fn demand(d: RawDemand) -> Demand {
         RawDemand::Lognormal { mean_ms, cv } => Demand::lognormal(mean_ms.0, cv.0),
         RawDemand::Gamma { mean_ms, cv } => Demand::gamma(mean_ms.0, cv.0),
     }
-}
-
-/// 1-based line of the first line containing `needle` (also with the value quoted).
-fn find_line(text: &str, needle: &str) -> Option<usize> {
-    let quoted = needle.split_once(": ").map(|(k, v)| (format!("{k}: \"{v}\""), format!("{k}: '{v}'")));
-    text.lines()
-        .position(|l| {
-            let l = l.trim_start().trim_start_matches("- ");
-            l.contains(needle) || quoted.as_ref().is_some_and(|(a, b)| l.contains(a.as_str()) || l.contains(b.as_str()))
-        })
-        .map(|i| i + 1)
 }

@@ -136,14 +136,18 @@ pub struct Simulator {
     server: MetricsServer,
     /// Instances alive at the last interval end or created since, ascending id.
     tracked: Vec<InstanceId>,
-    /// Cumulative CPU of each instance at the last interval end (indexed by id).
+    /// Cumulative CPU and held-visit area of each instance at the last interval end (by id).
     cpu_mark: Vec<f64>,
+    held_mark: Vec<f64>,
     last_tick: SimTime,
+    /// When the policy decides next.
+    next_policy: SimTime,
     /// Visits/s one Active instance of each service can serve (for the scaling-lag metric).
     capacity_per_instance: Vec<f64>,
     used_buf: Vec<f64>,
     serving_buf: Vec<f64>,
     queue_buf: Vec<u32>,
+    held_buf: Vec<f64>,
     actions: csv::Writer<Box<dyn Write>>,
     event_log: Option<Box<dyn Write>>,
     events_processed: u64,
@@ -201,11 +205,14 @@ impl Simulator {
             requests: Slab::new(),
             visits: Slab::new(),
             decisions: Vec::new(),
-            server: MetricsServer::new(n, scenario.metrics.scrape_interval),
+            server: MetricsServer::new(n, scenario.metrics.scrape_interval, scenario.metrics.timeline_interval),
             truth,
             tracked: Vec::new(),
             cpu_mark: Vec::new(),
+            held_mark: Vec::new(),
+            held_buf: vec![0.0; n],
             last_tick: SimTime::ZERO,
+            next_policy: SimTime::MAX,
             capacity_per_instance,
             used_buf: vec![0.0; n],
             serving_buf: vec![0.0; n],
@@ -223,7 +230,7 @@ impl Simulator {
         sim.track_new_instances();
         sim.flush_scaling_events()?;
         // A baseline scrape at t = 0, so the first window's CPU rates exist at the first scrape.
-        sim.server.scrape(SimTime::ZERO, &sim.scaling, &sim.tracked);
+        sim.server.scrape(SimTime::ZERO, &sim.scaling, &sim.app, &sim.tracked);
         if let Some(t) = sim.arrivals.next_arrival() {
             if t < sim.horizon {
                 sim.queue.push(t, Event::Arrival);
@@ -231,9 +238,7 @@ impl Simulator {
         }
         sim.queue.push(sim.metrics_cfg.timeline_interval.min(sim.horizon), Event::Tick);
         let period = sim.policy.period();
-        if period < sim.horizon {
-            sim.queue.push(period, Event::PolicyTick);
-        }
+        sim.schedule_policy(period);
         Ok(sim)
     }
 
@@ -363,13 +368,13 @@ impl Simulator {
         };
         let inst = self.scaling.instance_mut(id);
         if inst.busy < inst.shape.concurrency {
-            inst.outstanding += 1;
+            inst.acquire(self.now);
             let visit = &mut self.visits[v];
             visit.instance = id;
             visit.arrived = self.now;
             self.start_work(v, id);
         } else if inst.queue.len() < inst.shape.queue_capacity as usize {
-            inst.outstanding += 1;
+            inst.acquire(self.now);
             inst.queue.push_back(v);
             let visit = &mut self.visits[v];
             visit.instance = id;
@@ -444,7 +449,7 @@ impl Simulator {
             let s = self.app.nodes[visit.node as usize].service as usize;
             self.truth.visit_completed(s, (self.now - visit.arrived).0);
             let inst = self.scaling.instance_mut(visit.instance);
-            inst.outstanding -= 1;
+            inst.release(self.now);
             if inst.outstanding == 0 && inst.state == crate::cluster::InstanceState::Draining {
                 self.scaling.finish_drain(self.now, visit.instance);
             }
@@ -488,6 +493,7 @@ impl Simulator {
         let n = self.scaling.instances().len();
         for id in self.cpu_mark.len()..n {
             self.cpu_mark.push(0.0);
+            self.held_mark.push(0.0);
             self.tracked.push(id as InstanceId);
         }
     }
@@ -498,12 +504,16 @@ impl Simulator {
         self.used_buf.iter_mut().for_each(|x| *x = 0.0);
         self.serving_buf.iter_mut().for_each(|x| *x = 0.0);
         self.queue_buf.iter_mut().for_each(|x| *x = 0);
+        self.held_buf.iter_mut().for_each(|x| *x = 0.0);
         let mut alloc = 0.0;
         for &id in &self.tracked {
             let inst = self.scaling.instance_mut(id);
             if inst.is_live() {
                 inst.integrate_cpu(t1);
+                inst.integrate_held(t1);
             }
+            self.held_buf[inst.service] += inst.held_area - self.held_mark[id as usize];
+            self.held_mark[id as usize] = inst.held_area;
             let s = inst.service;
             let used = inst.cpu_used - self.cpu_mark[id as usize];
             self.cpu_mark[id as usize] = inst.cpu_used;
@@ -547,11 +557,15 @@ impl Simulator {
                 ..Default::default()
             };
             self.truth.close_interval(row, self.used_buf[s], self.serving_buf[s])?;
-            self.server.add_interval(s, self.truth.tick_arrivals[s], &self.truth.tick_hist[s]);
+            let concurrency = if t1 > t0 { self.held_buf[s] / (t1 - t0).0 as f64 } else { 0.0 };
+            self.server.add_interval(s, self.truth.tick_arrivals[s], &self.truth.tick_hist[s], concurrency);
         }
         self.truth.reset_interval();
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
-            self.server.scrape(t1, &self.scaling, &self.tracked);
+            self.server.scrape(t1, &self.scaling, &self.app, &self.tracked);
+        }
+        if self.next_policy == t1 && t1 < self.horizon {
+            self.queue.push(t1, Event::PolicyTick);
         }
         let sc = &self.scaling;
         self.tracked.retain(|&id| sc.instance(id).is_live());
@@ -593,11 +607,17 @@ impl Simulator {
         self.decisions = decisions;
         self.track_new_instances();
         self.flush_scaling_events()?;
-        let next = self.now + self.policy.period();
-        if next < self.horizon {
-            self.queue.push(next, Event::PolicyTick);
-        }
+        self.schedule_policy(self.now + self.policy.period());
         Ok(())
+    }
+
+    /// Schedules the next decision at `at`. A decision that falls on a timeline tick is queued by
+    /// that tick, after its scrape, so a policy deciding at the time of a scrape sees that scrape.
+    fn schedule_policy(&mut self, at: SimTime) {
+        self.next_policy = at;
+        if at < self.horizon && at.0 % self.metrics_cfg.timeline_interval.0 != 0 {
+            self.queue.push(at, Event::PolicyTick);
+        }
     }
 
     fn flush_scaling_events(&mut self) -> Result<(), SimError> {

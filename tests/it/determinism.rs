@@ -8,7 +8,7 @@ use scalesim::scenario::load_scenario;
 fn run(seed: u64, dir: &std::path::Path) {
     let mut sc = load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
     sc.horizon = SimTime::from_secs(240); // through the start of the rush
-    let policy = build_policy("static", None).unwrap();
+    let policy = build_policy("static", None, &sc).unwrap();
     run_to_dir(&sc, policy, seed, dir, RunOptions::default(), &mut |_| {}).unwrap();
 }
 

@@ -1,0 +1,236 @@
+//! The Knative Pod Autoscaler (KPA), following `pkg/autoscaler/scaling/autoscaler.go` of Knative
+//! Serving.
+//!
+//! Every tick (2 s) and for every service: the observed concurrency (requests held, time-weighted,
+//! per second, as queue-proxies report it) is averaged over the stable window (60 s) and the panic
+//! window (10% of it: 6 s). With `target = container_concurrency_target * utilization`:
+//! `desired_stable = ceil(stable / target)`, `desired_panic = ceil(panic / target)`, both clamped to
+//! `[floor(ready / max_scale_down_rate), ceil(ready * max_scale_up_rate)]`. Panic mode starts when
+//! `panic / target / ready >= panic_threshold` (200%), and ends once the threshold has not been
+//! crossed for a whole stable window. In panic mode the KPA takes the larger of the two and never
+//! scales down. Scale to zero is optional (off by default); requests reaching a service with no
+//! Active instance are dropped (the simulator has no activator buffer).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{Autoscaler, ScaleDecision};
+use crate::engine::SimTime;
+use crate::metrics::{ClusterView, ServiceView};
+use crate::scenario::{find_line, parse_yaml, ConfigError, Scenario};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct KpaConfig {
+    pub tick: SimTime,
+    pub stable_window: SimTime,
+    pub panic_window_pct: f64,
+    pub panic_threshold_pct: f64,
+    pub target_utilization_pct: f64,
+    /// Requests per pod the target is a share of (Knative's container-concurrency-target-default).
+    pub container_concurrency_target: f64,
+    pub max_scale_up_rate: f64,
+    pub max_scale_down_rate: f64,
+    pub enable_scale_to_zero: bool,
+    /// Per service: `(min, max)` scale.
+    pub bounds: Vec<Option<(u32, u32)>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKpa {
+    tick_interval_s: Option<f64>,
+    stable_window_s: Option<f64>,
+    panic_window_percentage: Option<f64>,
+    panic_threshold_percentage: Option<f64>,
+    target_utilization_percentage: Option<f64>,
+    container_concurrency_target: Option<f64>,
+    max_scale_up_rate: Option<f64>,
+    max_scale_down_rate: Option<f64>,
+    #[serde(default)]
+    enable_scale_to_zero: bool,
+    min_scale: Option<u32>,
+    max_scale: Option<u32>,
+    /// Services the KPA scales (default: all).
+    services: Option<Vec<String>>,
+}
+
+impl KpaConfig {
+    /// Knative's defaults, with a per-pod concurrency target of 10 (pods here are small: a few
+    /// hundred millicores), on every service between its scenario bounds.
+    pub fn defaults(scenario: &Scenario) -> KpaConfig {
+        KpaConfig {
+            tick: SimTime::from_secs(2),
+            stable_window: SimTime::from_secs(60),
+            panic_window_pct: 10.0,
+            panic_threshold_pct: 200.0,
+            target_utilization_pct: 70.0,
+            container_concurrency_target: 10.0,
+            max_scale_up_rate: 1000.0,
+            max_scale_down_rate: 2.0,
+            enable_scale_to_zero: false,
+            bounds: scenario.app.services.iter().map(|s| Some((s.min_replicas, s.max_replicas))).collect(),
+        }
+    }
+
+    pub fn load(path: &Path, scenario: &Scenario) -> Result<KpaConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Io { file: file.clone(), message: e.to_string() })?;
+        let raw: RawKpa = parse_yaml(&text, &file)?;
+        let err = |field: &str, msg: String| ConfigError::Invalid {
+            file: file.clone(),
+            line: find_line(&text, field),
+            field: field.into(),
+            message: msg,
+        };
+        let mut c = KpaConfig::defaults(scenario);
+        let positive = |v: Option<f64>, field: &str, def: f64| -> Result<f64, ConfigError> {
+            match v {
+                None => Ok(def),
+                Some(x) if x.is_finite() && x > 0.0 => Ok(x),
+                Some(x) => Err(err(field, format!("{x} must be > 0"))),
+            }
+        };
+        c.tick = SimTime::from_secs_f64(positive(raw.tick_interval_s, "tick_interval_s", 2.0)?);
+        c.stable_window = SimTime::from_secs_f64(positive(raw.stable_window_s, "stable_window_s", 60.0)?);
+        c.panic_window_pct = positive(raw.panic_window_percentage, "panic_window_percentage", 10.0)?;
+        if c.panic_window_pct > 100.0 {
+            return Err(err("panic_window_percentage", format!("{} is above 100", c.panic_window_pct)));
+        }
+        c.panic_threshold_pct = positive(raw.panic_threshold_percentage, "panic_threshold_percentage", 200.0)?;
+        c.target_utilization_pct = positive(raw.target_utilization_percentage, "target_utilization_percentage", 70.0)?;
+        if c.target_utilization_pct > 100.0 {
+            return Err(err("target_utilization_percentage", format!("{} is above 100", c.target_utilization_pct)));
+        }
+        c.container_concurrency_target =
+            positive(raw.container_concurrency_target, "container_concurrency_target", 10.0)?;
+        c.max_scale_up_rate = positive(raw.max_scale_up_rate, "max_scale_up_rate", 1000.0)?;
+        c.max_scale_down_rate = positive(raw.max_scale_down_rate, "max_scale_down_rate", 2.0)?;
+        if c.max_scale_up_rate <= 1.0 || c.max_scale_down_rate <= 1.0 {
+            return Err(err("max_scale_up_rate", "max_scale_up_rate and max_scale_down_rate must be > 1".into()));
+        }
+        c.enable_scale_to_zero = raw.enable_scale_to_zero;
+        for (i, s) in scenario.app.services.iter().enumerate() {
+            let min = raw.min_scale.unwrap_or(s.min_replicas);
+            let max = raw.max_scale.unwrap_or(s.max_replicas);
+            if min > max || max == 0 {
+                return Err(err(
+                    "min_scale",
+                    format!("min_scale {min} and max_scale {max} need min <= max and max >= 1"),
+                ));
+            }
+            c.bounds[i] = Some((min, max));
+        }
+        if let Some(names) = &raw.services {
+            for n in names {
+                if scenario.app.service_index(n).is_none() {
+                    return Err(err(n, format!("`{n}` is not a service of scenario `{}`", scenario.name)));
+                }
+            }
+            for (i, s) in scenario.app.services.iter().enumerate() {
+                if !names.contains(&s.name) {
+                    c.bounds[i] = None;
+                }
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Per-service KPA state.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KpaState {
+    /// When panic mode was last (re)entered; `None`: not panicking.
+    pub panic_since: Option<SimTime>,
+    pub max_panic_pods: u32,
+}
+
+pub struct KpaPolicy {
+    config: KpaConfig,
+    states: Vec<KpaState>,
+}
+
+impl KpaPolicy {
+    pub fn new(config: KpaConfig) -> Self {
+        let n = config.bounds.len();
+        KpaPolicy { config, states: vec![KpaState::default(); n] }
+    }
+
+    pub fn state(&self, service: usize) -> KpaState {
+        self.states[service]
+    }
+
+    fn window_average(history: &[f64], interval: SimTime, window: SimTime) -> f64 {
+        let n = ((window.0 as f64 / interval.0 as f64).ceil() as usize).clamp(1, history.len().max(1));
+        let tail = &history[history.len().saturating_sub(n)..];
+        if tail.is_empty() {
+            0.0
+        } else {
+            tail.iter().sum::<f64>() / tail.len() as f64
+        }
+    }
+
+    fn decide_one(&mut self, s: usize, sv: &ServiceView, now: SimTime, interval: SimTime) -> (u32, String) {
+        let c = &self.config;
+        let (min, max) = c.bounds[s].expect("only services with bounds are decided");
+        let panic_window = SimTime::from_secs_f64(c.stable_window.as_secs_f64() * c.panic_window_pct / 100.0);
+        let stable = Self::window_average(&sv.concurrency_history, interval, c.stable_window);
+        let panic = Self::window_average(&sv.concurrency_history, interval, panic_window);
+        let target = c.container_concurrency_target * c.target_utilization_pct / 100.0;
+        let ready = sv.counts.active.max(1) as f64;
+        let max_up = (c.max_scale_up_rate * ready).ceil();
+        let max_down = (ready / c.max_scale_down_rate).floor();
+        let desired_stable = (stable / target).ceil().clamp(max_down, max_up) as u32;
+        let desired_panic = (panic / target).ceil().clamp(max_down, max_up) as u32;
+        let over = panic / target / ready >= c.panic_threshold_pct / 100.0;
+        let st = &mut self.states[s];
+        if over {
+            st.panic_since = Some(now);
+        } else if let Some(since) = st.panic_since {
+            if now >= since + c.stable_window {
+                st.panic_since = None;
+                st.max_panic_pods = 0;
+            }
+        }
+        let mut desired = desired_stable;
+        let mode = if st.panic_since.is_some() {
+            desired = desired.max(desired_panic);
+            if desired > st.max_panic_pods {
+                st.max_panic_pods = desired;
+            } else {
+                desired = st.max_panic_pods; // in panic mode the KPA never scales down
+            }
+            "panic"
+        } else {
+            "stable"
+        };
+        let floor = if c.enable_scale_to_zero { min } else { min.max(1) };
+        let desired = desired.clamp(floor, max);
+        let reason = format!(
+            "{mode}: concurrency stable {stable:.2} panic {panic:.2}, target {target:.2}/pod, {} ready -> stable {desired_stable}, panic {desired_panic}",
+            sv.counts.active
+        );
+        (desired, reason)
+    }
+}
+
+impl Autoscaler for KpaPolicy {
+    fn name(&self) -> String {
+        "kpa".into()
+    }
+
+    fn period(&self) -> SimTime {
+        self.config.tick
+    }
+
+    fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
+        for (s, sv) in view.services.iter().enumerate() {
+            if self.config.bounds[s].is_none() {
+                continue;
+            }
+            let (desired, reason) = self.decide_one(s, sv, view.now, view.history_interval);
+            out.push(ScaleDecision { service: s, desired, reason });
+        }
+    }
+}
