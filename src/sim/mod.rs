@@ -250,6 +250,11 @@ impl Simulator {
         &self.scaling
     }
 
+    /// What a controller would see now (the last scrape's metrics, live replica states).
+    pub fn view(&self) -> crate::metrics::ClusterView {
+        self.server.view(self.now, &self.scaling, &self.app, &self.tracked)
+    }
+
     /// Scales `service` up by one instance through the ScalingManager and schedules its readiness
     /// (for controllers that act outside the periodic policy tick, e.g. an RL action executor).
     pub fn scale_up(

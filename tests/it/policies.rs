@@ -1,0 +1,124 @@
+//! Baseline autoscalers end to end: the HPA reacts to the rush and comes back down, every policy
+//! config bundled loads, and bad policy configs are refused with a clear error.
+
+use std::process::Command;
+
+use scalesim::autoscale::build_policy;
+use scalesim::experiment::{run_to_dir, RunOptions};
+use scalesim::metrics::Summary;
+use scalesim::scenario::load_scenario;
+
+fn rush(policy: &str, dir: &std::path::Path) -> Summary {
+    let sc = load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
+    let p = build_policy(policy, None, &sc).unwrap();
+    run_to_dir(&sc, p, 3, dir, RunOptions::default(), &mut |_| {}).unwrap()
+}
+
+/// Mean of `replicas_active` summed over services, for rows with `from <= time_s < to`.
+fn mean_replicas(timeline: &str, from: f64, to: f64) -> f64 {
+    let mut per_second = std::collections::BTreeMap::<u64, f64>::new();
+    for line in timeline.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let t: f64 = f[0].parse().unwrap();
+        if (from..to).contains(&t) {
+            *per_second.entry(t as u64).or_default() += f[2].parse::<f64>().unwrap();
+        }
+    }
+    per_second.values().sum::<f64>() / per_second.len() as f64
+}
+
+#[test]
+fn hpa_scales_up_for_the_rush_and_back_down_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hpa = rush("hpa", &tmp.path().join("hpa"));
+    let stat = rush("static", &tmp.path().join("static"));
+    let timeline = std::fs::read_to_string(tmp.path().join("hpa/timeline.csv")).unwrap();
+    let (before, during, after) =
+        (mean_replicas(&timeline, 120.0, 180.0), mean_replicas(&timeline, 420.0, 480.0), mean_replicas(&timeline, 840.0, 900.0));
+    assert!(during > 2.0 * before, "replicas before {before}, during {during}");
+    // The scale-down stabilisation window is 300 s: the rush ends at 480 s, replicas come down
+    // from 780 s on.
+    assert!(after < 0.6 * during, "replicas during {during}, after {after}");
+    assert!(
+        hpa.slo_violation_pct * 4.0 < stat.slo_violation_pct,
+        "SLO violation: hpa {}% vs static {}%",
+        hpa.slo_violation_pct,
+        stat.slo_violation_pct
+    );
+    let actions = std::fs::read_to_string(tmp.path().join("hpa/actions.csv")).unwrap();
+    assert!(actions.lines().any(|l| l.contains("frontend") && l.contains("stabilised")), "no stabilised decision logged");
+    assert!(actions.lines().any(|l| l.contains("limited by")), "no rate/bound limit logged");
+}
+
+#[test]
+fn every_bundled_policy_config_loads_and_runs() {
+    let sc = load_scenario(&crate::root().join("scenarios/online_boutique_offpeak.yaml")).unwrap();
+    let mut n = 0;
+    for e in std::fs::read_dir(crate::root().join("configs/policies")).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().split('_').next().unwrap().to_string();
+        let policy = build_policy(&name, Some(&path), &sc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut short = sc.clone();
+        short.horizon = scalesim::engine::SimTime::from_secs(60);
+        let mut sim = scalesim::sim::Simulator::new(&short, policy, 1, scalesim::sim::Sinks::discard()).unwrap();
+        sim.run(&mut |_| {}).unwrap();
+        n += 1;
+    }
+    assert!(n >= 7, "{n} configs");
+}
+
+#[test]
+fn pasted_manifests_resolve_to_their_services() {
+    use scalesim::autoscale::hpa::{spec::load_config, MetricRule, ObjectSignal, PodSignal, ResourceName, Target};
+    let sc = load_scenario(&crate::root().join("scenarios/online_boutique_offpeak.yaml")).unwrap();
+    let cfg = load_config(&crate::root().join("configs/policies/hpa_manifests_example.yaml"), &sc).unwrap();
+    let names: Vec<&str> = cfg.hpas.iter().map(|h| sc.app.services[h.service].name.as_str()).collect();
+    assert_eq!(names, ["frontend", "productcatalog", "cart"]);
+    let fe = &cfg.hpas[0];
+    assert_eq!(fe.metrics[0], MetricRule::Resource { name: ResourceName::Cpu, target: Target::Utilization(60) });
+    assert_eq!(fe.metrics[1], MetricRule::Pods { signal: PodSignal::Rps, target: 120.0 });
+    assert_eq!(fe.behavior.scale_down.stabilization_window.whole_secs(), 120);
+    assert_eq!(cfg.hpas[1].metrics[0], MetricRule::Object { signal: ObjectSignal::P95LatencyMs, target: Target::Value(20.0) });
+    // 40Mi = 40 * 1048576 bytes; minReplicas defaults to the service's (1).
+    assert_eq!(cfg.hpas[2].metrics[0], MetricRule::Resource { name: ResourceName::Memory, target: Target::AverageValue(41943040.0) });
+    assert_eq!((cfg.hpas[2].min, cfg.hpas[2].max), (1, 5));
+}
+
+fn refused(policy: &str, yaml: &str, must: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("policy.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let out = tmp.path().join("run");
+    let sc = crate::root().join("scenarios/online_boutique_offpeak.yaml");
+    let o = Command::new(crate::bin())
+        .args(["run", sc.to_str().unwrap(), "--policy", policy, "--policy-config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "accepted: {yaml}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(text.contains("policy.yaml"), "error does not name the file: {text}");
+    for m in must {
+        assert!(text.contains(m), "error lacks `{m}`: {text}");
+    }
+    assert!(!out.exists());
+}
+
+#[test]
+fn bad_policy_configs_name_the_file_and_field() {
+    refused("hpa", "default:\n  maxReplicas: 7\n  tolerence: 0.2\n", &["tolerence"]);
+    refused(
+        "hpa",
+        "default:\n  metrics:\n    - type: Resource\n      resource: { name: cpu, target: { type: Utilization, averageUtilization: 0 } }\n",
+        &["averageUtilization", "line 4"],
+    );
+    refused("hpa", "default:\n  minReplicas: 5\n  maxReplicas: 2\n", &["minReplicas", "line 2"]);
+    refused(
+        "hpa",
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nspec:\n  scaleTargetRef: { name: fronted }\n  maxReplicas: 3\n",
+        &["scaleTargetRef.name", "fronted", "line 4"],
+    );
+    refused("kpa", "stable_window_s: -60\n", &["stable_window_s"]);
+    refused("target", "target: 0\n", &["target", "line 1"]);
+    refused("target", "min_replicas: 4\nmax_replicas: 2\n", &["min_replicas"]);
+}
