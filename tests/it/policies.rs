@@ -33,8 +33,11 @@ fn hpa_scales_up_for_the_rush_and_back_down_after_it() {
     let hpa = rush("hpa", &tmp.path().join("hpa"));
     let stat = rush("static", &tmp.path().join("static"));
     let timeline = std::fs::read_to_string(tmp.path().join("hpa/timeline.csv")).unwrap();
-    let (before, during, after) =
-        (mean_replicas(&timeline, 120.0, 180.0), mean_replicas(&timeline, 420.0, 480.0), mean_replicas(&timeline, 840.0, 900.0));
+    let (before, during, after) = (
+        mean_replicas(&timeline, 120.0, 180.0),
+        mean_replicas(&timeline, 420.0, 480.0),
+        mean_replicas(&timeline, 840.0, 900.0),
+    );
     assert!(during > 2.0 * before, "replicas before {before}, during {during}");
     // The scale-down stabilisation window is 300 s: the rush ends at 480 s, replicas come down
     // from 780 s on.
@@ -46,7 +49,10 @@ fn hpa_scales_up_for_the_rush_and_back_down_after_it() {
         stat.slo_violation_pct
     );
     let actions = std::fs::read_to_string(tmp.path().join("hpa/actions.csv")).unwrap();
-    assert!(actions.lines().any(|l| l.contains("frontend") && l.contains("stabilised")), "no stabilised decision logged");
+    assert!(
+        actions.lines().any(|l| l.contains("frontend") && l.contains("stabilised")),
+        "no stabilised decision logged"
+    );
     assert!(actions.lines().any(|l| l.contains("limited by")), "no rate/bound limit logged");
 }
 
@@ -78,9 +84,15 @@ fn pasted_manifests_resolve_to_their_services() {
     assert_eq!(fe.metrics[0], MetricRule::Resource { name: ResourceName::Cpu, target: Target::Utilization(60) });
     assert_eq!(fe.metrics[1], MetricRule::Pods { signal: PodSignal::Rps, target: 120.0 });
     assert_eq!(fe.behavior.scale_down.stabilization_window.whole_secs(), 120);
-    assert_eq!(cfg.hpas[1].metrics[0], MetricRule::Object { signal: ObjectSignal::P95LatencyMs, target: Target::Value(20.0) });
+    assert_eq!(
+        cfg.hpas[1].metrics[0],
+        MetricRule::Object { signal: ObjectSignal::P95LatencyMs, target: Target::Value(20.0) }
+    );
     // 40Mi = 40 * 1048576 bytes; minReplicas defaults to the service's (1).
-    assert_eq!(cfg.hpas[2].metrics[0], MetricRule::Resource { name: ResourceName::Memory, target: Target::AverageValue(41943040.0) });
+    assert_eq!(
+        cfg.hpas[2].metrics[0],
+        MetricRule::Resource { name: ResourceName::Memory, target: Target::AverageValue(41943040.0) }
+    );
     assert_eq!((cfg.hpas[2].min, cfg.hpas[2].max), (1, 5));
 }
 
@@ -91,7 +103,16 @@ fn refused(policy: &str, yaml: &str, must: &[&str]) {
     let out = tmp.path().join("run");
     let sc = crate::root().join("scenarios/online_boutique_offpeak.yaml");
     let o = Command::new(crate::bin())
-        .args(["run", sc.to_str().unwrap(), "--policy", policy, "--policy-config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            sc.to_str().unwrap(),
+            "--policy",
+            policy,
+            "--policy-config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&o.stderr);
