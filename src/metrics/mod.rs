@@ -17,7 +17,7 @@ pub use server::MetricsServer;
 pub use summary::{
     nearest_rank, LatencySummary, RequestCounts, ScalingLagSummary, ServiceSummary, Summary, SUMMARY_FORMAT_VERSION,
 };
-pub use truth::{DropKind, GroundTruth, IntervalRow, TIMELINE_FORMAT_VERSION, TIMELINE_HEADER};
+pub use truth::{DropKind, FluidRequests, GroundTruth, IntervalRow, TIMELINE_FORMAT_VERSION, TIMELINE_HEADER};
 pub use view::{ClusterView, PodView, ServiceView, HISTORY_LEN};
 
 use hdrhistogram::Histogram;

@@ -64,12 +64,20 @@ impl MetricsServer {
         self.window
     }
 
-    /// Adds one timeline interval of one service: its arrivals, latencies, and average requests
-    /// held.
-    pub fn add_interval(&mut self, service: usize, arrivals: u64, latencies: &Histogram<u64>, concurrency: f64) {
+    /// A visit to `service` completed after `latency_us` (what the mesh's latency histogram sees).
+    #[inline]
+    pub fn record_latency(&mut self, service: usize, latency_us: u64) {
+        super::record_latency(&mut self.window_hist[service], latency_us);
+    }
+
+    /// `count` visits to `service` completed after `latency_us` (the fluid model's summary).
+    pub fn record_latency_n(&mut self, service: usize, latency_us: u64, count: u64) {
+        let _ = self.window_hist[service].record_n(latency_us.clamp(1, 3_600_000_000), count);
+    }
+
+    /// Adds one timeline interval of one service: its arrivals and average requests held.
+    pub fn add_interval(&mut self, service: usize, arrivals: u64, concurrency: f64) {
         self.window_arrivals[service] += arrivals;
-        // Both histograms have the same bounds and precision, so adding cannot fail.
-        let _ = self.window_hist[service].add(latencies);
         let push = |q: &mut VecDeque<f64>, v: f64| {
             if q.len() == HISTORY_LEN {
                 q.pop_front();

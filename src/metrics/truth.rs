@@ -38,6 +38,34 @@ impl DropKind {
     }
 }
 
+/// What the fluid model says about the requests of one tick (real numbers, not counts).
+#[derive(Clone, Debug, Default)]
+pub struct FluidRequests {
+    pub arrived: f64,
+    pub completed: f64,
+    pub within_slo: f64,
+    pub latency_sum_us: f64,
+    /// Requests in the system during the tick (Little's L).
+    pub in_system: f64,
+    pub drops: Vec<(DropKind, usize, f64)>,
+    /// Points of the latency distribution: `(latency_us, weight in requests)`.
+    pub latency_points: Vec<(f64, f64)>,
+}
+
+/// Running totals of the fluid model, turned into counts as they cross whole numbers.
+#[derive(Clone, Debug, Default)]
+struct FluidTotals {
+    arrived: f64,
+    completed: f64,
+    within_slo: f64,
+    drops: Vec<f64>,
+    point_carry: Vec<f64>,
+    visits: Vec<[f64; 3]>,
+    served_tick: Vec<f64>,
+    /// The interval's p95 per service, computed from the model (no per-interval histogram).
+    p95_ms: Vec<Option<f64>>,
+}
+
 /// One row of `timeline.csv`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct IntervalRow {
@@ -116,6 +144,7 @@ pub struct GroundTruth {
     pub replica_changes: u64,
     timeline: Box<dyn Write>,
     interval_whole_secs: bool,
+    fluid: FluidTotals,
 }
 
 impl GroundTruth {
@@ -160,6 +189,13 @@ impl GroundTruth {
             replica_changes: 0,
             timeline,
             interval_whole_secs: interval.0 % SimTime::MICROS_PER_SEC == 0,
+            fluid: FluidTotals {
+                drops: vec![0.0; n * DropKind::ALL.len()],
+                visits: vec![[0.0; 3]; n],
+                served_tick: vec![0.0; n],
+                p95_ms: vec![None; n],
+                ..Default::default()
+            },
             names,
         }
     }
@@ -211,12 +247,93 @@ impl GroundTruth {
     pub fn visit_completed(&mut self, service: usize, latency_us: u64) {
         self.tick_completed[service] += 1;
         self.svc[service].latency_sum_us += latency_us as f64;
+        // Recorded into both histograms here rather than adding the interval's histogram into the
+        // run's at every interval: `Histogram::add` walks every bucket, and profiling showed it
+        // dominating short-interval runs.
         record_latency(&mut self.tick_hist[service], latency_us);
+        record_latency(&mut self.svc_hist[service], latency_us);
     }
 
     #[inline]
     pub fn visit_dropped(&mut self, service: usize) {
         self.tick_dropped[service] += 1;
+    }
+
+    /// Fluid fidelity: one tick's visits to service `s` (arrived, served, dropped; real numbers).
+    pub fn fluid_visits(&mut self, s: usize, arrived: f64, served: f64, dropped: f64) {
+        let v = &mut self.fluid.visits[s];
+        let whole = |cum: &mut f64, add: f64| -> u64 {
+            let before = cum.floor();
+            *cum += add;
+            (cum.floor() - before) as u64
+        };
+        self.tick_arrivals[s] += whole(&mut v[0], arrived);
+        self.tick_completed[s] += whole(&mut v[1], served);
+        self.tick_dropped[s] += whole(&mut v[2], dropped);
+        self.fluid.served_tick[s] = served;
+    }
+
+    /// Fluid fidelity: the service's response times this tick, taken as exponential with mean
+    /// `mean_s`, at a few quantiles, each with its share of the visits served: `(latency_us, count)`.
+    /// Also recorded here.
+    pub fn fluid_service_latency(&mut self, s: usize, mean_s: f64) -> [(u64, u64); 8] {
+        const POINTS: usize = 8;
+        let mut out = [(0u64, 0u64); POINTS];
+        let served = self.fluid.served_tick[s];
+        if served <= 0.0 || mean_s <= 0.0 {
+            return out;
+        }
+        // p95 of an exponential: mean * ln(20).
+        self.fluid.p95_ms[s] = Some(mean_s * 20f64.ln() * 1000.0);
+        let count = ((served / POINTS as f64).round() as u64).max(1);
+        for (i, o) in out.iter_mut().enumerate() {
+            let q = (i as f64 + 0.5) / POINTS as f64;
+            let v = ((-mean_s * (1.0 - q).ln() * 1e6) as u64).clamp(1, 3_600_000_000);
+            let _ = self.svc_hist[s].record_n(v, count);
+            *o = (v, count);
+        }
+        out
+    }
+
+    /// Fluid fidelity: one tick's requests. Counts follow the running real totals; requests end in
+    /// the tick they arrive (the fluid model's latencies are far shorter than a tick), and those
+    /// still in the system at the end are set aside by [`GroundTruth::fluid_finish`].
+    pub fn fluid_requests(&mut self, now: SimTime, r: &FluidRequests) {
+        let dt = (now.0 - self.in_flight_since.0) as f64;
+        self.in_flight_area += r.in_system * dt;
+        self.in_flight_since = now;
+        let f = &mut self.fluid;
+        f.arrived += r.arrived;
+        f.completed += r.completed;
+        f.within_slo += r.within_slo;
+        for &(kind, s, x) in &r.drops {
+            f.drops[kind as usize * self.names.len() + s] += x;
+        }
+        self.arrived = f.arrived.round() as u64;
+        for (d, x) in self.drops.iter_mut().zip(&f.drops) {
+            *d = x.round() as u64;
+        }
+        self.dropped = self.drops.iter().sum::<u64>().min(self.arrived);
+        self.completed = self.arrived - self.dropped;
+        self.within_slo = (f.within_slo.round() as u64).min(self.completed);
+        self.latency_sum_us += r.latency_sum_us;
+        f.point_carry.resize(r.latency_points.len(), 0.0);
+        for (i, &(v, w)) in r.latency_points.iter().enumerate() {
+            f.point_carry[i] += w;
+            let n = f.point_carry[i].floor();
+            if n >= 1.0 {
+                f.point_carry[i] -= n;
+                let _ = self.req_hist.record_n((v as u64).clamp(1, 3_600_000_000), n as u64);
+            }
+        }
+    }
+
+    /// Fluid fidelity: the requests in the system at the end of the run are in flight.
+    pub fn fluid_finish(&mut self, in_system: f64) {
+        let held = (in_system.round() as u64).min(self.completed);
+        self.in_flight = held;
+        self.completed -= held;
+        self.within_slo = self.within_slo.min(self.completed);
     }
 
     pub fn in_flight(&self) -> u64 {
@@ -257,7 +374,7 @@ impl GroundTruth {
         row.completed = self.tick_completed[s];
         row.dropped = self.tick_dropped[s];
         row.cpu_util = if cpu_serving > 0.0 { cpu_used / cpu_serving } else { 0.0 };
-        row.p95_ms = quantile_ms(&self.tick_hist[s], 0.95);
+        row.p95_ms = self.fluid.p95_ms[s].take().unwrap_or_else(|| quantile_ms(&self.tick_hist[s], 0.95));
         let t = &mut self.svc[s];
         t.arrived += self.tick_arrivals[s];
         t.completed += self.tick_completed[s];
@@ -267,7 +384,6 @@ impl GroundTruth {
         t.active_replica_us += row.active as f64 * self.interval_us as f64;
         t.replication_lag_sum += row.replication_lag_ms;
         t.intervals += 1;
-        let _ = self.svc_hist[s].add(&self.tick_hist[s]);
         if self.interval_whole_secs {
             write!(self.timeline, "{}", row.time_s as u64)?;
         } else {
@@ -298,7 +414,9 @@ impl GroundTruth {
             self.tick_completed[s] = 0;
             self.tick_dropped[s] = 0;
             self.tick_writes[s] = 0;
-            self.tick_hist[s].reset();
+            if !self.tick_hist[s].is_empty() {
+                self.tick_hist[s].reset();
+            }
         }
     }
 

@@ -25,12 +25,16 @@ use crate::workload::Workload;
 pub enum Fidelity {
     /// Every request and every call is simulated (the reference).
     Request,
+    /// A per-tick queueing model (`sim/fluid.rs`): the same observations, actions and metrics,
+    /// far faster; for training.
+    Fluid,
 }
 
 impl Fidelity {
     pub fn as_str(self) -> &'static str {
         match self {
             Fidelity::Request => "request",
+            Fidelity::Fluid => "fluid",
         }
     }
 }

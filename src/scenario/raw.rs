@@ -86,6 +86,7 @@ fn one_u64() -> u64 {
 pub enum RawFidelity {
     #[default]
     Request,
+    Fluid,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -108,6 +108,7 @@ impl Resolver<'_> {
             seed: raw.seed,
             fidelity: match raw.fidelity {
                 RawFidelity::Request => Fidelity::Request,
+                RawFidelity::Fluid => Fidelity::Fluid,
             },
             horizon,
             slo: SimTime::from_secs_f64(raw.slo_ms.0 / 1000.0),

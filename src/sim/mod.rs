@@ -14,7 +14,10 @@
 //! sequential calls are skipped, calls already made run to completion, and the request ends as
 //! dropped once its root visit completes. Every request ends exactly once.
 
+mod fluid;
 mod slab;
+
+pub use fluid::{erlang_c_wait, FluidModel};
 
 use std::io::Write;
 
@@ -29,7 +32,7 @@ use crate::metrics::{
     ScalingLagSummary, ServiceSummary, Summary, SUMMARY_FORMAT_VERSION,
 };
 use crate::scaling::ScalingManager;
-use crate::scenario::{MetricsConfig, Scenario};
+use crate::scenario::{Fidelity, MetricsConfig, Scenario};
 use crate::workload::ArrivalGenerator;
 use slab::Slab;
 
@@ -151,6 +154,8 @@ pub struct Simulator {
     actions: csv::Writer<Box<dyn Write>>,
     event_log: Option<Box<dyn Write>>,
     events_processed: u64,
+    /// The fluid model, at fluid fidelity (then no request is simulated one by one).
+    fluid: Option<FluidModel>,
 }
 
 impl Simulator {
@@ -220,6 +225,7 @@ impl Simulator {
             actions,
             event_log: sinks.events,
             events_processed: 0,
+            fluid: (scenario.fidelity == Fidelity::Fluid).then(|| FluidModel::new(&app, &scenario.workload)),
             policy,
             app,
         };
@@ -231,9 +237,11 @@ impl Simulator {
         sim.flush_scaling_events()?;
         // A baseline scrape at t = 0, so the first window's CPU rates exist at the first scrape.
         sim.server.scrape(SimTime::ZERO, &sim.scaling, &sim.app, &sim.tracked);
-        if let Some(t) = sim.arrivals.next_arrival() {
-            if t < sim.horizon {
-                sim.queue.push(t, Event::Arrival);
+        if sim.fluid.is_none() {
+            if let Some(t) = sim.arrivals.next_arrival() {
+                if t < sim.horizon {
+                    sim.queue.push(t, Event::Arrival);
+                }
             }
         }
         sim.queue.push(sim.metrics_cfg.timeline_interval.min(sim.horizon), Event::Tick);
@@ -452,7 +460,9 @@ impl Simulator {
         self.visits.remove(v);
         if visit.instance != NONE {
             let s = self.app.nodes[visit.node as usize].service as usize;
-            self.truth.visit_completed(s, (self.now - visit.arrived).0);
+            let latency = (self.now - visit.arrived).0;
+            self.truth.visit_completed(s, latency);
+            self.server.record_latency(s, latency);
             let inst = self.scaling.instance_mut(visit.instance);
             inst.release(self.now);
             if inst.outstanding == 0 && inst.state == crate::cluster::InstanceState::Draining {
@@ -505,6 +515,9 @@ impl Simulator {
 
     fn on_tick(&mut self) -> Result<(), SimError> {
         let (t0, t1) = (self.last_tick, self.now);
+        if let Some(f) = &mut self.fluid {
+            f.advance(t0, t1, self.horizon, &self.app, self.slo, &mut self.scaling, &mut self.truth, &mut self.server);
+        }
         let n = self.app.services.len();
         self.used_buf.iter_mut().for_each(|x| *x = 0.0);
         self.serving_buf.iter_mut().for_each(|x| *x = 0.0);
@@ -537,6 +550,11 @@ impl Simulator {
             }
             self.queue_buf[s] += inst.queue.len() as u32;
         }
+        if let Some(f) = &self.fluid {
+            for s in 0..n {
+                self.queue_buf[s] = f.backlog(s).round() as u32;
+            }
+        }
         self.truth.cpu_used_total += self.used_buf.iter().sum::<f64>();
         self.truth.cpu_alloc_total += alloc;
         let secs = (t1 - t0).as_secs_f64();
@@ -563,7 +581,7 @@ impl Simulator {
             };
             self.truth.close_interval(row, self.used_buf[s], self.serving_buf[s])?;
             let concurrency = if t1 > t0 { self.held_buf[s] / (t1 - t0).0 as f64 } else { 0.0 };
-            self.server.add_interval(s, self.truth.tick_arrivals[s], &self.truth.tick_hist[s], concurrency);
+            self.server.add_interval(s, self.truth.tick_arrivals[s], concurrency);
         }
         self.truth.reset_interval();
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
@@ -650,8 +668,11 @@ impl Simulator {
         if let Some(w) = &mut self.event_log {
             w.flush()?;
         }
+        if let Some(f) = &self.fluid {
+            self.truth.fluid_finish(f.in_system());
+        }
         let t = &self.truth;
-        let held = self.requests.live() as u64;
+        let held = if self.fluid.is_some() { t.in_flight() } else { self.requests.live() as u64 };
         if t.arrived != t.completed + t.dropped + t.in_flight() || held != t.in_flight() {
             return Err(SimError::Conservation {
                 arrived: t.arrived,

@@ -1,0 +1,384 @@
+//! The fluid fidelity: a per-tick queueing model instead of simulating every request.
+//!
+//! Each timeline interval (tick) of length `dt`:
+//! 1. Arrivals `A` in the tick: the integral of the workload's rate (rate workloads: the expected
+//!    value, no sampling) or the trace's count times its rate scale.
+//! 2. Per service, offered visits `lambda_s * dt = A * sum_k mix_k * visits_k,s` plus the backlog
+//!    `B_s` carried from the last tick. Capacity `mu_s = active * concurrency * slot_cores / d_s`
+//!    (`d_s` the mean CPU demand of a visit). Served `min(offered, mu_s * dt)`; what is left is the
+//!    new backlog, and the part above the instances' queues (`active * queue_capacity`) is dropped
+//!    (all of it with no Active instance).
+//! 3. A visit's time at a service: mean service time `d / slot_cores`, plus the M/M/c wait of one
+//!    instance (Erlang C, `c = concurrency`, arrival rate `lambda_s / active`) while it is stable,
+//!    plus the time to drain the backlog `B_s / mu_s`, capped at the longest a full queue takes.
+//! 4. A request's latency composes its call tree (network latency per call; a sequential caller
+//!    adds its callees, a parallel one takes the slowest). Its variance sums the visits' variances,
+//!    each visit taken as exponential (exact for M/M/1). Latency percentiles and the SLO share come
+//!    from a log-normal with that mean and variance.
+//! 5. A request survives a tick if none of its visits is dropped: `prod_s (1 - q_s)^visits_k,s`,
+//!    with `q_s` the share of service `s`'s offered visits dropped.
+//!
+//! CPU used (`served * d_s`), requests held (`lambda_s * R_s`, Little's law with `R_s` the visit's
+//! time including its callees) and routed visits are credited to the Active instances equally, so
+//! the metrics server, the policies and the ScalingManager work exactly as at request fidelity.
+//! A Draining instance holds no backlog of its own here: it is removed at the end of the tick.
+
+use statrs::distribution::{ContinuousCDF, Normal};
+use statrs::function::erf::erfc;
+
+use crate::app::AppSpec;
+use crate::cluster::InstanceState;
+use crate::engine::SimTime;
+use crate::metrics::{DropKind, FluidRequests, GroundTruth, MetricsServer};
+use crate::scaling::ScalingManager;
+use crate::workload::{ArrivalSource, Workload};
+
+/// Points of the latency distribution recorded into the histograms per tick.
+const QUANTILE_POINTS: usize = 16;
+
+pub struct FluidModel {
+    source: ArrivalSource,
+    /// Mix weights, normalised.
+    mix: Vec<f64>,
+    /// Mean CPU demand of a visit to each service under the mix, core-seconds.
+    demand: Vec<f64>,
+    /// Post-order of each request type's call tree (children before parents).
+    order: Vec<Vec<u32>>,
+    /// Per node: mean time and variance of the subtree rooted there (seconds, s^2).
+    node_mean: Vec<f64>,
+    node_var: Vec<f64>,
+    /// Per node: probability a request gets there (no call dropped before it), from the last
+    /// tick's drop shares; and the probability its subtree completes without a drop.
+    node_reach: Vec<f64>,
+    node_survive: Vec<f64>,
+    /// Per service: visits per request under the mix, counting only visits that are reached.
+    reached_visits: Vec<f64>,
+    backlog: Vec<f64>,
+    /// Per service: a visit's mean wait for a worker slot this tick, seconds.
+    wait: Vec<f64>,
+    wait_var: Vec<f64>,
+    /// Per service: visit response time including callees, seconds.
+    response: Vec<f64>,
+    drop_share: Vec<f64>,
+    /// Replay position for trace workloads.
+    next_trace: usize,
+    /// Standard normal quantiles at the recorded points.
+    z: [f64; QUANTILE_POINTS],
+    /// Requests in the system at the last tick (Little's law), for the end of the run.
+    in_system: f64,
+}
+
+impl FluidModel {
+    pub fn new(app: &AppSpec, workload: &Workload) -> FluidModel {
+        let total: f64 = workload.mix.iter().sum();
+        let mix: Vec<f64> = workload.mix.iter().map(|w| w / total).collect();
+        let demand = app.mean_demand_core_s(&workload.mix).into_iter().map(|d| d.unwrap_or(0.0)).collect();
+        let order = app
+            .request_types
+            .iter()
+            .map(|rt| {
+                let mut out = Vec::new();
+                post_order(app, rt.root, &mut out);
+                out
+            })
+            .collect();
+        let n = app.services.len();
+        let std_normal = Normal::new(0.0, 1.0).expect("valid");
+        let mut z = [0.0; QUANTILE_POINTS];
+        for (i, zi) in z.iter_mut().enumerate() {
+            *zi = std_normal.inverse_cdf((i as f64 + 0.5) / QUANTILE_POINTS as f64);
+        }
+        FluidModel {
+            source: workload.source.clone(),
+            mix,
+            demand,
+            order,
+            node_mean: vec![0.0; app.nodes.len()],
+            node_var: vec![0.0; app.nodes.len()],
+            node_reach: vec![0.0; app.nodes.len()],
+            node_survive: vec![0.0; app.nodes.len()],
+            reached_visits: vec![0.0; n],
+            backlog: vec![0.0; n],
+            wait: vec![0.0; n],
+            wait_var: vec![0.0; n],
+            response: vec![0.0; n],
+            drop_share: vec![0.0; n],
+            next_trace: 0,
+            z,
+            in_system: 0.0,
+        }
+    }
+
+    /// Visits waiting at service `s` (for the timeline's queue length).
+    pub fn backlog(&self, s: usize) -> f64 {
+        self.backlog[s]
+    }
+
+    /// Requests in the system at the last tick.
+    pub fn in_system(&self) -> f64 {
+        self.in_system
+    }
+
+    fn arrivals(&mut self, t0: SimTime, t1: SimTime, horizon: SimTime) -> f64 {
+        let t1 = t1.min(horizon);
+        match &self.source {
+            ArrivalSource::Rate { schedule, .. } => schedule.expected_arrivals(t1) - schedule.expected_arrivals(t0),
+            ArrivalSource::Replay { times, rate_scale } => {
+                let start = self.next_trace;
+                while self.next_trace < times.len() && times[self.next_trace] < t1.0 {
+                    self.next_trace += 1;
+                }
+                (self.next_trace - start) as f64 * rate_scale
+            }
+        }
+    }
+
+    /// Advances the model over `[t0, t1)`: credits instances and ground truth as a request-level
+    /// run would have.
+    #[allow(clippy::too_many_arguments)]
+    pub fn advance(
+        &mut self,
+        t0: SimTime,
+        t1: SimTime,
+        horizon: SimTime,
+        app: &AppSpec,
+        slo: SimTime,
+        scaling: &mut ScalingManager,
+        truth: &mut GroundTruth,
+        server: &mut MetricsServer,
+    ) {
+        let dt = (t1 - t0).as_secs_f64();
+        if dt <= 0.0 {
+            return;
+        }
+        let n = app.services.len();
+        let arrivals = self.arrivals(t0, t1, horizon);
+        self.update_reach(app);
+        let mut visit_drops = vec![0.0; n];
+        for s in 0..n {
+            let spec = &app.services[s];
+            let offered_new: f64 = arrivals * self.reached_visits[s];
+            let lambda = offered_new / dt;
+            let offered = offered_new + self.backlog[s];
+            let active = scaling.counts(s).active as f64;
+            let c = spec.shape.concurrency as f64;
+            let slot = spec.shape.slot_cores();
+            let d = self.demand[s];
+            let svc = d / slot;
+            let (served, wait, wait_var) = if active == 0.0 || d <= 0.0 {
+                (if active == 0.0 { 0.0 } else { offered }, 0.0, 0.0)
+            } else {
+                let mu_slot = 1.0 / svc;
+                let mu = active * c * mu_slot;
+                let served = offered.min(mu * dt);
+                let max_wait = spec.shape.queue_capacity as f64 / (c * mu_slot);
+                let per_instance = lambda / active;
+                // M/M/c wait: with probability C an exponential of rate c*mu - lambda, so
+                // E[W] = C / (c mu - lambda) and Var[W] = E[W]^2 (2 - C) / C. An unstable instance
+                // has no steady state: its wait is the backlog's, below.
+                let (mmc, mmc_var) = if per_instance < c * mu_slot {
+                    let (w, pw) = erlang_c(c as u32, per_instance, mu_slot);
+                    (w, if pw > 0.0 { w * w * (2.0 - pw) / pw } else { 0.0 })
+                } else {
+                    (0.0, 0.0)
+                };
+                // Draining the backlog takes B / mu, the same for every visit: no variance.
+                let backlog_wait = (offered - served) / mu;
+                let wait = mmc + backlog_wait;
+                if wait >= max_wait {
+                    (served, max_wait, 0.0)
+                } else {
+                    (served, wait, mmc_var)
+                }
+            };
+            let mut left = offered - served;
+            let cap = active * spec.shape.queue_capacity as f64;
+            let dropped = if active == 0.0 { left } else { (left - cap).max(0.0) };
+            left -= dropped;
+            self.backlog[s] = left;
+            // The share of this tick's arrivals that were dropped (the backlog is made of visits
+            // that were already admitted).
+            self.drop_share[s] = if offered_new > 0.0 { (dropped / offered_new).min(1.0) } else { 0.0 };
+            visit_drops[s] = dropped;
+            self.wait[s] = wait;
+            self.wait_var[s] = wait_var;
+            // Credit the Active instances.
+            let share = if active > 0.0 { 1.0 / active } else { 0.0 };
+            let ids: Vec<u32> = scaling.active_instances(s).to_vec();
+            for id in ids {
+                let inst = scaling.instance_mut(id);
+                inst.cpu_used += served * d * 1e6 * share;
+                inst.routed += (offered_new * share).round() as u64;
+            }
+            truth.fluid_visits(s, offered_new, served, dropped);
+        }
+        // Call trees: mean and variance of every subtree, per request type.
+        let net = app.network_latency.as_secs_f64();
+        let mut resp_sum = vec![0.0; n];
+        let mut resp_w = vec![0.0; n];
+        let mut requests = FluidRequests::default();
+        for k in 0..self.order.len() {
+            for i in 0..self.order[k].len() {
+                let node = self.order[k][i];
+                let nd = &app.nodes[node as usize];
+                let s = nd.service as usize;
+                let slot = app.services[s].shape.slot_cores();
+                let own_svc = if slot > 0.0 { nd.demand.mean_core_us() / 1e6 / slot } else { 0.0 };
+                // Service times taken as exponential (variance = mean^2), plus the wait's variance.
+                let (mut m, mut v) = (self.wait[s] + own_svc, own_svc * own_svc + self.wait_var[s]);
+                let kids = app.children_of(node);
+                if nd.parallel {
+                    if let Some(&slow) =
+                        kids.iter().max_by(|a, b| self.node_mean[**a as usize].total_cmp(&self.node_mean[**b as usize]))
+                    {
+                        m += net + self.node_mean[slow as usize];
+                        v += self.node_var[slow as usize];
+                    }
+                } else {
+                    for &ch in kids {
+                        m += net + self.node_mean[ch as usize];
+                        v += self.node_var[ch as usize];
+                    }
+                }
+                self.node_mean[node as usize] = m;
+                self.node_var[node as usize] = v;
+                resp_sum[s] += self.mix[k] * m;
+                resp_w[s] += self.mix[k];
+            }
+            let root = app.request_types[k].root as usize;
+            let (mean, var) = (self.node_mean[root], self.node_var[root]);
+            let a_k = arrivals * self.mix[k];
+            let survive = self.subtree_survival(app, k);
+            let completed = a_k * survive;
+            // Log-normal with this mean and variance: sigma^2 = ln(1 + var/mean^2).
+            let s2 = if mean > 0.0 { (1.0 + var / (mean * mean)).ln() } else { 0.0 };
+            let (mu_ln, sigma) = (mean.max(1e-9).ln() - s2 / 2.0, s2.sqrt());
+            let within = if sigma > 0.0 {
+                0.5 * erfc(-((slo.as_secs_f64()).ln() - mu_ln) / (sigma * std::f64::consts::SQRT_2))
+            } else if mean <= slo.as_secs_f64() {
+                1.0
+            } else {
+                0.0
+            };
+            requests.arrived += a_k;
+            requests.completed += completed;
+            requests.within_slo += completed * within;
+            requests.latency_sum_us += completed * mean * 1e6;
+            requests.in_system += a_k / dt * mean;
+            for z in &self.z {
+                requests.latency_points.push(((mu_ln + sigma * z).exp() * 1e6, completed / QUANTILE_POINTS as f64));
+            }
+        }
+        // Request drops, attributed to services in proportion to the visits they dropped.
+        let total_visit_drops: f64 = visit_drops.iter().sum();
+        let dropped_requests = requests.arrived - requests.completed;
+        for s in 0..n {
+            if total_visit_drops > 0.0 && visit_drops[s] > 0.0 {
+                let kind = if scaling.counts(s).active == 0 { DropKind::NoActiveInstance } else { DropKind::QueueFull };
+                requests.drops.push((kind, s, dropped_requests * visit_drops[s] / total_visit_drops));
+            }
+        }
+        for s in 0..n {
+            self.response[s] = if resp_w[s] > 0.0 { resp_sum[s] / resp_w[s] } else { 0.0 };
+            let held = arrivals * self.reached_visits[s] / dt * self.response[s];
+            let ids: Vec<u32> = scaling.active_instances(s).to_vec();
+            let share = if ids.is_empty() { 0.0 } else { held / ids.len() as f64 };
+            for id in ids {
+                let inst = scaling.instance_mut(id);
+                inst.held_area += share * (t1 - t0).0 as f64;
+                inst.held_since = t1;
+                inst.outstanding = share.round() as u32;
+            }
+            for (v, c) in truth.fluid_service_latency(s, self.response[s]) {
+                if c > 0 {
+                    server.record_latency_n(s, v, c);
+                }
+            }
+        }
+        self.in_system = requests.in_system;
+        truth.fluid_requests(t1, &requests);
+        // Draining instances finish within the tick.
+        let draining: Vec<u32> =
+            scaling.instances().iter().filter(|i| i.state == InstanceState::Draining).map(|i| i.id).collect();
+        for id in draining {
+            let inst = scaling.instance_mut(id);
+            inst.outstanding = 0;
+            scaling.finish_drain(t1, id);
+        }
+    }
+}
+
+impl FluidModel {
+    /// Probability of completing the subtree at each node of type `k` without a drop, with this
+    /// tick's drop shares; returns the root's.
+    fn subtree_survival(&mut self, app: &AppSpec, k: usize) -> f64 {
+        for &node in &self.order[k] {
+            let nd = &app.nodes[node as usize];
+            let mut p = 1.0 - self.drop_share[nd.service as usize];
+            for &c in app.children_of(node) {
+                p *= self.node_survive[c as usize];
+            }
+            self.node_survive[node as usize] = p;
+        }
+        self.node_survive[app.request_types[k].root as usize]
+    }
+
+    /// Which calls a request reaches, with the last tick's drop shares: a dropped call ends the
+    /// request's sequence (later sequential calls are skipped, as at request fidelity), so services
+    /// behind a dropping one see less load.
+    fn update_reach(&mut self, app: &AppSpec) {
+        self.reached_visits.iter_mut().for_each(|v| *v = 0.0);
+        for k in 0..self.order.len() {
+            self.subtree_survival(app, k);
+            let root = app.request_types[k].root as usize;
+            self.node_reach[root] = 1.0;
+            // Reversed post-order visits parents before their children.
+            for i in (0..self.order[k].len()).rev() {
+                let node = self.order[k][i];
+                let nd = &app.nodes[node as usize];
+                let reach = self.node_reach[node as usize];
+                self.reached_visits[nd.service as usize] += self.mix[k] * reach;
+                let mut p = reach * (1.0 - self.drop_share[nd.service as usize]);
+                for &c in app.children_of(node) {
+                    self.node_reach[c as usize] = p;
+                    if !nd.parallel {
+                        p *= self.node_survive[c as usize];
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn post_order(app: &AppSpec, node: u32, out: &mut Vec<u32>) {
+    for &c in app.children_of(node) {
+        post_order(app, c, out);
+    }
+    out.push(node);
+}
+
+/// Mean wait in queue of M/M/c (seconds): `C(c, a) / (c mu - lambda)`, `a = lambda / mu`.
+pub fn erlang_c_wait(c: u32, lambda: f64, mu: f64) -> f64 {
+    erlang_c(c, lambda, mu).0
+}
+
+/// `(mean wait, probability of waiting)` of M/M/c.
+fn erlang_c(c: u32, lambda: f64, mu: f64) -> (f64, f64) {
+    if lambda <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let a = lambda / mu;
+    let rho = a / c as f64;
+    if rho >= 1.0 {
+        return (f64::INFINITY, 1.0);
+    }
+    let mut term = 1.0;
+    let mut sum = 1.0;
+    for k in 1..c {
+        term *= a / k as f64;
+        sum += term;
+    }
+    let top = term * a / c as f64 / (1.0 - rho);
+    let pw = top / (sum + top);
+    (pw / (c as f64 * mu - lambda), pw)
+}
