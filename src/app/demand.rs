@@ -59,6 +59,15 @@ impl Demand {
         }
     }
 
+    /// Squared coefficient of variation (variance / mean^2).
+    pub fn cv2(&self) -> f64 {
+        match *self {
+            Demand::Constant { .. } => 0.0,
+            Demand::Exponential { .. } => 1.0,
+            Demand::LogNormal { cv, .. } | Demand::Gamma { cv, .. } => cv * cv,
+        }
+    }
+
     /// Draws one demand, core-microseconds.
     #[inline]
     pub fn sample<R: Rng>(&self, rng: &mut R) -> f64 {

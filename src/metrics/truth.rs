@@ -502,7 +502,11 @@ mod tests {
             let got = String::from_utf8(out).unwrap();
             let want = format!("{:.*}", d as usize, x);
             // std rounds half to even on exact binary ties; neither case occurs in these values.
-            assert_eq!(got.trim_start_matches('-').parse::<f64>().unwrap(), want.trim_start_matches('-').parse::<f64>().unwrap(), "{x}");
+            assert_eq!(
+                got.trim_start_matches('-').parse::<f64>().unwrap(),
+                want.trim_start_matches('-').parse::<f64>().unwrap(),
+                "{x}"
+            );
         }
     }
 }

@@ -26,7 +26,7 @@
 use statrs::distribution::{ContinuousCDF, Normal};
 use statrs::function::erf::erfc;
 
-use crate::app::AppSpec;
+use crate::app::{AppSpec, LoadBalancing};
 use crate::cluster::InstanceState;
 use crate::engine::SimTime;
 use crate::metrics::{DropKind, FluidRequests, GroundTruth, MetricsServer};
@@ -40,8 +40,10 @@ pub struct FluidModel {
     source: ArrivalSource,
     /// Mix weights, normalised.
     mix: Vec<f64>,
-    /// Mean CPU demand of a visit to each service under the mix, core-seconds.
+    /// Mean CPU demand of a visit to each service under the mix, core-seconds, and its squared
+    /// coefficient of variation (the mixture's, over the calls that visit the service).
     demand: Vec<f64>,
+    demand_cv2: Vec<f64>,
     /// Post-order of each request type's call tree (children before parents).
     order: Vec<Vec<u32>>,
     /// Per node: mean time and variance of the subtree rooted there (seconds, s^2).
@@ -83,6 +85,23 @@ impl FluidModel {
             })
             .collect();
         let n = app.services.len();
+        // Mixture moments of the demand per service: E[D] and E[D^2] over the calls made.
+        let (mut m1, mut m2, mut w) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        for (k, rt) in app.request_types.iter().enumerate() {
+            let mut stack = vec![rt.root];
+            while let Some(node) = stack.pop() {
+                let nd = &app.nodes[node as usize];
+                let s = nd.service as usize;
+                let mean = nd.demand.mean_core_us() / 1e6;
+                m1[s] += mix[k] * mean;
+                m2[s] += mix[k] * mean * mean * (1.0 + nd.demand.cv2());
+                w[s] += mix[k];
+                stack.extend_from_slice(app.children_of(node));
+            }
+        }
+        let demand_cv2 = (0..n)
+            .map(|s| if w[s] > 0.0 && m1[s] > 0.0 { (m2[s] / w[s]) / (m1[s] / w[s]).powi(2) - 1.0 } else { 1.0 })
+            .collect();
         let std_normal = Normal::new(0.0, 1.0).expect("valid");
         let mut z = [0.0; QUANTILE_POINTS];
         for (i, zi) in z.iter_mut().enumerate() {
@@ -92,6 +111,7 @@ impl FluidModel {
             source: workload.source.clone(),
             mix,
             demand,
+            demand_cv2,
             order,
             node_mean: vec![0.0; app.nodes.len()],
             node_var: vec![0.0; app.nodes.len()],
@@ -174,11 +194,22 @@ impl FluidModel {
                 let max_wait = spec.shape.queue_capacity as f64 / (c * mu_slot);
                 let per_instance = lambda / active;
                 // M/M/c wait: with probability C an exponential of rate c*mu - lambda, so
-                // E[W] = C / (c mu - lambda) and Var[W] = E[W]^2 (2 - C) / C. An unstable instance
-                // has no steady state: its wait is the backlog's, below.
-                let (mmc, mmc_var) = if per_instance < c * mu_slot {
-                    let (w, pw) = erlang_c(c as u32, per_instance, mu_slot);
-                    (w, if pw > 0.0 { w * w * (2.0 - pw) / pw } else { 0.0 })
+                // E[W] = C / (c mu - lambda) and Var[W] = E[W]^2 (2 - C) / C; scaled by the
+                // Allen-Cunneen factor (ca^2 + cs^2) / 2 for the real arrival and service
+                // variability. Least-outstanding balancing behaves like one shared queue over all
+                // instances; round-robin splits Poisson arrivals into Erlang-n streams
+                // (ca^2 = 1/n); random keeps them Poisson. An unstable queue has no steady state:
+                // its wait is the backlog's, below.
+                let (servers, rate, ca2) = match spec.load_balancing {
+                    LoadBalancing::LeastOutstanding => (active * c, lambda, 1.0),
+                    LoadBalancing::RoundRobin => (c, per_instance, 1.0 / active),
+                    LoadBalancing::Random => (c, per_instance, 1.0),
+                };
+                let factor = (ca2 + self.demand_cv2[s]) / 2.0;
+                let (mmc, mmc_var) = if rate < servers * mu_slot {
+                    let (w, pw) = erlang_c(servers as u32, rate, mu_slot);
+                    let var = if pw > 0.0 { w * w * (2.0 - pw) / pw } else { 0.0 };
+                    (w * factor, var * factor * factor)
                 } else {
                     (0.0, 0.0)
                 };
@@ -224,8 +255,8 @@ impl FluidModel {
                 let s = nd.service as usize;
                 let slot = app.services[s].shape.slot_cores();
                 let own_svc = if slot > 0.0 { nd.demand.mean_core_us() / 1e6 / slot } else { 0.0 };
-                // Service times taken as exponential (variance = mean^2), plus the wait's variance.
-                let (mut m, mut v) = (self.wait[s] + own_svc, own_svc * own_svc + self.wait_var[s]);
+                // The call's own service time (its demand distribution's variance), plus the wait's.
+                let (mut m, mut v) = (self.wait[s] + own_svc, own_svc * own_svc * nd.demand.cv2() + self.wait_var[s]);
                 let kids = app.children_of(node);
                 if nd.parallel {
                     if let Some(&slow) =

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod determinism;
+mod fluid;
 mod policies;
 mod queueing;
 mod scenarios;

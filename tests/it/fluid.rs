@@ -1,0 +1,127 @@
+//! Fluid fidelity against request fidelity (the reference), on the same scenarios and policies.
+
+use scalesim::autoscale::{build_policy, StaticPolicy};
+use scalesim::engine::SimTime;
+use scalesim::metrics::Summary;
+use scalesim::scenario::{load_scenario, Fidelity, Scenario};
+use scalesim::sim::{Simulator, Sinks};
+use scalesim::workload::{ArrivalSource, RateSchedule};
+
+fn run(sc: &Scenario, fidelity: Fidelity, policy: &str) -> Summary {
+    let mut sc = sc.clone();
+    sc.fidelity = fidelity;
+    let p = build_policy(policy, None, &sc).unwrap();
+    let mut sim = Simulator::new(&sc, p, 5, Sinks::discard()).unwrap();
+    sim.run(&mut |_| {}).unwrap()
+}
+
+fn steady(mut sc: Scenario, rps: f64, secs: u64) -> Scenario {
+    let process = match &sc.workload.source {
+        ArrivalSource::Rate { process, .. } => *process,
+        ArrivalSource::Replay { .. } => unreachable!(),
+    };
+    sc.workload.source = ArrivalSource::Rate {
+        schedule: RateSchedule { starts: vec![0.0], rates: vec![rps], end: secs as f64 },
+        process,
+    };
+    sc.workload.duration = SimTime::from_secs(secs);
+    sc.horizon = SimTime::from_secs(secs);
+    sc
+}
+
+fn compare(label: &str, r: &Summary, f: &Summary) {
+    let lat = (f.latency_ms.mean - r.latency_ms.mean).abs() / r.latency_ms.mean;
+    assert!(lat < 0.15, "{label}: mean latency fluid {:.2} vs request {:.2} ms", f.latency_ms.mean, r.latency_ms.mean);
+    for (a, b) in r.services.iter().zip(&f.services) {
+        // Utilisation within 5% (relative), or within 0.005 absolute for nearly idle services.
+        let tol = (0.05 * a.cpu_util).max(0.005);
+        assert!(
+            (a.cpu_util - b.cpu_util).abs() < tol,
+            "{label}: {} utilisation fluid {:.4} vs request {:.4}",
+            a.name,
+            b.cpu_util,
+            a.cpu_util
+        );
+    }
+}
+
+#[test]
+fn single_service_from_10_to_90_percent_utilisation() {
+    let yaml = r#"
+name: one
+slo_ms: 100
+cluster:
+  max_instances: 4
+  skus: [ { name: s, cores: 8, memory_gib: 8, price_per_hour: 1 } ]
+services:
+  - { name: q, replicas: 2, cpu_request_m: 1000, cpu_limit_m: 1000, concurrency: 2, queue_capacity: 1000,
+      demand: { dist: exponential, mean_ms: 10 } }
+request_types: [ { name: r, call: { service: q } } ]
+workload:
+  stages: [ { duration_s: 600, rps: 100 } ]
+"#;
+    // 2 instances x 2 slots x 0.5 core / 10 ms = 200 visits/s of capacity.
+    let base = crate::scenario(yaml);
+    for pct in [10, 30, 50, 70, 90] {
+        let sc = steady(base.clone(), 2.0 * pct as f64, 600);
+        let (r, f) = (run(&sc, Fidelity::Request, "static"), run(&sc, Fidelity::Fluid, "static"));
+        compare(&format!("{pct}%"), &r, &f);
+        assert!(
+            (r.services[0].cpu_util - pct as f64 / 100.0).abs() < 0.03,
+            "request utilisation {}",
+            r.services[0].cpu_util
+        );
+    }
+}
+
+#[test]
+fn online_boutique_from_10_to_90_percent_utilisation() {
+    // 3 replicas of everything: the frontend (0.8 ms on 0.05-core slots, 4 per instance) is the
+    // bottleneck at 750 requests/s; 75..675 RPS puts it at 10%..90%.
+    let mut base = load_scenario(&crate::root().join("scenarios/online_boutique_peak.yaml")).unwrap();
+    for s in &mut base.app.services {
+        s.initial_replicas = 3;
+    }
+    for pct in [10, 50, 90] {
+        let sc = steady(base.clone(), 7.5 * pct as f64, 300);
+        let (r, f) = (run(&sc, Fidelity::Request, "static"), run(&sc, Fidelity::Fluid, "static"));
+        compare(&format!("OB {pct}%"), &r, &f);
+    }
+}
+
+#[test]
+fn the_four_shapes_drop_and_violate_alike() {
+    for shape in ["offpeak", "peak", "rush", "fluctuating"] {
+        let sc = load_scenario(&crate::root().join(format!("scenarios/online_boutique_{shape}.yaml"))).unwrap();
+        for policy in ["static", "hpa"] {
+            let (r, f) = (run(&sc, Fidelity::Request, policy), run(&sc, Fidelity::Fluid, policy));
+            let bad = |s: &Summary| s.slo_violation_pct / 100.0 * (s.requests.completed + s.requests.dropped) as f64;
+            let (br, bf) = (bad(&r), bad(&f));
+            let label = format!("{shape}/{policy}");
+            if br > 500.0 {
+                assert!((bf - br).abs() / br < 0.2, "{label}: violating requests fluid {bf:.0} vs request {br:.0}");
+            } else {
+                assert!(bf < 1000.0, "{label}: violating requests fluid {bf:.0} vs request {br:.0}");
+            }
+            let (dr, df) = (r.requests.dropped as f64, f.requests.dropped as f64);
+            if dr > 500.0 {
+                assert!((df - dr).abs() / dr < 0.2, "{label}: dropped fluid {df} vs request {dr}");
+            }
+            assert_eq!(f.requests.arrived, f.requests.completed + f.requests.dropped + f.requests.in_flight);
+        }
+    }
+}
+
+#[test]
+fn fluid_is_deterministic_and_runs_every_scenario() {
+    for e in std::fs::read_dir(crate::root().join("scenarios")).unwrap() {
+        let p = e.unwrap().path();
+        let mut sc = load_scenario(&p).unwrap();
+        sc.fidelity = Fidelity::Fluid;
+        let mut a = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+        let mut b = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+        let (x, y) = (a.run(&mut |_| {}).unwrap(), b.run(&mut |_| {}).unwrap());
+        assert_eq!(x, y, "{}", p.display());
+        assert!(x.requests.arrived > 0);
+    }
+}
