@@ -6,10 +6,12 @@
 
 pub mod app;
 pub mod autoscale;
+pub mod backend;
 pub mod cluster;
 pub mod engine;
 pub mod experiment;
 pub mod metrics;
+pub mod rl;
 pub mod scaling;
 pub mod scenario;
 pub mod sim;

@@ -277,6 +277,7 @@ mod tests {
                 p95_ms: 0.0,
                 cpu_utilization: None,
                 queue_len: 0,
+                error_rate: 0.0,
                 concurrency_per_pod: 0.0,
                 concurrency_history: tail.to_vec(),
                 rps_history: vec![],

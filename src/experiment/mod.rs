@@ -144,7 +144,8 @@ fn write_run(
         },
     };
     write_json(&dir.join("experiment_info.json"), &info)?;
-    let sinks = Sinks { timeline: create("timeline.csv")?, actions: create("actions.csv")?, events: options.event_log };
+    let sinks =
+        Sinks { timeline: Some(create("timeline.csv")?), actions: create("actions.csv")?, events: options.event_log };
     let mut sim = Simulator::new(scenario, policy, seed, sinks)?;
     let summary = sim.run(progress)?;
     drop(sim); // flushes and closes the CSV files before the folder is renamed

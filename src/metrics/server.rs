@@ -38,6 +38,8 @@ pub struct MetricsServer {
     svc_p95_ms: Vec<f64>,
     svc_queue: Vec<u32>,
     window_arrivals: Vec<u64>,
+    window_dropped: Vec<u64>,
+    svc_error_rate: Vec<f64>,
     window_hist: Vec<Histogram<u64>>,
     concurrency_history: Vec<VecDeque<f64>>,
     rps_history: Vec<VecDeque<f64>>,
@@ -54,6 +56,8 @@ impl MetricsServer {
             svc_p95_ms: vec![0.0; services],
             svc_queue: vec![0; services],
             window_arrivals: vec![0; services],
+            window_dropped: vec![0; services],
+            svc_error_rate: vec![0.0; services],
             window_hist: (0..services).map(|_| latency_histogram(2)).collect(),
             concurrency_history: vec![VecDeque::with_capacity(HISTORY_LEN); services],
             rps_history: vec![VecDeque::with_capacity(HISTORY_LEN); services],
@@ -76,8 +80,9 @@ impl MetricsServer {
     }
 
     /// Adds one timeline interval of one service: its arrivals and average requests held.
-    pub fn add_interval(&mut self, service: usize, arrivals: u64, concurrency: f64) {
+    pub fn add_interval(&mut self, service: usize, arrivals: u64, dropped: u64, concurrency: f64) {
         self.window_arrivals[service] += arrivals;
+        self.window_dropped[service] += dropped;
         let push = |q: &mut VecDeque<f64>, v: f64| {
             if q.len() == HISTORY_LEN {
                 q.pop_front();
@@ -116,7 +121,13 @@ impl MetricsServer {
         for s in 0..self.svc_rps.len() {
             self.svc_rps[s] = if secs > 0.0 { self.window_arrivals[s] as f64 / secs } else { 0.0 };
             self.svc_p95_ms[s] = quantile_ms(&self.window_hist[s], 0.95);
+            self.svc_error_rate[s] = if self.window_arrivals[s] > 0 {
+                self.window_dropped[s] as f64 / self.window_arrivals[s] as f64
+            } else {
+                0.0
+            };
             self.window_arrivals[s] = 0;
+            self.window_dropped[s] = 0;
             self.window_hist[s].reset();
         }
         self.scraped_at = now;
@@ -142,6 +153,7 @@ impl MetricsServer {
                 p95_ms: self.svc_p95_ms[s],
                 cpu_utilization: None,
                 queue_len: self.svc_queue[s],
+                error_rate: self.svc_error_rate[s],
                 concurrency_per_pod: 0.0,
                 concurrency_history: self.concurrency_history[s].iter().copied().collect(),
                 rps_history: self.rps_history[s].iter().copied().collect(),

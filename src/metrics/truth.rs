@@ -156,9 +156,11 @@ pub struct GroundTruth {
     pub reversals: u64,
     pub decisions: u64,
     pub replica_changes: u64,
-    timeline: Box<dyn Write>,
+    /// `None`: rows are not formatted at all (training, benchmarks).
+    timeline: Option<Box<dyn Write>>,
     interval_whole_secs: bool,
     fluid: FluidTotals,
+    last_lag: Vec<f64>,
 }
 
 impl GroundTruth {
@@ -167,7 +169,7 @@ impl GroundTruth {
         slo: SimTime,
         interval: SimTime,
         window_intervals: usize,
-        timeline: Box<dyn Write>,
+        timeline: Option<Box<dyn Write>>,
     ) -> Self {
         let n = names.len();
         GroundTruth {
@@ -210,12 +212,21 @@ impl GroundTruth {
                 p95_ms: vec![None; n],
                 ..Default::default()
             },
+            last_lag: vec![0.0; n],
             names,
         }
     }
 
+    /// Replication lag of each service at the last interval, ms.
+    pub fn last_replication_lag(&self) -> &[f64] {
+        &self.last_lag
+    }
+
     pub fn write_header(&mut self) -> std::io::Result<()> {
-        writeln!(self.timeline, "{TIMELINE_HEADER}")
+        match &mut self.timeline {
+            Some(w) => writeln!(w, "{TIMELINE_HEADER}"),
+            None => Ok(()),
+        }
     }
 
     #[inline]
@@ -397,8 +408,9 @@ impl GroundTruth {
         t.cpu_serving_core_us += cpu_serving;
         t.active_replica_us += row.active as f64 * self.interval_us as f64;
         t.replication_lag_sum += row.replication_lag_ms;
+        self.last_lag[s] = row.replication_lag_ms;
         t.intervals += 1;
-        let w = &mut self.timeline;
+        let Some(w) = &mut self.timeline else { return Ok(()) };
         if self.interval_whole_secs {
             write!(w, "{}", row.time_s as u64)?;
         } else {
@@ -486,7 +498,10 @@ impl GroundTruth {
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
-        self.timeline.flush()
+        match &mut self.timeline {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
     }
 }
 

@@ -47,6 +47,9 @@ pub struct ServiceView {
     pub cpu_utilization: Option<f64>,
     /// Requests waiting in queues at the scrape (summed over pods).
     pub queue_len: u32,
+    /// Share of the window's visits that were refused (queue full or no instance): the mesh's
+    /// error rate.
+    pub error_rate: f64,
     /// Mean requests held per Active pod at the scrape.
     pub concurrency_per_pod: f64,
     /// Time-weighted average of requests held by the whole service in each of the last intervals

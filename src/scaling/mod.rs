@@ -338,6 +338,32 @@ impl ScalingManager {
         ReplicaChange { from, to: self.counts[service].desired_basis(), started, refused }
     }
 
+    /// Resizes the CPU limit of `service` in place (as Kubernetes' in-place pod resize does): every
+    /// live instance and every future one. The limit is clamped to `[cpu_request, SKU cores]`;
+    /// returns the limit applied. Work already running keeps its speed; work started afterwards
+    /// runs at the new one.
+    pub fn set_cpu_limit(&mut self, now: SimTime, service: usize, cores: f64) -> f64 {
+        let t = &mut self.templates[service];
+        let sku_cores = self.cluster.skus[t.sku].cores;
+        let applied = cores.clamp(t.shape.cpu_request, sku_cores.max(t.shape.cpu_request));
+        t.shape.cpu_limit = applied;
+        for inst in self.instances.iter_mut().filter(|i| i.service == service && i.is_live()) {
+            inst.integrate_cpu(now);
+            inst.shape.cpu_limit = applied;
+        }
+        applied
+    }
+
+    /// The current shape new instances of `service` get.
+    pub fn shape(&self, service: usize) -> InstanceShape {
+        self.templates[service].shape
+    }
+
+    /// The cluster's SKUs and maximum instances.
+    pub fn cluster(&self) -> &ClusterSpec {
+        &self.cluster
+    }
+
     /// The instance a scale-down of `service` takes: the newest Starting one if any, else the
     /// Active one with the fewest outstanding visits (ties: lowest id).
     pub fn pick_scale_down(&self, service: usize) -> Option<InstanceId> {

@@ -81,7 +81,8 @@ struct Visit {
 
 /// Where a run's streams go.
 pub struct Sinks {
-    pub timeline: Box<dyn Write>,
+    /// `None`: no timeline (nothing is formatted).
+    pub timeline: Option<Box<dyn Write>>,
     pub actions: Box<dyn Write>,
     /// Readable scaling events (`--log-events`).
     pub events: Option<Box<dyn Write>>,
@@ -90,8 +91,20 @@ pub struct Sinks {
 impl Sinks {
     /// Discards everything (benchmarks, tests that only need the summary).
     pub fn discard() -> Sinks {
-        Sinks { timeline: Box::new(std::io::sink()), actions: Box::new(std::io::sink()), events: None }
+        Sinks { timeline: None, actions: Box::new(std::io::sink()), events: None }
     }
+}
+
+/// Cumulative counts since the start of a run (ground truth).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RunTotals {
+    pub arrived: u64,
+    pub completed: u64,
+    pub dropped: u64,
+    pub within_slo: u64,
+    pub latency_sum_us: f64,
+    pub cpu_used_core_us: f64,
+    pub cpu_alloc_core_us: f64,
 }
 
 /// Progress reported at every timeline interval.
@@ -274,6 +287,59 @@ impl Simulator {
         self.queue.push(up.ready_at, Event::InstanceReady(up.instance));
         self.track_new_instances();
         Ok(up)
+    }
+
+    /// Scales `service` down by one instance: the newest Starting one, else the least-loaded Active.
+    pub fn scale_down_service(&mut self, service: usize) -> Result<crate::scaling::ScaleDown, crate::scaling::Refusal> {
+        match self.scaling.pick_scale_down(service) {
+            Some(id) => self.scale_down(id),
+            None => Err(crate::scaling::Refusal::MinReplicas {
+                service: self.app.services[service].name.clone(),
+                min: self.app.services[service].min_replicas,
+            }),
+        }
+    }
+
+    /// Resizes `service`'s CPU limit in place; returns the limit applied (clamped to the request
+    /// and the SKU's cores).
+    pub fn set_cpu_limit(&mut self, service: usize, cores: f64) -> f64 {
+        self.scaling.set_cpu_limit(self.now, service, cores)
+    }
+
+    /// Runs until `until` (inclusive), ticks included.
+    pub fn advance_to(&mut self, until: SimTime) -> Result<(), SimError> {
+        while self.step_until(until)? {}
+        if self.now < until {
+            self.now = until.min(self.horizon);
+        }
+        Ok(())
+    }
+
+    pub fn horizon(&self) -> SimTime {
+        self.horizon
+    }
+
+    pub fn app(&self) -> &AppSpec {
+        &self.app
+    }
+
+    /// Running totals since the start, for per-interval rewards: requests, CPU, cost.
+    pub fn totals(&self) -> RunTotals {
+        let t = &self.truth;
+        RunTotals {
+            arrived: t.arrived,
+            completed: t.completed,
+            dropped: t.dropped,
+            within_slo: t.within_slo,
+            latency_sum_us: t.latency_sum_us,
+            cpu_used_core_us: t.cpu_used_total,
+            cpu_alloc_core_us: t.cpu_alloc_total,
+        }
+    }
+
+    /// Replication lag (ms) of each stateful service at the last interval; 0 for others.
+    pub fn replication_lag_ms(&self) -> &[f64] {
+        self.truth.last_replication_lag()
     }
 
     /// Scales `instance` down through the ScalingManager (cancel if Starting, drain if Active).
@@ -581,7 +647,7 @@ impl Simulator {
             };
             self.truth.close_interval(row, self.used_buf[s], self.serving_buf[s])?;
             let concurrency = if t1 > t0 { self.held_buf[s] / (t1 - t0).0 as f64 } else { 0.0 };
-            self.server.add_interval(s, self.truth.tick_arrivals[s], concurrency);
+            self.server.add_interval(s, self.truth.tick_arrivals[s], self.truth.tick_dropped[s], concurrency);
         }
         self.truth.reset_interval();
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {

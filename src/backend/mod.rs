@@ -1,0 +1,89 @@
+//! Cluster backends: what a controller or an RL environment drives. The simulator is one; real
+//! clusters implement the same trait, so policies and agents run unchanged on either.
+//!
+//! A backend offers the metrics-server view, scale commands that go through its scaling manager
+//! (or a real cluster's API), a clock, and the ground-truth counters a reward needs (in a real
+//! cluster they come from the load generator and the mesh).
+
+use crate::app::AppSpec;
+use crate::cluster::ClusterSpec;
+use crate::engine::SimTime;
+use crate::metrics::ClusterView;
+use crate::scaling::{Refusal, ReplicaCounts};
+use crate::sim::{RunTotals, SimError, Simulator};
+
+/// A scale command's outcome: done, or refused with the reason.
+pub type ScaleResult = Result<(), Refusal>;
+
+pub trait ClusterBackend {
+    /// Current time (virtual for the simulator, wall clock for real backends).
+    fn now(&self) -> SimTime;
+    /// When the run ends.
+    fn horizon(&self) -> SimTime;
+    fn app(&self) -> &AppSpec;
+    fn cluster(&self) -> &ClusterSpec;
+    /// What a controller sees now.
+    fn observe(&self) -> ClusterView;
+    fn counts(&self, service: usize) -> ReplicaCounts;
+    /// The CPU limit new and existing instances of `service` have, cores.
+    fn cpu_limit(&self, service: usize) -> f64;
+    /// Adds one instance of `service` on a new server of `sku` (default: the service's).
+    fn scale_up(&mut self, service: usize, sku: Option<usize>) -> ScaleResult;
+    /// Removes one instance of `service` (a Starting one, else drains the least-loaded).
+    fn scale_down(&mut self, service: usize) -> ScaleResult;
+    /// Resizes `service`'s CPU limit in place; returns the limit applied.
+    fn set_cpu_limit(&mut self, service: usize, cores: f64) -> f64;
+    /// Lets time pass until `until`.
+    fn advance(&mut self, until: SimTime) -> Result<(), SimError>;
+    /// Ground-truth counters since the start.
+    fn totals(&self) -> RunTotals;
+    /// Replication lag of each service at the last interval, ms (0 for stateless ones).
+    fn replication_lag_ms(&self) -> Vec<f64>;
+    /// Live instances in all, and the most the cluster allows.
+    fn instances(&self) -> (u32, u32);
+}
+
+impl ClusterBackend for Simulator {
+    fn now(&self) -> SimTime {
+        Simulator::now(self)
+    }
+    fn horizon(&self) -> SimTime {
+        Simulator::horizon(self)
+    }
+    fn app(&self) -> &AppSpec {
+        Simulator::app(self)
+    }
+    fn cluster(&self) -> &ClusterSpec {
+        self.scaling().cluster()
+    }
+    fn observe(&self) -> ClusterView {
+        self.view()
+    }
+    fn counts(&self, service: usize) -> ReplicaCounts {
+        self.scaling().counts(service)
+    }
+    fn cpu_limit(&self, service: usize) -> f64 {
+        self.scaling().shape(service).cpu_limit
+    }
+    fn scale_up(&mut self, service: usize, sku: Option<usize>) -> ScaleResult {
+        Simulator::scale_up(self, service, sku).map(|_| ())
+    }
+    fn scale_down(&mut self, service: usize) -> ScaleResult {
+        self.scale_down_service(service).map(|_| ())
+    }
+    fn set_cpu_limit(&mut self, service: usize, cores: f64) -> f64 {
+        Simulator::set_cpu_limit(self, service, cores)
+    }
+    fn advance(&mut self, until: SimTime) -> Result<(), SimError> {
+        self.advance_to(until)
+    }
+    fn totals(&self) -> RunTotals {
+        Simulator::totals(self)
+    }
+    fn replication_lag_ms(&self) -> Vec<f64> {
+        Simulator::replication_lag_ms(self).to_vec()
+    }
+    fn instances(&self) -> (u32, u32) {
+        (self.scaling().status_summary().total, self.scaling().cluster().max_instances)
+    }
+}

@@ -1,0 +1,157 @@
+//! The action executor: turns an agent's action into scale commands on the backend (and nothing
+//! else), after checking it against the action mask. A masked (forbidden) part of an action is
+//! not executed and is reported in the step's info; it is never silently changed into something
+//! else.
+//!
+//! The action of the original design: `(service, node type, delta replicas in -2..=2, delta CPU
+//! quota in [-1, 1])`. The node type is the server SKU a scale-up rents; the quota delta resizes the
+//! service's CPU limit in place by `quota * quota_step_cores`, clamped to the request and the SKU's
+//! cores. Heads can be switched off (`node_type_head: false` always uses the service's SKU,
+//! `quota_head: false` ignores the quota: the gym-hpa `(service, delta)` action), and in
+//! per-service mode every service gets a `(delta, quota)` at once.
+
+use crate::backend::ClusterBackend;
+
+/// The replica deltas an action may ask for, in the order the mask and the categorical head use.
+pub const DELTAS: [i32; 5] = [-2, -1, 0, 1, 2];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActionConfig {
+    pub node_type_head: bool,
+    pub quota_head: bool,
+    /// Cores of CPU limit per unit of quota action.
+    pub quota_step_cores: f64,
+    /// One `(delta, quota)` for every service at once instead of one service per step.
+    pub per_service: bool,
+}
+
+impl Default for ActionConfig {
+    fn default() -> Self {
+        ActionConfig { node_type_head: true, quota_head: true, quota_step_cores: 0.1, per_service: false }
+    }
+}
+
+/// One service's part of an action.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ServiceAction {
+    pub node_type: usize,
+    pub delta: i32,
+    pub quota: f32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// One service acts.
+    One { service: usize, node_type: usize, delta: i32, quota: f32 },
+    /// Every service acts (per-service mode), indexed by service.
+    All(Vec<ServiceAction>),
+}
+
+impl Action {
+    pub fn noop() -> Action {
+        Action::One { service: 0, node_type: 0, delta: 0, quota: 0.0 }
+    }
+}
+
+/// What is allowed now: per service, each of [`DELTAS`]; per service, each SKU for a scale-up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionMask {
+    /// `[service][delta index]`.
+    pub deltas: Vec<[bool; 5]>,
+    /// `[service][sku]`: the service's instance fits the SKU.
+    pub node_types: Vec<Vec<bool>>,
+}
+
+impl ActionMask {
+    /// From min/max replicas (Active + Starting) and the cluster's room for new instances.
+    pub fn compute(backend: &dyn ClusterBackend) -> ActionMask {
+        let app = backend.app();
+        let cluster = backend.cluster();
+        let (live, max_instances) = backend.instances();
+        let room = max_instances.saturating_sub(live) as i64;
+        let mut deltas = Vec::with_capacity(app.services.len());
+        let mut node_types = Vec::with_capacity(app.services.len());
+        for (s, spec) in app.services.iter().enumerate() {
+            let c = backend.counts(s);
+            let current = (c.active + c.starting) as i64;
+            let mut row = [false; 5];
+            for (i, &d) in DELTAS.iter().enumerate() {
+                let target = current + d as i64;
+                row[i] = d == 0
+                    || (target >= spec.min_replicas as i64
+                        && target <= spec.max_replicas as i64
+                        && (d < 0 || d as i64 <= room));
+            }
+            deltas.push(row);
+            node_types.push(
+                cluster
+                    .skus
+                    .iter()
+                    .map(|k| spec.shape.cpu_request <= k.cores && spec.shape.memory_mib <= k.memory_gib * 1024.0)
+                    .collect(),
+            );
+        }
+        ActionMask { deltas, node_types }
+    }
+
+    pub fn allows_delta(&self, service: usize, delta: i32) -> bool {
+        DELTAS.iter().position(|&d| d == delta).is_some_and(|i| self.deltas.get(service).is_some_and(|r| r[i]))
+    }
+}
+
+/// What the executor did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActionReport {
+    pub executed: Vec<String>,
+    pub blocked: Vec<String>,
+}
+
+/// Executes `action` on `backend` under `mask`.
+pub fn execute(
+    backend: &mut dyn ClusterBackend,
+    action: &Action,
+    mask: &ActionMask,
+    cfg: &ActionConfig,
+) -> ActionReport {
+    let mut report = ActionReport::default();
+    let n = backend.app().services.len();
+    let parts: Vec<(usize, ServiceAction)> = match action {
+        Action::One { service, node_type, delta, quota } => {
+            vec![(*service, ServiceAction { node_type: *node_type, delta: *delta, quota: *quota })]
+        }
+        Action::All(v) => v.iter().copied().enumerate().collect(),
+    };
+    for (s, a) in parts {
+        if s >= n {
+            report.blocked.push(format!("service #{s} does not exist ({n} services)"));
+            continue;
+        }
+        let name = backend.app().services[s].name.clone();
+        let sku = if cfg.node_type_head { a.node_type } else { backend.app().services[s].sku };
+        if a.delta != 0 {
+            if !mask.allows_delta(s, a.delta) {
+                report.blocked.push(format!("{name} {:+}: masked (min/max replicas or cluster capacity)", a.delta));
+            } else if a.delta > 0 && !mask.node_types[s].get(sku).copied().unwrap_or(false) {
+                report.blocked.push(format!("{name} {:+} on node type #{sku}: masked (does not fit)", a.delta));
+            } else {
+                for _ in 0..a.delta.unsigned_abs() {
+                    let r = if a.delta > 0 { backend.scale_up(s, Some(sku)) } else { backend.scale_down(s) };
+                    match r {
+                        Ok(()) => report.executed.push(format!("{name} {}", if a.delta > 0 { "+1" } else { "-1" })),
+                        Err(e) => report.blocked.push(format!("{name}: {e}")),
+                    }
+                }
+            }
+        }
+        if cfg.quota_head && a.quota != 0.0 {
+            if !(-1.0..=1.0).contains(&a.quota) || !a.quota.is_finite() {
+                report.blocked.push(format!("{name} quota {}: outside [-1, 1]", a.quota));
+            } else {
+                let before = backend.cpu_limit(s);
+                let applied = backend.set_cpu_limit(s, before + a.quota as f64 * cfg.quota_step_cores);
+                report.executed.push(format!("{name} cpu limit {before:.3} -> {applied:.3} cores"));
+            }
+        }
+    }
+    report
+}

@@ -1,0 +1,369 @@
+//! The environment: gymnasium-shaped `reset(seed)` and `step(action)` over a cluster backend.
+//!
+//! A step executes the action (through the backend's scale commands), lets `decision_interval` of
+//! time pass, and returns the new observation, the reward of that interval, and whether the
+//! episode ended (`truncated` at the horizon: the task itself never terminates). Episodes come from
+//! a [`BackendFactory`]; [`SimFactory`] builds simulator runs from scenarios, randomised by the
+//! seed (which scenario, rate scale, start offset into the load) when asked.
+
+use std::io::Write;
+
+use rand::{Rng, SeedableRng};
+
+use super::action::{execute, Action, ActionConfig, ActionMask, ActionReport};
+use super::observation::{collect, Observation, ObservationLayout};
+use super::reward::{compute, RewardConfig, RewardTerms};
+use crate::autoscale::StaticPolicy;
+use crate::backend::ClusterBackend;
+use crate::engine::{RngStreams, SimTime};
+use crate::scenario::Scenario;
+use crate::sim::{RunTotals, SimError, Simulator, Sinks};
+use crate::workload::{ArrivalSource, RateSchedule};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("step() before reset()")]
+    NotReset,
+    #[error("the episode is over: call reset()")]
+    EpisodeOver,
+    #[error("no scenario to build an episode from")]
+    NoScenario,
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error("writing the episode log: {0}")]
+    Log(#[from] csv::Error),
+}
+
+/// Domain randomisation, drawn from the episode's seed. Ranges are `[lo, hi]`; `(1, 1)` and
+/// `(0, 0)` switch them off.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Randomization {
+    pub rate_scale: (f64, f64),
+    /// Seconds cut from the start of the load (a window of a trace or shape).
+    pub start_offset_s: (f64, f64),
+}
+
+impl Default for Randomization {
+    fn default() -> Self {
+        Randomization { rate_scale: (1.0, 1.0), start_offset_s: (0.0, 0.0) }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EnvConfig {
+    pub decision_interval: SimTime,
+    pub action: ActionConfig,
+    pub reward: RewardConfig,
+    /// CPU target of the HPA-formula feature (gym-hpa's desired replicas).
+    pub hpa_target: f64,
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        EnvConfig {
+            decision_interval: SimTime::from_secs(15),
+            action: ActionConfig::default(),
+            reward: RewardConfig::default(),
+            hpa_target: 0.6,
+        }
+    }
+}
+
+/// An episode's backend and what the environment must know about it.
+pub struct Episode {
+    pub backend: Box<dyn ClusterBackend>,
+    pub mix: Vec<f64>,
+    pub slo_ms: f64,
+    pub label: String,
+}
+
+/// Builds a fresh backend for each episode.
+pub trait BackendFactory {
+    fn build(&mut self, seed: u64) -> Result<Episode, EnvError>;
+}
+
+/// Simulator episodes from one or more scenarios, randomised by the seed.
+pub struct SimFactory {
+    pub scenarios: Vec<Scenario>,
+    pub randomization: Randomization,
+}
+
+impl SimFactory {
+    pub fn new(scenarios: Vec<Scenario>, randomization: Randomization) -> Self {
+        SimFactory { scenarios, randomization }
+    }
+
+    /// The scenario an episode with `seed` runs, after randomisation.
+    pub fn episode_scenario(&self, seed: u64) -> Result<(Scenario, String), EnvError> {
+        if self.scenarios.is_empty() {
+            return Err(EnvError::NoScenario);
+        }
+        let mut rng = RngStreams::new(seed).stream("env/randomization");
+        let k = rng.gen_range(0..self.scenarios.len());
+        let mut sc = self.scenarios[k].clone();
+        let r = self.randomization;
+        let scale = if r.rate_scale.1 > r.rate_scale.0 {
+            rng.gen_range(r.rate_scale.0..=r.rate_scale.1)
+        } else {
+            r.rate_scale.0
+        };
+        let offset = if r.start_offset_s.1 > r.start_offset_s.0 {
+            rng.gen_range(r.start_offset_s.0..=r.start_offset_s.1)
+        } else {
+            r.start_offset_s.0
+        };
+        let off_us = SimTime::from_secs_f64(offset);
+        match &mut sc.workload.source {
+            ArrivalSource::Rate { schedule, .. } => {
+                schedule.scale_rates(scale);
+                if offset > 0.0 {
+                    *schedule = shift_schedule(schedule, offset);
+                }
+            }
+            ArrivalSource::Replay { times, rate_scale } => {
+                *rate_scale *= scale;
+                if offset > 0.0 {
+                    let cut: Vec<u64> = times.iter().filter(|&&t| t >= off_us.0).map(|t| t - off_us.0).collect();
+                    *times = std::sync::Arc::new(cut);
+                }
+            }
+        }
+        if offset > 0.0 {
+            sc.workload.duration = sc.workload.duration.saturating_sub(off_us);
+            sc.horizon = sc.horizon.min(sc.workload.duration).max(SimTime::from_secs(1));
+        }
+        let label = format!("{} x{scale:.2} +{offset:.0}s", sc.name);
+        Ok((sc, label))
+    }
+}
+
+fn shift_schedule(s: &RateSchedule, offset: f64) -> RateSchedule {
+    let mut starts = Vec::new();
+    let mut rates = Vec::new();
+    for k in 0..s.starts.len() {
+        let end = s.segment_end(k);
+        if end <= offset {
+            continue;
+        }
+        starts.push((s.starts[k] - offset).max(0.0));
+        rates.push(s.rates[k]);
+    }
+    RateSchedule { starts, rates, end: (s.end - offset).max(0.0) }
+}
+
+impl BackendFactory for SimFactory {
+    fn build(&mut self, seed: u64) -> Result<Episode, EnvError> {
+        let (sc, label) = self.episode_scenario(seed)?;
+        let sim = Simulator::new(&sc, Box::new(StaticPolicy), seed, Sinks::discard())?;
+        Ok(Episode { backend: Box::new(sim), mix: sc.workload.mix.clone(), slo_ms: sc.slo.as_millis_f64(), label })
+    }
+}
+
+/// What happened in a step besides the observation and reward.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepInfo {
+    pub time_s: f64,
+    pub terms: RewardTerms,
+    pub report: ActionReport,
+    /// Set by [`VecEnv`] when the episode ended and the environment was reset: the last
+    /// observation of the finished episode.
+    pub final_observation: Option<Box<Observation>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub obs: Observation,
+    pub reward: f64,
+    pub terminated: bool,
+    pub truncated: bool,
+    pub info: StepInfo,
+}
+
+/// Version of the episode log's columns.
+pub const EPISODE_LOG_FORMAT_VERSION: u32 = 1;
+
+pub struct Env {
+    config: EnvConfig,
+    factory: Box<dyn BackendFactory>,
+    episode: Option<Episode>,
+    layout: Option<ObservationLayout>,
+    prev: RunTotals,
+    last_violation: f64,
+    mask: Option<ActionMask>,
+    steps: u64,
+    episodes: u64,
+    log: Option<csv::Writer<Box<dyn Write>>>,
+}
+
+impl Env {
+    pub fn new(config: EnvConfig, factory: Box<dyn BackendFactory>) -> Self {
+        Env {
+            config,
+            factory,
+            episode: None,
+            layout: None,
+            prev: RunTotals::default(),
+            last_violation: 0.0,
+            mask: None,
+            steps: 0,
+            episodes: 0,
+            log: None,
+        }
+    }
+
+    /// Writes every step's reward terms and action to `w` as CSV.
+    pub fn log_episodes_to(&mut self, w: Box<dyn Write>) -> Result<(), EnvError> {
+        let mut c = csv::Writer::from_writer(w);
+        c.write_record([
+            "episode",
+            "step",
+            "time_s",
+            "reward",
+            "slo_violation",
+            "slack",
+            "overshoot",
+            "replica_lag",
+            "action",
+            "executed",
+            "blocked",
+            "format_version",
+        ])?;
+        self.log = Some(c);
+        Ok(())
+    }
+
+    pub fn config(&self) -> &EnvConfig {
+        &self.config
+    }
+
+    pub fn layout(&self) -> Option<&ObservationLayout> {
+        self.layout.as_ref()
+    }
+
+    /// The action mask for the next step.
+    pub fn mask(&self) -> Option<&ActionMask> {
+        self.mask.as_ref()
+    }
+
+    pub fn backend(&self) -> Option<&dyn ClusterBackend> {
+        self.episode.as_ref().map(|e| e.backend.as_ref())
+    }
+
+    pub fn episode_label(&self) -> Option<&str> {
+        self.episode.as_ref().map(|e| e.label.as_str())
+    }
+
+    /// Starts an episode; the same seed gives the same episode.
+    pub fn reset(&mut self, seed: u64) -> Result<Observation, EnvError> {
+        let ep = self.factory.build(seed)?;
+        let layout =
+            ObservationLayout::new(ep.backend.app(), &ep.mix, self.config.hpa_target, ep.backend.cluster().skus.len());
+        self.prev = ep.backend.totals();
+        self.last_violation = 0.0;
+        self.mask = Some(ActionMask::compute(ep.backend.as_ref()));
+        let view = ep.backend.observe();
+        let obs = collect(&layout, ep.backend.as_ref(), &view, ep.slo_ms, 0.0);
+        self.layout = Some(layout);
+        self.episode = Some(ep);
+        self.steps = 0;
+        self.episodes += 1;
+        Ok(obs)
+    }
+
+    pub fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
+        let ep = self.episode.as_mut().ok_or(EnvError::NotReset)?;
+        let layout = self.layout.as_ref().ok_or(EnvError::NotReset)?;
+        let backend = ep.backend.as_mut();
+        if backend.now() >= backend.horizon() {
+            return Err(EnvError::EpisodeOver);
+        }
+        let mask = self.mask.as_ref().ok_or(EnvError::NotReset)?;
+        let report = execute(backend, action, mask, &self.config.action);
+        let until = (backend.now() + self.config.decision_interval).min(backend.horizon());
+        backend.advance(until)?;
+        let after = backend.totals();
+        let view = backend.observe();
+        let terms = compute(&self.config.reward, layout, backend, &view, &self.prev, &after, ep.slo_ms);
+        self.prev = after;
+        self.last_violation = terms.slo_violation;
+        let obs = collect(layout, backend, &view, ep.slo_ms, terms.slo_violation);
+        self.mask = Some(ActionMask::compute(backend));
+        let truncated = backend.now() >= backend.horizon();
+        self.steps += 1;
+        if let Some(log) = &mut self.log {
+            log.write_record([
+                self.episodes.to_string(),
+                self.steps.to_string(),
+                format!("{:.3}", obs.time_s),
+                format!("{:.6}", terms.reward),
+                format!("{:.6}", terms.slo_violation),
+                format!("{:.6}", terms.slack),
+                format!("{:.6}", terms.overshoot),
+                format!("{:.6}", terms.replica_lag),
+                format!("{action:?}"),
+                report.executed.join("; "),
+                report.blocked.join("; "),
+                EPISODE_LOG_FORMAT_VERSION.to_string(),
+            ])?;
+            if truncated {
+                log.flush().map_err(csv::Error::from)?;
+            }
+        }
+        Ok(Step {
+            reward: terms.reward,
+            terminated: false,
+            truncated,
+            info: StepInfo { time_s: obs.time_s, terms, report, final_observation: None },
+            obs,
+        })
+    }
+}
+
+/// N environments stepped together; an environment whose episode ends is reset at once with the
+/// next seed of its own sequence (`base_seed + i + N * episode`), and its step carries the finished
+/// episode's last observation in `info.final_observation`.
+pub struct VecEnv {
+    pub envs: Vec<Env>,
+    base_seed: u64,
+    episode: Vec<u64>,
+}
+
+impl VecEnv {
+    pub fn new(envs: Vec<Env>, base_seed: u64) -> Self {
+        let n = envs.len();
+        VecEnv { envs, base_seed, episode: vec![0; n] }
+    }
+
+    fn seed(&self, i: usize) -> u64 {
+        self.base_seed + i as u64 + self.envs.len() as u64 * self.episode[i]
+    }
+
+    pub fn reset(&mut self) -> Result<Vec<Observation>, EnvError> {
+        (0..self.envs.len())
+            .map(|i| {
+                let seed = self.seed(i);
+                self.envs[i].reset(seed)
+            })
+            .collect()
+    }
+
+    pub fn step(&mut self, actions: &[Action]) -> Result<Vec<Step>, EnvError> {
+        let mut out = Vec::with_capacity(self.envs.len());
+        for (i, a) in actions.iter().enumerate() {
+            let mut st = self.envs[i].step(a)?;
+            if st.terminated || st.truncated {
+                self.episode[i] += 1;
+                let seed = self.seed(i);
+                let fresh = self.envs[i].reset(seed)?;
+                st.info.final_observation = Some(Box::new(std::mem::replace(&mut st.obs, fresh)));
+            }
+            out.push(st);
+        }
+        Ok(out)
+    }
+}
+
+/// A seeded generator for agents and tests that need random actions.
+pub fn action_rng(seed: u64) -> rand_pcg::Pcg64Mcg {
+    rand_pcg::Pcg64Mcg::seed_from_u64(seed)
+}

@@ -1,0 +1,211 @@
+//! The state collector: what an agent observes, as a heterogeneous graph.
+//!
+//! Node sets: services (`SERVICE_FEATURES` each), server SKUs (`SKU_FEATURES`); edges: the call
+//! graph's distinct `caller -> callee` service pairs (`EDGE_FEATURES`); plus `GLOBAL_FEATURES`
+//! scalars. Every feature is in [0, 1] (clamped). Layout, by index:
+//!
+//! Service: 0 Active replicas / max, 1 Starting / max, 2 Draining / max, 3 CPU utilisation of
+//! request / 2, 4 memory utilisation of request, 5 RPS in / capacity at max replicas, 6 p95 / SLO
+//! / 2, 7 queue length / (Active x queue capacity), 8 HPA-formula desired replicas / max
+//! (`ceil(active * utilisation / hpa_target)`, as gym-hpa exposes), 9 stateful flag,
+//! 10 replication lag / SLO, 11 CPU limit / SKU cores.
+//!
+//! Edge: 0 call rate / callee capacity at max replicas, 1 callee p95 / SLO / 2, 2 callee error rate.
+//!
+//! SKU: 0 free cores (free instance slots x SKU cores / (max instances x largest SKU's cores)),
+//! 1 free memory (likewise), 2 price / highest price.
+//!
+//! Global: 0 mean CPU utilisation of request over services with Active pods / 2, 1 SLO violation
+//! share over the last decision interval, 2 live instances / max instances.
+//!
+//! Only Active instances count as capacity; Starting and Draining are their own features.
+
+use crate::app::AppSpec;
+use crate::backend::ClusterBackend;
+use crate::cluster::InstanceState;
+use crate::metrics::ClusterView;
+
+pub const SERVICE_FEATURES: usize = 12;
+pub const EDGE_FEATURES: usize = 3;
+pub const SKU_FEATURES: usize = 3;
+pub const GLOBAL_FEATURES: usize = 3;
+
+/// Static facts the collector needs about an application.
+#[derive(Clone, Debug)]
+pub struct ObservationLayout {
+    pub services: usize,
+    pub skus: usize,
+    /// `(caller, callee)` service pairs, each once, in first-seen order.
+    pub edges: Vec<(usize, usize)>,
+    /// Share of the callee's visits that come from this edge (under the mix).
+    edge_share: Vec<f64>,
+    mean_demand: Vec<f64>,
+    pub hpa_target: f64,
+}
+
+impl ObservationLayout {
+    pub fn new(app: &AppSpec, mix: &[f64], hpa_target: f64, skus: usize) -> Self {
+        let n = app.services.len();
+        let mut edges: Vec<(usize, usize)> = Vec::new();
+        let mut edge_w: Vec<f64> = Vec::new();
+        let mut visits = vec![0.0; n];
+        for (k, rt) in app.request_types.iter().enumerate() {
+            visits[app.nodes[rt.root as usize].service as usize] += mix[k];
+            let mut stack = vec![rt.root];
+            while let Some(node) = stack.pop() {
+                let from = app.nodes[node as usize].service as usize;
+                for &c in app.children_of(node) {
+                    let to = app.nodes[c as usize].service as usize;
+                    visits[to] += mix[k];
+                    match edges.iter().position(|&e| e == (from, to)) {
+                        Some(i) => edge_w[i] += mix[k],
+                        None => {
+                            edges.push((from, to));
+                            edge_w.push(mix[k]);
+                        }
+                    }
+                    stack.push(c);
+                }
+            }
+        }
+        let edge_share = edges
+            .iter()
+            .zip(&edge_w)
+            .map(|(&(_, to), w)| if visits[to] > 0.0 { w / visits[to] } else { 0.0 })
+            .collect();
+        let mean_demand: Vec<f64> = app.mean_demand_core_s(mix).into_iter().map(|d| d.unwrap_or(0.0)).collect();
+        ObservationLayout { services: n, skus, edges, edge_share, mean_demand, hpa_target }
+    }
+
+    pub fn flat_len(&self) -> usize {
+        self.services * SERVICE_FEATURES + self.edges.len() * EDGE_FEATURES + self.skus * SKU_FEATURES + GLOBAL_FEATURES
+    }
+
+    /// Visits/s `service` can serve with `active` instances at CPU limit `limit`.
+    pub fn capacity(&self, app: &AppSpec, service: usize, active: u32, limit: f64) -> f64 {
+        let s = &app.services[service];
+        let slot = (limit / s.shape.concurrency as f64).min(1.0);
+        let d = self.mean_demand[service];
+        if d > 0.0 {
+            active as f64 * s.shape.concurrency as f64 * slot / d
+        } else {
+            f64::INFINITY
+        }
+    }
+}
+
+/// One observation. Feature matrices are row-major (`[node][feature]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub services: Vec<f32>,
+    pub edges: Vec<f32>,
+    pub edge_index: Vec<(usize, usize)>,
+    pub skus: Vec<f32>,
+    pub global: Vec<f32>,
+    /// Simulated time of the observation, seconds.
+    pub time_s: f64,
+}
+
+impl Observation {
+    /// The flat vector an MLP takes: services, edges, SKUs, global, in that order.
+    pub fn flat(&self) -> Vec<f32> {
+        let mut v = Vec::with_capacity(self.services.len() + self.edges.len() + self.skus.len() + self.global.len());
+        v.extend_from_slice(&self.services);
+        v.extend_from_slice(&self.edges);
+        v.extend_from_slice(&self.skus);
+        v.extend_from_slice(&self.global);
+        v
+    }
+
+    pub fn service(&self, s: usize) -> &[f32] {
+        &self.services[s * SERVICE_FEATURES..(s + 1) * SERVICE_FEATURES]
+    }
+}
+
+fn unit(x: f64) -> f32 {
+    if x.is_finite() {
+        x.clamp(0.0, 1.0) as f32
+    } else {
+        1.0
+    }
+}
+
+/// Collects an observation from a backend's view. `slo_violation` is the share over the last
+/// interval (computed by the reward calculator from ground truth).
+pub fn collect(
+    layout: &ObservationLayout,
+    backend: &dyn ClusterBackend,
+    view: &ClusterView,
+    slo_ms: f64,
+    slo_violation: f64,
+) -> Observation {
+    let app = backend.app();
+    let cluster = backend.cluster();
+    let lag = backend.replication_lag_ms();
+    let mut services = Vec::with_capacity(layout.services * SERVICE_FEATURES);
+    let (mut util_sum, mut util_n) = (0.0, 0);
+    for (s, sv) in view.services.iter().enumerate() {
+        let spec = &app.services[s];
+        let max = sv.max_replicas.max(1) as f64;
+        let limit = backend.cpu_limit(s);
+        let util = sv.cpu_utilization.unwrap_or(0.0);
+        if sv.counts.active > 0 {
+            util_sum += util;
+            util_n += 1;
+        }
+        let (mut mem, mut mem_n) = (0.0, 0);
+        for p in sv.pods.iter().filter(|p| p.state == InstanceState::Active) {
+            if let Some(m) = p.memory_mib {
+                mem += m / sv.memory_request_mib;
+                mem_n += 1;
+            }
+        }
+        let cap_max = layout.capacity(app, s, sv.max_replicas, limit);
+        let desired = (sv.counts.active as f64 * util / layout.hpa_target).ceil().min(max);
+        let queue_room = (sv.counts.active.max(1) as f64) * spec.shape.queue_capacity.max(1) as f64;
+        let sku_cores = cluster.skus[spec.sku].cores;
+        services.extend_from_slice(&[
+            unit(sv.counts.active as f64 / max),
+            unit(sv.counts.starting as f64 / max),
+            unit(sv.counts.draining as f64 / max),
+            unit(util / 2.0),
+            unit(if mem_n > 0 { mem / mem_n as f64 } else { 0.0 }),
+            unit(sv.rps / cap_max),
+            unit(sv.p95_ms / slo_ms / 2.0),
+            unit(sv.queue_len as f64 / queue_room),
+            unit(desired / max),
+            if spec.stateful.is_some() { 1.0 } else { 0.0 },
+            unit(lag.get(s).copied().unwrap_or(0.0) / slo_ms),
+            unit(limit / sku_cores),
+        ]);
+    }
+    let mut edges = Vec::with_capacity(layout.edges.len() * EDGE_FEATURES);
+    for (i, &(_, to)) in layout.edges.iter().enumerate() {
+        let sv = &view.services[to];
+        let cap_max = layout.capacity(app, to, sv.max_replicas, backend.cpu_limit(to));
+        edges.extend_from_slice(&[
+            unit(sv.rps * layout.edge_share[i] / cap_max),
+            unit(sv.p95_ms / slo_ms / 2.0),
+            unit(sv.error_rate),
+        ]);
+    }
+    let (live, max_instances) = backend.instances();
+    let free = max_instances.saturating_sub(live) as f64;
+    let max_cores = cluster.skus.iter().map(|k| k.cores).fold(0.0, f64::max);
+    let max_mem = cluster.skus.iter().map(|k| k.memory_gib).fold(0.0, f64::max);
+    let max_price = cluster.skus.iter().map(|k| k.price_per_hour).fold(0.0, f64::max);
+    let mut skus = Vec::with_capacity(layout.skus * SKU_FEATURES);
+    for k in &cluster.skus {
+        skus.extend_from_slice(&[
+            unit(free * k.cores / (max_instances as f64 * max_cores)),
+            unit(free * k.memory_gib / (max_instances as f64 * max_mem)),
+            unit(if max_price > 0.0 { k.price_per_hour / max_price } else { 0.0 }),
+        ]);
+    }
+    let global = vec![
+        unit(if util_n > 0 { util_sum / util_n as f64 / 2.0 } else { 0.0 }),
+        unit(slo_violation),
+        unit(live as f64 / max_instances.max(1) as f64),
+    ];
+    Observation { services, edges, edge_index: layout.edges.clone(), skus, global, time_s: view.now.as_secs_f64() }
+}

@@ -1,0 +1,105 @@
+//! The reward calculator.
+//!
+//! Terms, each in [0, 1], over the last decision interval:
+//! - `slo_violation`: (dropped + completed slower than the SLO) / (completed + dropped); 0 when
+//!   nothing finished.
+//! - `slack`: (CPU allocated - CPU used) / CPU allocated, allocated = request x time for every
+//!   instance that existed; clamped at 0 (use can exceed the request up to the limit).
+//! - `overshoot`: replicas (Active + Starting) above what demand needs, summed over services, over
+//!   the sum of max replicas. Needed = `ceil(rps / capacity of one instance)` from the metrics
+//!   server's RPS.
+//! - `replica_lag`: mean over stateful services of replication lag / SLO (clamped to 1); 0 without
+//!   stateful services. (The original design reads it from Redis/MySQL exporters.)
+//!
+//! Goals: `weighted` (default): `r = -(5 slo + 1 slack + 3 overshoot + 2 lag)`, weights
+//! configurable; the gym-hpa goals `cost` (`r = -replicas / max replicas`), `latency`
+//! (`r = -min(1, mean latency / SLO)`), and `multi` (Lagrangian: `r = -(cost + lambda *
+//! max(0, mean latency / SLO - 1))`).
+
+use crate::backend::ClusterBackend;
+use crate::metrics::ClusterView;
+use crate::sim::RunTotals;
+
+use super::observation::ObservationLayout;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RewardConfig {
+    Weighted { slo: f64, slack: f64, overshoot: f64, lag: f64 },
+    Cost,
+    Latency,
+    Multi { lambda: f64 },
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        RewardConfig::Weighted { slo: 5.0, slack: 1.0, overshoot: 3.0, lag: 2.0 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RewardTerms {
+    pub slo_violation: f64,
+    pub slack: f64,
+    pub overshoot: f64,
+    pub replica_lag: f64,
+    /// Mean end-to-end latency of requests completed in the interval / SLO.
+    pub latency_ratio: f64,
+    /// Replicas (Active + Starting) / sum of max replicas.
+    pub cost: f64,
+    pub reward: f64,
+}
+
+/// The terms and the reward for the interval between `before` and `after`.
+pub fn compute(
+    cfg: &RewardConfig,
+    layout: &ObservationLayout,
+    backend: &dyn ClusterBackend,
+    view: &ClusterView,
+    before: &RunTotals,
+    after: &RunTotals,
+    slo_ms: f64,
+) -> RewardTerms {
+    let app = backend.app();
+    let completed = after.completed.saturating_sub(before.completed) as f64;
+    let dropped = after.dropped.saturating_sub(before.dropped) as f64;
+    let within = after.within_slo.saturating_sub(before.within_slo) as f64;
+    let finished = completed + dropped;
+    let slo_violation = if finished > 0.0 { ((dropped + completed - within) / finished).clamp(0.0, 1.0) } else { 0.0 };
+    let alloc = after.cpu_alloc_core_us - before.cpu_alloc_core_us;
+    let used = after.cpu_used_core_us - before.cpu_used_core_us;
+    let slack = if alloc > 0.0 { ((alloc - used) / alloc).clamp(0.0, 1.0) } else { 0.0 };
+    let (mut over, mut max_sum, mut replicas) = (0.0, 0.0, 0.0);
+    for (s, sv) in view.services.iter().enumerate() {
+        let current = (sv.counts.active + sv.counts.starting) as f64;
+        let per_instance = layout.capacity(app, s, 1, backend.cpu_limit(s));
+        let needed = if per_instance.is_finite() && per_instance > 0.0 {
+            (sv.rps / per_instance).ceil().max(sv.min_replicas as f64)
+        } else {
+            sv.min_replicas as f64
+        };
+        over += (current - needed).max(0.0);
+        max_sum += sv.max_replicas as f64;
+        replicas += current;
+    }
+    let overshoot = if max_sum > 0.0 { (over / max_sum).clamp(0.0, 1.0) } else { 0.0 };
+    let cost = if max_sum > 0.0 { replicas / max_sum } else { 0.0 };
+    let lags: Vec<f64> = app
+        .services
+        .iter()
+        .zip(backend.replication_lag_ms())
+        .filter(|(s, _)| s.stateful.is_some())
+        .map(|(_, l)| (l / slo_ms).clamp(0.0, 1.0))
+        .collect();
+    let replica_lag = if lags.is_empty() { 0.0 } else { lags.iter().sum::<f64>() / lags.len() as f64 };
+    let latency_sum = after.latency_sum_us - before.latency_sum_us;
+    let latency_ratio = if completed > 0.0 { latency_sum / completed / 1000.0 / slo_ms } else { 0.0 };
+    let reward = match *cfg {
+        RewardConfig::Weighted { slo, slack: w_slack, overshoot: w_over, lag } => {
+            -(slo * slo_violation + w_slack * slack + w_over * overshoot + lag * replica_lag)
+        }
+        RewardConfig::Cost => -cost,
+        RewardConfig::Latency => -latency_ratio.min(1.0),
+        RewardConfig::Multi { lambda } => -(cost + lambda * (latency_ratio - 1.0).max(0.0)),
+    };
+    RewardTerms { slo_violation, slack, overshoot, replica_lag, latency_ratio, cost, reward }
+}
