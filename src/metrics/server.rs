@@ -42,6 +42,8 @@ pub struct MetricsServer {
     svc_error_rate: Vec<f64>,
     window_hist: Vec<Histogram<u64>>,
     concurrency_history: Vec<VecDeque<f64>>,
+    /// Fluid fidelity: (sum of p95 x visits, visits) over the window.
+    fluid_p95: Vec<(f64, f64)>,
     rps_history: Vec<VecDeque<f64>>,
 }
 
@@ -60,6 +62,7 @@ impl MetricsServer {
             svc_error_rate: vec![0.0; services],
             window_hist: (0..services).map(|_| latency_histogram(2)).collect(),
             concurrency_history: vec![VecDeque::with_capacity(HISTORY_LEN); services],
+            fluid_p95: vec![(0.0, 0.0); services],
             rps_history: vec![VecDeque::with_capacity(HISTORY_LEN); services],
         }
     }
@@ -74,9 +77,12 @@ impl MetricsServer {
         super::record_latency(&mut self.window_hist[service], latency_us);
     }
 
-    /// `count` visits to `service` completed after `latency_us` (the fluid model's summary).
-    pub fn record_latency_n(&mut self, service: usize, latency_us: u64, count: u64) {
-        let _ = self.window_hist[service].record_n(latency_us.clamp(1, 3_600_000_000), count);
+    /// Fluid fidelity: an interval's p95 (ms) over `visits` visits; the window's p95 is their
+    /// visit-weighted mean (the model gives a p95, not samples).
+    pub fn record_fluid_p95(&mut self, service: usize, p95_ms: f64, visits: f64) {
+        let w = &mut self.fluid_p95[service];
+        w.0 += p95_ms * visits;
+        w.1 += visits;
     }
 
     /// Adds one timeline interval of one service: its arrivals and average requests held.
@@ -120,7 +126,8 @@ impl MetricsServer {
         }
         for s in 0..self.svc_rps.len() {
             self.svc_rps[s] = if secs > 0.0 { self.window_arrivals[s] as f64 / secs } else { 0.0 };
-            self.svc_p95_ms[s] = quantile_ms(&self.window_hist[s], 0.95);
+            let (sum, w) = std::mem::take(&mut self.fluid_p95[s]);
+            self.svc_p95_ms[s] = if w > 0.0 { sum / w } else { quantile_ms(&self.window_hist[s], 0.95) };
             self.svc_error_rate[s] = if self.window_arrivals[s] > 0 {
                 self.window_dropped[s] as f64 / self.window_arrivals[s] as f64
             } else {
@@ -128,7 +135,9 @@ impl MetricsServer {
             };
             self.window_arrivals[s] = 0;
             self.window_dropped[s] = 0;
-            self.window_hist[s].reset();
+            if !self.window_hist[s].is_empty() {
+                self.window_hist[s].reset();
+            }
         }
         self.scraped_at = now;
     }

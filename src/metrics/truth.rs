@@ -66,6 +66,16 @@ pub struct FluidRequests {
     pub latency_points: Vec<(f64, f64)>,
 }
 
+impl FluidRequests {
+    /// Empties it for the next tick, keeping its buffers.
+    pub fn clear(&mut self) {
+        let (mut drops, mut points) = (std::mem::take(&mut self.drops), std::mem::take(&mut self.latency_points));
+        drops.clear();
+        points.clear();
+        *self = FluidRequests { drops, latency_points: points, ..Default::default() };
+    }
+}
+
 /// Running totals of the fluid model, turned into counts as they cross whole numbers.
 #[derive(Clone, Debug, Default)]
 struct FluidTotals {
@@ -299,25 +309,29 @@ impl GroundTruth {
     }
 
     /// Fluid fidelity: the service's response times this tick, taken as exponential with mean
-    /// `mean_s`, at a few quantiles, each with its share of the visits served: `(latency_us, count)`.
-    /// Also recorded here.
-    pub fn fluid_service_latency(&mut self, s: usize, mean_s: f64) -> [(u64, u64); 8] {
-        const POINTS: usize = 8;
-        let mut out = [(0u64, 0u64); POINTS];
+    /// `mean_s`: recorded at a few quantiles, each with its share of the visits served. Returns the
+    /// p95 (ms), `None` when nothing was served.
+    pub fn fluid_service_latency(&mut self, s: usize, mean_s: f64) -> Option<f64> {
+        // Quantile bands (lower, upper) of the exponential, narrow in the tail.
+        const BANDS: [(f64, f64); 5] = [(0.0, 0.5), (0.5, 0.8), (0.8, 0.93), (0.93, 0.98), (0.98, 1.0)];
         let served = self.fluid.served_tick[s];
         if served <= 0.0 || mean_s <= 0.0 {
-            return out;
+            return None;
         }
         // p95 of an exponential: mean * ln(20).
-        self.fluid.p95_ms[s] = Some(mean_s * 20f64.ln() * 1000.0);
-        let count = ((served / POINTS as f64).round() as u64).max(1);
-        for (i, o) in out.iter_mut().enumerate() {
-            let q = (i as f64 + 0.5) / POINTS as f64;
+        let p95 = mean_s * 20f64.ln() * 1000.0;
+        self.fluid.p95_ms[s] = Some(p95);
+        for (lo, hi) in BANDS {
+            let q = (lo + hi) / 2.0;
             let v = ((-mean_s * (1.0 - q).ln() * 1e6) as u64).clamp(1, 3_600_000_000);
-            let _ = self.svc_hist[s].record_n(v, count);
-            *o = (v, count);
+            let _ = self.svc_hist[s].record_n(v, ((served * (hi - lo)).round() as u64).max(1));
         }
-        out
+        Some(p95)
+    }
+
+    /// Fluid fidelity: visits to `s` served in the current tick.
+    pub fn fluid_served(&self, s: usize) -> f64 {
+        self.fluid.served_tick[s]
     }
 
     /// Fluid fidelity: one tick's requests. Counts follow the running real totals; requests end in

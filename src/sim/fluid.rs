@@ -33,8 +33,20 @@ use crate::metrics::{DropKind, FluidRequests, GroundTruth, MetricsServer};
 use crate::scaling::ScalingManager;
 use crate::workload::{ArrivalSource, Workload};
 
-/// Points of the latency distribution recorded into the histograms per tick.
-const QUANTILE_POINTS: usize = 16;
+/// Bands of the latency distribution recorded into the run's histogram per tick, as
+/// `(lower, upper)` quantiles: narrow in the tail, so p95 and p99 are represented.
+const BANDS: [(f64, f64); 10] = [
+    (0.0, 0.1),
+    (0.1, 0.2),
+    (0.2, 0.4),
+    (0.4, 0.6),
+    (0.6, 0.8),
+    (0.8, 0.9),
+    (0.9, 0.95),
+    (0.95, 0.98),
+    (0.98, 0.995),
+    (0.995, 1.0),
+];
 
 pub struct FluidModel {
     source: ArrivalSource,
@@ -62,10 +74,15 @@ pub struct FluidModel {
     /// Per service: visit response time including callees, seconds.
     response: Vec<f64>,
     drop_share: Vec<f64>,
+    // Per-tick scratch space, kept to allocate nothing per tick.
+    visit_drops: Vec<f64>,
+    resp_sum: Vec<f64>,
+    resp_w: Vec<f64>,
+    requests: FluidRequests,
     /// Replay position for trace workloads.
     next_trace: usize,
-    /// Standard normal quantiles at the recorded points.
-    z: [f64; QUANTILE_POINTS],
+    /// Standard normal quantiles at the middle of each band.
+    z: [f64; BANDS.len()],
     /// Requests in the system at the last tick (Little's law), for the end of the run.
     in_system: f64,
 }
@@ -103,9 +120,9 @@ impl FluidModel {
             .map(|s| if w[s] > 0.0 && m1[s] > 0.0 { (m2[s] / w[s]) / (m1[s] / w[s]).powi(2) - 1.0 } else { 1.0 })
             .collect();
         let std_normal = Normal::new(0.0, 1.0).expect("valid");
-        let mut z = [0.0; QUANTILE_POINTS];
-        for (i, zi) in z.iter_mut().enumerate() {
-            *zi = std_normal.inverse_cdf((i as f64 + 0.5) / QUANTILE_POINTS as f64);
+        let mut z = [0.0; BANDS.len()];
+        for (zi, (lo, hi)) in z.iter_mut().zip(BANDS) {
+            *zi = std_normal.inverse_cdf((lo + hi) / 2.0);
         }
         FluidModel {
             source: workload.source.clone(),
@@ -123,6 +140,10 @@ impl FluidModel {
             wait_var: vec![0.0; n],
             response: vec![0.0; n],
             drop_share: vec![0.0; n],
+            visit_drops: vec![0.0; n],
+            resp_sum: vec![0.0; n],
+            resp_w: vec![0.0; n],
+            requests: FluidRequests::default(),
             next_trace: 0,
             z,
             in_system: 0.0,
@@ -155,7 +176,9 @@ impl FluidModel {
 
     /// Advances the model over `[t0, t1)`: credits instances and ground truth as a request-level
     /// run would have.
-    #[allow(clippy::too_many_arguments)]
+    // The per-service loops index several parallel per-service arrays at once; an iterator over one
+    // of them would read worse.
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     pub fn advance(
         &mut self,
         t0: SimTime,
@@ -174,7 +197,7 @@ impl FluidModel {
         let n = app.services.len();
         let arrivals = self.arrivals(t0, t1, horizon);
         self.update_reach(app);
-        let mut visit_drops = vec![0.0; n];
+        let mut visit_drops = std::mem::take(&mut self.visit_drops);
         for s in 0..n {
             let spec = &app.services[s];
             let offered_new: f64 = arrivals * self.reached_visits[s];
@@ -235,8 +258,8 @@ impl FluidModel {
             self.wait_var[s] = wait_var;
             // Credit the Active instances.
             let share = if active > 0.0 { 1.0 / active } else { 0.0 };
-            let ids: Vec<u32> = scaling.active_instances(s).to_vec();
-            for id in ids {
+            for i in 0..scaling.active_instances(s).len() {
+                let id = scaling.active_instances(s)[i];
                 let inst = scaling.instance_mut(id);
                 inst.cpu_used += served * d * 1e6 * share;
                 inst.routed += (offered_new * share).round() as u64;
@@ -245,9 +268,11 @@ impl FluidModel {
         }
         // Call trees: mean and variance of every subtree, per request type.
         let net = app.network_latency.as_secs_f64();
-        let mut resp_sum = vec![0.0; n];
-        let mut resp_w = vec![0.0; n];
-        let mut requests = FluidRequests::default();
+        let (mut resp_sum, mut resp_w) = (std::mem::take(&mut self.resp_sum), std::mem::take(&mut self.resp_w));
+        resp_sum.iter_mut().for_each(|x| *x = 0.0);
+        resp_w.iter_mut().for_each(|x| *x = 0.0);
+        let mut requests = std::mem::take(&mut self.requests);
+        requests.clear();
         for k in 0..self.order.len() {
             for i in 0..self.order[k].len() {
                 let node = self.order[k][i];
@@ -296,8 +321,8 @@ impl FluidModel {
             requests.within_slo += completed * within;
             requests.latency_sum_us += completed * mean * 1e6;
             requests.in_system += a_k / dt * mean;
-            for z in &self.z {
-                requests.latency_points.push(((mu_ln + sigma * z).exp() * 1e6, completed / QUANTILE_POINTS as f64));
+            for (z, (lo, hi)) in self.z.iter().zip(BANDS) {
+                requests.latency_points.push(((mu_ln + sigma * z).exp() * 1e6, completed * (hi - lo)));
             }
         }
         // Request drops, attributed to services in proportion to the visits they dropped.
@@ -312,30 +337,38 @@ impl FluidModel {
         for s in 0..n {
             self.response[s] = if resp_w[s] > 0.0 { resp_sum[s] / resp_w[s] } else { 0.0 };
             let held = arrivals * self.reached_visits[s] / dt * self.response[s];
-            let ids: Vec<u32> = scaling.active_instances(s).to_vec();
-            let share = if ids.is_empty() { 0.0 } else { held / ids.len() as f64 };
-            for id in ids {
+            let active = scaling.active_instances(s).len();
+            let share = if active == 0 { 0.0 } else { held / active as f64 };
+            for i in 0..active {
+                let id = scaling.active_instances(s)[i];
                 let inst = scaling.instance_mut(id);
                 inst.held_area += share * (t1 - t0).0 as f64;
                 inst.held_since = t1;
                 inst.outstanding = share.round() as u32;
             }
-            for (v, c) in truth.fluid_service_latency(s, self.response[s]) {
-                if c > 0 {
-                    server.record_latency_n(s, v, c);
-                }
+            if let Some(p95) = truth.fluid_service_latency(s, self.response[s]) {
+                server.record_fluid_p95(s, p95, self.served_visits(s, truth));
             }
         }
         self.in_system = requests.in_system;
         truth.fluid_requests(t1, &requests);
+        self.visit_drops = visit_drops;
+        self.resp_sum = resp_sum;
+        self.resp_w = resp_w;
+        self.requests = requests;
         // Draining instances finish within the tick.
-        let draining: Vec<u32> =
-            scaling.instances().iter().filter(|i| i.state == InstanceState::Draining).map(|i| i.id).collect();
-        for id in draining {
-            let inst = scaling.instance_mut(id);
-            inst.outstanding = 0;
-            scaling.finish_drain(t1, id);
+        if scaling.status_summary().draining > 0 {
+            let draining: Vec<u32> =
+                scaling.instances().iter().filter(|i| i.state == InstanceState::Draining).map(|i| i.id).collect();
+            for id in draining {
+                scaling.instance_mut(id).outstanding = 0;
+                scaling.finish_drain(t1, id);
+            }
         }
+    }
+
+    fn served_visits(&self, s: usize, truth: &GroundTruth) -> f64 {
+        truth.fluid_served(s)
     }
 }
 

@@ -5,6 +5,7 @@ mod determinism;
 mod fluid;
 mod policies;
 mod queueing;
+mod rl_env;
 mod scenarios;
 mod timings;
 

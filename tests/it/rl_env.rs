@@ -1,0 +1,157 @@
+//! The RL environment: observations count only Active instances, actions go through the
+//! ScalingManager with its timing, masks hold, rewards match hand-derived values, and episodes are
+//! reproducible.
+
+use rand::Rng;
+use scalesim::engine::SimTime;
+use scalesim::rl::env::action_rng;
+use scalesim::rl::{Action, ActionMask, Env, EnvConfig, Randomization, RewardConfig, SimFactory, DELTAS};
+use scalesim::scenario::Scenario;
+
+/// One service, 1 core per instance (1 slot), every call exactly 50 ms, 10 arrivals per second
+/// (at 0.1, 0.2, ...), scale-up delay 10 s.
+fn tiny(replicas: u32) -> Scenario {
+    crate::scenario(&format!(
+        r#"
+name: tiny
+slo_ms: 1000
+horizon_s: 120
+cluster:
+  max_instances: 6
+  skus: [ {{ name: one, cores: 1, memory_gib: 4, price_per_hour: 1 }}, {{ name: half, cores: 0.5, memory_gib: 4, price_per_hour: 0.5 }} ]
+services:
+  - {{ name: api, replicas: {replicas}, min_replicas: 1, max_replicas: 5, cpu_request_m: 1000, concurrency: 1,
+       scale_up_delay_s: 10, demand: {{ dist: constant, ms: 50 }} }}
+request_types: [ {{ name: r, call: {{ service: api }} }} ]
+workload:
+  arrivals: {{ process: deterministic }}
+  stages: [ {{ duration_s: 120, rps: 10 }} ]
+"#
+    ))
+}
+
+fn env(sc: Scenario, interval_s: u64) -> Env {
+    let cfg = EnvConfig { decision_interval: SimTime::from_secs(interval_s), ..Default::default() };
+    Env::new(cfg, Box::new(SimFactory::new(vec![sc], Randomization::default())))
+}
+
+fn one(delta: i32) -> Action {
+    Action::One { service: 0, node_type: 0, delta, quota: 0.0 }
+}
+
+#[test]
+fn agent_scale_up_starts_then_is_active_exactly_after_the_delay() {
+    let mut e = env(tiny(1), 1);
+    let obs = e.reset(1).unwrap();
+    // Feature 0: Active / max (5); feature 1: Starting / max.
+    assert_eq!((obs.service(0)[0], obs.service(0)[1]), (0.2, 0.0));
+    let mut st = e.step(&one(1)).unwrap(); // at t = 0: +1, Active at 10 s
+    assert_eq!(st.info.report.executed, vec!["api +1".to_string()]);
+    for t in 1..10 {
+        assert_eq!(st.obs.time_s, t as f64);
+        assert_eq!(
+            (st.obs.service(0)[0], st.obs.service(0)[1]),
+            (0.2, 0.2),
+            "at {t} s a Starting instance is not Active"
+        );
+        st = e.step(&one(0)).unwrap();
+    }
+    assert_eq!(st.obs.time_s, 10.0);
+    assert_eq!((st.obs.service(0)[0], st.obs.service(0)[1]), (0.4, 0.0), "Active at exactly 10 s");
+}
+
+#[test]
+fn draining_instances_are_not_active_in_observations() {
+    let mut e = env(tiny(3), 1);
+    e.reset(1).unwrap();
+    let st = e.step(&one(-1)).unwrap();
+    // 3 -> 2 Active; the drained one (idle or finishing a 50 ms call) is never counted as Active.
+    assert_eq!(st.obs.service(0)[0], 0.4);
+    assert!(st.obs.service(0)[2] <= 0.2);
+}
+
+#[test]
+fn masked_actions_are_never_executed() {
+    let mut e = env(tiny(1), 15);
+    e.reset(1).unwrap();
+    let mask: &ActionMask = e.mask().unwrap();
+    // At min replicas 1: -1 and -2 masked; +2 allowed (room for 5 more instances).
+    assert_eq!(mask.deltas[0], [false, false, true, true, true]);
+    let st = e.step(&one(-1)).unwrap();
+    assert!(st.info.report.executed.is_empty());
+    assert_eq!(st.info.report.blocked.len(), 1, "{:?}", st.info.report);
+    assert_eq!(st.obs.service(0)[0], 0.2, "replicas unchanged");
+    // Node type `half` (0.5 cores) cannot hold a 1-core request: masked for scale-ups.
+    assert_eq!(e.mask().unwrap().node_types[0], vec![true, false]);
+    let st = e.step(&Action::One { service: 0, node_type: 1, delta: 1, quota: 0.0 }).unwrap();
+    assert!(st.info.report.executed.is_empty() && st.info.report.blocked[0].contains("node type"));
+    // The cluster maximum (6 instances) masks what would pass it.
+    assert_eq!(DELTAS.len(), 5);
+}
+
+#[test]
+fn reward_terms_match_hand_computed_values() {
+    // 3 replicas, 10 requests/s of 50 ms: over [15 s, 30 s) 150 requests use 7.5 core-seconds of
+    // 3 cores x 15 s = 45 allocated -> slack 1 - 7.5/45 = 0.8333. Demand 10/s, one instance serves
+    // 1 / 0.05 = 20/s -> 1 needed, 2 extra over max 5 -> overshoot 0.4. No violation, no lag.
+    // r = -(5*0 + 1*0.8333 + 3*0.4 + 2*0) = -2.0333.
+    let mut e = env(tiny(3), 15);
+    e.reset(1).unwrap();
+    e.step(&one(0)).unwrap();
+    let st = e.step(&one(0)).unwrap();
+    let t = st.info.terms;
+    assert_eq!(st.obs.time_s, 30.0);
+    assert!((t.slack - (1.0 - 7.5 / 45.0)).abs() < 1e-9, "{t:?}");
+    assert!((t.overshoot - 0.4).abs() < 1e-9, "{t:?}");
+    assert_eq!((t.slo_violation, t.replica_lag), (0.0, 0.0));
+    assert!((st.reward - -(1.0 - 7.5 / 45.0 + 1.2)).abs() < 1e-9, "{}", st.reward);
+    // The gym-hpa cost goal: 3 replicas of max 5 -> -0.6.
+    let cfg = EnvConfig { decision_interval: SimTime::from_secs(15), reward: RewardConfig::Cost, ..Default::default() };
+    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(3)], Randomization::default())));
+    e.reset(1).unwrap();
+    assert!((e.step(&one(0)).unwrap().reward - -0.6).abs() < 1e-12);
+}
+
+fn episode(e: &mut Env, seed: u64) -> Vec<(f64, Vec<f32>)> {
+    e.reset(seed).unwrap();
+    let mut rng = action_rng(seed);
+    let mut out = vec![];
+    loop {
+        let n = e.layout().unwrap().services;
+        let a = Action::One {
+            service: rng.gen_range(0..n),
+            node_type: 0,
+            delta: DELTAS[rng.gen_range(0..5)],
+            quota: rng.gen_range(-1.0..1.0),
+        };
+        let st = e.step(&a).unwrap();
+        out.push((st.reward, st.obs.flat()));
+        if st.truncated {
+            return out;
+        }
+    }
+}
+
+#[test]
+fn reset_with_a_seed_replays_the_episode_and_randomises_the_load() {
+    let sc = scalesim::scenario::load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
+    let mut fluid = sc.clone();
+    fluid.fidelity = scalesim::scenario::Fidelity::Fluid;
+    let r = Randomization { rate_scale: (0.5, 1.5), start_offset_s: (0.0, 120.0) };
+    let mk = || Env::new(EnvConfig::default(), Box::new(SimFactory::new(vec![sc.clone(), fluid.clone()], r)));
+    let (mut a, mut b) = (mk(), mk());
+    let x = episode(&mut a, 42);
+    let y = episode(&mut b, 42);
+    assert_eq!(x, y);
+    let flat_len = a.layout().unwrap().flat_len();
+    assert_eq!(x[0].1.len(), flat_len);
+    assert!(x.iter().all(|(_, o)| o.iter().all(|v| (0.0..=1.0).contains(v))), "features outside [0, 1]");
+    let labels: std::collections::BTreeSet<String> = (0..6)
+        .map(|s| {
+            let mut e = mk();
+            e.reset(s).unwrap();
+            e.episode_label().unwrap().to_string()
+        })
+        .collect();
+    assert!(labels.len() >= 5, "randomisation gave {labels:?}");
+}
