@@ -49,6 +49,9 @@ fn main() {
     fluid.metrics.timeline_interval = SimTime::from_secs(15);
     let (sps, n) = steps_per_second(fluid, 60_000);
     println!("fluid, OB peak, 15 s decisions, random agent: {sps:>9.0} steps/s ({n} steps)");
+    if std::env::var("SCALESIM_BENCH_FLUID_ONLY").is_ok() {
+        return;
+    }
     let (sps, n) = steps_per_second(peak, 300);
     println!("request, OB peak (400 RPS), 15 s decisions, random agent: {sps:>9.0} steps/s ({n} steps)");
 }

@@ -263,7 +263,7 @@ mod tests {
             window: SimTime::from_secs(15),
             history_interval: SimTime::from_secs(1),
             services: vec![ServiceView {
-                name: "fn".into(),
+                name: std::sync::Arc::from("fn"),
                 min_replicas: 1,
                 max_replicas: 20,
                 cpu_request_cores: 0.1,

@@ -38,7 +38,7 @@ pub trait ClusterBackend {
     /// Ground-truth counters since the start.
     fn totals(&self) -> RunTotals;
     /// Replication lag of each service at the last interval, ms (0 for stateless ones).
-    fn replication_lag_ms(&self) -> Vec<f64>;
+    fn replication_lag_ms(&self) -> &[f64];
     /// Live instances in all, and the most the cluster allows.
     fn instances(&self) -> (u32, u32);
 }
@@ -80,8 +80,8 @@ impl ClusterBackend for Simulator {
     fn totals(&self) -> RunTotals {
         Simulator::totals(self)
     }
-    fn replication_lag_ms(&self) -> Vec<f64> {
-        Simulator::replication_lag_ms(self).to_vec()
+    fn replication_lag_ms(&self) -> &[f64] {
+        Simulator::replication_lag_ms(self)
     }
     fn instances(&self) -> (u32, u32) {
         (self.scaling().status_summary().total, self.scaling().cluster().max_instances)

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 
 use hdrhistogram::Histogram;
 
+use super::view::HISTORY_SPAN_S;
 use super::{latency_histogram, quantile_ms, ClusterView, PodView, ServiceView, HISTORY_LEN};
 use crate::app::AppSpec;
 use crate::cluster::{InstanceId, InstanceState};
@@ -30,6 +31,7 @@ struct PodSample {
 }
 
 pub struct MetricsServer {
+    names: Vec<std::sync::Arc<str>>,
     window: SimTime,
     interval: SimTime,
     scraped_at: SimTime,
@@ -48,8 +50,10 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    pub fn new(services: usize, window: SimTime, interval: SimTime) -> Self {
+    pub fn new(names: &[String], window: SimTime, interval: SimTime) -> Self {
+        let services = names.len();
         MetricsServer {
+            names: names.iter().map(|n| std::sync::Arc::from(n.as_str())).collect(),
             window,
             interval,
             scraped_at: SimTime::ZERO,
@@ -144,12 +148,14 @@ impl MetricsServer {
 
     /// The view a policy gets at `now`: live replica states, metrics from the last scrape.
     pub fn view(&self, now: SimTime, scaling: &ScalingManager, app: &AppSpec, tracked: &[InstanceId]) -> ClusterView {
+        let span = ((HISTORY_SPAN_S / self.interval.as_secs_f64()).ceil() as usize).clamp(1, HISTORY_LEN);
+        let tail = |q: &VecDeque<f64>| q.iter().skip(q.len().saturating_sub(span)).copied().collect();
         let mut services: Vec<ServiceView> = app
             .services
             .iter()
             .enumerate()
             .map(|(s, spec)| ServiceView {
-                name: spec.name.clone(),
+                name: self.names[s].clone(),
                 min_replicas: spec.min_replicas,
                 max_replicas: spec.max_replicas,
                 cpu_request_cores: spec.shape.cpu_request,
@@ -164,8 +170,8 @@ impl MetricsServer {
                 queue_len: self.svc_queue[s],
                 error_rate: self.svc_error_rate[s],
                 concurrency_per_pod: 0.0,
-                concurrency_history: self.concurrency_history[s].iter().copied().collect(),
-                rps_history: self.rps_history[s].iter().copied().collect(),
+                concurrency_history: tail(&self.concurrency_history[s]),
+                rps_history: tail(&self.rps_history[s]),
             })
             .collect();
         for &id in tracked {

@@ -28,7 +28,8 @@ pub struct PodView {
 /// One service (deployment) as a controller sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceView {
-    pub name: String,
+    /// Shared, so building a view copies no strings.
+    pub name: std::sync::Arc<str>,
     pub min_replicas: u32,
     pub max_replicas: u32,
     pub cpu_request_cores: f64,
@@ -60,8 +61,12 @@ pub struct ServiceView {
     pub rps_history: Vec<f64>,
 }
 
-/// How many intervals of history a [`ServiceView`] carries.
+/// How many intervals of history the metrics server keeps.
 pub const HISTORY_LEN: usize = 120;
+
+/// How much history a [`ServiceView`] carries: the intervals of the last 120 s (at most
+/// [`HISTORY_LEN`]), enough for the KPA's 60 s stable window.
+pub const HISTORY_SPAN_S: f64 = 120.0;
 
 /// The whole cluster at one decision time.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +82,6 @@ pub struct ClusterView {
 
 impl ClusterView {
     pub fn service(&self, name: &str) -> Option<&ServiceView> {
-        self.services.iter().find(|s| s.name == name)
+        self.services.iter().find(|s| &*s.name == name)
     }
 }

@@ -36,7 +36,7 @@ pub struct ObservationLayout {
     pub services: usize,
     pub skus: usize,
     /// `(caller, callee)` service pairs, each once, in first-seen order.
-    pub edges: Vec<(usize, usize)>,
+    pub edges: std::sync::Arc<[(usize, usize)]>,
     /// Share of the callee's visits that come from this edge (under the mix).
     edge_share: Vec<f64>,
     mean_demand: Vec<f64>,
@@ -74,7 +74,7 @@ impl ObservationLayout {
             .map(|(&(_, to), w)| if visits[to] > 0.0 { w / visits[to] } else { 0.0 })
             .collect();
         let mean_demand: Vec<f64> = app.mean_demand_core_s(mix).into_iter().map(|d| d.unwrap_or(0.0)).collect();
-        ObservationLayout { services: n, skus, edges, edge_share, mean_demand, hpa_target }
+        ObservationLayout { services: n, skus, edges: edges.into(), edge_share, mean_demand, hpa_target }
     }
 
     pub fn flat_len(&self) -> usize {
@@ -99,7 +99,8 @@ impl ObservationLayout {
 pub struct Observation {
     pub services: Vec<f32>,
     pub edges: Vec<f32>,
-    pub edge_index: Vec<(usize, usize)>,
+    /// Shared with the layout: the graph's structure does not change within an episode.
+    pub edge_index: std::sync::Arc<[(usize, usize)]>,
     pub skus: Vec<f32>,
     pub global: Vec<f32>,
     /// Simulated time of the observation, seconds.

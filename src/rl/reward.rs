@@ -88,7 +88,7 @@ pub fn compute(
         .iter()
         .zip(backend.replication_lag_ms())
         .filter(|(s, _)| s.stateful.is_some())
-        .map(|(_, l)| (l / slo_ms).clamp(0.0, 1.0))
+        .map(|(_, &l)| (l / slo_ms).clamp(0.0, 1.0))
         .collect();
     let replica_lag = if lags.is_empty() { 0.0 } else { lags.iter().sum::<f64>() / lags.len() as f64 };
     let latency_sum = after.latency_sum_us - before.latency_sum_us;

@@ -179,8 +179,13 @@ impl Simulator {
         let n = app.services.len();
         let names: Vec<String> = app.services.iter().map(|s| s.name.clone()).collect();
         let window_intervals = (scenario.metrics.scrape_interval.0 / scenario.metrics.timeline_interval.0) as usize;
-        let mut truth =
-            GroundTruth::new(names, scenario.slo, scenario.metrics.timeline_interval, window_intervals, sinks.timeline);
+        let mut truth = GroundTruth::new(
+            names.clone(),
+            scenario.slo,
+            scenario.metrics.timeline_interval,
+            window_intervals,
+            sinks.timeline,
+        );
         truth.write_header()?;
         let total: f64 = scenario.workload.mix.iter().sum();
         let mut acc = 0.0;
@@ -223,7 +228,7 @@ impl Simulator {
             requests: Slab::new(),
             visits: Slab::new(),
             decisions: Vec::new(),
-            server: MetricsServer::new(n, scenario.metrics.scrape_interval, scenario.metrics.timeline_interval),
+            server: MetricsServer::new(&names, scenario.metrics.scrape_interval, scenario.metrics.timeline_interval),
             truth,
             tracked: Vec::new(),
             cpu_mark: Vec::new(),
