@@ -79,6 +79,34 @@ enum Command {
         #[arg(long)]
         log: Option<PathBuf>,
     },
+    /// Run a sweep: scenarios x policies x parameter points x seeds, on all cores.
+    Sweep {
+        /// Sweep YAML (see configs/sweeps/).
+        file: PathBuf,
+        /// Parallel runs (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Parent folder of the sweep folder.
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+        /// Continue an interrupted sweep in this sweep folder (finished runs are kept).
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Run only slice K of N of the grid (for several machines), e.g. 1/4.
+        #[arg(long)]
+        shard: Option<scalesim::experiment::sweep::Shard>,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Combine the shard folders of one sweep into one sweep folder.
+    SweepMerge {
+        /// Shard sweep folders.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// The merged sweep folder to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check a scenario file without running it.
     Validate {
         /// Scenario YAML.
@@ -219,6 +247,59 @@ fn dispatch(cli: Cli) -> Result<()> {
             drop(env); // flushes the log
             let secs = started.elapsed().as_secs_f64();
             println!("{total_steps} steps in {secs:.2} s ({:.0} steps/s)", total_steps as f64 / secs.max(1e-9));
+            Ok(())
+        }
+        Command::Sweep { file, jobs, out, resume, shard, quiet } => {
+            use scalesim::experiment::sweep::{run_sweep, Sweep, SweepOptions};
+            let sweep = Sweep::load(&file)?;
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            if jobs == 0 {
+                anyhow::bail!("--jobs: must be at least 1");
+            }
+            let dir = match resume {
+                Some(d) => d,
+                None => {
+                    let mut name = sweep.folder_name();
+                    if let Some(s) = shard {
+                        name.push_str(&format!("_shard{}of{}", s.k, s.n));
+                    }
+                    out.join(name)
+                }
+            };
+            let bar = if quiet || !std::io::stderr().is_terminal() {
+                ProgressBar::hidden()
+            } else {
+                let b = ProgressBar::new(0);
+                b.set_style(
+                    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs {msg}")
+                        .expect("static template"),
+                );
+                b
+            };
+            let started = Instant::now();
+            let result = run_sweep(&sweep, &dir, &SweepOptions { jobs, shard }, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            });
+            bar.finish_and_clear();
+            result?;
+            if !quiet {
+                eprintln!(
+                    "{}: {} runs, {:.1} s wall with {jobs} jobs",
+                    dir.display(),
+                    sweep.grid.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            println!("{}", dir.display());
+            Ok(())
+        }
+        Command::SweepMerge { shards, out } => {
+            if out.exists() {
+                anyhow::bail!("{}: already exists; name a new folder", out.display());
+            }
+            scalesim::experiment::sweep::merge_shards(&shards, &out)?;
+            println!("{}", out.display());
             Ok(())
         }
         Command::Validate { file } => {

@@ -1,10 +1,14 @@
-//! Run folders: one simulation written to `experiment_info.json`, `summary.json`, `timeline.csv`
-//! and `actions.csv`.
+//! Run folders: one simulation written to `experiment_info.json`, `summary.json`, `timeline.csv`,
+//! `actions.csv`, `requests.csv` (request-level counts per interval) and `latency.csv` (the
+//! end-to-end latency distribution); and sweeps of many runs ([`sweep`]).
 //!
 //! A run is written into a hidden staging folder beside the target and renamed into place only when
 //! it has finished and passed its conservation check, so a folder named like a run is always a
 //! complete run. Nothing here may depend on wall-clock time or thread scheduling: the same scenario,
 //! policy and seed give byte-identical files.
+
+pub mod stats;
+pub mod sweep;
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -144,11 +148,22 @@ fn write_run(
         },
     };
     write_json(&dir.join("experiment_info.json"), &info)?;
-    let sinks =
-        Sinks { timeline: Some(create("timeline.csv")?), actions: create("actions.csv")?, events: options.event_log };
+    let sinks = Sinks {
+        timeline: Some(create("timeline.csv")?),
+        actions: create("actions.csv")?,
+        events: options.event_log,
+        requests: Some(create("requests.csv")?),
+    };
     let mut sim = Simulator::new(scenario, policy, seed, sinks)?;
     let summary = sim.run(progress)?;
+    let cdf = sim.latency_cdf();
     drop(sim); // flushes and closes the CSV files before the folder is renamed
+    let mut text = String::from("latency_ms,cumulative_fraction,format_version\n");
+    for (ms, f) in cdf {
+        text.push_str(&format!("{ms:.3},{f:.6},1\n"));
+    }
+    let p = dir.join("latency.csv");
+    fs::write(&p, text).map_err(|e| out_err(&p, e))?;
     write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
 }

@@ -19,6 +19,9 @@ use crate::engine::SimTime;
 
 /// Version of `timeline.csv`'s columns; its last column carries it on every row.
 pub const TIMELINE_FORMAT_VERSION: u32 = 1;
+/// `requests.csv`: request-level counts per interval, for SLO-over-time charts.
+pub const REQUESTS_HEADER: &str = "time_s,arrived,completed,dropped,violating,violation_pct,format_version";
+
 pub const TIMELINE_HEADER: &str = "time_s,service,replicas_active,replicas_starting,replicas_draining,rps_in,completed,dropped,cpu_util,p95_ms,queue_len,replication_lag_ms,format_version";
 
 /// Writes `x` with exactly `decimals` decimals (rounded half away from zero), as `{:.N}` would,
@@ -171,6 +174,9 @@ pub struct GroundTruth {
     interval_whole_secs: bool,
     fluid: FluidTotals,
     last_lag: Vec<f64>,
+    requests_out: Option<Box<dyn Write>>,
+    /// `(arrived, completed, dropped, within_slo)` at the last interval end.
+    last_counts: (u64, u64, u64, u64),
 }
 
 impl GroundTruth {
@@ -223,6 +229,8 @@ impl GroundTruth {
                 ..Default::default()
             },
             last_lag: vec![0.0; n],
+            requests_out: None,
+            last_counts: (0, 0, 0, 0),
             names,
         }
     }
@@ -230,6 +238,51 @@ impl GroundTruth {
     /// Replication lag of each service at the last interval, ms.
     pub fn last_replication_lag(&self) -> &[f64] {
         &self.last_lag
+    }
+
+    /// Also write `requests.csv` rows to `w`.
+    pub fn with_requests_output(&mut self, w: Box<dyn Write>) -> std::io::Result<()> {
+        let mut w = w;
+        writeln!(w, "{REQUESTS_HEADER}")?;
+        self.requests_out = Some(w);
+        Ok(())
+    }
+
+    /// Writes the request-level row of the interval that starts at `t0` (call once per interval,
+    /// after its requests are counted). Violating = dropped + completed slower than the SLO.
+    pub fn write_requests_row(&mut self, t0: SimTime) -> std::io::Result<()> {
+        let now = (self.arrived, self.completed, self.dropped, self.within_slo);
+        let (a0, c0, d0, w0) = std::mem::replace(&mut self.last_counts, now);
+        let Some(w) = &mut self.requests_out else { return Ok(()) };
+        let (arrived, completed, dropped) = (now.0 - a0, now.1.saturating_sub(c0), now.2 - d0);
+        let violating = dropped + completed.saturating_sub(now.3.saturating_sub(w0));
+        let finished = completed + dropped;
+        if self.interval_whole_secs {
+            write!(w, "{}", t0.whole_secs())?;
+        } else {
+            write_fixed(w, t0.as_secs_f64(), 3)?;
+        }
+        write!(w, ",{arrived},{completed},{dropped},{violating},")?;
+        write_fixed(w, if finished > 0 { 100.0 * violating as f64 / finished as f64 } else { 0.0 }, 3)?;
+        writeln!(w, ",{TIMELINE_FORMAT_VERSION}")
+    }
+
+    /// The end-to-end latency distribution as `(latency_ms, cumulative fraction)` at
+    /// logarithmically spaced points (5% apart), for CDF charts.
+    pub fn latency_cdf(&self) -> Vec<(f64, f64)> {
+        let total = self.req_hist.len();
+        if total == 0 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut seen = 0u64;
+        for v in self.req_hist.iter_log(1, 1.05) {
+            seen += v.count_since_last_iteration();
+            if v.count_since_last_iteration() > 0 || out.is_empty() {
+                out.push((v.value_iterated_to() as f64 / 1000.0, seen as f64 / total as f64));
+            }
+        }
+        out
     }
 
     pub fn write_header(&mut self) -> std::io::Result<()> {
@@ -512,6 +565,9 @@ impl GroundTruth {
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(w) = &mut self.requests_out {
+            w.flush()?;
+        }
         match &mut self.timeline {
             Some(w) => w.flush(),
             None => Ok(()),

@@ -86,12 +86,14 @@ pub struct Sinks {
     pub actions: Box<dyn Write>,
     /// Readable scaling events (`--log-events`).
     pub events: Option<Box<dyn Write>>,
+    /// `requests.csv`: request-level counts per interval.
+    pub requests: Option<Box<dyn Write>>,
 }
 
 impl Sinks {
     /// Discards everything (benchmarks, tests that only need the summary).
     pub fn discard() -> Sinks {
-        Sinks { timeline: None, actions: Box::new(std::io::sink()), events: None }
+        Sinks { timeline: None, actions: Box::new(std::io::sink()), events: None, requests: None }
     }
 }
 
@@ -187,6 +189,9 @@ impl Simulator {
             sinks.timeline,
         );
         truth.write_header()?;
+        if let Some(w) = sinks.requests {
+            truth.with_requests_output(w)?;
+        }
         let total: f64 = scenario.workload.mix.iter().sum();
         let mut acc = 0.0;
         let mix_cdf = scenario
@@ -340,6 +345,11 @@ impl Simulator {
             cpu_used_core_us: t.cpu_used_total,
             cpu_alloc_core_us: t.cpu_alloc_total,
         }
+    }
+
+    /// The end-to-end latency distribution so far: `(latency_ms, cumulative fraction)`.
+    pub fn latency_cdf(&self) -> Vec<(f64, f64)> {
+        self.truth.latency_cdf()
     }
 
     /// Replication lag (ms) of each stateful service at the last interval; 0 for others.
@@ -655,6 +665,7 @@ impl Simulator {
             self.server.add_interval(s, self.truth.tick_arrivals[s], self.truth.tick_dropped[s], concurrency);
         }
         self.truth.reset_interval();
+        self.truth.write_requests_row(t0)?;
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
             self.server.scrape(t1, &self.scaling, &self.app, &self.tracked);
         }

@@ -1,0 +1,752 @@
+//! Sweeps: a grid of scenarios x policies x parameter points x seeds, run on all cores, resumable,
+//! shardable across machines, with comparison reports.
+//!
+//! A sweep file (`configs/sweeps/*.yaml`; paths inside are relative to the file):
+//!
+//! ```yaml
+//! name: baselines
+//! scenarios: [../../scenarios/online_boutique_rush.yaml]
+//! policies:
+//!   - { label: static, policy: static }
+//!   - { label: hpa, policy: hpa }              # config: FILE optional
+//! seeds: { from: 1, to: 5 }                    # a number, a list, or a range
+//! baseline: static                             # for Cliff's delta
+//! axes:
+//!   hpa.cpu_target: [20, 40, 60, 80]           # only HPA runs vary along it
+//!   scenario.scale_up_delay_s: 10              # every run
+//! ```
+//!
+//! Axes: `hpa.cpu_target` (percent, HPA runs only), `scenario.scale_up_delay_s`,
+//! `scenario.rate_scale`, `policy.period_s` (the decision interval). Runs are numbered in grid order
+//! (scenario, policy, parameter point, seed); results are written and read back in that order, so
+//! the reports are the same whatever the number of threads, shards or interruptions.
+//!
+//! Layout: `OUT/YYYYMMDD_HHMMSS_sweep_{name}_{fidelity}_slo_{runs}/` with `sweep.yaml` (the input),
+//! `sweep_manifest.json` (the grid), `runs/NNNN_.../` (one run folder each) and
+//! `comparison_reports/` (`all_experiments_summary.csv`, `statistics.csv`, `statistics.md`).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::{cliffs_delta, describe, magnitude};
+use super::{run_to_dir, write_json, RunError, RunOptions};
+use crate::autoscale::hpa::spec::{default_config, load_config, MetricRule, ResourceName, Target};
+use crate::autoscale::{build_policy, Autoscaler, HpaPolicy, ScaleDecision, POLICY_NAMES};
+use crate::engine::SimTime;
+use crate::metrics::{ClusterView, Summary};
+use crate::scenario::{find_line, load_scenario, parse_yaml, ConfigError, Fidelity, Scenario};
+use crate::workload::ArrivalSource;
+
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+pub const SUMMARY_CSV_FORMAT_VERSION: u32 = 1;
+
+const AXES: &[&str] = &["hpa.cpu_target", "scenario.scale_up_delay_s", "scenario.rate_scale", "policy.period_s"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{failed} of {total} runs failed; first: {first}")]
+    RunsFailed { failed: usize, total: usize, first: String },
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> SweepError {
+    SweepError::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+enum RawValues {
+    One(f64),
+    List(Vec<f64>),
+    Range {
+        from: f64,
+        to: f64,
+        #[serde(default = "one")]
+        step: f64,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    label: Option<String>,
+    policy: String,
+    config: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    #[serde(default = "one_u32")]
+    format_version: u32,
+    name: String,
+    #[serde(default)]
+    description: String,
+    scenarios: Vec<String>,
+    policies: Vec<RawPolicy>,
+    seeds: RawValues,
+    baseline: Option<String>,
+    fidelity: Option<String>,
+    horizon_s: Option<f64>,
+    #[serde(default)]
+    axes: BTreeMap<String, RawValues>,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+/// A policy of the sweep, resolved.
+#[derive(Clone, Debug)]
+pub struct SweepPolicy {
+    pub label: String,
+    pub policy: String,
+    pub config: Option<PathBuf>,
+}
+
+/// One run of the grid.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunSpec {
+    pub id: usize,
+    pub dir: String,
+    pub scenario: String,
+    pub policy: String,
+    /// `axis=value` pairs, in axis order.
+    pub params: Vec<(String, f64)>,
+    pub seed: u64,
+    #[serde(skip)]
+    scenario_idx: usize,
+    #[serde(skip)]
+    policy_idx: usize,
+}
+
+impl RunSpec {
+    pub fn params_label(&self) -> String {
+        self.params.iter().map(|(a, v)| format!("{a}={v}")).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The parameters that apply to every policy (for matching a run with its baseline).
+    fn shared_params(&self) -> Vec<(String, f64)> {
+        self.params.iter().filter(|(a, _)| !a.starts_with("hpa.")).cloned().collect()
+    }
+}
+
+/// A resolved sweep.
+pub struct Sweep {
+    pub name: String,
+    pub description: String,
+    pub file: PathBuf,
+    pub text: String,
+    pub scenarios: Vec<Scenario>,
+    pub policies: Vec<SweepPolicy>,
+    pub baseline: Option<String>,
+    pub grid: Vec<RunSpec>,
+    pub fidelity: Fidelity,
+}
+
+fn values(v: &RawValues, what: &str, err: &dyn Fn(&str, String) -> ConfigError) -> Result<Vec<f64>, ConfigError> {
+    let out = match v {
+        RawValues::One(x) => vec![*x],
+        RawValues::List(xs) => xs.clone(),
+        RawValues::Range { from, to, step } => {
+            if !(*step > 0.0) || from > to {
+                return Err(err(what, format!("range from {from} to {to} step {step}: need from <= to and step > 0")));
+            }
+            let n = ((to - from) / step + 1e-9).floor() as usize;
+            (0..=n).map(|i| from + i as f64 * step).collect()
+        }
+    };
+    if out.is_empty() {
+        return Err(err(what, "is empty: give at least one value".into()));
+    }
+    if out.iter().any(|x| !x.is_finite()) {
+        return Err(err(what, "has a value that is not a number".into()));
+    }
+    Ok(out)
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
+
+impl Sweep {
+    /// Reads and checks a sweep file: every scenario loads, every policy exists and builds, every
+    /// config file exists: a bad sweep fails before any run starts.
+    pub fn load(path: &Path) -> Result<Sweep, SweepError> {
+        let file = path.display().to_string();
+        let text = fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+        let raw: RawSweep = parse_yaml(&text, &file)?;
+        let err = |field: &str, message: String| ConfigError::Invalid {
+            file: file.clone(),
+            line: find_line(&text, field),
+            field: field.into(),
+            message,
+        };
+        if raw.format_version != 1 {
+            return Err(err("format_version", format!("is {}; this build reads 1", raw.format_version)).into());
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fidelity = match raw.fidelity.as_deref() {
+            None => None,
+            Some("request") => Some(Fidelity::Request),
+            Some("fluid") => Some(Fidelity::Fluid),
+            Some(o) => return Err(err("fidelity", format!("`{o}`: expected request or fluid")).into()),
+        };
+        if raw.scenarios.is_empty() {
+            return Err(err("scenarios", "is empty".into()).into());
+        }
+        let mut scenarios = Vec::new();
+        for s in &raw.scenarios {
+            let mut sc = load_scenario(&base.join(s))?;
+            if let Some(f) = fidelity {
+                sc.fidelity = f;
+            }
+            if let Some(h) = raw.horizon_s {
+                if !(h.is_finite() && h > 0.0) {
+                    return Err(err("horizon_s", format!("{h} must be > 0")).into());
+                }
+                sc.horizon = SimTime::from_secs_f64(h);
+            }
+            scenarios.push(sc);
+        }
+        if raw.policies.is_empty() {
+            return Err(err("policies", "is empty".into()).into());
+        }
+        let mut policies: Vec<SweepPolicy> = Vec::new();
+        for p in &raw.policies {
+            if !POLICY_NAMES.contains(&p.policy.as_str()) {
+                return Err(err(
+                    &p.policy,
+                    format!("unknown policy `{}`; known: {}", p.policy, POLICY_NAMES.join(", ")),
+                )
+                .into());
+            }
+            let config = p.config.as_ref().map(|c| base.join(c));
+            if let Some(c) = &config {
+                if !c.is_file() {
+                    return Err(err(
+                        p.config.as_deref().unwrap_or("config"),
+                        format!("{} does not exist", c.display()),
+                    )
+                    .into());
+                }
+            }
+            for sc in &scenarios {
+                build_policy(&p.policy, config.as_deref(), sc)
+                    .map_err(|e| SweepError::Invalid(format!("{file}: policy `{}`: {e}", p.policy)))?;
+            }
+            let label = p.label.clone().unwrap_or_else(|| p.policy.clone());
+            if policies.iter().any(|q| q.label == label) {
+                return Err(err(&label, format!("two policies are labelled `{label}`")).into());
+            }
+            policies.push(SweepPolicy { label, policy: p.policy.clone(), config });
+        }
+        if let Some(b) = &raw.baseline {
+            if !policies.iter().any(|p| &p.label == b) {
+                return Err(err("baseline", format!("`{b}` is not a policy label of this sweep")).into());
+            }
+        }
+        let seeds: Vec<u64> = values(&raw.seeds, "seeds", &err)?
+            .into_iter()
+            .map(|s| {
+                if s >= 0.0 && s.fract() == 0.0 {
+                    Ok(s as u64)
+                } else {
+                    Err(err("seeds", format!("{s} is not a whole number >= 0")))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let mut axes: Vec<(String, Vec<f64>)> = Vec::new();
+        for (name, v) in &raw.axes {
+            if !AXES.contains(&name.as_str()) {
+                return Err(err(name, format!("unknown axis `{name}`; known: {}", AXES.join(", "))).into());
+            }
+            let vals = values(v, name, &err)?;
+            if vals.iter().any(|&x| x <= 0.0) {
+                return Err(err(name, "values must be > 0".into()).into());
+            }
+            axes.push((name.clone(), vals));
+        }
+        let mut grid = Vec::new();
+        for (si, sc) in scenarios.iter().enumerate() {
+            for (pi, p) in policies.iter().enumerate() {
+                let applicable: Vec<&(String, Vec<f64>)> =
+                    axes.iter().filter(|(a, _)| !a.starts_with("hpa.") || p.policy == "hpa").collect();
+                let mut points: Vec<Vec<(String, f64)>> = vec![vec![]];
+                for (a, vals) in applicable {
+                    points = points
+                        .into_iter()
+                        .flat_map(|pt| {
+                            vals.iter().map(move |v| {
+                                let mut q = pt.clone();
+                                q.push((a.clone(), *v));
+                                q
+                            })
+                        })
+                        .collect();
+                }
+                for pt in points {
+                    for &seed in &seeds {
+                        let id = grid.len();
+                        let tag: String =
+                            pt.iter().map(|(a, v)| format!("_{}{v}", a.rsplit('.').next().unwrap_or(a))).collect();
+                        let dir = sanitize(&format!("{id:04}_{}_{}{tag}_s{seed}", sc.name, p.label));
+                        grid.push(RunSpec {
+                            id,
+                            dir,
+                            scenario: sc.name.clone(),
+                            policy: p.label.clone(),
+                            params: pt.clone(),
+                            seed,
+                            scenario_idx: si,
+                            policy_idx: pi,
+                        });
+                    }
+                }
+            }
+        }
+        let fidelity = scenarios[0].fidelity;
+        Ok(Sweep {
+            name: raw.name,
+            description: raw.description,
+            file: path.to_path_buf(),
+            text,
+            scenarios,
+            policies,
+            baseline: raw.baseline,
+            grid,
+            fidelity,
+        })
+    }
+
+    /// The folder name of a new sweep, stamped with the current UTC time.
+    pub fn folder_name(&self) -> String {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+        let t = secs % 86_400;
+        format!(
+            "{y:04}{m:02}{d:02}_{:02}{:02}{:02}_sweep_{}_{}_slo_{}",
+            t / 3600,
+            t / 60 % 60,
+            t % 60,
+            sanitize(&self.name),
+            self.fidelity.as_str(),
+            self.grid.len()
+        )
+    }
+
+    /// Builds the scenario and policy of one run.
+    fn materialize(&self, spec: &RunSpec) -> Result<(Scenario, Box<dyn Autoscaler>), SweepError> {
+        let mut sc = self.scenarios[spec.scenario_idx].clone();
+        let p = &self.policies[spec.policy_idx];
+        let mut cpu_target = None;
+        let mut period = None;
+        for (axis, v) in &spec.params {
+            match axis.as_str() {
+                "scenario.scale_up_delay_s" => {
+                    for s in &mut sc.app.services {
+                        s.scale_up_delay = SimTime::from_secs_f64(*v);
+                    }
+                }
+                "scenario.rate_scale" => match &mut sc.workload.source {
+                    ArrivalSource::Rate { schedule, .. } => schedule.scale_rates(*v),
+                    ArrivalSource::Replay { rate_scale, .. } => *rate_scale *= v,
+                },
+                "hpa.cpu_target" => cpu_target = Some(v.round() as i64),
+                "policy.period_s" => period = Some(SimTime::from_secs_f64(*v)),
+                other => return Err(SweepError::Invalid(format!("unknown axis {other}"))),
+            }
+        }
+        let mut policy: Box<dyn Autoscaler> = match (p.policy.as_str(), cpu_target) {
+            ("hpa", Some(t)) => {
+                let mut cfg = match &p.config {
+                    Some(f) => load_config(f, &sc)?,
+                    None => default_config(&sc, t),
+                };
+                for h in &mut cfg.hpas {
+                    for m in &mut h.metrics {
+                        if let MetricRule::Resource { name: ResourceName::Cpu, target: Target::Utilization(u) } = m {
+                            *u = t;
+                        }
+                    }
+                }
+                Box::new(HpaPolicy::new(cfg))
+            }
+            _ => build_policy(&p.policy, p.config.as_deref(), &sc).map_err(|e| SweepError::Invalid(e.to_string()))?,
+        };
+        if let Some(period) = period {
+            policy = Box::new(WithPeriod { inner: policy, period });
+        }
+        Ok((sc, policy))
+    }
+}
+
+/// A policy with its decision interval overridden (the `policy.period_s` axis).
+struct WithPeriod {
+    inner: Box<dyn Autoscaler>,
+    period: SimTime,
+}
+
+impl Autoscaler for WithPeriod {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn period(&self) -> SimTime {
+        self.period
+    }
+    fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
+        self.inner.decide(view, out)
+    }
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct Manifest {
+    format_version: u32,
+    name: String,
+    /// `K/N` for a shard, `None` for a whole sweep.
+    shard: Option<String>,
+    grid: Vec<RunSpec>,
+}
+
+/// `K/N`: this machine runs the runs whose `id % N == K - 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub k: usize,
+    pub n: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (k, n) = s.split_once('/').ok_or_else(|| format!("`{s}`: expected K/N, e.g. 1/4"))?;
+        let (k, n): (usize, usize) = (
+            k.parse().map_err(|_| format!("`{k}` is not a number"))?,
+            n.parse().map_err(|_| format!("`{n}` is not a number"))?,
+        );
+        if n == 0 || k == 0 || k > n {
+            return Err(format!("`{s}`: need 1 <= K <= N"));
+        }
+        Ok(Shard { k, n })
+    }
+}
+
+/// Where to run, and how.
+pub struct SweepOptions {
+    pub jobs: usize,
+    pub shard: Option<Shard>,
+}
+
+/// Runs (or resumes, when `dir` holds a manifest) the sweep into `dir`, then writes the
+/// comparison reports. `progress(done, total)` is called after every run.
+pub fn run_sweep(
+    sweep: &Sweep,
+    dir: &Path,
+    opts: &SweepOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(), SweepError> {
+    let runs_dir = dir.join("runs");
+    fs::create_dir_all(&runs_dir).map_err(|e| io_err(&runs_dir, e))?;
+    let manifest = Manifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        name: sweep.name.clone(),
+        shard: opts.shard.map(|s| format!("{}/{}", s.k, s.n)),
+        grid: sweep.grid.clone(),
+    };
+    let mpath = dir.join("sweep_manifest.json");
+    if mpath.exists() {
+        let text = fs::read_to_string(&mpath).map_err(|e| io_err(&mpath, e))?;
+        let old: Manifest = serde_json::from_str(&text).map_err(|e| io_err(&mpath, e))?;
+        if old != manifest {
+            return Err(SweepError::Invalid(format!(
+                "{}: this folder holds a different sweep (or shard); resume it with the sweep file it was started with",
+                dir.display()
+            )));
+        }
+    } else {
+        write_json(&mpath, &manifest).map_err(|e| SweepError::Invalid(e.to_string()))?;
+        let copy = dir.join("sweep.yaml");
+        fs::write(&copy, &sweep.text).map_err(|e| io_err(&copy, e))?;
+    }
+    // A run is complete when its folder holds summary.json (folders are renamed into place only
+    // when complete); leftovers of an interrupted run are staging folders, removed here.
+    for e in fs::read_dir(&runs_dir).map_err(|e| io_err(&runs_dir, e))? {
+        let p = e.map_err(|e| io_err(&runs_dir, e))?.path();
+        if p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".partial")) {
+            fs::remove_dir_all(&p).map_err(|e| io_err(&p, e))?;
+        }
+    }
+    let mine: Vec<&RunSpec> = sweep.grid.iter().filter(|r| opts.shard.is_none_or(|s| r.id % s.n == s.k - 1)).collect();
+    let todo: Vec<&RunSpec> =
+        mine.iter().copied().filter(|r| !runs_dir.join(&r.dir).join("summary.json").is_file()).collect();
+    let done = AtomicUsize::new(mine.len() - todo.len());
+    progress(done.load(Ordering::SeqCst), mine.len());
+    let next = AtomicUsize::new(0);
+    let failures: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
+    let jobs = opts.jobs.max(1).min(todo.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(spec) = todo.get(i) else { break };
+                let result = sweep.materialize(spec).and_then(|(sc, policy)| {
+                    run_to_dir(&sc, policy, spec.seed, &runs_dir.join(&spec.dir), RunOptions::default(), &mut |_| {})
+                        .map_err(|e: RunError| SweepError::Invalid(e.to_string()))
+                });
+                if let Err(e) = result {
+                    failures
+                        .lock()
+                        .expect("no panics while held")
+                        .push((spec.id, format!("run {} ({}): {e}", spec.id, spec.dir)));
+                }
+                let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                progress(d, mine.len());
+            });
+        }
+    });
+    let mut failures = failures.into_inner().expect("threads joined");
+    failures.sort();
+    write_reports(sweep.baseline.as_deref(), &manifest.grid, dir)?;
+    if let Some((_, first)) = failures.first() {
+        return Err(SweepError::RunsFailed { failed: failures.len(), total: mine.len(), first: first.clone() });
+    }
+    Ok(())
+}
+
+/// Combines shard folders of one sweep into `out` (a new sweep folder), exactly as if the sweep
+/// had run on one machine.
+pub fn merge_shards(shards: &[PathBuf], out: &Path) -> Result<(), SweepError> {
+    let mut grid: Option<Vec<RunSpec>> = None;
+    let mut name = String::new();
+    let mut text = None;
+    let mut sources: BTreeMap<usize, PathBuf> = BTreeMap::new();
+    for d in shards {
+        let mpath = d.join("sweep_manifest.json");
+        let m: Manifest = serde_json::from_str(&fs::read_to_string(&mpath).map_err(|e| io_err(&mpath, e))?)
+            .map_err(|e| io_err(&mpath, e))?;
+        match &grid {
+            None => {
+                grid = Some(m.grid.clone());
+                name = m.name.clone();
+                text = fs::read_to_string(d.join("sweep.yaml")).ok();
+            }
+            Some(g) if *g != m.grid => {
+                return Err(SweepError::Invalid(format!("{}: a shard of a different sweep", d.display())))
+            }
+            _ => {}
+        }
+        for r in &m.grid {
+            let p = d.join("runs").join(&r.dir);
+            if p.join("summary.json").is_file() {
+                if let Some(prev) = sources.insert(r.id, p.clone()) {
+                    return Err(SweepError::Invalid(format!(
+                        "run {} is in two shards: {} and {}",
+                        r.id,
+                        prev.display(),
+                        p.display()
+                    )));
+                }
+            }
+        }
+    }
+    let grid = grid.ok_or_else(|| SweepError::Invalid("no shard folders given".into()))?;
+    let missing: Vec<usize> = grid.iter().map(|r| r.id).filter(|id| !sources.contains_key(id)).collect();
+    if !missing.is_empty() {
+        return Err(SweepError::Invalid(format!(
+            "{} runs are in no shard (first: run {}); finish or resume the shards first",
+            missing.len(),
+            missing[0]
+        )));
+    }
+    let runs = out.join("runs");
+    fs::create_dir_all(&runs).map_err(|e| io_err(&runs, e))?;
+    for r in &grid {
+        copy_dir(&sources[&r.id], &runs.join(&r.dir))?;
+    }
+    let manifest = Manifest { format_version: MANIFEST_FORMAT_VERSION, name, shard: None, grid };
+    write_json(&out.join("sweep_manifest.json"), &manifest).map_err(|e| SweepError::Invalid(e.to_string()))?;
+    if let Some(t) = text {
+        fs::write(out.join("sweep.yaml"), t).map_err(|e| io_err(out, e))?;
+    }
+    let baseline = baseline_of(out);
+    write_reports(baseline.as_deref(), &manifest.grid, out)
+}
+
+fn baseline_of(dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(dir.join("sweep.yaml")).ok()?;
+    let raw: RawSweep = parse_yaml(&text, "sweep.yaml").ok()?;
+    raw.baseline
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), SweepError> {
+    fs::create_dir_all(to).map_err(|e| io_err(to, e))?;
+    for e in fs::read_dir(from).map_err(|e| io_err(from, e))? {
+        let p = e.map_err(|e| io_err(from, e))?.path();
+        if let Some(n) = p.file_name() {
+            fs::copy(&p, to.join(n)).map_err(|e| io_err(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The metrics compared across policies: `(column, label, getter)`.
+pub const COMPARED: &[(&str, &str, fn(&Summary) -> f64)] = &[
+    ("slo_violation_pct", "SLO violation (%)", |s| s.slo_violation_pct),
+    ("latency_p95_ms", "p95 latency (ms)", |s| s.latency_ms.p95),
+    ("cost", "cost ($)", |s| s.cost),
+    ("resource_slack_pct", "resource slack (%)", |s| s.resource_slack_pct),
+    ("oscillation_per_hour", "oscillation (reversals/h)", |s| s.oscillation_per_hour),
+];
+
+/// Writes `comparison_reports/` from the runs present in `dir/runs` (in grid order).
+pub fn write_reports(baseline: Option<&str>, grid: &[RunSpec], dir: &Path) -> Result<(), SweepError> {
+    let reports = dir.join("comparison_reports");
+    fs::create_dir_all(&reports).map_err(|e| io_err(&reports, e))?;
+    let mut rows: Vec<(&RunSpec, Summary)> = Vec::new();
+    for r in grid {
+        let p = dir.join("runs").join(&r.dir).join("summary.json");
+        if let Ok(text) = fs::read_to_string(&p) {
+            let s: Summary = serde_json::from_str(&text).map_err(|e| io_err(&p, e))?;
+            rows.push((r, s));
+        }
+    }
+    let mut csv = String::from(
+        "run_id,run_dir,scenario,policy,params,seed,arrived,completed,dropped,in_flight,slo_violation_pct,latency_mean_ms,latency_p50_ms,latency_p95_ms,latency_p99_ms,resource_slack_pct,scaling_lag_mean_s,scaling_lag_p95_s,cost,caf,oscillation_per_hour,format_version\n",
+    );
+    for (r, s) in &rows {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{}\n",
+            r.id,
+            r.dir,
+            r.scenario,
+            r.policy,
+            r.params_label(),
+            r.seed,
+            s.requests.arrived,
+            s.requests.completed,
+            s.requests.dropped,
+            s.requests.in_flight,
+            s.slo_violation_pct,
+            s.latency_ms.mean,
+            s.latency_ms.p50,
+            s.latency_ms.p95,
+            s.latency_ms.p99,
+            s.resource_slack_pct,
+            s.scaling_lag_s.mean,
+            s.scaling_lag_s.p95,
+            s.cost,
+            s.caf,
+            s.oscillation_per_hour,
+            SUMMARY_CSV_FORMAT_VERSION
+        ));
+    }
+    let p = reports.join("all_experiments_summary.csv");
+    fs::write(&p, csv).map_err(|e| io_err(&p, e))?;
+    // Groups: (scenario, policy, params) over seeds, in grid order.
+    let mut groups: Vec<(String, String, String, Vec<(String, f64)>, Vec<&Summary>)> = Vec::new();
+    for (r, s) in &rows {
+        let key = (r.scenario.clone(), r.policy.clone(), r.params_label());
+        match groups.iter_mut().find(|g| (g.0.clone(), g.1.clone(), g.2.clone()) == key) {
+            Some(g) => g.4.push(s),
+            None => groups.push((key.0, key.1, key.2, r.shared_params(), vec![s])),
+        }
+    }
+    let mut stats_csv = String::from(
+        "scenario,policy,params,metric,n,mean,std,ci95_low,ci95_high,cliffs_delta,magnitude,format_version\n",
+    );
+    let mut md = String::from("| scenario | policy | params | n |");
+    for (_, label, _) in COMPARED {
+        md.push_str(&format!(" {label}: mean ± 95% CI |"));
+    }
+    md.push_str(&format!(
+        " Cliff's delta of SLO violation vs {} |\n|---|---|---|---|",
+        baseline.unwrap_or("(no baseline)")
+    ));
+    for _ in COMPARED {
+        md.push_str("---|");
+    }
+    md.push_str("---|\n");
+    for g in &groups {
+        let base: Option<&Vec<&Summary>> =
+            baseline.and_then(|b| groups.iter().find(|h| h.0 == g.0 && h.1 == b && h.3 == g.3).map(|h| &h.4));
+        md.push_str(&format!("| {} | {} | {} | {} |", g.0, g.1, g.2, g.4.len()));
+        let mut slo_delta = String::from("-");
+        for (col, _, get) in COMPARED {
+            let xs: Vec<f64> = g.4.iter().map(|s| get(s)).collect();
+            let d = describe(&xs);
+            let (delta, mag) = match base {
+                Some(b) if baseline != Some(g.1.as_str()) => {
+                    let ys: Vec<f64> = b.iter().map(|s| get(s)).collect();
+                    let c = cliffs_delta(&xs, &ys).unwrap_or(f64::NAN);
+                    (format!("{c:.4}"), magnitude(c).to_string())
+                }
+                _ => (String::new(), String::new()),
+            };
+            if *col == "slo_violation_pct" && !delta.is_empty() {
+                slo_delta = format!("{delta} ({mag})");
+            }
+            let (lo, hi) = match d.ci95 {
+                Some(h) => (format!("{:.6}", d.mean - h), format!("{:.6}", d.mean + h)),
+                None => (String::new(), String::new()),
+            };
+            stats_csv.push_str(&format!(
+                "{},{},{},{col},{},{:.6},{:.6},{lo},{hi},{delta},{mag},{}\n",
+                g.0, g.1, g.2, d.n, d.mean, d.std, SUMMARY_CSV_FORMAT_VERSION
+            ));
+            md.push_str(&match d.ci95 {
+                Some(h) => format!(" {:.3} ± {:.3} |", d.mean, h),
+                None => format!(" {:.3} |", d.mean),
+            });
+        }
+        md.push_str(&format!(" {slo_delta} |\n"));
+    }
+    let p = reports.join("statistics.csv");
+    fs::write(&p, stats_csv).map_err(|e| io_err(&p, e))?;
+    let p = reports.join("statistics.md");
+    fs::write(&p, md).map_err(|e| io_err(&p, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_from_day_counts() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_677), (2023, 11, 16));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn shards_parse() {
+        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { k: 2, n: 4 }));
+        assert!("0/4".parse::<Shard>().is_err() && "5/4".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
+    }
+}
