@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod engine;
 pub mod experiment;
 pub mod metrics;
+pub mod report;
 pub mod rl;
 pub mod scaling;
 pub mod scenario;

@@ -107,6 +107,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Draw charts (PNG and SVG) and an index.html for a run folder or a sweep folder.
+    Report {
+        /// A run folder (with summary.json) or a sweep folder (with sweep_manifest.json).
+        dir: PathBuf,
+    },
     /// Check a scenario file without running it.
     Validate {
         /// Scenario YAML.
@@ -300,6 +305,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             scalesim::experiment::sweep::merge_shards(&shards, &out)?;
             println!("{}", out.display());
+            Ok(())
+        }
+        Command::Report { dir } => {
+            let files = scalesim::report::report(&dir)?;
+            println!("{}: {} files; open {}", dir.display(), files.len(), dir.join("index.html").display());
             Ok(())
         }
         Command::Validate { file } => {

@@ -163,7 +163,7 @@ fn values(v: &RawValues, what: &str, err: &dyn Fn(&str, String) -> ConfigError) 
         RawValues::One(x) => vec![*x],
         RawValues::List(xs) => xs.clone(),
         RawValues::Range { from, to, step } => {
-            if !(*step > 0.0) || from > to {
+            if !(step.is_finite() && *step > 0.0) || from > to {
                 return Err(err(what, format!("range from {from} to {to} step {step}: need from <= to and step > 0")));
             }
             let n = ((to - from) / step + 1e-9).floor() as usize;
@@ -615,14 +615,33 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), SweepError> {
     Ok(())
 }
 
-/// The metrics compared across policies: `(column, label, getter)`.
-pub const COMPARED: &[(&str, &str, fn(&Summary) -> f64)] = &[
-    ("slo_violation_pct", "SLO violation (%)", |s| s.slo_violation_pct),
-    ("latency_p95_ms", "p95 latency (ms)", |s| s.latency_ms.p95),
-    ("cost", "cost ($)", |s| s.cost),
-    ("resource_slack_pct", "resource slack (%)", |s| s.resource_slack_pct),
-    ("oscillation_per_hour", "oscillation (reversals/h)", |s| s.oscillation_per_hour),
+/// A metric compared across policies.
+pub struct Compared {
+    /// Its name in `statistics.csv`.
+    pub column: &'static str,
+    /// Its label, with units, in tables and charts.
+    pub label: &'static str,
+    pub get: fn(&Summary) -> f64,
+}
+
+/// The metrics compared across policies.
+pub const COMPARED: &[Compared] = &[
+    Compared { column: "slo_violation_pct", label: "SLO violation (%)", get: |s| s.slo_violation_pct },
+    Compared { column: "latency_p95_ms", label: "p95 latency (ms)", get: |s| s.latency_ms.p95 },
+    Compared { column: "cost", label: "cost ($)", get: |s| s.cost },
+    Compared { column: "resource_slack_pct", label: "resource slack (%)", get: |s| s.resource_slack_pct },
+    Compared { column: "oscillation_per_hour", label: "oscillation (reversals/h)", get: |s| s.oscillation_per_hour },
 ];
+
+/// The runs of one (scenario, policy, parameter point), over seeds.
+struct Group<'a> {
+    scenario: String,
+    policy: String,
+    params: String,
+    /// The parameters every policy shares (to find the baseline's group).
+    shared: Vec<(String, f64)>,
+    runs: Vec<&'a Summary>,
+}
 
 /// Writes `comparison_reports/` from the runs present in `dir/runs` (in grid order).
 pub fn write_reports(baseline: Option<&str>, grid: &[RunSpec], dir: &Path) -> Result<(), SweepError> {
@@ -669,20 +688,26 @@ pub fn write_reports(baseline: Option<&str>, grid: &[RunSpec], dir: &Path) -> Re
     let p = reports.join("all_experiments_summary.csv");
     fs::write(&p, csv).map_err(|e| io_err(&p, e))?;
     // Groups: (scenario, policy, params) over seeds, in grid order.
-    let mut groups: Vec<(String, String, String, Vec<(String, f64)>, Vec<&Summary>)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     for (r, s) in &rows {
-        let key = (r.scenario.clone(), r.policy.clone(), r.params_label());
-        match groups.iter_mut().find(|g| (g.0.clone(), g.1.clone(), g.2.clone()) == key) {
-            Some(g) => g.4.push(s),
-            None => groups.push((key.0, key.1, key.2, r.shared_params(), vec![s])),
+        let params = r.params_label();
+        match groups.iter_mut().find(|g| g.scenario == r.scenario && g.policy == r.policy && g.params == params) {
+            Some(g) => g.runs.push(s),
+            None => groups.push(Group {
+                scenario: r.scenario.clone(),
+                policy: r.policy.clone(),
+                params,
+                shared: r.shared_params(),
+                runs: vec![s],
+            }),
         }
     }
     let mut stats_csv = String::from(
         "scenario,policy,params,metric,n,mean,std,ci95_low,ci95_high,cliffs_delta,magnitude,format_version\n",
     );
     let mut md = String::from("| scenario | policy | params | n |");
-    for (_, label, _) in COMPARED {
-        md.push_str(&format!(" {label}: mean ± 95% CI |"));
+    for c in COMPARED {
+        md.push_str(&format!(" {}: mean ± 95% CI |", c.label));
     }
     md.push_str(&format!(
         " Cliff's delta of SLO violation vs {} |\n|---|---|---|---|",
@@ -693,22 +718,24 @@ pub fn write_reports(baseline: Option<&str>, grid: &[RunSpec], dir: &Path) -> Re
     }
     md.push_str("---|\n");
     for g in &groups {
-        let base: Option<&Vec<&Summary>> =
-            baseline.and_then(|b| groups.iter().find(|h| h.0 == g.0 && h.1 == b && h.3 == g.3).map(|h| &h.4));
-        md.push_str(&format!("| {} | {} | {} | {} |", g.0, g.1, g.2, g.4.len()));
+        let base: Option<&Vec<&Summary>> = baseline.and_then(|b| {
+            groups.iter().find(|h| h.scenario == g.scenario && h.policy == b && h.shared == g.shared).map(|h| &h.runs)
+        });
+        md.push_str(&format!("| {} | {} | {} | {} |", g.scenario, g.policy, g.params, g.runs.len()));
         let mut slo_delta = String::from("-");
-        for (col, _, get) in COMPARED {
-            let xs: Vec<f64> = g.4.iter().map(|s| get(s)).collect();
+        for c in COMPARED {
+            let col = c.column;
+            let xs: Vec<f64> = g.runs.iter().map(|s| (c.get)(s)).collect();
             let d = describe(&xs);
             let (delta, mag) = match base {
-                Some(b) if baseline != Some(g.1.as_str()) => {
-                    let ys: Vec<f64> = b.iter().map(|s| get(s)).collect();
-                    let c = cliffs_delta(&xs, &ys).unwrap_or(f64::NAN);
-                    (format!("{c:.4}"), magnitude(c).to_string())
+                Some(b) if baseline != Some(g.policy.as_str()) => {
+                    let ys: Vec<f64> = b.iter().map(|s| (c.get)(s)).collect();
+                    let delta = cliffs_delta(&xs, &ys).unwrap_or(f64::NAN);
+                    (format!("{delta:.4}"), magnitude(delta).to_string())
                 }
                 _ => (String::new(), String::new()),
             };
-            if *col == "slo_violation_pct" && !delta.is_empty() {
+            if col == "slo_violation_pct" && !delta.is_empty() {
                 slo_delta = format!("{delta} ({mag})");
             }
             let (lo, hi) = match d.ci95 {
@@ -717,7 +744,7 @@ pub fn write_reports(baseline: Option<&str>, grid: &[RunSpec], dir: &Path) -> Re
             };
             stats_csv.push_str(&format!(
                 "{},{},{},{col},{},{:.6},{:.6},{lo},{hi},{delta},{mag},{}\n",
-                g.0, g.1, g.2, d.n, d.mean, d.std, SUMMARY_CSV_FORMAT_VERSION
+                g.scenario, g.policy, g.params, d.n, d.mean, d.std, SUMMARY_CSV_FORMAT_VERSION
             ));
             md.push_str(&match d.ci95 {
                 Some(h) => format!(" {:.3} ± {:.3} |", d.mean, h),

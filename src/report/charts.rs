@@ -1,0 +1,337 @@
+//! Chart drawing. Each chart is drawn by one generic function, for PNG and SVG alike.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::element::ErrorBarOrientV;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::ReportError;
+
+const SIZE: (u32, u32) = (1100, 620);
+
+/// A named line of `(x, y)` points.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One bar of a comparison chart: a mean with an optional 95% CI.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bar {
+    pub group: String,
+    pub label: String,
+    pub mean: f64,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+}
+
+fn color(i: usize) -> RGBColor {
+    const C: [RGBColor; 12] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+        RGBColor(0, 0, 128),
+        RGBColor(128, 0, 0),
+    ];
+    C[i % C.len()]
+}
+
+type DrawResult = Result<(), String>;
+
+/// Axis numbers without noise: whole numbers plain, others with up to 2 decimals.
+fn fmt_num(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 || v.abs() >= 100.0 {
+        format!("{:.0}", v)
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+const LEGEND_WIDTH: u32 = 230;
+
+/// Splits `root` into the plot (left) and a legend panel (right), so a legend never covers data.
+fn split<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
+    let (w, _) = root.dim_in_pixel();
+    root.split_horizontally(w.saturating_sub(LEGEND_WIDTH))
+}
+
+/// Draws legend entries (`name`, colour, filled box or line) down the panel.
+fn legend<DB: DrawingBackend>(panel: &DrawingArea<DB, Shift>, entries: &[(String, RGBColor, bool)]) -> DrawResult {
+    let style = TextStyle::from(("sans-serif", 14).into_font()).color(&BLACK);
+    for (i, (name, c, filled)) in entries.iter().enumerate() {
+        let y = 60 + i as i32 * 22;
+        if *filled {
+            panel.draw(&Rectangle::new([(8, y - 6), (26, y + 6)], c.filled())).map_err(|e| e.to_string())?;
+        } else {
+            panel.draw(&PathElement::new(vec![(6, y), (28, y)], c.stroke_width(3))).map_err(|e| e.to_string())?;
+        }
+        let label: String = if name.chars().count() > 24 {
+            name.chars().take(23).chain(std::iter::once('…')).collect()
+        } else {
+            name.clone()
+        };
+        panel.draw(&Text::new(label, (36, y - 8), style.clone())).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The longest prefix ending in `_` that every name shares (e.g. `online_boutique_`).
+fn common_prefix(names: &[&str]) -> usize {
+    let Some(first) = names.first() else { return 0 };
+    let mut n = first.len();
+    for s in names {
+        n = n.min(first.bytes().zip(s.bytes()).take_while(|(a, b)| a == b).count());
+    }
+    first[..n].rfind('_').map_or(0, |i| i + 1)
+}
+
+fn err(path: &Path, e: impl std::fmt::Display) -> ReportError {
+    ReportError::Draw { path: path.display().to_string(), message: e.to_string() }
+}
+
+macro_rules! on_backend {
+    ($path:expr, $f:ident ( $($arg:expr),* )) => {{
+        let path: &Path = $path;
+        let result = if path.extension().is_some_and(|e| e == "svg") {
+            let root = SVGBackend::new(path, SIZE).into_drawing_area();
+            $f(&root, $($arg),*).and_then(|_| root.present().map_err(|e| e.to_string()))
+        } else {
+            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+            $f(&root, $($arg),*).and_then(|_| root.present().map_err(|e| e.to_string()))
+        };
+        result.map_err(|e| err(path, e))
+    }};
+}
+
+fn bounds(series: &[&Series]) -> (f64, f64, f64, f64) {
+    let mut b = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for s in series {
+        for &(x, y) in &s.points {
+            if x.is_finite() && y.is_finite() {
+                b = (b.0.min(x), b.1.max(x), b.2.min(y), b.3.max(y));
+            }
+        }
+    }
+    if !b.0.is_finite() {
+        return (0.0, 1.0, 0.0, 1.0);
+    }
+    if b.1 <= b.0 {
+        b.1 = b.0 + 1.0;
+    }
+    (b.0, b.1, b.2.min(0.0), if b.3 > b.2.min(0.0) { b.3 * 1.08 } else { 1.0 })
+}
+
+/// Step lines (a value holds until the next point), with an optional second series on a right axis.
+pub fn step_lines(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    series: &[Series],
+    right: Option<&Series>,
+) -> Result<(), ReportError> {
+    on_backend!(path, draw_steps(title, y_label, series, right))
+}
+
+fn step_points(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(pts.len() * 2);
+    for (i, &(x, y)) in pts.iter().enumerate() {
+        if i > 0 {
+            out.push((x, pts[i - 1].1));
+        }
+        out.push((x, y));
+    }
+    out
+}
+
+fn draw_steps<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_label: &str,
+    series: &[Series],
+    right: Option<&Series>,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (plot, panel) = split(root);
+    let root = &plot;
+    let refs: Vec<&Series> = series.iter().collect();
+    let (x0, x1, _, y1) = bounds(&refs);
+    let (_, _, _, r1) = right.map(|r| bounds(&[r])).unwrap_or((0.0, 1.0, 0.0, 1.0));
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .right_y_label_area_size(if right.is_some() { 72 } else { 0 })
+        .build_cartesian_2d(x0..x1, 0.0..y1.max(1.0))
+        .map_err(|e| e.to_string())?
+        .set_secondary_coord(x0..x1, 0.0..r1.max(1.0));
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(y_label)
+        .x_label_formatter(&fmt_num)
+        .y_label_formatter(&fmt_num)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let mut entries = Vec::new();
+    if let Some(r) = right {
+        chart
+            .configure_secondary_axes()
+            .y_desc(r.name.as_str())
+            .y_label_formatter(&fmt_num)
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 17))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let grey = RGBColor(170, 170, 170);
+        chart
+            .draw_secondary_series(LineSeries::new(r.points.iter().copied(), grey.stroke_width(1)))
+            .map_err(|e| e.to_string())?;
+        entries.push((r.name.clone(), grey, false));
+    }
+    for (i, s) in series.iter().enumerate() {
+        let c = color(i);
+        chart.draw_series(LineSeries::new(step_points(&s.points), c.stroke_width(2))).map_err(|e| e.to_string())?;
+        entries.push((s.name.clone(), c, false));
+    }
+    legend(&panel, &entries)
+}
+
+/// Plain lines; `log_x` draws the x axis on a log scale (latency CDFs), labelled in ms.
+pub fn lines(path: &Path, title: &str, y_label: &str, series: &[Series], log_x: bool) -> Result<(), ReportError> {
+    on_backend!(path, draw_lines(title, y_label, series, log_x))
+}
+
+fn draw_lines<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (plot, panel) = split(root);
+    let root = &plot;
+    let refs: Vec<&Series> = series.iter().collect();
+    let (x0, x1, _, y1) = bounds(&refs);
+    let mut builder = ChartBuilder::on(root);
+    builder.caption(title, ("sans-serif", 24)).margin(16).x_label_area_size(48).y_label_area_size(64);
+    macro_rules! finish {
+        ($chart:expr, $xdesc:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc($xdesc)
+                .y_desc(y_label)
+                .x_label_formatter(&fmt_num)
+                .y_label_formatter(&fmt_num)
+                .label_style(("sans-serif", 15))
+                .axis_desc_style(("sans-serif", 17))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            let mut entries = Vec::new();
+            for (i, s) in series.iter().enumerate() {
+                let c = color(i);
+                let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| !log_x || p.0 > 0.0).collect();
+                chart.draw_series(LineSeries::new(pts, c.stroke_width(2))).map_err(|e| e.to_string())?;
+                entries.push((s.name.clone(), c, false));
+            }
+            legend(&panel, &entries)
+        }};
+    }
+    if log_x {
+        let lo =
+            series.iter().flat_map(|s| s.points.iter()).map(|p| p.0).filter(|x| *x > 0.0).fold(f64::INFINITY, f64::min);
+        let lo = if lo.is_finite() { lo } else { 0.1 };
+        let chart =
+            builder.build_cartesian_2d((lo..x1.max(lo * 10.0)).log_scale(), 0.0..1.0).map_err(|e| e.to_string())?;
+        finish!(chart, "latency (ms, log scale)")
+    } else {
+        let chart = builder.build_cartesian_2d(x0..x1, 0.0..y1.max(1e-9)).map_err(|e| e.to_string())?;
+        finish!(chart, "time (s)")
+    }
+}
+
+/// Bars grouped by `group`, with 95% CI error bars.
+pub fn bars(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Result<(), ReportError> {
+    on_backend!(path, draw_bars(title, y_label, bars))
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_label: &str,
+    bars: &[Bar],
+) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (plot, panel) = split(root);
+    let mut groups: Vec<&str> = Vec::new();
+    let mut labels: Vec<&str> = Vec::new();
+    for b in bars {
+        if !groups.contains(&b.group.as_str()) {
+            groups.push(&b.group);
+        }
+        if !labels.contains(&b.label.as_str()) {
+            labels.push(&b.label);
+        }
+    }
+    let cut = common_prefix(&groups);
+    let slot = labels.len() as f64 + 1.0; // one empty slot between groups
+    let width = groups.len() as f64 * slot;
+    let top = bars.iter().map(|b| b.high.unwrap_or(b.mean).max(b.mean)).fold(0.0, f64::max).max(1e-9) * 1.12;
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(56)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0..width, 0.0..top)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_label_formatter(&fmt_num)
+        .x_desc(if cut > 0 { format!("scenario ({}...)", &groups[0][..cut]) } else { "scenario".to_string() })
+        .y_desc(y_label)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    // Group names under the axis, centred on their bars.
+    let style = TextStyle::from(("sans-serif", 15).into_font()).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+    for (g, name) in groups.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(g as f64 * slot + slot / 2.0, 0.0));
+        plot.draw(&Text::new(name[cut..].to_string(), (px, py + 6), style.clone())).map_err(|e| e.to_string())?;
+    }
+    let mut entries = Vec::new();
+    for (li, label) in labels.iter().enumerate() {
+        let c = color(li);
+        let mine: Vec<&Bar> = bars.iter().filter(|b| b.label == *label).collect();
+        let x_of = |b: &Bar| groups.iter().position(|g| *g == b.group).unwrap_or(0) as f64 * slot + 0.5 + li as f64;
+        chart
+            .draw_series(mine.iter().map(|b| Rectangle::new([(x_of(b), 0.0), (x_of(b) + 0.9, b.mean)], c.filled())))
+            .map_err(|e| e.to_string())?;
+        let errs: Vec<ErrorBar<f64, f64, ErrorBarOrientV<f64, f64>>> = mine
+            .iter()
+            .filter_map(|b| {
+                Some(ErrorBar::new_vertical(x_of(b) + 0.45, b.low?.max(0.0), b.mean, b.high?, BLACK.stroke_width(1), 8))
+            })
+            .collect();
+        chart.draw_series(errs).map_err(|e| e.to_string())?;
+        entries.push((label.to_string(), c, true));
+    }
+    legend(&panel, &entries)
+}

@@ -1,0 +1,230 @@
+//! Reports: charts (PNG and SVG, with plotters) and an `index.html`, for a run folder or a sweep
+//! folder. The only module that knows plotters.
+//!
+//! A run gets: replicas per service over time (step lines) with the load on a second axis; SLO
+//! violation over time (10 s bins); RPS; the latency CDF (log x); training curves when a
+//! `training_log.csv` is present. A sweep gets: comparison bars with 95% CI error bars per metric
+//! and scenario; total replicas and SLO violation over time per policy for every scenario (first
+//! seed of each); and the statistics table.
+
+mod charts;
+mod data;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+pub use charts::{Bar, Series};
+
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+/// Makes the bundled DejaVu Sans the charts' `sans-serif` (plotters draws no text without a font,
+/// and the machine's fonts are not to be relied on).
+pub(crate) fn register_font() {
+    REGISTER.call_once(|| {
+        // The bundled font is a valid TrueType file; failing here would be a build defect.
+        let _ = plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT);
+    });
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{path} row {row}: {message}")]
+    Data { path: String, row: usize, message: String },
+    #[error("drawing {path}: {message}")]
+    Draw { path: String, message: String },
+    #[error("{0}: neither a run folder (summary.json) nor a sweep folder (sweep_manifest.json)")]
+    NotAReport(String),
+}
+
+pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> ReportError {
+    ReportError::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// Draws the charts and `index.html` of a run or sweep folder; returns the files written.
+pub fn report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    register_font();
+    if dir.join("sweep_manifest.json").is_file() {
+        sweep_report(dir)
+    } else if dir.join("summary.json").is_file() {
+        run_report(dir)
+    } else {
+        Err(ReportError::NotAReport(dir.display().to_string()))
+    }
+}
+
+fn both(dir: &Path, stem: &str, draw: impl Fn(&Path) -> Result<(), ReportError>) -> Result<Vec<PathBuf>, ReportError> {
+    let png = dir.join(format!("{stem}.png"));
+    let svg = dir.join(format!("{stem}.svg"));
+    draw(&png)?;
+    draw(&svg)?;
+    Ok(vec![png, svg])
+}
+
+fn run_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let out = dir.join("charts");
+    fs::create_dir_all(&out).map_err(|e| io_err(&out, e))?;
+    let timeline = data::Timeline::read(&dir.join("timeline.csv"))?;
+    let requests = data::Requests::read(&dir.join("requests.csv"))?;
+    let mut files = Vec::new();
+    let replicas: Vec<Series> =
+        timeline.services.iter().map(|(name, pts)| Series { name: name.clone(), points: pts.clone() }).collect();
+    let load = Series { name: "load (requests/s)".into(), points: requests.rps.clone() };
+    files.extend(both(&out, "replicas", |p| {
+        charts::step_lines(p, "Active replicas per service", "replicas", &replicas, Some(&load))
+    })?);
+    files.extend(both(&out, "slo_violation", |p| {
+        charts::lines(
+            p,
+            "SLO violation over time (10 s bins)",
+            "requests over the SLO or dropped (%)",
+            &[Series { name: "SLO violation".into(), points: requests.violation_bins(10.0) }],
+            false,
+        )
+    })?);
+    files.extend(both(&out, "rps", |p| {
+        charts::lines(
+            p,
+            "Requests per second",
+            "requests/s",
+            &[load.clone(), Series { name: "completed (requests/s)".into(), points: requests.completed.clone() }],
+            false,
+        )
+    })?);
+    let cdf = data::read_pairs(&dir.join("latency.csv"))?;
+    files.extend(both(&out, "latency_cdf", |p| {
+        charts::lines(
+            p,
+            "End-to-end latency distribution",
+            "cumulative fraction of requests",
+            &[Series { name: "latency CDF".into(), points: cdf.clone() }],
+            true,
+        )
+    })?);
+    let training = dir.join("training_log.csv");
+    if training.is_file() {
+        let curve = data::training_curve(&training)?;
+        files.extend(both(&out, "training", |p| {
+            charts::lines(p, "Training curve", "mean episode reward", std::slice::from_ref(&curve), false)
+        })?);
+    }
+    let summary = fs::read_to_string(dir.join("summary.json")).map_err(|e| io_err(&dir.join("summary.json"), e))?;
+    let html = page(
+        &format!("Run {}", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+        &format!("<pre>{}</pre>", escape(&summary)),
+        &files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "png"))
+            .map(|f| format!("charts/{}", f.file_name().unwrap().to_string_lossy()))
+            .collect::<Vec<_>>(),
+    );
+    let index = dir.join("index.html");
+    fs::write(&index, html).map_err(|e| io_err(&index, e))?;
+    files.push(index);
+    Ok(files)
+}
+
+fn sweep_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let out = dir.join("comparison_reports").join("charts");
+    fs::create_dir_all(&out).map_err(|e| io_err(&out, e))?;
+    let stats = data::Stats::read(&dir.join("comparison_reports").join("statistics.csv"))?;
+    let mut files = Vec::new();
+    for c in crate::experiment::sweep::COMPARED {
+        let (metric, label) = (c.column, c.label);
+        let bars: Vec<Bar> = stats.bars(metric);
+        if bars.is_empty() {
+            continue;
+        }
+        files.extend(both(&out, &format!("comparison_{metric}"), |p| {
+            charts::bars(p, &format!("{label} by policy (mean, 95% CI)"), label, &bars)
+        })?);
+    }
+    let runs = data::first_seed_runs(dir)?;
+    let mut scenarios: Vec<&String> = runs.iter().map(|r| &r.scenario).collect();
+    scenarios.dedup();
+    for sc in scenarios {
+        let group: Vec<&data::RunRef> = runs.iter().filter(|r| &r.scenario == sc).collect();
+        let mut replicas = Vec::new();
+        let mut slo = Vec::new();
+        let mut load = None;
+        for r in &group {
+            let t = data::Timeline::read(&r.dir.join("timeline.csv"))?;
+            let q = data::Requests::read(&r.dir.join("requests.csv"))?;
+            replicas.push(Series { name: r.label.clone(), points: t.total_active() });
+            slo.push(Series { name: r.label.clone(), points: q.violation_bins(10.0) });
+            load.get_or_insert(Series { name: "load (requests/s)".into(), points: q.rps.clone() });
+        }
+        let name = data::sanitize(sc);
+        files.extend(both(&out, &format!("replicas_{name}"), |p| {
+            charts::step_lines(
+                p,
+                &format!("{sc}: total Active replicas (seed {})", group[0].seed),
+                "replicas",
+                &replicas,
+                load.as_ref(),
+            )
+        })?);
+        files.extend(both(&out, &format!("slo_violation_{name}"), |p| {
+            charts::lines(
+                p,
+                &format!("{sc}: SLO violation over time, 10 s bins (seed {})", group[0].seed),
+                "requests over the SLO or dropped (%)",
+                &slo,
+                false,
+            )
+        })?);
+    }
+    let md = fs::read_to_string(dir.join("comparison_reports").join("statistics.md")).unwrap_or_default();
+    let html = page(
+        &format!("Sweep {}", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+        &markdown_table(&md),
+        &files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "png"))
+            .map(|f| format!("comparison_reports/charts/{}", f.file_name().unwrap().to_string_lossy()))
+            .collect::<Vec<_>>(),
+    );
+    let index = dir.join("index.html");
+    fs::write(&index, html).map_err(|e| io_err(&index, e))?;
+    files.push(index);
+    Ok(files)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A Markdown pipe table as an HTML table.
+fn markdown_table(md: &str) -> String {
+    let mut html = String::from("<table>\n");
+    for (i, line) in md.lines().filter(|l| l.starts_with('|')).enumerate() {
+        if i == 1 {
+            continue; // the |---| separator
+        }
+        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        let tag = if i == 0 { "th" } else { "td" };
+        html.push_str("<tr>");
+        for c in cells {
+            let _ = write!(html, "<{tag}>{}</{tag}>", escape(c));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</table>\n");
+    html
+}
+
+fn page(title: &str, body: &str, images: &[String]) -> String {
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}img{{max-width:100%;margin:1em 0;display:block}}</style></head>\n<body><h1>{t}</h1>\n{body}\n",
+        t = escape(title)
+    );
+    for img in images {
+        let _ = writeln!(html, "<img src=\"{img}\" alt=\"{img}\">");
+    }
+    html.push_str("</body></html>\n");
+    html
+}
