@@ -119,7 +119,7 @@ pub struct SweepPolicy {
 }
 
 /// One run of the grid.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSpec {
     pub id: usize,
     pub dir: String,
@@ -132,6 +132,14 @@ pub struct RunSpec {
     scenario_idx: usize,
     #[serde(skip)]
     policy_idx: usize,
+}
+
+/// Equal when what a manifest records is equal (the in-memory indices are not recorded).
+impl PartialEq for RunSpec {
+    fn eq(&self, o: &Self) -> bool {
+        (self.id, &self.dir, &self.scenario, &self.policy, &self.params, self.seed)
+            == (o.id, &o.dir, &o.scenario, &o.policy, &o.params, o.seed)
+    }
 }
 
 impl RunSpec {

@@ -7,6 +7,7 @@ mod policies;
 mod queueing;
 mod rl_env;
 mod scenarios;
+mod sweeps;
 mod timings;
 
 use std::path::{Path, PathBuf};
