@@ -9,6 +9,7 @@
 //! many replicas they get (that is `autoscale/` through `scaling/`).
 
 mod demand;
+pub mod llm;
 
 pub use demand::Demand;
 

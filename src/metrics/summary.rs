@@ -72,6 +72,34 @@ pub struct Summary {
     pub refused_actions: u64,
     pub events_processed: u64,
     pub services: Vec<ServiceSummary>,
+    /// LLM serving scenarios: time to first token, time between tokens, end to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSummary>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// LLM serving metrics (ms). A request violates the SLO if dropped, if its TTFT exceeds
+/// `ttft_slo_ms`, or if the mean of its times between tokens exceeds `tbt_slo_ms`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LlmSummary {
+    pub ttft_ms: Percentiles,
+    /// Over every gap between consecutive tokens of every request.
+    pub tbt_ms: Percentiles,
+    pub e2e_ms: Percentiles,
+    pub ttft_slo_ms: f64,
+    pub tbt_slo_ms: f64,
+    pub ttft_violations: u64,
+    pub tbt_violations: u64,
+    pub max_kv_tokens_used: u64,
+    pub kv_capacity_tokens: u64,
 }
 
 /// Nearest-rank percentile of `xs` (`q` in [0, 1]); 0 for an empty slice.

@@ -43,14 +43,17 @@ fn write_fixed(w: &mut dyn Write, x: f64, decimals: u32) -> std::io::Result<()> 
 pub enum DropKind {
     QueueFull = 0,
     NoActiveInstance = 1,
+    /// An LLM request whose KV cache exceeds a token instance's capacity.
+    TooLarge = 2,
 }
 
 impl DropKind {
-    pub const ALL: [DropKind; 2] = [DropKind::QueueFull, DropKind::NoActiveInstance];
+    pub const ALL: [DropKind; 3] = [DropKind::QueueFull, DropKind::NoActiveInstance, DropKind::TooLarge];
     pub fn describe(self, service: &str) -> String {
         match self {
             DropKind::QueueFull => format!("queue full at {service}"),
             DropKind::NoActiveInstance => format!("no active instance of {service}"),
+            DropKind::TooLarge => format!("KV cache larger than a {service} instance holds"),
         }
     }
 }
@@ -314,6 +317,16 @@ impl GroundTruth {
         if latency_us <= self.slo_us {
             self.within_slo += 1;
         }
+        record_latency(&mut self.req_hist, latency_us);
+    }
+
+    /// A request completed whose SLO compliance the caller judged (LLM: TTFT and TBT).
+    pub fn request_completed_judged(&mut self, now: SimTime, latency_us: u64, within_slo: bool) {
+        self.track_in_flight(now);
+        self.in_flight -= 1;
+        self.completed += 1;
+        self.latency_sum_us += latency_us as f64;
+        self.within_slo += u64::from(within_slo);
         record_latency(&mut self.req_hist, latency_us);
     }
 

@@ -120,7 +120,7 @@ impl SimFactory {
                     *schedule = shift_schedule(schedule, offset);
                 }
             }
-            ArrivalSource::Replay { times, rate_scale } => {
+            ArrivalSource::Replay { times, rate_scale, .. } => {
                 *rate_scale *= scale;
                 if offset > 0.0 {
                     let cut: Vec<u64> = times.iter().filter(|&&t| t >= off_us.0).map(|t| t - off_us.0).collect();

@@ -64,4 +64,7 @@ pub struct Scenario {
     pub cluster: ClusterSpec,
     pub app: AppSpec,
     pub workload: Workload,
+    /// An LLM serving application: `app` then holds its two pools as services `prompt` and
+    /// `token`, and the LLM simulator runs it.
+    pub llm: Option<crate::app::llm::LlmSpec>,
 }

@@ -62,7 +62,83 @@ pub struct RawScenario {
     pub request_types: Vec<RawRequestType>,
     /// Shorthand for a chain of N identical services (`services` and `request_types` generated).
     pub chain: Option<RawChain>,
+    /// An LLM serving application (prompt and token pools) instead of services.
+    pub llm: Option<RawLlm>,
     pub workload: RawWorkload,
+}
+
+/// LLM serving with phase splitting: a prompt (prefill) pool and a token (decode) pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLlm {
+    pub prompt: RawPool,
+    pub token: RawPool,
+    #[serde(default)]
+    pub performance: RawPerformance,
+    /// KV-cache bytes per token (default: Llama-2-70B with GQA, 327,680).
+    pub kv_bytes_per_token: Option<Positive>,
+    /// Prompt-to-token instance link, Gbit/s (default 200).
+    pub link_gbps: Option<Positive>,
+    /// Time to first token SLO (default 1000 ms) and time between tokens SLO (default 50 ms).
+    pub ttft_slo_ms: Option<Positive>,
+    pub tbt_slo_ms: Option<Positive>,
+    /// Token sizes for workloads whose trace has no token columns.
+    pub prompt_tokens: Option<RawTokens>,
+    pub output_tokens: Option<RawTokens>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub sku: Option<String>,
+    #[serde(default = "one")]
+    pub replicas: u32,
+    #[serde(default = "one")]
+    pub min_replicas: u32,
+    #[serde(default = "ten")]
+    pub max_replicas: u32,
+    #[serde(default = "default_llm_delay")]
+    pub scale_up_delay_s: NonNegative,
+    #[serde(default)]
+    pub scheduler: RawLlmScheduler,
+    /// Prompt pool: most prompt tokens prefilled in one batch (default 8192).
+    pub max_batch_tokens: Option<u32>,
+    /// Token pool: most requests decoded in one iteration (default 64).
+    pub max_batch_size: Option<u32>,
+    /// Token pool: KV-cache capacity of one instance, tokens (default 1,500,000).
+    pub kv_capacity_tokens: Option<u32>,
+}
+
+fn default_llm_delay() -> NonNegative {
+    NonNegative(60.0)
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawLlmScheduler {
+    RoundRobin,
+    /// Join the shortest queue: fewest pending prompt tokens (prompt pool), least KV memory in use
+    /// (token pool).
+    #[default]
+    Jsq,
+}
+
+/// Linear performance model of one instance, ms.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPerformance {
+    pub prefill_base_ms: Option<NonNegative>,
+    pub prefill_ms_per_token: Option<NonNegative>,
+    pub decode_base_ms: Option<NonNegative>,
+    pub decode_ms_per_request: Option<NonNegative>,
+}
+
+/// A token count: `mean`, log-normal with `cv` when given, else constant.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    pub mean: Positive,
+    pub cv: Option<Positive>,
 }
 
 /// A chain of `length` services, `{name}1 -> {name}2 -> ... -> {name}N`, each a copy of `service`
@@ -276,6 +352,9 @@ pub struct RawTrace {
     pub time_scale: Positive,
     #[serde(default = "one_f")]
     pub rate_scale: Positive,
+    /// Columns with each request's prompt and output token counts (LLM scenarios).
+    pub prompt_tokens_column: Option<String>,
+    pub output_tokens_column: Option<String>,
 }
 
 fn one_f() -> Positive {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::raw::*;
 use super::yaml::{find_line, parse_yaml};
 use super::{ConfigError, Fidelity, MetricsConfig, Scenario};
+use crate::app::llm::{LlmScheduler, LlmSpec, Performance, PoolSpec, TokenSizes};
 use crate::app::{AppSpec, CallNode, Demand, LoadBalancing, RequestType, ServiceSpec, StatefulSpec};
 use crate::cluster::{ClusterSpec, InstanceShape, ServerSku};
 use crate::engine::SimTime;
@@ -62,6 +63,42 @@ impl Resolver<'_> {
             return Err(self.err("name", "name:", "must not be empty"));
         }
         let cluster = self.cluster(&raw.cluster)?;
+        if let Some(llm) = &raw.llm {
+            if !raw.services.is_empty() || !raw.request_types.is_empty() || raw.chain.is_some() {
+                return Err(self.err(
+                    "llm",
+                    "llm",
+                    "an LLM scenario has pools, not `services`, `request_types` or `chain`",
+                ));
+            }
+            let (app, spec) = self.llm(llm, &cluster)?;
+            let initial: u32 = app.services.iter().map(|s| s.initial_replicas).sum();
+            if initial > cluster.max_instances {
+                return Err(self.err(
+                    "cluster.max_instances",
+                    "max_instances",
+                    format!("is {} but the pools start with {initial}", cluster.max_instances),
+                ));
+            }
+            let mut workload = self.workload(&raw.workload, &app)?;
+            workload.mix = Vec::new();
+            let metrics = self.metrics(&raw.metrics)?;
+            let horizon = raw.horizon_s.map_or(workload.duration, |h| SimTime::from_secs_f64(h.0));
+            return Ok(Scenario {
+                name: raw.name,
+                description: raw.description,
+                source: self.path.to_path_buf(),
+                seed: raw.seed,
+                fidelity: Fidelity::Request,
+                horizon,
+                slo: SimTime::from_secs_f64(raw.slo_ms.0 / 1000.0),
+                metrics,
+                cluster,
+                app,
+                workload,
+                llm: Some(spec),
+            });
+        }
         let (raw_services, raw_types) = match raw.chain {
             None => (raw.services, raw.request_types),
             Some(chain) => {
@@ -116,7 +153,107 @@ impl Resolver<'_> {
             cluster,
             app,
             workload,
+            llm: None,
         })
+    }
+
+    /// The two pools as services (`prompt`, `token`): one instance per GPU server, a whole server's
+    /// worth of CPU request so that "CPU utilisation" is the share of time the instance computes.
+    fn llm(&self, raw: &RawLlm, cluster: &ClusterSpec) -> Result<(AppSpec, LlmSpec), ConfigError> {
+        let mut services = Vec::new();
+        let mut pools = Vec::new();
+        for (name, p) in [("prompt", &raw.prompt), ("token", &raw.token)] {
+            let at = |f: &str| format!("llm.{name}.{f}");
+            let sku = match &p.sku {
+                None => 0,
+                Some(n) => cluster.skus.iter().position(|k| &k.name == n).ok_or_else(|| {
+                    self.err(at("sku"), &format!("sku: {n}"), format!("`{n}` is not one of the cluster's SKUs"))
+                })?,
+            };
+            if p.min_replicas == 0
+                || p.min_replicas > p.max_replicas
+                || p.replicas < p.min_replicas
+                || p.replicas > p.max_replicas
+            {
+                return Err(self.err(
+                    at("min_replicas"),
+                    &format!("{name}:"),
+                    format!(
+                        "need 1 <= min_replicas ({}) <= replicas ({}) <= max_replicas ({}): every pool keeps an instance",
+                        p.min_replicas, p.replicas, p.max_replicas
+                    ),
+                ));
+            }
+            for (v, f) in [
+                (p.max_batch_tokens, "max_batch_tokens"),
+                (p.max_batch_size, "max_batch_size"),
+                (p.kv_capacity_tokens, "kv_capacity_tokens"),
+            ] {
+                if v == Some(0) {
+                    return Err(self.err(at(f), f, "must be at least 1"));
+                }
+            }
+            services.push(ServiceSpec {
+                name: name.to_string(),
+                sku,
+                initial_replicas: p.replicas,
+                min_replicas: p.min_replicas,
+                max_replicas: p.max_replicas,
+                shape: InstanceShape {
+                    cpu_request: 1.0,
+                    cpu_limit: 1.0,
+                    memory_mib: 1.0,
+                    concurrency: 1,
+                    queue_capacity: u32::MAX,
+                },
+                scale_up_delay: SimTime::from_secs_f64(p.scale_up_delay_s.0),
+                load_balancing: LoadBalancing::RoundRobin,
+                demand: Demand::constant(1.0),
+                stateful: None,
+                memory_idle_mib: 0.0,
+                memory_per_request_mib: 0.0,
+            });
+            pools.push(PoolSpec {
+                scheduler: match p.scheduler {
+                    RawLlmScheduler::RoundRobin => LlmScheduler::RoundRobin,
+                    RawLlmScheduler::Jsq => LlmScheduler::ShortestQueue,
+                },
+                max_batch_tokens: p.max_batch_tokens.unwrap_or(8192),
+                max_batch_size: p.max_batch_size.unwrap_or(64),
+                kv_capacity_tokens: p.kv_capacity_tokens.unwrap_or(1_500_000),
+            });
+        }
+        let perf = &raw.performance;
+        let ms = |v: Option<NonNegative>, d: f64| v.map_or(d, |x| x.0);
+        let tokens = |t: Option<RawTokens>, d: f64| match t {
+            None => TokenSizes::Constant(d),
+            Some(RawTokens { mean, cv: None }) => TokenSizes::Constant(mean.0),
+            Some(RawTokens { mean, cv: Some(cv) }) => TokenSizes::LogNormal { mean: mean.0, cv: cv.0 },
+        };
+        let spec = LlmSpec {
+            prompt: pools[0],
+            token: pools[1],
+            performance: Performance {
+                prefill_base_ms: ms(perf.prefill_base_ms, 25.0),
+                prefill_ms_per_token: ms(perf.prefill_ms_per_token, 0.12),
+                decode_base_ms: ms(perf.decode_base_ms, 28.0),
+                decode_ms_per_request: ms(perf.decode_ms_per_request, 0.35),
+            },
+            kv_bytes_per_token: raw.kv_bytes_per_token.map_or(327_680.0, |v| v.0),
+            link_gbps: raw.link_gbps.map_or(200.0, |v| v.0),
+            ttft_slo: SimTime::from_secs_f64(raw.ttft_slo_ms.map_or(1000.0, |v| v.0) / 1000.0),
+            tbt_slo: SimTime::from_secs_f64(raw.tbt_slo_ms.map_or(50.0, |v| v.0) / 1000.0),
+            prompt_tokens: tokens(raw.prompt_tokens, 1024.0),
+            output_tokens: tokens(raw.output_tokens, 64.0),
+        };
+        let app = AppSpec {
+            services,
+            nodes: Vec::new(),
+            children: Vec::new(),
+            request_types: Vec::new(),
+            network_latency: SimTime::ZERO,
+        };
+        Ok((app, spec))
     }
 
     fn expand_chain(&self, chain: RawChain) -> Result<(Vec<RawService>, Vec<RawRequestType>), ConfigError> {
@@ -376,6 +513,7 @@ impl Resolver<'_> {
 
     fn workload(&self, w: &RawWorkload, app: &AppSpec) -> Result<Workload, ConfigError> {
         let mix = match &w.mix {
+            None if app.request_types.is_empty() => vec![1.0], // LLM: no request types
             None => vec![1.0; app.request_types.len()],
             Some(m) => {
                 let mut mix = vec![0.0; app.request_types.len()];
@@ -437,11 +575,24 @@ impl Resolver<'_> {
                     column: t.column.clone(),
                     time_scale: t.time_scale.0,
                     rate_scale: t.rate_scale.0,
+                    token_columns: match (&t.prompt_tokens_column, &t.output_tokens_column) {
+                        (Some(p), Some(o)) => Some((p.clone(), o.clone())),
+                        (None, None) => None,
+                        _ => {
+                            return Err(self.err(
+                                "workload.trace",
+                                "tokens_column",
+                                "give both prompt_tokens_column and output_tokens_column, or neither",
+                            ))
+                        }
+                    },
                 };
                 match read_trace(&spec)? {
-                    TraceData::Requests(times) => {
-                        ArrivalSource::Replay { times: Arc::new(times), rate_scale: t.rate_scale.0 }
-                    }
+                    TraceData::Requests { times, tokens } => ArrivalSource::Replay {
+                        times: Arc::new(times),
+                        rate_scale: t.rate_scale.0,
+                        tokens: tokens.map(Arc::new),
+                    },
                     TraceData::Rates(schedule) => ArrivalSource::Rate { schedule, process },
                 }
             }

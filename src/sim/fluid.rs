@@ -164,7 +164,7 @@ impl FluidModel {
         let t1 = t1.min(horizon);
         match &self.source {
             ArrivalSource::Rate { schedule, .. } => schedule.expected_arrivals(t1) - schedule.expected_arrivals(t0),
-            ArrivalSource::Replay { times, rate_scale } => {
+            ArrivalSource::Replay { times, rate_scale, .. } => {
                 let start = self.next_trace;
                 while self.next_trace < times.len() && times[self.next_trace] < t1.0 {
                     self.next_trace += 1;

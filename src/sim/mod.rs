@@ -15,6 +15,7 @@
 //! dropped once its root visit completes. Every request ends exactly once.
 
 mod fluid;
+mod llm;
 mod slab;
 
 pub use fluid::{erlang_c_wait, FluidModel};
@@ -56,6 +57,14 @@ enum Event {
     Tick,
     /// The policy's decision time.
     PolicyTick,
+    /// LLM: an idle prompt instance forms its next batch (at the end of an instant).
+    LlmPrefillStart(InstanceId),
+    /// LLM: a prompt instance finished prefilling its batch.
+    LlmPrefillDone(InstanceId),
+    /// LLM: a request's KV cache reached its token instance.
+    LlmTransferDone(u32),
+    /// LLM: a token instance finished a decode iteration.
+    LlmIterationDone(InstanceId),
 }
 
 const NONE: u32 = u32::MAX;
@@ -171,6 +180,9 @@ pub struct Simulator {
     events_processed: u64,
     /// The fluid model, at fluid fidelity (then no request is simulated one by one).
     fluid: Option<FluidModel>,
+    /// LLM serving (scenarios with `llm:`): requests go through prompt and token pools instead of
+    /// call trees.
+    llm: Option<llm::LlmModel>,
 }
 
 impl Simulator {
@@ -248,7 +260,15 @@ impl Simulator {
             actions,
             event_log: sinks.events,
             events_processed: 0,
-            fluid: (scenario.fidelity == Fidelity::Fluid).then(|| FluidModel::new(&app, &scenario.workload)),
+            fluid: (scenario.fidelity == Fidelity::Fluid && scenario.llm.is_none())
+                .then(|| FluidModel::new(&app, &scenario.workload)),
+            llm: scenario.llm.clone().map(|spec| {
+                let tokens = match &scenario.workload.source {
+                    crate::workload::ArrivalSource::Replay { tokens, .. } => tokens.clone(),
+                    _ => None,
+                };
+                llm::LlmModel::new(spec, tokens, streams.stream("llm/token_sizes"))
+            }),
             policy,
             app,
         };
@@ -404,6 +424,26 @@ impl Simulator {
                     return Ok(true);
                 }
                 Event::PolicyTick => self.on_policy_tick()?,
+                Event::LlmPrefillStart(i) => {
+                    if let Some(m) = &mut self.llm {
+                        m.on_prefill_start(self.now, i, &mut self.scaling, &mut self.queue);
+                    }
+                }
+                Event::LlmPrefillDone(i) => {
+                    if let Some(m) = &mut self.llm {
+                        m.on_prefill_done(self.now, i, &mut self.scaling, &mut self.truth, &mut self.queue);
+                    }
+                }
+                Event::LlmTransferDone(r) => {
+                    if let Some(m) = &mut self.llm {
+                        m.on_transfer_done(self.now, r, &mut self.scaling, &mut self.queue);
+                    }
+                }
+                Event::LlmIterationDone(i) => {
+                    if let Some(m) = &mut self.llm {
+                        m.on_iteration_done(self.now, i, &mut self.scaling, &mut self.truth, &mut self.queue);
+                    }
+                }
             }
         }
         Ok(false)
@@ -412,6 +452,18 @@ impl Simulator {
     // ---- requests ------------------------------------------------------------------------------
 
     fn on_arrival(&mut self) {
+        if let Some(m) = &mut self.llm {
+            // The next arrival is queued first, so that one at this same instant is handled
+            // before the batch that this one may start is formed.
+            let row = self.arrivals.last_row();
+            if let Some(t) = self.arrivals.next_arrival() {
+                if t < self.horizon {
+                    self.queue.push(t, Event::Arrival);
+                }
+            }
+            m.on_arrival(self.now, row, &mut self.scaling, &mut self.truth, &mut self.queue);
+            return;
+        }
         let u: f64 = self.mix_rng.gen();
         let ty = self.mix_cdf.iter().position(|&c| u < c).unwrap_or(self.mix_cdf.len() - 1);
         let req = self.requests.insert(Request { arrived: self.now, failed: NONE });
@@ -636,6 +688,11 @@ impl Simulator {
                 self.queue_buf[s] = f.backlog(s).round() as u32;
             }
         }
+        if let Some(m) = &self.llm {
+            for s in 0..n {
+                self.queue_buf[s] = m.queue_len(s);
+            }
+        }
         self.truth.cpu_used_total += self.used_buf.iter().sum::<f64>();
         self.truth.cpu_alloc_total += alloc;
         let secs = (t1 - t0).as_secs_f64();
@@ -754,7 +811,11 @@ impl Simulator {
             self.truth.fluid_finish(f.in_system());
         }
         let t = &self.truth;
-        let held = if self.fluid.is_some() { t.in_flight() } else { self.requests.live() as u64 };
+        let held = match (&self.fluid, &self.llm) {
+            (Some(_), _) => t.in_flight(),
+            (_, Some(m)) => m.live_requests(),
+            _ => self.requests.live() as u64,
+        };
         if t.arrived != t.completed + t.dropped + t.in_flight() || held != t.in_flight() {
             return Err(SimError::Conservation {
                 arrived: t.arrived,
@@ -849,6 +910,7 @@ impl Simulator {
             refused_actions: self.scaling.refusals(),
             events_processed: self.events_processed,
             services,
+            llm: self.llm.as_ref().map(|m| m.summary()),
         }
     }
 }

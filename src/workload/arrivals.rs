@@ -63,10 +63,19 @@ impl ArrivalGenerator {
         ArrivalGenerator { source, rng, t: 0.0, seg: 0, next: 0, copies_left: 0 }
     }
 
+    /// The trace row of the last arrival returned (replayed workloads), for per-request data such
+    /// as token counts.
+    pub fn last_row(&self) -> Option<usize> {
+        match self.source {
+            ArrivalSource::Replay { .. } if self.next > 0 => Some(self.next - 1),
+            _ => None,
+        }
+    }
+
     /// The next arrival time, or `None` when the workload is over.
     pub fn next_arrival(&mut self) -> Option<SimTime> {
         match &self.source {
-            ArrivalSource::Replay { times, rate_scale } => loop {
+            ArrivalSource::Replay { times, rate_scale, .. } => loop {
                 if self.copies_left > 0 {
                     self.copies_left -= 1;
                     return Some(SimTime(times[self.next - 1]));

@@ -23,7 +23,7 @@ pub enum ArrivalSource {
     Rate { schedule: RateSchedule, process: ArrivalProcess },
     /// Recorded arrival times (microseconds from the start), replayed as they are; with
     /// `rate_scale` k each becomes `floor(k)` or `floor(k) + 1` arrivals (see `trace.rs`).
-    Replay { times: Arc<Vec<u64>>, rate_scale: f64 },
+    Replay { times: Arc<Vec<u64>>, rate_scale: f64, tokens: Option<Arc<Vec<(u32, u32)>>> },
 }
 
 /// A resolved workload.
@@ -45,7 +45,7 @@ impl Workload {
         }
         match &self.source {
             ArrivalSource::Rate { schedule, .. } => schedule.expected_arrivals(self.duration) / d,
-            ArrivalSource::Replay { times, rate_scale } => times.len() as f64 * rate_scale / d,
+            ArrivalSource::Replay { times, rate_scale, .. } => times.len() as f64 * rate_scale / d,
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct TraceSpec {
     pub column: Option<String>,
     pub time_scale: f64,
     pub rate_scale: f64,
+    /// `(prompt, output)` token-count columns to read along (request traces).
+    pub token_columns: Option<(String, String)>,
 }
 
 /// A trace row that cannot be used: names the file, the row (1-based line in the file, the header
@@ -47,8 +49,12 @@ pub enum TraceError {
 /// What a trace file holds once read.
 #[derive(Clone, Debug)]
 pub enum TraceData {
-    /// Arrival times in microseconds from the first row, already time-scaled, in order.
-    Requests(Vec<u64>),
+    /// Arrival times in microseconds from the first row, already time-scaled, in order; and the
+    /// rows' `(prompt, output)` token counts when asked for.
+    Requests {
+        times: Vec<u64>,
+        tokens: Option<Vec<(u32, u32)>>,
+    },
     Rates(RateSchedule),
 }
 
@@ -66,6 +72,14 @@ pub fn read_trace(spec: &TraceSpec) -> Result<TraceData, TraceError> {
             let col = pick_column(&headers, spec.column.as_deref(), &["timestamp", "TIMESTAMP", "time_s"])
                 .ok_or_else(|| missing_column(&file, spec.column.as_deref().unwrap_or("timestamp"), &headers))?;
             let name = headers[col].to_string();
+            let token_cols = match &spec.token_columns {
+                None => None,
+                Some((p, o)) => Some((
+                    pick_column(&headers, Some(p), &[]).ok_or_else(|| missing_column(&file, p, &headers))?,
+                    pick_column(&headers, Some(o), &[]).ok_or_else(|| missing_column(&file, o, &headers))?,
+                )),
+            };
+            let mut tokens = token_cols.map(|_| Vec::new());
             let mut first: Option<i64> = None;
             let mut prev = 0i64;
             let mut times = Vec::new();
@@ -90,11 +104,22 @@ pub fn read_trace(spec: &TraceSpec) -> Result<TraceData, TraceError> {
                 }
                 prev = us;
                 times.push((((us - base) as f64) * spec.time_scale).round() as u64);
+                if let (Some((pc, oc)), Some(t)) = (token_cols, tokens.as_mut()) {
+                    let count = |c: usize| -> Result<u32, TraceError> {
+                        rec[c].parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(|| TraceError::Row {
+                            file: file.clone(),
+                            row,
+                            field: headers[c].to_string(),
+                            message: format!("`{}` is not a token count >= 1", &rec[c]),
+                        })
+                    };
+                    t.push((count(pc)?, count(oc)?));
+                }
             }
             if times.is_empty() {
                 return Err(TraceError::Shape { file, message: "the trace has no rows".into() });
             }
-            Ok(TraceData::Requests(times))
+            Ok(TraceData::Requests { times, tokens })
         }
         TraceFormat::RateTable => {
             let tcol =
@@ -267,9 +292,10 @@ mod tests {
             column: None,
             time_scale: 2.0,
             rate_scale: 1.0,
+            token_columns: None,
         };
         match read_trace(&spec).unwrap() {
-            TraceData::Requests(t) => assert_eq!(t, vec![0, 1_000_000, 4_000_000]),
+            TraceData::Requests { times, .. } => assert_eq!(times, vec![0, 1_000_000, 4_000_000]),
             other => panic!("{other:?}"),
         }
     }
@@ -283,6 +309,7 @@ mod tests {
             column: None,
             time_scale: 1.0,
             rate_scale: 1.0,
+            token_columns: None,
         };
         let e = read_trace(&spec).unwrap_err().to_string();
         assert!(e.contains("row 4") && e.contains("`timestamp`") && e.contains("banana"), "{e}");
@@ -294,6 +321,7 @@ mod tests {
             column: None,
             time_scale: 1.0,
             rate_scale: 1.0,
+            token_columns: None,
         };
         let e = read_trace(&spec).unwrap_err().to_string();
         assert!(e.contains("row 3") && e.contains("`rps`") && e.contains("negative"), "{e}");

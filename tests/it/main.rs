@@ -3,6 +3,7 @@
 mod bad_input;
 mod determinism;
 mod fluid;
+mod llm;
 mod policies;
 mod queueing;
 mod rl_env;
