@@ -197,3 +197,23 @@ fn not_a_report_folder_is_refused() {
     let (ok, _, err) = cli(&["report", tmp.path().to_str().unwrap()]);
     assert!(!ok && err.contains("neither a run folder"), "{err}");
 }
+
+#[test]
+fn a_training_log_gets_its_curve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let f = crate::root().join("scenarios/chain_5.yaml");
+    let (ok, _, err) = cli(&["run", f.to_str().unwrap(), "--horizon", "20", "--out", run.to_str().unwrap(), "-q"]);
+    assert!(ok, "{err}");
+    let mut log = String::from(
+        "step,mean_episode_reward,policy_loss,value_loss,entropy,approx_kl,clip_fraction,format_version\n",
+    );
+    for i in 1..=20 {
+        log.push_str(&format!("{},{},0.1,0.2,1.0,0.01,0.1,1\n", i * 512, -100.0 + 4.0 * i as f64));
+    }
+    std::fs::write(run.join("training_log.csv"), log).unwrap();
+    let (ok, _, err) = cli(&["report", run.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let png = std::fs::read(run.join("charts/training.png")).unwrap();
+    assert_eq!(png_size(&png), (1100, 620));
+}
