@@ -278,10 +278,13 @@ mod tests {
                 cpu_utilization: None,
                 queue_len: 0,
                 error_rate: 0.0,
+                replication_lag_ms: 0.0,
                 concurrency_per_pod: 0.0,
                 concurrency_history: tail.to_vec(),
                 rps_history: vec![],
             }],
+            slo_violation: 0.0,
+            instances: (1, 10),
         }
     }
 

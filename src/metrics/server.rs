@@ -46,6 +46,10 @@ pub struct MetricsServer {
     concurrency_history: Vec<VecDeque<f64>>,
     /// Fluid fidelity: (sum of p95 x visits, visits) over the window.
     fluid_p95: Vec<(f64, f64)>,
+    svc_lag: Vec<f64>,
+    /// Requests finished and violating in the current window, and the share at the last scrape.
+    window_requests: (u64, u64),
+    slo_violation: f64,
     rps_history: Vec<VecDeque<f64>>,
 }
 
@@ -67,6 +71,9 @@ impl MetricsServer {
             window_hist: (0..services).map(|_| latency_histogram(2)).collect(),
             concurrency_history: vec![VecDeque::with_capacity(HISTORY_LEN); services],
             fluid_p95: vec![(0.0, 0.0); services],
+            svc_lag: vec![0.0; services],
+            window_requests: (0, 0),
+            slo_violation: 0.0,
             rps_history: vec![VecDeque::with_capacity(HISTORY_LEN); services],
         }
     }
@@ -87,6 +94,17 @@ impl MetricsServer {
         let w = &mut self.fluid_p95[service];
         w.0 += p95_ms * visits;
         w.1 += visits;
+    }
+
+    /// Adds one interval's finished requests and how many of them violated the SLO.
+    pub fn add_requests(&mut self, finished: u64, violating: u64) {
+        self.window_requests.0 += finished;
+        self.window_requests.1 += violating;
+    }
+
+    /// The replication lag a stateful service's exporter reports, ms.
+    pub fn set_replication_lag(&mut self, service: usize, ms: f64) {
+        self.svc_lag[service] = ms;
     }
 
     /// Adds one timeline interval of one service: its arrivals and average requests held.
@@ -128,6 +146,8 @@ impl MetricsServer {
             p.memory_mib = Some(app.services[inst.service].memory_usage_mib(inst.outstanding));
             self.svc_queue[inst.service] += inst.queue.len() as u32;
         }
+        let (fin, vio) = std::mem::take(&mut self.window_requests);
+        self.slo_violation = if fin > 0 { vio as f64 / fin as f64 } else { 0.0 };
         for s in 0..self.svc_rps.len() {
             self.svc_rps[s] = if secs > 0.0 { self.window_arrivals[s] as f64 / secs } else { 0.0 };
             let (sum, w) = std::mem::take(&mut self.fluid_p95[s]);
@@ -159,7 +179,7 @@ impl MetricsServer {
                 min_replicas: spec.min_replicas,
                 max_replicas: spec.max_replicas,
                 cpu_request_cores: spec.shape.cpu_request,
-                cpu_limit_cores: spec.shape.cpu_limit,
+                cpu_limit_cores: scaling.shape(s).cpu_limit,
                 memory_request_mib: spec.shape.memory_mib,
                 concurrency: spec.shape.concurrency,
                 counts: scaling.counts(s),
@@ -169,6 +189,7 @@ impl MetricsServer {
                 cpu_utilization: None,
                 queue_len: self.svc_queue[s],
                 error_rate: self.svc_error_rate[s],
+                replication_lag_ms: self.svc_lag[s],
                 concurrency_per_pod: 0.0,
                 concurrency_history: tail(&self.concurrency_history[s]),
                 rps_history: tail(&self.rps_history[s]),
@@ -207,6 +228,15 @@ impl MetricsServer {
             sv.cpu_utilization = if n > 0 { Some(sum / n as f64) } else { None };
             sv.concurrency_per_pod = if active > 0 { held as f64 / active as f64 } else { 0.0 };
         }
-        ClusterView { now, scraped_at: self.scraped_at, window: self.window, history_interval: self.interval, services }
+        let st = scaling.status_summary();
+        ClusterView {
+            now,
+            scraped_at: self.scraped_at,
+            window: self.window,
+            history_interval: self.interval,
+            services,
+            slo_violation: self.slo_violation,
+            instances: (st.total, scaling.cluster().max_instances),
+        }
     }
 }

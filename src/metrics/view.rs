@@ -51,6 +51,8 @@ pub struct ServiceView {
     /// Share of the window's visits that were refused (queue full or no instance): the mesh's
     /// error rate.
     pub error_rate: f64,
+    /// Replication lag at the last interval, ms (a Redis/MySQL exporter's figure; 0 if stateless).
+    pub replication_lag_ms: f64,
     /// Mean requests held per Active pod at the scrape.
     pub concurrency_per_pod: f64,
     /// Time-weighted average of requests held by the whole service in each of the last intervals
@@ -78,6 +80,11 @@ pub struct ClusterView {
     /// Length of one entry of the per-service histories.
     pub history_interval: SimTime,
     pub services: Vec<ServiceView>,
+    /// Share of requests finished in the last window that were slower than the SLO or failed (what
+    /// the load balancer or mesh reports).
+    pub slo_violation: f64,
+    /// Live instances, and the most the cluster allows.
+    pub instances: (u32, u32),
 }
 
 impl ClusterView {

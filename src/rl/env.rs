@@ -262,7 +262,7 @@ impl Env {
         self.last_violation = 0.0;
         self.mask = Some(ActionMask::compute(ep.backend.as_ref()));
         let view = ep.backend.observe();
-        let obs = collect(&layout, ep.backend.as_ref(), &view, ep.slo_ms, 0.0);
+        let obs = collect(&layout, &view, ep.backend.app(), ep.backend.cluster(), ep.slo_ms);
         self.layout = Some(layout);
         self.episode = Some(ep);
         self.steps = 0;
@@ -286,7 +286,7 @@ impl Env {
         let terms = compute(&self.config.reward, layout, backend, &view, &self.prev, &after, ep.slo_ms);
         self.prev = after;
         self.last_violation = terms.slo_violation;
-        let obs = collect(layout, backend, &view, ep.slo_ms, terms.slo_violation);
+        let obs = collect(layout, &view, backend.app(), backend.cluster(), ep.slo_ms);
         self.mask = Some(ActionMask::compute(backend));
         let truncated = backend.now() >= backend.horizon();
         self.steps += 1;

@@ -21,8 +21,7 @@
 //! Only Active instances count as capacity; Starting and Draining are their own features.
 
 use crate::app::AppSpec;
-use crate::backend::ClusterBackend;
-use crate::cluster::InstanceState;
+use crate::cluster::{ClusterSpec, InstanceState};
 use crate::metrics::ClusterView;
 
 pub const SERVICE_FEATURES: usize = 12;
@@ -131,24 +130,22 @@ fn unit(x: f64) -> f32 {
     }
 }
 
-/// Collects an observation from a backend's view. `slo_violation` is the share over the last
-/// interval (computed by the reward calculator from ground truth).
+/// Collects an observation from what a controller sees (the view) and the static description of the
+/// application and cluster: the same function serves training and a deployed agent, so both see
+/// the same features.
 pub fn collect(
     layout: &ObservationLayout,
-    backend: &dyn ClusterBackend,
     view: &ClusterView,
+    app: &AppSpec,
+    cluster: &ClusterSpec,
     slo_ms: f64,
-    slo_violation: f64,
 ) -> Observation {
-    let app = backend.app();
-    let cluster = backend.cluster();
-    let lag = backend.replication_lag_ms();
     let mut services = Vec::with_capacity(layout.services * SERVICE_FEATURES);
     let (mut util_sum, mut util_n) = (0.0, 0);
     for (s, sv) in view.services.iter().enumerate() {
         let spec = &app.services[s];
         let max = sv.max_replicas.max(1) as f64;
-        let limit = backend.cpu_limit(s);
+        let limit = sv.cpu_limit_cores;
         let util = sv.cpu_utilization.unwrap_or(0.0);
         if sv.counts.active > 0 {
             util_sum += util;
@@ -176,21 +173,21 @@ pub fn collect(
             unit(sv.queue_len as f64 / queue_room),
             unit(desired / max),
             if spec.stateful.is_some() { 1.0 } else { 0.0 },
-            unit(lag.get(s).copied().unwrap_or(0.0) / slo_ms),
+            unit(sv.replication_lag_ms / slo_ms),
             unit(limit / sku_cores),
         ]);
     }
     let mut edges = Vec::with_capacity(layout.edges.len() * EDGE_FEATURES);
     for (i, &(_, to)) in layout.edges.iter().enumerate() {
         let sv = &view.services[to];
-        let cap_max = layout.capacity(app, to, sv.max_replicas, backend.cpu_limit(to));
+        let cap_max = layout.capacity(app, to, sv.max_replicas, sv.cpu_limit_cores);
         edges.extend_from_slice(&[
             unit(sv.rps * layout.edge_share[i] / cap_max),
             unit(sv.p95_ms / slo_ms / 2.0),
             unit(sv.error_rate),
         ]);
     }
-    let (live, max_instances) = backend.instances();
+    let (live, max_instances) = view.instances;
     let free = max_instances.saturating_sub(live) as f64;
     let max_cores = cluster.skus.iter().map(|k| k.cores).fold(0.0, f64::max);
     let max_mem = cluster.skus.iter().map(|k| k.memory_gib).fold(0.0, f64::max);
@@ -205,7 +202,7 @@ pub fn collect(
     }
     let global = vec![
         unit(if util_n > 0 { util_sum / util_n as f64 / 2.0 } else { 0.0 }),
-        unit(slo_violation),
+        unit(view.slo_violation),
         unit(live as f64 / max_instances.max(1) as f64),
     ];
     Observation { services, edges, edge_index: layout.edges.clone(), skus, global, time_s: view.now.as_secs_f64() }

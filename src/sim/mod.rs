@@ -169,6 +169,8 @@ pub struct Simulator {
     last_tick: SimTime,
     /// When the policy decides next.
     next_policy: SimTime,
+    /// Requests finished and violating at the last interval end (for the metrics server).
+    last_finished: (u64, u64),
     /// Visits/s one Active instance of each service can serve (for the scaling-lag metric).
     capacity_per_instance: Vec<f64>,
     used_buf: Vec<f64>,
@@ -253,6 +255,7 @@ impl Simulator {
             held_buf: vec![0.0; n],
             last_tick: SimTime::ZERO,
             next_policy: SimTime::MAX,
+            last_finished: (0, 0),
             capacity_per_instance,
             used_buf: vec![0.0; n],
             serving_buf: vec![0.0; n],
@@ -718,11 +721,16 @@ impl Simulator {
                 ..Default::default()
             };
             self.truth.close_interval(row, self.used_buf[s], self.serving_buf[s])?;
+            self.server.set_replication_lag(s, lag);
             let concurrency = if t1 > t0 { self.held_buf[s] / (t1 - t0).0 as f64 } else { 0.0 };
             self.server.add_interval(s, self.truth.tick_arrivals[s], self.truth.tick_dropped[s], concurrency);
         }
         self.truth.reset_interval();
         self.truth.write_requests_row(t0)?;
+        let t = &self.truth;
+        let (finished, violating) = (t.completed + t.dropped, t.dropped + (t.completed - t.within_slo));
+        let (f0, v0) = std::mem::replace(&mut self.last_finished, (finished, violating));
+        self.server.add_requests(finished.saturating_sub(f0), violating.saturating_sub(v0));
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
             self.server.scrape(t1, &self.scaling, &self.app, &self.tracked);
         }
