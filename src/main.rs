@@ -112,6 +112,39 @@ enum Command {
         /// A run folder (with summary.json) or a sweep folder (with sweep_manifest.json).
         dir: PathBuf,
     },
+    /// Train an RL agent (PPO or A2C) on one or more scenarios.
+    Train {
+        /// Agent hyper-parameters (configs/agents/*.yaml).
+        #[arg(long)]
+        agent: PathBuf,
+        /// Scenario(s) to train on (episodes draw among them).
+        #[arg(long = "scenario", required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Environment steps (decisions) in all.
+        #[arg(long, default_value_t = 100_000)]
+        steps: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Training folder (training_log.csv, checkpoints).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the training in this folder from its last checkpoint.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Run a trained agent on a scenario and write a run folder (as `run --policy agent:FILE`).
+    Eval {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check a scenario file without running it.
     Validate {
         /// Scenario YAML.
@@ -312,6 +345,19 @@ fn dispatch(cli: Cli) -> Result<()> {
             println!("{}: {} files; open {}", dir.display(), files.len(), dir.join("index.html").display());
             Ok(())
         }
+        Command::Train { agent, scenarios, steps, seed, out, resume, quiet } => {
+            train_cmd(&agent, &scenarios, steps, seed, out, resume, quiet)
+        }
+        Command::Eval { checkpoint, scenario, seed, out } => {
+            let sc = load_scenario(&scenario)?;
+            let seed = seed.unwrap_or(sc.seed);
+            let policy = scalesim::rl::agent::policy::AgentPolicy::load(&checkpoint, &sc)?;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_agent_seed{seed}", sc.name)));
+            let options = RunOptions { event_log: None, policy_config: Some(checkpoint.display().to_string()) };
+            let s = run_to_dir(&sc, Box::new(policy), seed, &out, options, &mut |_| {})?;
+            eprintln!("{}: SLO violation {:.2}%, cost {:.4}", out.display(), s.slo_violation_pct, s.cost);
+            Ok(())
+        }
         Command::Validate { file } => {
             let sc = load_scenario(&file)?;
             println!(
@@ -325,4 +371,140 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn train_cmd(
+    agent_cfg: &std::path::Path,
+    scenario_files: &[PathBuf],
+    steps: u64,
+    seed: u64,
+    out: Option<PathBuf>,
+    resume: Option<PathBuf>,
+    quiet: bool,
+) -> Result<()> {
+    use scalesim::rl::agent::checkpoint::Checkpoint;
+    use scalesim::rl::agent::nn::{MAX_SERVICES, OBS_MAX};
+    use scalesim::rl::agent::ppo::{train, Agent, AgentConfig, TRAINING_LOG_HEADER};
+    use scalesim::rl::{Env, Randomization, SimFactory};
+    use std::io::Write;
+
+    let (mut agent_opt, dir, config) = match &resume {
+        Some(d) => {
+            let ck = Checkpoint::load(&d.join("checkpoint.ckpt"))?;
+            let config = ck.config.clone();
+            (Some(Agent::from_checkpoint(ck, seed)), d.clone(), config)
+        }
+        None => {
+            let config = AgentConfig::load(agent_cfg)?;
+            (
+                None,
+                out.unwrap_or_else(|| {
+                    PathBuf::from(format!("runs/train_{}_{}_seed{seed}", config.encoder, config.algorithm))
+                }),
+                config,
+            )
+        }
+    };
+    let mut scenarios = Vec::new();
+    for f in scenario_files {
+        let mut sc = load_scenario(f)?;
+        sc.fidelity = if config.fidelity == "fluid" {
+            scalesim::scenario::Fidelity::Fluid
+        } else {
+            scalesim::scenario::Fidelity::Request
+        };
+        if sc.fidelity == scalesim::scenario::Fidelity::Fluid {
+            // Training needs no per-second rows: one tick per decision keeps the fluid model cheap.
+            sc.metrics.timeline_interval = SimTime::from_secs_f64(config.decision_interval_s);
+            sc.metrics.scrape_interval = sc.metrics.timeline_interval;
+        }
+        scenarios.push(sc);
+    }
+    let mut envs: Vec<Env> = (0..config.envs)
+        .map(|_| {
+            Env::new(
+                config.env_config(),
+                Box::new(SimFactory::new(
+                    scenarios.clone(),
+                    Randomization { rate_scale: (0.8, 1.2), start_offset_s: (0.0, 0.0) },
+                )),
+            )
+        })
+        .collect();
+    envs[0].reset(seed)?;
+    let layout = envs[0].layout().expect("reset").clone();
+    if layout.services > MAX_SERVICES || layout.flat_len() > OBS_MAX {
+        anyhow::bail!("the scenario has {} services and {} observation features; this network takes at most {MAX_SERVICES} and {OBS_MAX}", layout.services, layout.flat_len());
+    }
+    if scenarios.iter().any(|s| s.app.services.len() != layout.services) {
+        anyhow::bail!("--scenario files must share one application (same services) for an MLP agent");
+    }
+    let mut agent = agent_opt.take().unwrap_or_else(|| Agent::new(config.clone(), layout.flat_len(), seed));
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let log_path = dir.join("training_log.csv");
+    let fresh = resume.is_none() || !log_path.exists();
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(!fresh)
+        .write(true)
+        .truncate(fresh)
+        .open(&log_path)
+        .with_context(|| format!("{}: cannot write", log_path.display()))?;
+    if fresh {
+        writeln!(log, "{TRAINING_LOG_HEADER}")?;
+        std::fs::write(dir.join("agent.yaml"), serde_yaml_ng::to_string(&config)?)?;
+    }
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(agent.steps + steps);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps ({per_sec}) {msg}")
+                .expect("static template"),
+        );
+        b
+    };
+    bar.set_position(agent.steps);
+    let every = config.checkpoint_every.max(1);
+    let mut next_ck = (agent.steps / every + 1) * every;
+    let started = Instant::now();
+    let mut last_reward = f64::NAN;
+    train(&mut agent, &mut envs, seed, steps, &mut |a, row| {
+        let s = &row.stats;
+        writeln!(
+            log,
+            "{},{:.6},{},{:.6},{:.6},{:.6},{:.6},{:.6},1",
+            row.step,
+            row.mean_episode_reward,
+            row.episodes,
+            s.policy_loss,
+            s.value_loss,
+            s.entropy,
+            s.approx_kl,
+            s.clip_fraction
+        )
+        .map_err(|e| scalesim::rl::EnvError::Log(csv::Error::from(e)))?;
+        bar.set_position(row.step);
+        bar.set_message(format!("mean episode reward {:.2}", row.mean_episode_reward));
+        last_reward = row.mean_episode_reward;
+        if row.step >= next_ck {
+            next_ck = (row.step / every + 1) * every;
+            a.checkpoint()
+                .save(&dir.join(format!("checkpoint_{:09}.ckpt", row.step)))
+                .map_err(|e| scalesim::rl::EnvError::Log(csv::Error::from(std::io::Error::other(e.to_string()))))?;
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    agent.checkpoint().save(&dir.join("checkpoint.ckpt"))?;
+    if !quiet {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{}: {steps} steps in {secs:.1} s ({:.0} steps/s); mean episode reward {last_reward:.3}",
+            dir.display(),
+            steps as f64 / secs.max(1e-9)
+        );
+    }
+    println!("{}", dir.join("checkpoint.ckpt").display());
+    Ok(())
 }

@@ -49,10 +49,12 @@ pub enum PolicyError {
     NoConfig { name: String, file: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::rl::agent::checkpoint::CheckpointError),
 }
 
 /// Names `--policy` accepts.
-pub const POLICY_NAMES: &[&str] = &["static", "hpa", "kpa", "target"];
+pub const POLICY_NAMES: &[&str] = &["static", "hpa", "kpa", "target", "agent:CHECKPOINT"];
 
 /// Builds a policy from its CLI name and optional configuration file, for `scenario` (whose
 /// services the configuration may name).
@@ -61,6 +63,9 @@ pub fn build_policy(
     config: Option<&Path>,
     scenario: &Scenario,
 ) -> Result<Box<dyn Autoscaler>, PolicyError> {
+    if let Some(path) = name.strip_prefix("agent:") {
+        return Ok(Box::new(crate::rl::agent::policy::AgentPolicy::load(Path::new(path), scenario)?));
+    }
     match name {
         "hpa" => {
             let cfg = match config {

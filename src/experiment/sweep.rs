@@ -236,13 +236,18 @@ impl Sweep {
         }
         let mut policies: Vec<SweepPolicy> = Vec::new();
         for p in &raw.policies {
-            if !POLICY_NAMES.contains(&p.policy.as_str()) {
+            if !POLICY_NAMES.contains(&p.policy.as_str()) && !p.policy.starts_with("agent:") {
                 return Err(err(
                     &p.policy,
                     format!("unknown policy `{}`; known: {}", p.policy, POLICY_NAMES.join(", ")),
                 )
                 .into());
             }
+            // An agent's checkpoint path is relative to the sweep file like every other path.
+            let policy_name = match p.policy.strip_prefix("agent:") {
+                Some(ck) => format!("agent:{}", base.join(ck).display()),
+                None => p.policy.clone(),
+            };
             let config = p.config.as_ref().map(|c| base.join(c));
             if let Some(c) = &config {
                 if !c.is_file() {
@@ -261,7 +266,7 @@ impl Sweep {
             if policies.iter().any(|q| q.label == label) {
                 return Err(err(&label, format!("two policies are labelled `{label}`")).into());
             }
-            policies.push(SweepPolicy { label, policy: p.policy.clone(), config });
+            policies.push(SweepPolicy { label, policy: policy_name, config });
         }
         if let Some(b) = &raw.baseline {
             if !policies.iter().any(|p| &p.label == b) {

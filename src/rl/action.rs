@@ -10,7 +10,11 @@
 //! `quota_head: false` ignores the quota: the gym-hpa `(service, delta)` action), and in
 //! per-service mode every service gets a `(delta, quota)` at once.
 
+use crate::app::AppSpec;
 use crate::backend::ClusterBackend;
+use crate::cluster::ClusterSpec;
+use crate::metrics::ClusterView;
+use crate::scaling::ReplicaCounts;
 
 /// The replica deltas an action may ask for, in the order the mask and the categorical head use.
 pub const DELTAS: [i32; 5] = [-2, -1, 0, 1, 2];
@@ -65,14 +69,28 @@ pub struct ActionMask {
 impl ActionMask {
     /// From min/max replicas (Active + Starting) and the cluster's room for new instances.
     pub fn compute(backend: &dyn ClusterBackend) -> ActionMask {
-        let app = backend.app();
-        let cluster = backend.cluster();
-        let (live, max_instances) = backend.instances();
+        let counts: Vec<ReplicaCounts> = (0..backend.app().services.len()).map(|s| backend.counts(s)).collect();
+        Self::from_counts(backend.app(), backend.cluster(), &counts, backend.instances())
+    }
+
+    /// The same from what a controller sees (for a deployed agent).
+    pub fn from_view(view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec) -> ActionMask {
+        let counts: Vec<ReplicaCounts> = view.services.iter().map(|s| s.counts).collect();
+        Self::from_counts(app, cluster, &counts, view.instances)
+    }
+
+    fn from_counts(
+        app: &AppSpec,
+        cluster: &ClusterSpec,
+        counts: &[ReplicaCounts],
+        instances: (u32, u32),
+    ) -> ActionMask {
+        let (live, max_instances) = instances;
         let room = max_instances.saturating_sub(live) as i64;
         let mut deltas = Vec::with_capacity(app.services.len());
         let mut node_types = Vec::with_capacity(app.services.len());
         for (s, spec) in app.services.iter().enumerate() {
-            let c = backend.counts(s);
+            let c = counts[s];
             let current = (c.active + c.starting) as i64;
             let mut row = [false; 5];
             for (i, &d) in DELTAS.iter().enumerate() {

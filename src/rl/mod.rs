@@ -12,6 +12,7 @@
 //! [`ClusterBackend`]: crate::backend::ClusterBackend
 
 pub mod action;
+pub mod agent;
 pub mod env;
 pub mod observation;
 pub mod reward;

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per concern.
 
+mod agents;
 mod bad_input;
 mod determinism;
 mod fluid;

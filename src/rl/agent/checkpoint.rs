@@ -1,0 +1,201 @@
+//! Checkpoints: networks, optimiser moments, observation normaliser and hyper-parameters in one
+//! file, written atomically (temporary file, then rename).
+//!
+//! Layout: `SCALESIM` (8 bytes), format version (u32 LE), header length (u64 LE), the JSON header
+//! (shapes, hyper-parameters, counters), the f32 payload (actor and critic parameters, then Adam's
+//! first and second moments of each), the f64 normaliser (mean, then M2), and an FNV-1a checksum
+//! (u64 LE) of everything before it. Loading checks each part and says what is wrong, naming the
+//! file; a checkpoint never loads into a network of another shape.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::nn::{Actor, Adam, Critic, ObsNorm, Params, Shapes, ACTIONS, HIDDEN, OBS_MAX};
+use super::ppo::AgentConfig;
+
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"SCALESIM";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub config: AgentConfig,
+    pub flat_len: usize,
+    pub steps: u64,
+    pub actor: Vec<Vec<f32>>,
+    pub critic: Vec<Vec<f32>>,
+    pub actor_opt: Adam,
+    pub critic_opt: Adam,
+    pub norm: ObsNorm,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct CheckpointError {
+    pub file: String,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    kind: String,
+    obs_max: usize,
+    hidden: usize,
+    actions: usize,
+    flat_len: usize,
+    steps: u64,
+    config: AgentConfig,
+    actor: Vec<(String, usize)>,
+    critic: Vec<(String, usize)>,
+    lr: f64,
+    max_grad_norm: f64,
+    actor_t: u64,
+    critic_t: u64,
+    norm_count: f64,
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The shapes this build's networks have.
+fn expected() -> (Shapes, Shapes) {
+    let dev = super::nn::Dev::default();
+    (Actor::new(&dev).shapes(), Critic::new(&dev).shapes())
+}
+
+impl Checkpoint {
+    /// Writes the checkpoint to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let err = |e: std::io::Error| CheckpointError { file: path.display().to_string(), message: e.to_string() };
+        let (actor_shapes, critic_shapes) = expected();
+        let header = Header {
+            kind: "scalesim-agent".into(),
+            obs_max: OBS_MAX,
+            hidden: HIDDEN,
+            actions: ACTIONS,
+            flat_len: self.flat_len,
+            steps: self.steps,
+            config: self.config.clone(),
+            actor: actor_shapes,
+            critic: critic_shapes,
+            lr: self.actor_opt.lr,
+            max_grad_norm: self.actor_opt.max_grad_norm,
+            actor_t: self.actor_opt.t,
+            critic_t: self.critic_opt.t,
+            norm_count: self.norm.count,
+        };
+        let json = serde_json::to_vec(&header)
+            .map_err(|e| CheckpointError { file: path.display().to_string(), message: e.to_string() })?;
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        for group in
+            [&self.actor, &self.critic, &self.actor_opt.m, &self.actor_opt.v, &self.critic_opt.m, &self.critic_opt.v]
+        {
+            for t in group.iter() {
+                for x in t {
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+        }
+        for x in self.norm.mean.iter().chain(&self.norm.m2) {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        let sum = fnv1a(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        let tmp = path.with_extension("ckpt.tmp");
+        std::fs::write(&tmp, &out).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+
+    pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        let file = path.display().to_string();
+        let fail = |m: String| CheckpointError { file: file.clone(), message: m };
+        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        if bytes.len() < 28 || &bytes[..8] != MAGIC {
+            return Err(fail("not a scalesim checkpoint (no SCALESIM header)".into()));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != CHECKPOINT_FORMAT_VERSION {
+            return Err(fail(format!(
+                "checkpoint format version {version}; this build reads {CHECKPOINT_FORMAT_VERSION}"
+            )));
+        }
+        let (body, tail) = bytes.split_at(bytes.len() - 8);
+        if fnv1a(body) != u64::from_le_bytes(tail.try_into().expect("8 bytes")) {
+            return Err(fail("checksum mismatch: the file is truncated or corrupt".into()));
+        }
+        let hlen = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")) as usize;
+        if 20 + hlen > body.len() {
+            return Err(fail("header longer than the file: truncated".into()));
+        }
+        let header: Header =
+            serde_json::from_slice(&bytes[20..20 + hlen]).map_err(|e| fail(format!("unreadable header: {e}")))?;
+        let (actor_shapes, critic_shapes) = expected();
+        if header.kind != "scalesim-agent"
+            || header.obs_max != OBS_MAX
+            || header.hidden != HIDDEN
+            || header.actions != ACTIONS
+            || header.actor != actor_shapes
+            || header.critic != critic_shapes
+        {
+            return Err(fail(format!(
+                "network shape mismatch: the checkpoint has obs {} hidden {} actions {}, this build {} / {} / {}",
+                header.obs_max, header.hidden, header.actions, OBS_MAX, HIDDEN, ACTIONS
+            )));
+        }
+        let mut pos = 20 + hlen;
+        let mut take_f32 = |shapes: &[(String, usize)]| -> Result<Vec<Vec<f32>>, CheckpointError> {
+            let mut out = Vec::new();
+            for (_, n) in shapes {
+                let end = pos + n * 4;
+                if end > body.len() {
+                    return Err(fail("payload shorter than its header says: truncated".into()));
+                }
+                out.push(
+                    body[pos..end]
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                        .collect(),
+                );
+                pos = end;
+            }
+            Ok(out)
+        };
+        let actor = take_f32(&actor_shapes)?;
+        let critic = take_f32(&critic_shapes)?;
+        let am = take_f32(&actor_shapes)?;
+        let av = take_f32(&actor_shapes)?;
+        let cm = take_f32(&critic_shapes)?;
+        let cv = take_f32(&critic_shapes)?;
+        let need = OBS_MAX * 2 * 8;
+        if pos + need != body.len() {
+            return Err(fail(format!(
+                "payload has {} bytes after the parameters, expected {need}",
+                body.len() as i64 - pos as i64
+            )));
+        }
+        let floats: Vec<f64> =
+            body[pos..].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        let norm =
+            ObsNorm { count: header.norm_count, mean: floats[..OBS_MAX].to_vec(), m2: floats[OBS_MAX..].to_vec() };
+        Ok(Checkpoint {
+            config: header.config,
+            flat_len: header.flat_len,
+            steps: header.steps,
+            actor,
+            critic,
+            actor_opt: Adam { lr: header.lr, max_grad_norm: header.max_grad_norm, m: am, v: av, t: header.actor_t },
+            critic_opt: Adam { lr: header.lr, max_grad_norm: header.max_grad_norm, m: cm, v: cv, t: header.critic_t },
+            norm,
+        })
+    }
+}

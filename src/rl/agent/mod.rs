@@ -1,0 +1,6 @@
+//! RL agents: networks on dfdx, PPO and A2C training, checkpoints, and the agent as a policy.
+
+pub mod checkpoint;
+pub mod nn;
+pub mod policy;
+pub mod ppo;

@@ -1,0 +1,190 @@
+//! The networks, on dfdx (the only part of the crate that knows it), and the optimiser.
+//!
+//! The MLP actor-critic of the gym-hpa baseline: the flat observation, zero-padded to
+//! [`OBS_MAX`] features, through two tanh layers of [`HIDDEN`] units, to the logits of the joint
+//! `(service, delta replicas)` action ([`MAX_SERVICES`] x 5; services beyond the application's are
+//! masked), and a separate critic of the same trunk shape to the state value.
+//!
+//! Parameters live in dfdx tensors; the optimiser (Adam, with global gradient-norm clipping) is
+//! written here over their flattened values, so that clipping, checkpoints and determinism stay in
+//! our hands (dfdx 0.13 has no gradient clipping).
+
+use dfdx::nn::modules::Linear;
+use dfdx::prelude::*;
+
+pub const OBS_MAX: usize = 512;
+pub const HIDDEN: usize = 64;
+pub const MAX_SERVICES: usize = 16;
+pub const ACTIONS: usize = MAX_SERVICES * 5;
+
+pub type Dev = Cpu;
+type Lin<const I: usize, const O: usize> = Linear<I, O, f32, Dev>;
+
+/// A batch of padded, normalised observations.
+pub type ObsBatch<T> = Tensor<(usize, Const<OBS_MAX>), f32, Dev, T>;
+
+/// `(name, length)` of every parameter tensor of a network, in order.
+pub type Shapes = Vec<(String, usize)>;
+
+/// Access to a network's parameters as flat vectors, in a fixed order.
+pub trait Params {
+    fn shapes(&self) -> Shapes;
+    fn get(&self) -> Vec<Vec<f32>>;
+    fn set(&mut self, values: &[Vec<f32>]);
+    fn grads(&self, g: &Gradients<f32, Dev>) -> Vec<Vec<f32>>;
+}
+
+macro_rules! params_impl {
+    ($t:ty, [$($f:ident),+]) => {
+        impl Params for $t {
+            fn shapes(&self) -> Shapes {
+                vec![$(
+                    (concat!(stringify!($f), ".weight").to_string(), self.$f.weight.as_vec().len()),
+                    (concat!(stringify!($f), ".bias").to_string(), self.$f.bias.as_vec().len()),
+                )+]
+            }
+            fn get(&self) -> Vec<Vec<f32>> {
+                vec![$(self.$f.weight.as_vec(), self.$f.bias.as_vec()),+]
+            }
+            fn set(&mut self, values: &[Vec<f32>]) {
+                let mut i = 0;
+                $(
+                    self.$f.weight.copy_from(&values[i]);
+                    self.$f.bias.copy_from(&values[i + 1]);
+                    i += 2;
+                )+
+                let _ = i;
+            }
+            fn grads(&self, g: &Gradients<f32, Dev>) -> Vec<Vec<f32>> {
+                vec![$(g.get(&self.$f.weight).as_vec(), g.get(&self.$f.bias).as_vec()),+]
+            }
+        }
+    };
+}
+
+/// Policy network: observation -> logits of the joint action.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    l1: Lin<OBS_MAX, HIDDEN>,
+    l2: Lin<HIDDEN, HIDDEN>,
+    out: Lin<HIDDEN, ACTIONS>,
+}
+
+/// Value network: observation -> state value.
+#[derive(Clone, Debug)]
+pub struct Critic {
+    l1: Lin<OBS_MAX, HIDDEN>,
+    l2: Lin<HIDDEN, HIDDEN>,
+    out: Lin<HIDDEN, 1>,
+}
+
+params_impl!(Actor, [l1, l2, out]);
+params_impl!(Critic, [l1, l2, out]);
+
+impl Actor {
+    pub fn new(dev: &Dev) -> Self {
+        Actor {
+            l1: dev.build_module::<dfdx::nn::builders::Linear<OBS_MAX, HIDDEN>, f32>(),
+            l2: dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, HIDDEN>, f32>(),
+            out: dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, ACTIONS>, f32>(),
+        }
+    }
+
+    pub fn forward<T: Tape<f32, Dev>>(&self, x: ObsBatch<T>) -> Tensor<(usize, Const<ACTIONS>), f32, Dev, T> {
+        self.out.forward(self.l2.forward(self.l1.forward(x).tanh()).tanh())
+    }
+}
+
+impl Critic {
+    pub fn new(dev: &Dev) -> Self {
+        Critic {
+            l1: dev.build_module::<dfdx::nn::builders::Linear<OBS_MAX, HIDDEN>, f32>(),
+            l2: dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, HIDDEN>, f32>(),
+            out: dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, 1>, f32>(),
+        }
+    }
+
+    pub fn forward<T: Tape<f32, Dev>>(&self, x: ObsBatch<T>) -> Tensor<(usize, Const<1>), f32, Dev, T> {
+        self.out.forward(self.l2.forward(self.l1.forward(x).tanh()).tanh())
+    }
+}
+
+/// Adam with global gradient-norm clipping, over a network's flattened parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adam {
+    pub lr: f64,
+    pub max_grad_norm: f64,
+    pub m: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+    pub t: u64,
+}
+
+impl Adam {
+    pub fn new(shapes: &[(String, usize)], lr: f64, max_grad_norm: f64) -> Self {
+        Adam {
+            lr,
+            max_grad_norm,
+            m: shapes.iter().map(|s| vec![0.0; s.1]).collect(),
+            v: shapes.iter().map(|s| vec![0.0; s.1]).collect(),
+            t: 0,
+        }
+    }
+
+    /// One step on `net` with gradients `g`; returns the gradient norm before clipping.
+    pub fn step<N: Params>(&mut self, net: &mut N, g: &Gradients<f32, Dev>) -> f64 {
+        let grads = net.grads(g);
+        let norm = grads.iter().flatten().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+        let scale = if self.max_grad_norm > 0.0 && norm > self.max_grad_norm { self.max_grad_norm / norm } else { 1.0 };
+        self.t += 1;
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
+        let c1 = 1.0 - b1.powi(self.t as i32);
+        let c2 = 1.0 - b2.powi(self.t as i32);
+        let mut params = net.get();
+        for (k, p) in params.iter_mut().enumerate() {
+            for (j, w) in p.iter_mut().enumerate() {
+                let gj = grads[k][j] as f64 * scale;
+                let m = b1 * self.m[k][j] as f64 + (1.0 - b1) * gj;
+                let v = b2 * self.v[k][j] as f64 + (1.0 - b2) * gj * gj;
+                self.m[k][j] = m as f32;
+                self.v[k][j] = v as f32;
+                *w -= (self.lr * (m / c1) / ((v / c2).sqrt() + eps)) as f32;
+            }
+        }
+        net.set(&params);
+        norm
+    }
+}
+
+/// Running mean and variance of observations (Welford), applied as `(x - mean) / sqrt(var)`
+/// clipped to [-5, 5].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObsNorm {
+    pub count: f64,
+    pub mean: Vec<f64>,
+    pub m2: Vec<f64>,
+}
+
+impl ObsNorm {
+    pub fn new(n: usize) -> Self {
+        ObsNorm { count: 0.0, mean: vec![0.0; n], m2: vec![0.0; n] }
+    }
+
+    pub fn update(&mut self, x: &[f32]) {
+        self.count += 1.0;
+        for (i, &v) in x.iter().enumerate().take(self.mean.len()) {
+            let d = v as f64 - self.mean[i];
+            self.mean[i] += d / self.count;
+            self.m2[i] += d * (v as f64 - self.mean[i]);
+        }
+    }
+
+    /// Normalised and padded to [`OBS_MAX`].
+    pub fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0f32; OBS_MAX];
+        for (i, &v) in x.iter().enumerate().take(OBS_MAX) {
+            let var = if self.count > 1.0 { self.m2[i] / (self.count - 1.0) } else { 1.0 };
+            out[i] = ((v as f64 - self.mean[i]) / (var + 1e-8).sqrt()).clamp(-5.0, 5.0) as f32;
+        }
+        out
+    }
+}

@@ -1,0 +1,652 @@
+//! Training: PPO (clipped objective, GAE(lambda), value loss, entropy bonus, minibatch epochs,
+//! gradient-norm clipping, observation normalisation, action masks on the logits) and A2C (one
+//! pass, the plain policy gradient), over N vectorised environments.
+//!
+//! The action is the gym-hpa one: `(service, delta replicas)` as one categorical over
+//! `MAX_SERVICES x 5`, masked by the environment's action mask.
+
+use std::path::Path;
+
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::Checkpoint;
+use super::nn::{Actor, Adam, Critic, Dev, ObsNorm, Params, ACTIONS, MAX_SERVICES, OBS_MAX};
+use crate::engine::SimTime;
+use crate::rl::{Action, ActionMask, Env, EnvConfig, EnvError, Observation, RewardConfig, DELTAS};
+use crate::scenario::{find_line, parse_yaml, ConfigError};
+
+/// Hyper-parameters, from `configs/agents/*.yaml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    #[serde(default = "one")]
+    pub format_version: u32,
+    /// `mlp` (this build's encoder).
+    pub encoder: String,
+    /// `ppo` or `a2c`.
+    pub algorithm: String,
+    #[serde(default = "lr")]
+    pub learning_rate: f64,
+    #[serde(default = "gamma")]
+    pub gamma: f64,
+    #[serde(default = "lambda")]
+    pub gae_lambda: f64,
+    #[serde(default = "clip")]
+    pub clip: f64,
+    #[serde(default = "half")]
+    pub value_coef: f64,
+    #[serde(default = "ent")]
+    pub entropy_coef: f64,
+    #[serde(default = "half")]
+    pub max_grad_norm: f64,
+    #[serde(default = "epochs")]
+    pub epochs: usize,
+    #[serde(default = "minibatch")]
+    pub minibatch: usize,
+    #[serde(default = "rollout")]
+    pub rollout_steps: usize,
+    #[serde(default = "envs")]
+    pub envs: usize,
+    #[serde(default = "interval")]
+    pub decision_interval_s: f64,
+    /// `fluid` (fast, the default) or `request`.
+    #[serde(default = "fluid")]
+    pub fidelity: String,
+    /// Environment steps between checkpoints.
+    #[serde(default = "every")]
+    pub checkpoint_every: u64,
+    /// `weighted` (default), `cost`, `latency` or `multi`.
+    #[serde(default = "weighted")]
+    pub reward: String,
+}
+
+fn one() -> u32 {
+    1
+}
+fn lr() -> f64 {
+    3e-4
+}
+fn gamma() -> f64 {
+    0.99
+}
+fn lambda() -> f64 {
+    0.95
+}
+fn clip() -> f64 {
+    0.2
+}
+fn half() -> f64 {
+    0.5
+}
+fn ent() -> f64 {
+    0.01
+}
+fn epochs() -> usize {
+    4
+}
+fn minibatch() -> usize {
+    64
+}
+fn rollout() -> usize {
+    128
+}
+fn envs() -> usize {
+    4
+}
+fn interval() -> f64 {
+    15.0
+}
+fn fluid() -> String {
+    "fluid".into()
+}
+fn every() -> u64 {
+    8192
+}
+fn weighted() -> String {
+    "weighted".into()
+}
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Io { file: file.clone(), message: e.to_string() })?;
+        let c: AgentConfig = parse_yaml(&text, &file)?;
+        let err = |field: &str, message: String| ConfigError::Invalid {
+            file: file.clone(),
+            line: find_line(&text, field),
+            field: field.into(),
+            message,
+        };
+        if c.format_version != 1 {
+            return Err(err("format_version", format!("is {}; this build reads 1", c.format_version)));
+        }
+        if c.encoder != "mlp" {
+            return Err(err(
+                "encoder",
+                format!("`{}`: this build trains the `mlp` encoder (GCN and GAT are not built yet)", c.encoder),
+            ));
+        }
+        if !matches!(c.algorithm.as_str(), "ppo" | "a2c") {
+            return Err(err("algorithm", format!("`{}`: expected ppo or a2c", c.algorithm)));
+        }
+        if !matches!(c.fidelity.as_str(), "fluid" | "request") {
+            return Err(err("fidelity", format!("`{}`: expected fluid or request", c.fidelity)));
+        }
+        if !matches!(c.reward.as_str(), "weighted" | "cost" | "latency" | "multi") {
+            return Err(err("reward", format!("`{}`: expected weighted, cost, latency or multi", c.reward)));
+        }
+        for (v, f) in [(c.learning_rate, "learning_rate"), (c.decision_interval_s, "decision_interval_s")] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(err(f, format!("{v} must be > 0")));
+            }
+        }
+        for (v, f) in [(c.gamma, "gamma"), (c.gae_lambda, "gae_lambda"), (c.clip, "clip")] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(err(f, format!("{v} is outside [0, 1]")));
+            }
+        }
+        for (v, f) in
+            [(c.epochs, "epochs"), (c.minibatch, "minibatch"), (c.rollout_steps, "rollout_steps"), (c.envs, "envs")]
+        {
+            if v == 0 {
+                return Err(err(f, "must be at least 1".into()));
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn env_config(&self) -> EnvConfig {
+        EnvConfig {
+            decision_interval: SimTime::from_secs_f64(self.decision_interval_s),
+            reward: match self.reward.as_str() {
+                "cost" => RewardConfig::Cost,
+                "latency" => RewardConfig::Latency,
+                "multi" => RewardConfig::Multi { lambda: 1.0 },
+                _ => RewardConfig::default(),
+            },
+            action: crate::rl::ActionConfig { node_type_head: false, quota_head: false, ..Default::default() },
+            ..Default::default()
+        }
+    }
+}
+
+/// The joint action index of `(service, delta index)`.
+pub fn action_index(service: usize, delta_index: usize) -> usize {
+    service * 5 + delta_index
+}
+
+/// The environment action of a joint index.
+pub fn decode_action(a: usize) -> Action {
+    Action::One { service: a / 5, node_type: 0, delta: DELTAS[a % 5], quota: 0.0 }
+}
+
+/// Which joint actions the mask allows (services beyond the application's are never allowed).
+pub fn allowed(mask: &ActionMask) -> [bool; ACTIONS] {
+    let mut out = [false; ACTIONS];
+    for (s, row) in mask.deltas.iter().enumerate().take(MAX_SERVICES) {
+        for (d, &ok) in row.iter().enumerate() {
+            out[action_index(s, d)] = ok;
+        }
+    }
+    out
+}
+
+/// Log-probabilities of the masked softmax of `logits` (masked actions: -inf, probability 0).
+pub fn masked_log_softmax(logits: &[f32], allowed: &[bool]) -> Vec<f64> {
+    let max = logits.iter().zip(allowed).filter(|(_, &a)| a).map(|(&l, _)| l as f64).fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = logits.iter().zip(allowed).filter(|(_, &a)| a).map(|(&l, _)| (l as f64 - max).exp()).sum();
+    let lse = max + sum.ln();
+    logits.iter().zip(allowed).map(|(&l, &a)| if a { l as f64 - lse } else { f64::NEG_INFINITY }).collect()
+}
+
+/// Generalised advantage estimation. `values[t]` is V(s_t); `next_values[t]` is V(s_{t+1}) for the
+/// next state of the same episode (the final observation's value when the episode was truncated
+/// there, so truncation is not mistaken for a terminal state); `terminal[t]` cuts the bootstrap and
+/// `episode_end[t]` cuts the advantage chain.
+pub fn gae(
+    rewards: &[f64],
+    values: &[f64],
+    next_values: &[f64],
+    terminal: &[bool],
+    episode_end: &[bool],
+    gamma: f64,
+    lambda: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = rewards.len();
+    let mut adv = vec![0.0; n];
+    let mut next_adv = 0.0;
+    for t in (0..n).rev() {
+        let boot = if terminal[t] { 0.0 } else { next_values[t] };
+        let delta = rewards[t] + gamma * boot - values[t];
+        let carry = if episode_end[t] { 0.0 } else { next_adv };
+        adv[t] = delta + gamma * lambda * carry;
+        next_adv = adv[t];
+    }
+    let returns = adv.iter().zip(values).map(|(a, v)| a + v).collect();
+    (adv, returns)
+}
+
+/// The PPO clipped surrogate for one sample: `min(r A, clip(r, 1-eps, 1+eps) A)`.
+pub fn clipped_objective(ratio: f64, adv: f64, eps: f64) -> f64 {
+    (ratio * adv).min(ratio.clamp(1.0 - eps, 1.0 + eps) * adv)
+}
+
+/// Statistics of one update.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct UpdateStats {
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    pub entropy: f64,
+    pub approx_kl: f64,
+    pub clip_fraction: f64,
+}
+
+/// An actor-critic agent with its optimisers and observation normaliser.
+pub struct Agent {
+    pub config: AgentConfig,
+    pub dev: Dev,
+    pub actor: Actor,
+    pub critic: Critic,
+    pub actor_opt: Adam,
+    pub critic_opt: Adam,
+    pub norm: ObsNorm,
+    pub steps: u64,
+    /// Length of the application's flat observation (checked on load).
+    pub flat_len: usize,
+    rng: rand_pcg::Pcg64Mcg,
+}
+
+impl Agent {
+    pub fn new(config: AgentConfig, flat_len: usize, seed: u64) -> Self {
+        let dev = Dev::seed_from_u64(seed);
+        let actor = Actor::new(&dev);
+        let critic = Critic::new(&dev);
+        let actor_opt = Adam::new(&actor.shapes(), config.learning_rate, config.max_grad_norm);
+        let critic_opt = Adam::new(&critic.shapes(), config.learning_rate, config.max_grad_norm);
+        Agent {
+            rng: rand_pcg::Pcg64Mcg::new(crate::engine::stream_seed(seed, "agent/sampling")),
+            config,
+            dev,
+            actor,
+            critic,
+            actor_opt,
+            critic_opt,
+            norm: ObsNorm::new(OBS_MAX),
+            steps: 0,
+            flat_len,
+        }
+    }
+
+    pub fn from_checkpoint(ck: Checkpoint, seed: u64) -> Self {
+        let mut a = Agent::new(ck.config.clone(), ck.flat_len, seed);
+        a.actor.set(&ck.actor);
+        a.critic.set(&ck.critic);
+        a.actor_opt = ck.actor_opt.clone();
+        a.critic_opt = ck.critic_opt.clone();
+        a.norm = ck.norm.clone();
+        a.steps = ck.steps;
+        a
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            config: self.config.clone(),
+            flat_len: self.flat_len,
+            steps: self.steps,
+            actor: self.actor.get(),
+            critic: self.critic.get(),
+            actor_opt: self.actor_opt.clone(),
+            critic_opt: self.critic_opt.clone(),
+            norm: self.norm.clone(),
+        }
+    }
+
+    fn batch(&self, obs: &[Vec<f32>]) -> Tensor<(usize, Const<OBS_MAX>), f32, Dev> {
+        let flat: Vec<f32> = obs.iter().flatten().copied().collect();
+        self.dev.tensor_from_vec(flat, (obs.len(), Const::<OBS_MAX>))
+    }
+
+    /// Logits for normalised observations, one row each.
+    pub fn logits(&self, obs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        let out = self.actor.forward(self.batch(obs)).as_vec();
+        out.chunks(ACTIONS).map(|c| c.to_vec()).collect()
+    }
+
+    pub fn values(&self, obs: &[Vec<f32>]) -> Vec<f64> {
+        self.critic.forward(self.batch(obs)).as_vec().into_iter().map(f64::from).collect()
+    }
+
+    /// The greedy action (highest probability among the allowed) for one observation.
+    pub fn act_greedy(&self, obs: &Observation, mask: &ActionMask) -> usize {
+        let x = self.norm.apply(&obs.flat());
+        let logits = &self.logits(&[x])[0];
+        let ok = allowed(mask);
+        (0..ACTIONS)
+            .filter(|&a| ok[a])
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)))
+            .unwrap_or(action_index(0, 2))
+    }
+
+    fn sample(&mut self, logp: &[f64]) -> usize {
+        let u: f64 = self.rng.gen();
+        let mut acc = 0.0;
+        let mut last = 0;
+        for (a, &l) in logp.iter().enumerate() {
+            if l.is_finite() {
+                acc += l.exp();
+                last = a;
+                if u < acc {
+                    return a;
+                }
+            }
+        }
+        last
+    }
+
+    /// One PPO (or A2C) update on a rollout.
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &mut self,
+        obs: &[Vec<f32>],
+        masks: &[[bool; ACTIONS]],
+        actions: &[usize],
+        logp_old: &[f64],
+        adv: &[f64],
+        returns: &[f64],
+    ) -> UpdateStats {
+        let n = obs.len();
+        let ppo = self.config.algorithm == "ppo";
+        let (epochs, mb) = if ppo { (self.config.epochs, self.config.minibatch.min(n)) } else { (1, n) };
+        // Normalised advantages.
+        let mean = adv.iter().sum::<f64>() / n as f64;
+        let std = (adv.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / n as f64).sqrt().max(1e-8);
+        let adv: Vec<f64> = adv.iter().map(|a| (a - mean) / std).collect();
+        let mut idx: Vec<usize> = (0..n).collect();
+        let mut stats = UpdateStats::default();
+        let mut batches = 0.0;
+        let eps = self.config.clip;
+        for _ in 0..epochs {
+            for i in (1..n).rev() {
+                let j = self.rng.gen_range(0..=i);
+                idx.swap(i, j);
+            }
+            for chunk in idx.chunks(mb) {
+                let b = chunk.len();
+                let x = self.batch(&chunk.iter().map(|&i| obs[i].clone()).collect::<Vec<_>>());
+                let mask: Vec<f32> =
+                    chunk.iter().flat_map(|&i| masks[i].iter().map(|&ok| if ok { 0.0 } else { -1e9 })).collect();
+                let mask = self.dev.tensor_from_vec(mask, (b, Const::<ACTIONS>));
+                let acts = self.dev.tensor_from_vec(chunk.iter().map(|&i| actions[i]).collect::<Vec<usize>>(), (b,));
+                let old =
+                    self.dev.tensor_from_vec(chunk.iter().map(|&i| logp_old[i] as f32).collect::<Vec<f32>>(), (b,));
+                let a = self.dev.tensor_from_vec(chunk.iter().map(|&i| adv[i] as f32).collect::<Vec<f32>>(), (b,));
+                // Per-sample bounds make min(r A, clip(r) A) a single use of r: for A >= 0 it is
+                // A * min(r, 1 + eps), for A < 0 it is A * max(r, 1 - eps).
+                let upper = self.dev.tensor_from_vec(
+                    chunk.iter().map(|&i| if adv[i] >= 0.0 { 1.0 + eps as f32 } else { 1e9 }).collect::<Vec<f32>>(),
+                    (b,),
+                );
+                let lower = self.dev.tensor_from_vec(
+                    chunk.iter().map(|&i| if adv[i] >= 0.0 { -1e9 } else { 1.0 - eps as f32 }).collect::<Vec<f32>>(),
+                    (b,),
+                );
+                // Actor. The tape is moved between the uses of the log-probabilities so that every
+                // op is recorded (a tensor's gradient is keyed by its id, shared by its clones).
+                let logits = self.actor.forward(x.clone().traced(Gradients::leaky())) + mask;
+                let logp_all = logits.log_softmax::<Axis<1>>();
+                let (lp, tape) = logp_all.split_tape();
+                let neg_ent = (lp.clone().put_tape(tape).exp() * lp.clone()).sum::<(usize,), Axis<1>>();
+                let ent_term = neg_ent.mean() * (self.config.entropy_coef as f32);
+                let (ent_term, tape) = ent_term.split_tape();
+                let logp = lp.clone().put_tape(tape).select(acts);
+                let (logp_v, tape) = logp.split_tape();
+                let logp_vec = logp_v.as_vec();
+                let loss = if ppo {
+                    let ratio = (logp_v.put_tape(tape) - old.clone()).exp();
+                    -(ratio.minimum(upper).maximum(lower) * a).mean() + ent_term.clone()
+                } else {
+                    -(logp_v.put_tape(tape) * a).mean() + ent_term.clone()
+                };
+                let loss_v = loss.array() as f64;
+                let grads = loss.backward();
+                self.actor_opt.step(&mut self.actor, &grads);
+                // Critic.
+                let ret = self
+                    .dev
+                    .tensor_from_vec(chunk.iter().map(|&i| returns[i] as f32).collect::<Vec<f32>>(), (b, Const::<1>));
+                let v = self.critic.forward(x.traced(Gradients::leaky()));
+                let vloss = (v - ret).square().mean() * (self.config.value_coef as f32);
+                let vloss_v = vloss.array() as f64;
+                let grads = vloss.backward();
+                self.critic_opt.step(&mut self.critic, &grads);
+                // Statistics.
+                let old_v = old.as_vec();
+                let (mut kl, mut clipped) = (0.0, 0.0);
+                for k in 0..b {
+                    let d = old_v[k] as f64 - logp_vec[k] as f64;
+                    kl += d;
+                    if ((-d).exp() - 1.0).abs() > eps {
+                        clipped += 1.0;
+                    }
+                }
+                stats.policy_loss += loss_v;
+                stats.value_loss += vloss_v;
+                stats.entropy += -(ent_term.array() as f64) / self.config.entropy_coef.max(1e-12);
+                stats.approx_kl += kl / b as f64;
+                stats.clip_fraction += clipped / b as f64;
+                batches += 1.0;
+            }
+        }
+        if batches > 0.0 {
+            stats.policy_loss /= batches;
+            stats.value_loss /= batches;
+            stats.entropy /= batches;
+            stats.approx_kl /= batches;
+            stats.clip_fraction /= batches;
+        }
+        stats
+    }
+}
+
+/// One row of `training_log.csv`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogRow {
+    pub step: u64,
+    pub mean_episode_reward: f64,
+    pub episodes: u64,
+    pub stats: UpdateStats,
+}
+
+pub const TRAINING_LOG_HEADER: &str =
+    "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,format_version";
+
+/// Trains `agent` on `envs` for `steps` environment steps (over all environments), calling
+/// `on_update` after every rollout and update.
+pub fn train(
+    agent: &mut Agent,
+    envs: &mut [Env],
+    seed: u64,
+    steps: u64,
+    on_update: &mut dyn FnMut(&Agent, &LogRow) -> Result<(), EnvError>,
+) -> Result<(), EnvError> {
+    let n = envs.len();
+    let t_len = agent.config.rollout_steps;
+    let mut episode = vec![0u64; n];
+    let mut current: Vec<Observation> = Vec::with_capacity(n);
+    // Environment i runs seeds seed*1000 + i + n*k: distinct per environment and episode.
+    let start = agent.steps;
+    let ep_seed = |i: usize, k: u64| seed.wrapping_mul(1000).wrapping_add(i as u64 + n as u64 * k).wrapping_add(start);
+    for (i, e) in envs.iter_mut().enumerate() {
+        current.push(e.reset(ep_seed(i, 0))?);
+    }
+    let mut ep_reward = vec![0.0; n];
+    let mut finished: Vec<f64> = Vec::new();
+    let target = agent.steps + steps;
+    while agent.steps < target {
+        let cap = t_len * n;
+        let (mut obs, mut masks, mut acts, mut logps, mut vals, mut rews, mut next_vals, mut term, mut ends) = (
+            Vec::with_capacity(cap),
+            Vec::with_capacity(cap),
+            Vec::with_capacity(cap),
+            Vec::with_capacity(cap),
+            Vec::with_capacity(cap),
+            Vec::with_capacity(cap),
+            Vec::with_capacity(cap),
+            Vec::with_capacity(cap),
+            Vec::with_capacity(cap),
+        );
+        // Rollout, time-major: index t * n + i.
+        let mut final_obs: Vec<Option<Vec<f32>>> = Vec::with_capacity(cap);
+        for _t in 0..t_len {
+            let xs: Vec<Vec<f32>> = current
+                .iter()
+                .map(|o| {
+                    let f = o.flat();
+                    agent.norm.update(&f);
+                    f
+                })
+                .collect();
+            let xs: Vec<Vec<f32>> = xs.iter().map(|f| agent.norm.apply(f)).collect();
+            let logits = agent.logits(&xs);
+            let values = agent.values(&xs);
+            for i in 0..n {
+                let mask = allowed(envs[i].mask().expect("reset"));
+                let lp = masked_log_softmax(&logits[i], &mask);
+                let a = agent.sample(&lp);
+                let st = envs[i].step(&decode_action(a))?;
+                ep_reward[i] += st.reward;
+                obs.push(xs[i].clone());
+                masks.push(mask);
+                acts.push(a);
+                logps.push(lp[a]);
+                vals.push(values[i]);
+                rews.push(st.reward);
+                term.push(st.terminated);
+                let done = st.terminated || st.truncated;
+                ends.push(done);
+                if done {
+                    finished.push(ep_reward[i]);
+                    ep_reward[i] = 0.0;
+                    final_obs.push(Some(agent.norm.apply(&st.obs.flat())));
+                    episode[i] += 1;
+                    current[i] = envs[i].reset(ep_seed(i, episode[i]))?;
+                } else {
+                    final_obs.push(None);
+                    current[i] = st.obs;
+                }
+            }
+            agent.steps += n as u64;
+        }
+        // V(s_{t+1}): the next step's value in the same environment, the final observation's at a
+        // truncation, the current observation's after the last step.
+        let last: Vec<Vec<f32>> = current.iter().map(|o| agent.norm.apply(&o.flat())).collect();
+        let last_vals = agent.values(&last);
+        for k in 0..obs.len() {
+            let i = k % n;
+            let v = match &final_obs[k] {
+                Some(f) => agent.values(std::slice::from_ref(f))[0],
+                None if k + n < obs.len() => vals[k + n],
+                None => last_vals[i],
+            };
+            next_vals.push(v);
+        }
+        // GAE per environment (the rollout interleaves them).
+        let mut adv = vec![0.0; obs.len()];
+        let mut ret = vec![0.0; obs.len()];
+        for i in 0..n {
+            let ks: Vec<usize> = (i..obs.len()).step_by(n).collect();
+            let pick = |v: &Vec<f64>| ks.iter().map(|&k| v[k]).collect::<Vec<f64>>();
+            let pickb = |v: &Vec<bool>| ks.iter().map(|&k| v[k]).collect::<Vec<bool>>();
+            let (a, r) = gae(
+                &pick(&rews),
+                &pick(&vals),
+                &pick(&next_vals),
+                &pickb(&term),
+                &pickb(&ends),
+                agent.config.gamma,
+                agent.config.gae_lambda,
+            );
+            for (j, &k) in ks.iter().enumerate() {
+                adv[k] = a[j];
+                ret[k] = r[j];
+            }
+        }
+        let stats = agent.update(&obs, &masks, &acts, &logps, &adv, &ret);
+        let recent = &finished[finished.len().saturating_sub(10)..];
+        let mean = if recent.is_empty() { f64::NAN } else { recent.iter().sum::<f64>() / recent.len() as f64 };
+        on_update(
+            agent,
+            &LogRow { step: agent.steps, mean_episode_reward: mean, episodes: finished.len() as u64, stats },
+        )?;
+    }
+    Ok(())
+}
+
+/// Mean episode reward of the greedy policy (`agent: None`: uniformly random among allowed actions)
+/// over `episodes` episodes.
+pub fn evaluate(agent: Option<&Agent>, env: &mut Env, seed: u64, episodes: u64) -> Result<f64, EnvError> {
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0x5eed);
+    let mut total = 0.0;
+    for k in 0..episodes {
+        let mut obs = env.reset(seed + k)?;
+        loop {
+            let mask = env.mask().expect("reset").clone();
+            let a = match agent {
+                Some(ag) => ag.act_greedy(&obs, &mask),
+                None => {
+                    let ok = allowed(&mask);
+                    let choices: Vec<usize> = (0..ACTIONS).filter(|&a| ok[a]).collect();
+                    choices[rng.gen_range(0..choices.len())]
+                }
+            };
+            let st = env.step(&decode_action(a))?;
+            total += st.reward;
+            obs = st.obs;
+            if st.truncated || st.terminated {
+                break;
+            }
+        }
+    }
+    Ok(total / episodes as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gae_by_hand() {
+        // Two steps, gamma 0.5, lambda 0.5, no episode end; V = [1, 2], V(s2) = 4, r = [1, 1].
+        // delta1 = 1 + 0.5*4 - 2 = 1; A1 = 1.
+        // delta0 = 1 + 0.5*2 - 1 = 1; A0 = 1 + 0.25*1 = 1.25. Returns = A + V = [2.25, 3].
+        let (a, r) = gae(&[1.0, 1.0], &[1.0, 2.0], &[2.0, 4.0], &[false, false], &[false, false], 0.5, 0.5);
+        assert_eq!(a, vec![1.25, 1.0]);
+        assert_eq!(r, vec![2.25, 3.0]);
+        // A terminal first step: no bootstrap, no carry: A0 = 1 - 1 = 0.
+        let (a, _) = gae(&[1.0, 1.0], &[1.0, 2.0], &[2.0, 4.0], &[true, false], &[true, false], 0.5, 0.5);
+        assert_eq!(a[0], 0.0);
+    }
+
+    #[test]
+    fn clipped_objective_by_hand() {
+        // eps 0.2: ratio 1.5, A = 2 -> min(3, 1.2*2 = 2.4) = 2.4; A = -2 -> min(-3, -2.4) = -3;
+        // ratio 0.5, A = -2 -> min(-1, 0.8*-2 = -1.6) = -1.6.
+        assert!((clipped_objective(1.5, 2.0, 0.2) - 2.4).abs() < 1e-12);
+        assert!((clipped_objective(1.5, -2.0, 0.2) - -3.0).abs() < 1e-12);
+        assert!((clipped_objective(0.5, -2.0, 0.2) - -1.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn masked_actions_get_zero_probability() {
+        let logits = [3.0f32, 1.0, 2.0, 5.0];
+        let ok = [true, false, true, false];
+        let lp = masked_log_softmax(&logits, &ok);
+        assert_eq!(lp[1], f64::NEG_INFINITY);
+        assert_eq!(lp[3].exp(), 0.0);
+        // The allowed two renormalise: p0 = e^3 / (e^3 + e^2).
+        assert!((lp[0].exp() - 3f64.exp() / (3f64.exp() + 2f64.exp())).abs() < 1e-12);
+    }
+}
