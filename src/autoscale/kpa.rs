@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::{Autoscaler, ScaleDecision};
 use crate::engine::SimTime;
 use crate::metrics::{ClusterView, ServiceView};
-use crate::scenario::{find_line, parse_yaml, ConfigError, Scenario};
+use crate::scenario::{ConfigError, ConfigText, Scenario};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct KpaConfig {
@@ -74,16 +74,9 @@ impl KpaConfig {
     }
 
     pub fn load(path: &Path, scenario: &Scenario) -> Result<KpaConfig, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Io { file: file.clone(), message: e.to_string() })?;
-        let raw: RawKpa = parse_yaml(&text, &file)?;
-        let err = |field: &str, msg: String| ConfigError::Invalid {
-            file: file.clone(),
-            line: find_line(&text, field),
-            field: field.into(),
-            message: msg,
-        };
+        let cfg = ConfigText::read(path)?;
+        let raw: RawKpa = cfg.parse()?;
+        let err = |field: &str, message: String| cfg.invalid(field, message);
         let mut c = KpaConfig::defaults(scenario);
         let positive = |v: Option<f64>, field: &str, def: f64| -> Result<f64, ConfigError> {
             match v {
@@ -111,29 +104,14 @@ impl KpaConfig {
             return Err(err("max_scale_up_rate", "max_scale_up_rate and max_scale_down_rate must be > 1".into()));
         }
         c.enable_scale_to_zero = raw.enable_scale_to_zero;
-        for (i, s) in scenario.app.services.iter().enumerate() {
-            let min = raw.min_scale.unwrap_or(s.min_replicas);
-            let max = raw.max_scale.unwrap_or(s.max_replicas);
-            if min > max || max == 0 {
-                return Err(err(
-                    "min_scale",
-                    format!("min_scale {min} and max_scale {max} need min <= max and max >= 1"),
-                ));
-            }
-            c.bounds[i] = Some((min, max));
-        }
-        if let Some(names) = &raw.services {
-            for n in names {
-                if scenario.app.service_index(n).is_none() {
-                    return Err(err(n, format!("`{n}` is not a service of scenario `{}`", scenario.name)));
-                }
-            }
-            for (i, s) in scenario.app.services.iter().enumerate() {
-                if !names.contains(&s.name) {
-                    c.bounds[i] = None;
-                }
-            }
-        }
+        c.bounds = super::service_bounds(
+            &cfg,
+            scenario,
+            raw.min_scale,
+            raw.max_scale,
+            raw.services.as_deref(),
+            ("min_scale", "max_scale"),
+        )?;
         Ok(c)
     }
 }

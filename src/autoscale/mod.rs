@@ -16,7 +16,7 @@ pub use target::{TargetConfig, TargetTrackingPolicy};
 
 use std::path::Path;
 
-use crate::scenario::{ConfigError, Scenario};
+use crate::scenario::{ConfigError, ConfigText, Scenario};
 
 use crate::engine::SimTime;
 use crate::metrics::ClusterView;
@@ -38,6 +38,37 @@ pub trait Autoscaler: Send {
     fn period(&self) -> SimTime;
     /// Pushes zero or more decisions into `out` (cleared by the caller).
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>);
+}
+
+/// Per-service `(min, max)` replicas of a policy config: its own bounds, else the scenario's, for
+/// the services it names (all when it names none); `None` for the services it leaves alone.
+/// `fields` names the config's min and max keys in errors.
+pub(crate) fn service_bounds(
+    cfg: &ConfigText,
+    scenario: &Scenario,
+    min: Option<u32>,
+    max: Option<u32>,
+    names: Option<&[String]>,
+    fields: (&str, &str),
+) -> Result<Vec<Option<(u32, u32)>>, ConfigError> {
+    if let Some(names) = names {
+        for n in names {
+            if scenario.app.service_index(n).is_none() {
+                return Err(cfg.invalid(n, format!("`{n}` is not a service of scenario `{}`", scenario.name)));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for s in &scenario.app.services {
+        let (lo, hi) = (min.unwrap_or(s.min_replicas), max.unwrap_or(s.max_replicas));
+        if lo > hi || hi == 0 {
+            return Err(
+                cfg.invalid(fields.0, format!("{} {lo} and {} {hi} need min <= max and max >= 1", fields.0, fields.1))
+            );
+        }
+        out.push(names.is_none_or(|n| n.contains(&s.name)).then_some((lo, hi)));
+    }
+    Ok(out)
 }
 
 /// A policy name or config the CLI could not turn into a policy.

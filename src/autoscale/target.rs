@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::{Autoscaler, ScaleDecision};
 use crate::engine::SimTime;
 use crate::metrics::ClusterView;
-use crate::scenario::{find_line, parse_yaml, ConfigError, Scenario};
+use crate::scenario::{ConfigError, ConfigText, Scenario};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,16 +69,9 @@ impl TargetConfig {
     }
 
     pub fn load(path: &Path, scenario: &Scenario) -> Result<TargetConfig, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Io { file: file.clone(), message: e.to_string() })?;
-        let raw: RawTarget = parse_yaml(&text, &file)?;
-        let err = |field: &str, msg: String| ConfigError::Invalid {
-            file: file.clone(),
-            line: find_line(&text, field),
-            field: field.into(),
-            message: msg,
-        };
+        let cfg = ConfigText::read(path)?;
+        let raw: RawTarget = cfg.parse()?;
+        let err = |field: &str, message: String| cfg.invalid(field, message);
         let mut c = TargetConfig::defaults(scenario);
         if let Some(m) = raw.metric {
             c.metric = m;
@@ -109,28 +102,14 @@ impl TargetConfig {
             Some(t) => return Err(err("tolerance", format!("{t} is outside [0, 1)"))),
             None => {}
         }
-        for (i, s) in scenario.app.services.iter().enumerate() {
-            let (min, max) = (raw.min_replicas.unwrap_or(s.min_replicas), raw.max_replicas.unwrap_or(s.max_replicas));
-            if min > max || max == 0 {
-                return Err(err(
-                    "min_replicas",
-                    format!("min_replicas {min} and max_replicas {max} need min <= max and max >= 1"),
-                ));
-            }
-            c.bounds[i] = Some((min, max));
-        }
-        if let Some(names) = &raw.services {
-            for n in names {
-                if scenario.app.service_index(n).is_none() {
-                    return Err(err(n, format!("`{n}` is not a service of scenario `{}`", scenario.name)));
-                }
-            }
-            for (i, s) in scenario.app.services.iter().enumerate() {
-                if !names.contains(&s.name) {
-                    c.bounds[i] = None;
-                }
-            }
-        }
+        c.bounds = super::service_bounds(
+            &cfg,
+            scenario,
+            raw.min_replicas,
+            raw.max_replicas,
+            raw.services.as_deref(),
+            ("min_replicas", "max_replicas"),
+        )?;
         Ok(c)
     }
 }

@@ -39,7 +39,7 @@ use crate::autoscale::hpa::spec::{default_config, load_config, MetricRule, Resou
 use crate::autoscale::{build_policy, Autoscaler, HpaPolicy, ScaleDecision, POLICY_NAMES};
 use crate::engine::SimTime;
 use crate::metrics::{ClusterView, Summary};
-use crate::scenario::{find_line, load_scenario, parse_yaml, ConfigError, Fidelity, Scenario};
+use crate::scenario::{load_scenario, parse_yaml, ConfigError, ConfigText, Fidelity, Scenario};
 use crate::workload::ArrivalSource;
 
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
@@ -195,15 +195,10 @@ impl Sweep {
     /// Reads and checks a sweep file: every scenario loads, every policy exists and builds, every
     /// config file exists: a bad sweep fails before any run starts.
     pub fn load(path: &Path) -> Result<Sweep, SweepError> {
-        let file = path.display().to_string();
-        let text = fs::read_to_string(path).map_err(|e| io_err(path, e))?;
-        let raw: RawSweep = parse_yaml(&text, &file)?;
-        let err = |field: &str, message: String| ConfigError::Invalid {
-            file: file.clone(),
-            line: find_line(&text, field),
-            field: field.into(),
-            message,
-        };
+        let cfg = ConfigText::read(path)?;
+        let raw: RawSweep = cfg.parse()?;
+        let err = |field: &str, message: String| cfg.invalid(field, message);
+        let file = &cfg.file;
         if raw.format_version != 1 {
             return Err(err("format_version", format!("is {}; this build reads 1", raw.format_version)).into());
         }
@@ -337,7 +332,7 @@ impl Sweep {
             name: raw.name,
             description: raw.description,
             file: path.to_path_buf(),
-            text,
+            text: cfg.text.clone(),
             scenarios,
             policies,
             baseline: raw.baseline,

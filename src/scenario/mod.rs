@@ -11,7 +11,7 @@ mod yaml;
 
 pub use error::ConfigError;
 pub use resolve::{load_scenario, parse_scenario};
-pub use yaml::{find_line, parse_yaml, parse_yaml_documents};
+pub use yaml::{find_line, parse_yaml, parse_yaml_documents, ConfigText};
 
 use std::path::PathBuf;
 

@@ -1,9 +1,40 @@
 //! YAML reading shared by every config file (scenarios, policy configs): one error that names the
 //! file, the full field path, and the line.
 
+use std::path::Path;
+
 use serde::de::DeserializeOwned;
 
 use super::ConfigError;
+
+/// A config file's text, kept so that errors found after parsing can name their line.
+pub struct ConfigText {
+    pub file: String,
+    pub text: String,
+}
+
+impl ConfigText {
+    pub fn read(path: &Path) -> Result<ConfigText, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Io { file: file.clone(), message: e.to_string() })?;
+        Ok(ConfigText { file, text })
+    }
+
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        parse_yaml(&self.text, &self.file)
+    }
+
+    /// An error about `field`, at the first line that mentions it.
+    pub fn invalid(&self, field: &str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            line: find_line(&self.text, field),
+            field: field.into(),
+            message,
+        }
+    }
+}
 
 /// Parses `text` (from `file`) into `T`, refusing what `T` refuses (unknown fields included).
 pub fn parse_yaml<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {

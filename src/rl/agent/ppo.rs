@@ -15,7 +15,7 @@ use super::checkpoint::Checkpoint;
 use super::nn::{Actor, Adam, Critic, Dev, ObsNorm, Params, ACTIONS, MAX_SERVICES, OBS_MAX};
 use crate::engine::SimTime;
 use crate::rl::{Action, ActionMask, Env, EnvConfig, EnvError, Observation, RewardConfig, DELTAS};
-use crate::scenario::{find_line, parse_yaml, ConfigError};
+use crate::scenario::{ConfigError, ConfigText};
 
 /// Hyper-parameters, from `configs/agents/*.yaml`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -110,16 +110,9 @@ fn weighted() -> String {
 
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Io { file: file.clone(), message: e.to_string() })?;
-        let c: AgentConfig = parse_yaml(&text, &file)?;
-        let err = |field: &str, message: String| ConfigError::Invalid {
-            file: file.clone(),
-            line: find_line(&text, field),
-            field: field.into(),
-            message,
-        };
+        let cfg = ConfigText::read(path)?;
+        let c: AgentConfig = cfg.parse()?;
+        let err = |field: &str, message: String| cfg.invalid(field, message);
         if c.format_version != 1 {
             return Err(err("format_version", format!("is {}; this build reads 1", c.format_version)));
         }
