@@ -433,10 +433,11 @@ fn train_cmd(
         .collect();
     envs[0].reset(seed)?;
     let layout = envs[0].layout().expect("reset").clone();
-    if layout.services > MAX_SERVICES || layout.flat_len() > OBS_MAX {
+    let graph = scalesim::rl::agent::ppo::graph_kind(&config.encoder).is_some();
+    if !graph && (layout.services > MAX_SERVICES || layout.flat_len() > OBS_MAX) {
         anyhow::bail!("the scenario has {} services and {} observation features; this network takes at most {MAX_SERVICES} and {OBS_MAX}", layout.services, layout.flat_len());
     }
-    if scenarios.iter().any(|s| s.app.services.len() != layout.services) {
+    if !graph && scenarios.iter().any(|s| s.app.services.len() != layout.services) {
         anyhow::bail!("--scenario files must share one application (same services) for an MLP agent");
     }
     let mut agent = agent_opt.take().unwrap_or_else(|| Agent::new(config.clone(), layout.flat_len(), seed));

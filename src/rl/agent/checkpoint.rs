@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::graph::GraphNet;
 use super::nn::{Actor, Adam, Critic, ObsNorm, Params, Shapes, ACTIONS, HIDDEN, OBS_MAX};
 use super::ppo::AgentConfig;
 
@@ -63,17 +64,20 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// The shapes this build's networks have.
-fn expected() -> (Shapes, Shapes) {
+/// The shapes this build's networks have for `encoder`.
+fn expected(encoder: &str) -> (Shapes, Shapes) {
     let dev = super::nn::Dev::default();
-    (Actor::new(&dev).shapes(), Critic::new(&dev).shapes())
+    match super::ppo::graph_kind(encoder) {
+        Some(kind) => (GraphNet::new(&dev, kind).shapes(), Vec::new()),
+        None => (Actor::new(&dev).shapes(), Critic::new(&dev).shapes()),
+    }
 }
 
 impl Checkpoint {
     /// Writes the checkpoint to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let err = |e: std::io::Error| CheckpointError { file: path.display().to_string(), message: e.to_string() };
-        let (actor_shapes, critic_shapes) = expected();
+        let (actor_shapes, critic_shapes) = expected(&self.config.encoder);
         let header = Header {
             kind: "scalesim-agent".into(),
             obs_max: OBS_MAX,
@@ -139,7 +143,7 @@ impl Checkpoint {
         }
         let header: Header =
             serde_json::from_slice(&bytes[20..20 + hlen]).map_err(|e| fail(format!("unreadable header: {e}")))?;
-        let (actor_shapes, critic_shapes) = expected();
+        let (actor_shapes, critic_shapes) = expected(&header.config.encoder);
         if header.kind != "scalesim-agent"
             || header.obs_max != OBS_MAX
             || header.hidden != HIDDEN
@@ -148,8 +152,16 @@ impl Checkpoint {
             || header.critic != critic_shapes
         {
             return Err(fail(format!(
-                "network shape mismatch: the checkpoint has obs {} hidden {} actions {}, this build {} / {} / {}",
-                header.obs_max, header.hidden, header.actions, OBS_MAX, HIDDEN, ACTIONS
+                "network shape mismatch for encoder `{}`: the checkpoint has obs {} hidden {} actions {} and {} parameter tensors, this build {} / {} / {} and {}",
+                header.config.encoder,
+                header.obs_max,
+                header.hidden,
+                header.actions,
+                header.actor.len() + header.critic.len(),
+                OBS_MAX,
+                HIDDEN,
+                ACTIONS,
+                actor_shapes.len() + critic_shapes.len()
             )));
         }
         let mut pos = 20 + hlen;

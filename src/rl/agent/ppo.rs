@@ -12,7 +12,8 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
-use super::nn::{Actor, Adam, Critic, Dev, ObsNorm, Params, ACTIONS, MAX_SERVICES, OBS_MAX};
+use super::graph::{GraphBatch, GraphKind, GraphNet, Taped};
+use super::nn::{Actor, Adam, Critic, Dev, ObsNorm, Params, Shapes, ACTIONS, MAX_SERVICES, OBS_MAX};
 use crate::engine::SimTime;
 use crate::rl::{Action, ActionMask, Env, EnvConfig, EnvError, Observation, RewardConfig, DELTAS};
 use crate::scenario::{ConfigError, ConfigText};
@@ -116,11 +117,8 @@ impl AgentConfig {
         if c.format_version != 1 {
             return Err(err("format_version", format!("is {}; this build reads 1", c.format_version)));
         }
-        if c.encoder != "mlp" {
-            return Err(err(
-                "encoder",
-                format!("`{}`: this build trains the `mlp` encoder (GCN and GAT are not built yet)", c.encoder),
-            ));
+        if !matches!(c.encoder.as_str(), "mlp" | "gcn" | "gat") {
+            return Err(err("encoder", format!("`{}`: expected mlp, gcn or gat", c.encoder)));
         }
         if !matches!(c.algorithm.as_str(), "ppo" | "a2c") {
             return Err(err("algorithm", format!("`{}`: expected ppo or a2c", c.algorithm)));
@@ -237,13 +235,33 @@ pub struct UpdateStats {
     pub clip_fraction: f64,
 }
 
+/// The networks of an agent.
+// One agent holds one of these: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Nets {
+    /// Separate actor and critic MLPs over the padded flat observation.
+    Mlp { actor: Actor, critic: Critic },
+    /// One graph encoder (GCN or GAT) with actor and value heads.
+    Graph(GraphNet),
+}
+
+/// What a network takes for one decision: the normalised, padded flat observation (MLP) or the
+/// graph observation (GCN, GAT: its features are in [0, 1] by construction).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    Flat(Vec<f32>),
+    Graph(Observation),
+}
+
 /// An actor-critic agent with its optimisers and observation normaliser.
 pub struct Agent {
     pub config: AgentConfig,
     pub dev: Dev,
-    pub actor: Actor,
-    pub critic: Critic,
+    pub nets: Nets,
+    /// The actor's optimiser (the graph network's, for graph encoders).
     pub actor_opt: Adam,
+    /// The critic's optimiser (unused, and empty, for graph encoders).
     pub critic_opt: Adam,
     pub norm: ObsNorm,
     pub steps: u64,
@@ -252,19 +270,36 @@ pub struct Agent {
     rng: rand_pcg::Pcg64Mcg,
 }
 
+/// The graph kind of an encoder name.
+pub fn graph_kind(encoder: &str) -> Option<GraphKind> {
+    match encoder {
+        "gcn" => Some(GraphKind::Gcn),
+        "gat" => Some(GraphKind::Gat),
+        _ => None,
+    }
+}
+
 impl Agent {
     pub fn new(config: AgentConfig, flat_len: usize, seed: u64) -> Self {
         let dev = Dev::seed_from_u64(seed);
-        let actor = Actor::new(&dev);
-        let critic = Critic::new(&dev);
-        let actor_opt = Adam::new(&actor.shapes(), config.learning_rate, config.max_grad_norm);
-        let critic_opt = Adam::new(&critic.shapes(), config.learning_rate, config.max_grad_norm);
+        let (nets, actor_opt, critic_opt) = match graph_kind(&config.encoder) {
+            Some(kind) => {
+                let net = GraphNet::new(&dev, kind);
+                let opt = Adam::new(&net.shapes(), config.learning_rate, config.max_grad_norm);
+                (Nets::Graph(net), opt, Adam::new(&[], config.learning_rate, config.max_grad_norm))
+            }
+            None => {
+                let (actor, critic) = (Actor::new(&dev), Critic::new(&dev));
+                let a = Adam::new(&actor.shapes(), config.learning_rate, config.max_grad_norm);
+                let c = Adam::new(&critic.shapes(), config.learning_rate, config.max_grad_norm);
+                (Nets::Mlp { actor, critic }, a, c)
+            }
+        };
         Agent {
             rng: rand_pcg::Pcg64Mcg::new(crate::engine::stream_seed(seed, "agent/sampling")),
             config,
             dev,
-            actor,
-            critic,
+            nets,
             actor_opt,
             critic_opt,
             norm: ObsNorm::new(OBS_MAX),
@@ -273,10 +308,23 @@ impl Agent {
         }
     }
 
+    /// The parameter shapes of the actor part and the critic part (empty for graph encoders).
+    pub fn shapes(&self) -> (Shapes, Shapes) {
+        match &self.nets {
+            Nets::Mlp { actor, critic } => (actor.shapes(), critic.shapes()),
+            Nets::Graph(g) => (g.shapes(), Vec::new()),
+        }
+    }
+
     pub fn from_checkpoint(ck: Checkpoint, seed: u64) -> Self {
         let mut a = Agent::new(ck.config.clone(), ck.flat_len, seed);
-        a.actor.set(&ck.actor);
-        a.critic.set(&ck.critic);
+        match &mut a.nets {
+            Nets::Mlp { actor, critic } => {
+                actor.set(&ck.actor);
+                critic.set(&ck.critic);
+            }
+            Nets::Graph(g) => g.set(&ck.actor),
+        }
         a.actor_opt = ck.actor_opt.clone();
         a.critic_opt = ck.critic_opt.clone();
         a.norm = ck.norm.clone();
@@ -285,41 +333,94 @@ impl Agent {
     }
 
     pub fn checkpoint(&self) -> Checkpoint {
+        let (actor, critic) = match &self.nets {
+            Nets::Mlp { actor, critic } => (actor.get(), critic.get()),
+            Nets::Graph(g) => (g.get(), Vec::new()),
+        };
         Checkpoint {
             config: self.config.clone(),
             flat_len: self.flat_len,
             steps: self.steps,
-            actor: self.actor.get(),
-            critic: self.critic.get(),
+            actor,
+            critic,
             actor_opt: self.actor_opt.clone(),
             critic_opt: self.critic_opt.clone(),
             norm: self.norm.clone(),
         }
     }
 
-    fn batch(&self, obs: &[Vec<f32>]) -> Tensor<(usize, Const<OBS_MAX>), f32, Dev> {
-        let flat: Vec<f32> = obs.iter().flatten().copied().collect();
-        self.dev.tensor_from_vec(flat, (obs.len(), Const::<OBS_MAX>))
+    /// The network input for an observation (updating the normaliser when `learn`).
+    pub fn input(&mut self, obs: &Observation, learn: bool) -> Input {
+        match self.nets {
+            Nets::Mlp { .. } => {
+                let f = obs.flat();
+                if learn {
+                    self.norm.update(&f);
+                }
+                Input::Flat(self.norm.apply(&f))
+            }
+            Nets::Graph(_) => Input::Graph(obs.clone()),
+        }
     }
 
-    /// Logits for normalised observations, one row each.
-    pub fn logits(&self, obs: &[Vec<f32>]) -> Vec<Vec<f32>> {
-        let out = self.actor.forward(self.batch(obs)).as_vec();
-        out.chunks(ACTIONS).map(|c| c.to_vec()).collect()
+    fn flat_batch(&self, xs: &[&Input]) -> Tensor<(usize, Const<OBS_MAX>), f32, Dev> {
+        let flat: Vec<f32> = xs
+            .iter()
+            .flat_map(|x| match x {
+                Input::Flat(v) => v.clone(),
+                Input::Graph(o) => self.norm.apply(&o.flat()),
+            })
+            .collect();
+        self.dev.tensor_from_vec(flat, (xs.len(), Const::<OBS_MAX>))
     }
 
-    pub fn values(&self, obs: &[Vec<f32>]) -> Vec<f64> {
-        self.critic.forward(self.batch(obs)).as_vec().into_iter().map(f64::from).collect()
+    fn graph_batch(&self, xs: &[&Input]) -> GraphBatch {
+        let obs: Vec<&Observation> = xs
+            .iter()
+            .map(|x| match x {
+                Input::Graph(o) => o,
+                Input::Flat(_) => unreachable!("graph encoders get graph inputs"),
+            })
+            .collect();
+        GraphBatch::new(&self.dev, &obs)
+    }
+
+    /// Logits (one row per input: `MAX_SERVICES x 5` for the MLP, `services x 5` for graphs) and
+    /// state values.
+    pub fn evaluate_inputs(&self, xs: &[&Input]) -> (Vec<Vec<f32>>, Vec<f64>) {
+        let (logits, values, width) = match &self.nets {
+            Nets::Mlp { actor, critic } => {
+                let x = self.flat_batch(xs);
+                (actor.forward(x.clone()).as_vec(), critic.forward(x).as_vec(), ACTIONS)
+            }
+            Nets::Graph(g) => {
+                let batch = self.graph_batch(xs);
+                let (l, v) = g.forward(&batch, Gradients::leaky());
+                (l.as_vec(), v.as_vec(), batch.n * 5)
+            }
+        };
+        (logits.chunks(width).map(|c| c.to_vec()).collect(), values.into_iter().map(f64::from).collect())
+    }
+
+    /// Allowed joint actions for this agent's action layout.
+    pub fn allowed(&self, mask: &ActionMask) -> Vec<bool> {
+        match self.nets {
+            Nets::Mlp { .. } => allowed(mask).to_vec(),
+            Nets::Graph(_) => mask.deltas.iter().flat_map(|r| r.iter().copied()).collect(),
+        }
     }
 
     /// The greedy action (highest probability among the allowed) for one observation.
     pub fn act_greedy(&self, obs: &Observation, mask: &ActionMask) -> usize {
-        let x = self.norm.apply(&obs.flat());
-        let logits = &self.logits(&[x])[0];
-        let ok = allowed(mask);
-        (0..ACTIONS)
+        let x = match self.nets {
+            Nets::Mlp { .. } => Input::Flat(self.norm.apply(&obs.flat())),
+            Nets::Graph(_) => Input::Graph(obs.clone()),
+        };
+        let (logits, _) = self.evaluate_inputs(&[&x]);
+        let ok = self.allowed(mask);
+        (0..ok.len())
             .filter(|&a| ok[a])
-            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)))
+            .max_by(|&a, &b| logits[0][a].total_cmp(&logits[0][b]).then(b.cmp(&a)))
             .unwrap_or(action_index(0, 2))
     }
 
@@ -339,18 +440,68 @@ impl Agent {
         last
     }
 
+    /// The policy part of the loss on `logits` (taped), and its statistics: the PPO clipped
+    /// objective (or A2C's policy gradient) and the entropy bonus.
+    #[allow(clippy::too_many_arguments)]
+    fn policy_loss(
+        &self,
+        logits: Tensor<(usize, usize), f32, Dev, OwnedTape<f32, Dev>>,
+        mask: Vec<f32>,
+        chunk: &[usize],
+        actions: &[usize],
+        logp_old: &[f64],
+        adv: &[f64],
+        ppo: bool,
+    ) -> (Taped<()>, Vec<f32>, f64) {
+        let b = chunk.len();
+        let width = mask.len() / b;
+        let eps = self.config.clip as f32;
+        let mask = self.dev.tensor_from_vec(mask, (b, width));
+        let acts = self.dev.tensor_from_vec(chunk.iter().map(|&i| actions[i]).collect::<Vec<usize>>(), (b,));
+        let old = self.dev.tensor_from_vec(chunk.iter().map(|&i| logp_old[i] as f32).collect::<Vec<f32>>(), (b,));
+        let a = self.dev.tensor_from_vec(chunk.iter().map(|&i| adv[i] as f32).collect::<Vec<f32>>(), (b,));
+        // Per-sample bounds make min(r A, clip(r) A) a single use of r: for A >= 0 it is
+        // A * min(r, 1 + eps), for A < 0 it is A * max(r, 1 - eps).
+        let upper = self.dev.tensor_from_vec(
+            chunk.iter().map(|&i| if adv[i] >= 0.0 { 1.0 + eps } else { 1e9 }).collect::<Vec<f32>>(),
+            (b,),
+        );
+        let lower = self.dev.tensor_from_vec(
+            chunk.iter().map(|&i| if adv[i] >= 0.0 { -1e9 } else { 1.0 - eps }).collect::<Vec<f32>>(),
+            (b,),
+        );
+        // The tape moves between the uses of the log-probabilities so that every op is recorded
+        // (a tensor's gradient is keyed by its id, which its clones share).
+        let logp_all = (logits + mask).log_softmax::<Axis<1>>();
+        let (lp, tape) = logp_all.split_tape();
+        let neg_ent = (lp.clone().put_tape(tape).exp() * lp.clone()).sum::<(usize,), Axis<1>>();
+        let ent_term = neg_ent.mean() * (self.config.entropy_coef as f32);
+        let (ent_term, tape) = ent_term.split_tape();
+        let logp = lp.clone().put_tape(tape).select(acts);
+        let (logp_v, tape) = logp.split_tape();
+        let logp_vec = logp_v.as_vec();
+        let entropy = -(ent_term.array() as f64) / self.config.entropy_coef.max(1e-12);
+        let loss = if ppo {
+            let ratio = (logp_v.put_tape(tape) - old).exp();
+            -(ratio.minimum(upper).maximum(lower) * a).mean() + ent_term
+        } else {
+            -(logp_v.put_tape(tape) * a).mean() + ent_term
+        };
+        (loss, logp_vec, entropy)
+    }
+
     /// One PPO (or A2C) update on a rollout.
     #[allow(clippy::too_many_arguments)]
     fn update(
         &mut self,
-        obs: &[Vec<f32>],
-        masks: &[[bool; ACTIONS]],
+        inputs: &[Input],
+        masks: &[Vec<bool>],
         actions: &[usize],
         logp_old: &[f64],
         adv: &[f64],
         returns: &[f64],
     ) -> UpdateStats {
-        let n = obs.len();
+        let n = inputs.len();
         let ppo = self.config.algorithm == "ppo";
         let (epochs, mb) = if ppo { (self.config.epochs, self.config.minibatch.min(n)) } else { (1, n) };
         // Normalised advantages.
@@ -368,58 +519,53 @@ impl Agent {
             }
             for chunk in idx.chunks(mb) {
                 let b = chunk.len();
-                let x = self.batch(&chunk.iter().map(|&i| obs[i].clone()).collect::<Vec<_>>());
+                let xs: Vec<&Input> = chunk.iter().map(|&i| &inputs[i]).collect();
                 let mask: Vec<f32> =
                     chunk.iter().flat_map(|&i| masks[i].iter().map(|&ok| if ok { 0.0 } else { -1e9 })).collect();
-                let mask = self.dev.tensor_from_vec(mask, (b, Const::<ACTIONS>));
-                let acts = self.dev.tensor_from_vec(chunk.iter().map(|&i| actions[i]).collect::<Vec<usize>>(), (b,));
-                let old =
-                    self.dev.tensor_from_vec(chunk.iter().map(|&i| logp_old[i] as f32).collect::<Vec<f32>>(), (b,));
-                let a = self.dev.tensor_from_vec(chunk.iter().map(|&i| adv[i] as f32).collect::<Vec<f32>>(), (b,));
-                // Per-sample bounds make min(r A, clip(r) A) a single use of r: for A >= 0 it is
-                // A * min(r, 1 + eps), for A < 0 it is A * max(r, 1 - eps).
-                let upper = self.dev.tensor_from_vec(
-                    chunk.iter().map(|&i| if adv[i] >= 0.0 { 1.0 + eps as f32 } else { 1e9 }).collect::<Vec<f32>>(),
-                    (b,),
-                );
-                let lower = self.dev.tensor_from_vec(
-                    chunk.iter().map(|&i| if adv[i] >= 0.0 { -1e9 } else { 1.0 - eps as f32 }).collect::<Vec<f32>>(),
-                    (b,),
-                );
-                // Actor. The tape is moved between the uses of the log-probabilities so that every
-                // op is recorded (a tensor's gradient is keyed by its id, shared by its clones).
-                let logits = self.actor.forward(x.clone().traced(Gradients::leaky())) + mask;
-                let logp_all = logits.log_softmax::<Axis<1>>();
-                let (lp, tape) = logp_all.split_tape();
-                let neg_ent = (lp.clone().put_tape(tape).exp() * lp.clone()).sum::<(usize,), Axis<1>>();
-                let ent_term = neg_ent.mean() * (self.config.entropy_coef as f32);
-                let (ent_term, tape) = ent_term.split_tape();
-                let logp = lp.clone().put_tape(tape).select(acts);
-                let (logp_v, tape) = logp.split_tape();
-                let logp_vec = logp_v.as_vec();
-                let loss = if ppo {
-                    let ratio = (logp_v.put_tape(tape) - old.clone()).exp();
-                    -(ratio.minimum(upper).maximum(lower) * a).mean() + ent_term.clone()
-                } else {
-                    -(logp_v.put_tape(tape) * a).mean() + ent_term.clone()
+                let ret: Vec<f32> = chunk.iter().map(|&i| returns[i] as f32).collect();
+                let ret = self.dev.tensor_from_vec(ret, (b, Const::<1>));
+                let vc = self.config.value_coef as f32;
+                let (loss_v, vloss_v, logp_vec, entropy) = match &self.nets {
+                    Nets::Mlp { actor, critic } => {
+                        let x = self.flat_batch(&xs);
+                        let logits = actor.forward(x.clone().traced(Gradients::leaky())).realize::<(usize, usize)>();
+                        let (loss, logp_vec, entropy) =
+                            self.policy_loss(logits, mask, chunk, actions, logp_old, &adv, ppo);
+                        let loss_v = loss.array() as f64;
+                        let grads = loss.backward();
+                        let mut actor = actor.clone();
+                        self.actor_opt.step(&mut actor, &grads);
+                        let v = critic.forward(x.traced(Gradients::leaky()));
+                        let vloss = (v - ret).square().mean() * vc;
+                        let vloss_v = vloss.array() as f64;
+                        let grads = vloss.backward();
+                        let mut critic = critic.clone();
+                        self.critic_opt.step(&mut critic, &grads);
+                        self.nets = Nets::Mlp { actor, critic };
+                        (loss_v, vloss_v, logp_vec, entropy)
+                    }
+                    Nets::Graph(g) => {
+                        // One network, one tape: loss = policy loss + c_v * value loss.
+                        let batch = self.graph_batch(&xs);
+                        let (logits, value) = g.forward(&batch, Gradients::leaky());
+                        let (value, tape) = value.split_tape();
+                        let (logits, _) = logits.split_tape();
+                        let (loss, logp_vec, entropy) =
+                            self.policy_loss(logits.put_tape(tape), mask, chunk, actions, logp_old, &adv, ppo);
+                        let loss_v = loss.array() as f64;
+                        let (loss, tape) = loss.split_tape();
+                        let vloss = (value.put_tape(tape) - ret).square().mean() * vc;
+                        let vloss_v = vloss.array() as f64;
+                        let grads = (vloss + loss).backward();
+                        let mut g = g.clone();
+                        self.actor_opt.step(&mut g, &grads);
+                        self.nets = Nets::Graph(g);
+                        (loss_v, vloss_v, logp_vec, entropy)
+                    }
                 };
-                let loss_v = loss.array() as f64;
-                let grads = loss.backward();
-                self.actor_opt.step(&mut self.actor, &grads);
-                // Critic.
-                let ret = self
-                    .dev
-                    .tensor_from_vec(chunk.iter().map(|&i| returns[i] as f32).collect::<Vec<f32>>(), (b, Const::<1>));
-                let v = self.critic.forward(x.traced(Gradients::leaky()));
-                let vloss = (v - ret).square().mean() * (self.config.value_coef as f32);
-                let vloss_v = vloss.array() as f64;
-                let grads = vloss.backward();
-                self.critic_opt.step(&mut self.critic, &grads);
-                // Statistics.
-                let old_v = old.as_vec();
                 let (mut kl, mut clipped) = (0.0, 0.0);
-                for k in 0..b {
-                    let d = old_v[k] as f64 - logp_vec[k] as f64;
+                for (k, &i) in chunk.iter().enumerate() {
+                    let d = logp_old[i] - logp_vec[k] as f64;
                     kl += d;
                     if ((-d).exp() - 1.0).abs() > eps {
                         clipped += 1.0;
@@ -427,7 +573,7 @@ impl Agent {
                 }
                 stats.policy_loss += loss_v;
                 stats.value_loss += vloss_v;
-                stats.entropy += -(ent_term.array() as f64) / self.config.entropy_coef.max(1e-12);
+                stats.entropy += entropy;
                 stats.approx_kl += kl / b as f64;
                 stats.clip_fraction += clipped / b as f64;
                 batches += 1.0;
@@ -492,21 +638,12 @@ pub fn train(
             Vec::with_capacity(cap),
         );
         // Rollout, time-major: index t * n + i.
-        let mut final_obs: Vec<Option<Vec<f32>>> = Vec::with_capacity(cap);
+        let mut final_obs: Vec<Option<Input>> = Vec::with_capacity(cap);
         for _t in 0..t_len {
-            let xs: Vec<Vec<f32>> = current
-                .iter()
-                .map(|o| {
-                    let f = o.flat();
-                    agent.norm.update(&f);
-                    f
-                })
-                .collect();
-            let xs: Vec<Vec<f32>> = xs.iter().map(|f| agent.norm.apply(f)).collect();
-            let logits = agent.logits(&xs);
-            let values = agent.values(&xs);
+            let xs: Vec<Input> = current.iter().map(|o| agent.input(o, true)).collect();
+            let (logits, values) = agent.evaluate_inputs(&xs.iter().collect::<Vec<_>>());
             for i in 0..n {
-                let mask = allowed(envs[i].mask().expect("reset"));
+                let mask = agent.allowed(envs[i].mask().expect("reset"));
                 let lp = masked_log_softmax(&logits[i], &mask);
                 let a = agent.sample(&lp);
                 let st = envs[i].step(&decode_action(a))?;
@@ -523,7 +660,7 @@ pub fn train(
                 if done {
                     finished.push(ep_reward[i]);
                     ep_reward[i] = 0.0;
-                    final_obs.push(Some(agent.norm.apply(&st.obs.flat())));
+                    final_obs.push(Some(agent.input(&st.obs, false)));
                     episode[i] += 1;
                     current[i] = envs[i].reset(ep_seed(i, episode[i]))?;
                 } else {
@@ -535,12 +672,12 @@ pub fn train(
         }
         // V(s_{t+1}): the next step's value in the same environment, the final observation's at a
         // truncation, the current observation's after the last step.
-        let last: Vec<Vec<f32>> = current.iter().map(|o| agent.norm.apply(&o.flat())).collect();
-        let last_vals = agent.values(&last);
+        let last: Vec<Input> = current.iter().map(|o| agent.input(o, false)).collect();
+        let (_, last_vals) = agent.evaluate_inputs(&last.iter().collect::<Vec<_>>());
         for k in 0..obs.len() {
             let i = k % n;
             let v = match &final_obs[k] {
-                Some(f) => agent.values(std::slice::from_ref(f))[0],
+                Some(f) => agent.evaluate_inputs(&[f]).1[0],
                 None if k + n < obs.len() => vals[k + n],
                 None => last_vals[i],
             };

@@ -1,0 +1,383 @@
+//! Graph encoders on dfdx: GCN and GAT over the service graph, heterogeneous (separate weights for
+//! service -> service calls and for the service <-> server-type relation), with per-service action
+//! heads so one trained policy runs on a graph of any size.
+//!
+//! A batch holds `B` observations of one application (`n` services, `k` SKUs):
+//! - node encoder: `h0 = relu(X W_in)` over the 12 service features; SKU encoder
+//!   `s = mean_k relu(Y W_sku_in)` over the 3 SKU features;
+//! - GCN layer: `h' = relu(Â (h W_call) + s W_rel)`, with `Â = D^-1/2 (A + I) D^-1/2` over the
+//!   undirected call graph;
+//! - GAT layer: 4 heads; for head `q`, `z = h W_q`, `e_ij = LeakyReLU(a_src(z_i) + a_dst(z_j) +
+//!   a_edge(f_ij))` over edges and self loops (others masked), `alpha = softmax_j(e)`,
+//!   `h'_i = relu(concat_q(sum_j alpha_ij z_j) + s W_rel)`; edge features `f_ij` are the call
+//!   edge's (rate, p95, error rate), zero on self loops;
+//! - readout: `state = tanh(mean_i(h) W_n + s W_s + g W_g)`; per-service logits of the 5 replica
+//!   deltas from `relu(h_i W_a + state W_b) W_out`; value from `state W_v`.
+//!
+//! Two layers of either kind. Hidden width [`GH`].
+
+use dfdx::nn::modules::Linear;
+use dfdx::prelude::*;
+
+use super::nn::{Dev, Params, Shapes};
+use crate::rl::observation::{Observation, EDGE_FEATURES, GLOBAL_FEATURES, SERVICE_FEATURES, SKU_FEATURES};
+
+pub const GH: usize = 32;
+pub const HEADS: usize = 4;
+pub const HD: usize = GH / HEADS;
+
+type Lin<const I: usize, const O: usize> = Linear<I, O, f32, Dev>;
+
+fn lin<const I: usize, const O: usize>(dev: &Dev) -> Lin<I, O> {
+    dev.build_module::<dfdx::nn::builders::Linear<I, O>, f32>()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphKind {
+    Gcn,
+    Gat,
+}
+
+/// A batch of graph observations as tensors.
+pub struct GraphBatch {
+    pub b: usize,
+    pub n: usize,
+    pub k: usize,
+    pub x: Tensor<(usize, Const<SERVICE_FEATURES>), f32, Dev>,
+    pub y: Tensor<(usize, Const<SKU_FEATURES>), f32, Dev>,
+    pub g: Tensor<(usize, Const<GLOBAL_FEATURES>), f32, Dev>,
+    /// GCN: the normalised adjacency, per sample.
+    pub a_hat: Tensor<(usize, usize, usize), f32, Dev>,
+    /// GAT: 0 on edges and self loops, -1e9 elsewhere.
+    pub mask: Tensor<(usize, usize, usize), f32, Dev>,
+    /// GAT: edge features of every ordered pair (zero off the edges), `(B n n, 3)`.
+    pub f: Tensor<(usize, Const<EDGE_FEATURES>), f32, Dev>,
+}
+
+impl GraphBatch {
+    pub fn new(dev: &Dev, obs: &[&Observation]) -> GraphBatch {
+        let b = obs.len();
+        let n = obs[0].services.len() / SERVICE_FEATURES;
+        let k = obs[0].skus.len() / SKU_FEATURES;
+        let mut adj = vec![0f32; n * n];
+        let mut edge_f = vec![0f32; n * n * EDGE_FEATURES];
+        for i in 0..n {
+            adj[i * n + i] = 1.0;
+        }
+        for &(from, to) in obs[0].edge_index.iter() {
+            adj[from * n + to] = 1.0;
+            adj[to * n + from] = 1.0;
+        }
+        let deg: Vec<f32> = (0..n).map(|i| adj[i * n..(i + 1) * n].iter().sum()).collect();
+        let mut a_hat = Vec::with_capacity(b * n * n);
+        let mut mask = Vec::with_capacity(b * n * n);
+        for _ in 0..b {
+            for i in 0..n {
+                for j in 0..n {
+                    a_hat.push(adj[i * n + j] / (deg[i] * deg[j]).sqrt());
+                    mask.push(if adj[i * n + j] > 0.0 { 0.0 } else { -1e9 });
+                }
+            }
+        }
+        let mut f = Vec::with_capacity(b * n * n * EDGE_FEATURES);
+        for o in obs {
+            edge_f.iter_mut().for_each(|v| *v = 0.0);
+            for (e, &(from, to)) in o.edge_index.iter().enumerate() {
+                for c in 0..EDGE_FEATURES {
+                    let v = o.edges[e * EDGE_FEATURES + c];
+                    edge_f[(from * n + to) * EDGE_FEATURES + c] = v;
+                    edge_f[(to * n + from) * EDGE_FEATURES + c] = v;
+                }
+            }
+            f.extend_from_slice(&edge_f);
+        }
+        let flat = |pick: &dyn Fn(&Observation) -> &Vec<f32>| {
+            obs.iter().flat_map(|o| pick(o).iter().copied()).collect::<Vec<f32>>()
+        };
+        GraphBatch {
+            b,
+            n,
+            k,
+            x: dev.tensor_from_vec(flat(&|o| &o.services), (b * n, Const)),
+            y: dev.tensor_from_vec(flat(&|o| &o.skus), (b * k, Const)),
+            g: dev.tensor_from_vec(flat(&|o| &o.global), (b, Const)),
+            a_hat: dev.tensor_from_vec(a_hat, (b, n, n)),
+            mask: dev.tensor_from_vec(mask, (b, n, n)),
+            f: dev.tensor_from_vec(f, (b * n * n, Const)),
+        }
+    }
+}
+
+/// One GAT head's weights.
+#[derive(Clone, Debug)]
+struct Head {
+    w: Lin<GH, HD>,
+    src: Lin<HD, 1>,
+    dst: Lin<HD, 1>,
+    edge: Lin<EDGE_FEATURES, 1>,
+}
+
+/// A graph encoder with actor and value heads.
+#[derive(Clone, Debug)]
+pub struct GraphNet {
+    pub kind: GraphKind,
+    inp: Lin<SERVICE_FEATURES, GH>,
+    sku_in: Lin<SKU_FEATURES, GH>,
+    /// GCN: the call-relation weights of each layer (`None` for GAT).
+    call1: Option<Lin<GH, GH>>,
+    call2: Option<Lin<GH, GH>>,
+    rel1: Lin<GH, GH>,
+    rel2: Lin<GH, GH>,
+    /// GAT: the attention heads of each layer (empty for GCN).
+    heads1: Vec<Head>,
+    heads2: Vec<Head>,
+    read_n: Lin<GH, GH>,
+    read_s: Lin<GH, GH>,
+    read_g: Lin<GLOBAL_FEATURES, GH>,
+    act_node: Lin<GH, GH>,
+    act_state: Lin<GH, GH>,
+    act_out: Lin<GH, 5>,
+    value: Lin<GH, 1>,
+}
+
+pub type Taped<S> = Tensor<S, f32, Dev, OwnedTape<f32, Dev>>;
+
+/// Per-service logits `(B, n * 5)` and values `(B, 1)` of a batch.
+pub type GraphOutput = (Taped<(usize, usize)>, Taped<(usize, Const<1>)>);
+
+impl GraphNet {
+    pub fn new(dev: &Dev, kind: GraphKind) -> GraphNet {
+        let gat = kind == GraphKind::Gat;
+        let heads = |dev: &Dev| -> Vec<Head> {
+            if gat {
+                (0..HEADS).map(|_| Head { w: lin(dev), src: lin(dev), dst: lin(dev), edge: lin(dev) }).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        let call = |dev: &Dev| if gat { None } else { Some(lin(dev)) };
+        GraphNet {
+            kind,
+            inp: lin(dev),
+            sku_in: lin(dev),
+            call1: call(dev),
+            call2: call(dev),
+            rel1: lin(dev),
+            rel2: lin(dev),
+            heads1: heads(dev),
+            heads2: heads(dev),
+            read_n: lin(dev),
+            read_s: lin(dev),
+            read_g: lin(dev),
+            act_node: lin(dev),
+            act_state: lin(dev),
+            act_out: lin(dev),
+            value: lin(dev),
+        }
+    }
+
+    /// Per-service logits `(B, n * 5)` (service-major) and values `(B, 1)`, on one tape.
+    pub fn forward(
+        &self,
+        batch: &GraphBatch,
+        grads: Gradients<f32, Dev>,
+    ) -> GraphOutput {
+        let (b, n, k) = (batch.b, batch.n, batch.k);
+        let h = self.inp.forward(batch.x.clone().traced(grads)).relu();
+        let (h, tape) = h.split_tape();
+        let s = self.sku_in.forward(batch.y.clone().put_tape(tape)).relu();
+        let s = s.reshape_like(&(b, k, Const::<GH>)).mean::<(usize, Const<GH>), Axis<1>>();
+        let (s, tape) = s.split_tape();
+        let mut h = h.put_tape(tape);
+        let layers = [(&self.call1, &self.rel1, &self.heads1), (&self.call2, &self.rel2, &self.heads2)];
+        for (call, rel, heads) in layers {
+            let msg = match call {
+                Some(call) => {
+                    let hw = call.forward(h).reshape_like(&(b, n, Const::<GH>));
+                    let (hw, tape) = hw.split_tape();
+                    batch.a_hat.clone().put_tape(tape).matmul(hw)
+                }
+                None => self.gat_layer(h, heads, batch),
+            };
+            let (msg, tape) = msg.split_tape();
+            let r = rel.forward(s.clone().put_tape(tape));
+            let r = r.broadcast_like::<_, Axis<1>>(&(b, n, Const::<GH>));
+            h = (r + msg).relu().reshape_like(&(b * n, Const::<GH>));
+        }
+        // Readout.
+        let (hv, tape) = h.split_tape();
+        let mean_h = hv.clone().put_tape(tape).reshape_like(&(b, n, Const::<GH>)).mean::<(usize, Const<GH>), Axis<1>>();
+        let a = self.read_n.forward(mean_h);
+        let (a, tape) = a.split_tape();
+        let c = self.read_s.forward(s.put_tape(tape));
+        let (c, tape) = c.split_tape();
+        let d = self.read_g.forward(batch.g.clone().put_tape(tape));
+        let state = (d + a + c).tanh();
+        let (state, tape) = state.split_tape();
+        let value = self.value.forward(state.clone().put_tape(tape));
+        let (value, tape) = value.split_tape();
+        let ctx = self
+            .act_state
+            .forward(state.put_tape(tape))
+            .broadcast_like::<_, Axis<1>>(&(b, n, Const::<GH>))
+            .reshape_like(&(b * n, Const::<GH>));
+        let (ctx, tape) = ctx.split_tape();
+        let node = self.act_node.forward(hv.put_tape(tape));
+        let logits = self.act_out.forward((node + ctx).relu()).reshape_like(&(b, n * 5));
+        let (logits, tape) = logits.split_tape();
+        // Give the value the whole tape; the logits keep theirs through the shared gradients.
+        (logits.put_tape(OwnedTape::default()), value.put_tape(tape))
+    }
+
+    fn gat_layer(
+        &self,
+        h: Taped<(usize, Const<GH>)>,
+        heads: &[Head],
+        batch: &GraphBatch,
+    ) -> Taped<(usize, usize, Const<GH>)> {
+        let (b, n) = (batch.b, batch.n);
+        let (hv, mut tape) = h.split_tape();
+        let mut outs: Vec<Tensor<(usize, usize, Const<HD>), f32, Dev>> = Vec::new();
+        for head in heads {
+            let z = head.w.forward(hv.clone().put_tape(tape)); // (B n, HD)
+            let (z, t) = z.split_tape();
+            let src =
+                head.src.forward(z.clone().put_tape(t)).reshape_like(&(b, n)).broadcast_like::<_, Axis<2>>(&(b, n, n));
+            let (src, t) = src.split_tape();
+            let dst =
+                head.dst.forward(z.clone().put_tape(t)).reshape_like(&(b, n)).broadcast_like::<_, Axis<1>>(&(b, n, n));
+            let (dst, t) = dst.split_tape();
+            let edge = head.edge.forward(batch.f.clone().put_tape(t)).reshape_like(&(b, n, n));
+            let e = edge + src + dst;
+            // LeakyReLU(0.2) = max(x, 0.2 x).
+            let (ev, t) = e.split_tape();
+            let leaky = ev.clone().put_tape(t).maximum(ev * 0.2);
+            let alpha = (leaky + batch.mask.clone()).softmax::<Axis<2>>();
+            let zr = z.reshape_like(&(b, n, Const::<HD>));
+            let out = alpha.matmul(zr); // (B, n, HD)
+            let (out, t) = out.split_tape();
+            outs.push(out);
+            tape = t;
+        }
+        let mut it = outs.into_iter();
+        let first = it.next().expect("HEADS >= 1").put_tape(tape);
+        let cat = it.fold(first.realize::<(usize, usize, usize)>(), |acc, o| {
+            (acc, o.realize::<(usize, usize, usize)>()).concat_along(Axis::<2>)
+        });
+        cat.realize::<(usize, usize, Const<GH>)>()
+    }
+}
+
+impl GraphNet {
+    fn visit(&self, f: &mut dyn FnMut(&str, &dyn ParamTensor)) {
+        macro_rules! one {
+            ($name:expr, $l:expr) => {
+                f(&format!("{}.weight", $name), &$l.weight);
+                f(&format!("{}.bias", $name), &$l.bias);
+            };
+        }
+        one!("inp", self.inp);
+        one!("sku_in", self.sku_in);
+        if let Some(c) = &self.call1 {
+            one!("call1", c);
+        }
+        if let Some(c) = &self.call2 {
+            one!("call2", c);
+        }
+        one!("rel1", self.rel1);
+        one!("rel2", self.rel2);
+        for (layer, hs) in [("heads1", &self.heads1), ("heads2", &self.heads2)] {
+            for (q, hd) in hs.iter().enumerate() {
+                one!(format!("{layer}.{q}.w"), hd.w);
+                one!(format!("{layer}.{q}.src"), hd.src);
+                one!(format!("{layer}.{q}.dst"), hd.dst);
+                one!(format!("{layer}.{q}.edge"), hd.edge);
+            }
+        }
+        one!("read_n", self.read_n);
+        one!("read_s", self.read_s);
+        one!("read_g", self.read_g);
+        one!("act_node", self.act_node);
+        one!("act_state", self.act_state);
+        one!("act_out", self.act_out);
+        one!("value", self.value);
+    }
+
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&mut dyn ParamTensor)) {
+        macro_rules! one {
+            ($l:expr) => {
+                f(&mut $l.weight);
+                f(&mut $l.bias);
+            };
+        }
+        one!(self.inp);
+        one!(self.sku_in);
+        if let Some(c) = &mut self.call1 {
+            one!(c);
+        }
+        if let Some(c) = &mut self.call2 {
+            one!(c);
+        }
+        one!(self.rel1);
+        one!(self.rel2);
+        for hs in [&mut self.heads1, &mut self.heads2] {
+            for hd in hs.iter_mut() {
+                one!(hd.w);
+                one!(hd.src);
+                one!(hd.dst);
+                one!(hd.edge);
+            }
+        }
+        one!(self.read_n);
+        one!(self.read_s);
+        one!(self.read_g);
+        one!(self.act_node);
+        one!(self.act_state);
+        one!(self.act_out);
+        one!(self.value);
+    }
+}
+
+/// A parameter tensor of any shape, as flat values.
+pub trait ParamTensor {
+    fn values(&self) -> Vec<f32>;
+    fn set_values(&mut self, v: &[f32]);
+    fn grad(&self, g: &Gradients<f32, Dev>) -> Vec<f32>;
+}
+
+impl<S: Shape> ParamTensor for Tensor<S, f32, Dev> {
+    fn values(&self) -> Vec<f32> {
+        self.as_vec()
+    }
+    fn set_values(&mut self, v: &[f32]) {
+        self.copy_from(v);
+    }
+    fn grad(&self, g: &Gradients<f32, Dev>) -> Vec<f32> {
+        g.get(self).as_vec()
+    }
+}
+
+impl Params for GraphNet {
+    fn shapes(&self) -> Shapes {
+        let mut v = Vec::new();
+        self.visit(&mut |name, t| v.push((name.to_string(), t.values().len())));
+        v
+    }
+    fn get(&self) -> Vec<Vec<f32>> {
+        let mut v = Vec::new();
+        self.visit(&mut |_, t| v.push(t.values()));
+        v
+    }
+    fn set(&mut self, values: &[Vec<f32>]) {
+        let mut i = 0;
+        self.visit_mut(&mut |t| {
+            t.set_values(&values[i]);
+            i += 1;
+        });
+    }
+    fn grads(&self, g: &Gradients<f32, Dev>) -> Vec<Vec<f32>> {
+        let mut v = Vec::new();
+        self.visit(&mut |_, t| v.push(t.grad(g)));
+        v
+    }
+}
