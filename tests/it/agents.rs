@@ -5,7 +5,6 @@ use std::path::Path;
 
 use scalesim::engine::SimTime;
 use scalesim::rl::agent::checkpoint::Checkpoint;
-use scalesim::rl::agent::nn::Params;
 use scalesim::rl::agent::ppo::{evaluate, train, Agent, AgentConfig};
 use scalesim::rl::{Env, Randomization, SimFactory};
 use scalesim::scenario::{Fidelity, Scenario};
@@ -37,8 +36,12 @@ workload:
     sc
 }
 
+fn config_of(encoder: &str) -> AgentConfig {
+    AgentConfig::load(&crate::root().join(format!("configs/agents/{encoder}_ppo.yaml"))).unwrap()
+}
+
 fn config() -> AgentConfig {
-    AgentConfig::load(&crate::root().join("configs/agents/mlp_ppo.yaml")).unwrap()
+    config_of("mlp")
 }
 
 fn envs(n: usize) -> Vec<Env> {
@@ -49,23 +52,41 @@ fn envs(n: usize) -> Vec<Env> {
         .collect()
 }
 
-fn trained(seed: u64, steps: u64) -> Agent {
-    let mut e = envs(config().envs);
+fn trained_with(cfg: AgentConfig, seed: u64, steps: u64) -> Agent {
+    let mut e = envs(cfg.envs);
     e[0].reset(0).unwrap();
     let flat = e[0].layout().unwrap().flat_len();
-    let mut agent = Agent::new(config(), flat, seed);
+    let mut agent = Agent::new(cfg, flat, seed);
     train(&mut agent, &mut e, seed, steps, &mut |_, _| Ok(())).unwrap();
     agent
 }
 
+fn trained(seed: u64, steps: u64) -> Agent {
+    trained_with(config(), seed, steps)
+}
+
 #[test]
 fn ppo_beats_random_and_scales_the_bottleneck() {
-    let agent = trained(3, 24_000);
+    learns("mlp", 24_000);
+}
+
+#[test]
+fn gcn_ppo_learns() {
+    learns("gcn", 24_000);
+}
+
+#[test]
+fn gat_ppo_learns() {
+    learns("gat", 24_000);
+}
+
+fn learns(encoder: &str, steps: u64) {
+    let agent = trained_with(config_of(encoder), 3, steps);
     let mut env = envs(1).pop().unwrap();
     let learned = evaluate(Some(&agent), &mut env, 100, 5).unwrap();
     let random = evaluate(None, &mut env, 100, 5).unwrap();
-    eprintln!("mean episode reward: trained {learned:.2}, random {random:.2}");
-    assert!(learned > random + 0.25 * random.abs(), "trained {learned:.2} vs random {random:.2}");
+    eprintln!("{encoder}: mean episode reward: trained {learned:.2}, random {random:.2}");
+    assert!(learned > random + 0.25 * random.abs(), "{encoder}: trained {learned:.2} vs random {random:.2}");
     // Greedy rollout: s2 (the bottleneck) ends with more replicas than s1 and s3.
     let mut obs = env.reset(7).unwrap();
     loop {
@@ -77,16 +98,24 @@ fn ppo_beats_random_and_scales_the_bottleneck() {
         }
     }
     let active = |s: usize| obs.service(s)[0];
-    assert!(active(1) > active(0) && active(1) > active(2), "s1 {} s2 {} s3 {}", active(0), active(1), active(2));
+    assert!(
+        active(1) > active(0) && active(1) > active(2),
+        "{encoder}: s1 {} s2 {} s3 {}",
+        active(0),
+        active(1),
+        active(2)
+    );
 }
 
 #[test]
 fn training_is_deterministic_for_a_seed() {
-    let a = trained(5, 1024).checkpoint();
-    let b = trained(5, 1024).checkpoint();
-    assert_eq!(a, b);
-    let c = trained(6, 1024).checkpoint();
-    assert_ne!(a.actor, c.actor);
+    for enc in ["mlp", "gat"] {
+        let a = trained_with(config_of(enc), 5, 1024).checkpoint();
+        let b = trained_with(config_of(enc), 5, 1024).checkpoint();
+        assert_eq!(a, b, "{enc}");
+        let c = trained_with(config_of(enc), 6, 1024).checkpoint();
+        assert_ne!(a.actor, c.actor, "{enc}");
+    }
 }
 
 #[test]
@@ -97,7 +126,7 @@ fn checkpoints_round_trip_and_refuse_corruption() {
     agent.checkpoint().save(&path).unwrap();
     let back = Checkpoint::load(&path).unwrap();
     assert_eq!(back, agent.checkpoint());
-    assert_eq!(Agent::from_checkpoint(back, 9).actor.get(), agent.actor.get());
+    assert_eq!(Agent::from_checkpoint(back, 9).checkpoint(), agent.checkpoint());
     let bytes = std::fs::read(&path).unwrap();
     for (name, data, must) in [
         ("truncated", bytes[..100].to_vec(), "truncated"),

@@ -177,11 +177,7 @@ impl GraphNet {
     }
 
     /// Per-service logits `(B, n * 5)` (service-major) and values `(B, 1)`, on one tape.
-    pub fn forward(
-        &self,
-        batch: &GraphBatch,
-        grads: Gradients<f32, Dev>,
-    ) -> GraphOutput {
+    pub fn forward(&self, batch: &GraphBatch, grads: Gradients<f32, Dev>) -> GraphOutput {
         let (b, n, k) = (batch.b, batch.n, batch.k);
         let h = self.inp.forward(batch.x.clone().traced(grads)).relu();
         let (h, tape) = h.split_tape();
@@ -379,5 +375,78 @@ impl Params for GraphNet {
         let mut v = Vec::new();
         self.visit(&mut |_, t| v.push(t.grad(g)));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(services: Vec<[f32; SERVICE_FEATURES]>, edges: Vec<((usize, usize), [f32; EDGE_FEATURES])>) -> Observation {
+        Observation {
+            services: services.iter().flatten().copied().collect(),
+            edges: edges.iter().flat_map(|e| e.1).collect(),
+            edge_index: edges.iter().map(|e| e.0).collect::<Vec<_>>().into(),
+            skus: vec![0.5, 0.25, 1.0],
+            global: vec![0.3, 0.1, 0.2],
+            time_s: 0.0,
+        }
+    }
+
+    fn features(seed: f32) -> [f32; SERVICE_FEATURES] {
+        let mut f = [0.0; SERVICE_FEATURES];
+        for (i, v) in f.iter_mut().enumerate() {
+            *v = ((seed * 7.0 + i as f32 * 3.0) % 10.0) / 10.0;
+        }
+        f
+    }
+
+    #[test]
+    fn gcn_propagation_matrix_by_hand() {
+        // Path 0 - 1 - 2 with self loops: degrees 2, 3, 2.
+        // A_hat = D^-1/2 (A + I) D^-1/2: [0][0] = 1/2, [0][1] = 1/sqrt(6), [0][2] = 0,
+        // [1][1] = 1/3, [1][2] = 1/sqrt(6), [2][2] = 1/2.
+        let o = obs(
+            vec![features(1.0), features(2.0), features(3.0)],
+            vec![((0, 1), [0.1, 0.2, 0.0]), ((1, 2), [0.3, 0.1, 0.0])],
+        );
+        let batch = GraphBatch::new(&Dev::default(), &[&o]);
+        let a = batch.a_hat.as_vec();
+        let s6 = 1.0 / 6f32.sqrt();
+        let want = [0.5, s6, 0.0, s6, 1.0 / 3.0, s6, 0.0, s6, 0.5];
+        for (g, w) in a.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{a:?}");
+        }
+        // GAT mask: edges and self loops open, 0 <-> 2 closed.
+        let m = batch.mask.as_vec();
+        assert_eq!((m[0], m[1], m[2]), (0.0, 0.0, -1e9));
+    }
+
+    #[test]
+    fn per_service_scores_follow_a_renumbering() {
+        for kind in [GraphKind::Gcn, GraphKind::Gat] {
+            let dev = Dev::seed_from_u64(4);
+            let net = GraphNet::new(&dev, kind);
+            let f = [features(1.0), features(2.0), features(3.0)];
+            let e01 = [0.4, 0.2, 0.1];
+            let e12 = [0.7, 0.5, 0.0];
+            let a = obs(f.to_vec(), vec![((0, 1), e01), ((1, 2), e12)]);
+            // Renumber: old 0 -> new 2, old 1 -> new 0, old 2 -> new 1.
+            let p = [2usize, 0, 1];
+            let mut g = [[0.0; SERVICE_FEATURES]; 3];
+            for i in 0..3 {
+                g[p[i]] = f[i];
+            }
+            let b = obs(g.to_vec(), vec![((p[0], p[1]), e01), ((p[1], p[2]), e12)]);
+            let (la, va) = net.forward(&GraphBatch::new(&dev, &[&a]), Gradients::leaky());
+            let (lb, vb) = net.forward(&GraphBatch::new(&dev, &[&b]), Gradients::leaky());
+            let (la, lb) = (la.as_vec(), lb.as_vec());
+            for i in 0..3 {
+                for d in 0..5 {
+                    assert!((la[i * 5 + d] - lb[p[i] * 5 + d]).abs() < 1e-5, "{kind:?}: service {i} delta {d}");
+                }
+            }
+            assert!((va.as_vec()[0] - vb.as_vec()[0]).abs() < 1e-5, "{kind:?}: the value is permutation invariant");
+        }
     }
 }
