@@ -32,7 +32,8 @@ out = sys.argv[1]
 T = 2.776445  # Student t, 0.975, 4 degrees of freedom (5 seeds)
 rows = {}
 for f in sorted(glob.glob(f"{out}/eval_*/summary.json")):
-    _, policy, scenario, _ = os.path.basename(os.path.dirname(f)).split("_", 3) if False else (None, *os.path.basename(os.path.dirname(f))[5:].rsplit("_s", 1)[0].split("_", 1), None)
+    # eval_{policy}_{scenario}_s{seed}: policies have no underscore, scenarios may.
+    policy, scenario = os.path.basename(os.path.dirname(f))[len("eval_"):].rsplit("_s", 1)[0].split("_", 1)
     d = json.load(open(f))
     rows.setdefault((scenario, policy), []).append(d)
 def cell(xs):
