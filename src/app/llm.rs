@@ -66,6 +66,8 @@ pub struct LlmSpec {
     pub link_gbps: f64,
     pub ttft_slo: SimTime,
     pub tbt_slo: SimTime,
+    /// Time for an instance to switch roles (a migration between the pools).
+    pub switch_delay: SimTime,
     pub prompt_tokens: TokenSizes,
     pub output_tokens: TokenSizes,
 }

@@ -33,6 +33,8 @@ pub trait ClusterBackend {
     fn scale_down(&mut self, service: usize) -> ScaleResult;
     /// Resizes `service`'s CPU limit in place; returns the limit applied.
     fn set_cpu_limit(&mut self, service: usize, cores: f64) -> f64;
+    /// Switches one instance from `from`'s role to `to`'s (LLM prompt and token pools).
+    fn migrate(&mut self, from: usize, to: usize) -> ScaleResult;
     /// Lets time pass until `until`.
     fn advance(&mut self, until: SimTime) -> Result<(), SimError>;
     /// Ground-truth counters since the start.
@@ -73,6 +75,9 @@ impl ClusterBackend for Simulator {
     }
     fn set_cpu_limit(&mut self, service: usize, cores: f64) -> f64 {
         Simulator::set_cpu_limit(self, service, cores)
+    }
+    fn migrate(&mut self, from: usize, to: usize) -> ScaleResult {
+        Simulator::migrate(self, from, to).map(|_| ())
     }
     fn advance(&mut self, until: SimTime) -> Result<(), SimError> {
         self.advance_to(until)

@@ -27,11 +27,21 @@ pub struct ActionConfig {
     pub quota_step_cores: f64,
     /// One `(delta, quota)` for every service at once instead of one service per step.
     pub per_service: bool,
+    /// LLM action: replicas per unit of pool delta, and instances per unit of migration.
+    pub action_scale_step: f64,
+    pub action_mig_step: f64,
 }
 
 impl Default for ActionConfig {
     fn default() -> Self {
-        ActionConfig { node_type_head: true, quota_head: true, quota_step_cores: 0.1, per_service: false }
+        ActionConfig {
+            node_type_head: true,
+            quota_head: true,
+            quota_step_cores: 0.1,
+            per_service: false,
+            action_scale_step: 5.0,
+            action_mig_step: 3.0,
+        }
     }
 }
 
@@ -49,6 +59,11 @@ pub enum Action {
     One { service: usize, node_type: usize, delta: i32, quota: f32 },
     /// Every service acts (per-service mode), indexed by service.
     All(Vec<ServiceAction>),
+    /// LLM pools (the original scaler's action): continuous values in [-1, 1] for the prompt pool's
+    /// delta, the token pool's delta (each times `action_scale_step`, rounded) and a migration
+    /// (times `action_mig_step`, rounded; > 0 moves token instances to the prompt role, < 0 the
+    /// other way).
+    Llm { prompt: f32, token: f32, migrate: f32 },
 }
 
 impl Action {
@@ -138,6 +153,7 @@ pub fn execute(
             vec![(*service, ServiceAction { node_type: *node_type, delta: *delta, quota: *quota })]
         }
         Action::All(v) => v.iter().copied().enumerate().collect(),
+        Action::Llm { prompt, token, migrate } => return execute_llm(backend, [*prompt, *token], *migrate, cfg),
     };
     for (s, a) in parts {
         if s >= n {
@@ -168,6 +184,51 @@ pub fn execute(
                 let before = backend.cpu_limit(s);
                 let applied = backend.set_cpu_limit(s, before + a.quota as f64 * cfg.quota_step_cores);
                 report.executed.push(format!("{name} cpu limit {before:.3} -> {applied:.3} cores"));
+            }
+        }
+    }
+    report
+}
+
+/// The LLM pools' action: pool deltas and a migration, scaled and rounded.
+fn execute_llm(backend: &mut dyn ClusterBackend, deltas: [f32; 2], migrate: f32, cfg: &ActionConfig) -> ActionReport {
+    let mut report = ActionReport::default();
+    if backend.app().services.len() != 2 {
+        report.blocked.push("the LLM action needs a scenario with prompt and token pools".into());
+        return report;
+    }
+    for v in deltas.iter().chain([&migrate]) {
+        if !(-1.0..=1.0).contains(v) || !v.is_finite() {
+            report.blocked.push(format!("LLM action value {v} is outside [-1, 1]"));
+            return report;
+        }
+    }
+    for (pool, &v) in deltas.iter().enumerate() {
+        let name = backend.app().services[pool].name.clone();
+        let n = (v as f64 * cfg.action_scale_step).round() as i64;
+        for _ in 0..n.unsigned_abs() {
+            let r = if n > 0 { backend.scale_up(pool, None) } else { backend.scale_down(pool) };
+            match r {
+                Ok(()) => report.executed.push(format!("{name} {}", if n > 0 { "+1" } else { "-1" })),
+                Err(e) => {
+                    report.blocked.push(format!("{name}: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    let m = (migrate as f64 * cfg.action_mig_step).round() as i64;
+    let (from, to) = if m > 0 { (1, 0) } else { (0, 1) };
+    for _ in 0..m.unsigned_abs() {
+        match backend.migrate(from, to) {
+            Ok(()) => report.executed.push(format!(
+                "migrate {} -> {}",
+                backend.app().services[from].name,
+                backend.app().services[to].name
+            )),
+            Err(e) => {
+                report.blocked.push(format!("migrate: {e}"));
+                break;
             }
         }
     }

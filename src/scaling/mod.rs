@@ -338,6 +338,50 @@ impl ScalingManager {
         ReplicaChange { from, to: self.counts[service].desired_basis(), started, refused }
     }
 
+    /// Moves an Active instance to another service's role on the same server (LLM prompt <-> token
+    /// pools): the instance drains (it takes no new work, finishes what it holds, then goes) and a
+    /// new instance of `to` starts on its server, Active after `delay`. The server is not released
+    /// in between, so no new server is rented (and the cluster maximum does not apply); the
+    /// services' min and max replicas do.
+    pub fn migrate(
+        &mut self,
+        now: SimTime,
+        instance: InstanceId,
+        to: usize,
+        delay: SimTime,
+    ) -> Result<ScaleUp, Refusal> {
+        let Some(inst) = self.instances.get(instance as usize) else {
+            return Err(self.refuse(now, Refusal::NotScalable { instance, state: "unknown" }));
+        };
+        let (from, server, state) = (inst.service, inst.server, inst.state);
+        if state != InstanceState::Active {
+            return Err(self.refuse(now, Refusal::NotScalable { instance, state: state.as_str() }));
+        }
+        let (tf, tt) = (&self.templates[from], &self.templates[to]);
+        if self.counts[from].desired_basis() <= tf.min_replicas {
+            return Err(self.refuse(now, Refusal::MinReplicas { service: tf.name.clone(), min: tf.min_replicas }));
+        }
+        if self.counts[to].desired_basis() >= tt.max_replicas {
+            return Err(self.refuse(now, Refusal::MaxReplicas { service: tt.name.clone(), max: tt.max_replicas }));
+        }
+        // The new role's instance first, so the server never looks empty.
+        let id = self.instances.len() as InstanceId;
+        self.instances.push(Instance::new(id, to, server, self.templates[to].shape, now));
+        self.servers[server as usize].instances += 1;
+        self.live_instances += 1;
+        self.counts[to].starting += 1;
+        self.change(now, id, None, InstanceState::Starting);
+        self.events.push(ScalingEvent::Added {
+            time: now,
+            service: self.templates[to].name.clone(),
+            instance: id,
+            server,
+            sku: self.cluster.skus[self.servers[server as usize].sku].name.clone(),
+        });
+        self.scale_down_full(now, instance)?;
+        Ok(ScaleUp { instance: id, server, ready_at: now + delay })
+    }
+
     /// Resizes the CPU limit of `service` in place (as Kubernetes' in-place pod resize does): every
     /// live instance and every future one. The limit is clamped to `[cpu_request, SKU cores]`;
     /// returns the limit applied. Work already running keeps its speed; work started afterwards

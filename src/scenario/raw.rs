@@ -82,6 +82,8 @@ pub struct RawLlm {
     /// Time to first token SLO (default 1000 ms) and time between tokens SLO (default 50 ms).
     pub ttft_slo_ms: Option<Positive>,
     pub tbt_slo_ms: Option<Positive>,
+    /// Time for an instance to switch between the prompt and token roles (default 10 s).
+    pub switch_delay_s: Option<NonNegative>,
     /// Token sizes for workloads whose trace has no token columns.
     pub prompt_tokens: Option<RawTokens>,
     pub output_tokens: Option<RawTokens>,

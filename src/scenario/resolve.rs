@@ -243,6 +243,7 @@ impl Resolver<'_> {
             link_gbps: raw.link_gbps.map_or(200.0, |v| v.0),
             ttft_slo: SimTime::from_secs_f64(raw.ttft_slo_ms.map_or(1000.0, |v| v.0) / 1000.0),
             tbt_slo: SimTime::from_secs_f64(raw.tbt_slo_ms.map_or(50.0, |v| v.0) / 1000.0),
+            switch_delay: SimTime::from_secs_f64(raw.switch_delay_s.map_or(10.0, |v| v.0)),
             prompt_tokens: tokens(raw.prompt_tokens, 1024.0),
             output_tokens: tokens(raw.output_tokens, 64.0),
         };

@@ -171,6 +171,8 @@ pub struct Simulator {
     next_policy: SimTime,
     /// Requests finished and violating at the last interval end (for the metrics server).
     last_finished: (u64, u64),
+    /// Role-switch time of LLM pool migrations.
+    llm_switch_delay: SimTime,
     /// Visits/s one Active instance of each service can serve (for the scaling-lag metric).
     capacity_per_instance: Vec<f64>,
     used_buf: Vec<f64>,
@@ -256,6 +258,7 @@ impl Simulator {
             last_tick: SimTime::ZERO,
             next_policy: SimTime::MAX,
             last_finished: (0, 0),
+            llm_switch_delay: scenario.llm.as_ref().map_or(SimTime::ZERO, |l| l.switch_delay),
             capacity_per_instance,
             used_buf: vec![0.0; n],
             serving_buf: vec![0.0; n],
@@ -331,6 +334,28 @@ impl Simulator {
                 min: self.app.services[service].min_replicas,
             }),
         }
+    }
+
+    /// Moves the least-loaded Active instance of `from` to the role of `to` on its server (LLM
+    /// pools), Active after the scenario's switch delay.
+    pub fn migrate(&mut self, from: usize, to: usize) -> Result<crate::scaling::ScaleUp, crate::scaling::Refusal> {
+        let delay = self.llm_switch_delay;
+        let victim = self
+            .scaling
+            .active_instances(from)
+            .iter()
+            .copied()
+            .min_by_key(|&id| (self.scaling.instance(id).outstanding, id));
+        let Some(id) = victim else {
+            return Err(crate::scaling::Refusal::MinReplicas {
+                service: self.app.services[from].name.clone(),
+                min: self.app.services[from].min_replicas,
+            });
+        };
+        let up = self.scaling.migrate(self.now, id, to, delay)?;
+        self.queue.push(up.ready_at, Event::InstanceReady(up.instance));
+        self.track_new_instances();
+        Ok(up)
     }
 
     /// Resizes `service`'s CPU limit in place; returns the limit applied (clamped to the request

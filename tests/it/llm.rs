@@ -146,3 +146,41 @@ fn the_published_trace_replays_whole_and_deterministically() {
     assert_eq!(a.requests.arrived, a.requests.completed + a.requests.dropped + a.requests.in_flight);
     assert!(a.llm.is_some());
 }
+
+#[test]
+fn the_llm_action_scales_pools_and_migrates_after_the_switch_delay() {
+    use scalesim::rl::{Action, Env, EnvConfig, Randomization, SimFactory};
+    // Prompt pool 2 instances, token pool 2. Action at t = 0: prompt +0.4 -> round(0.4 * 5) = +2;
+    // token 0; migrate -0.34 -> round(-0.34 * 3) = -1: one prompt instance becomes a token
+    // instance on the same server, Active after the 10 s switch delay.
+    let tmp = tempfile::tempdir().unwrap();
+    let rows: Vec<(f64, u32, u32)> = (0..60).map(|i| (i as f64, 200, 20)).collect();
+    let sc = scenario(tmp.path(), &rows, "{ replicas: 2, min_replicas: 1, max_replicas: 6 }");
+    let mut sc = sc;
+    sc.llm.as_mut().unwrap().switch_delay = SimTime::from_secs(10);
+    for s in &mut sc.app.services {
+        s.initial_replicas = 2;
+    }
+    let cfg = EnvConfig { decision_interval: SimTime::from_secs(5), ..Default::default() };
+    let mut env = Env::new(cfg, Box::new(SimFactory::new(vec![sc], Randomization::default())));
+    env.reset(1).unwrap();
+    let st = env.step(&Action::Llm { prompt: 0.4, token: 0.0, migrate: -0.34 }).unwrap();
+    assert_eq!(
+        st.info.report.executed,
+        vec!["prompt +1", "prompt +1", "migrate prompt -> token"],
+        "{:?}",
+        st.info.report
+    );
+    let b = env.backend().unwrap();
+    // Prompt: 2 + 2 new (Starting, 60 s delay) - 1 moved = 1 Active, 2 Starting; token: 2 Active
+    // and 1 Starting (the switched one), on no new server.
+    assert_eq!((b.counts(0).active, b.counts(0).starting), (1, 2));
+    assert_eq!((b.counts(1).active, b.counts(1).starting), (2, 1));
+    let st = env.step(&Action::Llm { prompt: 0.0, token: 0.0, migrate: 0.0 }).unwrap(); // t = 10
+    assert_eq!(st.obs.time_s, 10.0);
+    let b = env.backend().unwrap();
+    assert_eq!((b.counts(1).active, b.counts(1).starting), (3, 0), "switched role Active after 10 s");
+    // Out-of-range values are refused, not clamped.
+    let st = env.step(&Action::Llm { prompt: 1.5, token: 0.0, migrate: 0.0 }).unwrap();
+    assert!(st.info.report.executed.is_empty() && st.info.report.blocked[0].contains("outside"));
+}
