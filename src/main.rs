@@ -384,7 +384,7 @@ fn train_cmd(
 ) -> Result<()> {
     use scalesim::rl::agent::checkpoint::Checkpoint;
     use scalesim::rl::agent::nn::{MAX_SERVICES, OBS_MAX};
-    use scalesim::rl::agent::ppo::{train, Agent, AgentConfig, TRAINING_LOG_HEADER};
+    use scalesim::rl::agent::ppo::{Agent, AgentConfig, TRAINING_LOG_HEADER};
     use scalesim::rl::{Env, Randomization, SimFactory};
     use std::io::Write;
 
@@ -440,7 +440,30 @@ fn train_cmd(
     if !graph && scenarios.iter().any(|s| s.app.services.len() != layout.services) {
         anyhow::bail!("--scenario files must share one application (same services) for an MLP agent");
     }
-    let mut agent = agent_opt.take().unwrap_or_else(|| Agent::new(config.clone(), layout.flat_len(), seed));
+    if config.team > 1 && config.team != layout.services {
+        anyhow::bail!(
+            "team: {} agents scale {} services one each; the scenario has {}",
+            config.team,
+            config.team,
+            layout.services
+        );
+    }
+    let mut team: Vec<Agent> =
+        vec![agent_opt.take().unwrap_or_else(|| Agent::new(config.clone(), layout.flat_len(), seed))];
+    for p in 1..config.team {
+        let member = match &resume {
+            Some(d) => Agent::from_checkpoint(
+                Checkpoint::load(&scalesim::rl::agent::policy::member_path(&d.join("checkpoint.ckpt"), p))?,
+                seed,
+            ),
+            None => Agent::new(
+                config.clone(),
+                layout.flat_len(),
+                scalesim::engine::stream_seed(seed, &format!("team/{p}")) as u64,
+            ),
+        };
+        team.push(member);
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let log_path = dir.join("training_log.csv");
     let fresh = resume.is_none() || !log_path.exists();
@@ -458,19 +481,27 @@ fn train_cmd(
     let bar = if quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
-        let b = ProgressBar::new(agent.steps + steps);
+        let b = ProgressBar::new(team[0].steps + steps);
         b.set_style(
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps ({per_sec}) {msg}")
                 .expect("static template"),
         );
         b
     };
-    bar.set_position(agent.steps);
+    bar.set_position(team[0].steps);
     let every = config.checkpoint_every.max(1);
-    let mut next_ck = (agent.steps / every + 1) * every;
+    let mut next_ck = (team[0].steps / every + 1) * every;
+    let save =
+        |team: &[Agent], path: &std::path::Path| -> Result<(), scalesim::rl::agent::checkpoint::CheckpointError> {
+            team[0].checkpoint().save(path)?;
+            for (p, member) in team.iter().enumerate().skip(1) {
+                member.checkpoint().save(&scalesim::rl::agent::policy::member_path(path, p))?;
+            }
+            Ok(())
+        };
     let started = Instant::now();
     let mut last_reward = f64::NAN;
-    train(&mut agent, &mut envs, seed, steps, &mut |a, row| {
+    scalesim::rl::agent::ppo::train_team(&mut team, &mut envs, seed, steps, &mut |a, row| {
         let s = &row.stats;
         writeln!(
             log,
@@ -490,14 +521,13 @@ fn train_cmd(
         last_reward = row.mean_episode_reward;
         if row.step >= next_ck {
             next_ck = (row.step / every + 1) * every;
-            a.checkpoint()
-                .save(&dir.join(format!("checkpoint_{:09}.ckpt", row.step)))
+            save(a, &dir.join(format!("checkpoint_{:09}.ckpt", row.step)))
                 .map_err(|e| scalesim::rl::EnvError::Log(csv::Error::from(std::io::Error::other(e.to_string()))))?;
         }
         Ok(())
     })?;
     bar.finish_and_clear();
-    agent.checkpoint().save(&dir.join("checkpoint.ckpt"))?;
+    save(&team, &dir.join("checkpoint.ckpt"))?;
     if !quiet {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(

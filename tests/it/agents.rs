@@ -224,3 +224,53 @@ fn cli_train_eval_and_agent_policy() {
     assert!(!bad.status.success() && err.contains("checkpoint.ckpt") && !err.contains("panicked"), "{err}");
     let _ = Path::new("");
 }
+
+#[test]
+fn two_agent_llm_team_trains_runs_and_reports() {
+    // One agent per pool (prompt, token), trained together; the team runs as a policy and its run
+    // folder gets the usual outputs and charts.
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = crate::bin();
+    let sc = crate::root().join("scenarios/llm_azure_code.yaml");
+    let cfg = crate::root().join("configs/agents/llm_two_agent_ppo.yaml");
+    let out = tmp.path().join("team");
+    let run = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
+    let o = run(&[
+        "train",
+        "--agent",
+        cfg.to_str().unwrap(),
+        "--scenario",
+        sc.to_str().unwrap(),
+        "--steps",
+        "512",
+        "--seed",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("checkpoint.ckpt").is_file() && out.join("checkpoint_member1.ckpt").is_file());
+    let policy = format!("agent:{}", out.join("checkpoint.ckpt").display());
+    let r = run(&[
+        "run",
+        sc.to_str().unwrap(),
+        "--policy",
+        &policy,
+        "--seed",
+        "2",
+        "--out",
+        tmp.path().join("r").to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let actions = std::fs::read_to_string(tmp.path().join("r/actions.csv")).unwrap();
+    assert!(actions.contains(",prompt,") && actions.contains(",token,"), "both pools decided");
+    let rep = run(&["report", tmp.path().join("r").to_str().unwrap()]);
+    assert!(rep.status.success() && tmp.path().join("r/charts/replicas.png").is_file());
+    // The team needs a scenario with as many services as agents.
+    let chain = crate::root().join("scenarios/chain_5.yaml");
+    let bad =
+        run(&["run", chain.to_str().unwrap(), "--policy", &policy, "--out", tmp.path().join("bad").to_str().unwrap()]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("team of 2"));
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::nn::{MAX_SERVICES, OBS_MAX};
-use super::ppo::{decode_action, Agent};
+use super::ppo::{team_greedy, Agent};
 use crate::app::AppSpec;
 use crate::autoscale::{Autoscaler, ScaleDecision};
 use crate::cluster::ClusterSpec;
@@ -16,7 +16,8 @@ use crate::rl::{Action, ActionMask};
 use crate::scenario::Scenario;
 
 pub struct AgentPolicy {
-    agent: Agent,
+    /// One agent, or a team (agent `p` scales service `p`).
+    team: Vec<Agent>,
     layout: ObservationLayout,
     app: AppSpec,
     cluster: ClusterSpec,
@@ -29,7 +30,8 @@ impl AgentPolicy {
         let ck = Checkpoint::load(path)?;
         let layout = ObservationLayout::new(&scenario.app, &scenario.workload.mix, 0.6, scenario.cluster.skus.len());
         let fail = |m: String| CheckpointError { file: path.display().to_string(), message: m };
-        if layout.services > MAX_SERVICES || layout.flat_len() > OBS_MAX {
+        let graph = super::ppo::graph_kind(&ck.config.encoder).is_some();
+        if !graph && (layout.services > MAX_SERVICES || layout.flat_len() > OBS_MAX) {
             return Err(fail(format!(
                 "scenario `{}` is too large for this network ({} services, {} features)",
                 scenario.name,
@@ -37,7 +39,8 @@ impl AgentPolicy {
                 layout.flat_len()
             )));
         }
-        if layout.flat_len() != ck.flat_len {
+        // A graph agent scores each service from its own node: it runs on any application.
+        if !graph && layout.flat_len() != ck.flat_len {
             return Err(fail(format!(
                 "trained on an application with {} observation features; scenario `{}` has {}: an MLP agent runs only on the application it learned",
                 ck.flat_len,
@@ -46,8 +49,20 @@ impl AgentPolicy {
             )));
         }
         let period = SimTime::from_secs_f64(ck.config.decision_interval_s);
+        let size = ck.config.team;
+        if size > 1 && size != scenario.app.services.len() {
+            return Err(fail(format!(
+                "a team of {size} agents scales {size} services; scenario `{}` has {}",
+                scenario.name,
+                scenario.app.services.len()
+            )));
+        }
+        let mut team = vec![Agent::from_checkpoint(ck, 0)];
+        for p in 1..size {
+            team.push(Agent::from_checkpoint(Checkpoint::load(&member_path(path, p))?, 0));
+        }
         Ok(AgentPolicy {
-            agent: Agent::from_checkpoint(ck, 0),
+            team,
             layout,
             app: scenario.app.clone(),
             cluster: scenario.cluster.clone(),
@@ -55,6 +70,12 @@ impl AgentPolicy {
             period,
         })
     }
+}
+
+/// Where team member `p` (> 0) of the checkpoint at `path` is saved: `STEM_memberP.ckpt`.
+pub fn member_path(path: &Path, p: usize) -> std::path::PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!("{stem}_member{p}.ckpt"))
 }
 
 impl Autoscaler for AgentPolicy {
@@ -69,8 +90,12 @@ impl Autoscaler for AgentPolicy {
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         let obs = collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms);
         let mask = ActionMask::from_view(view, &self.app, &self.cluster);
-        let a = self.agent.act_greedy(&obs, &mask);
-        if let Action::One { service, delta, .. } = decode_action(a) {
+        let moves: Vec<(usize, i32)> = match team_greedy(&self.team, &obs, &mask) {
+            Action::One { service, delta, .. } => vec![(service, delta)],
+            Action::All(v) => v.iter().enumerate().map(|(s, a)| (s, a.delta)).collect(),
+            Action::Llm { .. } => Vec::new(),
+        };
+        for (service, delta) in moves {
             if let Some(sv) = view.services.get(service) {
                 let current = (sv.counts.active + sv.counts.starting) as i64;
                 out.push(ScaleDecision {

@@ -61,6 +61,14 @@ pub struct AgentConfig {
     /// `weighted` (default), `cost`, `latency` or `multi`.
     #[serde(default = "weighted")]
     pub reward: String,
+    /// 1: one agent scales every service. N > 1: a team of N agents, agent `p` scaling service `p`
+    /// (the two-agent mode of LLM prompt and token pools: `team: 2`).
+    #[serde(default = "one_usize")]
+    pub team: usize,
+}
+
+fn one_usize() -> usize {
+    1
 }
 
 fn one() -> u32 {
@@ -611,108 +619,193 @@ pub fn train(
     steps: u64,
     on_update: &mut dyn FnMut(&Agent, &LogRow) -> Result<(), EnvError>,
 ) -> Result<(), EnvError> {
+    train_team(std::slice::from_mut(agent), envs, seed, steps, &mut |team, row| on_update(&team[0], row))
+}
+
+/// Called after every update of a team with its agents and the log row.
+pub type TeamCallback<'a> = dyn FnMut(&[Agent], &LogRow) -> Result<(), EnvError> + 'a;
+
+/// One agent's share of a rollout.
+#[derive(Default)]
+struct Buffer {
+    inputs: Vec<Input>,
+    masks: Vec<Vec<bool>>,
+    actions: Vec<usize>,
+    logps: Vec<f64>,
+    values: Vec<f64>,
+    finals: Vec<Option<Input>>,
+}
+
+/// The allowed joint actions of team member `member` of `size`: a lone agent may act on any
+/// service; in a team, member `p` acts on service `p` only (the two-agent mode of LLM pools: one
+/// policy per pool).
+fn team_mask(agent: &Agent, mask: &ActionMask, member: usize, size: usize) -> Vec<bool> {
+    let mut ok = agent.allowed(mask);
+    if size > 1 {
+        for (a, v) in ok.iter_mut().enumerate() {
+            if a / 5 != member {
+                *v = false;
+            }
+        }
+    }
+    ok
+}
+
+/// The environment action of a team's choices.
+fn team_action(choices: &[usize]) -> Action {
+    if choices.len() == 1 {
+        return decode_action(choices[0]);
+    }
+    Action::All(
+        choices.iter().map(|&a| crate::rl::ServiceAction { node_type: 0, delta: DELTAS[a % 5], quota: 0.0 }).collect(),
+    )
+}
+
+/// Trains a team of agents that act together on every step and share the reward: one agent (all
+/// services), or one agent per service (`team[p]` scales service `p`; the two-agent mode of the
+/// LLM pools). Each agent keeps its own critic, advantages and update.
+pub fn train_team(
+    team: &mut [Agent],
+    envs: &mut [Env],
+    seed: u64,
+    steps: u64,
+    on_update: &mut TeamCallback,
+) -> Result<(), EnvError> {
     let n = envs.len();
-    let t_len = agent.config.rollout_steps;
+    let m = team.len();
+    let t_len = team[0].config.rollout_steps;
     let mut episode = vec![0u64; n];
     let mut current: Vec<Observation> = Vec::with_capacity(n);
     // Environment i runs seeds seed*1000 + i + n*k: distinct per environment and episode.
-    let start = agent.steps;
+    let start = team[0].steps;
     let ep_seed = |i: usize, k: u64| seed.wrapping_mul(1000).wrapping_add(i as u64 + n as u64 * k).wrapping_add(start);
     for (i, e) in envs.iter_mut().enumerate() {
         current.push(e.reset(ep_seed(i, 0))?);
     }
     let mut ep_reward = vec![0.0; n];
     let mut finished: Vec<f64> = Vec::new();
-    let target = agent.steps + steps;
-    while agent.steps < target {
-        let cap = t_len * n;
-        let (mut obs, mut masks, mut acts, mut logps, mut vals, mut rews, mut next_vals, mut term, mut ends) = (
-            Vec::with_capacity(cap),
-            Vec::with_capacity(cap),
-            Vec::with_capacity(cap),
-            Vec::with_capacity(cap),
-            Vec::with_capacity(cap),
-            Vec::with_capacity(cap),
-            Vec::with_capacity(cap),
-            Vec::with_capacity(cap),
-            Vec::with_capacity(cap),
-        );
+    let target = team[0].steps + steps;
+    while team[0].steps < target {
+        let mut bufs: Vec<Buffer> = (0..m).map(|_| Buffer::default()).collect();
+        let (mut rews, mut term, mut ends) = (Vec::new(), Vec::new(), Vec::new());
         // Rollout, time-major: index t * n + i.
-        let mut final_obs: Vec<Option<Input>> = Vec::with_capacity(cap);
         for _t in 0..t_len {
-            let xs: Vec<Input> = current.iter().map(|o| agent.input(o, true)).collect();
-            let (logits, values) = agent.evaluate_inputs(&xs.iter().collect::<Vec<_>>());
+            let mut xs: Vec<Vec<Input>> = Vec::with_capacity(m);
+            let mut outs = Vec::with_capacity(m);
+            for ag in team.iter_mut() {
+                let x: Vec<Input> = current.iter().map(|o| ag.input(o, true)).collect();
+                outs.push(ag.evaluate_inputs(&x.iter().collect::<Vec<_>>()));
+                xs.push(x);
+            }
             for i in 0..n {
-                let mask = agent.allowed(envs[i].mask().expect("reset"));
-                let lp = masked_log_softmax(&logits[i], &mask);
-                let a = agent.sample(&lp);
-                let st = envs[i].step(&decode_action(a))?;
+                let mut choices = Vec::with_capacity(m);
+                for (p, ag) in team.iter_mut().enumerate() {
+                    let mask = team_mask(ag, envs[i].mask().expect("reset"), p, m);
+                    let lp = masked_log_softmax(&outs[p].0[i], &mask);
+                    let a = ag.sample(&lp);
+                    let b = &mut bufs[p];
+                    b.inputs.push(xs[p][i].clone());
+                    b.masks.push(mask);
+                    b.actions.push(a);
+                    b.logps.push(lp[a]);
+                    b.values.push(outs[p].1[i]);
+                    choices.push(a);
+                }
+                let st = envs[i].step(&team_action(&choices))?;
                 ep_reward[i] += st.reward;
-                obs.push(xs[i].clone());
-                masks.push(mask);
-                acts.push(a);
-                logps.push(lp[a]);
-                vals.push(values[i]);
                 rews.push(st.reward);
                 term.push(st.terminated);
                 let done = st.terminated || st.truncated;
                 ends.push(done);
+                for (p, ag) in team.iter_mut().enumerate() {
+                    bufs[p].finals.push(done.then(|| ag.input(&st.obs, false)));
+                }
                 if done {
                     finished.push(ep_reward[i]);
                     ep_reward[i] = 0.0;
-                    final_obs.push(Some(agent.input(&st.obs, false)));
                     episode[i] += 1;
                     current[i] = envs[i].reset(ep_seed(i, episode[i]))?;
                 } else {
-                    final_obs.push(None);
                     current[i] = st.obs;
                 }
             }
-            agent.steps += n as u64;
-        }
-        // V(s_{t+1}): the next step's value in the same environment, the final observation's at a
-        // truncation, the current observation's after the last step.
-        let last: Vec<Input> = current.iter().map(|o| agent.input(o, false)).collect();
-        let (_, last_vals) = agent.evaluate_inputs(&last.iter().collect::<Vec<_>>());
-        for k in 0..obs.len() {
-            let i = k % n;
-            let v = match &final_obs[k] {
-                Some(f) => agent.evaluate_inputs(&[f]).1[0],
-                None if k + n < obs.len() => vals[k + n],
-                None => last_vals[i],
-            };
-            next_vals.push(v);
-        }
-        // GAE per environment (the rollout interleaves them).
-        let mut adv = vec![0.0; obs.len()];
-        let mut ret = vec![0.0; obs.len()];
-        for i in 0..n {
-            let ks: Vec<usize> = (i..obs.len()).step_by(n).collect();
-            let pick = |v: &Vec<f64>| ks.iter().map(|&k| v[k]).collect::<Vec<f64>>();
-            let pickb = |v: &Vec<bool>| ks.iter().map(|&k| v[k]).collect::<Vec<bool>>();
-            let (a, r) = gae(
-                &pick(&rews),
-                &pick(&vals),
-                &pick(&next_vals),
-                &pickb(&term),
-                &pickb(&ends),
-                agent.config.gamma,
-                agent.config.gae_lambda,
-            );
-            for (j, &k) in ks.iter().enumerate() {
-                adv[k] = a[j];
-                ret[k] = r[j];
+            for ag in team.iter_mut() {
+                ag.steps += n as u64;
             }
         }
-        let stats = agent.update(&obs, &masks, &acts, &logps, &adv, &ret);
+        let mut stats = UpdateStats::default();
+        for (p, ag) in team.iter_mut().enumerate() {
+            let b = &bufs[p];
+            // V(s_{t+1}): the next step's value in the same environment, the final observation's
+            // at a truncation, the current observation's after the last step.
+            let last: Vec<Input> = current.iter().map(|o| ag.input(o, false)).collect();
+            let (_, last_vals) = ag.evaluate_inputs(&last.iter().collect::<Vec<_>>());
+            let len = b.inputs.len();
+            let next_vals: Vec<f64> = (0..len)
+                .map(|k| match &b.finals[k] {
+                    Some(f) => ag.evaluate_inputs(&[f]).1[0],
+                    None if k + n < len => b.values[k + n],
+                    None => last_vals[k % n],
+                })
+                .collect();
+            // GAE per environment (the rollout interleaves them).
+            let mut adv = vec![0.0; len];
+            let mut ret = vec![0.0; len];
+            for i in 0..n {
+                let ks: Vec<usize> = (i..len).step_by(n).collect();
+                let pick = |v: &[f64]| ks.iter().map(|&k| v[k]).collect::<Vec<f64>>();
+                let pickb = |v: &[bool]| ks.iter().map(|&k| v[k]).collect::<Vec<bool>>();
+                let (a, r) = gae(
+                    &pick(&rews),
+                    &pick(&b.values),
+                    &pick(&next_vals),
+                    &pickb(&term),
+                    &pickb(&ends),
+                    ag.config.gamma,
+                    ag.config.gae_lambda,
+                );
+                for (j, &k) in ks.iter().enumerate() {
+                    adv[k] = a[j];
+                    ret[k] = r[j];
+                }
+            }
+            let s = ag.update(&b.inputs, &b.masks, &b.actions, &b.logps, &adv, &ret);
+            stats.policy_loss += s.policy_loss / m as f64;
+            stats.value_loss += s.value_loss / m as f64;
+            stats.entropy += s.entropy / m as f64;
+            stats.approx_kl += s.approx_kl / m as f64;
+            stats.clip_fraction += s.clip_fraction / m as f64;
+        }
         let recent = &finished[finished.len().saturating_sub(10)..];
         let mean = if recent.is_empty() { f64::NAN } else { recent.iter().sum::<f64>() / recent.len() as f64 };
         on_update(
-            agent,
-            &LogRow { step: agent.steps, mean_episode_reward: mean, episodes: finished.len() as u64, stats },
+            team,
+            &LogRow { step: team[0].steps, mean_episode_reward: mean, episodes: finished.len() as u64, stats },
         )?;
     }
     Ok(())
+}
+
+/// The greedy joint action of a team (one agent, or one per service) for one observation.
+pub fn team_greedy(team: &[Agent], obs: &Observation, mask: &ActionMask) -> Action {
+    let m = team.len();
+    let choices: Vec<usize> = team
+        .iter()
+        .enumerate()
+        .map(|(p, ag)| {
+            let ok = team_mask(ag, mask, p, m);
+            let x = match ag.nets {
+                Nets::Mlp { .. } => Input::Flat(ag.norm.apply(&obs.flat())),
+                Nets::Graph(_) => Input::Graph(obs.clone()),
+            };
+            let (logits, _) = ag.evaluate_inputs(&[&x]);
+            (0..ok.len())
+                .filter(|&a| ok[a])
+                .max_by(|&a, &b| logits[0][a].total_cmp(&logits[0][b]).then(b.cmp(&a)))
+                .unwrap_or(action_index(p.min(MAX_SERVICES - 1), 2))
+        })
+        .collect();
+    team_action(&choices)
 }
 
 /// Mean episode reward of the greedy policy (`agent: None`: uniformly random among allowed actions)
