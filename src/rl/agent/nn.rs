@@ -12,7 +12,7 @@
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 
-pub const OBS_MAX: usize = 512;
+pub const OBS_MAX: usize = 256;
 pub const HIDDEN: usize = 64;
 pub const MAX_SERVICES: usize = 16;
 pub const ACTIONS: usize = MAX_SERVICES * 5;
