@@ -38,6 +38,12 @@ pub trait Autoscaler: Send {
     fn period(&self) -> SimTime;
     /// Pushes zero or more decisions into `out` (cleared by the caller).
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>);
+
+    /// A policy that never decides anything (the simulator then skips its decision ticks and the
+    /// views they would build).
+    fn is_passive(&self) -> bool {
+        false
+    }
 }
 
 /// Per-service `(min, max)` replicas of a policy config: its own bounds, else the scenario's, for

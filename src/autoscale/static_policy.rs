@@ -17,4 +17,8 @@ impl Autoscaler for StaticPolicy {
     }
 
     fn decide(&mut self, _view: &ClusterView, _out: &mut Vec<ScaleDecision>) {}
+
+    fn is_passive(&self) -> bool {
+        true
+    }
 }

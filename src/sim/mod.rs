@@ -295,7 +295,9 @@ impl Simulator {
         }
         sim.queue.push(sim.metrics_cfg.timeline_interval.min(sim.horizon), Event::Tick);
         let period = sim.policy.period();
-        sim.schedule_policy(period);
+        if !sim.policy.is_passive() {
+            sim.schedule_policy(period);
+        }
         Ok(sim)
     }
 
