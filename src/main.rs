@@ -145,6 +145,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a locustfile whose LoadTestShape reproduces a scenario's load (to stdout or --out).
+    ExportLocust {
+        scenario: PathBuf,
+        /// Seconds between one Locust user's requests.
+        #[arg(long, default_value_t = 1.0)]
+        think_time: f64,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check a scenario file without running it.
     Validate {
         /// Scenario YAML.
@@ -356,6 +365,18 @@ fn dispatch(cli: Cli) -> Result<()> {
             let options = RunOptions { event_log: None, policy_config: Some(checkpoint.display().to_string()) };
             let s = run_to_dir(&sc, Box::new(policy), seed, &out, options, &mut |_| {})?;
             eprintln!("{}: SLO violation {:.2}%, cost {:.4}", out.display(), s.slo_violation_pct, s.cost);
+            Ok(())
+        }
+        Command::ExportLocust { scenario, think_time, out } => {
+            if !(think_time.is_finite() && think_time > 0.0) {
+                anyhow::bail!("--think-time: must be > 0, got {think_time}");
+            }
+            let sc = load_scenario(&scenario)?;
+            let py = scalesim::backend::locust::locustfile(&sc, think_time);
+            match out {
+                Some(p) => std::fs::write(&p, py).with_context(|| format!("{}: cannot write", p.display()))?,
+                None => print!("{py}"),
+            }
             Ok(())
         }
         Command::Validate { file } => {

@@ -5,6 +5,8 @@
 //! (or a real cluster's API), a clock, and the ground-truth counters a reward needs (in a real
 //! cluster they come from the load generator and the mesh).
 
+pub mod locust;
+
 use crate::app::AppSpec;
 use crate::cluster::ClusterSpec;
 use crate::engine::SimTime;
