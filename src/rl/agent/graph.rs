@@ -449,4 +449,155 @@ mod tests {
             assert!((va.as_vec()[0] - vb.as_vec()[0]).abs() < 1e-5, "{kind:?}: the value is permutation invariant");
         }
     }
+    #[test]
+    fn gcn_and_gat_outputs_match_an_independent_implementation_on_three_nodes() {
+        // A 3-node path with edge features; every output of the dfdx network against the plain
+        // loop implementation in `reference` (f64), for both encoders.
+        let o = obs(
+            vec![features(1.0), features(2.0), features(3.0)],
+            vec![((0, 1), [0.4, 0.2, 0.1]), ((1, 2), [0.7, 0.5, 0.0])],
+        );
+        for kind in [GraphKind::Gcn, GraphKind::Gat] {
+            let dev = Dev::seed_from_u64(11);
+            let net = GraphNet::new(&dev, kind);
+            let (l, v) = net.forward(&GraphBatch::new(&dev, &[&o]), Gradients::leaky());
+            let (rl, rv) = reference::Ref::new(&net).forward(kind, &o);
+            let l = l.as_vec();
+            assert_eq!(l.len(), 15);
+            for (a, b) in l.iter().zip(&rl) {
+                assert!((*a as f64 - b).abs() < 1e-4, "{kind:?}: {l:?} vs {rl:?}");
+            }
+            assert!((v.as_vec()[0] as f64 - rv).abs() < 1e-4, "{kind:?}: value {} vs {rv}", v.as_vec()[0]);
+        }
+    }
+}
+
+/// A plain, independent implementation of [`GraphNet::forward`] for one observation (f64, loops,
+/// no dfdx), the oracle the tests hold the dfdx network to.
+#[cfg(test)]
+pub(crate) mod reference {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    pub struct Ref {
+        p: HashMap<String, Vec<f32>>,
+    }
+
+    fn relu(v: Vec<f64>) -> Vec<f64> {
+        v.into_iter().map(|x| x.max(0.0)).collect()
+    }
+
+    fn add(a: &[f64], b: &[f64]) -> Vec<f64> {
+        a.iter().zip(b).map(|(x, y)| x + y).collect()
+    }
+
+    impl Ref {
+        pub fn new(net: &GraphNet) -> Ref {
+            Ref { p: net.shapes().into_iter().map(|(n, _)| n).zip(net.get()).collect() }
+        }
+
+        /// `x W^T + b` of the linear layer `name` (dfdx stores `W` as `[out][in]`).
+        fn lin(&self, name: &str, x: &[f64]) -> Vec<f64> {
+            let w = &self.p[&format!("{name}.weight")];
+            let b = &self.p[&format!("{name}.bias")];
+            let (o, i) = (b.len(), x.len());
+            (0..o).map(|r| b[r] as f64 + (0..i).map(|c| w[r * i + c] as f64 * x[c]).sum::<f64>()).collect()
+        }
+
+        /// `(logits [n * 5], value)`.
+        pub fn forward(&self, kind: GraphKind, o: &Observation) -> (Vec<f64>, f64) {
+            let n = o.services.len() / SERVICE_FEATURES;
+            let k = o.skus.len() / SKU_FEATURES;
+            let row =
+                |v: &[f32], i: usize, w: usize| v[i * w..(i + 1) * w].iter().map(|&x| x as f64).collect::<Vec<f64>>();
+            let mut adj = vec![vec![false; n]; n];
+            let mut feat = vec![vec![vec![0.0; EDGE_FEATURES]; n]; n];
+            for i in 0..n {
+                adj[i][i] = true;
+            }
+            for (e, &(a, b)) in o.edge_index.iter().enumerate() {
+                adj[a][b] = true;
+                adj[b][a] = true;
+                let f = row(&o.edges, e, EDGE_FEATURES);
+                feat[a][b] = f.clone();
+                feat[b][a] = f;
+            }
+            let mut h: Vec<Vec<f64>> =
+                (0..n).map(|i| relu(self.lin("inp", &row(&o.services, i, SERVICE_FEATURES)))).collect();
+            let mut s = vec![0.0; GH];
+            for j in 0..k {
+                let e = relu(self.lin("sku_in", &row(&o.skus, j, SKU_FEATURES)));
+                for d in 0..GH {
+                    s[d] += e[d] / k as f64;
+                }
+            }
+            let deg: Vec<f64> = (0..n).map(|i| adj[i].iter().filter(|&&x| x).count() as f64).collect();
+            for layer in 1..=2 {
+                let r = self.lin(&format!("rel{layer}"), &s);
+                let msg: Vec<Vec<f64>> = match kind {
+                    GraphKind::Gcn => {
+                        let hw: Vec<Vec<f64>> = h.iter().map(|x| self.lin(&format!("call{layer}"), x)).collect();
+                        (0..n)
+                            .map(|i| {
+                                let mut m = vec![0.0; GH];
+                                for j in (0..n).filter(|&j| adj[i][j]) {
+                                    let a = 1.0 / (deg[i] * deg[j]).sqrt();
+                                    for d in 0..GH {
+                                        m[d] += a * hw[j][d];
+                                    }
+                                }
+                                m
+                            })
+                            .collect()
+                    }
+                    GraphKind::Gat => {
+                        let mut out = vec![Vec::with_capacity(GH); n];
+                        for q in 0..HEADS {
+                            let name = |part: &str| format!("heads{layer}.{q}.{part}");
+                            let z: Vec<Vec<f64>> = h.iter().map(|x| self.lin(&name("w"), x)).collect();
+                            let src: Vec<f64> = z.iter().map(|x| self.lin(&name("src"), x)[0]).collect();
+                            let dst: Vec<f64> = z.iter().map(|x| self.lin(&name("dst"), x)[0]).collect();
+                            for i in 0..n {
+                                let e: Vec<Option<f64>> = (0..n)
+                                    .map(|j| {
+                                        adj[i][j].then(|| {
+                                            let v = src[i] + dst[j] + self.lin(&name("edge"), &feat[i][j])[0];
+                                            v.max(0.2 * v)
+                                        })
+                                    })
+                                    .collect();
+                                let mx = e.iter().flatten().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+                                let z_sum: f64 = e.iter().flatten().map(|v| (v - mx).exp()).sum();
+                                for d in 0..HD {
+                                    let v: f64 =
+                                        (0..n).filter_map(|j| e[j].map(|ej| (ej - mx).exp() / z_sum * z[j][d])).sum();
+                                    out[i].push(v);
+                                }
+                            }
+                        }
+                        out
+                    }
+                };
+                h = msg.iter().map(|m| relu(add(m, &r))).collect();
+            }
+            let mut mean_h = vec![0.0; GH];
+            for x in &h {
+                for d in 0..GH {
+                    mean_h[d] += x[d] / n as f64;
+                }
+            }
+            let g: Vec<f64> = o.global.iter().map(|&x| x as f64).collect();
+            let state: Vec<f64> =
+                add(&add(&self.lin("read_n", &mean_h), &self.lin("read_s", &s)), &self.lin("read_g", &g))
+                    .into_iter()
+                    .map(f64::tanh)
+                    .collect();
+            let value = self.lin("value", &state)[0];
+            let ctx = self.lin("act_state", &state);
+            let logits =
+                h.iter().flat_map(|x| self.lin("act_out", &relu(add(&self.lin("act_node", x), &ctx)))).collect();
+            (logits, value)
+        }
+    }
 }
