@@ -474,7 +474,9 @@ mod tests {
 
 /// A plain, independent implementation of [`GraphNet::forward`] for one observation (f64, loops,
 /// no dfdx), the oracle the tests hold the dfdx network to.
+// Index loops here mirror the formulas (A[i][j], z[j][d]) so the oracle reads like the math.
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)]
 pub(crate) mod reference {
     use std::collections::HashMap;
 
