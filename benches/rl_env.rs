@@ -9,10 +9,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use rand::Rng;
 use scalesim::engine::SimTime;
 use scalesim::rl::env::action_rng;
-use scalesim::rl::{Action, Env, EnvConfig, Randomization, SimFactory, DELTAS};
+use scalesim::rl::{Action, Env, EnvConfig, Randomization, SimFactory};
 use scalesim::scenario::{load_scenario, Fidelity, Scenario};
 
 fn steps_per_second(sc: Scenario, min_steps: u64) -> (f64, u64) {
@@ -26,13 +25,7 @@ fn steps_per_second(sc: Scenario, min_steps: u64) -> (f64, u64) {
         seed += 1;
         let n = env.layout().unwrap().services;
         loop {
-            let a = Action::One {
-                service: rng.gen_range(0..n),
-                node_type: 0,
-                delta: DELTAS[rng.gen_range(0..5)],
-                quota: rng.gen_range(-1.0..1.0),
-            };
-            let st = env.step(&a).unwrap();
+            let st = env.step(&Action::random(&mut rng, n)).unwrap();
             steps += 1;
             if st.truncated {
                 break;

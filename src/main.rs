@@ -235,8 +235,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Env { scenarios, episodes, seed, interval, fidelity, rate_scale, start_offset, log } => {
-            use rand::Rng;
-            use scalesim::rl::{Action, Env, EnvConfig, Randomization, SimFactory, DELTAS};
+            use scalesim::rl::{Action, Env, EnvConfig, Randomization, SimFactory};
             if !(interval.is_finite() && interval > 0.0) {
                 anyhow::bail!("--interval: must be a number of seconds > 0, got {interval}");
             }
@@ -272,13 +271,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 let n = env.layout().map_or(1, |l| l.services);
                 let (mut reward, mut steps) = (0.0, 0u64);
                 loop {
-                    let a = Action::One {
-                        service: rng.gen_range(0..n),
-                        node_type: 0,
-                        delta: DELTAS[rng.gen_range(0..DELTAS.len())],
-                        quota: rng.gen_range(-1.0..=1.0),
-                    };
-                    let st = env.step(&a)?;
+                    let st = env.step(&Action::random(&mut rng, n))?;
                     reward += st.reward;
                     steps += 1;
                     if st.truncated || st.terminated {

@@ -70,6 +70,17 @@ impl Action {
     pub fn noop() -> Action {
         Action::One { service: 0, node_type: 0, delta: 0, quota: 0.0 }
     }
+
+    /// A uniformly random single-service action over `services` services (node type 0, quota
+    /// in [-1, 1]): the random baseline of `scalesim env`, the benchmarks and the tests.
+    pub fn random<R: rand::Rng>(rng: &mut R, services: usize) -> Action {
+        Action::One {
+            service: rng.gen_range(0..services),
+            node_type: 0,
+            delta: DELTAS[rng.gen_range(0..DELTAS.len())],
+            quota: rng.gen_range(-1.0..=1.0),
+        }
+    }
 }
 
 /// What is allowed now: per service, each of [`DELTAS`]; per service, each SKU for a scale-up.

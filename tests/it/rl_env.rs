@@ -2,7 +2,6 @@
 //! ScalingManager with its timing, masks hold, rewards match hand-derived values, and episodes are
 //! reproducible.
 
-use rand::Rng;
 use scalesim::engine::SimTime;
 use scalesim::rl::env::action_rng;
 use scalesim::rl::{Action, ActionMask, Env, EnvConfig, Randomization, RewardConfig, SimFactory, DELTAS};
@@ -118,13 +117,7 @@ fn episode(e: &mut Env, seed: u64) -> Vec<(f64, Vec<f32>)> {
     let mut out = vec![];
     loop {
         let n = e.layout().unwrap().services;
-        let a = Action::One {
-            service: rng.gen_range(0..n),
-            node_type: 0,
-            delta: DELTAS[rng.gen_range(0..5)],
-            quota: rng.gen_range(-1.0..1.0),
-        };
-        let st = e.step(&a).unwrap();
+        let st = e.step(&Action::random(&mut rng, n)).unwrap();
         out.push((st.reward, st.obs.flat()));
         if st.truncated {
             return out;
