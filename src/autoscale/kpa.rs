@@ -59,6 +59,13 @@ impl KpaConfig {
     /// Knative's defaults, with a per-pod concurrency target of 10 (pods here are small: a few
     /// hundred millicores), on every service between its scenario bounds.
     pub fn defaults(scenario: &Scenario) -> KpaConfig {
+        KpaConfig::knative_defaults(
+            scenario.app.services.iter().map(|s| Some((s.min_replicas, s.max_replicas))).collect(),
+        )
+    }
+
+    /// Knative's defaults (as in [`KpaConfig::defaults`]) with the given per-service bounds.
+    fn knative_defaults(bounds: Vec<Option<(u32, u32)>>) -> KpaConfig {
         KpaConfig {
             tick: SimTime::from_secs(2),
             stable_window: SimTime::from_secs(60),
@@ -69,7 +76,7 @@ impl KpaConfig {
             max_scale_up_rate: 1000.0,
             max_scale_down_rate: 2.0,
             enable_scale_to_zero: false,
-            bounds: scenario.app.services.iter().map(|s| Some((s.min_replicas, s.max_replicas))).collect(),
+            bounds,
         }
     }
 
@@ -219,18 +226,7 @@ mod tests {
     use crate::scaling::ReplicaCounts;
 
     fn config() -> KpaConfig {
-        KpaConfig {
-            tick: SimTime::from_secs(2),
-            stable_window: SimTime::from_secs(60),
-            panic_window_pct: 10.0,
-            panic_threshold_pct: 200.0,
-            target_utilization_pct: 70.0,
-            container_concurrency_target: 10.0,
-            max_scale_up_rate: 1000.0,
-            max_scale_down_rate: 2.0,
-            enable_scale_to_zero: false,
-            bounds: vec![Some((1, 20))],
-        }
+        KpaConfig::knative_defaults(vec![Some((1, 20))])
     }
 
     fn view(now: u64, history: &[f64]) -> ClusterView {
