@@ -18,6 +18,25 @@ pub enum ConfigError {
     Trace(#[from] TraceError),
 }
 
+impl ConfigError {
+    /// A value found wrong after parsing, placed at the first line of `text` that mentions `needle`
+    /// (a key, or `key: value`).
+    pub fn invalid_at(
+        file: &str,
+        text: &str,
+        needle: &str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            file: file.to_string(),
+            line: super::find_line(text, needle),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 struct Located<'a> {
     file: &'a str,
     line: Option<usize>,

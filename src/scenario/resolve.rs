@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::raw::*;
-use super::yaml::{find_line, parse_yaml};
+use super::yaml::parse_yaml;
 use super::{ConfigError, Fidelity, MetricsConfig, Scenario};
 use crate::app::llm::{LlmScheduler, LlmSpec, Performance, PoolSpec, TokenSizes};
 use crate::app::{AppSpec, CallNode, Demand, LoadBalancing, RequestType, ServiceSpec, StatefulSpec};
@@ -43,12 +43,7 @@ struct Resolver<'a> {
 impl Resolver<'_> {
     /// An error at the first line that mentions `needle` (a key, or `key: value`).
     fn err(&self, field: impl Into<String>, needle: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.clone(),
-            line: find_line(self.text, needle),
-            field: field.into(),
-            message: message.into(),
-        }
+        ConfigError::invalid_at(&self.file, self.text, needle, field, message)
     }
 
     fn resolve(&self, raw: RawScenario) -> Result<Scenario, ConfigError> {
@@ -63,74 +58,61 @@ impl Resolver<'_> {
             return Err(self.err("name", "name:", "must not be empty"));
         }
         let cluster = self.cluster(&raw.cluster)?;
-        if let Some(llm) = &raw.llm {
-            if !raw.services.is_empty() || !raw.request_types.is_empty() || raw.chain.is_some() {
-                return Err(self.err(
-                    "llm",
-                    "llm",
-                    "an LLM scenario has pools, not `services`, `request_types` or `chain`",
-                ));
-            }
-            let (app, spec) = self.llm(llm, &cluster)?;
-            let initial: u32 = app.services.iter().map(|s| s.initial_replicas).sum();
-            if initial > cluster.max_instances {
-                return Err(self.err(
-                    "cluster.max_instances",
-                    "max_instances",
-                    format!("is {} but the pools start with {initial}", cluster.max_instances),
-                ));
-            }
-            let mut workload = self.workload(&raw.workload, &app)?;
-            workload.mix = Vec::new();
-            let metrics = self.metrics(&raw.metrics)?;
-            let horizon = raw.horizon_s.map_or(workload.duration, |h| SimTime::from_secs_f64(h.0));
-            return Ok(Scenario {
-                name: raw.name,
-                description: raw.description,
-                source: self.path.to_path_buf(),
-                seed: raw.seed,
-                fidelity: Fidelity::Request,
-                horizon,
-                slo: SimTime::from_secs_f64(raw.slo_ms.0 / 1000.0),
-                metrics,
-                cluster,
-                app,
-                workload,
-                llm: Some(spec),
-            });
-        }
-        let (raw_services, raw_types) = match raw.chain {
-            None => (raw.services, raw.request_types),
-            Some(chain) => {
-                if !raw.services.is_empty() || !raw.request_types.is_empty() {
+        let (app, llm) = match &raw.llm {
+            Some(llm) => {
+                if !raw.services.is_empty() || !raw.request_types.is_empty() || raw.chain.is_some() {
                     return Err(self.err(
-                        "chain",
-                        "chain",
-                        "give either `chain` or `services` and `request_types`, not both",
+                        "llm",
+                        "llm",
+                        "an LLM scenario has pools, not `services`, `request_types` or `chain`",
                     ));
                 }
-                self.expand_chain(chain)?
+                let (app, spec) = self.llm(llm, &cluster)?;
+                self.check_initial_instances(&app, &cluster, "pools")?;
+                (app, Some(spec))
+            }
+            None => {
+                let (raw_services, raw_types) = match raw.chain {
+                    None => (raw.services, raw.request_types),
+                    Some(chain) => {
+                        if !raw.services.is_empty() || !raw.request_types.is_empty() {
+                            return Err(self.err(
+                                "chain",
+                                "chain",
+                                "give either `chain` or `services` and `request_types`, not both",
+                            ));
+                        }
+                        self.expand_chain(chain)?
+                    }
+                };
+                let services = self.services(&raw_services, &cluster)?;
+                let network_latency = SimTime::from_secs_f64(raw.network_latency_ms.map_or(0.0, |v| v.0) / 1000.0);
+                let mut app = AppSpec {
+                    services,
+                    nodes: Vec::new(),
+                    children: Vec::new(),
+                    request_types: Vec::new(),
+                    network_latency,
+                };
+                self.check_initial_instances(&app, &cluster, "services")?;
+                self.request_types(&raw_types, &mut app)?;
+                (app, None)
             }
         };
-        let services = self.services(&raw_services, &cluster)?;
-        let initial: u32 = services.iter().map(|s| s.initial_replicas).sum();
-        if initial > cluster.max_instances {
-            return Err(self.err(
-                "cluster.max_instances",
-                "max_instances",
-                format!("is {} but the services start with {initial} replicas in all", cluster.max_instances),
-            ));
-        }
-        let network_latency = SimTime::from_secs_f64(raw.network_latency_ms.map_or(0.0, |v| v.0) / 1000.0);
-        let mut app =
-            AppSpec { services, nodes: Vec::new(), children: Vec::new(), request_types: Vec::new(), network_latency };
-        self.request_types(&raw_types, &mut app)?;
-        let workload = self.workload(&raw.workload, &app)?;
-        let metrics = self.metrics(&raw.metrics)?;
-        let horizon = match raw.horizon_s {
-            Some(h) => SimTime::from_secs_f64(h.0),
-            None => workload.duration,
+        let mut workload = self.workload(&raw.workload, &app)?;
+        // LLM requests have no request types: their sizes come from the trace or the token model.
+        let fidelity = if llm.is_some() {
+            workload.mix = Vec::new();
+            // The LLM model is simulated request by request only.
+            Fidelity::Request
+        } else {
+            match raw.fidelity {
+                RawFidelity::Request => Fidelity::Request,
+                RawFidelity::Fluid => Fidelity::Fluid,
+            }
         };
+        let metrics = self.metrics(&raw.metrics)?;
+        let horizon = raw.horizon_s.map_or(workload.duration, |h| SimTime::from_secs_f64(h.0));
         if horizon == SimTime::ZERO {
             return Err(self.err(
                 "horizon_s",
@@ -143,18 +125,29 @@ impl Resolver<'_> {
             description: raw.description,
             source: self.path.to_path_buf(),
             seed: raw.seed,
-            fidelity: match raw.fidelity {
-                RawFidelity::Request => Fidelity::Request,
-                RawFidelity::Fluid => Fidelity::Fluid,
-            },
+            fidelity,
             horizon,
             slo: SimTime::from_secs_f64(raw.slo_ms.0 / 1000.0),
             metrics,
             cluster,
             app,
             workload,
-            llm: None,
+            llm,
         })
+    }
+
+    /// Refuses an application whose `what` (services, pools) start with more instances than the
+    /// cluster allows.
+    fn check_initial_instances(&self, app: &AppSpec, cluster: &ClusterSpec, what: &str) -> Result<(), ConfigError> {
+        let initial: u32 = app.services.iter().map(|s| s.initial_replicas).sum();
+        if initial > cluster.max_instances {
+            return Err(self.err(
+                "cluster.max_instances",
+                "max_instances",
+                format!("is {} but the {what} start with {initial} replicas in all", cluster.max_instances),
+            ));
+        }
+        Ok(())
     }
 
     /// The two pools as services (`prompt`, `token`): one instance per GPU server, a whole server's

@@ -27,12 +27,7 @@ impl ConfigText {
 
     /// An error about `field`, at the first line that mentions it.
     pub fn invalid(&self, field: &str, message: String) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.clone(),
-            line: find_line(&self.text, field),
-            field: field.into(),
-            message,
-        }
+        ConfigError::invalid_at(&self.file, &self.text, field, field, message)
     }
 }
 

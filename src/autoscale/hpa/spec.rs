@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use super::behavior::{PolicyKind, RatePolicy, ScalingBehavior, ScalingRules, SelectPolicy};
 use crate::engine::SimTime;
-use crate::scenario::{find_line, parse_yaml, parse_yaml_documents, ConfigError, Scenario};
+use crate::scenario::{parse_yaml, parse_yaml_documents, ConfigError, Scenario};
 
 /// kube-controller-manager settings of the HPA controller.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -293,12 +293,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&self, field: impl Into<String>, needle: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.clone(),
-            line: find_line(self.text, needle),
-            field: field.into(),
-            message: message.into(),
-        }
+        ConfigError::invalid_at(&self.file, self.text, needle, field, message)
     }
 }
 
