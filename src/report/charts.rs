@@ -11,6 +11,12 @@ use super::ReportError;
 
 const SIZE: (u32, u32) = (1100, 620);
 
+/// Font sizes, one set for every chart (the family is the bundled font registered as "sans-serif").
+const TITLE_FONT: (&str, u32) = ("sans-serif", 24);
+const AXIS_DESC_FONT: (&str, u32) = ("sans-serif", 17);
+const LABEL_FONT: (&str, u32) = ("sans-serif", 15);
+const LEGEND_FONT: (&str, u32) = ("sans-serif", 14);
+
 /// A named line of `(x, y)` points.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
@@ -68,7 +74,7 @@ fn split<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>) -> (DrawingArea<DB, 
 
 /// Draws legend entries (`name`, colour, filled box or line) down the panel.
 fn legend<DB: DrawingBackend>(panel: &DrawingArea<DB, Shift>, entries: &[(String, RGBColor, bool)]) -> DrawResult {
-    let style = TextStyle::from(("sans-serif", 14).into_font()).color(&BLACK);
+    let style = TextStyle::from(LEGEND_FONT.into_font()).color(&BLACK);
     for (i, (name, c, filled)) in entries.iter().enumerate() {
         let y = 60 + i as i32 * 22;
         if *filled {
@@ -168,7 +174,7 @@ fn draw_steps<DB: DrawingBackend>(
     let (x0, x1, _, y1) = bounds(&refs);
     let (_, _, _, r1) = right.map(|r| bounds(&[r])).unwrap_or((0.0, 1.0, 0.0, 1.0));
     let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 24))
+        .caption(title, TITLE_FONT)
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
@@ -182,8 +188,8 @@ fn draw_steps<DB: DrawingBackend>(
         .y_desc(y_label)
         .x_label_formatter(&fmt_num)
         .y_label_formatter(&fmt_num)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
+        .label_style(LABEL_FONT)
+        .axis_desc_style(AXIS_DESC_FONT)
         .draw()
         .map_err(|e| e.to_string())?;
     let mut entries = Vec::new();
@@ -192,8 +198,8 @@ fn draw_steps<DB: DrawingBackend>(
             .configure_secondary_axes()
             .y_desc(r.name.as_str())
             .y_label_formatter(&fmt_num)
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 17))
+            .label_style(LABEL_FONT)
+            .axis_desc_style(AXIS_DESC_FONT)
             .draw()
             .map_err(|e| e.to_string())?;
         let grey = RGBColor(170, 170, 170);
@@ -228,7 +234,7 @@ fn draw_lines<DB: DrawingBackend>(
     let refs: Vec<&Series> = series.iter().collect();
     let (x0, x1, _, y1) = bounds(&refs);
     let mut builder = ChartBuilder::on(root);
-    builder.caption(title, ("sans-serif", 24)).margin(16).x_label_area_size(48).y_label_area_size(64);
+    builder.caption(title, TITLE_FONT).margin(16).x_label_area_size(48).y_label_area_size(64);
     macro_rules! finish {
         ($chart:expr, $xdesc:expr) => {{
             let mut chart = $chart;
@@ -238,8 +244,8 @@ fn draw_lines<DB: DrawingBackend>(
                 .y_desc(y_label)
                 .x_label_formatter(&fmt_num)
                 .y_label_formatter(&fmt_num)
-                .label_style(("sans-serif", 15))
-                .axis_desc_style(("sans-serif", 17))
+                .label_style(LABEL_FONT)
+                .axis_desc_style(AXIS_DESC_FONT)
                 .draw()
                 .map_err(|e| e.to_string())?;
             let mut entries = Vec::new();
@@ -293,7 +299,7 @@ fn draw_bars<DB: DrawingBackend>(
     let width = groups.len() as f64 * slot;
     let top = bars.iter().map(|b| b.high.unwrap_or(b.mean).max(b.mean)).fold(0.0, f64::max).max(1e-9) * 1.12;
     let mut chart = ChartBuilder::on(&plot)
-        .caption(title, ("sans-serif", 24))
+        .caption(title, TITLE_FONT)
         .margin(16)
         .x_label_area_size(56)
         .y_label_area_size(72)
@@ -306,12 +312,12 @@ fn draw_bars<DB: DrawingBackend>(
         .y_label_formatter(&fmt_num)
         .x_desc(if cut > 0 { format!("scenario ({}...)", &groups[0][..cut]) } else { "scenario".to_string() })
         .y_desc(y_label)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
+        .label_style(LABEL_FONT)
+        .axis_desc_style(AXIS_DESC_FONT)
         .draw()
         .map_err(|e| e.to_string())?;
     // Group names under the axis, centred on their bars.
-    let style = TextStyle::from(("sans-serif", 15).into_font()).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+    let style = TextStyle::from(LABEL_FONT.into_font()).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
     for (g, name) in groups.iter().enumerate() {
         let (px, py) = chart.backend_coord(&(g as f64 * slot + slot / 2.0, 0.0));
         plot.draw(&Text::new(name[cut..].to_string(), (px, py + 6), style.clone())).map_err(|e| e.to_string())?;

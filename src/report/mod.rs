@@ -113,18 +113,7 @@ fn run_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
         })?);
     }
     let summary = fs::read_to_string(dir.join("summary.json")).map_err(|e| io_err(&dir.join("summary.json"), e))?;
-    let html = page(
-        &format!("Run {}", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
-        &format!("<pre>{}</pre>", escape(&summary)),
-        &files
-            .iter()
-            .filter(|f| f.extension().is_some_and(|e| e == "png"))
-            .map(|f| format!("charts/{}", f.file_name().unwrap().to_string_lossy()))
-            .collect::<Vec<_>>(),
-    );
-    let index = dir.join("index.html");
-    fs::write(&index, html).map_err(|e| io_err(&index, e))?;
-    files.push(index);
+    write_index(dir, "Run", &format!("<pre>{}</pre>", escape(&summary)), "charts", &mut files)?;
     Ok(files)
 }
 
@@ -179,19 +168,30 @@ fn sweep_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
         })?);
     }
     let md = fs::read_to_string(dir.join("comparison_reports").join("statistics.md")).unwrap_or_default();
-    let html = page(
-        &format!("Sweep {}", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
-        &markdown_table(&md),
-        &files
-            .iter()
-            .filter(|f| f.extension().is_some_and(|e| e == "png"))
-            .map(|f| format!("comparison_reports/charts/{}", f.file_name().unwrap().to_string_lossy()))
-            .collect::<Vec<_>>(),
-    );
-    let index = dir.join("index.html");
-    fs::write(&index, html).map_err(|e| io_err(&index, e))?;
-    files.push(index);
+    write_index(dir, "Sweep", &markdown_table(&md), "comparison_reports/charts", &mut files)?;
     Ok(files)
+}
+
+/// Writes `dir/index.html`: a page titled `kind` and the folder's name, `body`, then every PNG of
+/// `charts` (which lie in `dir/chart_folder`); adds the page to `charts`.
+fn write_index(
+    dir: &Path,
+    kind: &str,
+    body: &str,
+    chart_folder: &str,
+    charts: &mut Vec<PathBuf>,
+) -> Result<(), ReportError> {
+    let images: Vec<String> = charts
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png"))
+        .filter_map(|f| f.file_name())
+        .map(|name| format!("{chart_folder}/{}", name.to_string_lossy()))
+        .collect();
+    let title = format!("{kind} {}", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let index = dir.join("index.html");
+    fs::write(&index, page(&title, body, &images)).map_err(|e| io_err(&index, e))?;
+    charts.push(index);
+    Ok(())
 }
 
 fn escape(s: &str) -> String {
