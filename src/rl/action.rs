@@ -93,13 +93,8 @@ pub struct ActionMask {
 }
 
 impl ActionMask {
-    /// From min/max replicas (Active + Starting) and the cluster's room for new instances.
-    pub fn compute(backend: &dyn ClusterBackend) -> ActionMask {
-        let counts: Vec<ReplicaCounts> = (0..backend.app().services.len()).map(|s| backend.counts(s)).collect();
-        Self::from_counts(backend.app(), backend.cluster(), &counts, backend.instances())
-    }
-
-    /// The same from what a controller sees (for a deployed agent).
+    /// From min/max replicas (Active + Starting) and the cluster's room for new instances, as a
+    /// controller sees them: the environment and a deployed agent mask alike.
     pub fn from_view(view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec) -> ActionMask {
         let counts: Vec<ReplicaCounts> = view.services.iter().map(|s| s.counts).collect();
         Self::from_counts(app, cluster, &counts, view.instances)

@@ -260,8 +260,8 @@ impl Env {
             ObservationLayout::new(ep.backend.app(), &ep.mix, self.config.hpa_target, ep.backend.cluster().skus.len());
         self.prev = ep.backend.totals();
         self.last_violation = 0.0;
-        self.mask = Some(ActionMask::compute(ep.backend.as_ref()));
         let view = ep.backend.observe();
+        self.mask = Some(ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster()));
         let obs = collect(&layout, &view, ep.backend.app(), ep.backend.cluster(), ep.slo_ms);
         self.layout = Some(layout);
         self.episode = Some(ep);
@@ -287,7 +287,7 @@ impl Env {
         self.prev = after;
         self.last_violation = terms.slo_violation;
         let obs = collect(layout, &view, backend.app(), backend.cluster(), ep.slo_ms);
-        self.mask = Some(ActionMask::compute(backend));
+        self.mask = Some(ActionMask::from_view(&view, backend.app(), backend.cluster()));
         let truncated = backend.now() >= backend.horizon();
         self.steps += 1;
         if let Some(log) = &mut self.log {
