@@ -67,6 +67,13 @@ impl Resolver<'_> {
                         "an LLM scenario has pools, not `services`, `request_types` or `chain`",
                     ));
                 }
+                if matches!(raw.fidelity, RawFidelity::Fluid) {
+                    return Err(self.err(
+                        "fidelity",
+                        "fidelity",
+                        "an LLM scenario is simulated request by request; `fluid` is for microservices",
+                    ));
+                }
                 let (app, spec) = self.llm(llm, &cluster)?;
                 self.check_initial_instances(&app, &cluster, "pools")?;
                 (app, Some(spec))
@@ -103,7 +110,6 @@ impl Resolver<'_> {
         // LLM requests have no request types: their sizes come from the trace or the token model.
         let fidelity = if llm.is_some() {
             workload.mix = Vec::new();
-            // The LLM model is simulated request by request only.
             Fidelity::Request
         } else {
             match raw.fidelity {

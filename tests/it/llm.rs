@@ -184,3 +184,23 @@ fn the_llm_action_scales_pools_and_migrates_after_the_switch_delay() {
     let st = env.step(&Action::Llm { prompt: 1.5, token: 0.0, migrate: 0.0 }).unwrap();
     assert!(st.info.report.executed.is_empty() && st.info.report.blocked[0].contains("outside"));
 }
+
+#[test]
+fn fluid_fidelity_for_an_llm_scenario_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = r#"
+name: llm_fluid
+fidelity: fluid
+slo_ms: 10000
+cluster:
+  max_instances: 10
+  skus: [ { name: gpu, cores: 96, memory_gib: 1152, price_per_hour: 36 } ]
+llm:
+  prompt: { replicas: 1 }
+  token: { replicas: 1 }
+workload:
+  stages: [ { duration_s: 60, rps: 1 } ]
+"#;
+    let e = parse_scenario(yaml, &dir.path().join("s.yaml")).unwrap_err().to_string();
+    assert!(e.contains("s.yaml line 3") && e.contains("`fidelity`") && e.contains("request by request"), "{e}");
+}
