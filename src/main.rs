@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use scalesim::autoscale::build_policy;
 use scalesim::engine::SimTime;
+use scalesim::experiment::backend_run::{run_local_to_dir, validate_to_dir, LocalRunOptions};
 use scalesim::experiment::{run_to_dir, RunOptions};
 use scalesim::scenario::load_scenario;
 
@@ -52,6 +53,46 @@ enum Command {
         /// No progress bar and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
+        /// Where the policy acts: the simulator, or a local cluster of real worker processes.
+        #[arg(long, value_enum, default_value = "sim")]
+        backend: BackendKind,
+        /// Local backend: scenario seconds per wall second (default: the scenario's
+        /// `backends.local.time_compression`, else 1).
+        #[arg(long)]
+        time_compression: Option<f64>,
+    },
+    /// Run a scenario under a policy on the simulator and on a real backend, and write the gap
+    /// (CPU utilisation, latency, drops, replica timelines, overlay charts).
+    ValidateBackend {
+        scenario: PathBuf,
+        #[arg(long, default_value = "hpa")]
+        policy: String,
+        #[arg(long)]
+        policy_config: Option<PathBuf>,
+        /// The real backend to hold the simulator against.
+        #[arg(long, value_enum, default_value = "local")]
+        against: RealBackend,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output folder (default: runs/validate_<scenario>_<policy>_seed<N>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        time_compression: Option<f64>,
+        /// Print worker and scaling events to stderr.
+        #[arg(long)]
+        verbose: bool,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// One instance of the local backend (started by the backend itself, not by users).
+    #[command(hide = true)]
+    Worker {
+        #[arg(long, default_value_t = 1)]
+        concurrency: u32,
+        /// Exit when this process is no longer the parent.
+        #[arg(long)]
+        parent: Option<u32>,
     },
     /// Roll out RL-environment episodes with a uniformly random agent: checks an environment set-up,
     /// writes episode logs (reward terms and actions per step), and reports the rewards.
@@ -161,6 +202,50 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BackendKind {
+    Sim,
+    Local,
+    Kubernetes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RealBackend {
+    Local,
+}
+
+fn local_options(
+    time_compression: Option<f64>,
+    verbose: bool,
+    policy_config: Option<&PathBuf>,
+) -> Result<LocalRunOptions> {
+    if let Some(k) = time_compression {
+        if !(1.0..=1000.0).contains(&k) {
+            anyhow::bail!("--time-compression: must be between 1 and 1000, got {k}");
+        }
+    }
+    Ok(LocalRunOptions {
+        worker_exe: std::env::current_exe().context("locating the scalesim executable to start workers from")?,
+        time_compression,
+        verbose,
+        policy_config: policy_config.map(|p| p.display().to_string()),
+    })
+}
+
+fn seconds_bar(quiet: bool, horizon: SimTime, unit: &str) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(horizon.whole_secs().max(1));
+    b.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {unit} {{msg}}"
+        ))
+        .expect("static template"),
+    );
+    b
+}
+
 fn parse_range(s: &str) -> Result<(f64, f64), String> {
     let (a, b) = s.split_once(',').ok_or_else(|| format!("`{s}`: expected LO,HI"))?;
     let lo: f64 = a.trim().parse().map_err(|_| format!("`{a}` is not a number"))?;
@@ -184,7 +269,104 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { scenario, policy, policy_config, seed, out, horizon, log_events, quiet } => {
+        Command::Worker { concurrency, parent } => {
+            scalesim::backend::local::worker::serve(concurrency, parent).context("worker")?;
+            Ok(())
+        }
+        Command::ValidateBackend {
+            scenario,
+            policy,
+            policy_config,
+            against: RealBackend::Local,
+            seed,
+            out,
+            time_compression,
+            verbose,
+            quiet,
+        } => {
+            let sc = load_scenario(&scenario)?;
+            let seed = seed.unwrap_or(sc.seed);
+            let sim_policy = build_policy(&policy, policy_config.as_deref(), &sc)?;
+            let real_policy = build_policy(&policy, policy_config.as_deref(), &sc)?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from(format!("runs/validate_{}_{}_seed{}", sc.name, sim_policy.name(), seed))
+            });
+            let opts = local_options(time_compression, verbose, policy_config.as_ref())?;
+            let bar = seconds_bar(quiet, sc.horizon, "s");
+            let gap = validate_to_dir(&sc, sim_policy, real_policy, seed, &out, &opts, &mut |which, t, _| {
+                bar.set_message(which.to_string());
+                bar.set_position(t.whole_secs());
+            })
+            .with_context(|| format!("validating {} against the local backend", scenario.display()))?;
+            bar.finish_and_clear();
+            if !quiet {
+                print!("{}", scalesim::backend::validate::markdown(&gap));
+                eprintln!("{}: validation.json, validation.md, replicas_compared.csv, charts", out.display());
+            }
+            Ok(())
+        }
+        Command::Run { backend: BackendKind::Kubernetes, .. } => {
+            anyhow::bail!("--backend kubernetes: not available in this build")
+        }
+        Command::Run {
+            scenario,
+            policy,
+            policy_config,
+            seed,
+            out,
+            horizon,
+            log_events,
+            quiet,
+            backend: BackendKind::Local,
+            time_compression,
+        } => {
+            let mut sc = load_scenario(&scenario)?;
+            if let Some(h) = horizon {
+                if !(h.is_finite() && h > 0.0) {
+                    anyhow::bail!("--horizon: must be a number of seconds > 0, got {h}");
+                }
+                sc.horizon = SimTime::from_secs_f64(h);
+            }
+            let seed = seed.unwrap_or(sc.seed);
+            let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
+            let out =
+                out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_{}_local_seed{}", sc.name, pol.name(), seed)));
+            let opts = local_options(time_compression, log_events, policy_config.as_ref())?;
+            let bar = seconds_bar(quiet, sc.horizon, "scenario-s");
+            let log = run_local_to_dir(&sc, pol, seed, &out, &opts, &mut |t, _| bar.set_position(t.whole_secs()))
+                .with_context(|| format!("running {} on the local backend", scenario.display()))?;
+            bar.finish_and_clear();
+            if !quiet {
+                let t = &log.totals;
+                eprintln!(
+                    "{}: {} arrived, {} completed, {} dropped; mean {:.1} ms, p95 {:.1} ms; {} scale decisions; {:.1} s wall",
+                    out.display(),
+                    t.arrived,
+                    t.completed,
+                    t.dropped,
+                    log.latency_ms.mean,
+                    log.latency_ms.p95,
+                    log.scale_decisions(),
+                    log.wall_s
+                );
+            }
+            Ok(())
+        }
+        Command::Run {
+            scenario,
+            policy,
+            policy_config,
+            seed,
+            out,
+            horizon,
+            log_events,
+            quiet,
+            backend: BackendKind::Sim,
+            time_compression,
+        } => {
+            if time_compression.is_some() {
+                anyhow::bail!("--time-compression: only for --backend local");
+            }
             let mut sc = load_scenario(&scenario)?;
             if let Some(h) = horizon {
                 if !(h.is_finite() && h > 0.0) {

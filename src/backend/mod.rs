@@ -5,17 +5,36 @@
 //! (or a real cluster's API), a clock, and the ground-truth counters a reward needs (in a real
 //! cluster they come from the load generator and the mesh).
 
+pub mod driver;
+pub mod local;
 pub mod locust;
+pub mod validate;
 
 use crate::app::AppSpec;
 use crate::cluster::ClusterSpec;
 use crate::engine::SimTime;
-use crate::metrics::ClusterView;
-use crate::scaling::{Refusal, ReplicaCounts};
+use crate::metrics::{ClusterView, LatencySummary};
+use crate::scaling::{Refusal, ReplicaChange, ReplicaCounts};
 use crate::sim::{RunTotals, SimError, Simulator};
 
 /// A scale command's outcome: done, or refused with the reason.
 pub type ScaleResult = Result<(), Refusal>;
+
+/// Why a backend could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// The local backend's processes or network failed.
+    #[error("local backend: {0}")]
+    Local(String),
+    /// The backend cannot run this scenario or setting.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A real cluster could not be read or changed.
+    #[error("kubernetes backend: {0}")]
+    Kubernetes(String),
+}
 
 pub trait ClusterBackend {
     /// Current time (virtual for the simulator, wall clock for real backends).
@@ -33,14 +52,19 @@ pub trait ClusterBackend {
     fn scale_up(&mut self, service: usize, sku: Option<usize>) -> ScaleResult;
     /// Removes one instance of `service` (a Starting one, else drains the least-loaded).
     fn scale_down(&mut self, service: usize) -> ScaleResult;
+    /// Moves `service` toward `desired` replicas (active + starting), as a policy decision does:
+    /// clamped to its bounds and the cluster's capacity, the clamp reported in the change.
+    fn set_replicas(&mut self, service: usize, desired: u32) -> Result<ReplicaChange, BackendError>;
     /// Resizes `service`'s CPU limit in place; returns the limit applied.
     fn set_cpu_limit(&mut self, service: usize, cores: f64) -> f64;
     /// Switches one instance from `from`'s role to `to`'s (LLM prompt and token pools).
     fn migrate(&mut self, from: usize, to: usize) -> ScaleResult;
     /// Lets time pass until `until`.
-    fn advance(&mut self, until: SimTime) -> Result<(), SimError>;
+    fn advance(&mut self, until: SimTime) -> Result<(), BackendError>;
     /// Ground-truth counters since the start.
     fn totals(&self) -> RunTotals;
+    /// End-to-end latency of the requests completed so far.
+    fn latency(&self) -> LatencySummary;
     /// Replication lag of each service at the last interval, ms (0 for stateless ones).
     fn replication_lag_ms(&self) -> &[f64];
     /// Live instances in all, and the most the cluster allows.
@@ -81,11 +105,17 @@ impl ClusterBackend for Simulator {
     fn migrate(&mut self, from: usize, to: usize) -> ScaleResult {
         Simulator::migrate(self, from, to).map(|_| ())
     }
-    fn advance(&mut self, until: SimTime) -> Result<(), SimError> {
-        self.advance_to(until)
+    fn set_replicas(&mut self, service: usize, desired: u32) -> Result<ReplicaChange, BackendError> {
+        Ok(self.apply_replicas(service, desired))
+    }
+    fn advance(&mut self, until: SimTime) -> Result<(), BackendError> {
+        Ok(self.advance_to(until)?)
     }
     fn totals(&self) -> RunTotals {
         Simulator::totals(self)
+    }
+    fn latency(&self) -> LatencySummary {
+        self.request_latency()
     }
     fn replication_lag_ms(&self) -> &[f64] {
         Simulator::replication_lag_ms(self)

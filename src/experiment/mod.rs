@@ -7,6 +7,7 @@
 //! complete run. Nothing here may depend on wall-clock time or thread scheduling: the same scenario,
 //! policy and seed give byte-identical files.
 
+pub mod backend_run;
 pub mod stats;
 pub mod sweep;
 
@@ -30,9 +31,11 @@ pub enum RunError {
     Output { path: String, message: String },
     #[error(transparent)]
     Sim(#[from] SimError),
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
 }
 
-fn out_err(path: &Path, e: impl std::fmt::Display) -> RunError {
+pub(crate) fn out_err(path: &Path, e: impl std::fmt::Display) -> RunError {
     RunError::Output { path: path.display().to_string(), message: e.to_string() }
 }
 
@@ -92,20 +95,25 @@ pub fn run_to_dir(
     options: RunOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Summary, RunError> {
+    in_staging(out, |staging| write_run(scenario, policy, seed, staging, options, progress))
+}
+
+/// Writes a run folder through a hidden staging folder beside `out`, renamed into place only when
+/// `write` succeeds (removed when it fails), so a folder named like a run is always complete.
+pub(crate) fn in_staging<T>(out: &Path, write: impl FnOnce(&Path) -> Result<T, RunError>) -> Result<T, RunError> {
     check_replaceable(out)?;
     let staging = staging_path(out);
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(|e| out_err(&staging, e))?;
     }
     fs::create_dir_all(&staging).map_err(|e| out_err(&staging, e))?;
-    let result = write_run(scenario, policy, seed, &staging, options, progress);
-    match result {
-        Ok(summary) => {
+    match write(&staging) {
+        Ok(v) => {
             if out.exists() {
                 fs::remove_dir_all(out).map_err(|e| out_err(out, e))?;
             }
             fs::rename(&staging, out).map_err(|e| out_err(out, e))?;
-            Ok(summary)
+            Ok(v)
         }
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);

@@ -26,6 +26,20 @@ pub struct LatencySummary {
     pub max: f64,
 }
 
+impl LatencySummary {
+    /// From a histogram of microseconds and the exact sum of the `count` values recorded (the
+    /// histogram's own mean is rounded to its buckets); milliseconds.
+    pub fn from_histogram(h: &hdrhistogram::Histogram<u64>, sum_us: f64, count: u64) -> LatencySummary {
+        LatencySummary {
+            mean: if count > 0 { sum_us / count as f64 / 1000.0 } else { 0.0 },
+            p50: super::quantile_ms(h, 0.50),
+            p95: super::quantile_ms(h, 0.95),
+            p99: super::quantile_ms(h, 0.99),
+            max: super::quantile_ms(h, 1.0),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ScalingLagSummary {
     pub mean: f64,

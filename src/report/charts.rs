@@ -216,6 +216,60 @@ fn draw_steps<DB: DrawingBackend>(
     legend(&panel, &entries)
 }
 
+/// Pairs of series over time, one colour per pair: the first solid, the second dashed (a
+/// simulator run and a real one). `steps`: values hold until the next point.
+pub fn paired(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    pairs: &[(Series, Series)],
+    steps: bool,
+) -> Result<(), ReportError> {
+    on_backend!(path, draw_paired(title, y_label, pairs, steps))
+}
+
+fn draw_paired<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_label: &str,
+    pairs: &[(Series, Series)],
+    steps: bool,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (plot, panel) = split(root);
+    let refs: Vec<&Series> = pairs.iter().flat_map(|(a, b)| [a, b]).collect();
+    let (x0, x1, _, y1) = bounds(&refs);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, TITLE_FONT)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, 0.0..(y1 * 1.05).max(1.0))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(y_label)
+        .x_label_formatter(&fmt_num)
+        .y_label_formatter(&fmt_num)
+        .label_style(LABEL_FONT)
+        .axis_desc_style(AXIS_DESC_FONT)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let shape = |pts: &[(f64, f64)]| if steps { step_points(pts) } else { pts.to_vec() };
+    let mut entries = Vec::new();
+    for (i, (solid, dashed)) in pairs.iter().enumerate() {
+        let c = color(i);
+        chart.draw_series(LineSeries::new(shape(&solid.points), c.stroke_width(3))).map_err(|e| e.to_string())?;
+        chart
+            .draw_series(DashedLineSeries::new(shape(&dashed.points), 8, 6, c.stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+        entries.push((format!("{} (solid)", solid.name), c, false));
+        entries.push((format!("{} (dashed)", dashed.name), c, false));
+    }
+    legend(&panel, &entries)
+}
+
 /// Plain lines; `log_x` draws the x axis on a log scale (latency CDFs), labelled in ms.
 pub fn lines(path: &Path, title: &str, y_label: &str, series: &[Series], log_x: bool) -> Result<(), ReportError> {
     on_backend!(path, draw_lines(title, y_label, series, log_x))

@@ -57,6 +57,29 @@ pub fn report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     }
 }
 
+/// The overlay charts of a sim-vs-real validation, per service a (simulator, real) pair: Active
+/// replicas (steps) and CPU utilisation, the simulator solid and the real backend dashed.
+pub fn validation_charts(
+    dir: &Path,
+    replicas: &[(Series, Series)],
+    cpu: &[(Series, Series)],
+) -> Result<Vec<PathBuf>, ReportError> {
+    register_font();
+    let mut files = both(dir, "validation_replicas", |p| {
+        charts::paired(p, "Active replicas: simulator (solid) vs real (dashed)", "replicas", replicas, true)
+    })?;
+    files.extend(both(dir, "validation_cpu", |p| {
+        charts::paired(
+            p,
+            "CPU utilisation of request: simulator (solid) vs real (dashed)",
+            "utilisation (%)",
+            cpu,
+            false,
+        )
+    })?);
+    Ok(files)
+}
+
 fn both(dir: &Path, stem: &str, draw: impl Fn(&Path) -> Result<(), ReportError>) -> Result<Vec<PathBuf>, ReportError> {
     let png = dir.join(format!("{stem}.png"));
     let svg = dir.join(format!("{stem}.svg"));

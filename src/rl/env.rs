@@ -30,6 +30,8 @@ pub enum EnvError {
     NoScenario,
     #[error(transparent)]
     Sim(#[from] SimError),
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
     #[error("writing the episode log: {0}")]
     Log(#[from] csv::Error),
 }

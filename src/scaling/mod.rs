@@ -256,6 +256,33 @@ impl ScalingManager {
         true
     }
 
+    /// Removes an instance that died (a crashed process on a real backend), whatever its state and
+    /// the service's minimum: a failure is not a decision, so nothing is refused. Returns false for
+    /// an instance already removed. Its work is lost; the caller accounts for it.
+    pub fn remove_failed(&mut self, now: SimTime, instance: InstanceId) -> bool {
+        let Some(inst) = self.instances.get_mut(instance as usize) else {
+            return false;
+        };
+        let (service, state) = (inst.service, inst.state);
+        inst.outstanding = 0;
+        inst.busy = 0;
+        let c = &mut self.counts[service];
+        match state {
+            InstanceState::Removed => return false,
+            InstanceState::Starting => c.starting -= 1,
+            InstanceState::Draining => c.draining -= 1,
+            InstanceState::Active => {
+                c.active -= 1;
+                let list = &mut self.active[service];
+                if let Ok(pos) = list.binary_search(&instance) {
+                    list.remove(pos);
+                }
+            }
+        }
+        self.remove(now, instance, state);
+        true
+    }
+
     fn remove(&mut self, now: SimTime, instance: InstanceId, from: InstanceState) {
         let inst = &mut self.instances[instance as usize];
         inst.integrate_cpu(now);

@@ -67,4 +67,20 @@ pub struct Scenario {
     /// An LLM serving application: `app` then holds its two pools as services `prompt` and
     /// `token`, and the LLM simulator runs it.
     pub llm: Option<crate::app::llm::LlmSpec>,
+    /// Settings for real backends.
+    pub backends: BackendsConfig,
+}
+
+/// How the scenario runs on real backends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackendsConfig {
+    /// The local process cluster's time compression: scenario seconds per wall second; CPU
+    /// demands are divided by it too, so utilisations are unchanged.
+    pub local_time_compression: f64,
+}
+
+impl Default for BackendsConfig {
+    fn default() -> Self {
+        BackendsConfig { local_time_compression: 1.0 }
+    }
 }

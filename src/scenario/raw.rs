@@ -65,6 +65,23 @@ pub struct RawScenario {
     /// An LLM serving application (prompt and token pools) instead of services.
     pub llm: Option<RawLlm>,
     pub workload: RawWorkload,
+    /// Settings for running this scenario on real backends (`--backend local|kubernetes`).
+    #[serde(default)]
+    pub backends: RawBackends,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackends {
+    #[serde(default)]
+    pub local: RawLocalBackend,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalBackend {
+    /// Scenario seconds per wall second (default 1).
+    pub time_compression: Option<Positive>,
 }
 
 /// LLM serving with phase splitting: a prompt (prefill) pool and a token (decode) pool.

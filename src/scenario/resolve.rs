@@ -139,7 +139,20 @@ impl Resolver<'_> {
             app,
             workload,
             llm,
+            backends: self.backends(&raw.backends)?,
         })
+    }
+
+    fn backends(&self, raw: &super::raw::RawBackends) -> Result<super::BackendsConfig, ConfigError> {
+        let k = raw.local.time_compression.map_or(1.0, |v| v.0);
+        if !(1.0..=1000.0).contains(&k) {
+            return Err(self.err(
+                "backends.local.time_compression",
+                "time_compression",
+                format!("is {k}; it must be between 1 (real time) and 1000"),
+            ));
+        }
+        Ok(super::BackendsConfig { local_time_compression: k })
     }
 
     /// Refuses an application whose `what` (services, pools) start with more instances than the

@@ -107,7 +107,7 @@ impl Sinks {
 }
 
 /// Cumulative counts since the start of a run (ground truth).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct RunTotals {
     pub arrived: u64,
     pub completed: u64,
@@ -358,6 +358,23 @@ impl Simulator {
         self.queue.push(up.ready_at, Event::InstanceReady(up.instance));
         self.track_new_instances();
         Ok(up)
+    }
+
+    /// Moves `service` toward `desired` replicas through the ScalingManager (what a policy
+    /// decision does), scheduling the readiness of the instances it starts.
+    pub fn apply_replicas(&mut self, service: usize, desired: u32) -> crate::scaling::ReplicaChange {
+        let change = self.scaling.set_replicas(self.now, service, desired);
+        for up in &change.started {
+            self.queue.push(up.ready_at, Event::InstanceReady(up.instance));
+        }
+        self.truth.record_change(service, change.from, change.to);
+        self.track_new_instances();
+        change
+    }
+
+    /// The end-to-end latency of completed requests so far: mean and quantiles.
+    pub fn request_latency(&self) -> LatencySummary {
+        LatencySummary::from_histogram(&self.truth.req_hist, self.truth.latency_sum_us, self.truth.completed)
     }
 
     /// Resizes `service`'s CPU limit in place; returns the limit applied (clamped to the request
@@ -784,11 +801,7 @@ impl Simulator {
             if d.service >= n {
                 return Err(SimError::BadDecision { policy: self.policy.name(), service: d.service, services: n });
             }
-            let change = self.scaling.set_replicas(self.now, d.service, d.desired);
-            for up in &change.started {
-                self.queue.push(up.ready_at, Event::InstanceReady(up.instance));
-            }
-            self.truth.record_change(d.service, change.from, change.to);
+            let change = self.apply_replicas(d.service, d.desired);
             let blocked = change.refused.map(|r| r.to_string()).unwrap_or_default();
             self.actions.write_record([
                 format!("{:.3}", self.now.as_secs_f64()),
@@ -802,7 +815,6 @@ impl Simulator {
             ])?;
         }
         self.decisions = decisions;
-        self.track_new_instances();
         self.flush_scaling_events()?;
         self.schedule_policy(self.now + self.policy.period());
         Ok(())
@@ -914,13 +926,7 @@ impl Simulator {
                 in_flight: t.in_flight(),
                 dropped_by_reason: t.drop_reasons().into_iter().collect(),
             },
-            latency_ms: LatencySummary {
-                mean: if t.completed > 0 { t.latency_sum_us / t.completed as f64 / 1000.0 } else { 0.0 },
-                p50: quantile_ms(&t.req_hist, 0.50),
-                p95: quantile_ms(&t.req_hist, 0.95),
-                p99: quantile_ms(&t.req_hist, 0.99),
-                max: quantile_ms(&t.req_hist, 1.0),
-            },
+            latency_ms: LatencySummary::from_histogram(&t.req_hist, t.latency_sum_us, t.completed),
             slo_ms: self.slo.as_millis_f64(),
             slo_violation_pct: pct(violations as f64, finished as f64),
             resource_slack_pct: pct(t.cpu_alloc_total - t.cpu_used_total, t.cpu_alloc_total),

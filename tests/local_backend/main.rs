@@ -1,0 +1,221 @@
+//! The local backend: real worker processes on loopback. A test binary of its own, so that its
+//! timing-sensitive runs never share the 2 cores with the other integration tests (cargo runs test
+//! binaries one after another), and its tests run one at a time (they take the `SERIAL` lock).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use scalesim::autoscale::build_policy;
+use scalesim::backend::local::{LocalBackend, LocalOptions};
+use scalesim::backend::ClusterBackend;
+use scalesim::engine::SimTime;
+use scalesim::experiment::backend_run::{validate_to_dir, LocalRunOptions};
+use scalesim::scenario::{load_scenario, parse_scenario, Scenario};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_scalesim"))
+}
+
+/// Pids of live `scalesim worker` processes whose `--parent` is `parent`.
+fn workers_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmd.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let is_worker = args.iter().any(|a| a == "worker");
+        let of_parent = args.windows(2).any(|w| w[0] == "--parent" && w[1] == parent.to_string());
+        // A zombie keeps its cmdline empty, so it is not counted: it no longer runs.
+        if is_worker && of_parent {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn wait_until(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+fn one_service(rps: f64, horizon_s: u32) -> Scenario {
+    let yaml = format!(
+        r#"
+name: local_one
+slo_ms: 100
+network_latency_ms: 0.5
+backends: {{ local: {{ time_compression: 4 }} }}
+cluster:
+  max_instances: 6
+  skus: [{{ name: small, cores: 2, memory_gib: 4, price_per_hour: 0.05 }}]
+chain:
+  length: 1
+  service:
+    name: s
+    replicas: 1
+    min_replicas: 1
+    max_replicas: 3
+    cpu_request_m: 200
+    cpu_limit_m: 1000
+    memory_mib: 64
+    concurrency: 1
+    queue_capacity: 50
+    scale_up_delay_s: 4
+    demand: {{ dist: constant, ms: 8 }}
+workload:
+  stages: [{{ duration_s: {horizon_s}, rps: {rps} }}]
+"#
+    );
+    parse_scenario(&yaml, Path::new("local_one.yaml")).expect("valid test scenario")
+}
+
+fn options(sc: &Scenario, seed: u64) -> LocalOptions {
+    LocalOptions { worker_exe: bin(), time_compression: sc.backends.local_time_compression, seed, verbose: false }
+}
+
+/// The acceptance run: the bundled compressed chain with the HPA, simulator vs local backend.
+#[test]
+fn hpa_on_the_compressed_chain_matches_the_simulator() {
+    let _g = serial();
+    let sc = load_scenario(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/chain_local_small.yaml"))
+        .expect("bundled scenario");
+    let out = tempfile::tempdir().expect("temp dir");
+    let dir = out.path().join("v");
+    let opts = LocalRunOptions { worker_exe: bin(), time_compression: None, verbose: false, policy_config: None };
+    let started = Instant::now();
+    let gap = validate_to_dir(
+        &sc,
+        build_policy("hpa", None, &sc).unwrap(),
+        build_policy("hpa", None, &sc).unwrap(),
+        sc.seed,
+        &dir,
+        &opts,
+        &mut |_, _, _| {},
+    )
+    .expect("validation runs");
+    let wall = started.elapsed().as_secs_f64();
+    eprintln!("{}", scalesim::backend::validate::markdown(&gap));
+    assert!((55.0..80.0).contains(&wall), "took {wall:.1} s of wall time; the scenario is 240 s at 4x");
+    assert_eq!(gap.sim_requests, gap.real_requests, "both replay the same arrivals");
+    assert!(gap.mean_latency.rel_error.abs() <= 0.20, "mean latency off by {:.1}%", gap.mean_latency.rel_error * 100.0);
+    assert!(gap.max_cpu_error_points <= 10.0, "CPU utilisation off by {:.1} points", gap.max_cpu_error_points);
+    assert!(gap.sim_scale_decisions >= 3, "the HPA scales every service up in the simulator");
+    assert!(
+        gap.sim_scale_decisions.abs_diff(gap.real_scale_decisions) <= 1,
+        "scale decisions {} vs {}",
+        gap.sim_scale_decisions,
+        gap.real_scale_decisions
+    );
+    assert_eq!(gap.real_dropped, 0);
+    for f in
+        ["validation.json", "validation.md", "replicas_compared.csv", "validation_replicas.png", "validation_cpu.svg"]
+    {
+        assert!(dir.join(f).is_file(), "{f} written");
+    }
+    assert!(workers_of(std::process::id()).is_empty(), "every worker is gone after the run");
+}
+
+/// A worker killed mid-run: detected, its visits failed, a replacement started, the run goes on.
+#[test]
+fn a_killed_worker_is_detected_and_replaced() {
+    let _g = serial();
+    let sc = one_service(20.0, 40);
+    let mut local = LocalBackend::start(&sc, options(&sc, 3)).expect("local backend starts");
+    local.advance(SimTime::from_secs(12)).unwrap();
+    let before = local.totals();
+    let pids = local.worker_pids();
+    assert_eq!(pids.len(), 1);
+    // SAFETY: sending a signal to a child process we started.
+    unsafe { libc::kill(pids[0].1 as i32, libc::SIGKILL) };
+    local.advance(SimTime::from_secs(40)).unwrap();
+    let after = local.totals();
+    assert_eq!(local.failures(), 1, "the dead worker is noticed once");
+    let c = local.counts(0);
+    assert_eq!((c.active, c.starting), (1, 0), "a replacement is Active");
+    assert_ne!(local.worker_pids()[0].1, pids[0].1, "the replacement is a new process");
+    assert!(after.completed > before.completed + 200, "requests complete after the failure: {after:?}");
+    assert_eq!(after.arrived, after.completed + after.dropped + local_in_flight_bound(&after), "conservation");
+    local.shutdown();
+    assert!(workers_of(std::process::id()).is_empty());
+}
+
+/// Requests still in flight at the horizon are neither completed nor dropped yet; at 20 RPS and
+/// 8 ms a handful at most. Returns what conservation leaves for them (asserted small).
+fn local_in_flight_bound(t: &scalesim::sim::RunTotals) -> u64 {
+    let open = t.arrived - t.completed - t.dropped;
+    assert!(open <= 5, "{open} requests open at the horizon");
+    open
+}
+
+/// Scaling down drains: the instance stops taking visits at once and its process ends when its
+/// last visit is done; scaling up turns Active no earlier than the scale-up delay.
+#[test]
+fn scale_up_waits_for_the_delay_and_scale_down_ends_the_process() {
+    let _g = serial();
+    let sc = one_service(10.0, 40);
+    let mut local = LocalBackend::start(&sc, options(&sc, 5)).expect("local backend starts");
+    local.advance(SimTime::from_secs(2)).unwrap();
+    let change = local.set_replicas(0, 2).unwrap();
+    assert_eq!((change.from, change.to), (1, 2));
+    local.advance(SimTime::from_secs(5)).unwrap();
+    assert_eq!(local.counts(0).active, 1, "not Active before the 4 s scale-up delay");
+    local.advance(SimTime::from_secs(7)).unwrap();
+    assert_eq!(local.counts(0).active, 2, "Active once probed and the delay has passed");
+    assert_eq!(local.worker_pids().len(), 2);
+    local.set_replicas(0, 1).unwrap();
+    local.advance(SimTime::from_secs(9)).unwrap();
+    let c = local.counts(0);
+    assert_eq!((c.active, c.draining), (1, 0), "drained and removed");
+    assert_eq!(local.worker_pids().len(), 1, "its process ended");
+    local.advance(SimTime::from_secs(12)).unwrap();
+    let t = local.totals();
+    assert_eq!(t.dropped, 0, "draining loses no request");
+    local.shutdown();
+    assert!(workers_of(std::process::id()).is_empty());
+}
+
+/// Ctrl-C (SIGINT to the scalesim process) and SIGKILL leave no worker behind.
+#[test]
+fn interrupted_runs_leave_no_workers() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let sc_path = dir.path().join("one.yaml");
+    let yaml =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/chain_local_small.yaml"))
+            .unwrap();
+    std::fs::write(&sc_path, yaml).unwrap();
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let out = dir.path().join(format!("run{signal}"));
+        let mut child = std::process::Command::new(bin())
+            .args(["run", sc_path.to_str().unwrap(), "--policy", "hpa", "--backend", "local", "--quiet", "--out"])
+            .arg(&out)
+            .spawn()
+            .expect("scalesim starts");
+        let pid = child.id();
+        assert!(wait_until(Duration::from_secs(10), || workers_of(pid).len() == 3), "3 workers start");
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, signal) };
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "an interrupted run does not report success");
+        assert!(
+            wait_until(Duration::from_secs(3), || workers_of(pid).is_empty()),
+            "workers left after signal {signal}"
+        );
+        assert!(!out.join("backend_summary.json").exists(), "no output passed off as complete");
+    }
+}
