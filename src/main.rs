@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use scalesim::autoscale::build_policy;
 use scalesim::engine::SimTime;
-use scalesim::experiment::backend_run::{run_local_to_dir, validate_to_dir, LocalRunOptions};
+use scalesim::experiment::backend_run::{run_kubernetes_to_dir, run_local_to_dir, validate_to_dir, LocalRunOptions};
 use scalesim::experiment::{run_to_dir, RunOptions};
 use scalesim::scenario::load_scenario;
 
@@ -60,6 +60,11 @@ enum Command {
         /// `backends.local.time_compression`, else 1).
         #[arg(long)]
         time_compression: Option<f64>,
+        /// Local backend: keep this Prometheus file_sd targets file listing the workers.
+        #[arg(long)]
+        prometheus_targets: Option<PathBuf>,
+        #[command(flatten)]
+        kube: KubeArgs,
     },
     /// Run a scenario under a policy on the simulator and on a real backend, and write the gap
     /// (CPU utilisation, latency, drops, replica timelines, overlay charts).
@@ -79,6 +84,9 @@ enum Command {
         out: Option<PathBuf>,
         #[arg(long)]
         time_compression: Option<f64>,
+        /// Keep this Prometheus file_sd targets file listing the local workers.
+        #[arg(long)]
+        prometheus_targets: Option<PathBuf>,
         /// Print worker and scaling events to stderr.
         #[arg(long)]
         verbose: bool,
@@ -202,6 +210,36 @@ enum Command {
     },
 }
 
+/// How `--backend kubernetes` reaches the cluster.
+#[derive(clap::Args, Debug, Default)]
+struct KubeArgs {
+    /// API server URL, e.g. `kubectl proxy`'s http://127.0.0.1:8001 (token: $SCALESIM_K8S_TOKEN).
+    #[arg(long, conflicts_with = "kubeconfig")]
+    api_url: Option<String>,
+    /// A kubeconfig file: its current context's server and token.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Log what would be scaled; send no change to the cluster.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl KubeArgs {
+    fn connection(&self) -> Result<scalesim::backend::kubernetes::api::Connection> {
+        use scalesim::backend::kubernetes::{api, kubeconfig};
+        let env_token = std::env::var("SCALESIM_K8S_TOKEN").ok().filter(|t| !t.is_empty()).map(api::Secret::new);
+        let (url, token) = match (&self.api_url, &self.kubeconfig) {
+            (Some(u), _) => (u.clone(), None),
+            (None, Some(k)) => kubeconfig::load(k).map_err(anyhow::Error::msg)?,
+            (None, None) => anyhow::bail!("--backend kubernetes needs --api-url URL or --kubeconfig FILE"),
+        };
+        if !url.starts_with("http://") {
+            anyhow::bail!("--api-url: `{url}` is not an http URL (run `kubectl proxy` for a TLS cluster)");
+        }
+        Ok(api::Connection::new(&url, env_token.or(token)))
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum BackendKind {
     Sim,
@@ -218,6 +256,7 @@ fn local_options(
     time_compression: Option<f64>,
     verbose: bool,
     policy_config: Option<&PathBuf>,
+    prometheus_targets: Option<PathBuf>,
 ) -> Result<LocalRunOptions> {
     if let Some(k) = time_compression {
         if !(1.0..=1000.0).contains(&k) {
@@ -229,6 +268,7 @@ fn local_options(
         time_compression,
         verbose,
         policy_config: policy_config.map(|p| p.display().to_string()),
+        prometheus_targets,
     })
 }
 
@@ -281,6 +321,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             seed,
             out,
             time_compression,
+            prometheus_targets,
             verbose,
             quiet,
         } => {
@@ -291,7 +332,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let out = out.unwrap_or_else(|| {
                 PathBuf::from(format!("runs/validate_{}_{}_seed{}", sc.name, sim_policy.name(), seed))
             });
-            let opts = local_options(time_compression, verbose, policy_config.as_ref())?;
+            let opts = local_options(time_compression, verbose, policy_config.as_ref(), prometheus_targets)?;
             let bar = seconds_bar(quiet, sc.horizon, "s");
             let gap = validate_to_dir(&sc, sim_policy, real_policy, seed, &out, &opts, &mut |which, t, _| {
                 bar.set_message(which.to_string());
@@ -305,8 +346,47 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Run { backend: BackendKind::Kubernetes, .. } => {
-            anyhow::bail!("--backend kubernetes: not available in this build")
+        Command::Run {
+            scenario,
+            policy,
+            policy_config,
+            seed,
+            out,
+            horizon,
+            quiet,
+            backend: BackendKind::Kubernetes,
+            time_compression,
+            kube,
+            ..
+        } => {
+            if time_compression.is_some() || seed.is_some() {
+                anyhow::bail!("--time-compression and --seed: not for a real cluster (it runs in real time)");
+            }
+            let mut sc = load_scenario(&scenario)?;
+            if let Some(h) = horizon {
+                if !(h.is_finite() && h > 0.0) {
+                    anyhow::bail!("--horizon: must be a number of seconds > 0, got {h}");
+                }
+                sc.horizon = SimTime::from_secs_f64(h);
+            }
+            let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_{}_kubernetes", sc.name, pol.name())));
+            let opts = scalesim::backend::kubernetes::KubeOptions {
+                connection: kube.connection()?,
+                dry_run: kube.dry_run,
+                log: Box::new(std::io::stderr()),
+            };
+            let bar = seconds_bar(quiet, sc.horizon, "s");
+            let config = policy_config.as_ref().map(|p| p.display().to_string());
+            let log = run_kubernetes_to_dir(&sc, pol, &out, opts, config.as_deref(), &mut |t, _| {
+                bar.set_position(t.whole_secs())
+            })
+            .with_context(|| format!("running {} on the Kubernetes backend", scenario.display()))?;
+            bar.finish_and_clear();
+            if !quiet {
+                eprintln!("{}: {} scale decisions over {:.0} s", out.display(), log.scale_decisions(), log.wall_s);
+            }
+            Ok(())
         }
         Command::Run {
             scenario,
@@ -319,7 +399,12 @@ fn dispatch(cli: Cli) -> Result<()> {
             quiet,
             backend: BackendKind::Local,
             time_compression,
+            prometheus_targets,
+            kube,
         } => {
+            if kube.api_url.is_some() || kube.kubeconfig.is_some() || kube.dry_run {
+                anyhow::bail!("--api-url, --kubeconfig and --dry-run are for --backend kubernetes");
+            }
             let mut sc = load_scenario(&scenario)?;
             if let Some(h) = horizon {
                 if !(h.is_finite() && h > 0.0) {
@@ -331,7 +416,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
             let out =
                 out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_{}_local_seed{}", sc.name, pol.name(), seed)));
-            let opts = local_options(time_compression, log_events, policy_config.as_ref())?;
+            let opts = local_options(time_compression, log_events, policy_config.as_ref(), prometheus_targets)?;
             let bar = seconds_bar(quiet, sc.horizon, "scenario-s");
             let log = run_local_to_dir(&sc, pol, seed, &out, &opts, &mut |t, _| bar.set_position(t.whole_secs()))
                 .with_context(|| format!("running {} on the local backend", scenario.display()))?;
@@ -363,9 +448,14 @@ fn dispatch(cli: Cli) -> Result<()> {
             quiet,
             backend: BackendKind::Sim,
             time_compression,
+            prometheus_targets,
+            kube,
         } => {
-            if time_compression.is_some() {
-                anyhow::bail!("--time-compression: only for --backend local");
+            if time_compression.is_some() || prometheus_targets.is_some() {
+                anyhow::bail!("--time-compression and --prometheus-targets: only for --backend local");
+            }
+            if kube.api_url.is_some() || kube.kubeconfig.is_some() || kube.dry_run {
+                anyhow::bail!("--api-url, --kubeconfig and --dry-run are for --backend kubernetes");
             }
             let mut sc = load_scenario(&scenario)?;
             if let Some(h) = horizon {

@@ -135,12 +135,15 @@ pub fn drive(
     let mut samples = Vec::new();
     let mut decisions = Vec::new();
     let mut out: Vec<ScaleDecision> = Vec::new();
-    let mut t = period.min(horizon);
+    // A real cluster's clock need not start at 0: times are recorded from the start of the run.
+    let t0 = backend.now();
+    let since = |t: SimTime| t.saturating_sub(t0).as_secs_f64();
+    let mut t = (t0 + period).min(horizon);
     loop {
         backend.advance(t)?;
         let view = backend.observe();
         samples.push(Sample {
-            time_s: t.as_secs_f64(),
+            time_s: since(t),
             services: view
                 .services
                 .iter()
@@ -154,7 +157,7 @@ pub fn drive(
                 })
                 .collect(),
         });
-        progress(t, horizon);
+        progress(t.saturating_sub(t0), horizon.saturating_sub(t0));
         if t >= horizon {
             break;
         }
@@ -174,7 +177,7 @@ pub fn drive(
                     let _ = writeln!(
                         w,
                         "[{:>10.3}s] {} {} -> {} ({})",
-                        t.as_secs_f64(),
+                        since(t),
                         services[d.service],
                         change.from,
                         change.to,
@@ -183,7 +186,7 @@ pub fn drive(
                 }
             }
             decisions.push(DecisionRecord {
-                time_s: t.as_secs_f64(),
+                time_s: since(t),
                 service: d.service,
                 from: change.from,
                 to: change.to,

@@ -6,8 +6,10 @@
 //! cluster they come from the load generator and the mesh).
 
 pub mod driver;
+pub mod kubernetes;
 pub mod local;
 pub mod locust;
+pub mod prometheus;
 pub mod validate;
 
 use crate::app::AppSpec;

@@ -30,6 +30,8 @@ pub struct LocalRunOptions {
     /// Scaling and worker events to stderr.
     pub verbose: bool,
     pub policy_config: Option<String>,
+    /// A Prometheus `file_sd` file to keep listing the workers (see `LocalOptions`).
+    pub prometheus_targets: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -46,6 +48,9 @@ struct BackendInfo<'a> {
     backends: Vec<&'static str>,
     time_compression: f64,
     horizon_s: f64,
+    /// The Kubernetes API server a real run talked to (never its credentials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_url: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -74,7 +79,7 @@ fn info<'a>(
     kind: &'static str,
     scenario: &'a Scenario,
     policy: String,
-    options: &'a LocalRunOptions,
+    policy_config: Option<&'a str>,
     seed: u64,
     backends: Vec<&'static str>,
     k: f64,
@@ -87,11 +92,12 @@ fn info<'a>(
         scenario: &scenario.name,
         scenario_file: scenario.source.display().to_string(),
         policy,
-        policy_config: options.policy_config.as_deref(),
+        policy_config,
         seed,
         backends,
         time_compression: k,
         horizon_s: scenario.horizon.as_secs_f64(),
+        api_url: None,
     }
 }
 
@@ -113,6 +119,7 @@ pub fn drive_local(
         time_compression: compression(scenario, options),
         seed,
         verbose: options.verbose,
+        prometheus_targets: options.prometheus_targets.clone(),
     };
     let mut local = LocalBackend::start(scenario, opts)?;
     let mut stderr = std::io::stderr();
@@ -165,9 +172,37 @@ pub fn run_local_to_dir(
         let k = compression(scenario, options);
         write_json(
             &dir.join("experiment_info.json"),
-            &info("run", scenario, log.policy.clone(), options, seed, vec!["local"], k),
+            &info("run", scenario, log.policy.clone(), options.policy_config.as_deref(), seed, vec!["local"], k),
         )?;
         write_json(&dir.join("backend_summary.json"), &summary(&log, failures))?;
+        log.write_samples(&dir.join("timeline.csv")).map_err(io(dir))?;
+        log.write_decisions(&dir.join("actions.csv")).map_err(io(dir))?;
+        Ok(log)
+    })
+}
+
+/// `run --backend kubernetes`: the policy on a user's cluster, in real time. Writes the same files
+/// as a local run; the API URL is recorded, the token never is.
+pub fn run_kubernetes_to_dir(
+    scenario: &Scenario,
+    mut policy: Box<dyn Autoscaler>,
+    out: &Path,
+    opts: crate::backend::kubernetes::KubeOptions,
+    policy_config: Option<&str>,
+    progress: &mut dyn FnMut(SimTime, SimTime),
+) -> Result<DriveLog, RunError> {
+    in_staging(out, |dir| {
+        let dry_run = opts.dry_run;
+        let api_url = opts.connection.base_url.clone();
+        let mut kube = crate::backend::kubernetes::KubeBackend::connect(scenario, opts)?;
+        let log = drive(&mut kube, "kubernetes", policy.as_mut(), progress, None)?;
+        let mut meta = info("run", scenario, log.policy.clone(), policy_config, scenario.seed, vec!["kubernetes"], 1.0);
+        if dry_run {
+            meta.kind = "dry-run";
+        }
+        meta.api_url = Some(api_url);
+        write_json(&dir.join("experiment_info.json"), &meta)?;
+        write_json(&dir.join("backend_summary.json"), &summary(&log, 0))?;
         log.write_samples(&dir.join("timeline.csv")).map_err(io(dir))?;
         log.write_decisions(&dir.join("actions.csv")).map_err(io(dir))?;
         Ok(log)
@@ -194,7 +229,15 @@ pub fn validate_to_dir(
         let gap = compare(&scenario.name, "local", seed, k, &sim, &real, failures);
         write_json(
             &dir.join("experiment_info.json"),
-            &info("validation", scenario, sim.policy.clone(), options, seed, vec!["sim", "local"], k),
+            &info(
+                "validation",
+                scenario,
+                sim.policy.clone(),
+                options.policy_config.as_deref(),
+                seed,
+                vec!["sim", "local"],
+                k,
+            ),
         )?;
         write_json(&dir.join("validation.json"), &gap)?;
         fs::write(dir.join("validation.md"), markdown(&gap)).map_err(io(dir))?;

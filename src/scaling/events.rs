@@ -19,12 +19,34 @@ pub struct StatusChange {
 /// Why an action was not carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    MaxReplicas { service: String, max: u32 },
-    MinReplicas { service: String, min: u32 },
-    ClusterFull { service: String, max: u32 },
-    SkuTooSmall { service: String, sku: String },
-    NoSuchSku { service: String, sku: usize },
-    NotScalable { instance: InstanceId, state: &'static str },
+    MaxReplicas {
+        service: String,
+        max: u32,
+    },
+    MinReplicas {
+        service: String,
+        min: u32,
+    },
+    ClusterFull {
+        service: String,
+        max: u32,
+    },
+    SkuTooSmall {
+        service: String,
+        sku: String,
+    },
+    NoSuchSku {
+        service: String,
+        sku: usize,
+    },
+    NotScalable {
+        instance: InstanceId,
+        state: &'static str,
+    },
+    /// A real backend's guardrail: the service is not in the scenario's allowlist.
+    NotAllowed {
+        service: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -47,6 +69,9 @@ impl fmt::Display for Refusal {
             }
             Refusal::NotScalable { instance, state } => {
                 write!(f, "blocked: instance {instance} is {state}")
+            }
+            Refusal::NotAllowed { service } => {
+                write!(f, "blocked: {service} is not in the backend's allowlist")
             }
         }
     }

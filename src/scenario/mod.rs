@@ -77,10 +77,67 @@ pub struct BackendsConfig {
     /// The local process cluster's time compression: scenario seconds per wall second; CPU
     /// demands are divided by it too, so utilisations are unchanged.
     pub local_time_compression: f64,
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 impl Default for BackendsConfig {
     fn default() -> Self {
-        BackendsConfig { local_time_compression: 1.0 }
+        BackendsConfig { local_time_compression: 1.0, kubernetes: None }
+    }
+}
+
+/// The scenario's services on a real cluster (see `backend::kubernetes`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubernetesConfig {
+    pub namespace: String,
+    /// The Deployment of each service (indexed like `AppSpec::services`); `None`: not on the
+    /// cluster, never touched.
+    pub deployments: Vec<Option<String>>,
+    pub cpu_from_prometheus: bool,
+    pub prometheus: Option<PrometheusConfig>,
+}
+
+/// PromQL templates with `{namespace}`, `{deployment}` and `{window}` placeholders.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrometheusConfig {
+    pub url: String,
+    pub window_s: f64,
+    pub rps_query: String,
+    pub p95_ms_query: String,
+    pub cpu_cores_query: String,
+}
+
+/// Metric names of the service meshes (and of the local backend's workers).
+pub const PROMETHEUS_PRESETS: [&str; 3] = ["istio", "linkerd", "scalesim"];
+
+impl PrometheusConfig {
+    /// The (rps, p95 ms, cpu cores by pod) queries of a preset.
+    pub fn preset(name: &str) -> Option<[&'static str; 3]> {
+        Some(match name {
+            "istio" => [
+                r#"sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{namespace}",destination_workload="{deployment}"}[{window}]))"#,
+                r#"histogram_quantile(0.95, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="{namespace}",destination_workload="{deployment}"}[{window}])) by (le))"#,
+                r#"sum(rate(container_cpu_usage_seconds_total{namespace="{namespace}",pod=~"{deployment}-.*",container!="",container!="POD",container!="istio-proxy"}[{window}])) by (pod)"#,
+            ],
+            "linkerd" => [
+                r#"sum(rate(request_total{direction="inbound",namespace="{namespace}",deployment="{deployment}"}[{window}]))"#,
+                r#"histogram_quantile(0.95, sum(rate(response_latency_ms_bucket{direction="inbound",namespace="{namespace}",deployment="{deployment}"}[{window}])) by (le))"#,
+                r#"sum(rate(container_cpu_usage_seconds_total{namespace="{namespace}",pod=~"{deployment}-.*",container!="",container!="POD",container!="linkerd-proxy"}[{window}])) by (pod)"#,
+            ],
+            "scalesim" => [
+                r#"sum(rate(scalesim_worker_requests_total{namespace="{namespace}",deployment="{deployment}"}[{window}]))"#,
+                r#"histogram_quantile(0.95, sum(rate(scalesim_worker_latency_ms_bucket{namespace="{namespace}",deployment="{deployment}"}[{window}])) by (le))"#,
+                r#"sum(rate(process_cpu_seconds_total{namespace="{namespace}",deployment="{deployment}"}[{window}])) by (pod)"#,
+            ],
+            _ => return None,
+        })
+    }
+
+    /// `template` with the placeholders filled in for one deployment.
+    pub fn render(&self, template: &str, namespace: &str, deployment: &str) -> String {
+        template
+            .replace("{namespace}", namespace)
+            .replace("{deployment}", deployment)
+            .replace("{window}", &format!("{}s", self.window_s))
     }
 }

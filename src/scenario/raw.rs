@@ -75,6 +75,36 @@ pub struct RawScenario {
 pub struct RawBackends {
     #[serde(default)]
     pub local: RawLocalBackend,
+    pub kubernetes: Option<RawKubernetes>,
+}
+
+/// Where the scenario's services live on a user's cluster. Nothing outside `namespace` and the
+/// deployments named here is ever read or changed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubernetes {
+    pub namespace: String,
+    /// Scenario service -> Deployment name.
+    pub deployments: std::collections::BTreeMap<String, String>,
+    /// Where pod CPU comes from: `metrics-server` (metrics.k8s.io, default) or `prometheus`.
+    pub cpu_source: Option<String>,
+    pub prometheus: Option<RawPrometheus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrometheus {
+    pub url: String,
+    /// Metric names for RPS, latency and CPU: `istio`, `linkerd` or `scalesim` (local workers).
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// Rate window, seconds (default 60).
+    pub window_s: Option<Positive>,
+    /// PromQL overriding the preset's, with `{namespace}`, `{deployment}` and `{window}` filled in.
+    pub rps_query: Option<String>,
+    pub p95_ms_query: Option<String>,
+    /// One series per pod, labelled `pod`.
+    pub cpu_cores_query: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -126,6 +126,7 @@ impl Resolver<'_> {
                 "the run would be empty: set horizon_s or give the workload a duration",
             ));
         }
+        let backends = self.backends(&raw.backends, &app)?;
         Ok(Scenario {
             name: raw.name,
             description: raw.description,
@@ -139,11 +140,11 @@ impl Resolver<'_> {
             app,
             workload,
             llm,
-            backends: self.backends(&raw.backends)?,
+            backends,
         })
     }
 
-    fn backends(&self, raw: &super::raw::RawBackends) -> Result<super::BackendsConfig, ConfigError> {
+    fn backends(&self, raw: &super::raw::RawBackends, app: &AppSpec) -> Result<super::BackendsConfig, ConfigError> {
         let k = raw.local.time_compression.map_or(1.0, |v| v.0);
         if !(1.0..=1000.0).contains(&k) {
             return Err(self.err(
@@ -152,7 +153,101 @@ impl Resolver<'_> {
                 format!("is {k}; it must be between 1 (real time) and 1000"),
             ));
         }
-        Ok(super::BackendsConfig { local_time_compression: k })
+        let kubernetes = match &raw.kubernetes {
+            Some(k) => Some(self.kubernetes(k, app)?),
+            None => None,
+        };
+        Ok(super::BackendsConfig { local_time_compression: k, kubernetes })
+    }
+
+    fn kubernetes(
+        &self,
+        raw: &super::raw::RawKubernetes,
+        app: &AppSpec,
+    ) -> Result<super::KubernetesConfig, ConfigError> {
+        // Names go into API paths: only what Kubernetes itself allows (RFC 1123 labels), so no
+        // name can reach outside the namespace or the deployment it stands for.
+        let dns_label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        if !dns_label(&raw.namespace) {
+            return Err(self.err(
+                "backends.kubernetes.namespace",
+                "namespace",
+                format!("`{}` is not a valid namespace name (lowercase letters, digits, '-')", raw.namespace),
+            ));
+        }
+        let mut deployments = vec![None; app.services.len()];
+        for (service, deployment) in &raw.deployments {
+            let Some(i) = app.service_index(service) else {
+                return Err(self.err(
+                    format!("backends.kubernetes.deployments.{service}"),
+                    service,
+                    format!("`{service}` is not a service of this scenario"),
+                ));
+            };
+            if !deployment.split('.').all(dns_label) {
+                return Err(self.err(
+                    format!("backends.kubernetes.deployments.{service}"),
+                    deployment,
+                    format!("`{deployment}` is not a valid Deployment name"),
+                ));
+            }
+            deployments[i] = Some(deployment.clone());
+        }
+        if deployments.iter().all(Option::is_none) {
+            return Err(self.err("backends.kubernetes.deployments", "deployments", "names no deployment"));
+        }
+        let cpu_from_prometheus = match raw.cpu_source.as_deref() {
+            None | Some("metrics-server") => false,
+            Some("prometheus") => true,
+            Some(o) => {
+                return Err(self.err(
+                    "backends.kubernetes.cpu_source",
+                    "cpu_source",
+                    format!("`{o}`: expected metrics-server or prometheus"),
+                ))
+            }
+        };
+        let prometheus = match &raw.prometheus {
+            None => None,
+            Some(p) => {
+                let preset_name = p.preset.as_deref().unwrap_or("istio");
+                let Some([rps, p95, cpu]) = super::PrometheusConfig::preset(preset_name) else {
+                    return Err(self.err(
+                        "backends.kubernetes.prometheus.preset",
+                        "preset",
+                        format!("`{preset_name}`: expected one of {}", super::PROMETHEUS_PRESETS.join(", ")),
+                    ));
+                };
+                if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
+                    return Err(self.err(
+                        "backends.kubernetes.prometheus.url",
+                        "url",
+                        format!("`{}` is not an http(s) URL", p.url),
+                    ));
+                }
+                Some(super::PrometheusConfig {
+                    url: p.url.trim_end_matches('/').to_string(),
+                    window_s: p.window_s.map_or(60.0, |w| w.0),
+                    rps_query: p.rps_query.clone().unwrap_or_else(|| rps.to_string()),
+                    p95_ms_query: p.p95_ms_query.clone().unwrap_or_else(|| p95.to_string()),
+                    cpu_cores_query: p.cpu_cores_query.clone().unwrap_or_else(|| cpu.to_string()),
+                })
+            }
+        };
+        if cpu_from_prometheus && prometheus.is_none() {
+            return Err(self.err(
+                "backends.kubernetes.cpu_source",
+                "cpu_source",
+                "is prometheus but no `prometheus:` section says where it is",
+            ));
+        }
+        Ok(super::KubernetesConfig { namespace: raw.namespace.clone(), deployments, cpu_from_prometheus, prometheus })
     }
 
     /// Refuses an application whose `what` (services, pools) start with more instances than the

@@ -4,6 +4,7 @@ mod agents;
 mod bad_input;
 mod determinism;
 mod fluid;
+mod kubernetes;
 mod llm;
 mod policies;
 mod queueing;

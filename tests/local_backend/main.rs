@@ -84,7 +84,13 @@ workload:
 }
 
 fn options(sc: &Scenario, seed: u64) -> LocalOptions {
-    LocalOptions { worker_exe: bin(), time_compression: sc.backends.local_time_compression, seed, verbose: false }
+    LocalOptions {
+        worker_exe: bin(),
+        time_compression: sc.backends.local_time_compression,
+        seed,
+        verbose: false,
+        prometheus_targets: None,
+    }
 }
 
 /// The acceptance run: the bundled compressed chain with the HPA, simulator vs local backend.
@@ -95,7 +101,13 @@ fn hpa_on_the_compressed_chain_matches_the_simulator() {
         .expect("bundled scenario");
     let out = tempfile::tempdir().expect("temp dir");
     let dir = out.path().join("v");
-    let opts = LocalRunOptions { worker_exe: bin(), time_compression: None, verbose: false, policy_config: None };
+    let opts = LocalRunOptions {
+        worker_exe: bin(),
+        time_compression: None,
+        verbose: false,
+        policy_config: None,
+        prometheus_targets: None,
+    };
     let started = Instant::now();
     let gap = validate_to_dir(
         &sc,
@@ -218,4 +230,61 @@ fn interrupted_runs_leave_no_workers() {
         );
         assert!(!out.join("backend_summary.json").exists(), "no output passed off as complete");
     }
+}
+
+/// A real Prometheus (started by `.ci/run`, see `.ci/prometheus.sh`) scrapes the workers the
+/// local backend lists for it, and answers the Kubernetes backend's queries (the `scalesim`
+/// preset) about them: request rate, per-pod CPU and p95 latency.
+#[test]
+fn prometheus_answers_the_backends_queries_about_the_workers() {
+    let _g = serial();
+    let (Ok(url), Ok(targets)) =
+        (std::env::var("SCALESIM_PROMETHEUS_URL"), std::env::var("SCALESIM_PROMETHEUS_TARGETS"))
+    else {
+        assert!(
+            std::env::var("SCALESIM_REQUIRE_PROMETHEUS").is_err(),
+            "SCALESIM_REQUIRE_PROMETHEUS is set but no Prometheus is given"
+        );
+        eprintln!("skipped: no Prometheus (./.ci/run starts one; see .ci/prometheus.sh)");
+        return;
+    };
+    use scalesim::backend::prometheus::PromClient;
+    use scalesim::scenario::PrometheusConfig;
+    let sc = one_service(25.0, 80);
+    let mut o = options(&sc, 7);
+    o.prometheus_targets = Some(PathBuf::from(&targets));
+    let mut local = LocalBackend::start(&sc, o).expect("local backend starts");
+    local.set_replicas(0, 2).unwrap();
+    local.advance(SimTime::from_secs(80)).unwrap();
+    let [rps_q, p95_q, cpu_q] = PrometheusConfig::preset("scalesim").unwrap();
+    let cfg = PrometheusConfig {
+        url: url.clone(),
+        window_s: 8.0,
+        rps_query: rps_q.into(),
+        p95_ms_query: p95_q.into(),
+        cpu_cores_query: cpu_q.into(),
+    };
+    let prom = PromClient::new(&url, Duration::from_secs(5));
+    let ns = scalesim::backend::local::TARGETS_NAMESPACE;
+    let q = |t: &str| cfg.render(t, ns, "s1");
+    let rps = prom.scalar(&q(&cfg.rps_query)).unwrap().expect("a request rate");
+    let by_pod = prom.query(&q(&cfg.cpu_cores_query)).unwrap();
+    let p95 = prom.scalar(&q(&cfg.p95_ms_query)).unwrap().expect("a p95");
+    let view = local.observe();
+    local.shutdown();
+    eprintln!("prometheus: {rps:.1} req/s, cores by pod {by_pod:?}, p95 {p95:.2} ms");
+    // 25 scenario RPS at 4x compression: 100 requests per wall second reach the workers.
+    assert!((rps - 100.0).abs() < 20.0, "Prometheus rate {rps:.1}/s, expected about 100");
+    assert_eq!(by_pod.len(), 2, "one CPU series per worker pod: {by_pod:?}");
+    let prom_cores: f64 = by_pod.iter().map(|s| s.1).sum();
+    let own_cores: f64 = view.services[0].pods.iter().filter_map(|p| p.cpu_cores).sum();
+    // 100/s x 2 ms of CPU = 0.2 cores of work, plus the HTTP handling.
+    assert!((0.18..0.35).contains(&prom_cores), "Prometheus sees {prom_cores:.3} cores");
+    assert!(
+        (prom_cores - own_cores).abs() < 0.25 * own_cores,
+        "Prometheus {prom_cores:.3} vs metrics {own_cores:.3} cores"
+    );
+    // 8 ms of demand is 2 ms of wall time at 4x; the p95 is interpolated inside a bucket.
+    assert!((1.0..10.0).contains(&p95), "p95 {p95:.2} ms");
+    assert!(workers_of(std::process::id()).is_empty());
 }

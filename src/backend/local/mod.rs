@@ -56,7 +56,13 @@ pub struct LocalOptions {
     pub seed: u64,
     /// Print worker starts, failures and ends to stderr.
     pub verbose: bool,
+    /// Keep this Prometheus `file_sd` targets file listing every worker's metrics endpoint,
+    /// labelled `namespace="local"`, `deployment=<service>`, `pod=<service>-<instance>`.
+    pub prometheus_targets: Option<PathBuf>,
 }
+
+/// The `namespace` label of the workers' Prometheus targets.
+pub const TARGETS_NAMESPACE: &str = "local";
 
 struct Worker {
     process: WorkerProcess,
@@ -258,8 +264,31 @@ impl LocalBackend {
         self.probe.get(&url).call().is_ok()
     }
 
+    /// Rewrites the Prometheus targets file (atomically: a reader never sees half a file).
+    fn write_targets(&self) {
+        let Some(path) = &self.opts.prometheus_targets else { return };
+        let targets: Vec<serde_json::Value> = self
+            .workers
+            .iter()
+            .map(|(&id, w)| {
+                let service = &self.app.services[self.scaling.instance(id).service].name;
+                serde_json::json!({
+                    "targets": [w.process.control.to_string()],
+                    "labels": { "namespace": TARGETS_NAMESPACE, "deployment": service, "pod": format!("{service}-{id}") }
+                })
+            })
+            .collect();
+        let tmp = path.with_extension("json.tmp");
+        let written = std::fs::write(&tmp, serde_json::Value::Array(targets).to_string())
+            .and_then(|_| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            eprintln!("warning: cannot write Prometheus targets {}: {e}", path.display());
+        }
+    }
+
     /// Routing follows the ScalingManager: only Active instances with a worker take visits.
     fn sync_routes(&mut self) {
+        self.write_targets();
         let mut st = self.shared.lock();
         for s in 0..self.app.services.len() {
             let list: Vec<InstanceId> = self

@@ -27,11 +27,18 @@ use tiny_http::{Header, Response, Server};
 /// The line a worker prints on stdout once both ports listen: `scalesim-worker work=P control=Q`.
 pub const READY_LINE_PREFIX: &str = "scalesim-worker";
 
+/// Upper bounds (ms) of the work-latency histogram's buckets, as a mesh's latency histogram has.
+const LATENCY_BUCKETS_MS: [f64; 12] = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0];
+
 #[derive(Default)]
 struct Counters {
     served: AtomicU64,
     in_flight: AtomicU64,
     busy_us: AtomicU64,
+    /// Work requests with latency <= each bucket bound (cumulative, as Prometheus wants), and
+    /// their latency sum in microseconds.
+    latency_le: [AtomicU64; LATENCY_BUCKETS_MS.len()],
+    latency_sum_us: AtomicU64,
 }
 
 /// Runs a worker until its parent goes. Only returns on a start-up error.
@@ -118,6 +125,13 @@ fn handle_work(url: &str, counters: &Counters) -> Result<(), String> {
             std::thread::sleep(target - spent);
         }
     }
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    for (bound, count) in LATENCY_BUCKETS_MS.iter().zip(&counters.latency_le) {
+        if ms <= *bound {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    counters.latency_sum_us.fetch_add((ms * 1e3) as u64, Ordering::Relaxed);
     counters.busy_us.fetch_add(cpu_us, Ordering::Relaxed);
     counters.served.fetch_add(1, Ordering::Relaxed);
     Ok(())
@@ -159,13 +173,14 @@ pub fn process_cpu_us() -> u64 {
 }
 
 fn metrics_text(c: &Counters, concurrency: u32) -> String {
-    format!(
+    let served = c.served.load(Ordering::Relaxed);
+    let mut text = format!(
         "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
          # TYPE process_cpu_seconds_total counter\n\
          process_cpu_seconds_total {:.6}\n\
          # HELP scalesim_worker_requests_total Work requests served.\n\
          # TYPE scalesim_worker_requests_total counter\n\
-         scalesim_worker_requests_total {}\n\
+         scalesim_worker_requests_total {served}\n\
          # HELP scalesim_worker_busy_seconds_total CPU time spent on requested work.\n\
          # TYPE scalesim_worker_busy_seconds_total counter\n\
          scalesim_worker_busy_seconds_total {:.6}\n\
@@ -174,13 +189,23 @@ fn metrics_text(c: &Counters, concurrency: u32) -> String {
          scalesim_worker_in_flight {}\n\
          # HELP scalesim_worker_concurrency Worker threads.\n\
          # TYPE scalesim_worker_concurrency gauge\n\
-         scalesim_worker_concurrency {}\n",
+         scalesim_worker_concurrency {concurrency}\n\
+         # HELP scalesim_worker_latency_ms Time from taking a work request to answering it.\n\
+         # TYPE scalesim_worker_latency_ms histogram\n",
         process_cpu_us() as f64 / 1e6,
-        c.served.load(Ordering::Relaxed),
         c.busy_us.load(Ordering::Relaxed) as f64 / 1e6,
         c.in_flight.load(Ordering::Relaxed),
-        concurrency,
-    )
+    );
+    for (bound, count) in LATENCY_BUCKETS_MS.iter().zip(&c.latency_le) {
+        text += &format!("scalesim_worker_latency_ms_bucket{{le=\"{bound}\"}} {}\n", count.load(Ordering::Relaxed));
+    }
+    text += &format!(
+        "scalesim_worker_latency_ms_bucket{{le=\"+Inf\"}} {served}\n\
+         scalesim_worker_latency_ms_sum {:.3}\n\
+         scalesim_worker_latency_ms_count {served}\n",
+        c.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e3
+    );
+    text
 }
 
 /// Reads one sample of a metric from Prometheus text (`name value` lines; labels not supported).
@@ -211,5 +236,6 @@ mod tests {
         assert_eq!(parse_metric(&text, "scalesim_worker_concurrency"), Some(2.0));
         assert!(parse_metric(&text, "process_cpu_seconds_total").unwrap() > 0.0);
         assert_eq!(parse_metric(&text, "scalesim_worker"), None);
+        assert_eq!(parse_metric(&text, "scalesim_worker_latency_ms_count"), Some(7.0));
     }
 }
