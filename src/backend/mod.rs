@@ -71,6 +71,9 @@ pub trait ClusterBackend {
     fn replication_lag_ms(&self) -> &[f64];
     /// Live instances in all, and the most the cluster allows.
     fn instances(&self) -> (u32, u32);
+    /// Stops the load and releases what the backend holds (processes, connections). A backend
+    /// starts its load when it is built; the simulator holds nothing.
+    fn shutdown(&mut self) {}
 }
 
 impl ClusterBackend for Simulator {

@@ -15,6 +15,7 @@ use crate::autoscale::{Autoscaler, StaticPolicy};
 use crate::backend::driver::{drive, DriveLog};
 use crate::backend::local::{LocalBackend, LocalOptions};
 use crate::backend::validate::{compare, markdown, write_side_by_side, Gap};
+use crate::backend::ClusterBackend;
 use crate::engine::SimTime;
 use crate::report::Series;
 use crate::scenario::Scenario;

@@ -201,21 +201,6 @@ impl LocalBackend {
         self.workers.iter().map(|(&id, w)| (id, w.process.pid())).collect()
     }
 
-    /// Stops the load, waits (a bounded time) for requests in flight, and ends every worker.
-    pub fn shutdown(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.loadgen.take() {
-            let _ = h.join();
-        }
-        let deadline = Instant::now() + DRAIN_AT_END;
-        while self.shared.lock().in_flight > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        for (_, mut w) in std::mem::take(&mut self.workers) {
-            w.process.stop();
-        }
-    }
-
     fn clock(&self) -> SimTime {
         SimTime((self.start.elapsed().as_secs_f64() * 1e6 * self.opts.time_compression) as u64)
     }
@@ -552,5 +537,19 @@ impl ClusterBackend for LocalBackend {
     }
     fn instances(&self) -> (u32, u32) {
         (self.scaling.status_summary().total, self.cluster.max_instances)
+    }
+    /// Stops the load, waits (a bounded time) for requests in flight, and ends every worker.
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.loadgen.take() {
+            let _ = h.join();
+        }
+        let deadline = Instant::now() + DRAIN_AT_END;
+        while self.shared.lock().in_flight > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for (_, mut w) in std::mem::take(&mut self.workers) {
+            w.process.stop();
+        }
     }
 }
