@@ -47,6 +47,10 @@ pub trait ClusterBackend {
     fn cluster(&self) -> &ClusterSpec;
     /// What a controller sees now.
     fn observe(&self) -> ClusterView;
+    /// [`ClusterBackend::observe`] into `out`, reusing its buffers where the backend can.
+    fn observe_into(&self, out: &mut ClusterView) {
+        *out = self.observe();
+    }
     fn counts(&self, service: usize) -> ReplicaCounts;
     /// The CPU limit new and existing instances of `service` have, cores.
     fn cpu_limit(&self, service: usize) -> f64;
@@ -91,6 +95,9 @@ impl ClusterBackend for Simulator {
     }
     fn observe(&self) -> ClusterView {
         self.view()
+    }
+    fn observe_into(&self, out: &mut ClusterView) {
+        self.view_into(out)
     }
     fn counts(&self, service: usize) -> ReplicaCounts {
         self.scaling().counts(service)

@@ -23,17 +23,23 @@ pub use view::{ClusterView, PodView, ServiceView, HISTORY_LEN};
 
 use hdrhistogram::Histogram;
 
-/// Latencies are recorded in microseconds, up to one hour, with three significant digits
-/// (0.1% resolution). Longer values are clamped to one hour.
+/// Latencies are recorded in microseconds, up to one hour (longer values are clamped to one hour),
+/// with `sigfig` significant digits. The histogram starts small and grows to the largest value
+/// recorded: the same buckets as one sized for an hour up front, without allocating and zeroing
+/// that (a fluid RL episode builds dozens and records into few).
 pub fn latency_histogram(sigfig: u8) -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, sigfig).expect("static histogram bounds are valid")
+    let mut h = Histogram::new_with_bounds(1, 2, sigfig).expect("static histogram bounds are valid");
+    h.auto(true);
+    h
 }
 
-/// Records `us` into `h`, clamping to the histogram's range so a pathological value can never fail.
+/// Records `us` into `h`, clamped to [1 us, 1 h] so a pathological value can never fail.
 #[inline]
 pub fn record_latency(h: &mut Histogram<u64>, us: u64) {
     let v = us.clamp(1, 3_600_000_000);
-    h.saturating_record(v);
+    // `record` grows the histogram (`saturating_record` would clamp to its current top instead);
+    // it only fails when memory does, and then the sample is lost rather than the run.
+    let _ = h.record(v);
 }
 
 /// The value at quantile `q` in milliseconds, 0 for an empty histogram.

@@ -168,40 +168,86 @@ impl MetricsServer {
 
     /// The view a policy gets at `now`: live replica states, metrics from the last scrape.
     pub fn view(&self, now: SimTime, scaling: &ScalingManager, app: &AppSpec, tracked: &[InstanceId]) -> ClusterView {
+        let mut out = ClusterView {
+            now,
+            scraped_at: self.scraped_at,
+            window: self.window,
+            history_interval: self.interval,
+            services: Vec::new(),
+            slo_violation: 0.0,
+            instances: (0, 0),
+        };
+        self.view_into(now, scaling, app, tracked, &mut out);
+        out
+    }
+
+    /// [`MetricsServer::view`] into `out`, reusing its buffers: a caller that asks every decision
+    /// (an RL environment, millions of times) allocates nothing once `out` has its shape.
+    pub fn view_into(
+        &self,
+        now: SimTime,
+        scaling: &ScalingManager,
+        app: &AppSpec,
+        tracked: &[InstanceId],
+        out: &mut ClusterView,
+    ) {
         let span = ((HISTORY_SPAN_S / self.interval.as_secs_f64()).ceil() as usize).clamp(1, HISTORY_LEN);
-        let tail = |q: &VecDeque<f64>| q.iter().skip(q.len().saturating_sub(span)).copied().collect();
-        let mut services: Vec<ServiceView> = app
-            .services
-            .iter()
-            .enumerate()
-            .map(|(s, spec)| ServiceView {
-                name: self.names[s].clone(),
-                min_replicas: spec.min_replicas,
-                max_replicas: spec.max_replicas,
-                cpu_request_cores: spec.shape.cpu_request,
-                cpu_limit_cores: scaling.shape(s).cpu_limit,
-                memory_request_mib: spec.shape.memory_mib,
-                concurrency: spec.shape.concurrency,
-                counts: scaling.counts(s),
-                pods: Vec::new(),
-                rps: self.svc_rps[s],
-                p95_ms: self.svc_p95_ms[s],
-                cpu_utilization: None,
-                queue_len: self.svc_queue[s],
-                error_rate: self.svc_error_rate[s],
-                replication_lag_ms: self.svc_lag[s],
-                concurrency_per_pod: 0.0,
-                concurrency_history: tail(&self.concurrency_history[s]),
-                rps_history: tail(&self.rps_history[s]),
-            })
-            .collect();
+        let tail = |q: &VecDeque<f64>, v: &mut Vec<f64>| {
+            v.clear();
+            v.extend(q.iter().skip(q.len().saturating_sub(span)).copied());
+        };
+        let same_services = out.services.len() == self.names.len()
+            && out.services.iter().zip(&self.names).all(|(sv, n)| std::sync::Arc::ptr_eq(&sv.name, n));
+        if !same_services {
+            out.services = self
+                .names
+                .iter()
+                .map(|name| ServiceView {
+                    name: name.clone(),
+                    min_replicas: 0,
+                    max_replicas: 0,
+                    cpu_request_cores: 0.0,
+                    cpu_limit_cores: 0.0,
+                    memory_request_mib: 0.0,
+                    concurrency: 0,
+                    counts: Default::default(),
+                    pods: Vec::new(),
+                    rps: 0.0,
+                    p95_ms: 0.0,
+                    cpu_utilization: None,
+                    queue_len: 0,
+                    error_rate: 0.0,
+                    replication_lag_ms: 0.0,
+                    concurrency_per_pod: 0.0,
+                    concurrency_history: Vec::new(),
+                    rps_history: Vec::new(),
+                })
+                .collect();
+        }
+        for (s, (spec, sv)) in app.services.iter().zip(out.services.iter_mut()).enumerate() {
+            sv.min_replicas = spec.min_replicas;
+            sv.max_replicas = spec.max_replicas;
+            sv.cpu_request_cores = spec.shape.cpu_request;
+            sv.cpu_limit_cores = scaling.shape(s).cpu_limit;
+            sv.memory_request_mib = spec.shape.memory_mib;
+            sv.concurrency = spec.shape.concurrency;
+            sv.counts = scaling.counts(s);
+            sv.pods.clear();
+            sv.rps = self.svc_rps[s];
+            sv.p95_ms = self.svc_p95_ms[s];
+            sv.queue_len = self.svc_queue[s];
+            sv.error_rate = self.svc_error_rate[s];
+            sv.replication_lag_ms = self.svc_lag[s];
+            tail(&self.concurrency_history[s], &mut sv.concurrency_history);
+            tail(&self.rps_history[s], &mut sv.rps_history);
+        }
         for &id in tracked {
             let inst = scaling.instance(id);
             if !inst.is_live() {
                 continue;
             }
             let p = self.pods.get(id as usize).copied().unwrap_or_default();
-            services[inst.service].pods.push(PodView {
+            out.services[inst.service].pods.push(PodView {
                 id,
                 state: inst.state,
                 created_at: inst.created_at,
@@ -213,7 +259,7 @@ impl MetricsServer {
                 rps: p.rps,
             });
         }
-        for sv in &mut services {
+        for sv in &mut out.services {
             let (mut sum, mut n, mut held, mut active) = (0.0, 0u32, 0u64, 0u32);
             for p in &sv.pods {
                 if p.state == InstanceState::Active {
@@ -229,14 +275,11 @@ impl MetricsServer {
             sv.concurrency_per_pod = if active > 0 { held as f64 / active as f64 } else { 0.0 };
         }
         let st = scaling.status_summary();
-        ClusterView {
-            now,
-            scraped_at: self.scraped_at,
-            window: self.window,
-            history_interval: self.interval,
-            services,
-            slo_violation: self.slo_violation,
-            instances: (st.total, scaling.cluster().max_instances),
-        }
+        out.now = now;
+        out.scraped_at = self.scraped_at;
+        out.window = self.window;
+        out.history_interval = self.interval;
+        out.slo_violation = self.slo_violation;
+        out.instances = (st.total, scaling.cluster().max_instances);
     }
 }

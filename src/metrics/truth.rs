@@ -153,6 +153,9 @@ pub struct GroundTruth {
     pub svc: Vec<ServiceTotals>,
     svc_hist: Vec<Histogram<u64>>,
     pub req_hist: Histogram<u64>,
+    /// Record latency distributions (the histograms above). Off for RL training, where only
+    /// counts, means and the metrics server's view are read: the summary's percentiles are then 0.
+    distributions: bool,
     pub arrived: u64,
     pub completed: u64,
     pub dropped: u64,
@@ -202,6 +205,7 @@ impl GroundTruth {
             svc: vec![ServiceTotals::default(); n],
             svc_hist: (0..n).map(|_| latency_histogram(2)).collect(),
             req_hist: latency_histogram(3),
+            distributions: true,
             arrived: 0,
             completed: 0,
             dropped: 0,
@@ -317,7 +321,9 @@ impl GroundTruth {
         if latency_us <= self.slo_us {
             self.within_slo += 1;
         }
-        record_latency(&mut self.req_hist, latency_us);
+        if self.distributions {
+            record_latency(&mut self.req_hist, latency_us);
+        }
     }
 
     /// A request completed whose SLO compliance the caller judged (LLM: TTFT and TBT).
@@ -327,7 +333,9 @@ impl GroundTruth {
         self.completed += 1;
         self.latency_sum_us += latency_us as f64;
         self.within_slo += u64::from(within_slo);
-        record_latency(&mut self.req_hist, latency_us);
+        if self.distributions {
+            record_latency(&mut self.req_hist, latency_us);
+        }
     }
 
     #[inline]
@@ -351,8 +359,10 @@ impl GroundTruth {
         // Recorded into both histograms here rather than adding the interval's histogram into the
         // run's at every interval: `Histogram::add` walks every bucket, and profiling showed it
         // dominating short-interval runs.
-        record_latency(&mut self.tick_hist[service], latency_us);
-        record_latency(&mut self.svc_hist[service], latency_us);
+        if self.distributions {
+            record_latency(&mut self.tick_hist[service], latency_us);
+            record_latency(&mut self.svc_hist[service], latency_us);
+        }
     }
 
     #[inline]
@@ -387,6 +397,9 @@ impl GroundTruth {
         // p95 of an exponential: mean * ln(20).
         let p95 = mean_s * 20f64.ln() * 1000.0;
         self.fluid.p95_ms[s] = Some(p95);
+        if !self.distributions {
+            return Some(p95);
+        }
         for (lo, hi) in BANDS {
             let q = (lo + hi) / 2.0;
             let v = ((-mean_s * (1.0 - q).ln() * 1e6) as u64).clamp(1, 3_600_000_000);
@@ -422,6 +435,9 @@ impl GroundTruth {
         self.completed = self.arrived - self.dropped;
         self.within_slo = (f.within_slo.round() as u64).min(self.completed);
         self.latency_sum_us += r.latency_sum_us;
+        if !self.distributions {
+            return;
+        }
         f.point_carry.resize(r.latency_points.len(), 0.0);
         for (i, &(v, w)) in r.latency_points.iter().enumerate() {
             f.point_carry[i] += w;
@@ -443,6 +459,11 @@ impl GroundTruth {
 
     pub fn in_flight(&self) -> u64 {
         self.in_flight
+    }
+
+    /// Stops recording latency distributions (see the `distributions` field).
+    pub fn skip_distributions(&mut self) {
+        self.distributions = false;
     }
 
     /// Time-average number of requests in the system up to `now` (Little's L).

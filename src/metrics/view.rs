@@ -71,7 +71,7 @@ pub const HISTORY_LEN: usize = 120;
 pub const HISTORY_SPAN_S: f64 = 120.0;
 
 /// The whole cluster at one decision time.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterView {
     pub now: SimTime,
     /// When the metrics were last scraped, and the window they cover.

@@ -156,7 +156,9 @@ fn shift_schedule(s: &RateSchedule, offset: f64) -> RateSchedule {
 impl BackendFactory for SimFactory {
     fn build(&mut self, seed: u64) -> Result<Episode, EnvError> {
         let (sc, label) = self.episode_scenario(seed)?;
-        let sim = Simulator::new(&sc, Box::new(StaticPolicy), seed, Sinks::discard())?;
+        let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), seed, Sinks::discard())?;
+        // Training reads rewards and views, never a run summary's percentiles.
+        sim.skip_distributions();
         Ok(Episode { backend: Box::new(sim), mix: sc.workload.mix.clone(), slo_ms: sc.slo.as_millis_f64(), label })
     }
 }
@@ -192,6 +194,8 @@ pub struct Env {
     prev: RunTotals,
     last_violation: f64,
     mask: Option<ActionMask>,
+    /// The last observation's view, kept so each step refills it instead of allocating one.
+    view: crate::metrics::ClusterView,
     steps: u64,
     episodes: u64,
     log: Option<csv::Writer<Box<dyn Write>>>,
@@ -207,6 +211,7 @@ impl Env {
             prev: RunTotals::default(),
             last_violation: 0.0,
             mask: None,
+            view: Default::default(),
             steps: 0,
             episodes: 0,
             log: None,
@@ -265,6 +270,7 @@ impl Env {
         let view = ep.backend.observe();
         self.mask = Some(ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster()));
         let obs = collect(&layout, &view, ep.backend.app(), ep.backend.cluster(), ep.slo_ms);
+        self.view = view;
         self.layout = Some(layout);
         self.episode = Some(ep);
         self.steps = 0;
@@ -284,12 +290,13 @@ impl Env {
         let until = (backend.now() + self.config.decision_interval).min(backend.horizon());
         backend.advance(until)?;
         let after = backend.totals();
-        let view = backend.observe();
-        let terms = compute(&self.config.reward, layout, backend, &view, &self.prev, &after, ep.slo_ms);
+        backend.observe_into(&mut self.view);
+        let view = &self.view;
+        let terms = compute(&self.config.reward, layout, backend, view, &self.prev, &after, ep.slo_ms);
         self.prev = after;
         self.last_violation = terms.slo_violation;
-        let obs = collect(layout, &view, backend.app(), backend.cluster(), ep.slo_ms);
-        self.mask = Some(ActionMask::from_view(&view, backend.app(), backend.cluster()));
+        let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
+        self.mask = Some(ActionMask::from_view(view, backend.app(), backend.cluster()));
         let truncated = backend.now() >= backend.horizon();
         self.steps += 1;
         if let Some(log) = &mut self.log {

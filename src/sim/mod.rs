@@ -314,6 +314,11 @@ impl Simulator {
         self.server.view(self.now, &self.scaling, &self.app, &self.tracked)
     }
 
+    /// [`Simulator::view`] into `out`, reusing its buffers.
+    pub fn view_into(&self, out: &mut crate::metrics::ClusterView) {
+        self.server.view_into(self.now, &self.scaling, &self.app, &self.tracked, out)
+    }
+
     /// Scales `service` up by one instance through the ScalingManager and schedules its readiness
     /// (for controllers that act outside the periodic policy tick, e.g. an RL action executor).
     pub fn scale_up(
@@ -370,6 +375,13 @@ impl Simulator {
         self.truth.record_change(service, change.from, change.to);
         self.track_new_instances();
         change
+    }
+
+    /// Stops recording latency distributions: for RL training, which reads counts, means and the
+    /// metrics server's view only. The summary's and timeline's latency percentiles are then 0;
+    /// counts, means, SLO violation and everything a controller sees are unchanged.
+    pub fn skip_distributions(&mut self) {
+        self.truth.skip_distributions();
     }
 
     /// The end-to-end latency of completed requests so far: mean and quantiles.

@@ -125,3 +125,26 @@ fn fluid_is_deterministic_and_runs_every_scenario() {
         assert!(x.requests.arrived > 0);
     }
 }
+
+/// Training runs skip latency distributions; everything a reward or a controller reads stays the
+/// same, at both fidelities.
+#[test]
+fn skipping_distributions_changes_no_count_and_no_view() {
+    let sc = load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
+    for fidelity in [Fidelity::Fluid, Fidelity::Request] {
+        let mut sc = sc.clone();
+        sc.fidelity = fidelity;
+        sc.horizon = SimTime::from_secs(300);
+        let mut full = Simulator::new(&sc, Box::new(StaticPolicy), 2, Sinks::discard()).unwrap();
+        let mut lean = Simulator::new(&sc, Box::new(StaticPolicy), 2, Sinks::discard()).unwrap();
+        lean.skip_distributions();
+        for t in (15..=300).step_by(15) {
+            full.advance_to(SimTime::from_secs(t)).unwrap();
+            lean.advance_to(SimTime::from_secs(t)).unwrap();
+            assert_eq!(full.totals(), lean.totals(), "{fidelity:?} at {t} s");
+            assert_eq!(full.view(), lean.view(), "{fidelity:?} at {t} s");
+        }
+        assert!(full.request_latency().p95 > 0.0);
+        assert_eq!(lean.request_latency().p95, 0.0, "no distribution recorded");
+    }
+}
