@@ -18,7 +18,9 @@ fn main() {
     sc.fidelity = Fidelity::Fluid;
     sc.metrics.timeline_interval = SimTime::from_secs(15);
     sc.metrics.scrape_interval = SimTime::from_secs(15);
-    for enc in ["mlp", "gcn", "gat"] {
+    // `SCALESIM_BENCH_ENCODERS=mlp,gat` runs a subset (for profiling one).
+    let only = std::env::var("SCALESIM_BENCH_ENCODERS").unwrap_or_else(|_| "mlp,gcn,gat".into());
+    for enc in ["mlp", "gcn", "gat"].into_iter().filter(|e| only.split(',').any(|o| o == *e)) {
         let cfg = AgentConfig::load(Path::new(&format!("configs/agents/{enc}_ppo.yaml"))).unwrap();
         let mut envs: Vec<Env> = (0..cfg.envs)
             .map(|_| Env::new(cfg.env_config(), Box::new(SimFactory::new(vec![sc.clone()], Randomization::default()))))

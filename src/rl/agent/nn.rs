@@ -131,9 +131,12 @@ impl Adam {
     }
 
     /// One step on `net` with gradients `g`; returns the gradient norm before clipping.
+    ///
+    /// Moments are kept in f32 and the update computed in f64, over zipped slices (no bounds
+    /// checks in the loop, which runs once per parameter per minibatch).
     pub fn step<N: Params>(&mut self, net: &mut N, g: &Gradients<f32, Dev>) -> f64 {
         let grads = net.grads(g);
-        let norm = grads.iter().flatten().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+        let norm = grads.iter().map(|p| p.iter().map(|&x| x as f64 * x as f64).sum::<f64>()).sum::<f64>().sqrt();
         let scale = if self.max_grad_norm > 0.0 && norm > self.max_grad_norm { self.max_grad_norm / norm } else { 1.0 };
         self.t += 1;
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
@@ -141,12 +144,13 @@ impl Adam {
         let c2 = 1.0 - b2.powi(self.t as i32);
         let mut params = net.get();
         for (k, p) in params.iter_mut().enumerate() {
-            for (j, w) in p.iter_mut().enumerate() {
-                let gj = grads[k][j] as f64 * scale;
-                let m = b1 * self.m[k][j] as f64 + (1.0 - b1) * gj;
-                let v = b2 * self.v[k][j] as f64 + (1.0 - b2) * gj * gj;
-                self.m[k][j] = m as f32;
-                self.v[k][j] = v as f32;
+            let (ms, vs) = (&mut self.m[k], &mut self.v[k]);
+            for (((w, &g), m_k), v_k) in p.iter_mut().zip(&grads[k]).zip(ms.iter_mut()).zip(vs.iter_mut()) {
+                let gj = g as f64 * scale;
+                let m = b1 * *m_k as f64 + (1.0 - b1) * gj;
+                let v = b2 * *v_k as f64 + (1.0 - b2) * gj * gj;
+                *m_k = m as f32;
+                *v_k = v as f32;
                 *w -= (self.lr * (m / c1) / ((v / c2).sqrt() + eps)) as f32;
             }
         }
