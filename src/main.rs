@@ -53,7 +53,8 @@ enum Command {
         /// No progress bar and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
-        /// Where the policy acts: the simulator, or a local cluster of real worker processes.
+        /// Where the policy acts: the simulator, a local cluster of real worker processes, or a
+        /// Kubernetes cluster (see the scenario's `backends:` section).
         #[arg(long, value_enum, default_value = "sim")]
         backend: BackendKind,
         /// Local backend: scenario seconds per wall second (default: the scenario's

@@ -60,6 +60,8 @@ struct BackendSummary<'a> {
     backend: &'a str,
     policy: &'a str,
     requests: crate::sim::RunTotals,
+    /// Requests neither completed nor dropped when the horizon came.
+    in_flight_at_end: u64,
     latency_ms: &'a crate::metrics::LatencySummary,
     slo_violation_pct: f64,
     scale_decisions: usize,
@@ -150,6 +152,7 @@ fn summary<'a>(log: &'a DriveLog, failures: u64) -> BackendSummary<'a> {
         backend: &log.backend,
         policy: &log.policy,
         requests: log.totals,
+        in_flight_at_end: t.arrived.saturating_sub(finished),
         latency_ms: &log.latency_ms,
         slo_violation_pct: if finished > 0 { 100.0 * violating as f64 / finished as f64 } else { 0.0 },
         scale_decisions: log.scale_decisions(),

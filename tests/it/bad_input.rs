@@ -98,3 +98,39 @@ fn validate_reports_ok_and_errors() {
     let (ok, text) = run_cli(&["validate", f.to_str().unwrap()]);
     assert!(ok && text.contains("ok"), "{text}");
 }
+
+#[test]
+fn bad_backend_settings_name_the_field_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let with = |section: &str| format!("{}\nbackends:\n{section}", chain());
+    let cases: [(&str, String, &[&str]); 5] = [
+        (
+            "namespace.yaml",
+            with("  kubernetes:\n    namespace: Prod/../kube-system\n    deployments: { s1: s1 }\n"),
+            &["namespace.yaml", "backends.kubernetes.namespace", "line", "not a valid namespace"],
+        ),
+        (
+            "service.yaml",
+            with("  kubernetes:\n    namespace: shop\n    deployments: { cart: cart }\n"),
+            &["service.yaml", "backends.kubernetes.deployments.cart", "not a service"],
+        ),
+        (
+            "deployment.yaml",
+            with("  kubernetes:\n    namespace: shop\n    deployments: { s1: 'S1 /scale' }\n"),
+            &["deployment.yaml", "backends.kubernetes.deployments.s1", "not a valid Deployment name"],
+        ),
+        (
+            "preset.yaml",
+            with("  kubernetes:\n    namespace: shop\n    deployments: { s1: s1 }\n    prometheus: { url: 'http://127.0.0.1:9090', preset: consul }\n"),
+            &["preset.yaml", "backends.kubernetes.prometheus.preset", "istio, linkerd, scalesim"],
+        ),
+        (
+            "compression.yaml",
+            with("  local: { time_compression: 5000 }\n"),
+            &["compression.yaml", "backends.local.time_compression", "line"],
+        ),
+    ];
+    for (name, yaml, must) in cases {
+        expect_refusal(tmp.path(), name, &yaml, must);
+    }
+}
