@@ -8,8 +8,10 @@
 //! `[floor(ready / max_scale_down_rate), ceil(ready * max_scale_up_rate)]`. Panic mode starts when
 //! `panic / target / ready >= panic_threshold` (200%), and ends once the threshold has not been
 //! crossed for a whole stable window. In panic mode the KPA takes the larger of the two and never
-//! scales down. Scale to zero is optional (off by default); requests reaching a service with no
-//! Active instance are dropped (the simulator has no activator buffer).
+//! scales down. Scale to zero is optional (off by default) and needs `min_replicas: 0`; requests
+//! reaching such a service while it has no Active instance wait in the simulator's activator
+//! buffer (bounded by the service's `queue_capacity`), count as its concurrency, and go to the
+//! first instance that becomes Active, as Knative's activator does.
 
 use std::path::Path;
 

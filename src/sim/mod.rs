@@ -187,6 +187,14 @@ pub struct Simulator {
     /// LLM serving (scenarios with `llm:`): requests go through prompt and token pools instead of
     /// call trees.
     llm: Option<llm::LlmModel>,
+    /// Knative's activator: visits to a scale-to-zero service (`min_replicas: 0`) that has no
+    /// Active instance wait here, are counted in its concurrency (so an autoscaler sees demand and
+    /// scales from zero), and go to the first instance that becomes Active.
+    activator: Vec<std::collections::VecDeque<u32>>,
+    /// Time-integral of each activator's length (visit-us), and when it was last brought up to date.
+    activator_area: Vec<f64>,
+    activator_since: SimTime,
+    activator_mark: Vec<f64>,
 }
 
 impl Simulator {
@@ -276,6 +284,10 @@ impl Simulator {
                 llm::LlmModel::new(spec, tokens, streams.stream("llm/token_sizes"))
             }),
             policy,
+            activator: vec![std::collections::VecDeque::new(); n],
+            activator_area: vec![0.0; n],
+            activator_since: SimTime::ZERO,
+            activator_mark: vec![0.0; n],
             app,
         };
         for s in 0..n {
@@ -475,7 +487,9 @@ impl Simulator {
                 Event::VisitArrive(v) => self.visit_arrive(v),
                 Event::WorkDone(v) => self.on_work_done(v),
                 Event::InstanceReady(i) => {
-                    self.scaling.mark_active(self.now, i);
+                    if self.scaling.mark_active(self.now, i) {
+                        self.release_activator(self.scaling.instance(i).service);
+                    }
                     self.flush_scaling_events()?;
                 }
                 Event::Tick => {
@@ -568,7 +582,19 @@ impl Simulator {
         let node = &self.app.nodes[self.visits[v].node as usize];
         let s = node.service as usize;
         self.truth.visit_arrived(s, node.write);
+        self.route_visit(v, s);
+    }
+
+    /// Sends visit `v` to an Active instance of `s`; with none, to the activator of a scale-to-zero
+    /// service (bounded by the service's queue capacity), else it is dropped.
+    fn route_visit(&mut self, v: u32, s: usize) {
         let Some(id) = self.pick_instance(s) else {
+            let spec = &self.app.services[s];
+            if spec.min_replicas == 0 && self.activator[s].len() < spec.shape.queue_capacity as usize {
+                self.integrate_activators();
+                self.activator[s].push_back(v);
+                return;
+            }
             return self.drop_visit(v, DropKind::NoActiveInstance, s);
         };
         let inst = self.scaling.instance_mut(id);
@@ -586,6 +612,28 @@ impl Simulator {
             visit.arrived = self.now;
         } else {
             self.drop_visit(v, DropKind::QueueFull, s);
+        }
+    }
+
+    /// Brings the activators' length integrals up to now.
+    fn integrate_activators(&mut self) {
+        let dt = self.now.saturating_sub(self.activator_since).0 as f64;
+        if dt > 0.0 {
+            for (area, q) in self.activator_area.iter_mut().zip(&self.activator) {
+                *area += q.len() as f64 * dt;
+            }
+        }
+        self.activator_since = self.now;
+    }
+
+    /// An instance of `s` became Active: the visits its activator holds go to it (and its peers).
+    fn release_activator(&mut self, s: usize) {
+        if self.activator[s].is_empty() {
+            return;
+        }
+        self.integrate_activators();
+        while let Some(v) = self.activator[s].pop_front() {
+            self.route_visit(v, s);
         }
     }
 
@@ -741,6 +789,12 @@ impl Simulator {
                 }
             }
             self.queue_buf[s] += inst.queue.len() as u32;
+        }
+        self.integrate_activators();
+        for s in 0..n {
+            self.held_buf[s] += self.activator_area[s] - self.activator_mark[s];
+            self.activator_mark[s] = self.activator_area[s];
+            self.queue_buf[s] += self.activator[s].len() as u32;
         }
         if let Some(f) = &self.fluid {
             for s in 0..n {

@@ -153,3 +153,49 @@ fn parallel_fan_out_waits_for_the_slowest_callee() {
     assert!((fan_out(true) - 61.0).abs() < 1e-9, "{}", fan_out(true));
     assert!((fan_out(false) - 92.0).abs() < 1e-9, "{}", fan_out(false));
 }
+
+/// Scale from zero through the activator. One request at 1.0 s to a service at 0 replicas
+/// (`min_replicas: 0`) under the KPA with scale to zero: the activator holds it and reports it as
+/// concurrency (1 request over [1, 2) s); the KPA's tick at 2.0 s sees a stable concurrency of
+/// 1/2 (two 1-s intervals of history), so ceil(0.5 / 7) = 1 pod; it is Active at 2.0 + 5 = 7.0 s
+/// and serves the request in 10 ms: latency 6.01 s, nothing dropped. Without scale to zero nothing
+/// would ever start and the request would wait in the activator until the end.
+#[test]
+fn the_activator_holds_requests_while_a_service_scales_from_zero() {
+    use scalesim::autoscale::{KpaConfig, KpaPolicy};
+    let sc = crate::scenario(
+        r#"
+name: from_zero
+slo_ms: 10000
+horizon_s: 20
+cluster:
+  max_instances: 5
+  skus: [ { name: small, cores: 2, memory_gib: 4, price_per_hour: 3.6 } ]
+services:
+  - { name: fn, replicas: 0, min_replicas: 0, max_replicas: 3, cpu_request_m: 1000, cpu_limit_m: 1000,
+      concurrency: 1, queue_capacity: 10, scale_up_delay_s: 5, demand: { dist: constant, ms: 10 } }
+request_types:
+  - { name: r, call: { service: fn } }
+network_latency_ms: 0
+workload:
+  arrivals: { process: deterministic }
+  stages: [ { duration_s: 1.5, rps: 1 } ]
+"#,
+    );
+    let mut cfg = KpaConfig::defaults(&sc);
+    cfg.enable_scale_to_zero = true;
+    let mut sim = Simulator::new(&sc, Box::new(KpaPolicy::new(cfg)), 1, Sinks::discard()).unwrap();
+    advance_to(&mut sim, SimTime::from_millis(6999));
+    assert_eq!(sim.scaling().counts(0).starting, 1, "scaled up at the 2-s tick, still starting");
+    assert_eq!(sim.totals().completed, 0);
+    advance_to(&mut sim, SimTime::from_secs(8));
+    let t = sim.totals();
+    assert_eq!((t.arrived, t.completed, t.dropped), (1, 1, 0));
+    assert!((t.latency_sum_us - 6_010_000.0).abs() < 1.0, "latency {} us", t.latency_sum_us);
+
+    // With scale to zero off the KPA keeps one pod, so the service never sits at zero: the same
+    // request is served by the instance started at the first tick.
+    let mut sim = Simulator::new(&sc, Box::new(KpaPolicy::new(KpaConfig::defaults(&sc))), 1, Sinks::discard()).unwrap();
+    advance_to(&mut sim, SimTime::from_secs(8));
+    assert_eq!(sim.totals().completed, 1);
+}
