@@ -51,7 +51,10 @@ pub fn load(path: &Path) -> Result<(String, Option<Secret>), String> {
             if let Some(t) = u["token"].as_str() {
                 Some(Secret::new(t))
             } else if let Some(f) = u["tokenFile"].as_str() {
-                let t = std::fs::read_to_string(f)
+                // Relative paths in a kubeconfig are relative to the kubeconfig's folder (as kubectl
+                // reads them).
+                let f = path.parent().unwrap_or(Path::new(".")).join(f);
+                let t = std::fs::read_to_string(&f)
                     .map_err(|e| format!("{name}: user `{user_name}`: cannot read tokenFile: {e}"))?;
                 Some(Secret::new(t.trim()))
             } else {
@@ -99,6 +102,11 @@ users:
         let f = write(&CONFIG.replace("http://127.0.0.1:8001", "https://10.0.0.1:6443"));
         let e = load(f.path()).unwrap_err();
         assert!(e.contains("kubectl proxy") && e.contains("lab-cluster"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "from-file\n").unwrap();
+        let cfg = dir.path().join("config");
+        std::fs::write(&cfg, CONFIG.replace("token: abc.def", "tokenFile: token")).unwrap();
+        assert_eq!(load(&cfg).unwrap().1, Some(Secret::new("from-file")), "tokenFile relative to the kubeconfig");
         let f = write(&CONFIG.replace("current-context: lab", "current-context: other"));
         let e = load(f.path()).unwrap_err();
         assert!(e.contains("no entry named `other`"), "{e}");
