@@ -80,6 +80,16 @@ impl DriveLog {
         self.samples.iter().map(|s| s.services[service].active as f64).sum::<f64>() / self.samples.len() as f64
     }
 
+    /// `service`'s samples' mean p95 visit latency (ms), over the samples that had traffic.
+    pub fn mean_p95_ms(&self, service: usize) -> f64 {
+        let vals: Vec<f64> = self.samples.iter().map(|s| s.services[service].p95_ms).filter(|v| *v > 0.0).collect();
+        if vals.is_empty() {
+            0.0
+        } else {
+            vals.iter().sum::<f64>() / vals.len() as f64
+        }
+    }
+
     /// `timeline.csv`-like rows: one per sample and service.
     pub fn write_samples(&self, path: &Path) -> std::io::Result<()> {
         let mut w = csv::Writer::from_path(path)?;

@@ -28,6 +28,10 @@ pub struct ServiceGap {
     pub cpu_error_points: Option<f64>,
     pub sim_mean_active: f64,
     pub real_mean_active: f64,
+    /// Mean over the samples of the service's p95 visit latency (ms), as the mesh reports it:
+    /// where an end-to-end gap comes from.
+    pub sim_p95_ms: f64,
+    pub real_p95_ms: f64,
     pub sim_scale_decisions: usize,
     pub real_scale_decisions: usize,
 }
@@ -104,6 +108,8 @@ pub fn compare(
                 cpu_error_points: a.zip(b).map(|(a, b)| (a - b).abs() * 100.0),
                 sim_mean_active: sim.mean_active(s),
                 real_mean_active: real.mean_active(s),
+                sim_p95_ms: sim.mean_p95_ms(s),
+                real_p95_ms: real.mean_p95_ms(s),
                 sim_scale_decisions: per_service_decisions(sim, s),
                 real_scale_decisions: per_service_decisions(real, s),
             }
@@ -198,21 +204,24 @@ pub fn markdown(gap: &Gap) -> String {
     );
     let _ = writeln!(
         s,
-        "\n| service | CPU util sim (%) | CPU util {} (%) | error (points) | mean active sim | mean active {} |",
-        gap.against, gap.against
+        "\n| service | CPU util sim (%) | CPU util {0} (%) | error (points) | mean active sim | mean active {0} \
+         | visit p95 sim (ms) | visit p95 {0} (ms) |",
+        gap.against
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     for g in &gap.services {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} |",
             g.service,
             opt(g.sim_cpu_utilization_pct),
             opt(g.real_cpu_utilization_pct),
             opt(g.cpu_error_points),
             g.sim_mean_active,
-            g.real_mean_active
+            g.real_mean_active,
+            g.sim_p95_ms,
+            g.real_p95_ms
         );
     }
     let _ = writeln!(
