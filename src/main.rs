@@ -226,6 +226,14 @@ struct KubeArgs {
 }
 
 impl KubeArgs {
+    /// Refuses Kubernetes flags given to another backend.
+    fn refuse_unless_kubernetes(&self) -> Result<()> {
+        if self.api_url.is_some() || self.kubeconfig.is_some() || self.dry_run {
+            anyhow::bail!("--api-url, --kubeconfig and --dry-run are for --backend kubernetes");
+        }
+        Ok(())
+    }
+
     fn connection(&self) -> Result<scalesim::backend::kubernetes::api::Connection> {
         use scalesim::backend::kubernetes::{api, kubeconfig};
         let env_token = std::env::var("SCALESIM_K8S_TOKEN").ok().filter(|t| !t.is_empty()).map(api::Secret::new);
@@ -271,6 +279,18 @@ fn local_options(
         policy_config: policy_config.map(|p| p.display().to_string()),
         prometheus_targets,
     })
+}
+
+/// Loads a scenario and applies `--horizon`.
+fn load_with_horizon(path: &std::path::Path, horizon: Option<f64>) -> Result<scalesim::scenario::Scenario> {
+    let mut sc = load_scenario(path)?;
+    if let Some(h) = horizon {
+        if !(h.is_finite() && h > 0.0) {
+            anyhow::bail!("--horizon: must be a number of seconds > 0, got {h}");
+        }
+        sc.horizon = SimTime::from_secs_f64(h);
+    }
+    Ok(sc)
 }
 
 fn seconds_bar(quiet: bool, horizon: SimTime, unit: &str) -> ProgressBar {
@@ -363,13 +383,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             if time_compression.is_some() || seed.is_some() {
                 anyhow::bail!("--time-compression and --seed: not for a real cluster (it runs in real time)");
             }
-            let mut sc = load_scenario(&scenario)?;
-            if let Some(h) = horizon {
-                if !(h.is_finite() && h > 0.0) {
-                    anyhow::bail!("--horizon: must be a number of seconds > 0, got {h}");
-                }
-                sc.horizon = SimTime::from_secs_f64(h);
-            }
+            let sc = load_with_horizon(&scenario, horizon)?;
             let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
             let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_{}_kubernetes", sc.name, pol.name())));
             let opts = scalesim::backend::kubernetes::KubeOptions {
@@ -403,16 +417,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             prometheus_targets,
             kube,
         } => {
-            if kube.api_url.is_some() || kube.kubeconfig.is_some() || kube.dry_run {
-                anyhow::bail!("--api-url, --kubeconfig and --dry-run are for --backend kubernetes");
-            }
-            let mut sc = load_scenario(&scenario)?;
-            if let Some(h) = horizon {
-                if !(h.is_finite() && h > 0.0) {
-                    anyhow::bail!("--horizon: must be a number of seconds > 0, got {h}");
-                }
-                sc.horizon = SimTime::from_secs_f64(h);
-            }
+            kube.refuse_unless_kubernetes()?;
+            let sc = load_with_horizon(&scenario, horizon)?;
             let seed = seed.unwrap_or(sc.seed);
             let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
             let out =
@@ -455,29 +461,12 @@ fn dispatch(cli: Cli) -> Result<()> {
             if time_compression.is_some() || prometheus_targets.is_some() {
                 anyhow::bail!("--time-compression and --prometheus-targets: only for --backend local");
             }
-            if kube.api_url.is_some() || kube.kubeconfig.is_some() || kube.dry_run {
-                anyhow::bail!("--api-url, --kubeconfig and --dry-run are for --backend kubernetes");
-            }
-            let mut sc = load_scenario(&scenario)?;
-            if let Some(h) = horizon {
-                if !(h.is_finite() && h > 0.0) {
-                    anyhow::bail!("--horizon: must be a number of seconds > 0, got {h}");
-                }
-                sc.horizon = SimTime::from_secs_f64(h);
-            }
+            kube.refuse_unless_kubernetes()?;
+            let sc = load_with_horizon(&scenario, horizon)?;
             let seed = seed.unwrap_or(sc.seed);
             let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
             let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_{}_seed{}", sc.name, pol.name(), seed)));
-            let bar = if quiet || !std::io::stderr().is_terminal() {
-                ProgressBar::hidden()
-            } else {
-                let b = ProgressBar::new(sc.horizon.whole_secs().max(1));
-                b.set_style(
-                    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} sim-s {msg}")
-                        .expect("static template"),
-                );
-                b
-            };
+            let bar = seconds_bar(quiet, sc.horizon, "sim-s");
             let options = RunOptions {
                 event_log: if log_events { Some(Box::new(std::io::stderr())) } else { None },
                 policy_config: policy_config.as_ref().map(|p| p.display().to_string()),

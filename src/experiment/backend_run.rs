@@ -161,6 +161,21 @@ fn summary<'a>(log: &'a DriveLog, failures: u64) -> BackendSummary<'a> {
     }
 }
 
+/// A backend run folder's timeline, actions and summary files.
+const RUN_FILES: [&str; 3] = ["timeline.csv", "actions.csv", "backend_summary.json"];
+
+/// Writes `log`'s samples, decisions and summary to the files `[timeline, actions, summary]`.
+fn write_log(
+    dir: &Path,
+    log: &DriveLog,
+    failures: u64,
+    [timeline, actions, summary_file]: [&str; 3],
+) -> Result<(), RunError> {
+    log.write_samples(&dir.join(timeline)).map_err(io(dir))?;
+    log.write_decisions(&dir.join(actions)).map_err(io(dir))?;
+    write_json(&dir.join(summary_file), &summary(log, failures))
+}
+
 /// `run --backend local`: writes `experiment_info.json`, `backend_summary.json`, `timeline.csv`
 /// (one row per decision period and service) and `actions.csv`.
 pub fn run_local_to_dir(
@@ -178,9 +193,7 @@ pub fn run_local_to_dir(
             &dir.join("experiment_info.json"),
             &info("run", scenario, log.policy.clone(), options.policy_config.as_deref(), seed, vec!["local"], k),
         )?;
-        write_json(&dir.join("backend_summary.json"), &summary(&log, failures))?;
-        log.write_samples(&dir.join("timeline.csv")).map_err(io(dir))?;
-        log.write_decisions(&dir.join("actions.csv")).map_err(io(dir))?;
+        write_log(dir, &log, failures, RUN_FILES)?;
         Ok(log)
     })
 }
@@ -206,9 +219,7 @@ pub fn run_kubernetes_to_dir(
         }
         meta.api_url = Some(api_url);
         write_json(&dir.join("experiment_info.json"), &meta)?;
-        write_json(&dir.join("backend_summary.json"), &summary(&log, 0))?;
-        log.write_samples(&dir.join("timeline.csv")).map_err(io(dir))?;
-        log.write_decisions(&dir.join("actions.csv")).map_err(io(dir))?;
+        write_log(dir, &log, 0, RUN_FILES)?;
         Ok(log)
     })
 }
@@ -246,14 +257,8 @@ pub fn validate_to_dir(
         write_json(&dir.join("validation.json"), &gap)?;
         fs::write(dir.join("validation.md"), markdown(&gap)).map_err(io(dir))?;
         write_side_by_side(&dir.join("replicas_compared.csv"), &sim, &real).map_err(io(dir))?;
-        for log in [&sim, &real] {
-            log.write_samples(&dir.join(format!("{}_timeline.csv", log.backend))).map_err(io(dir))?;
-            log.write_decisions(&dir.join(format!("{}_actions.csv", log.backend))).map_err(io(dir))?;
-            write_json(
-                &dir.join(format!("{}_summary.json", log.backend)),
-                &summary(log, if log.backend == "local" { failures } else { 0 }),
-            )?;
-        }
+        write_log(dir, &sim, 0, ["sim_timeline.csv", "sim_actions.csv", "sim_summary.json"])?;
+        write_log(dir, &real, failures, ["local_timeline.csv", "local_actions.csv", "local_summary.json"])?;
         let (replicas, cpu) = overlay_series(&sim, &real);
         crate::report::validation_charts(dir, &replicas, &cpu).map_err(|e| out_err(dir, e))?;
         Ok(gap)

@@ -202,26 +202,8 @@ impl MetricsServer {
             out.services = self
                 .names
                 .iter()
-                .map(|name| ServiceView {
-                    name: name.clone(),
-                    min_replicas: 0,
-                    max_replicas: 0,
-                    cpu_request_cores: 0.0,
-                    cpu_limit_cores: 0.0,
-                    memory_request_mib: 0.0,
-                    concurrency: 0,
-                    counts: Default::default(),
-                    pods: Vec::new(),
-                    rps: 0.0,
-                    p95_ms: 0.0,
-                    cpu_utilization: None,
-                    queue_len: 0,
-                    error_rate: 0.0,
-                    replication_lag_ms: 0.0,
-                    concurrency_per_pod: 0.0,
-                    concurrency_history: Vec::new(),
-                    rps_history: Vec::new(),
-                })
+                .zip(&app.services)
+                .map(|(name, spec)| ServiceView::unobserved(name.clone(), spec))
                 .collect();
         }
         for (s, (spec, sv)) in app.services.iter().zip(out.services.iter_mut()).enumerate() {

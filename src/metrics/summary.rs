@@ -17,7 +17,7 @@ pub struct RequestCounts {
     pub dropped_by_reason: BTreeMap<String, u64>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LatencySummary {
     pub mean: f64,
     pub p50: f64,

@@ -63,6 +63,32 @@ pub struct ServiceView {
     pub rps_history: Vec<f64>,
 }
 
+impl ServiceView {
+    /// `spec`'s service with its configured shape and bounds and nothing observed yet.
+    pub fn unobserved(name: std::sync::Arc<str>, spec: &crate::app::ServiceSpec) -> ServiceView {
+        ServiceView {
+            name,
+            min_replicas: spec.min_replicas,
+            max_replicas: spec.max_replicas,
+            cpu_request_cores: spec.shape.cpu_request,
+            cpu_limit_cores: spec.shape.cpu_limit,
+            memory_request_mib: spec.shape.memory_mib,
+            concurrency: spec.shape.concurrency,
+            counts: Default::default(),
+            pods: Vec::new(),
+            rps: 0.0,
+            p95_ms: 0.0,
+            cpu_utilization: None,
+            queue_len: 0,
+            error_rate: 0.0,
+            replication_lag_ms: 0.0,
+            concurrency_per_pod: 0.0,
+            concurrency_history: Vec::new(),
+            rps_history: Vec::new(),
+        }
+    }
+}
+
 /// How many intervals of history the metrics server keeps.
 pub const HISTORY_LEN: usize = 120;
 

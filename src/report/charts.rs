@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::ErrorBarOrientV;
 use plotters::prelude::*;
@@ -160,6 +161,23 @@ fn step_points(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
     out
 }
 
+/// The grid, axis labels and number format of a chart over time (the primary axes).
+fn time_mesh<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    y_label: &str,
+) -> DrawResult {
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(y_label)
+        .x_label_formatter(&fmt_num)
+        .y_label_formatter(&fmt_num)
+        .label_style(LABEL_FONT)
+        .axis_desc_style(AXIS_DESC_FONT)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 fn draw_steps<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -182,16 +200,7 @@ fn draw_steps<DB: DrawingBackend>(
         .build_cartesian_2d(x0..x1, 0.0..y1.max(1.0))
         .map_err(|e| e.to_string())?
         .set_secondary_coord(x0..x1, 0.0..r1.max(1.0));
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc(y_label)
-        .x_label_formatter(&fmt_num)
-        .y_label_formatter(&fmt_num)
-        .label_style(LABEL_FONT)
-        .axis_desc_style(AXIS_DESC_FONT)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    time_mesh(&mut chart, y_label)?;
     let mut entries = Vec::new();
     if let Some(r) = right {
         chart
@@ -246,16 +255,7 @@ fn draw_paired<DB: DrawingBackend>(
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1, 0.0..(y1 * 1.05).max(1.0))
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc(y_label)
-        .x_label_formatter(&fmt_num)
-        .y_label_formatter(&fmt_num)
-        .label_style(LABEL_FONT)
-        .axis_desc_style(AXIS_DESC_FONT)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    time_mesh(&mut chart, y_label)?;
     let shape = |pts: &[(f64, f64)]| if steps { step_points(pts) } else { pts.to_vec() };
     let mut entries = Vec::new();
     for (i, (solid, dashed)) in pairs.iter().enumerate() {

@@ -34,7 +34,7 @@ use crate::metrics::{
 };
 use crate::scaling::ScalingManager;
 use crate::scenario::{Fidelity, MetricsConfig, Scenario};
-use crate::workload::ArrivalGenerator;
+use crate::workload::{ArrivalGenerator, RequestMix};
 use slab::Slab;
 
 /// Version of `actions.csv`'s columns; its last column carries it on every row.
@@ -151,7 +151,7 @@ pub struct Simulator {
     scaling: ScalingManager,
     arrivals: ArrivalGenerator,
     mix_rng: SimRng,
-    mix_cdf: Vec<f64>,
+    mix: RequestMix,
     svc_rng: Vec<SimRng>,
     lb_rng: Vec<SimRng>,
     rr_next: Vec<u32>,
@@ -216,17 +216,6 @@ impl Simulator {
         if let Some(w) = sinks.requests {
             truth.with_requests_output(w)?;
         }
-        let total: f64 = scenario.workload.mix.iter().sum();
-        let mut acc = 0.0;
-        let mix_cdf = scenario
-            .workload
-            .mix
-            .iter()
-            .map(|w| {
-                acc += w / total;
-                acc
-            })
-            .collect();
         let mean_demand = app.mean_demand_core_s(&scenario.workload.mix);
         let capacity_per_instance = app
             .services
@@ -250,7 +239,7 @@ impl Simulator {
             scaling: ScalingManager::new(&scenario.cluster, &app),
             arrivals: ArrivalGenerator::new(scenario.workload.source.clone(), streams.stream("arrivals")),
             mix_rng: streams.stream("mix"),
-            mix_cdf,
+            mix: RequestMix::new(&scenario.workload.mix),
             svc_rng: app.services.iter().map(|s| streams.stream(&format!("svc/{}", s.name))).collect(),
             lb_rng: app.services.iter().map(|s| streams.stream(&format!("lb/{}", s.name))).collect(),
             rr_next: vec![0; n],
@@ -538,7 +527,7 @@ impl Simulator {
             return;
         }
         let u: f64 = self.mix_rng.gen();
-        let ty = self.mix_cdf.iter().position(|&c| u < c).unwrap_or(self.mix_cdf.len() - 1);
+        let ty = self.mix.pick(u);
         let req = self.requests.insert(Request { arrived: self.now, failed: NONE });
         self.truth.request_arrived(self.now);
         let root = self.app.request_types[ty].root;

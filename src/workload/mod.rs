@@ -36,6 +36,34 @@ pub struct Workload {
     pub duration: SimTime,
 }
 
+/// Draws a request type by the workload's mix weights (cumulative shares, searched linearly: mixes
+/// have a handful of types).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestMix {
+    cdf: Vec<f64>,
+}
+
+impl RequestMix {
+    pub fn new(weights: &[f64]) -> RequestMix {
+        let total: f64 = weights.iter().sum();
+        let mut acc = 0.0;
+        RequestMix {
+            cdf: weights
+                .iter()
+                .map(|w| {
+                    acc += w / total;
+                    acc
+                })
+                .collect(),
+        }
+    }
+
+    /// The request type a uniform draw `u` in [0, 1) picks.
+    pub fn pick(&self, u: f64) -> usize {
+        self.cdf.iter().position(|&c| u < c).unwrap_or(self.cdf.len() - 1)
+    }
+}
+
 impl Workload {
     /// Mean arrival rate (requests/s) over `[0, duration)`.
     pub fn mean_rate(&self) -> f64 {

@@ -75,15 +75,6 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl ApiError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ApiError::Status { status, .. } => Some(*status),
-            ApiError::Unreachable { .. } => None,
-        }
-    }
-}
-
 fn retryable(status: u16) -> bool {
     status == 409 || status == 429 || status >= 500
 }

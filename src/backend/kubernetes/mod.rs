@@ -318,31 +318,7 @@ fn empty_view(app: &AppSpec, names: &[Arc<str>], cluster: &ClusterSpec) -> Clust
         scraped_at: SimTime::ZERO,
         window: SimTime::from_secs(15),
         history_interval: SimTime::from_secs(15),
-        services: app
-            .services
-            .iter()
-            .zip(names)
-            .map(|(s, name)| ServiceView {
-                name: name.clone(),
-                min_replicas: s.min_replicas,
-                max_replicas: s.max_replicas,
-                cpu_request_cores: s.shape.cpu_request,
-                cpu_limit_cores: s.shape.cpu_limit,
-                memory_request_mib: s.shape.memory_mib,
-                concurrency: s.shape.concurrency,
-                counts: ReplicaCounts::default(),
-                pods: Vec::new(),
-                rps: 0.0,
-                p95_ms: 0.0,
-                cpu_utilization: None,
-                queue_len: 0,
-                error_rate: 0.0,
-                replication_lag_ms: 0.0,
-                concurrency_per_pod: 0.0,
-                concurrency_history: Vec::new(),
-                rps_history: Vec::new(),
-            })
-            .collect(),
+        services: app.services.iter().zip(names).map(|(s, name)| ServiceView::unobserved(name.clone(), s)).collect(),
         slo_violation: 0.0,
         instances: (0, cluster.max_instances),
     }
@@ -490,7 +466,8 @@ impl ClusterBackend for KubeBackend {
         RunTotals::default()
     }
     fn latency(&self) -> LatencySummary {
-        LatencySummary::from_histogram(&crate::metrics::latency_histogram(2), 0.0, 0)
+        // As the totals: request latencies on a real cluster come from the load generator.
+        LatencySummary::default()
     }
     fn replication_lag_ms(&self) -> &[f64] {
         &self.no_lag

@@ -38,7 +38,7 @@ use crate::metrics::{ClusterView, LatencySummary, MetricsServer};
 use crate::scaling::{Refusal, ReplicaChange, ReplicaCounts, ScalingManager};
 use crate::scenario::{MetricsConfig, Scenario};
 use crate::sim::RunTotals;
-use crate::workload::ArrivalGenerator;
+use crate::workload::{ArrivalGenerator, RequestMix};
 use process::WorkerProcess;
 use router::{Endpoint, Shared};
 
@@ -162,17 +162,7 @@ impl LocalBackend {
         backend.scaling.take_events();
         backend.scrape_workers();
         backend.server.scrape(SimTime::ZERO, &backend.scaling, &backend.app, &backend.tracked);
-        let total: f64 = scenario.workload.mix.iter().sum();
-        let mut acc = 0.0;
-        let mix_cdf = scenario
-            .workload
-            .mix
-            .iter()
-            .map(|w| {
-                acc += w / total;
-                acc
-            })
-            .collect();
+        let mix = RequestMix::new(&scenario.workload.mix);
         let arrivals = ArrivalGenerator::new(scenario.workload.source.clone(), streams.stream("arrivals"));
         let (shared, horizon, mix_rng) = (backend.shared.clone(), backend.horizon, streams.stream("mix"));
         // Sleeps of the router's threads (inherited by every thread started from here) end
@@ -185,7 +175,7 @@ impl LocalBackend {
         backend.loadgen = Some(
             std::thread::Builder::new()
                 .name("load-generator".into())
-                .spawn(move || router::generate_load(shared, arrivals, mix_rng, mix_cdf, horizon, start))
+                .spawn(move || router::generate_load(shared, arrivals, mix_rng, mix, horizon, start))
                 .map_err(|e| BackendError::Local(format!("starting the load generator: {e}")))?,
         );
         Ok(backend)

@@ -25,7 +25,7 @@ use crate::app::{AppSpec, LoadBalancing};
 use crate::cluster::InstanceId;
 use crate::engine::{SimRng, SimTime};
 use crate::metrics::{latency_histogram, record_latency};
-use crate::workload::ArrivalGenerator;
+use crate::workload::{ArrivalGenerator, RequestMix};
 
 /// The load generator stops sleeping this long before an arrival and yields the CPU until it.
 const SPIN_BELOW: Duration = Duration::from_micros(150);
@@ -153,7 +153,7 @@ pub fn generate_load(
     shared: Arc<Shared>,
     mut arrivals: ArrivalGenerator,
     mut mix_rng: SimRng,
-    mix_cdf: Vec<f64>,
+    mix: RequestMix,
     horizon: SimTime,
     start: Instant,
 ) {
@@ -180,7 +180,7 @@ pub fn generate_load(
             }
         }
         let u: f64 = mix_rng.gen();
-        let ty = mix_cdf.iter().position(|&c| u < c).unwrap_or(mix_cdf.len() - 1);
+        let ty = mix.pick(u);
         {
             let mut st = shared.lock();
             st.totals.arrived += 1;
