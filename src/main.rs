@@ -659,7 +659,6 @@ fn train_cmd(
     quiet: bool,
 ) -> Result<()> {
     use scalesim::rl::agent::checkpoint::Checkpoint;
-    use scalesim::rl::agent::nn::{MAX_SERVICES, OBS_MAX};
     use scalesim::rl::agent::ppo::{Agent, AgentConfig, TRAINING_LOG_HEADER};
     use scalesim::rl::{Env, Randomization, SimFactory};
     use std::io::Write;
@@ -713,8 +712,8 @@ fn train_cmd(
     envs[0].reset(seed)?;
     let layout = envs[0].layout().expect("reset").clone();
     let graph = scalesim::rl::agent::ppo::graph_kind(&config.encoder).is_some();
-    if !graph && (layout.services > MAX_SERVICES || layout.flat_len() > OBS_MAX) {
-        anyhow::bail!("the scenario has {} services and {} observation features; this network takes at most {MAX_SERVICES} and {OBS_MAX}", layout.services, layout.flat_len());
+    if let Some(why) = scalesim::rl::agent::ppo::mlp_too_small(&layout).filter(|_| !graph) {
+        anyhow::bail!("the scenario has {why}");
     }
     if !graph && scenarios.iter().any(|s| s.app.services.len() != layout.services) {
         anyhow::bail!("--scenario files must share one application (same services) for an MLP agent");

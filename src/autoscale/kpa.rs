@@ -217,7 +217,7 @@ impl Autoscaler for KpaPolicy {
                 continue;
             }
             let (desired, reason) = self.decide_one(s, sv, view.now, view.history_interval);
-            out.push(ScaleDecision { service: s, desired, reason });
+            out.push(ScaleDecision::replicas(s, desired, reason));
         }
     }
 }

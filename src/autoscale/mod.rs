@@ -21,13 +21,47 @@ use crate::scenario::{ConfigError, ConfigText, Scenario};
 use crate::engine::SimTime;
 use crate::metrics::ClusterView;
 
-/// One policy decision: the replica count wanted for a service, and why.
+/// One policy decision: the replica count wanted for a service, and why; optionally the server
+/// type new replicas rent and a new CPU limit (an RL agent's node-type and quota heads).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScaleDecision {
     pub service: usize,
     pub desired: u32,
     /// Written to `actions.csv`: the metric values and the rule that decided.
     pub reason: String,
+    /// The SKU a scale-up rents (`None`: the service's own).
+    pub sku: Option<usize>,
+    /// Resize the service's CPU limit in place to this many cores (clamped to the request and the
+    /// SKU's cores) before any replica change.
+    pub cpu_limit: Option<f64>,
+}
+
+/// A CPU limit resized by a decision, cores.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuResize {
+    pub before: f64,
+    pub after: f64,
+}
+
+impl CpuResize {
+    /// The decision's reason with the resize appended, as `actions.csv` records it (millicores,
+    /// Kubernetes' unit).
+    pub fn annotate(reason: &str, resize: Option<CpuResize>) -> String {
+        match resize {
+            Some(r) => {
+                let milli = |c: f64| (c * 1000.0).round() as i64;
+                format!("{reason}; cpu limit {}m -> {}m", milli(r.before), milli(r.after))
+            }
+            None => reason.to_string(),
+        }
+    }
+}
+
+impl ScaleDecision {
+    /// A replica count only, as the HPA, KPA and target-tracking policies decide.
+    pub fn replicas(service: usize, desired: u32, reason: String) -> ScaleDecision {
+        ScaleDecision { service, desired, reason, sku: None, cpu_limit: None }
+    }
 }
 
 /// A scaling policy, called every [`Autoscaler::period`] of simulated time.

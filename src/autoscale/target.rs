@@ -152,7 +152,7 @@ impl Autoscaler for TargetTrackingPolicy {
                 TrackedMetric::P95LatencyMs => Some(sv.p95_ms),
             };
             let Some(value) = value else {
-                out.push(ScaleDecision { service: s, desired: current, reason: "no metric yet".into() });
+                out.push(ScaleDecision::replicas(s, current, "no metric yet".into()));
                 continue;
             };
             let ratio = value / c.target;
@@ -186,11 +186,11 @@ impl Autoscaler for TargetTrackingPolicy {
             if desired != current {
                 self.cooldowns[s].last_any = Some(view.now);
             }
-            out.push(ScaleDecision {
-                service: s,
+            out.push(ScaleDecision::replicas(
+                s,
                 desired,
-                reason: format!("{:?} {value:.3} vs target {} (ratio {ratio:.2}): {why}", c.metric, c.target),
-            });
+                format!("{:?} {value:.3} vs target {} (ratio {ratio:.2}): {why}", c.metric, c.target),
+            ));
         }
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{BackendError, ClusterBackend};
-use crate::autoscale::{Autoscaler, ScaleDecision};
+use crate::autoscale::{Autoscaler, CpuResize, ScaleDecision};
 use crate::engine::SimTime;
 use crate::metrics::LatencySummary;
 use crate::sim::RunTotals;
@@ -181,7 +181,12 @@ pub fn drive(
                     services: services.len(),
                 }));
             }
-            let change = backend.set_replicas(d.service, d.desired)?;
+            let resize = d.cpu_limit.map(|cores| {
+                let before = backend.cpu_limit(d.service);
+                CpuResize { before, after: backend.set_cpu_limit(d.service, cores) }
+            });
+            let change = backend.set_replicas_on(d.service, d.desired, d.sku)?;
+            let reason = CpuResize::annotate(&d.reason, resize);
             if change.from != change.to {
                 if let Some(w) = log.as_deref_mut() {
                     let _ = writeln!(
@@ -191,7 +196,7 @@ pub fn drive(
                         services[d.service],
                         change.from,
                         change.to,
-                        d.reason
+                        reason
                     );
                 }
             }
@@ -201,7 +206,7 @@ pub fn drive(
                 from: change.from,
                 to: change.to,
                 desired: d.desired,
-                reason: d.reason.clone(),
+                reason,
                 blocked: change.refused.map(|r| r.to_string()).unwrap_or_default(),
             });
         }

@@ -60,7 +60,16 @@ pub trait ClusterBackend {
     fn scale_down(&mut self, service: usize) -> ScaleResult;
     /// Moves `service` toward `desired` replicas (active + starting), as a policy decision does:
     /// clamped to its bounds and the cluster's capacity, the clamp reported in the change.
-    fn set_replicas(&mut self, service: usize, desired: u32) -> Result<ReplicaChange, BackendError>;
+    fn set_replicas(&mut self, service: usize, desired: u32) -> Result<ReplicaChange, BackendError> {
+        self.set_replicas_on(service, desired, None)
+    }
+    /// [`Self::set_replicas`], new instances renting servers of `sku` (`None`: the service's own).
+    fn set_replicas_on(
+        &mut self,
+        service: usize,
+        desired: u32,
+        sku: Option<usize>,
+    ) -> Result<ReplicaChange, BackendError>;
     /// Resizes `service`'s CPU limit in place; returns the limit applied.
     fn set_cpu_limit(&mut self, service: usize, cores: f64) -> f64;
     /// Switches one instance from `from`'s role to `to`'s (LLM prompt and token pools).
@@ -117,8 +126,13 @@ impl ClusterBackend for Simulator {
     fn migrate(&mut self, from: usize, to: usize) -> ScaleResult {
         Simulator::migrate(self, from, to).map(|_| ())
     }
-    fn set_replicas(&mut self, service: usize, desired: u32) -> Result<ReplicaChange, BackendError> {
-        Ok(self.apply_replicas(service, desired))
+    fn set_replicas_on(
+        &mut self,
+        service: usize,
+        desired: u32,
+        sku: Option<usize>,
+    ) -> Result<ReplicaChange, BackendError> {
+        Ok(self.apply_replicas_on(service, desired, sku))
     }
     fn advance(&mut self, until: SimTime) -> Result<(), BackendError> {
         Ok(self.advance_to(until)?)

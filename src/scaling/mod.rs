@@ -332,6 +332,11 @@ impl ScalingManager {
     /// the cluster's capacity. Cancels Starting instances first (newest first), then drains the
     /// least-loaded Active ones.
     pub fn set_replicas(&mut self, now: SimTime, service: usize, desired: u32) -> ReplicaChange {
+        self.set_replicas_on(now, service, desired, None)
+    }
+
+    /// [`Self::set_replicas`], new instances renting servers of `sku` (`None`: the service's own).
+    pub fn set_replicas_on(&mut self, now: SimTime, service: usize, desired: u32, sku: Option<usize>) -> ReplicaChange {
         let from = self.counts[service].desired_basis();
         let t = &self.templates[service];
         let mut refused = None;
@@ -345,7 +350,7 @@ impl ScalingManager {
         }
         let mut started = Vec::new();
         while self.counts[service].desired_basis() < target {
-            match self.scale_up_full(now, service, None) {
+            match self.scale_up_full(now, service, sku) {
                 Ok(up) => started.push(up),
                 Err(r) => {
                     refused = Some(r);

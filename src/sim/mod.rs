@@ -369,7 +369,17 @@ impl Simulator {
     /// Moves `service` toward `desired` replicas through the ScalingManager (what a policy
     /// decision does), scheduling the readiness of the instances it starts.
     pub fn apply_replicas(&mut self, service: usize, desired: u32) -> crate::scaling::ReplicaChange {
-        let change = self.scaling.set_replicas(self.now, service, desired);
+        self.apply_replicas_on(service, desired, None)
+    }
+
+    /// [`Self::apply_replicas`], new instances renting servers of `sku` (`None`: the service's own).
+    pub fn apply_replicas_on(
+        &mut self,
+        service: usize,
+        desired: u32,
+        sku: Option<usize>,
+    ) -> crate::scaling::ReplicaChange {
+        let change = self.scaling.set_replicas_on(self.now, service, desired, sku);
         for up in &change.started {
             self.queue.push(up.ready_at, Event::InstanceReady(up.instance));
         }
@@ -856,7 +866,11 @@ impl Simulator {
             if d.service >= n {
                 return Err(SimError::BadDecision { policy: self.policy.name(), service: d.service, services: n });
             }
-            let change = self.apply_replicas(d.service, d.desired);
+            let resize = d.cpu_limit.map(|cores| {
+                let before = self.scaling.shape(d.service).cpu_limit;
+                crate::autoscale::CpuResize { before, after: self.set_cpu_limit(d.service, cores) }
+            });
+            let change = self.apply_replicas_on(d.service, d.desired, d.sku);
             let blocked = change.refused.map(|r| r.to_string()).unwrap_or_default();
             self.actions.write_record([
                 format!("{:.3}", self.now.as_secs_f64()),
@@ -864,7 +878,7 @@ impl Simulator {
                 change.from.to_string(),
                 change.to.to_string(),
                 d.desired.to_string(),
-                d.reason.clone(),
+                crate::autoscale::CpuResize::annotate(&d.reason, resize),
                 blocked,
                 ACTIONS_FORMAT_VERSION.to_string(),
             ])?;

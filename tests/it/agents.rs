@@ -80,8 +80,23 @@ fn gat_ppo_learns() {
     learns("gat", 24_000);
 }
 
+/// Every head on: the agent also picks the node type of a scale-up and resizes CPU limits. The
+/// random baseline moves replicas only, as in the other learning tests.
+#[test]
+fn ppo_with_node_type_and_quota_heads_learns() {
+    let mut cfg = config_of("mlp");
+    cfg.node_type_head = true;
+    cfg.quota_head = true;
+    learns_with(cfg, 24_000);
+}
+
 fn learns(encoder: &str, steps: u64) {
-    let agent = trained_with(config_of(encoder), 3, steps);
+    learns_with(config_of(encoder), steps)
+}
+
+fn learns_with(cfg: AgentConfig, steps: u64) {
+    let encoder = cfg.encoder.clone();
+    let agent = trained_with(cfg, 3, steps);
     let mut env = envs(1).pop().unwrap();
     let learned = evaluate(Some(&agent), &mut env, 100, 5).unwrap();
     let random = evaluate(None, &mut env, 100, 5).unwrap();
@@ -91,7 +106,7 @@ fn learns(encoder: &str, steps: u64) {
     let mut obs = env.reset(7).unwrap();
     loop {
         let mask = env.mask().unwrap().clone();
-        let st = env.step(&scalesim::rl::agent::ppo::decode_action(agent.act_greedy(&obs, &mask))).unwrap();
+        let st = env.step(&scalesim::rl::agent::ppo::team_action(&[agent.act_greedy(&obs, &mask)])).unwrap();
         obs = st.obs;
         if st.truncated {
             break;
@@ -109,12 +124,14 @@ fn learns(encoder: &str, steps: u64) {
 
 #[test]
 fn training_is_deterministic_for_a_seed() {
-    for enc in ["mlp", "gat"] {
-        let a = trained_with(config_of(enc), 5, 1024).checkpoint();
-        let b = trained_with(config_of(enc), 5, 1024).checkpoint();
-        assert_eq!(a, b, "{enc}");
-        let c = trained_with(config_of(enc), 6, 1024).checkpoint();
-        assert_ne!(a.actor, c.actor, "{enc}");
+    let full = AgentConfig::load(&crate::root().join("configs/agents/gat_ppo_full_action.yaml")).unwrap();
+    for cfg in [config_of("mlp"), config_of("gat"), full] {
+        let name = format!("{} heads {}/{}", cfg.encoder, cfg.node_type_head, cfg.quota_head);
+        let a = trained_with(cfg.clone(), 5, 1024).checkpoint();
+        let b = trained_with(cfg.clone(), 5, 1024).checkpoint();
+        assert_eq!(a, b, "{name}");
+        let c = trained_with(cfg, 6, 1024).checkpoint();
+        assert_ne!(a.actor, c.actor, "{name}");
     }
 }
 
@@ -273,4 +290,49 @@ fn two_agent_llm_team_trains_runs_and_reports() {
     let bad =
         run(&["run", chain.to_str().unwrap(), "--policy", &policy, "--out", tmp.path().join("bad").to_str().unwrap()]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("team of 2"));
+}
+
+#[test]
+fn cli_full_action_agent_picks_types_and_resizes_limits() {
+    // The original design's action end to end: train GAT-PPO with the node-type and quota heads on
+    // the two-type chain, then run it as a policy: its decisions carry a type for scale-ups and a
+    // CPU-limit resize, both applied and written to actions.csv.
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = crate::bin();
+    let sc = crate::root().join("scenarios/chain_5_two_types.yaml");
+    let cfg = crate::root().join("configs/agents/gat_ppo_full_action.yaml");
+    let out = tmp.path().join("tr");
+    let run = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
+    let o = run(&[
+        "train",
+        "--agent",
+        cfg.to_str().unwrap(),
+        "--scenario",
+        sc.to_str().unwrap(),
+        "--steps",
+        "1024",
+        "--seed",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let policy = format!("agent:{}", out.join("checkpoint.ckpt").display());
+    let r =
+        run(&["run", sc.to_str().unwrap(), "--policy", &policy, "--out", tmp.path().join("r").to_str().unwrap(), "-q"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let actions = std::fs::read_to_string(tmp.path().join("r/actions.csv")).unwrap();
+    let rows: Vec<&str> = actions.lines().skip(1).collect();
+    assert!(rows.len() > 5, "{actions}");
+    // Every decision resizes (a tanh-Gaussian's mode is never exactly 0); the limit moves by at
+    // most quota_step_cores = 100m per decision.
+    for row in &rows {
+        let cut = row.split("; cpu limit ").nth(1).unwrap_or_else(|| panic!("no resize in {row}"));
+        let ms: Vec<i64> = cut.split(['m', ' ', '-', '>', '"', ',']).filter_map(|t| t.parse().ok()).take(2).collect();
+        assert!(ms.len() == 2 && (ms[1] - ms[0]).abs() <= 100, "{row}");
+    }
+    for row in rows.iter().filter(|r| r.contains(" +1 ") || r.contains(" +2 ")) {
+        assert!(row.contains(" on e2-standard-"), "a scale-up names its server type: {row}");
+    }
 }

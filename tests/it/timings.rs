@@ -92,7 +92,7 @@ impl Autoscaler for StepPolicy {
     }
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         if view.now >= self.from {
-            out.push(ScaleDecision { service: 0, desired: self.target, reason: "step".into() });
+            out.push(ScaleDecision::replicas(0, self.target, "step".into()));
         }
     }
 }
@@ -115,6 +115,56 @@ fn policy_decisions_go_through_the_scaling_manager_with_the_same_timing() {
     // because an instance is free every time.
     assert_eq!((s.requests.arrived, s.requests.completed, s.requests.in_flight), (39, 39, 0));
     assert!((s.latency_ms.mean - 1000.0).abs() < 1e-9);
+}
+
+/// At 15 s: 3 replicas of service 0, the new one on server type 1, and a CPU limit of 1.5 cores.
+struct TypedPolicy;
+
+impl Autoscaler for TypedPolicy {
+    fn name(&self) -> String {
+        "typed".into()
+    }
+    fn period(&self) -> SimTime {
+        SimTime::from_secs(15)
+    }
+    fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
+        if view.now == SimTime::from_secs(15) {
+            out.push(ScaleDecision {
+                sku: Some(1),
+                cpu_limit: Some(1.5),
+                ..ScaleDecision::replicas(0, 3, "typed".into())
+            });
+        }
+    }
+}
+
+#[test]
+fn a_decision_rents_its_server_type_and_resizes_the_cpu_limit() {
+    // Two types: `small` (2 cores, 3.6/h, the service's) and `big` (4 cores, 7.2/h).
+    let yaml = YAML.replace(
+        "skus: [ { name: small, cores: 2, memory_gib: 4, price_per_hour: 3.6 } ]",
+        "skus: [ { name: small, cores: 2, memory_gib: 4, price_per_hour: 3.6 }, { name: big, cores: 4, memory_gib: 8, price_per_hour: 7.2 } ]",
+    );
+    assert_ne!(yaml, YAML);
+    let sc = crate::scenario(&yaml);
+    let dir = tempfile::tempdir().unwrap();
+    let actions = std::fs::File::create(dir.path().join("actions.csv")).unwrap();
+    let sinks = Sinks { actions: Box::new(actions), ..Sinks::discard() };
+    let mut sim = Simulator::new(&sc, Box::new(TypedPolicy), 1, sinks).unwrap();
+    let s = sim.run(&mut |_| {}).unwrap();
+    let new = sim.scaling().instance(2);
+    assert_eq!(sim.scaling().servers()[new.server as usize].sku, 1, "the new replica rents a `big` server");
+    for id in 0..2 {
+        assert_eq!(sim.scaling().servers()[sim.scaling().instance(id).server as usize].sku, 0);
+    }
+    // The limit applies to the live instances and the new one.
+    assert_eq!(sim.scaling().shape(0).cpu_limit, 1.5);
+    assert!((0..3).all(|id| sim.scaling().instance(id).shape.cpu_limit == 1.5));
+    // Cost by hand: 2 small servers x 40 s at 3.6/h (0.08) + 1 big x 25 s at 7.2/h (0.05) = 0.13.
+    assert!((s.cost - 0.13).abs() < 1e-9, "cost {}", s.cost);
+    drop(sim);
+    let actions = std::fs::read_to_string(dir.path().join("actions.csv")).unwrap();
+    assert!(actions.contains("15.000,api,2,3,3,typed; cpu limit 1000m -> 1500m,"), "{actions}");
 }
 
 fn fan_out(parallel: bool) -> f64 {

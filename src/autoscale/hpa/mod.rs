@@ -167,11 +167,7 @@ impl Autoscaler for HpaPolicy {
             let current = sv.counts.active + sv.counts.starting;
             let mut reason = String::new();
             if current == 0 && hpa.min != 0 {
-                out.push(ScaleDecision {
-                    service: hpa.service,
-                    desired: 0,
-                    reason: "scaling disabled: 0 replicas".into(),
-                });
+                out.push(ScaleDecision::replicas(hpa.service, 0, "scaling disabled: 0 replicas".into()));
                 continue;
             }
             let desired = if current > hpa.max {
@@ -217,7 +213,7 @@ impl Autoscaler for HpaPolicy {
             if desired != current {
                 self.states[k].record_scale(view.now, current, desired, &hpa.behavior);
             }
-            out.push(ScaleDecision { service: hpa.service, desired, reason });
+            out.push(ScaleDecision::replicas(hpa.service, desired, reason));
         }
     }
 }

@@ -384,8 +384,19 @@ impl ClusterBackend for KubeBackend {
             Err(_) => Err(Refusal::NotAllowed { service: self.app.services[service].name.clone() }),
         }
     }
-    fn set_replicas(&mut self, service: usize, desired: u32) -> Result<ReplicaChange, BackendError> {
+    fn set_replicas_on(
+        &mut self,
+        service: usize,
+        desired: u32,
+        sku: Option<usize>,
+    ) -> Result<ReplicaChange, BackendError> {
         self.check_lost()?;
+        if let Some(k) = sku {
+            // Pods land where the cluster's scheduler puts them; a node pool would need the
+            // Deployment's nodeSelector changed, which this backend does not touch.
+            let name = self.app.services[service].name.clone();
+            self.say(&format!("node type #{k} for `{name}` not applied: the Kubernetes scheduler places pods"));
+        }
         let spec = &self.app.services[service];
         let Some(d) = self.cfg.deployments[service].clone() else {
             let name = spec.name.clone();

@@ -470,8 +470,14 @@ impl ClusterBackend for LocalBackend {
         self.sync_routes();
         Ok(())
     }
-    fn set_replicas(&mut self, service: usize, desired: u32) -> Result<ReplicaChange, BackendError> {
-        let change = self.scaling.set_replicas(self.now, service, desired);
+    fn set_replicas_on(
+        &mut self,
+        service: usize,
+        desired: u32,
+        sku: Option<usize>,
+    ) -> Result<ReplicaChange, BackendError> {
+        // Every worker is a process on this machine: the SKU only decides the books (cost).
+        let change = self.scaling.set_replicas_on(self.now, service, desired, sku);
         self.spawn_started(&change.started)?;
         self.reconcile()?;
         Ok(change)

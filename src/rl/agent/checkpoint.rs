@@ -15,7 +15,8 @@ use super::graph::GraphNet;
 use super::nn::{Actor, Adam, Critic, ObsNorm, Params, Shapes, ACTIONS, HIDDEN, OBS_MAX};
 use super::ppo::AgentConfig;
 
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// 2: the actor has node-type and CPU-quota heads (version 1 had the joint action only).
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"SCALESIM";
 
 #[derive(Clone, Debug, PartialEq)]
@@ -69,7 +70,7 @@ fn expected(encoder: &str) -> (Shapes, Shapes) {
     let dev = super::nn::Dev::default();
     match super::ppo::graph_kind(encoder) {
         Some(kind) => (GraphNet::new(&dev, kind).shapes(), Vec::new()),
-        None => (Actor::new(&dev).shapes(), Critic::new(&dev).shapes()),
+        None => (Actor::new(&dev, &dev).shapes(), Critic::new(&dev).shapes()),
     }
 }
 

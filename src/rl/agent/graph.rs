@@ -11,15 +11,18 @@
 //!   a_edge(f_ij))` over edges and self loops (others masked), `alpha = softmax_j(e)`,
 //!   `h'_i = relu(concat_q(sum_j alpha_ij z_j) + s W_rel)`; edge features `f_ij` are the call
 //!   edge's (rate, p95, error rate), zero on self loops;
-//! - readout: `state = tanh(mean_i(h) W_n + s W_s + g W_g)`; per-service logits of the 5 replica
-//!   deltas from `relu(h_i W_a + state W_b) W_out`; value from `state W_v`.
+//! - readout: `state = tanh(mean_i(h) W_n + s W_s + g W_g)`; per service, from
+//!   `z_i = relu(h_i W_a + state W_b)`, the logits of the 5 replica deltas (`z_i W_out`) and the
+//!   quota head's mean (`z_i w_mu`) and log standard deviation (squashed `z_i w_std`); per server
+//!   type `j`, the node-type logit `relu(relu(y_j W_sku_in) W_c + state W_d) w_sku`; value from
+//!   `state W_v`. Every head scores nodes, so the network runs on any number of services and types.
 //!
 //! Two layers of either kind. Hidden width [`GH`].
 
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 
-use super::nn::{Dev, Params, Shapes};
+use super::nn::{squash_log_std, Dev, Heads, Params, Shapes};
 use crate::rl::observation::{Observation, EDGE_FEATURES, GLOBAL_FEATURES, SERVICE_FEATURES, SKU_FEATURES};
 
 pub const GH: usize = 32;
@@ -137,13 +140,18 @@ pub struct GraphNet {
     act_node: Lin<GH, GH>,
     act_state: Lin<GH, GH>,
     act_out: Lin<GH, 5>,
+    q_mu: Lin<GH, 1>,
+    q_std: Lin<GH, 1>,
+    sku_node: Lin<GH, GH>,
+    sku_state: Lin<GH, GH>,
+    sku_out: Lin<GH, 1>,
     value: Lin<GH, 1>,
 }
 
 pub type Taped<S> = Tensor<S, f32, Dev, OwnedTape<f32, Dev>>;
 
-/// Per-service logits `(B, n * 5)` and values `(B, 1)` of a batch.
-pub type GraphOutput = (Taped<(usize, usize)>, Taped<(usize, Const<1>)>);
+/// The policy heads and the values `(B, 1)` of a batch.
+pub type GraphOutput = (Heads<OwnedTape<f32, Dev>>, Taped<(usize, Const<1>)>);
 
 impl GraphNet {
     pub fn new(dev: &Dev, kind: GraphKind) -> GraphNet {
@@ -172,17 +180,24 @@ impl GraphNet {
             act_node: lin(dev),
             act_state: lin(dev),
             act_out: lin(dev),
+            // Built before the node-type and quota heads, so a seed gives the encoder and the
+            // replica head the same initial weights as before those heads existed.
             value: lin(dev),
+            q_mu: lin(dev),
+            q_std: lin(dev),
+            sku_node: lin(dev),
+            sku_state: lin(dev),
+            sku_out: lin(dev),
         }
     }
 
-    /// Per-service logits `(B, n * 5)` (service-major) and values `(B, 1)`, on one tape.
+    /// The policy heads (per-service logits `(B, n * 5)`, service-major) and values `(B, 1)`.
     pub fn forward(&self, batch: &GraphBatch, grads: Gradients<f32, Dev>) -> GraphOutput {
         let (b, n, k) = (batch.b, batch.n, batch.k);
         let h = self.inp.forward(batch.x.clone().traced(grads)).relu();
         let (h, tape) = h.split_tape();
-        let s = self.sku_in.forward(batch.y.clone().put_tape(tape)).relu();
-        let s = s.reshape_like(&(b, k, Const::<GH>)).mean::<(usize, Const<GH>), Axis<1>>();
+        let (sku_h, tape) = self.sku_in.forward(batch.y.clone().put_tape(tape)).relu().split_tape();
+        let s = sku_h.clone().put_tape(tape).reshape_like(&(b, k, Const::<GH>)).mean::<(usize, Const<GH>), Axis<1>>();
         let (s, tape) = s.split_tape();
         let mut h = h.put_tape(tape);
         let layers = [(&self.call1, &self.rel1, &self.heads1), (&self.call2, &self.rel2, &self.heads2)];
@@ -214,15 +229,32 @@ impl GraphNet {
         let (value, tape) = value.split_tape();
         let ctx = self
             .act_state
-            .forward(state.put_tape(tape))
+            .forward(state.clone().put_tape(tape))
             .broadcast_like::<_, Axis<1>>(&(b, n, Const::<GH>))
             .reshape_like(&(b * n, Const::<GH>));
         let (ctx, tape) = ctx.split_tape();
         let node = self.act_node.forward(hv.put_tape(tape));
-        let logits = self.act_out.forward((node + ctx).relu()).reshape_like(&(b, n * 5));
-        let (logits, tape) = logits.split_tape();
-        // Give the value the whole tape; the logits keep theirs through the shared gradients.
-        (logits.put_tape(OwnedTape::default()), value.put_tape(tape))
+        let (z, tape) = (node + ctx).relu().split_tape();
+        let (joint, tape) = self.act_out.forward(z.clone().put_tape(tape)).reshape_like(&(b, n * 5)).split_tape();
+        let (mu, tape) = self.q_mu.forward(z.clone().put_tape(tape)).reshape_like(&(b, n)).split_tape();
+        let (log_std, tape) = squash_log_std(self.q_std.forward(z.put_tape(tape))).reshape_like(&(b, n)).split_tape();
+        let sku_ctx = self
+            .sku_state
+            .forward(state.put_tape(tape))
+            .broadcast_like::<_, Axis<1>>(&(b, k, Const::<GH>))
+            .reshape_like(&(b * k, Const::<GH>));
+        let (sku_ctx, tape) = sku_ctx.split_tape();
+        let sku = self.sku_out.forward((self.sku_node.forward(sku_h.put_tape(tape)) + sku_ctx).relu());
+        let (sku, tape) = sku.reshape_like(&(b, k)).split_tape();
+        // Give the value the whole tape; the heads keep theirs through the shared gradients.
+        let fresh = OwnedTape::default;
+        let heads = Heads {
+            joint: joint.put_tape(fresh()),
+            sku: sku.put_tape(fresh()),
+            mu: mu.put_tape(fresh()),
+            log_std: log_std.put_tape(fresh()),
+        };
+        (heads, value.put_tape(tape))
     }
 
     fn gat_layer(
@@ -296,6 +328,11 @@ impl GraphNet {
         one!("act_node", self.act_node);
         one!("act_state", self.act_state);
         one!("act_out", self.act_out);
+        one!("q_mu", self.q_mu);
+        one!("q_std", self.q_std);
+        one!("sku_node", self.sku_node);
+        one!("sku_state", self.sku_state);
+        one!("sku_out", self.sku_out);
         one!("value", self.value);
     }
 
@@ -330,6 +367,11 @@ impl GraphNet {
         one!(self.act_node);
         one!(self.act_state);
         one!(self.act_out);
+        one!(self.q_mu);
+        one!(self.q_std);
+        one!(self.sku_node);
+        one!(self.sku_state);
+        one!(self.sku_out);
         one!(self.value);
     }
 }
@@ -387,7 +429,8 @@ mod tests {
             services: services.iter().flatten().copied().collect(),
             edges: edges.iter().flat_map(|e| e.1).collect(),
             edge_index: edges.iter().map(|e| e.0).collect::<Vec<_>>().into(),
-            skus: vec![0.5, 0.25, 1.0],
+            // Two server types, so the node-type head has something to tell apart.
+            skus: vec![0.5, 0.25, 1.0, 0.2, 0.6, 0.4],
             global: vec![0.3, 0.1, 0.2],
             time_s: 0.0,
         }
@@ -438,13 +481,20 @@ mod tests {
                 g[p[i]] = f[i];
             }
             let b = obs(g.to_vec(), vec![((p[0], p[1]), e01), ((p[1], p[2]), e12)]);
-            let (la, va) = net.forward(&GraphBatch::new(&dev, &[&a]), Gradients::leaky());
-            let (lb, vb) = net.forward(&GraphBatch::new(&dev, &[&b]), Gradients::leaky());
-            let (la, lb) = (la.as_vec(), lb.as_vec());
+            let (ha, va) = net.forward(&GraphBatch::new(&dev, &[&a]), Gradients::leaky());
+            let (hb, vb) = net.forward(&GraphBatch::new(&dev, &[&b]), Gradients::leaky());
+            let (la, lb) = (ha.joint.as_vec(), hb.joint.as_vec());
+            let (ma, mb) = (ha.mu.as_vec(), hb.mu.as_vec());
+            let (sa, sb) = (ha.log_std.as_vec(), hb.log_std.as_vec());
             for i in 0..3 {
                 for d in 0..5 {
                     assert!((la[i * 5 + d] - lb[p[i] * 5 + d]).abs() < 1e-5, "{kind:?}: service {i} delta {d}");
                 }
+                assert!((ma[i] - mb[p[i]]).abs() < 1e-5, "{kind:?}: quota mean of service {i}");
+                assert!((sa[i] - sb[p[i]]).abs() < 1e-5, "{kind:?}: quota deviation of service {i}");
+            }
+            for (x, y) in ha.sku.as_vec().iter().zip(hb.sku.as_vec()) {
+                assert!((x - y).abs() < 1e-5, "{kind:?}: node-type logits do not depend on service numbering");
             }
             assert!((va.as_vec()[0] - vb.as_vec()[0]).abs() < 1e-5, "{kind:?}: the value is permutation invariant");
         }
@@ -460,14 +510,20 @@ mod tests {
         for kind in [GraphKind::Gcn, GraphKind::Gat] {
             let dev = Dev::seed_from_u64(11);
             let net = GraphNet::new(&dev, kind);
-            let (l, v) = net.forward(&GraphBatch::new(&dev, &[&o]), Gradients::leaky());
-            let (rl, rv) = reference::Ref::new(&net).forward(kind, &o);
-            let l = l.as_vec();
-            assert_eq!(l.len(), 15);
-            for (a, b) in l.iter().zip(&rl) {
-                assert!((*a as f64 - b).abs() < 1e-4, "{kind:?}: {l:?} vs {rl:?}");
+            let (h, v) = net.forward(&GraphBatch::new(&dev, &[&o]), Gradients::leaky());
+            let r = reference::Ref::new(&net).forward(kind, &o);
+            for (part, got, want, len) in [
+                ("logits", h.joint.as_vec(), &r.logits, 15),
+                ("node-type logits", h.sku.as_vec(), &r.sku, 2),
+                ("quota means", h.mu.as_vec(), &r.mu, 3),
+                ("quota log deviations", h.log_std.as_vec(), &r.log_std, 3),
+            ] {
+                assert_eq!(got.len(), len, "{kind:?}: {part}");
+                for (a, b) in got.iter().zip(want) {
+                    assert!((*a as f64 - b).abs() < 1e-4, "{kind:?}: {part} {got:?} vs {want:?}");
+                }
             }
-            assert!((v.as_vec()[0] as f64 - rv).abs() < 1e-4, "{kind:?}: value {} vs {rv}", v.as_vec()[0]);
+            assert!((v.as_vec()[0] as f64 - r.value).abs() < 1e-4, "{kind:?}: value {} vs {}", v.as_vec()[0], r.value);
         }
     }
 }
@@ -481,9 +537,20 @@ pub(crate) mod reference {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::rl::agent::nn::{LOG_STD_HALF, LOG_STD_MID};
 
     pub struct Ref {
         p: HashMap<String, Vec<f32>>,
+    }
+
+    /// The reference's outputs: per-service logits `[n * 5]`, node-type logits `[k]`, the quota
+    /// head's `[n]` means and log deviations, and the value.
+    pub struct RefOut {
+        pub logits: Vec<f64>,
+        pub sku: Vec<f64>,
+        pub mu: Vec<f64>,
+        pub log_std: Vec<f64>,
+        pub value: f64,
     }
 
     fn relu(v: Vec<f64>) -> Vec<f64> {
@@ -507,8 +574,8 @@ pub(crate) mod reference {
             (0..o).map(|r| b[r] as f64 + (0..i).map(|c| w[r * i + c] as f64 * x[c]).sum::<f64>()).collect()
         }
 
-        /// `(logits [n * 5], value)`.
-        pub fn forward(&self, kind: GraphKind, o: &Observation) -> (Vec<f64>, f64) {
+        /// Every head's output for one observation.
+        pub fn forward(&self, kind: GraphKind, o: &Observation) -> RefOut {
             let n = o.services.len() / SERVICE_FEATURES;
             let k = o.skus.len() / SKU_FEATURES;
             let row =
@@ -528,8 +595,9 @@ pub(crate) mod reference {
             let mut h: Vec<Vec<f64>> =
                 (0..n).map(|i| relu(self.lin("inp", &row(&o.services, i, SERVICE_FEATURES)))).collect();
             let mut s = vec![0.0; GH];
-            for j in 0..k {
-                let e = relu(self.lin("sku_in", &row(&o.skus, j, SKU_FEATURES)));
+            let sku_h: Vec<Vec<f64>> =
+                (0..k).map(|j| relu(self.lin("sku_in", &row(&o.skus, j, SKU_FEATURES)))).collect();
+            for e in &sku_h {
                 for d in 0..GH {
                     s[d] += e[d] / k as f64;
                 }
@@ -597,9 +665,15 @@ pub(crate) mod reference {
                     .collect();
             let value = self.lin("value", &state)[0];
             let ctx = self.lin("act_state", &state);
-            let logits =
-                h.iter().flat_map(|x| self.lin("act_out", &relu(add(&self.lin("act_node", x), &ctx)))).collect();
-            (logits, value)
+            let z: Vec<Vec<f64>> = h.iter().map(|x| relu(add(&self.lin("act_node", x), &ctx))).collect();
+            let logits = z.iter().flat_map(|z| self.lin("act_out", z)).collect();
+            let mu = z.iter().map(|z| self.lin("q_mu", z)[0]).collect();
+            let squash = |raw: f64| LOG_STD_MID as f64 + LOG_STD_HALF as f64 * raw.tanh();
+            let log_std = z.iter().map(|z| squash(self.lin("q_std", z)[0])).collect();
+            let sku_ctx = self.lin("sku_state", &state);
+            let sku =
+                sku_h.iter().map(|y| self.lin("sku_out", &relu(add(&self.lin("sku_node", y), &sku_ctx)))[0]).collect();
+            RefOut { logits, sku, mu, log_std, value }
         }
     }
 }

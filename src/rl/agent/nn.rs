@@ -3,7 +3,10 @@
 //! The MLP actor-critic of the gym-hpa baseline: the flat observation, zero-padded to
 //! [`OBS_MAX`] features, through two tanh layers of [`HIDDEN`] units, to the logits of the joint
 //! `(service, delta replicas)` action ([`MAX_SERVICES`] x 5; services beyond the application's are
-//! masked), and a separate critic of the same trunk shape to the state value.
+//! masked), and a separate critic of the same trunk shape to the state value. The actor's trunk
+//! also feeds the node-type head (logits over [`MAX_SKUS`] server types, those the scenario lacks
+//! masked) and the CPU-quota head (per service, the mean and log standard deviation of a Gaussian
+//! whose sample is squashed by tanh into [-1, 1]).
 //!
 //! Parameters live in dfdx tensors; the optimiser (Adam, with global gradient-norm clipping) is
 //! written here over their flattened values, so that clipping, checkpoints and determinism stay in
@@ -16,6 +19,8 @@ pub const OBS_MAX: usize = 256;
 pub const HIDDEN: usize = 64;
 pub const MAX_SERVICES: usize = 16;
 pub const ACTIONS: usize = MAX_SERVICES * 5;
+/// Server types (SKUs) the MLP's node-type head scores (graph encoders score any number).
+pub const MAX_SKUS: usize = 8;
 
 pub type Dev = Cpu;
 type Lin<const I: usize, const O: usize> = Linear<I, O, f32, Dev>;
@@ -62,12 +67,44 @@ macro_rules! params_impl {
     };
 }
 
-/// Policy network: observation -> logits of the joint action.
+/// A batch of rows of any width.
+pub type Rows<T> = Tensor<(usize, usize), f32, Dev, T>;
+
+/// What a policy network computes for a batch of `B` observations of an application with `n`
+/// services and `k` server types (the MLP pads both: `n = MAX_SERVICES`, `k = MAX_SKUS`).
+/// One of the parts carries the tape of the forward pass, the others an empty one: the losses
+/// built on them merge the tapes again (gradients are keyed by tensor, not by tape).
+pub struct Heads<T> {
+    /// `(B, n * 5)`: logits of the joint `(service, delta replicas)` action, service-major.
+    pub joint: Rows<T>,
+    /// `(B, k)`: logits of the node type a scale-up rents.
+    pub sku: Rows<T>,
+    /// `(B, n)`: per service, the mean of the quota head's Gaussian (before tanh).
+    pub mu: Rows<T>,
+    /// `(B, n)`: per service, its log standard deviation, in
+    /// `[LOG_STD_MID - LOG_STD_HALF, LOG_STD_MID + LOG_STD_HALF]`.
+    pub log_std: Rows<T>,
+}
+
+/// The quota head's log standard deviation is `LOG_STD_MID + LOG_STD_HALF * tanh(raw)`: bounded
+/// (a collapsing or exploding deviation stalls PPO) and smooth (a clamp has no gradient outside).
+/// Between e^-2 = 0.14 and e^1 = 2.7; e^-0.5 = 0.61 at a fresh network's raw 0.
+pub const LOG_STD_MID: f32 = -0.5;
+pub const LOG_STD_HALF: f32 = 1.5;
+
+pub fn squash_log_std<S: Shape, T: Tape<f32, Dev>>(raw: Tensor<S, f32, Dev, T>) -> Tensor<S, f32, Dev, T> {
+    raw.tanh() * LOG_STD_HALF + LOG_STD_MID
+}
+
+/// Policy network: observation -> the joint action's logits, node-type logits and quota head.
 #[derive(Clone, Debug)]
 pub struct Actor {
     l1: Lin<OBS_MAX, HIDDEN>,
     l2: Lin<HIDDEN, HIDDEN>,
     out: Lin<HIDDEN, ACTIONS>,
+    out_sku: Lin<HIDDEN, MAX_SKUS>,
+    out_mu: Lin<HIDDEN, MAX_SERVICES>,
+    out_std: Lin<HIDDEN, MAX_SERVICES>,
 }
 
 /// Value network: observation -> state value.
@@ -78,20 +115,37 @@ pub struct Critic {
     out: Lin<HIDDEN, 1>,
 }
 
-params_impl!(Actor, [l1, l2, out]);
+params_impl!(Actor, [l1, l2, out, out_sku, out_mu, out_std]);
 params_impl!(Critic, [l1, l2, out]);
 
 impl Actor {
-    pub fn new(dev: &Dev) -> Self {
+    /// The trunk and the joint-action layer draw their initial weights from `dev`, the node-type
+    /// and quota heads from `heads_dev`: a seed then gives the trunk (and the critic built after
+    /// it on `dev`) the same weights as before those heads existed.
+    pub fn new(dev: &Dev, heads_dev: &Dev) -> Self {
         Actor {
             l1: dev.build_module::<dfdx::nn::builders::Linear<OBS_MAX, HIDDEN>, f32>(),
             l2: dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, HIDDEN>, f32>(),
             out: dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, ACTIONS>, f32>(),
+            out_sku: heads_dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, MAX_SKUS>, f32>(),
+            out_mu: heads_dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, MAX_SERVICES>, f32>(),
+            out_std: heads_dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, MAX_SERVICES>, f32>(),
         }
     }
 
-    pub fn forward<T: Tape<f32, Dev>>(&self, x: ObsBatch<T>) -> Tensor<(usize, Const<ACTIONS>), f32, Dev, T> {
-        self.out.forward(self.l2.forward(self.l1.forward(x).tanh()).tanh())
+    pub fn forward<T: Tape<f32, Dev>>(&self, x: ObsBatch<T>) -> Heads<T> {
+        let h = self.l2.forward(self.l1.forward(x).tanh()).tanh();
+        let (h, tape) = h.split_tape();
+        let (joint, tape) = self.out.forward(h.clone().put_tape(tape)).split_tape();
+        let (sku, tape) = self.out_sku.forward(h.clone().put_tape(tape)).split_tape();
+        let (mu, tape) = self.out_mu.forward(h.clone().put_tape(tape)).split_tape();
+        let (log_std, tape) = squash_log_std(self.out_std.forward(h.put_tape(tape))).split_tape();
+        Heads {
+            joint: joint.realize::<(usize, usize)>().put_tape(T::default()),
+            sku: sku.realize::<(usize, usize)>().put_tape(T::default()),
+            mu: mu.realize::<(usize, usize)>().put_tape(T::default()),
+            log_std: log_std.realize::<(usize, usize)>().put_tape(tape),
+        }
     }
 }
 

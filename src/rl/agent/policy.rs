@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use super::checkpoint::{Checkpoint, CheckpointError};
-use super::nn::{MAX_SERVICES, OBS_MAX};
 use super::ppo::{team_greedy, Agent};
 use crate::app::AppSpec;
 use crate::autoscale::{Autoscaler, ScaleDecision};
@@ -12,7 +11,7 @@ use crate::cluster::ClusterSpec;
 use crate::engine::SimTime;
 use crate::metrics::ClusterView;
 use crate::rl::observation::{collect, ObservationLayout};
-use crate::rl::{Action, ActionMask};
+use crate::rl::{Action, ActionMask, ServiceAction};
 use crate::scenario::Scenario;
 
 pub struct AgentPolicy {
@@ -31,13 +30,8 @@ impl AgentPolicy {
         let layout = ObservationLayout::new(&scenario.app, &scenario.workload.mix, 0.6, scenario.cluster.skus.len());
         let fail = |m: String| CheckpointError { file: path.display().to_string(), message: m };
         let graph = super::ppo::graph_kind(&ck.config.encoder).is_some();
-        if !graph && (layout.services > MAX_SERVICES || layout.flat_len() > OBS_MAX) {
-            return Err(fail(format!(
-                "scenario `{}` is too large for this network ({} services, {} features)",
-                scenario.name,
-                layout.services,
-                layout.flat_len()
-            )));
+        if let Some(why) = super::ppo::mlp_too_small(&layout).filter(|_| !graph) {
+            return Err(fail(format!("scenario `{}` is too large for this network: {why}", scenario.name)));
         }
         // A graph agent scores each service from its own node: it runs on any application.
         if !graph && layout.flat_len() != ck.flat_len {
@@ -90,20 +84,35 @@ impl Autoscaler for AgentPolicy {
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         let obs = collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms);
         let mask = ActionMask::from_view(view, &self.app, &self.cluster);
-        let moves: Vec<(usize, i32)> = match team_greedy(&self.team, &obs, &mask) {
-            Action::One { service, delta, .. } => vec![(service, delta)],
-            Action::All(v) => v.iter().enumerate().map(|(s, a)| (s, a.delta)).collect(),
+        let parts: Vec<(usize, ServiceAction)> = match team_greedy(&self.team, &obs, &mask) {
+            Action::One { service, node_type, delta, quota } => {
+                vec![(service, ServiceAction { node_type, delta, quota })]
+            }
+            Action::All(v) => v.into_iter().enumerate().collect(),
             Action::Llm { .. } => Vec::new(),
         };
-        for (service, delta) in moves {
-            if let Some(sv) = view.services.get(service) {
-                let current = (sv.counts.active + sv.counts.starting) as i64;
-                out.push(ScaleDecision {
-                    service,
-                    desired: (current + delta as i64).max(0) as u32,
-                    reason: format!("agent: {} {delta:+}", sv.name),
-                });
+        let cfg = &self.team[0].config;
+        for (service, a) in parts {
+            let Some(sv) = view.services.get(service) else {
+                continue;
+            };
+            let current = (sv.counts.active + sv.counts.starting) as i64;
+            let mut reason = format!("agent: {} {:+}", sv.name, a.delta);
+            let sku = (cfg.node_type_head && a.delta > 0).then_some(a.node_type);
+            if let Some(k) = sku.and_then(|k| self.cluster.skus.get(k)) {
+                reason.push_str(&format!(" on {}", k.name));
             }
+            let cpu_limit = (cfg.quota_head && a.quota != 0.0).then(|| {
+                reason.push_str(&format!(", quota {:+.3}", a.quota));
+                sv.cpu_limit_cores + a.quota as f64 * cfg.quota_step_cores
+            });
+            out.push(ScaleDecision {
+                service,
+                desired: (current + a.delta as i64).max(0) as u32,
+                reason,
+                sku,
+                cpu_limit,
+            });
         }
     }
 }

@@ -2,8 +2,13 @@
 //! gradient-norm clipping, observation normalisation, action masks on the logits) and A2C (one
 //! pass, the plain policy gradient), over N vectorised environments.
 //!
-//! The action is the gym-hpa one: `(service, delta replicas)` as one categorical over
-//! `MAX_SERVICES x 5`, masked by the environment's action mask.
+//! The action: `(service, delta replicas)` as one categorical over `services x 5` (the gym-hpa
+//! action), masked by the environment's action mask; with `node_type_head`, a categorical over
+//! server types for a scale-up (masked to the types the chosen service fits); with `quota_head`,
+//! the CPU-quota delta `tanh(u)` of a Gaussian `u ~ N(mu_s, sigma_s)` scored on the chosen
+//! service. The policy factorises: `log pi(a) = log pi(service, delta) + [delta > 0] log
+//! pi(type | service) + log N(u; mu_s, sigma_s)`. The tanh's Jacobian does not depend on the
+//! parameters, so it cancels in PPO's ratio and is left out of the stored log-probabilities.
 
 use std::path::Path;
 
@@ -13,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
 use super::graph::{GraphBatch, GraphKind, GraphNet, Taped};
-use super::nn::{Actor, Adam, Critic, Dev, ObsNorm, Params, Shapes, ACTIONS, MAX_SERVICES, OBS_MAX};
+use super::nn::{Actor, Adam, Critic, Dev, Heads, ObsNorm, Params, Shapes, ACTIONS, MAX_SERVICES, MAX_SKUS, OBS_MAX};
 use crate::engine::SimTime;
-use crate::rl::{Action, ActionMask, Env, EnvConfig, EnvError, Observation, RewardConfig, DELTAS};
+use crate::rl::{Action, ActionMask, Env, EnvConfig, EnvError, Observation, RewardConfig, ServiceAction, DELTAS};
 use crate::scenario::{ConfigError, ConfigText};
 
 /// Hyper-parameters, from `configs/agents/*.yaml`.
@@ -65,6 +70,21 @@ pub struct AgentConfig {
     /// (the two-agent mode of LLM prompt and token pools: `team: 2`).
     #[serde(default = "one_usize")]
     pub team: usize,
+    /// Sample the server type a scale-up rents (the original design's node-type head). Off: the
+    /// service's own type, as in gym-hpa.
+    #[serde(default)]
+    pub node_type_head: bool,
+    /// Sample a CPU-quota delta in [-1, 1] (tanh-Gaussian) that resizes the chosen service's CPU
+    /// limit by `quota * quota_step_cores`. Off: limits stay as the scenario sets them.
+    #[serde(default)]
+    pub quota_head: bool,
+    /// Cores of CPU limit per unit of the quota action.
+    #[serde(default = "quota_step")]
+    pub quota_step_cores: f64,
+}
+
+fn quota_step() -> f64 {
+    crate::rl::ActionConfig::default().quota_step_cores
 }
 
 fn one_usize() -> usize {
@@ -137,7 +157,11 @@ impl AgentConfig {
         if !matches!(c.reward.as_str(), "weighted" | "cost" | "latency" | "multi") {
             return Err(err("reward", format!("`{}`: expected weighted, cost, latency or multi", c.reward)));
         }
-        for (v, f) in [(c.learning_rate, "learning_rate"), (c.decision_interval_s, "decision_interval_s")] {
+        for (v, f) in [
+            (c.learning_rate, "learning_rate"),
+            (c.decision_interval_s, "decision_interval_s"),
+            (c.quota_step_cores, "quota_step_cores"),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(err(f, format!("{v} must be > 0")));
             }
@@ -166,7 +190,12 @@ impl AgentConfig {
                 "multi" => RewardConfig::Multi { lambda: 1.0 },
                 _ => RewardConfig::default(),
             },
-            action: crate::rl::ActionConfig { node_type_head: false, quota_head: false, ..Default::default() },
+            action: crate::rl::ActionConfig {
+                node_type_head: self.node_type_head,
+                quota_head: self.quota_head,
+                quota_step_cores: self.quota_step_cores,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -191,6 +220,88 @@ pub fn allowed(mask: &ActionMask) -> [bool; ACTIONS] {
         }
     }
     out
+}
+
+/// `ln(2 pi) / 2`.
+const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+
+/// The log-density of `u` under `N(mu, exp(log_std)^2)`.
+pub fn gaussian_log_prob(u: f64, mu: f64, log_std: f64) -> f64 {
+    let z = (u - mu) / log_std.exp();
+    -0.5 * z * z - log_std - HALF_LN_2PI
+}
+
+/// One agent's decision for one observation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Choice {
+    /// The joint `(service, delta)` index.
+    pub joint: usize,
+    /// The server type the node-type head chose (only for a scale-up with the head on).
+    pub sku: Option<usize>,
+    /// The quota head's Gaussian sample before tanh (`None`: the head is off).
+    pub u: Option<f32>,
+}
+
+impl Choice {
+    pub fn service(&self) -> usize {
+        self.joint / 5
+    }
+
+    pub fn delta(&self) -> i32 {
+        DELTAS[self.joint % 5]
+    }
+
+    /// The quota action in (-1, 1).
+    pub fn quota(&self) -> f32 {
+        self.u.map_or(0.0, f32::tanh)
+    }
+
+    fn service_action(&self) -> ServiceAction {
+        ServiceAction { node_type: self.sku.unwrap_or(0), delta: self.delta(), quota: self.quota() }
+    }
+}
+
+/// What the policy network says about one observation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outputs {
+    /// Logits of the joint action (`MAX_SERVICES x 5` for the MLP, `services x 5` for graphs).
+    pub joint: Vec<f32>,
+    /// Node-type logits (`MAX_SKUS` for the MLP, one per server type for graphs).
+    pub sku: Vec<f32>,
+    /// Per service: the quota head's mean and log standard deviation.
+    pub mu: Vec<f32>,
+    pub log_std: Vec<f32>,
+    pub value: f64,
+}
+
+/// Splits a batch's heads and values into one [`Outputs`] per observation.
+fn outputs<T: Tape<f32, Dev>>(heads: Heads<T>, values: Vec<f32>) -> Vec<Outputs> {
+    let b = values.len();
+    let rows = |v: Vec<f32>| -> Vec<Vec<f32>> {
+        let w = v.len() / b.max(1);
+        v.chunks(w.max(1)).map(|c| c.to_vec()).collect()
+    };
+    let (joint, sku, mu, log_std) =
+        (rows(heads.joint.as_vec()), rows(heads.sku.as_vec()), rows(heads.mu.as_vec()), rows(heads.log_std.as_vec()));
+    joint
+        .into_iter()
+        .zip(sku)
+        .zip(mu.into_iter().zip(log_std))
+        .zip(values)
+        .map(|(((joint, sku), (mu, log_std)), v)| Outputs { joint, sku, mu, log_std, value: v as f64 })
+        .collect()
+}
+
+/// Which node types the head may pick for a scale-up of `service`: those that exist and that the
+/// service's instance fits (`width` = the head's width).
+pub fn sku_allowed(mask: &ActionMask, service: usize, width: usize) -> Vec<bool> {
+    let row = mask.node_types.get(service);
+    (0..width).map(|j| row.and_then(|r| r.get(j)).copied().unwrap_or(false)).collect()
+}
+
+/// Index of the largest allowed value (ties: the lowest index).
+fn argmax_allowed(values: &[f32], ok: &[bool]) -> Option<usize> {
+    (0..values.len().min(ok.len())).filter(|&a| ok[a]).max_by(|&a, &b| values[a].total_cmp(&values[b]).then(b.cmp(&a)))
 }
 
 /// Log-probabilities of the masked softmax of `logits` (masked actions: -inf, probability 0).
@@ -278,6 +389,19 @@ pub struct Agent {
     rng: rand_pcg::Pcg64Mcg,
 }
 
+/// Why an application is too large for the MLP's fixed-width input and heads (`None`: it fits).
+/// Graph encoders have no such limit.
+pub fn mlp_too_small(layout: &crate::rl::observation::ObservationLayout) -> Option<String> {
+    (layout.services > MAX_SERVICES || layout.flat_len() > OBS_MAX || layout.skus > MAX_SKUS).then(|| {
+        format!(
+            "{} services, {} observation features and {} server types; the MLP network takes at most {MAX_SERVICES}, {OBS_MAX} and {MAX_SKUS}",
+            layout.services,
+            layout.flat_len(),
+            layout.skus
+        )
+    })
+}
+
 /// The graph kind of an encoder name.
 pub fn graph_kind(encoder: &str) -> Option<GraphKind> {
     match encoder {
@@ -297,7 +421,8 @@ impl Agent {
                 (Nets::Graph(net), opt, Adam::new(&[], config.learning_rate, config.max_grad_norm))
             }
             None => {
-                let (actor, critic) = (Actor::new(&dev), Critic::new(&dev));
+                let heads_dev = Dev::seed_from_u64(crate::engine::stream_seed(seed, "agent/heads") as u64);
+                let (actor, critic) = (Actor::new(&dev, &heads_dev), Critic::new(&dev));
                 let a = Adam::new(&actor.shapes(), config.learning_rate, config.max_grad_norm);
                 let c = Adam::new(&critic.shapes(), config.learning_rate, config.max_grad_norm);
                 (Nets::Mlp { actor, critic }, a, c)
@@ -393,21 +518,19 @@ impl Agent {
         GraphBatch::new(&self.dev, &obs)
     }
 
-    /// Logits (one row per input: `MAX_SERVICES x 5` for the MLP, `services x 5` for graphs) and
-    /// state values.
-    pub fn evaluate_inputs(&self, xs: &[&Input]) -> (Vec<Vec<f32>>, Vec<f64>) {
-        let (logits, values, width) = match &self.nets {
+    /// The policy network's outputs and the state value of each input.
+    pub fn evaluate_inputs(&self, xs: &[&Input]) -> Vec<Outputs> {
+        match &self.nets {
             Nets::Mlp { actor, critic } => {
                 let x = self.flat_batch(xs);
-                (actor.forward(x.clone()).as_vec(), critic.forward(x).as_vec(), ACTIONS)
+                let values = critic.forward(x.clone()).as_vec();
+                outputs(actor.forward(x), values)
             }
             Nets::Graph(g) => {
-                let batch = self.graph_batch(xs);
-                let (l, v) = g.forward(&batch, Gradients::leaky());
-                (l.as_vec(), v.as_vec(), batch.n * 5)
+                let (heads, v) = g.forward(&self.graph_batch(xs), Gradients::leaky());
+                outputs(heads, v.as_vec())
             }
-        };
-        (logits.chunks(width).map(|c| c.to_vec()).collect(), values.into_iter().map(f64::from).collect())
+        }
     }
 
     /// Allowed joint actions for this agent's action layout.
@@ -418,18 +541,63 @@ impl Agent {
         }
     }
 
-    /// The greedy action (highest probability among the allowed) for one observation.
-    pub fn act_greedy(&self, obs: &Observation, mask: &ActionMask) -> usize {
-        let x = match self.nets {
+    /// The network input for acting (not learning) on one observation.
+    fn act_input(&self, obs: &Observation) -> Input {
+        match self.nets {
             Nets::Mlp { .. } => Input::Flat(self.norm.apply(&obs.flat())),
             Nets::Graph(_) => Input::Graph(obs.clone()),
-        };
-        let (logits, _) = self.evaluate_inputs(&[&x]);
-        let ok = self.allowed(mask);
-        (0..ok.len())
-            .filter(|&a| ok[a])
-            .max_by(|&a, &b| logits[0][a].total_cmp(&logits[0][b]).then(b.cmp(&a)))
-            .unwrap_or(action_index(0, 2))
+        }
+    }
+
+    /// The greedy decision (each head's mode among the allowed) for one observation, with the
+    /// joint actions `joint_ok` allows.
+    pub fn decide_greedy(&self, obs: &Observation, mask: &ActionMask, joint_ok: &[bool]) -> Choice {
+        let out = self.evaluate_inputs(&[&self.act_input(obs)]).remove(0);
+        let joint = argmax_allowed(&out.joint, joint_ok).unwrap_or(action_index(0, 2));
+        let mut choice = Choice { joint, sku: None, u: None };
+        if self.config.node_type_head && choice.delta() > 0 {
+            choice.sku = argmax_allowed(&out.sku, &sku_allowed(mask, choice.service(), out.sku.len()));
+        }
+        if self.config.quota_head {
+            choice.u = out.mu.get(choice.service()).copied();
+        }
+        choice
+    }
+
+    /// The greedy decision for one observation, over every allowed joint action.
+    pub fn act_greedy(&self, obs: &Observation, mask: &ActionMask) -> Choice {
+        self.decide_greedy(obs, mask, &self.allowed(mask))
+    }
+
+    /// Samples every head in use; returns the decision, its log-probability and the node-type
+    /// mask it was sampled under.
+    fn decide_sampled(&mut self, out: &Outputs, joint_ok: &[bool], mask: &ActionMask) -> (Choice, f64, Vec<bool>) {
+        let lp = masked_log_softmax(&out.joint, joint_ok);
+        let joint = self.sample(&lp);
+        let mut logp = lp[joint];
+        let mut choice = Choice { joint, sku: None, u: None };
+        let sku_ok = sku_allowed(mask, choice.service(), out.sku.len());
+        if self.config.node_type_head && choice.delta() > 0 && sku_ok.iter().any(|&ok| ok) {
+            let lk = masked_log_softmax(&out.sku, &sku_ok);
+            let k = self.sample(&lk);
+            logp += lk[k];
+            choice.sku = Some(k);
+        }
+        if self.config.quota_head {
+            let s = choice.service();
+            let (mu, log_std) = (out.mu[s] as f64, out.log_std[s] as f64);
+            let u = (mu + log_std.exp() * self.standard_normal()) as f32;
+            logp += gaussian_log_prob(u as f64, mu, log_std);
+            choice.u = Some(u);
+        }
+        (choice, logp, sku_ok)
+    }
+
+    /// A standard normal draw (Box-Muller on two uniforms of the agent's stream).
+    fn standard_normal(&mut self) -> f64 {
+        let u1: f64 = 1.0 - self.rng.gen::<f64>();
+        let u2: f64 = self.rng.gen();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
     fn sample(&mut self, logp: &[f64]) -> usize {
@@ -448,68 +616,74 @@ impl Agent {
         last
     }
 
-    /// The policy part of the loss on `logits` (taped), and its statistics: the PPO clipped
-    /// objective (or A2C's policy gradient) and the entropy bonus.
-    #[allow(clippy::too_many_arguments)]
+    /// The policy part of the loss (taped) and its statistics: the PPO clipped objective (or
+    /// A2C's policy gradient) on the log-probability of the whole decision, and the entropy bonus
+    /// of every head in use. `tape` joins the heads' tapes (the graph network's forward pass).
     fn policy_loss(
         &self,
-        logits: Tensor<(usize, usize), f32, Dev, OwnedTape<f32, Dev>>,
-        mask: Vec<f32>,
-        chunk: &[usize],
-        actions: &[usize],
-        logp_old: &[f64],
-        adv: &[f64],
+        heads: Heads<OwnedTape<f32, Dev>>,
+        tape: OwnedTape<f32, Dev>,
+        mb: &Minibatch,
         ppo: bool,
     ) -> (Taped<()>, Vec<f32>, f64) {
-        let b = chunk.len();
-        let width = mask.len() / b;
+        let (b, dev) = (mb.adv.len(), &self.dev);
         let eps = self.config.clip as f32;
-        let mask = self.dev.tensor_from_vec(mask, (b, width));
-        let acts = self.dev.tensor_from_vec(chunk.iter().map(|&i| actions[i]).collect::<Vec<usize>>(), (b,));
-        let old = self.dev.tensor_from_vec(chunk.iter().map(|&i| logp_old[i] as f32).collect::<Vec<f32>>(), (b,));
-        let a = self.dev.tensor_from_vec(chunk.iter().map(|&i| adv[i] as f32).collect::<Vec<f32>>(), (b,));
-        // Per-sample bounds make min(r A, clip(r) A) a single use of r: for A >= 0 it is
-        // A * min(r, 1 + eps), for A < 0 it is A * max(r, 1 - eps).
-        let upper = self.dev.tensor_from_vec(
-            chunk.iter().map(|&i| if adv[i] >= 0.0 { 1.0 + eps } else { 1e9 }).collect::<Vec<f32>>(),
-            (b,),
-        );
-        let lower = self.dev.tensor_from_vec(
-            chunk.iter().map(|&i| if adv[i] >= 0.0 { -1e9 } else { 1.0 - eps }).collect::<Vec<f32>>(),
-            (b,),
-        );
-        // The tape moves between the uses of the log-probabilities so that every op is recorded
-        // (a tensor's gradient is keyed by its id, which its clones share).
-        let logp_all = (logits + mask).log_softmax::<Axis<1>>();
-        let (lp, tape) = logp_all.split_tape();
-        let neg_ent = (lp.clone().put_tape(tape).exp() * lp.clone()).sum::<(usize,), Axis<1>>();
-        let ent_term = neg_ent.mean() * (self.config.entropy_coef as f32);
-        let (ent_term, tape) = ent_term.split_tape();
-        let logp = lp.clone().put_tape(tape).select(acts);
-        let (logp_v, tape) = logp.split_tape();
-        let logp_vec = logp_v.as_vec();
-        let entropy = -(ent_term.array() as f64) / self.config.entropy_coef.max(1e-12);
+        let rows = |v: &[f32]| dev.tensor_from_vec(v.to_vec(), (b, v.len() / b));
+        let col = |v: Vec<f32>| dev.tensor_from_vec(v, (b,));
+        let idx = |v: &[usize]| dev.tensor_from_vec(v.to_vec(), (b,));
+        let (joint, t1) = heads.joint.split_tape();
+        let (sku, t2) = heads.sku.split_tape();
+        let (mu, t3) = heads.mu.split_tape();
+        let (log_std, t4) = heads.log_std.split_tape();
+        let tape = tape.merge(t1).merge(t2).merge(t3).merge(t4);
+        // The tape moves from op to op so that every op is recorded (a tensor's gradient is keyed
+        // by its id, which its clones share; untaped operands of a taped op get theirs too).
+        let (lp, tape) = (joint.put_tape(tape) + rows(&mb.joint_mask)).log_softmax::<Axis<1>>().split_tape();
+        let (mut neg_ent, tape) =
+            (lp.clone().put_tape(tape).exp() * lp.clone()).sum::<(usize,), Axis<1>>().split_tape();
+        let (mut logp, mut tape) = lp.put_tape(tape).select(idx(&mb.joint)).split_tape();
+        if self.config.node_type_head {
+            // Only a scale-up chose a node type: its log-probability and entropy count there.
+            let used = col(mb.sku_used.clone());
+            let (sl, t) = (sku.put_tape(tape) + rows(&mb.sku_mask)).log_softmax::<Axis<1>>().split_tape();
+            let (sku_neg_ent, t) = (sl.clone().put_tape(t).exp() * sl.clone()).sum::<(usize,), Axis<1>>().split_tape();
+            let (sku_lp, t) = sl.put_tape(t).select(idx(&mb.sku)).split_tape();
+            let (l, t) = (logp.put_tape(t) + sku_lp * used.clone()).split_tape();
+            let (e, t) = (neg_ent.put_tape(t) + sku_neg_ent * used).split_tape();
+            (logp, neg_ent, tape) = (l, e, t);
+        }
+        if self.config.quota_head {
+            let (mu_s, t) = mu.put_tape(tape).select(idx(&mb.service)).split_tape();
+            let (ls_s, t) = log_std.put_tape(t).select(idx(&mb.service)).split_tape();
+            let (inv_sigma, t) = ls_s.clone().put_tape(t).negate().exp().split_tape();
+            let (z, t) = ((mu_s.put_tape(t) - col(mb.u.clone())) * inv_sigma).split_tape();
+            let (q_lp, t) = (z.put_tape(t).square() * -0.5 - ls_s.clone() - HALF_LN_2PI as f32).split_tape();
+            let (l, t) = (logp.put_tape(t) + q_lp).split_tape();
+            // The Gaussian's entropy, ln sigma + (1 + ln 2 pi) / 2, stands in for the squashed
+            // one's (which has no closed form).
+            let (e, t) = (neg_ent.put_tape(t) - ls_s - (0.5 + HALF_LN_2PI) as f32).split_tape();
+            (logp, neg_ent, tape) = (l, e, t);
+        }
+        let entropy = -neg_ent.as_vec().iter().map(|&x| x as f64).sum::<f64>() / b as f64;
+        let (ent_term, tape) = (neg_ent.put_tape(tape).mean() * self.config.entropy_coef as f32).split_tape();
+        let logp_vec = logp.as_vec();
+        let a = col(mb.adv.iter().map(|&x| x as f32).collect());
         let loss = if ppo {
-            let ratio = (logp_v.put_tape(tape) - old).exp();
+            // Per-sample bounds make min(r A, clip(r) A) a single use of r: for A >= 0 it is
+            // A * min(r, 1 + eps), for A < 0 it is A * max(r, 1 - eps).
+            let upper = col(mb.adv.iter().map(|&x| if x >= 0.0 { 1.0 + eps } else { 1e9 }).collect());
+            let lower = col(mb.adv.iter().map(|&x| if x >= 0.0 { -1e9 } else { 1.0 - eps }).collect());
+            let ratio = (logp.put_tape(tape) - col(mb.logp_old.clone())).exp();
             -(ratio.minimum(upper).maximum(lower) * a).mean() + ent_term
         } else {
-            -(logp_v.put_tape(tape) * a).mean() + ent_term
+            -(logp.put_tape(tape) * a).mean() + ent_term
         };
         (loss, logp_vec, entropy)
     }
 
     /// One PPO (or A2C) update on a rollout.
-    #[allow(clippy::too_many_arguments)]
-    fn update(
-        &mut self,
-        inputs: &[Input],
-        masks: &[Vec<bool>],
-        actions: &[usize],
-        logp_old: &[f64],
-        adv: &[f64],
-        returns: &[f64],
-    ) -> UpdateStats {
-        let n = inputs.len();
+    fn update(&mut self, buf: &Buffer, adv: &[f64], returns: &[f64]) -> UpdateStats {
+        let n = buf.inputs.len();
         let ppo = self.config.algorithm == "ppo";
         let (epochs, mb) = if ppo { (self.config.epochs, self.config.minibatch.min(n)) } else { (1, n) };
         // Normalised advantages.
@@ -527,18 +701,16 @@ impl Agent {
             }
             for chunk in idx.chunks(mb) {
                 let b = chunk.len();
-                let xs: Vec<&Input> = chunk.iter().map(|&i| &inputs[i]).collect();
-                let mask: Vec<f32> =
-                    chunk.iter().flat_map(|&i| masks[i].iter().map(|&ok| if ok { 0.0 } else { -1e9 })).collect();
+                let xs: Vec<&Input> = chunk.iter().map(|&i| &buf.inputs[i]).collect();
+                let batch = Minibatch::new(buf, chunk, &adv);
                 let ret: Vec<f32> = chunk.iter().map(|&i| returns[i] as f32).collect();
                 let ret = self.dev.tensor_from_vec(ret, (b, Const::<1>));
                 let vc = self.config.value_coef as f32;
                 let (loss_v, vloss_v, logp_vec, entropy) = match &self.nets {
                     Nets::Mlp { actor, critic } => {
                         let x = self.flat_batch(&xs);
-                        let logits = actor.forward(x.clone().traced(Gradients::leaky())).realize::<(usize, usize)>();
-                        let (loss, logp_vec, entropy) =
-                            self.policy_loss(logits, mask, chunk, actions, logp_old, &adv, ppo);
+                        let heads = actor.forward(x.clone().traced(Gradients::leaky()));
+                        let (loss, logp_vec, entropy) = self.policy_loss(heads, OwnedTape::default(), &batch, ppo);
                         let loss_v = loss.array() as f64;
                         let grads = loss.backward();
                         let mut actor = actor.clone();
@@ -554,12 +726,9 @@ impl Agent {
                     }
                     Nets::Graph(g) => {
                         // One network, one tape: loss = policy loss + c_v * value loss.
-                        let batch = self.graph_batch(&xs);
-                        let (logits, value) = g.forward(&batch, Gradients::leaky());
+                        let (heads, value) = g.forward(&self.graph_batch(&xs), Gradients::leaky());
                         let (value, tape) = value.split_tape();
-                        let (logits, _) = logits.split_tape();
-                        let (loss, logp_vec, entropy) =
-                            self.policy_loss(logits.put_tape(tape), mask, chunk, actions, logp_old, &adv, ppo);
+                        let (loss, logp_vec, entropy) = self.policy_loss(heads, tape, &batch, ppo);
                         let loss_v = loss.array() as f64;
                         let (loss, tape) = loss.split_tape();
                         let vloss = (value.put_tape(tape) - ret).square().mean() * vc;
@@ -573,7 +742,7 @@ impl Agent {
                 };
                 let (mut kl, mut clipped) = (0.0, 0.0);
                 for (k, &i) in chunk.iter().enumerate() {
-                    let d = logp_old[i] - logp_vec[k] as f64;
+                    let d = buf.logps[i] - logp_vec[k] as f64;
                     kl += d;
                     if ((-d).exp() - 1.0).abs() > eps {
                         clipped += 1.0;
@@ -595,6 +764,39 @@ impl Agent {
             stats.clip_fraction /= batches;
         }
         stats
+    }
+}
+
+/// A minibatch of a rollout as the loss reads it: masks as 0 / -1e9 addends, the decisions'
+/// parts, the log-probabilities they were sampled with, and the normalised advantages.
+struct Minibatch {
+    joint_mask: Vec<f32>,
+    sku_mask: Vec<f32>,
+    joint: Vec<usize>,
+    service: Vec<usize>,
+    sku: Vec<usize>,
+    /// 1 where the node-type head chose (a scale-up), else 0.
+    sku_used: Vec<f32>,
+    u: Vec<f32>,
+    logp_old: Vec<f32>,
+    adv: Vec<f64>,
+}
+
+impl Minibatch {
+    fn new(buf: &Buffer, chunk: &[usize], adv: &[f64]) -> Minibatch {
+        let addend = |ok: &bool| if *ok { 0.0 } else { -1e9 };
+        let pick = |f: &dyn Fn(&Choice) -> usize| chunk.iter().map(|&i| f(&buf.choices[i])).collect::<Vec<usize>>();
+        Minibatch {
+            joint_mask: chunk.iter().flat_map(|&i| buf.masks[i].iter().map(addend)).collect(),
+            sku_mask: chunk.iter().flat_map(|&i| buf.sku_masks[i].iter().map(addend)).collect(),
+            joint: pick(&|c| c.joint),
+            service: pick(&|c| c.service()),
+            sku: pick(&|c| c.sku.unwrap_or(0)),
+            sku_used: chunk.iter().map(|&i| if buf.choices[i].sku.is_some() { 1.0 } else { 0.0 }).collect(),
+            u: chunk.iter().map(|&i| buf.choices[i].u.unwrap_or(0.0)).collect(),
+            logp_old: chunk.iter().map(|&i| buf.logps[i] as f32).collect(),
+            adv: chunk.iter().map(|&i| adv[i]).collect(),
+        }
     }
 }
 
@@ -629,8 +831,10 @@ pub type TeamCallback<'a> = dyn FnMut(&[Agent], &LogRow) -> Result<(), EnvError>
 #[derive(Default)]
 struct Buffer {
     inputs: Vec<Input>,
+    /// Allowed joint actions, and allowed node types for the chosen service.
     masks: Vec<Vec<bool>>,
-    actions: Vec<usize>,
+    sku_masks: Vec<Vec<bool>>,
+    choices: Vec<Choice>,
     logps: Vec<f64>,
     values: Vec<f64>,
     finals: Vec<Option<Input>>,
@@ -652,13 +856,14 @@ fn team_mask(agent: &Agent, mask: &ActionMask, member: usize, size: usize) -> Ve
 }
 
 /// The environment action of a team's choices.
-fn team_action(choices: &[usize]) -> Action {
-    if choices.len() == 1 {
-        return decode_action(choices[0]);
+pub fn team_action(choices: &[Choice]) -> Action {
+    match choices {
+        [c] => {
+            let a = c.service_action();
+            Action::One { service: c.service(), node_type: a.node_type, delta: a.delta, quota: a.quota }
+        }
+        _ => Action::All(choices.iter().map(Choice::service_action).collect()),
     }
-    Action::All(
-        choices.iter().map(|&a| crate::rl::ServiceAction { node_type: 0, delta: DELTAS[a % 5], quota: 0.0 }).collect(),
-    )
 }
 
 /// Trains a team of agents that act together on every step and share the reward: one agent (all
@@ -691,7 +896,7 @@ pub fn train_team(
         // Rollout, time-major: index t * n + i.
         for _t in 0..t_len {
             let mut xs: Vec<Vec<Input>> = Vec::with_capacity(m);
-            let mut outs = Vec::with_capacity(m);
+            let mut outs: Vec<Vec<Outputs>> = Vec::with_capacity(m);
             for ag in team.iter_mut() {
                 let x: Vec<Input> = current.iter().map(|o| ag.input(o, true)).collect();
                 outs.push(ag.evaluate_inputs(&x.iter().collect::<Vec<_>>()));
@@ -700,16 +905,17 @@ pub fn train_team(
             for i in 0..n {
                 let mut choices = Vec::with_capacity(m);
                 for (p, ag) in team.iter_mut().enumerate() {
-                    let mask = team_mask(ag, envs[i].mask().expect("reset"), p, m);
-                    let lp = masked_log_softmax(&outs[p].0[i], &mask);
-                    let a = ag.sample(&lp);
+                    let env_mask = envs[i].mask().expect("reset");
+                    let mask = team_mask(ag, env_mask, p, m);
+                    let (choice, logp, sku_mask) = ag.decide_sampled(&outs[p][i], &mask, env_mask);
                     let b = &mut bufs[p];
                     b.inputs.push(xs[p][i].clone());
                     b.masks.push(mask);
-                    b.actions.push(a);
-                    b.logps.push(lp[a]);
-                    b.values.push(outs[p].1[i]);
-                    choices.push(a);
+                    b.sku_masks.push(sku_mask);
+                    b.choices.push(choice);
+                    b.logps.push(logp);
+                    b.values.push(outs[p][i].value);
+                    choices.push(choice);
                 }
                 let st = envs[i].step(&team_action(&choices))?;
                 ep_reward[i] += st.reward;
@@ -739,11 +945,12 @@ pub fn train_team(
             // V(s_{t+1}): the next step's value in the same environment, the final observation's
             // at a truncation, the current observation's after the last step.
             let last: Vec<Input> = current.iter().map(|o| ag.input(o, false)).collect();
-            let (_, last_vals) = ag.evaluate_inputs(&last.iter().collect::<Vec<_>>());
+            let last_vals: Vec<f64> =
+                ag.evaluate_inputs(&last.iter().collect::<Vec<_>>()).iter().map(|o| o.value).collect();
             let len = b.inputs.len();
             let next_vals: Vec<f64> = (0..len)
                 .map(|k| match &b.finals[k] {
-                    Some(f) => ag.evaluate_inputs(&[f]).1[0],
+                    Some(f) => ag.evaluate_inputs(&[f])[0].value,
                     None if k + n < len => b.values[k + n],
                     None => last_vals[k % n],
                 })
@@ -769,7 +976,7 @@ pub fn train_team(
                     ret[k] = r[j];
                 }
             }
-            let s = ag.update(&b.inputs, &b.masks, &b.actions, &b.logps, &adv, &ret);
+            let s = ag.update(b, &adv, &ret);
             stats.policy_loss += s.policy_loss / m as f64;
             stats.value_loss += s.value_loss / m as f64;
             stats.entropy += s.entropy / m as f64;
@@ -789,20 +996,16 @@ pub fn train_team(
 /// The greedy joint action of a team (one agent, or one per service) for one observation.
 pub fn team_greedy(team: &[Agent], obs: &Observation, mask: &ActionMask) -> Action {
     let m = team.len();
-    let choices: Vec<usize> = team
+    let choices: Vec<Choice> = team
         .iter()
         .enumerate()
         .map(|(p, ag)| {
-            let ok = team_mask(ag, mask, p, m);
-            let x = match ag.nets {
-                Nets::Mlp { .. } => Input::Flat(ag.norm.apply(&obs.flat())),
-                Nets::Graph(_) => Input::Graph(obs.clone()),
-            };
-            let (logits, _) = ag.evaluate_inputs(&[&x]);
-            (0..ok.len())
-                .filter(|&a| ok[a])
-                .max_by(|&a, &b| logits[0][a].total_cmp(&logits[0][b]).then(b.cmp(&a)))
-                .unwrap_or(action_index(p.min(MAX_SERVICES - 1), 2))
+            let mut c = ag.decide_greedy(obs, mask, &team_mask(ag, mask, p, m));
+            if m > 1 && c.service() != p {
+                // Nothing allowed for this member's service: it holds.
+                c = Choice { joint: action_index(p.min(MAX_SERVICES - 1), 2), sku: None, u: None };
+            }
+            c
         })
         .collect();
     team_action(&choices)
@@ -817,15 +1020,15 @@ pub fn evaluate(agent: Option<&Agent>, env: &mut Env, seed: u64, episodes: u64) 
         let mut obs = env.reset(seed + k)?;
         loop {
             let mask = env.mask().expect("reset").clone();
-            let a = match agent {
-                Some(ag) => ag.act_greedy(&obs, &mask),
+            let action = match agent {
+                Some(ag) => team_action(&[ag.act_greedy(&obs, &mask)]),
                 None => {
                     let ok = allowed(&mask);
                     let choices: Vec<usize> = (0..ACTIONS).filter(|&a| ok[a]).collect();
-                    choices[rng.gen_range(0..choices.len())]
+                    decode_action(choices[rng.gen_range(0..choices.len())])
                 }
             };
-            let st = env.step(&decode_action(a))?;
+            let st = env.step(&action)?;
             total += st.reward;
             obs = st.obs;
             if st.truncated || st.terminated {
@@ -860,6 +1063,95 @@ mod tests {
         assert!((clipped_objective(1.5, 2.0, 0.2) - 2.4).abs() < 1e-12);
         assert!((clipped_objective(1.5, -2.0, 0.2) - -3.0).abs() < 1e-12);
         assert!((clipped_objective(0.5, -2.0, 0.2) - -1.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gaussian_log_prob_by_hand() {
+        // N(0, 1) at 0.5: -0.125 - ln(2 pi) / 2 = -1.043939; N(1, e^-1) at 1.5: z = 0.5 e =
+        // 1.359141, -z^2 / 2 + 1 - 0.918939 = -0.842571.
+        assert!((gaussian_log_prob(0.5, 0.0, 0.0) - -1.043_938_533).abs() < 1e-8);
+        assert!((gaussian_log_prob(1.5, 1.0, -1.0) - -0.842_570_5).abs() < 1e-6);
+    }
+
+    /// Three services in a chain, two server types; every feature in [0, 1].
+    fn three_services() -> Observation {
+        let f = |seed: f32| (0..crate::rl::observation::SERVICE_FEATURES).map(move |i| (seed + i as f32 * 0.37) % 1.0);
+        Observation {
+            services: f(0.1).chain(f(0.5)).chain(f(0.8)).collect(),
+            edges: vec![0.4, 0.2, 0.1, 0.7, 0.5, 0.0],
+            edge_index: vec![(0, 1), (1, 2)].into(),
+            skus: vec![0.5, 0.25, 1.0, 0.2, 0.6, 0.4],
+            global: vec![0.3, 0.1, 0.2],
+            time_s: 0.0,
+        }
+    }
+
+    fn full_action(encoder: &str) -> AgentConfig {
+        serde_yaml_ng::from_str(&format!("encoder: {encoder}\nalgorithm: ppo\nnode_type_head: true\nquota_head: true"))
+            .unwrap()
+    }
+
+    /// Decisions sampled with every head, their log-probabilities as the rollout stored them,
+    /// and the same log-probabilities as the loss recomputes them from the network.
+    fn sampled_and_recomputed(encoder: &str, mask: &ActionMask) -> (Buffer, Vec<f32>) {
+        let obs = three_services();
+        let mut ag = Agent::new(full_action(encoder), obs.flat().len(), 5);
+        let x = ag.input(&obs, false);
+        let out = ag.evaluate_inputs(&[&x]).remove(0);
+        let joint_ok = ag.allowed(mask);
+        let mut buf = Buffer::default();
+        for _ in 0..200 {
+            let (c, logp, sku_mask) = ag.decide_sampled(&out, &joint_ok, mask);
+            buf.inputs.push(x.clone());
+            buf.masks.push(joint_ok.clone());
+            buf.sku_masks.push(sku_mask);
+            buf.choices.push(c);
+            buf.logps.push(logp);
+        }
+        let chunk: Vec<usize> = (0..buf.inputs.len()).collect();
+        let mb = Minibatch::new(&buf, &chunk, &vec![1.0; chunk.len()]);
+        let xs: Vec<&Input> = buf.inputs.iter().collect();
+        let (heads, tape) = match &ag.nets {
+            Nets::Mlp { actor, .. } => {
+                (actor.forward(ag.flat_batch(&xs).traced(Gradients::leaky())), OwnedTape::default())
+            }
+            Nets::Graph(g) => {
+                let (heads, value) = g.forward(&ag.graph_batch(&xs), Gradients::leaky());
+                (heads, value.split_tape().1)
+            }
+        };
+        let (_, recomputed, _) = ag.policy_loss(heads, tape, &mb, true);
+        (buf, recomputed)
+    }
+
+    #[test]
+    fn stored_log_probabilities_are_what_the_loss_computes_with_every_head() {
+        // Service 1 fits only server type 1; its +2 is masked.
+        let mut mask = ActionMask { deltas: vec![[true; 5]; 3], node_types: vec![vec![true, true]; 3] };
+        mask.node_types[1][0] = false;
+        mask.deltas[1][4] = false;
+        for encoder in ["mlp", "gat"] {
+            let (buf, recomputed) = sampled_and_recomputed(encoder, &mask);
+            // PPO's first ratio is exactly 1: the rollout and the loss agree on every head's part.
+            for (k, c) in buf.choices.iter().enumerate() {
+                assert!(
+                    (buf.logps[k] - recomputed[k] as f64).abs() < 1e-4,
+                    "{encoder} {c:?}: {} vs {}",
+                    buf.logps[k],
+                    recomputed[k]
+                );
+            }
+            let ups: Vec<&Choice> = buf.choices.iter().filter(|c| c.delta() > 0).collect();
+            assert!(ups.len() > 20 && ups.iter().all(|c| c.sku.is_some()), "{encoder}: a scale-up picks a type");
+            assert!(buf.choices.iter().filter(|c| c.delta() <= 0).all(|c| c.sku.is_none()));
+            // Masked: type 0 for service 1, +2 for service 1, types beyond the scenario's two.
+            assert!(ups.iter().filter(|c| c.service() == 1).all(|c| c.sku == Some(1)), "{encoder}");
+            assert!(buf.choices.iter().all(|c| c.joint != action_index(1, 4) && c.sku.unwrap_or(0) < 2));
+            assert!(ups.iter().any(|c| c.sku == Some(0)) && ups.iter().any(|c| c.sku == Some(1)), "{encoder}");
+            // Quotas are tanh-squashed samples, spread over (-1, 1).
+            let q: Vec<f32> = buf.choices.iter().map(Choice::quota).collect();
+            assert!(q.iter().all(|v| v.abs() < 1.0) && q.iter().any(|&v| v > 0.2) && q.iter().any(|&v| v < -0.2));
+        }
     }
 
     #[test]
