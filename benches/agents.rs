@@ -1,6 +1,6 @@
 //! Training speed of the agents: environment steps per second of PPO on Online Boutique at fluid
 //! fidelity (peak shape, 15 s decisions, 4 environments, the bundled hyper-parameters), one
-//! rayon thread, updates included.
+//! rayon thread, updates included; GAT-PPO also with the whole action (node-type and quota heads).
 //!
 //! Run: `cargo bench --bench agents`
 
@@ -19,9 +19,14 @@ fn main() {
     sc.metrics.timeline_interval = SimTime::from_secs(15);
     sc.metrics.scrape_interval = SimTime::from_secs(15);
     // `SCALESIM_BENCH_ENCODERS=mlp,gat` runs a subset (for profiling one).
-    let only = std::env::var("SCALESIM_BENCH_ENCODERS").unwrap_or_else(|_| "mlp,gcn,gat".into());
-    for enc in ["mlp", "gcn", "gat"].into_iter().filter(|e| only.split(',').any(|o| o == *e)) {
-        let cfg = AgentConfig::load(Path::new(&format!("configs/agents/{enc}_ppo.yaml"))).unwrap();
+    // `gat_full_action` is GAT-PPO with the node-type and quota heads on.
+    let only = std::env::var("SCALESIM_BENCH_ENCODERS").unwrap_or_else(|_| "mlp,gcn,gat,gat_full_action".into());
+    for enc in ["mlp", "gcn", "gat", "gat_full_action"].into_iter().filter(|e| only.split(',').any(|o| o == *e)) {
+        let file = match enc {
+            "gat_full_action" => "configs/agents/gat_ppo_full_action.yaml".to_string(),
+            _ => format!("configs/agents/{enc}_ppo.yaml"),
+        };
+        let cfg = AgentConfig::load(Path::new(&file)).unwrap();
         let mut envs: Vec<Env> = (0..cfg.envs)
             .map(|_| Env::new(cfg.env_config(), Box::new(SimFactory::new(vec![sc.clone()], Randomization::default()))))
             .collect();

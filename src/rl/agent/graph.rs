@@ -22,7 +22,7 @@
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 
-use super::nn::{squash_log_std, Dev, Heads, Params, Shapes};
+use super::nn::{squash_log_std, Dev, Heads, HeadsOn, Params, Shapes};
 use crate::rl::observation::{Observation, EDGE_FEATURES, GLOBAL_FEATURES, SERVICE_FEATURES, SKU_FEATURES};
 
 pub const GH: usize = 32;
@@ -192,7 +192,7 @@ impl GraphNet {
     }
 
     /// The policy heads (per-service logits `(B, n * 5)`, service-major) and values `(B, 1)`.
-    pub fn forward(&self, batch: &GraphBatch, grads: Gradients<f32, Dev>) -> GraphOutput {
+    pub fn forward(&self, batch: &GraphBatch, grads: Gradients<f32, Dev>, on: HeadsOn) -> GraphOutput {
         let (b, n, k) = (batch.b, batch.n, batch.k);
         let h = self.inp.forward(batch.x.clone().traced(grads)).relu();
         let (h, tape) = h.split_tape();
@@ -235,17 +235,30 @@ impl GraphNet {
         let (ctx, tape) = ctx.split_tape();
         let node = self.act_node.forward(hv.put_tape(tape));
         let (z, tape) = (node + ctx).relu().split_tape();
-        let (joint, tape) = self.act_out.forward(z.clone().put_tape(tape)).reshape_like(&(b, n * 5)).split_tape();
-        let (mu, tape) = self.q_mu.forward(z.clone().put_tape(tape)).reshape_like(&(b, n)).split_tape();
-        let (log_std, tape) = squash_log_std(self.q_std.forward(z.put_tape(tape))).reshape_like(&(b, n)).split_tape();
-        let sku_ctx = self
-            .sku_state
-            .forward(state.put_tape(tape))
-            .broadcast_like::<_, Axis<1>>(&(b, k, Const::<GH>))
-            .reshape_like(&(b * k, Const::<GH>));
-        let (sku_ctx, tape) = sku_ctx.split_tape();
-        let sku = self.sku_out.forward((self.sku_node.forward(sku_h.put_tape(tape)) + sku_ctx).relu());
-        let (sku, tape) = sku.reshape_like(&(b, k)).split_tape();
+        let (joint, mut tape) = self.act_out.forward(z.clone().put_tape(tape)).reshape_like(&(b, n * 5)).split_tape();
+        let zeros = |w: usize| batch.x.device().zeros_like(&(b, w));
+        let (mu, log_std) = if on.quota {
+            let (mu, t) = self.q_mu.forward(z.clone().put_tape(tape)).reshape_like(&(b, n)).split_tape();
+            let (log_std, t) = squash_log_std(self.q_std.forward(z.put_tape(t))).reshape_like(&(b, n)).split_tape();
+            tape = t;
+            (mu, log_std)
+        } else {
+            (zeros(n), zeros(n))
+        };
+        let sku = if on.node_type {
+            let sku_ctx = self
+                .sku_state
+                .forward(state.put_tape(tape))
+                .broadcast_like::<_, Axis<1>>(&(b, k, Const::<GH>))
+                .reshape_like(&(b * k, Const::<GH>));
+            let (sku_ctx, t) = sku_ctx.split_tape();
+            let sku = self.sku_out.forward((self.sku_node.forward(sku_h.put_tape(t)) + sku_ctx).relu());
+            let (sku, t) = sku.reshape_like(&(b, k)).split_tape();
+            tape = t;
+            sku
+        } else {
+            zeros(k)
+        };
         // Give the value the whole tape; the heads keep theirs through the shared gradients.
         let fresh = OwnedTape::default;
         let heads = Heads {
@@ -380,7 +393,7 @@ impl GraphNet {
 pub trait ParamTensor {
     fn values(&self) -> Vec<f32>;
     fn set_values(&mut self, v: &[f32]);
-    fn grad(&self, g: &Gradients<f32, Dev>) -> Vec<f32>;
+    fn grad(&self, g: &mut Gradients<f32, Dev>) -> Vec<f32>;
 }
 
 impl<S: Shape> ParamTensor for Tensor<S, f32, Dev> {
@@ -390,8 +403,8 @@ impl<S: Shape> ParamTensor for Tensor<S, f32, Dev> {
     fn set_values(&mut self, v: &[f32]) {
         self.copy_from(v);
     }
-    fn grad(&self, g: &Gradients<f32, Dev>) -> Vec<f32> {
-        g.get(self).as_vec()
+    fn grad(&self, g: &mut Gradients<f32, Dev>) -> Vec<f32> {
+        super::nn::grad_or_zero(g, self)
     }
 }
 
@@ -413,7 +426,7 @@ impl Params for GraphNet {
             i += 1;
         });
     }
-    fn grads(&self, g: &Gradients<f32, Dev>) -> Vec<Vec<f32>> {
+    fn grads(&self, g: &mut Gradients<f32, Dev>) -> Vec<Vec<f32>> {
         let mut v = Vec::new();
         self.visit(&mut |_, t| v.push(t.grad(g)));
         v
@@ -423,6 +436,8 @@ impl Params for GraphNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ALL: HeadsOn = HeadsOn { node_type: true, quota: true };
 
     fn obs(services: Vec<[f32; SERVICE_FEATURES]>, edges: Vec<((usize, usize), [f32; EDGE_FEATURES])>) -> Observation {
         Observation {
@@ -481,8 +496,8 @@ mod tests {
                 g[p[i]] = f[i];
             }
             let b = obs(g.to_vec(), vec![((p[0], p[1]), e01), ((p[1], p[2]), e12)]);
-            let (ha, va) = net.forward(&GraphBatch::new(&dev, &[&a]), Gradients::leaky());
-            let (hb, vb) = net.forward(&GraphBatch::new(&dev, &[&b]), Gradients::leaky());
+            let (ha, va) = net.forward(&GraphBatch::new(&dev, &[&a]), Gradients::leaky(), ALL);
+            let (hb, vb) = net.forward(&GraphBatch::new(&dev, &[&b]), Gradients::leaky(), ALL);
             let (la, lb) = (ha.joint.as_vec(), hb.joint.as_vec());
             let (ma, mb) = (ha.mu.as_vec(), hb.mu.as_vec());
             let (sa, sb) = (ha.log_std.as_vec(), hb.log_std.as_vec());
@@ -510,7 +525,7 @@ mod tests {
         for kind in [GraphKind::Gcn, GraphKind::Gat] {
             let dev = Dev::seed_from_u64(11);
             let net = GraphNet::new(&dev, kind);
-            let (h, v) = net.forward(&GraphBatch::new(&dev, &[&o]), Gradients::leaky());
+            let (h, v) = net.forward(&GraphBatch::new(&dev, &[&o]), Gradients::leaky(), ALL);
             let r = reference::Ref::new(&net).forward(kind, &o);
             for (part, got, want, len) in [
                 ("logits", h.joint.as_vec(), &r.logits, 15),

@@ -36,7 +36,16 @@ pub trait Params {
     fn shapes(&self) -> Shapes;
     fn get(&self) -> Vec<Vec<f32>>;
     fn set(&mut self, values: &[Vec<f32>]);
-    fn grads(&self, g: &Gradients<f32, Dev>) -> Vec<Vec<f32>>;
+    /// The gradient of every parameter tensor, zero for those the loss did not reach (a head
+    /// that is switched off).
+    fn grads(&self, g: &mut Gradients<f32, Dev>) -> Vec<Vec<f32>>;
+}
+
+/// The gradient of `t` in `g`, zero when the backward pass did not reach it.
+pub fn grad_or_zero<S: Shape>(g: &mut Gradients<f32, Dev>, t: &Tensor<S, f32, Dev>) -> Vec<f32> {
+    // Allocating a zero gradient on the CPU fails only when memory runs out.
+    g.try_alloc_for(t).expect("allocating a gradient");
+    g.get(t).as_vec()
 }
 
 macro_rules! params_impl {
@@ -60,8 +69,8 @@ macro_rules! params_impl {
                 )+
                 let _ = i;
             }
-            fn grads(&self, g: &Gradients<f32, Dev>) -> Vec<Vec<f32>> {
-                vec![$(g.get(&self.$f.weight).as_vec(), g.get(&self.$f.bias).as_vec()),+]
+            fn grads(&self, g: &mut Gradients<f32, Dev>) -> Vec<Vec<f32>> {
+                vec![$(grad_or_zero(g, &self.$f.weight), grad_or_zero(g, &self.$f.bias)),+]
             }
         }
     };
@@ -84,6 +93,15 @@ pub struct Heads<T> {
     /// `(B, n)`: per service, its log standard deviation, in
     /// `[LOG_STD_MID - LOG_STD_HALF, LOG_STD_MID + LOG_STD_HALF]`.
     pub log_std: Rows<T>,
+}
+
+/// Which of the optional heads a forward pass computes. A head that is off comes out as zeros,
+/// with nothing recorded for the backward pass (training the gym-hpa action pays nothing for the
+/// heads it does not use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadsOn {
+    pub node_type: bool,
+    pub quota: bool,
 }
 
 /// The quota head's log standard deviation is `LOG_STD_MID + LOG_STD_HALF * tanh(raw)`: bounded
@@ -133,18 +151,33 @@ impl Actor {
         }
     }
 
-    pub fn forward<T: Tape<f32, Dev>>(&self, x: ObsBatch<T>) -> Heads<T> {
+    pub fn forward<T: Tape<f32, Dev>>(&self, x: ObsBatch<T>, on: HeadsOn) -> Heads<T> {
+        let b = x.shape().0;
+        let dev = x.device().clone();
         let h = self.l2.forward(self.l1.forward(x).tanh()).tanh();
         let (h, tape) = h.split_tape();
-        let (joint, tape) = self.out.forward(h.clone().put_tape(tape)).split_tape();
-        let (sku, tape) = self.out_sku.forward(h.clone().put_tape(tape)).split_tape();
-        let (mu, tape) = self.out_mu.forward(h.clone().put_tape(tape)).split_tape();
-        let (log_std, tape) = squash_log_std(self.out_std.forward(h.put_tape(tape))).split_tape();
+        let (joint, mut tape) = self.out.forward(h.clone().put_tape(tape)).split_tape();
+        let zeros = |w: usize| dev.zeros_like(&(b, w));
+        let sku = if on.node_type {
+            let (sku, t) = self.out_sku.forward(h.clone().put_tape(tape)).split_tape();
+            tape = t;
+            sku.realize::<(usize, usize)>()
+        } else {
+            zeros(MAX_SKUS)
+        };
+        let (mu, log_std) = if on.quota {
+            let (mu, t) = self.out_mu.forward(h.clone().put_tape(tape)).split_tape();
+            let (log_std, t) = squash_log_std(self.out_std.forward(h.put_tape(t))).split_tape();
+            tape = t;
+            (mu.realize::<(usize, usize)>(), log_std.realize::<(usize, usize)>())
+        } else {
+            (zeros(MAX_SERVICES), zeros(MAX_SERVICES))
+        };
         Heads {
-            joint: joint.realize::<(usize, usize)>().put_tape(T::default()),
-            sku: sku.realize::<(usize, usize)>().put_tape(T::default()),
-            mu: mu.realize::<(usize, usize)>().put_tape(T::default()),
-            log_std: log_std.realize::<(usize, usize)>().put_tape(tape),
+            joint: joint.realize::<(usize, usize)>().put_tape(tape),
+            sku: sku.put_tape(T::default()),
+            mu: mu.put_tape(T::default()),
+            log_std: log_std.put_tape(T::default()),
         }
     }
 }
@@ -188,7 +221,7 @@ impl Adam {
     ///
     /// Moments are kept in f32 and the update computed in f64, over zipped slices (no bounds
     /// checks in the loop, which runs once per parameter per minibatch).
-    pub fn step<N: Params>(&mut self, net: &mut N, g: &Gradients<f32, Dev>) -> f64 {
+    pub fn step<N: Params>(&mut self, net: &mut N, g: &mut Gradients<f32, Dev>) -> f64 {
         let grads = net.grads(g);
         let norm = grads.iter().map(|p| p.iter().map(|&x| x as f64 * x as f64).sum::<f64>()).sum::<f64>().sqrt();
         let scale = if self.max_grad_norm > 0.0 && norm > self.max_grad_norm { self.max_grad_norm / norm } else { 1.0 };

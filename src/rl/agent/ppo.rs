@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
 use super::graph::{GraphBatch, GraphKind, GraphNet, Taped};
-use super::nn::{Actor, Adam, Critic, Dev, Heads, ObsNorm, Params, Shapes, ACTIONS, MAX_SERVICES, MAX_SKUS, OBS_MAX};
+use super::nn::{
+    Actor, Adam, Critic, Dev, Heads, HeadsOn, ObsNorm, Params, Shapes, ACTIONS, MAX_SERVICES, MAX_SKUS, OBS_MAX,
+};
 use crate::engine::SimTime;
 use crate::rl::{Action, ActionMask, Env, EnvConfig, EnvError, Observation, RewardConfig, ServiceAction, DELTAS};
 use crate::scenario::{ConfigError, ConfigText};
@@ -518,16 +520,21 @@ impl Agent {
         GraphBatch::new(&self.dev, &obs)
     }
 
+    /// The optional heads this agent's configuration uses.
+    pub fn heads_on(&self) -> HeadsOn {
+        HeadsOn { node_type: self.config.node_type_head, quota: self.config.quota_head }
+    }
+
     /// The policy network's outputs and the state value of each input.
     pub fn evaluate_inputs(&self, xs: &[&Input]) -> Vec<Outputs> {
         match &self.nets {
             Nets::Mlp { actor, critic } => {
                 let x = self.flat_batch(xs);
                 let values = critic.forward(x.clone()).as_vec();
-                outputs(actor.forward(x), values)
+                outputs(actor.forward(x, self.heads_on()), values)
             }
             Nets::Graph(g) => {
-                let (heads, v) = g.forward(&self.graph_batch(xs), Gradients::leaky());
+                let (heads, v) = g.forward(&self.graph_batch(xs), Gradients::leaky(), self.heads_on());
                 outputs(heads, v.as_vec())
             }
         }
@@ -709,33 +716,33 @@ impl Agent {
                 let (loss_v, vloss_v, logp_vec, entropy) = match &self.nets {
                     Nets::Mlp { actor, critic } => {
                         let x = self.flat_batch(&xs);
-                        let heads = actor.forward(x.clone().traced(Gradients::leaky()));
+                        let heads = actor.forward(x.clone().traced(Gradients::leaky()), self.heads_on());
                         let (loss, logp_vec, entropy) = self.policy_loss(heads, OwnedTape::default(), &batch, ppo);
                         let loss_v = loss.array() as f64;
-                        let grads = loss.backward();
+                        let mut grads = loss.backward();
                         let mut actor = actor.clone();
-                        self.actor_opt.step(&mut actor, &grads);
+                        self.actor_opt.step(&mut actor, &mut grads);
                         let v = critic.forward(x.traced(Gradients::leaky()));
                         let vloss = (v - ret).square().mean() * vc;
                         let vloss_v = vloss.array() as f64;
-                        let grads = vloss.backward();
+                        let mut grads = vloss.backward();
                         let mut critic = critic.clone();
-                        self.critic_opt.step(&mut critic, &grads);
+                        self.critic_opt.step(&mut critic, &mut grads);
                         self.nets = Nets::Mlp { actor, critic };
                         (loss_v, vloss_v, logp_vec, entropy)
                     }
                     Nets::Graph(g) => {
                         // One network, one tape: loss = policy loss + c_v * value loss.
-                        let (heads, value) = g.forward(&self.graph_batch(&xs), Gradients::leaky());
+                        let (heads, value) = g.forward(&self.graph_batch(&xs), Gradients::leaky(), self.heads_on());
                         let (value, tape) = value.split_tape();
                         let (loss, logp_vec, entropy) = self.policy_loss(heads, tape, &batch, ppo);
                         let loss_v = loss.array() as f64;
                         let (loss, tape) = loss.split_tape();
                         let vloss = (value.put_tape(tape) - ret).square().mean() * vc;
                         let vloss_v = vloss.array() as f64;
-                        let grads = (vloss + loss).backward();
+                        let mut grads = (vloss + loss).backward();
                         let mut g = g.clone();
-                        self.actor_opt.step(&mut g, &grads);
+                        self.actor_opt.step(&mut g, &mut grads);
                         self.nets = Nets::Graph(g);
                         (loss_v, vloss_v, logp_vec, entropy)
                     }
@@ -1113,10 +1120,10 @@ mod tests {
         let xs: Vec<&Input> = buf.inputs.iter().collect();
         let (heads, tape) = match &ag.nets {
             Nets::Mlp { actor, .. } => {
-                (actor.forward(ag.flat_batch(&xs).traced(Gradients::leaky())), OwnedTape::default())
+                (actor.forward(ag.flat_batch(&xs).traced(Gradients::leaky()), ag.heads_on()), OwnedTape::default())
             }
             Nets::Graph(g) => {
-                let (heads, value) = g.forward(&ag.graph_batch(&xs), Gradients::leaky());
+                let (heads, value) = g.forward(&ag.graph_batch(&xs), Gradients::leaky(), ag.heads_on());
                 (heads, value.split_tape().1)
             }
         };
