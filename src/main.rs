@@ -665,6 +665,7 @@ fn train_cmd(
 
     // dfdx spreads each small matrix product over rayon's threads; for networks this size the
     // hand-offs cost more than they save (measured: 14% of training time in thread switches).
+    // The update itself uses two threads of its own (`ppo::Agent::update`).
     let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
     let (mut agent_opt, dir, config) = match &resume {
         Some(d) => {

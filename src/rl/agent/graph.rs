@@ -270,6 +270,13 @@ impl GraphNet {
         (heads, value.put_tape(tape))
     }
 
+    /// A copy of this network whose tensors live on `dev`.
+    pub fn on_device(&self, dev: &Dev) -> GraphNet {
+        let mut copy = GraphNet::new(dev, self.kind);
+        copy.set(&self.get());
+        copy
+    }
+
     fn gat_layer(
         &self,
         h: Taped<(usize, Const<GH>)>,
@@ -398,7 +405,7 @@ pub trait ParamTensor {
 
 impl<S: Shape> ParamTensor for Tensor<S, f32, Dev> {
     fn values(&self) -> Vec<f32> {
-        self.as_vec()
+        super::nn::values(self)
     }
     fn set_values(&mut self, v: &[f32]) {
         self.copy_from(v);

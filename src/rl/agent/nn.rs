@@ -45,7 +45,16 @@ pub trait Params {
 pub fn grad_or_zero<S: Shape>(g: &mut Gradients<f32, Dev>, t: &Tensor<S, f32, Dev>) -> Vec<f32> {
     // Allocating a zero gradient on the CPU fails only when memory runs out.
     g.try_alloc_for(t).expect("allocating a gradient");
-    g.get(t).as_vec()
+    values(&g.get(t))
+}
+
+/// The values of a parameter tensor (contiguous, as built) in memory order: a copy of its
+/// buffer (dfdx's `as_vec` walks the strides element by element, 15% of MLP training time when
+/// the optimiser used it).
+pub fn values<S: Shape>(t: &Tensor<S, f32, Dev>) -> Vec<f32> {
+    let mut v = vec![0.0; t.shape().num_elements()];
+    t.copy_into(&mut v);
+    v
 }
 
 macro_rules! params_impl {
@@ -53,12 +62,12 @@ macro_rules! params_impl {
         impl Params for $t {
             fn shapes(&self) -> Shapes {
                 vec![$(
-                    (concat!(stringify!($f), ".weight").to_string(), self.$f.weight.as_vec().len()),
-                    (concat!(stringify!($f), ".bias").to_string(), self.$f.bias.as_vec().len()),
+                    (concat!(stringify!($f), ".weight").to_string(), self.$f.weight.shape().num_elements()),
+                    (concat!(stringify!($f), ".bias").to_string(), self.$f.bias.shape().num_elements()),
                 )+]
             }
             fn get(&self) -> Vec<Vec<f32>> {
-                vec![$(self.$f.weight.as_vec(), self.$f.bias.as_vec()),+]
+                vec![$(values(&self.$f.weight), values(&self.$f.bias)),+]
             }
             fn set(&mut self, values: &[Vec<f32>]) {
                 let mut i = 0;
@@ -114,6 +123,13 @@ pub fn squash_log_std<S: Shape, T: Tape<f32, Dev>>(raw: Tensor<S, f32, Dev, T>) 
     raw.tanh() * LOG_STD_HALF + LOG_STD_MID
 }
 
+/// The hidden layers' activation, `tanh(x) = 2 sigmoid(2x) - 1`: the same function through
+/// `exp`, which libm computes several times faster than `tanhf` (measured: `tanhf` was 16% of
+/// MLP training time).
+fn tanh<S: Shape, T: Tape<f32, Dev>>(x: Tensor<S, f32, Dev, T>) -> Tensor<S, f32, Dev, T> {
+    (x * 2.0).sigmoid() * 2.0 - 1.0
+}
+
 /// Policy network: observation -> the joint action's logits, node-type logits and quota head.
 #[derive(Clone, Debug)]
 pub struct Actor {
@@ -154,7 +170,7 @@ impl Actor {
     pub fn forward<T: Tape<f32, Dev>>(&self, x: ObsBatch<T>, on: HeadsOn) -> Heads<T> {
         let b = x.shape().0;
         let dev = x.device().clone();
-        let h = self.l2.forward(self.l1.forward(x).tanh()).tanh();
+        let h = tanh(self.l2.forward(tanh(self.l1.forward(x))));
         let (h, tape) = h.split_tape();
         let (joint, mut tape) = self.out.forward(h.clone().put_tape(tape)).split_tape();
         let zeros = |w: usize| dev.zeros_like(&(b, w));
@@ -191,8 +207,19 @@ impl Critic {
         }
     }
 
+    /// A copy of this network whose tensors live on `dev`.
+    pub fn on_device(&self, dev: &Dev) -> Critic {
+        let mut copy = Critic {
+            l1: dev.build_module::<dfdx::nn::builders::Linear<OBS_MAX, HIDDEN>, f32>(),
+            l2: dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, HIDDEN>, f32>(),
+            out: dev.build_module::<dfdx::nn::builders::Linear<HIDDEN, 1>, f32>(),
+        };
+        copy.set(&self.get());
+        copy
+    }
+
     pub fn forward<T: Tape<f32, Dev>>(&self, x: ObsBatch<T>) -> Tensor<(usize, Const<1>), f32, Dev, T> {
-        self.out.forward(self.l2.forward(self.l1.forward(x).tanh()).tanh())
+        self.out.forward(tanh(self.l2.forward(tanh(self.l1.forward(x)))))
     }
 }
 
@@ -223,6 +250,11 @@ impl Adam {
     /// checks in the loop, which runs once per parameter per minibatch).
     pub fn step<N: Params>(&mut self, net: &mut N, g: &mut Gradients<f32, Dev>) -> f64 {
         let grads = net.grads(g);
+        self.step_with(net, grads)
+    }
+
+    /// [`Self::step`] with the gradients given as flat vectors, in [`Params`] order.
+    pub fn step_with<N: Params>(&mut self, net: &mut N, grads: Vec<Vec<f32>>) -> f64 {
         let norm = grads.iter().map(|p| p.iter().map(|&x| x as f64 * x as f64).sum::<f64>()).sum::<f64>().sqrt();
         let scale = if self.max_grad_norm > 0.0 && norm > self.max_grad_norm { self.max_grad_norm / norm } else { 1.0 };
         self.t += 1;

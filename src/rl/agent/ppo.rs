@@ -389,6 +389,10 @@ pub struct Agent {
     /// Length of the application's flat observation (checked on load).
     pub flat_len: usize,
     rng: rand_pcg::Pcg64Mcg,
+    /// The device of the second thread of a data-parallel update. Its own allocation
+    /// book-keeping: tensors of one device share reference counts, which two threads would
+    /// contend for on every operation (measured: slower than one thread).
+    par_dev: Dev,
 }
 
 /// Why an application is too large for the MLP's fixed-width input and heads (`None`: it fits).
@@ -404,6 +408,16 @@ pub fn mlp_too_small(layout: &crate::rl::observation::ObservationLayout) -> Opti
     })
 }
 
+/// The observations of graph inputs.
+fn graph_inputs<'a>(xs: &[&'a Input]) -> Vec<&'a Observation> {
+    xs.iter()
+        .map(|x| match x {
+            Input::Graph(o) => o,
+            Input::Flat(_) => unreachable!("graph encoders get graph inputs"),
+        })
+        .collect()
+}
+
 /// The graph kind of an encoder name.
 pub fn graph_kind(encoder: &str) -> Option<GraphKind> {
     match encoder {
@@ -416,6 +430,7 @@ pub fn graph_kind(encoder: &str) -> Option<GraphKind> {
 impl Agent {
     pub fn new(config: AgentConfig, flat_len: usize, seed: u64) -> Self {
         let dev = Dev::seed_from_u64(seed);
+        let par_dev = Dev::default();
         let (nets, actor_opt, critic_opt) = match graph_kind(&config.encoder) {
             Some(kind) => {
                 let net = GraphNet::new(&dev, kind);
@@ -424,7 +439,9 @@ impl Agent {
             }
             None => {
                 let heads_dev = Dev::seed_from_u64(crate::engine::stream_seed(seed, "agent/heads") as u64);
-                let (actor, critic) = (Actor::new(&dev, &heads_dev), Critic::new(&dev));
+                // The critic draws its initial weights from `dev` (after the actor, as before there
+                // were two devices) and lives on `par_dev`, where its updates run.
+                let (actor, critic) = (Actor::new(&dev, &heads_dev), Critic::new(&dev).on_device(&par_dev));
                 let a = Adam::new(&actor.shapes(), config.learning_rate, config.max_grad_norm);
                 let c = Adam::new(&critic.shapes(), config.learning_rate, config.max_grad_norm);
                 (Nets::Mlp { actor, critic }, a, c)
@@ -432,6 +449,7 @@ impl Agent {
         };
         Agent {
             rng: rand_pcg::Pcg64Mcg::new(crate::engine::stream_seed(seed, "agent/sampling")),
+            par_dev,
             config,
             dev,
             nets,
@@ -510,14 +528,7 @@ impl Agent {
     }
 
     fn graph_batch(&self, xs: &[&Input]) -> GraphBatch {
-        let obs: Vec<&Observation> = xs
-            .iter()
-            .map(|x| match x {
-                Input::Graph(o) => o,
-                Input::Flat(_) => unreachable!("graph encoders get graph inputs"),
-            })
-            .collect();
-        GraphBatch::new(&self.dev, &obs)
+        GraphBatch::new(&self.dev, &graph_inputs(xs))
     }
 
     /// The optional heads this agent's configuration uses.
@@ -530,7 +541,7 @@ impl Agent {
         match &self.nets {
             Nets::Mlp { actor, critic } => {
                 let x = self.flat_batch(xs);
-                let values = critic.forward(x.clone()).as_vec();
+                let values = critic.forward(self.par_dev.tensor_from_vec(x.as_vec(), *x.shape())).as_vec();
                 outputs(actor.forward(x, self.heads_on()), values)
             }
             Nets::Graph(g) => {
@@ -628,12 +639,13 @@ impl Agent {
     /// of every head in use. `tape` joins the heads' tapes (the graph network's forward pass).
     fn policy_loss(
         &self,
+        dev: &Dev,
         heads: Heads<OwnedTape<f32, Dev>>,
         tape: OwnedTape<f32, Dev>,
         mb: &Minibatch,
         ppo: bool,
     ) -> (Taped<()>, Vec<f32>, f64) {
-        let (b, dev) = (mb.adv.len(), &self.dev);
+        let b = mb.adv.len();
         let eps = self.config.clip as f32;
         let rows = |v: &[f32]| dev.tensor_from_vec(v.to_vec(), (b, v.len() / b));
         let col = |v: Vec<f32>| dev.tensor_from_vec(v, (b,));
@@ -708,43 +720,79 @@ impl Agent {
             }
             for chunk in idx.chunks(mb) {
                 let b = chunk.len();
-                let xs: Vec<&Input> = chunk.iter().map(|&i| &buf.inputs[i]).collect();
-                let batch = Minibatch::new(buf, chunk, &adv);
-                let ret: Vec<f32> = chunk.iter().map(|&i| returns[i] as f32).collect();
-                let ret = self.dev.tensor_from_vec(ret, (b, Const::<1>));
-                let vc = self.config.value_coef as f32;
                 let (loss_v, vloss_v, logp_vec, entropy) = match &self.nets {
                     Nets::Mlp { actor, critic } => {
+                        let xs: Vec<&Input> = chunk.iter().map(|&i| &buf.inputs[i]).collect();
+                        let batch = Minibatch::new(buf, chunk, &adv);
+                        let ret: Vec<f32> = chunk.iter().map(|&i| returns[i] as f32).collect();
+                        let ret = self.par_dev.tensor_from_vec(ret, (b, Const::<1>));
+                        let vc = self.config.value_coef as f32;
+                        // Actor and critic are separate networks with separate optimisers: their
+                        // updates run side by side on two threads (same arithmetic as one after
+                        // the other, so the result does not depend on scheduling), each on its
+                        // own device.
                         let x = self.flat_batch(&xs);
-                        let heads = actor.forward(x.clone().traced(Gradients::leaky()), self.heads_on());
-                        let (loss, logp_vec, entropy) = self.policy_loss(heads, OwnedTape::default(), &batch, ppo);
-                        let loss_v = loss.array() as f64;
-                        let mut grads = loss.backward();
-                        let mut actor = actor.clone();
-                        self.actor_opt.step(&mut actor, &mut grads);
-                        let v = critic.forward(x.traced(Gradients::leaky()));
-                        let vloss = (v - ret).square().mean() * vc;
-                        let vloss_v = vloss.array() as f64;
-                        let mut grads = vloss.backward();
-                        let mut critic = critic.clone();
-                        self.critic_opt.step(&mut critic, &mut grads);
+                        let xc = self.par_dev.tensor_from_vec(x.as_vec(), *x.shape());
+                        let (mut actor, mut critic) = (actor.clone(), critic.clone());
+                        let mut actor_opt = std::mem::replace(&mut self.actor_opt, Adam::new(&[], 0.0, 0.0));
+                        let mut critic_opt = std::mem::replace(&mut self.critic_opt, Adam::new(&[], 0.0, 0.0));
+                        let this = &*self;
+                        let ((loss_v, logp_vec, entropy), vloss_v) = std::thread::scope(|scope| {
+                            let value_side = scope.spawn(|| {
+                                let v = critic.forward(xc.traced(Gradients::leaky()));
+                                let vloss = (v - ret).square().mean() * vc;
+                                let vloss_v = vloss.array() as f64;
+                                critic_opt.step(&mut critic, &mut vloss.backward());
+                                vloss_v
+                            });
+                            let heads = actor.forward(x.traced(Gradients::leaky()), this.heads_on());
+                            let (loss, logp_vec, entropy) =
+                                this.policy_loss(&this.dev, heads, OwnedTape::default(), &batch, ppo);
+                            let loss_v = loss.array() as f64;
+                            actor_opt.step(&mut actor, &mut loss.backward());
+                            ((loss_v, logp_vec, entropy), value_side.join().expect("the critic's update thread"))
+                        });
+                        self.actor_opt = actor_opt;
+                        self.critic_opt = critic_opt;
                         self.nets = Nets::Mlp { actor, critic };
                         (loss_v, vloss_v, logp_vec, entropy)
                     }
                     Nets::Graph(g) => {
-                        // One network, one tape: loss = policy loss + c_v * value loss.
-                        let (heads, value) = g.forward(&self.graph_batch(&xs), Gradients::leaky(), self.heads_on());
-                        let (value, tape) = value.split_tape();
-                        let (loss, logp_vec, entropy) = self.policy_loss(heads, tape, &batch, ppo);
-                        let loss_v = loss.array() as f64;
-                        let (loss, tape) = loss.split_tape();
-                        let vloss = (value.put_tape(tape) - ret).square().mean() * vc;
-                        let vloss_v = vloss.array() as f64;
-                        let mut grads = (vloss + loss).backward();
+                        // Data parallel on two threads: each half of the minibatch gets its own
+                        // forward and backward pass; every loss is a mean, so the minibatch's
+                        // gradient is the halves' gradients weighted by their sizes, summed in a
+                        // fixed order (the result does not depend on scheduling).
+                        let (this, adv) = (&*self, &adv[..]);
+                        let parts: Vec<&[usize]> = chunk.chunks(b.div_ceil(2).max(1)).collect();
+                        // The second thread works on its own copy of the network, on its own device.
+                        let g2 = g.on_device(&self.par_dev);
+                        let halves: Vec<PartGradients> = std::thread::scope(|scope| {
+                            let second = parts.get(1).map(|&p| {
+                                let (g2, dev2) = (&g2, &this.par_dev);
+                                scope.spawn(move || this.graph_gradients(g2, dev2, buf, p, adv, returns))
+                            });
+                            let first = this.graph_gradients(g, &this.dev, buf, parts[0], adv, returns);
+                            std::iter::once(first)
+                                .chain(second.map(|h| h.join().expect("the second half's gradient thread")))
+                                .collect()
+                        });
+                        let weight = |h: &PartGradients| h.len as f64 / b as f64;
+                        let mut grads = halves[0].grads.clone();
+                        let w0 = weight(&halves[0]) as f32;
+                        grads.iter_mut().flatten().for_each(|x| *x *= w0);
+                        for h in &halves[1..] {
+                            let w = weight(h) as f32;
+                            for (acc, part) in grads.iter_mut().zip(&h.grads) {
+                                acc.iter_mut().zip(part).for_each(|(a, x)| *a += w * x);
+                            }
+                        }
                         let mut g = g.clone();
-                        self.actor_opt.step(&mut g, &mut grads);
+                        self.actor_opt.step_with(&mut g, grads);
                         self.nets = Nets::Graph(g);
-                        (loss_v, vloss_v, logp_vec, entropy)
+                        let avg =
+                            |f: &dyn Fn(&PartGradients) -> f64| halves.iter().map(|h| weight(h) * f(h)).sum::<f64>();
+                        let logp_vec = halves.iter().flat_map(|h| h.logp.iter().copied()).collect::<Vec<f32>>();
+                        (avg(&|h| h.loss), avg(&|h| h.value_loss), logp_vec, avg(&|h| h.entropy))
                     }
                 };
                 let (mut kl, mut clipped) = (0.0, 0.0);
@@ -771,6 +819,45 @@ impl Agent {
             stats.clip_fraction /= batches;
         }
         stats
+    }
+}
+
+/// One part of a minibatch's gradient (data-parallel graph updates), with its statistics.
+struct PartGradients {
+    len: usize,
+    grads: Vec<Vec<f32>>,
+    loss: f64,
+    value_loss: f64,
+    entropy: f64,
+    logp: Vec<f32>,
+}
+
+impl Agent {
+    /// The gradient of the graph network's loss (policy loss + c_v * value loss, one tape) on the
+    /// samples `part` of `buf`.
+    fn graph_gradients(
+        &self,
+        g: &GraphNet,
+        dev: &Dev,
+        buf: &Buffer,
+        part: &[usize],
+        adv: &[f64],
+        returns: &[f64],
+    ) -> PartGradients {
+        let ppo = self.config.algorithm == "ppo";
+        let xs: Vec<&Input> = part.iter().map(|&i| &buf.inputs[i]).collect();
+        let batch = Minibatch::new(buf, part, adv);
+        let ret: Vec<f32> = part.iter().map(|&i| returns[i] as f32).collect();
+        let ret = dev.tensor_from_vec(ret, (part.len(), Const::<1>));
+        let (heads, value) = g.forward(&GraphBatch::new(dev, &graph_inputs(&xs)), Gradients::leaky(), self.heads_on());
+        let (value, tape) = value.split_tape();
+        let (loss, logp, entropy) = self.policy_loss(dev, heads, tape, &batch, ppo);
+        let loss_v = loss.array() as f64;
+        let (loss, tape) = loss.split_tape();
+        let vloss = (value.put_tape(tape) - ret).square().mean() * self.config.value_coef as f32;
+        let value_loss = vloss.array() as f64;
+        let mut grads = (vloss + loss).backward();
+        PartGradients { len: part.len(), grads: g.grads(&mut grads), loss: loss_v, value_loss, entropy, logp }
     }
 }
 
@@ -1127,7 +1214,7 @@ mod tests {
                 (heads, value.split_tape().1)
             }
         };
-        let (_, recomputed, _) = ag.policy_loss(heads, tape, &mb, true);
+        let (_, recomputed, _) = ag.policy_loss(&ag.dev, heads, tape, &mb, true);
         (buf, recomputed)
     }
 
