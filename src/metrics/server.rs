@@ -69,12 +69,13 @@ impl MetricsServer {
             window_dropped: vec![0; services],
             svc_error_rate: vec![0.0; services],
             window_hist: (0..services).map(|_| latency_histogram(2)).collect(),
-            concurrency_history: vec![VecDeque::with_capacity(HISTORY_LEN); services],
+            // Built one by one: `vec![x; n]` clones, and a clone of an empty deque drops its capacity.
+            concurrency_history: (0..services).map(|_| VecDeque::with_capacity(HISTORY_LEN)).collect(),
             fluid_p95: vec![(0.0, 0.0); services],
             svc_lag: vec![0.0; services],
             window_requests: (0, 0),
             slo_violation: 0.0,
-            rps_history: vec![VecDeque::with_capacity(HISTORY_LEN); services],
+            rps_history: (0..services).map(|_| VecDeque::with_capacity(HISTORY_LEN)).collect(),
         }
     }
 

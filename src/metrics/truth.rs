@@ -466,6 +466,12 @@ impl GroundTruth {
         self.distributions = false;
     }
 
+    /// Whether latency distributions are recorded (the fluid model computes its latency points
+    /// only then).
+    pub fn records_distributions(&self) -> bool {
+        self.distributions
+    }
+
     /// Time-average number of requests in the system up to `now` (Little's L).
     pub fn mean_in_system(&mut self, now: SimTime) -> f64 {
         self.track_in_flight(now);

@@ -296,7 +296,10 @@ impl Env {
         self.prev = after;
         self.last_violation = terms.slo_violation;
         let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
-        self.mask = Some(ActionMask::from_view(view, backend.app(), backend.cluster()));
+        match &mut self.mask {
+            Some(m) => m.refill(view, backend.app(), backend.cluster()),
+            None => self.mask = Some(ActionMask::from_view(view, backend.app(), backend.cluster())),
+        }
         let truncated = backend.now() >= backend.horizon();
         self.steps += 1;
         if let Some(log) = &mut self.log {

@@ -58,6 +58,15 @@ pub struct FluidModel {
     demand_cv2: Vec<f64>,
     /// Post-order of each request type's call tree (children before parents).
     order: Vec<Vec<u32>>,
+    /// Per node: the call's mean CPU demand (core-seconds) and its squared coefficient of
+    /// variation (static; kept here so each tick reads them instead of recomputing).
+    node_demand: Vec<f64>,
+    node_cv2: Vec<f64>,
+    /// Per service: the CPU one worker slot gets this tick (the limit may change between ticks).
+    slot: Vec<f64>,
+    /// `1/k` for `k = 0..`: Erlang C's series multiplies by these instead of dividing (a division
+    /// in its loop-carried chain made it a sixth of the step's time); grown on demand.
+    inv: Vec<f64>,
     /// Per node: mean time and variance of the subtree rooted there (seconds, s^2).
     node_mean: Vec<f64>,
     node_var: Vec<f64>,
@@ -130,6 +139,10 @@ impl FluidModel {
             demand,
             demand_cv2,
             order,
+            node_demand: app.nodes.iter().map(|nd| nd.demand.mean_core_us() / 1e6).collect(),
+            node_cv2: app.nodes.iter().map(|nd| nd.demand.cv2()).collect(),
+            slot: vec![0.0; n],
+            inv: Vec::new(),
             node_mean: vec![0.0; app.nodes.len()],
             node_var: vec![0.0; app.nodes.len()],
             node_reach: vec![0.0; app.nodes.len()],
@@ -206,6 +219,7 @@ impl FluidModel {
             let active = scaling.counts(s).active as f64;
             let c = spec.shape.concurrency as f64;
             let slot = spec.shape.slot_cores();
+            self.slot[s] = slot;
             let d = self.demand[s];
             let svc = d / slot;
             let (served, wait, wait_var) = if active == 0.0 || d <= 0.0 {
@@ -230,7 +244,11 @@ impl FluidModel {
                 };
                 let factor = (ca2 + self.demand_cv2[s]) / 2.0;
                 let (mmc, mmc_var) = if rate < servers * mu_slot {
-                    let (w, pw) = erlang_c(servers as u32, rate, mu_slot);
+                    let c = servers as u32;
+                    if self.inv.len() <= c as usize {
+                        self.inv = (0..=c as usize * 2).map(|k| if k == 0 { 0.0 } else { 1.0 / k as f64 }).collect();
+                    }
+                    let (w, pw) = erlang_c_with(c, rate, mu_slot, &self.inv);
                     let var = if pw > 0.0 { w * w * (2.0 - pw) / pw } else { 0.0 };
                     (w * factor, var * factor * factor)
                 } else {
@@ -258,16 +276,19 @@ impl FluidModel {
             self.wait_var[s] = wait_var;
             // Credit the Active instances.
             let share = if active > 0.0 { 1.0 / active } else { 0.0 };
+            let (cpu, routed) = (served * d * 1e6 * share, (offered_new * share).round() as u64);
             for i in 0..scaling.active_instances(s).len() {
                 let id = scaling.active_instances(s)[i];
                 let inst = scaling.instance_mut(id);
-                inst.cpu_used += served * d * 1e6 * share;
-                inst.routed += (offered_new * share).round() as u64;
+                inst.cpu_used += cpu;
+                inst.routed += routed;
             }
             truth.fluid_visits(s, offered_new, served, dropped);
         }
         // Call trees: mean and variance of every subtree, per request type.
         let net = app.network_latency.as_secs_f64();
+        let ln_slo = slo.as_secs_f64().ln();
+        let latency_points = truth.records_distributions();
         let (mut resp_sum, mut resp_w) = (std::mem::take(&mut self.resp_sum), std::mem::take(&mut self.resp_w));
         resp_sum.iter_mut().for_each(|x| *x = 0.0);
         resp_w.iter_mut().for_each(|x| *x = 0.0);
@@ -278,10 +299,11 @@ impl FluidModel {
                 let node = self.order[k][i];
                 let nd = &app.nodes[node as usize];
                 let s = nd.service as usize;
-                let slot = app.services[s].shape.slot_cores();
-                let own_svc = if slot > 0.0 { nd.demand.mean_core_us() / 1e6 / slot } else { 0.0 };
+                let slot = self.slot[s];
+                let own_svc = if slot > 0.0 { self.node_demand[node as usize] / slot } else { 0.0 };
                 // The call's own service time (its demand distribution's variance), plus the wait's.
-                let (mut m, mut v) = (self.wait[s] + own_svc, own_svc * own_svc * nd.demand.cv2() + self.wait_var[s]);
+                let (mut m, mut v) =
+                    (self.wait[s] + own_svc, own_svc * own_svc * self.node_cv2[node as usize] + self.wait_var[s]);
                 let kids = app.children_of(node);
                 if nd.parallel {
                     if let Some(&slow) =
@@ -310,7 +332,7 @@ impl FluidModel {
             let s2 = if mean > 0.0 { (1.0 + var / (mean * mean)).ln() } else { 0.0 };
             let (mu_ln, sigma) = (mean.max(1e-9).ln() - s2 / 2.0, s2.sqrt());
             let within = if sigma > 0.0 {
-                0.5 * erfc(-((slo.as_secs_f64()).ln() - mu_ln) / (sigma * std::f64::consts::SQRT_2))
+                0.5 * erfc(-(ln_slo - mu_ln) / (sigma * std::f64::consts::SQRT_2))
             } else if mean <= slo.as_secs_f64() {
                 1.0
             } else {
@@ -321,8 +343,10 @@ impl FluidModel {
             requests.within_slo += completed * within;
             requests.latency_sum_us += completed * mean * 1e6;
             requests.in_system += a_k / dt * mean;
-            for (z, (lo, hi)) in self.z.iter().zip(BANDS) {
-                requests.latency_points.push(((mu_ln + sigma * z).exp() * 1e6, completed * (hi - lo)));
+            if latency_points {
+                for (z, (lo, hi)) in self.z.iter().zip(BANDS) {
+                    requests.latency_points.push(((mu_ln + sigma * z).exp() * 1e6, completed * (hi - lo)));
+                }
             }
         }
         // Request drops, attributed to services in proportion to the visits they dropped.
@@ -339,12 +363,13 @@ impl FluidModel {
             let held = arrivals * self.reached_visits[s] / dt * self.response[s];
             let active = scaling.active_instances(s).len();
             let share = if active == 0 { 0.0 } else { held / active as f64 };
+            let (area, outstanding) = (share * (t1 - t0).0 as f64, share.round() as u32);
             for i in 0..active {
                 let id = scaling.active_instances(s)[i];
                 let inst = scaling.instance_mut(id);
-                inst.held_area += share * (t1 - t0).0 as f64;
+                inst.held_area += area;
                 inst.held_since = t1;
-                inst.outstanding = share.round() as u32;
+                inst.outstanding = outstanding;
             }
             if let Some(p95) = truth.fluid_service_latency(s, self.response[s]) {
                 server.record_fluid_p95(s, p95, self.served_visits(s, truth));
@@ -428,6 +453,12 @@ pub fn erlang_c_wait(c: u32, lambda: f64, mu: f64) -> f64 {
 
 /// `(mean wait, probability of waiting)` of M/M/c.
 fn erlang_c(c: u32, lambda: f64, mu: f64) -> (f64, f64) {
+    let inv: Vec<f64> = (0..=c as usize).map(|k| if k == 0 { 0.0 } else { 1.0 / k as f64 }).collect();
+    erlang_c_with(c, lambda, mu, &inv)
+}
+
+/// [`erlang_c`] with `inv[k] = 1/k` for `k < c` given.
+fn erlang_c_with(c: u32, lambda: f64, mu: f64, inv: &[f64]) -> (f64, f64) {
     if lambda <= 0.0 {
         return (0.0, 0.0);
     }
@@ -438,11 +469,12 @@ fn erlang_c(c: u32, lambda: f64, mu: f64) -> (f64, f64) {
     }
     let mut term = 1.0;
     let mut sum = 1.0;
-    for k in 1..c {
-        term *= a / k as f64;
+    for &inv_k in &inv[1..c as usize] {
+        term *= a * inv_k;
         sum += term;
     }
-    let top = term * a / c as f64 / (1.0 - rho);
-    let pw = top / (sum + top);
-    (pw / (c as f64 * mu - lambda), pw)
+    // c (1 - rho) = c - a; the two last divisions are independent of each other.
+    let top = term * a / (c as f64 - a);
+    let denom = sum + top;
+    (top / (denom * (c as f64 * mu - lambda)), top / denom)
 }
