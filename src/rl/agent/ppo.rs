@@ -517,13 +517,14 @@ impl Agent {
     }
 
     fn flat_batch(&self, xs: &[&Input]) -> Tensor<(usize, Const<OBS_MAX>), f32, Dev> {
-        let flat: Vec<f32> = xs
-            .iter()
-            .flat_map(|x| match x {
-                Input::Flat(v) => v.clone(),
-                Input::Graph(o) => self.norm.apply(&o.flat()),
-            })
-            .collect();
+        // Row by row with slice copies (a flattening iterator went element by element).
+        let mut flat: Vec<f32> = Vec::with_capacity(xs.len() * OBS_MAX);
+        for x in xs {
+            match x {
+                Input::Flat(v) => flat.extend_from_slice(v),
+                Input::Graph(o) => flat.extend_from_slice(&self.norm.apply(&o.flat())),
+            }
+        }
         self.dev.tensor_from_vec(flat, (xs.len(), Const::<OBS_MAX>))
     }
 
@@ -878,7 +879,7 @@ struct Minibatch {
 
 impl Minibatch {
     fn new(buf: &Buffer, chunk: &[usize], adv: &[f64]) -> Minibatch {
-        let addend = |ok: &bool| if *ok { 0.0 } else { -1e9 };
+        let addend = |ok: &bool| if *ok { 0.0f32 } else { -1e9 };
         let pick = |f: &dyn Fn(&Choice) -> usize| chunk.iter().map(|&i| f(&buf.choices[i])).collect::<Vec<usize>>();
         Minibatch {
             joint_mask: chunk.iter().flat_map(|&i| buf.masks[i].iter().map(addend)).collect(),
