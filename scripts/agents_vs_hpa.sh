@@ -3,14 +3,21 @@
 # at fluid fidelity, evaluates each on the held-out rush shape and the real Azure trace at request
 # fidelity, next to the HPA at CPU 60%, and prints a table (mean and 95% CI over seeds).
 # Run from the project root after `cargo build --release`:  STEPS=30000 scripts/agents_vs_hpa.sh
+# AGENTS picks the agents (default `mlp gcn gat`; `gatfull` is GAT-PPO with the node-type and
+# CPU-quota heads, configs/agents/gat_ppo_full_action.yaml).
 set -euo pipefail
 STEPS=${STEPS:-30000}
 OUT=${OUT:-runs/agents_vs_hpa}
+AGENTS=${AGENTS:-mlp gcn gat}
 B=./target/release/scalesim
 mkdir -p "$OUT"
-for enc in mlp gcn gat; do
+for enc in $AGENTS; do
+  case "$enc" in
+    gatfull) cfg=configs/agents/gat_ppo_full_action.yaml ;;
+    *) cfg=configs/agents/${enc}_ppo.yaml ;;
+  esac
   for seed in 1 2 3 4 5; do
-    "$B" train --agent configs/agents/${enc}_ppo.yaml \
+    "$B" train --agent "$cfg" \
       --scenario scenarios/online_boutique_offpeak.yaml --scenario scenarios/online_boutique_peak.yaml \
       --scenario scenarios/online_boutique_fluctuating.yaml \
       --steps "$STEPS" --seed "$seed" --out "$OUT/train_${enc}_s$seed" -q >/dev/null

@@ -175,6 +175,16 @@ fn checkpoints_round_trip_and_refuse_corruption() {
     }
 }
 
+/// `scalesim train` with `cfg` on one scenario; the run must succeed.
+fn cli_train(cfg: &Path, scenario: &Path, steps: u64, seed: u64, out: &Path) {
+    let o = std::process::Command::new(crate::bin())
+        .args(["train", "--agent", cfg.to_str().unwrap(), "--scenario", scenario.to_str().unwrap()])
+        .args(["--steps", &steps.to_string(), "--seed", &seed.to_string(), "--out", out.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn cli_train_eval_and_agent_policy() {
     let tmp = tempfile::tempdir().unwrap();
@@ -182,24 +192,7 @@ fn cli_train_eval_and_agent_policy() {
     let bin = crate::bin();
     let chain = crate::root().join("scenarios/chain_5.yaml");
     let cfg = crate::root().join("configs/agents/mlp_ppo.yaml");
-    let o = std::process::Command::new(bin)
-        .args([
-            "train",
-            "--agent",
-            cfg.to_str().unwrap(),
-            "--scenario",
-            chain.to_str().unwrap(),
-            "--steps",
-            "600",
-            "--seed",
-            "2",
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    cli_train(&cfg, &chain, 600, 2, &out);
     let log = std::fs::read_to_string(out.join("training_log.csv")).unwrap();
     assert!(log.starts_with("step,mean_episode_reward") && log.lines().count() >= 3, "{log}");
     let ck = out.join("checkpoint.ckpt");
@@ -239,7 +232,6 @@ fn cli_train_eval_and_agent_policy() {
         run(&["run", ob.to_str().unwrap(), "--policy", &policy, "--out", tmp.path().join("bad").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && err.contains("checkpoint.ckpt") && !err.contains("panicked"), "{err}");
-    let _ = Path::new("");
 }
 
 #[test]
@@ -252,21 +244,7 @@ fn two_agent_llm_team_trains_runs_and_reports() {
     let cfg = crate::root().join("configs/agents/llm_two_agent_ppo.yaml");
     let out = tmp.path().join("team");
     let run = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
-    let o = run(&[
-        "train",
-        "--agent",
-        cfg.to_str().unwrap(),
-        "--scenario",
-        sc.to_str().unwrap(),
-        "--steps",
-        "512",
-        "--seed",
-        "4",
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    cli_train(&cfg, &sc, 512, 4, &out);
     assert!(out.join("checkpoint.ckpt").is_file() && out.join("checkpoint_member1.ckpt").is_file());
     let policy = format!("agent:{}", out.join("checkpoint.ckpt").display());
     let r = run(&[
@@ -303,21 +281,7 @@ fn cli_full_action_agent_picks_types_and_resizes_limits() {
     let cfg = crate::root().join("configs/agents/gat_ppo_full_action.yaml");
     let out = tmp.path().join("tr");
     let run = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
-    let o = run(&[
-        "train",
-        "--agent",
-        cfg.to_str().unwrap(),
-        "--scenario",
-        sc.to_str().unwrap(),
-        "--steps",
-        "1024",
-        "--seed",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    cli_train(&cfg, &sc, 1024, 1, &out);
     let policy = format!("agent:{}", out.join("checkpoint.ckpt").display());
     let r =
         run(&["run", sc.to_str().unwrap(), "--policy", &policy, "--out", tmp.path().join("r").to_str().unwrap(), "-q"]);

@@ -22,7 +22,12 @@ pub const ACTIONS: usize = MAX_SERVICES * 5;
 /// Server types (SKUs) the MLP's node-type head scores (graph encoders score any number).
 pub const MAX_SKUS: usize = 8;
 
+/// The device the agents' tensors live on: the CPU, or with the `cuda` build feature an NVIDIA GPU
+/// (dfdx's CUDA backend; needs the CUDA toolkit to build; not built on the 2-core CI machine).
+#[cfg(not(feature = "cuda"))]
 pub type Dev = Cpu;
+#[cfg(feature = "cuda")]
+pub type Dev = dfdx::tensor::Cuda;
 type Lin<const I: usize, const O: usize> = Linear<I, O, f32, Dev>;
 
 /// A batch of padded, normalised observations.
