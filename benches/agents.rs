@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use scalesim::engine::SimTime;
-use scalesim::rl::agent::ppo::{train, Agent, AgentConfig};
+use scalesim::rl::agent::config::AgentConfig;
+use scalesim::rl::agent::ppo::{train, Agent};
 use scalesim::rl::{Env, Randomization, SimFactory};
 use scalesim::scenario::{load_scenario, Fidelity};
 

@@ -659,7 +659,8 @@ fn train_cmd(
     quiet: bool,
 ) -> Result<()> {
     use scalesim::rl::agent::checkpoint::Checkpoint;
-    use scalesim::rl::agent::ppo::{Agent, AgentConfig, TRAINING_LOG_HEADER};
+    use scalesim::rl::agent::config::AgentConfig;
+    use scalesim::rl::agent::ppo::{Agent, TRAINING_LOG_HEADER};
     use scalesim::rl::{Env, Randomization, SimFactory};
     use std::io::Write;
 

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use scalesim::engine::SimTime;
 use scalesim::rl::agent::checkpoint::Checkpoint;
-use scalesim::rl::agent::ppo::{evaluate, train, Agent, AgentConfig};
+use scalesim::rl::agent::config::AgentConfig;
+use scalesim::rl::agent::decision::team_action;
+use scalesim::rl::agent::ppo::{evaluate, train, Agent};
 use scalesim::rl::{Env, Randomization, SimFactory};
 use scalesim::scenario::{Fidelity, Scenario};
 
@@ -106,7 +108,7 @@ fn learns_with(cfg: AgentConfig, steps: u64) {
     let mut obs = env.reset(7).unwrap();
     loop {
         let mask = env.mask().unwrap().clone();
-        let st = env.step(&scalesim::rl::agent::ppo::team_action(&[agent.act_greedy(&obs, &mask)])).unwrap();
+        let st = env.step(&team_action(&[agent.act_greedy(&obs, &mask)])).unwrap();
         obs = st.obs;
         if st.truncated {
             break;

@@ -11,9 +11,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::config::AgentConfig;
 use super::graph::GraphNet;
 use super::nn::{Actor, Adam, Critic, ObsNorm, Params, Shapes, ACTIONS, HIDDEN, OBS_MAX};
-use super::ppo::AgentConfig;
 
 /// 2: the actor has node-type and CPU-quota heads (version 1 had the joint action only).
 pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;

@@ -1,267 +1,23 @@
-//! Training: PPO (clipped objective, GAE(lambda), value loss, entropy bonus, minibatch epochs,
-//! gradient-norm clipping, observation normalisation, action masks on the logits) and A2C (one
-//! pass, the plain policy gradient), over N vectorised environments.
-//!
-//! The action: `(service, delta replicas)` as one categorical over `services x 5` (the gym-hpa
-//! action), masked by the environment's action mask; with `node_type_head`, a categorical over
-//! server types for a scale-up (masked to the types the chosen service fits); with `quota_head`,
-//! the CPU-quota delta `tanh(u)` of a Gaussian `u ~ N(mu_s, sigma_s)` scored on the chosen
-//! service. The policy factorises: `log pi(a) = log pi(service, delta) + [delta > 0] log
-//! pi(type | service) + log N(u; mu_s, sigma_s)`. The tanh's Jacobian does not depend on the
-//! parameters, so it cancels in PPO's ratio and is left out of the stored log-probabilities.
-
-use std::path::Path;
+//! The agent and its training: PPO (clipped objective, GAE(lambda), value loss, entropy bonus,
+//! minibatch epochs, gradient-norm clipping, observation normalisation, action masks on the logits)
+//! and A2C (one pass, the plain policy gradient), over N vectorised environments; sampling and
+//! greedy decisions from the networks' heads (the decision's layout and probabilities:
+//! [`super::decision`]). Updates run on two threads; the result does not depend on scheduling.
 
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
+use super::config::AgentConfig;
+use super::decision::{
+    action_index, allowed, argmax_allowed, decode_action, gaussian_log_prob, masked_log_softmax, sku_allowed,
+    team_action, Choice, HALF_LN_2PI,
+};
 use super::graph::{GraphBatch, GraphKind, GraphNet, Taped};
 use super::nn::{
     Actor, Adam, Critic, Dev, Heads, HeadsOn, ObsNorm, Params, Shapes, ACTIONS, MAX_SERVICES, MAX_SKUS, OBS_MAX,
 };
-use crate::engine::SimTime;
-use crate::rl::{Action, ActionMask, Env, EnvConfig, EnvError, Observation, RewardConfig, ServiceAction, DELTAS};
-use crate::scenario::{ConfigError, ConfigText};
-
-/// Hyper-parameters, from `configs/agents/*.yaml`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AgentConfig {
-    #[serde(default = "one")]
-    pub format_version: u32,
-    /// `mlp` (this build's encoder).
-    pub encoder: String,
-    /// `ppo` or `a2c`.
-    pub algorithm: String,
-    #[serde(default = "lr")]
-    pub learning_rate: f64,
-    #[serde(default = "gamma")]
-    pub gamma: f64,
-    #[serde(default = "lambda")]
-    pub gae_lambda: f64,
-    #[serde(default = "clip")]
-    pub clip: f64,
-    #[serde(default = "half")]
-    pub value_coef: f64,
-    #[serde(default = "ent")]
-    pub entropy_coef: f64,
-    #[serde(default = "half")]
-    pub max_grad_norm: f64,
-    #[serde(default = "epochs")]
-    pub epochs: usize,
-    #[serde(default = "minibatch")]
-    pub minibatch: usize,
-    #[serde(default = "rollout")]
-    pub rollout_steps: usize,
-    #[serde(default = "envs")]
-    pub envs: usize,
-    #[serde(default = "interval")]
-    pub decision_interval_s: f64,
-    /// `fluid` (fast, the default) or `request`.
-    #[serde(default = "fluid")]
-    pub fidelity: String,
-    /// Environment steps between checkpoints.
-    #[serde(default = "every")]
-    pub checkpoint_every: u64,
-    /// `weighted` (default), `cost`, `latency` or `multi`.
-    #[serde(default = "weighted")]
-    pub reward: String,
-    /// 1: one agent scales every service. N > 1: a team of N agents, agent `p` scaling service `p`
-    /// (the two-agent mode of LLM prompt and token pools: `team: 2`).
-    #[serde(default = "one_usize")]
-    pub team: usize,
-    /// Sample the server type a scale-up rents (the original design's node-type head). Off: the
-    /// service's own type, as in gym-hpa.
-    #[serde(default)]
-    pub node_type_head: bool,
-    /// Sample a CPU-quota delta in [-1, 1] (tanh-Gaussian) that resizes the chosen service's CPU
-    /// limit by `quota * quota_step_cores`. Off: limits stay as the scenario sets them.
-    #[serde(default)]
-    pub quota_head: bool,
-    /// Cores of CPU limit per unit of the quota action.
-    #[serde(default = "quota_step")]
-    pub quota_step_cores: f64,
-}
-
-fn quota_step() -> f64 {
-    crate::rl::ActionConfig::default().quota_step_cores
-}
-
-fn one_usize() -> usize {
-    1
-}
-
-fn one() -> u32 {
-    1
-}
-fn lr() -> f64 {
-    3e-4
-}
-fn gamma() -> f64 {
-    0.99
-}
-fn lambda() -> f64 {
-    0.95
-}
-fn clip() -> f64 {
-    0.2
-}
-fn half() -> f64 {
-    0.5
-}
-fn ent() -> f64 {
-    0.01
-}
-fn epochs() -> usize {
-    4
-}
-fn minibatch() -> usize {
-    64
-}
-fn rollout() -> usize {
-    128
-}
-fn envs() -> usize {
-    4
-}
-fn interval() -> f64 {
-    15.0
-}
-fn fluid() -> String {
-    "fluid".into()
-}
-fn every() -> u64 {
-    8192
-}
-fn weighted() -> String {
-    "weighted".into()
-}
-
-impl AgentConfig {
-    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
-        let cfg = ConfigText::read(path)?;
-        let c: AgentConfig = cfg.parse()?;
-        let err = |field: &str, message: String| cfg.invalid(field, message);
-        if c.format_version != 1 {
-            return Err(err("format_version", format!("is {}; this build reads 1", c.format_version)));
-        }
-        if !matches!(c.encoder.as_str(), "mlp" | "gcn" | "gat") {
-            return Err(err("encoder", format!("`{}`: expected mlp, gcn or gat", c.encoder)));
-        }
-        if !matches!(c.algorithm.as_str(), "ppo" | "a2c") {
-            return Err(err("algorithm", format!("`{}`: expected ppo or a2c", c.algorithm)));
-        }
-        if !matches!(c.fidelity.as_str(), "fluid" | "request") {
-            return Err(err("fidelity", format!("`{}`: expected fluid or request", c.fidelity)));
-        }
-        if !matches!(c.reward.as_str(), "weighted" | "cost" | "latency" | "multi") {
-            return Err(err("reward", format!("`{}`: expected weighted, cost, latency or multi", c.reward)));
-        }
-        for (v, f) in [
-            (c.learning_rate, "learning_rate"),
-            (c.decision_interval_s, "decision_interval_s"),
-            (c.quota_step_cores, "quota_step_cores"),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(err(f, format!("{v} must be > 0")));
-            }
-        }
-        for (v, f) in [(c.gamma, "gamma"), (c.gae_lambda, "gae_lambda"), (c.clip, "clip")] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(err(f, format!("{v} is outside [0, 1]")));
-            }
-        }
-        for (v, f) in
-            [(c.epochs, "epochs"), (c.minibatch, "minibatch"), (c.rollout_steps, "rollout_steps"), (c.envs, "envs")]
-        {
-            if v == 0 {
-                return Err(err(f, "must be at least 1".into()));
-            }
-        }
-        Ok(c)
-    }
-
-    pub fn env_config(&self) -> EnvConfig {
-        EnvConfig {
-            decision_interval: SimTime::from_secs_f64(self.decision_interval_s),
-            reward: match self.reward.as_str() {
-                "cost" => RewardConfig::Cost,
-                "latency" => RewardConfig::Latency,
-                "multi" => RewardConfig::Multi { lambda: 1.0 },
-                _ => RewardConfig::default(),
-            },
-            action: crate::rl::ActionConfig {
-                node_type_head: self.node_type_head,
-                quota_head: self.quota_head,
-                quota_step_cores: self.quota_step_cores,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-}
-
-/// The joint action index of `(service, delta index)`.
-pub fn action_index(service: usize, delta_index: usize) -> usize {
-    service * 5 + delta_index
-}
-
-/// The environment action of a joint index.
-pub fn decode_action(a: usize) -> Action {
-    Action::One { service: a / 5, node_type: 0, delta: DELTAS[a % 5], quota: 0.0 }
-}
-
-/// Which joint actions the mask allows (services beyond the application's are never allowed).
-pub fn allowed(mask: &ActionMask) -> [bool; ACTIONS] {
-    let mut out = [false; ACTIONS];
-    for (s, row) in mask.deltas.iter().enumerate().take(MAX_SERVICES) {
-        for (d, &ok) in row.iter().enumerate() {
-            out[action_index(s, d)] = ok;
-        }
-    }
-    out
-}
-
-/// `ln(2 pi) / 2`.
-const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
-
-/// The log-density of `u` under `N(mu, exp(log_std)^2)`.
-pub fn gaussian_log_prob(u: f64, mu: f64, log_std: f64) -> f64 {
-    let z = (u - mu) / log_std.exp();
-    -0.5 * z * z - log_std - HALF_LN_2PI
-}
-
-/// One agent's decision for one observation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Choice {
-    /// The joint `(service, delta)` index.
-    pub joint: usize,
-    /// The server type the node-type head chose (only for a scale-up with the head on).
-    pub sku: Option<usize>,
-    /// The quota head's Gaussian sample before tanh (`None`: the head is off).
-    pub u: Option<f32>,
-}
-
-impl Choice {
-    pub fn service(&self) -> usize {
-        self.joint / 5
-    }
-
-    pub fn delta(&self) -> i32 {
-        DELTAS[self.joint % 5]
-    }
-
-    /// The quota action in (-1, 1).
-    pub fn quota(&self) -> f32 {
-        self.u.map_or(0.0, f32::tanh)
-    }
-
-    fn service_action(&self) -> ServiceAction {
-        ServiceAction { node_type: self.sku.unwrap_or(0), delta: self.delta(), quota: self.quota() }
-    }
-}
+use crate::rl::{Action, ActionMask, Env, EnvError, Observation};
 
 /// What the policy network says about one observation.
 #[derive(Clone, Debug, PartialEq)]
@@ -292,26 +48,6 @@ fn outputs<T: Tape<f32, Dev>>(heads: Heads<T>, values: Vec<f32>) -> Vec<Outputs>
         .zip(values)
         .map(|(((joint, sku), (mu, log_std)), v)| Outputs { joint, sku, mu, log_std, value: v as f64 })
         .collect()
-}
-
-/// Which node types the head may pick for a scale-up of `service`: those that exist and that the
-/// service's instance fits (`width` = the head's width).
-pub fn sku_allowed(mask: &ActionMask, service: usize, width: usize) -> Vec<bool> {
-    let row = mask.node_types.get(service);
-    (0..width).map(|j| row.and_then(|r| r.get(j)).copied().unwrap_or(false)).collect()
-}
-
-/// Index of the largest allowed value (ties: the lowest index).
-fn argmax_allowed(values: &[f32], ok: &[bool]) -> Option<usize> {
-    (0..values.len().min(ok.len())).filter(|&a| ok[a]).max_by(|&a, &b| values[a].total_cmp(&values[b]).then(b.cmp(&a)))
-}
-
-/// Log-probabilities of the masked softmax of `logits` (masked actions: -inf, probability 0).
-pub fn masked_log_softmax(logits: &[f32], allowed: &[bool]) -> Vec<f64> {
-    let max = logits.iter().zip(allowed).filter(|(_, &a)| a).map(|(&l, _)| l as f64).fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = logits.iter().zip(allowed).filter(|(_, &a)| a).map(|(&l, _)| (l as f64 - max).exp()).sum();
-    let lse = max + sum.ln();
-    logits.iter().zip(allowed).map(|(&l, &a)| if a { l as f64 - lse } else { f64::NEG_INFINITY }).collect()
 }
 
 /// Generalised advantage estimation. `values[t]` is V(s_t); `next_values[t]` is V(s_{t+1}) for the
@@ -948,17 +684,6 @@ fn team_mask(agent: &Agent, mask: &ActionMask, member: usize, size: usize) -> Ve
         }
     }
     ok
-}
-
-/// The environment action of a team's choices.
-pub fn team_action(choices: &[Choice]) -> Action {
-    match choices {
-        [c] => {
-            let a = c.service_action();
-            Action::One { service: c.service(), node_type: a.node_type, delta: a.delta, quota: a.quota }
-        }
-        _ => Action::All(choices.iter().map(Choice::service_action).collect()),
-    }
 }
 
 /// Trains a team of agents that act together on every step and share the reward: one agent (all
