@@ -1,8 +1,9 @@
 //! Training speed of the agents: environment steps per second of PPO on Online Boutique at fluid
 //! fidelity (peak shape, 15 s decisions, 4 environments, the bundled hyper-parameters), updates
 //! included, as `scalesim train` runs it: dfdx's matrix products on one thread, the update on two
-//! (the MLP's actor and critic side by side; a graph network's minibatch in two halves); GAT-PPO
-//! also with the whole action (node-type and quota heads).
+//! (the MLP's actor and critic side by side; a graph network's minibatch in two halves), with the
+//! allocator kept from returning memory to the kernel; GAT-PPO also with the whole action
+//! (node-type and quota heads).
 //!
 //! Each agent trains three times (fresh agent, same seed); the median and the best are printed,
 //! since a shared 2-core VM's speed drifts between runs.
@@ -22,6 +23,7 @@ fn main() {
     // As `scalesim train` does: dfdx would otherwise spread each small matrix product over rayon's
     // threads, which costs more than it saves at these sizes.
     let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+    scalesim::rl::agent::allocator::keep_freed_memory();
     let mut sc = load_scenario(Path::new("scenarios/online_boutique_peak.yaml")).expect("run from the project root");
     sc.fidelity = Fidelity::Fluid;
     sc.metrics.timeline_interval = SimTime::from_secs(15);

@@ -668,6 +668,7 @@ fn train_cmd(
     // hand-offs cost more than they save (measured: 14% of training time in thread switches).
     // The update itself uses two threads of its own (`ppo::Agent::update`).
     let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+    scalesim::rl::agent::allocator::keep_freed_memory();
     let (mut agent_opt, dir, config) = match &resume {
         Some(d) => {
             let ck = Checkpoint::load(&d.join("checkpoint.ckpt"))?;

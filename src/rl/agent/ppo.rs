@@ -129,6 +129,9 @@ pub struct Agent {
     /// book-keeping: tensors of one device share reference counts, which two threads would
     /// contend for on every operation (measured: slower than one thread).
     par_dev: Dev,
+    /// Graph encoders: the second thread's copy of the network, on `par_dev`, refreshed before
+    /// each minibatch (kept, so that it is not built and randomly initialised every time).
+    par_net: Option<GraphNet>,
 }
 
 /// Why an application is too large for the MLP's fixed-width input and heads (`None`: it fits).
@@ -186,6 +189,7 @@ impl Agent {
         Agent {
             rng: rand_pcg::Pcg64Mcg::new(crate::engine::stream_seed(seed, "agent/sampling")),
             par_dev,
+            par_net: None,
             config,
             dev,
             nets,
@@ -499,10 +503,11 @@ impl Agent {
                         // forward and backward pass; every loss is a mean, so the minibatch's
                         // gradient is the halves' gradients weighted by their sizes, summed in a
                         // fixed order (the result does not depend on scheduling).
+                        // The second thread works on its own copy of the network, on its own device.
+                        let mut g2 = self.par_net.take().unwrap_or_else(|| g.on_device(&self.par_dev));
+                        g2.set(&g.get());
                         let (this, adv) = (&*self, &adv[..]);
                         let parts: Vec<&[usize]> = chunk.chunks(b.div_ceil(2).max(1)).collect();
-                        // The second thread works on its own copy of the network, on its own device.
-                        let g2 = g.on_device(&self.par_dev);
                         let halves: Vec<PartGradients> = std::thread::scope(|scope| {
                             let second = parts.get(1).map(|&p| {
                                 let (g2, dev2) = (&g2, &this.par_dev);
@@ -526,6 +531,7 @@ impl Agent {
                         let mut g = g.clone();
                         self.actor_opt.step_with(&mut g, grads);
                         self.nets = Nets::Graph(g);
+                        self.par_net = Some(g2);
                         let avg =
                             |f: &dyn Fn(&PartGradients) -> f64| halves.iter().map(|h| weight(h) * f(h)).sum::<f64>();
                         let logp_vec = halves.iter().flat_map(|h| h.logp.iter().copied()).collect::<Vec<f32>>();
