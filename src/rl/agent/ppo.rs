@@ -461,82 +461,9 @@ impl Agent {
             }
             for chunk in idx.chunks(mb) {
                 let b = chunk.len();
-                let (loss_v, vloss_v, logp_vec, entropy) = match &self.nets {
-                    Nets::Mlp { actor, critic } => {
-                        let xs: Vec<&Input> = chunk.iter().map(|&i| &buf.inputs[i]).collect();
-                        let batch = Minibatch::new(buf, chunk, &adv);
-                        let ret: Vec<f32> = chunk.iter().map(|&i| returns[i] as f32).collect();
-                        let ret = self.par_dev.tensor_from_vec(ret, (b, Const::<1>));
-                        let vc = self.config.value_coef as f32;
-                        // Actor and critic are separate networks with separate optimisers: their
-                        // updates run side by side on two threads (same arithmetic as one after
-                        // the other, so the result does not depend on scheduling), each on its
-                        // own device.
-                        let x = self.flat_batch(&xs);
-                        let xc = self.par_dev.tensor_from_vec(x.as_vec(), *x.shape());
-                        let (mut actor, mut critic) = (actor.clone(), critic.clone());
-                        let mut actor_opt = std::mem::replace(&mut self.actor_opt, Adam::new(&[], 0.0, 0.0));
-                        let mut critic_opt = std::mem::replace(&mut self.critic_opt, Adam::new(&[], 0.0, 0.0));
-                        let this = &*self;
-                        let ((loss_v, logp_vec, entropy), vloss_v) = std::thread::scope(|scope| {
-                            let value_side = scope.spawn(|| {
-                                let v = critic.forward(xc.traced(Gradients::leaky()));
-                                let vloss = (v - ret).square().mean() * vc;
-                                let vloss_v = vloss.array() as f64;
-                                critic_opt.step(&mut critic, &mut vloss.backward());
-                                vloss_v
-                            });
-                            let heads = actor.forward(x.traced(Gradients::leaky()), this.heads_on());
-                            let (loss, logp_vec, entropy) =
-                                this.policy_loss(&this.dev, heads, OwnedTape::default(), &batch, ppo);
-                            let loss_v = loss.array() as f64;
-                            actor_opt.step(&mut actor, &mut loss.backward());
-                            ((loss_v, logp_vec, entropy), value_side.join().expect("the critic's update thread"))
-                        });
-                        self.actor_opt = actor_opt;
-                        self.critic_opt = critic_opt;
-                        self.nets = Nets::Mlp { actor, critic };
-                        (loss_v, vloss_v, logp_vec, entropy)
-                    }
-                    Nets::Graph(g) => {
-                        // Data parallel on two threads: each half of the minibatch gets its own
-                        // forward and backward pass; every loss is a mean, so the minibatch's
-                        // gradient is the halves' gradients weighted by their sizes, summed in a
-                        // fixed order (the result does not depend on scheduling).
-                        // The second thread works on its own copy of the network, on its own device.
-                        let mut g2 = self.par_net.take().unwrap_or_else(|| g.on_device(&self.par_dev));
-                        g2.set(&g.get());
-                        let (this, adv) = (&*self, &adv[..]);
-                        let parts: Vec<&[usize]> = chunk.chunks(b.div_ceil(2).max(1)).collect();
-                        let halves: Vec<PartGradients> = std::thread::scope(|scope| {
-                            let second = parts.get(1).map(|&p| {
-                                let (g2, dev2) = (&g2, &this.par_dev);
-                                scope.spawn(move || this.graph_gradients(g2, dev2, buf, p, adv, returns))
-                            });
-                            let first = this.graph_gradients(g, &this.dev, buf, parts[0], adv, returns);
-                            std::iter::once(first)
-                                .chain(second.map(|h| h.join().expect("the second half's gradient thread")))
-                                .collect()
-                        });
-                        let weight = |h: &PartGradients| h.len as f64 / b as f64;
-                        let mut grads = halves[0].grads.clone();
-                        let w0 = weight(&halves[0]) as f32;
-                        grads.iter_mut().flatten().for_each(|x| *x *= w0);
-                        for h in &halves[1..] {
-                            let w = weight(h) as f32;
-                            for (acc, part) in grads.iter_mut().zip(&h.grads) {
-                                acc.iter_mut().zip(part).for_each(|(a, x)| *a += w * x);
-                            }
-                        }
-                        let mut g = g.clone();
-                        self.actor_opt.step_with(&mut g, grads);
-                        self.nets = Nets::Graph(g);
-                        self.par_net = Some(g2);
-                        let avg =
-                            |f: &dyn Fn(&PartGradients) -> f64| halves.iter().map(|h| weight(h) * f(h)).sum::<f64>();
-                        let logp_vec = halves.iter().flat_map(|h| h.logp.iter().copied()).collect::<Vec<f32>>();
-                        (avg(&|h| h.loss), avg(&|h| h.value_loss), logp_vec, avg(&|h| h.entropy))
-                    }
+                let (loss_v, vloss_v, logp_vec, entropy) = match self.nets {
+                    Nets::Mlp { .. } => self.mlp_minibatch(buf, chunk, &adv, returns, ppo),
+                    Nets::Graph(_) => self.graph_minibatch(buf, chunk, &adv, returns),
                 };
                 let (mut kl, mut clipped) = (0.0, 0.0);
                 for (k, &i) in chunk.iter().enumerate() {
@@ -562,6 +489,98 @@ impl Agent {
             stats.clip_fraction /= batches;
         }
         stats
+    }
+}
+
+impl Agent {
+    /// One minibatch step of the MLP agent: `(policy loss, value loss, log-probabilities, entropy)`.
+    /// Actor and critic are separate networks with separate optimisers: their updates run side by
+    /// side on two threads (same arithmetic as one after the other, so the result does not depend
+    /// on scheduling), each on its own device.
+    fn mlp_minibatch(
+        &mut self,
+        buf: &Buffer,
+        chunk: &[usize],
+        adv: &[f64],
+        returns: &[f64],
+        ppo: bool,
+    ) -> (f64, f64, Vec<f32>, f64) {
+        let Nets::Mlp { actor, critic } = &self.nets else { unreachable!("called for MLP agents") };
+        let b = chunk.len();
+        let xs: Vec<&Input> = chunk.iter().map(|&i| &buf.inputs[i]).collect();
+        let batch = Minibatch::new(buf, chunk, adv);
+        let ret: Vec<f32> = chunk.iter().map(|&i| returns[i] as f32).collect();
+        let ret = self.par_dev.tensor_from_vec(ret, (b, Const::<1>));
+        let vc = self.config.value_coef as f32;
+        let x = self.flat_batch(&xs);
+        let xc = self.par_dev.tensor_from_vec(x.as_vec(), *x.shape());
+        let (mut actor, mut critic) = (actor.clone(), critic.clone());
+        let mut actor_opt = std::mem::replace(&mut self.actor_opt, Adam::new(&[], 0.0, 0.0));
+        let mut critic_opt = std::mem::replace(&mut self.critic_opt, Adam::new(&[], 0.0, 0.0));
+        let this = &*self;
+        let ((loss_v, logp_vec, entropy), vloss_v) = std::thread::scope(|scope| {
+            let value_side = scope.spawn(|| {
+                let v = critic.forward(xc.traced(Gradients::leaky()));
+                let vloss = (v - ret).square().mean() * vc;
+                let vloss_v = vloss.array() as f64;
+                critic_opt.step(&mut critic, &mut vloss.backward());
+                vloss_v
+            });
+            let heads = actor.forward(x.traced(Gradients::leaky()), this.heads_on());
+            let (loss, logp_vec, entropy) = this.policy_loss(&this.dev, heads, OwnedTape::default(), &batch, ppo);
+            let loss_v = loss.array() as f64;
+            actor_opt.step(&mut actor, &mut loss.backward());
+            ((loss_v, logp_vec, entropy), value_side.join().expect("the critic's update thread"))
+        });
+        self.actor_opt = actor_opt;
+        self.critic_opt = critic_opt;
+        self.nets = Nets::Mlp { actor, critic };
+        (loss_v, vloss_v, logp_vec, entropy)
+    }
+
+    /// One minibatch step of a graph agent: `(policy loss, value loss, log-probabilities, entropy)`.
+    /// Data parallel on two threads: each half of the minibatch gets its own forward and backward
+    /// pass; every loss is a mean, so the minibatch's gradient is the halves' gradients weighted by
+    /// their sizes, summed in a fixed order (the result does not depend on scheduling).
+    fn graph_minibatch(
+        &mut self,
+        buf: &Buffer,
+        chunk: &[usize],
+        adv: &[f64],
+        returns: &[f64],
+    ) -> (f64, f64, Vec<f32>, f64) {
+        let Nets::Graph(g) = &self.nets else { unreachable!("called for graph agents") };
+        let b = chunk.len();
+        // The second thread works on its own copy of the network, on its own device.
+        let mut g2 = self.par_net.take().unwrap_or_else(|| g.on_device(&self.par_dev));
+        g2.set(&g.get());
+        let this = &*self;
+        let parts: Vec<&[usize]> = chunk.chunks(b.div_ceil(2).max(1)).collect();
+        let halves: Vec<PartGradients> = std::thread::scope(|scope| {
+            let second = parts.get(1).map(|&p| {
+                let (g2, dev2) = (&g2, &this.par_dev);
+                scope.spawn(move || this.graph_gradients(g2, dev2, buf, p, adv, returns))
+            });
+            let first = this.graph_gradients(g, &this.dev, buf, parts[0], adv, returns);
+            std::iter::once(first).chain(second.map(|h| h.join().expect("the second half's gradient thread"))).collect()
+        });
+        let weight = |h: &PartGradients| h.len as f64 / b as f64;
+        let mut grads = halves[0].grads.clone();
+        let w0 = weight(&halves[0]) as f32;
+        grads.iter_mut().flatten().for_each(|x| *x *= w0);
+        for h in &halves[1..] {
+            let w = weight(h) as f32;
+            for (acc, part) in grads.iter_mut().zip(&h.grads) {
+                acc.iter_mut().zip(part).for_each(|(a, x)| *a += w * x);
+            }
+        }
+        let mut g = g.clone();
+        self.actor_opt.step_with(&mut g, grads);
+        self.nets = Nets::Graph(g);
+        self.par_net = Some(g2);
+        let avg = |f: &dyn Fn(&PartGradients) -> f64| halves.iter().map(|h| weight(h) * f(h)).sum::<f64>();
+        let logp_vec = halves.iter().flat_map(|h| h.logp.iter().copied()).collect::<Vec<f32>>();
+        (avg(&|h| h.loss), avg(&|h| h.value_loss), logp_vec, avg(&|h| h.entropy))
     }
 }
 
