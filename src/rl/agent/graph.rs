@@ -150,8 +150,9 @@ pub struct GraphNet {
 
 pub type Taped<S> = Tensor<S, f32, Dev, OwnedTape<f32, Dev>>;
 
-/// The policy heads and the values `(B, 1)` of a batch.
-pub type GraphOutput = (Heads<OwnedTape<f32, Dev>>, Taped<(usize, Const<1>)>);
+/// The policy heads and the values `(B, 1)` of a batch, on tape `T` (`NoneTape` to act,
+/// `OwnedTape` to learn).
+pub type GraphOutput<T> = (Heads<T>, Tensor<(usize, Const<1>), f32, Dev, T>);
 
 impl GraphNet {
     pub fn new(dev: &Dev, kind: GraphKind) -> GraphNet {
@@ -192,9 +193,14 @@ impl GraphNet {
     }
 
     /// The policy heads (per-service logits `(B, n * 5)`, service-major) and values `(B, 1)`.
-    pub fn forward(&self, batch: &GraphBatch, grads: Gradients<f32, Dev>, on: HeadsOn) -> GraphOutput {
+    pub fn forward<T: Tape<f32, Dev> + std::fmt::Debug>(
+        &self,
+        batch: &GraphBatch,
+        tape: T,
+        on: HeadsOn,
+    ) -> GraphOutput<T> {
         let (b, n, k) = (batch.b, batch.n, batch.k);
-        let h = self.inp.forward(batch.x.clone().traced(grads)).relu();
+        let h = self.inp.forward(batch.x.clone().put_tape(tape)).relu();
         let (h, tape) = h.split_tape();
         let (sku_h, tape) = self.sku_in.forward(batch.y.clone().put_tape(tape)).relu().split_tape();
         let s = sku_h.clone().put_tape(tape).reshape_like(&(b, k, Const::<GH>)).mean::<(usize, Const<GH>), Axis<1>>();
@@ -260,7 +266,7 @@ impl GraphNet {
             zeros(k)
         };
         // Give the value the whole tape; the heads keep theirs through the shared gradients.
-        let fresh = OwnedTape::default;
+        let fresh = T::default;
         let heads = Heads {
             joint: joint.put_tape(fresh()),
             sku: sku.put_tape(fresh()),
@@ -277,12 +283,12 @@ impl GraphNet {
         copy
     }
 
-    fn gat_layer(
+    fn gat_layer<T: Tape<f32, Dev> + std::fmt::Debug>(
         &self,
-        h: Taped<(usize, Const<GH>)>,
+        h: Tensor<(usize, Const<GH>), f32, Dev, T>,
         heads: &[Head],
         batch: &GraphBatch,
-    ) -> Taped<(usize, usize, Const<GH>)> {
+    ) -> Tensor<(usize, usize, Const<GH>), f32, Dev, T> {
         let (b, n) = (batch.b, batch.n);
         let (hv, mut tape) = h.split_tape();
         let mut outs: Vec<Tensor<(usize, usize, Const<HD>), f32, Dev>> = Vec::new();
@@ -503,8 +509,8 @@ mod tests {
                 g[p[i]] = f[i];
             }
             let b = obs(g.to_vec(), vec![((p[0], p[1]), e01), ((p[1], p[2]), e12)]);
-            let (ha, va) = net.forward(&GraphBatch::new(&dev, &[&a]), Gradients::leaky(), ALL);
-            let (hb, vb) = net.forward(&GraphBatch::new(&dev, &[&b]), Gradients::leaky(), ALL);
+            let (ha, va) = net.forward(&GraphBatch::new(&dev, &[&a]), OwnedTape::default(), ALL);
+            let (hb, vb) = net.forward(&GraphBatch::new(&dev, &[&b]), OwnedTape::default(), ALL);
             let (la, lb) = (ha.joint.as_vec(), hb.joint.as_vec());
             let (ma, mb) = (ha.mu.as_vec(), hb.mu.as_vec());
             let (sa, sb) = (ha.log_std.as_vec(), hb.log_std.as_vec());
@@ -532,7 +538,7 @@ mod tests {
         for kind in [GraphKind::Gcn, GraphKind::Gat] {
             let dev = Dev::seed_from_u64(11);
             let net = GraphNet::new(&dev, kind);
-            let (h, v) = net.forward(&GraphBatch::new(&dev, &[&o]), Gradients::leaky(), ALL);
+            let (h, v) = net.forward(&GraphBatch::new(&dev, &[&o]), OwnedTape::default(), ALL);
             let r = reference::Ref::new(&net).forward(kind, &o);
             for (part, got, want, len) in [
                 ("logits", h.joint.as_vec(), &r.logits, 15),

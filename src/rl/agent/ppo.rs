@@ -286,7 +286,8 @@ impl Agent {
                 outputs(actor.forward(x, self.heads_on()), values)
             }
             Nets::Graph(g) => {
-                let (heads, v) = g.forward(&self.graph_batch(xs), Gradients::leaky(), self.heads_on());
+                // Acting needs no tape: nothing is recorded for a backward pass.
+                let (heads, v) = g.forward(&self.graph_batch(xs), NoneTape, self.heads_on());
                 outputs(heads, v.as_vec())
             }
         }
@@ -611,7 +612,8 @@ impl Agent {
         let batch = Minibatch::new(buf, part, adv);
         let ret: Vec<f32> = part.iter().map(|&i| returns[i] as f32).collect();
         let ret = dev.tensor_from_vec(ret, (part.len(), Const::<1>));
-        let (heads, value) = g.forward(&GraphBatch::new(dev, &graph_inputs(&xs)), Gradients::leaky(), self.heads_on());
+        let (heads, value) =
+            g.forward(&GraphBatch::new(dev, &graph_inputs(&xs)), OwnedTape::default(), self.heads_on());
         let (value, tape) = value.split_tape();
         let (loss, logp, entropy) = self.policy_loss(dev, heads, tape, &batch, ppo);
         let loss_v = loss.array() as f64;
@@ -961,7 +963,7 @@ mod tests {
                 (actor.forward(ag.flat_batch(&xs).traced(Gradients::leaky()), ag.heads_on()), OwnedTape::default())
             }
             Nets::Graph(g) => {
-                let (heads, value) = g.forward(&ag.graph_batch(&xs), Gradients::leaky(), ag.heads_on());
+                let (heads, value) = g.forward(&ag.graph_batch(&xs), OwnedTape::default(), ag.heads_on());
                 (heads, value.split_tape().1)
             }
         };
