@@ -161,14 +161,18 @@ fn step_points(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
     out
 }
 
-/// The grid, axis labels and number format of a chart over time (the primary axes).
-fn time_mesh<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+/// The chart's mesh and axis labels, in the house style, over a linear or a log x axis.
+fn mesh<DB: DrawingBackend, X>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, RangedCoordf64>>,
+    x_desc: &str,
     y_label: &str,
-) -> DrawResult {
+) -> DrawResult
+where
+    X: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
     chart
         .configure_mesh()
-        .x_desc("time (s)")
+        .x_desc(x_desc)
         .y_desc(y_label)
         .x_label_formatter(&fmt_num)
         .y_label_formatter(&fmt_num)
@@ -200,7 +204,7 @@ fn draw_steps<DB: DrawingBackend>(
         .build_cartesian_2d(x0..x1, 0.0..y1.max(1.0))
         .map_err(|e| e.to_string())?
         .set_secondary_coord(x0..x1, 0.0..r1.max(1.0));
-    time_mesh(&mut chart, y_label)?;
+    mesh(&mut chart, "time (s)", y_label)?;
     let mut entries = Vec::new();
     if let Some(r) = right {
         chart
@@ -255,7 +259,7 @@ fn draw_paired<DB: DrawingBackend>(
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1, 0.0..(y1 * 1.05).max(1.0))
         .map_err(|e| e.to_string())?;
-    time_mesh(&mut chart, y_label)?;
+    mesh(&mut chart, "time (s)", y_label)?;
     let shape = |pts: &[(f64, f64)]| if steps { step_points(pts) } else { pts.to_vec() };
     let mut entries = Vec::new();
     for (i, (solid, dashed)) in pairs.iter().enumerate() {
@@ -292,16 +296,7 @@ fn draw_lines<DB: DrawingBackend>(
     macro_rules! finish {
         ($chart:expr, $xdesc:expr) => {{
             let mut chart = $chart;
-            chart
-                .configure_mesh()
-                .x_desc($xdesc)
-                .y_desc(y_label)
-                .x_label_formatter(&fmt_num)
-                .y_label_formatter(&fmt_num)
-                .label_style(LABEL_FONT)
-                .axis_desc_style(AXIS_DESC_FONT)
-                .draw()
-                .map_err(|e| e.to_string())?;
+            mesh(&mut chart, $xdesc, y_label)?;
             let mut entries = Vec::new();
             for (i, s) in series.iter().enumerate() {
                 let c = color(i);
