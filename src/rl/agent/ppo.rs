@@ -242,14 +242,13 @@ impl Agent {
         }
     }
 
-    /// The network input for an observation (updating the normaliser when `learn`).
-    pub fn input(&mut self, obs: &Observation, learn: bool) -> Input {
+    /// The network input for an observation met in training: the MLP's normaliser learns it
+    /// first. (Acting on an observation: [`Self::act_input`].)
+    pub fn learn_input(&mut self, obs: &Observation) -> Input {
         match self.nets {
             Nets::Mlp { .. } => {
                 let f = obs.flat();
-                if learn {
-                    self.norm.update(&f);
-                }
+                self.norm.update(&f);
                 Input::Flat(self.norm.apply(&f))
             }
             Nets::Graph(_) => Input::Graph(obs.clone()),
@@ -282,7 +281,7 @@ impl Agent {
         match &self.nets {
             Nets::Mlp { actor, critic } => {
                 let x = self.flat_batch(xs);
-                let values = critic.forward(self.par_dev.tensor_from_vec(x.as_vec(), *x.shape())).as_vec();
+                let values = critic.forward(x.clone()).as_vec();
                 outputs(actor.forward(x, self.heads_on()), values)
             }
             Nets::Graph(g) => {
@@ -301,8 +300,8 @@ impl Agent {
         }
     }
 
-    /// The network input for acting (not learning) on one observation.
-    fn act_input(&self, obs: &Observation) -> Input {
+    /// The network input for acting (not learning) on one observation: the normaliser as it is.
+    pub fn act_input(&self, obs: &Observation) -> Input {
         match self.nets {
             Nets::Mlp { .. } => Input::Flat(self.norm.apply(&obs.flat())),
             Nets::Graph(_) => Input::Graph(obs.clone()),
@@ -745,7 +744,7 @@ pub fn train_team(
             let mut xs: Vec<Vec<Input>> = Vec::with_capacity(m);
             let mut outs: Vec<Vec<Outputs>> = Vec::with_capacity(m);
             for ag in team.iter_mut() {
-                let x: Vec<Input> = current.iter().map(|o| ag.input(o, true)).collect();
+                let x: Vec<Input> = current.iter().map(|o| ag.learn_input(o)).collect();
                 outs.push(ag.evaluate_inputs(&x.iter().collect::<Vec<_>>()));
                 xs.push(x);
             }
@@ -771,7 +770,7 @@ pub fn train_team(
                 let done = st.terminated || st.truncated;
                 ends.push(done);
                 for (p, ag) in team.iter_mut().enumerate() {
-                    bufs[p].finals.push(done.then(|| ag.input(&st.obs, false)));
+                    bufs[p].finals.push(done.then(|| ag.act_input(&st.obs)));
                 }
                 if done {
                     finished.push(ep_reward[i]);
@@ -791,7 +790,7 @@ pub fn train_team(
             let b = &bufs[p];
             // V(s_{t+1}): the next step's value in the same environment, the final observation's
             // at a truncation, the current observation's after the last step.
-            let last: Vec<Input> = current.iter().map(|o| ag.input(o, false)).collect();
+            let last: Vec<Input> = current.iter().map(|o| ag.act_input(o)).collect();
             let last_vals: Vec<f64> =
                 ag.evaluate_inputs(&last.iter().collect::<Vec<_>>()).iter().map(|o| o.value).collect();
             let len = b.inputs.len();
@@ -943,7 +942,7 @@ mod tests {
     fn sampled_and_recomputed(encoder: &str, mask: &ActionMask) -> (Buffer, Vec<f32>) {
         let obs = three_services();
         let mut ag = Agent::new(full_action(encoder), obs.flat().len(), 5);
-        let x = ag.input(&obs, false);
+        let x = ag.act_input(&obs);
         let out = ag.evaluate_inputs(&[&x]).remove(0);
         let joint_ok = ag.allowed(mask);
         let mut buf = Buffer::default();
