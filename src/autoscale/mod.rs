@@ -44,16 +44,21 @@ pub struct CpuResize {
 }
 
 impl CpuResize {
-    /// The decision's reason with the resize appended, as `actions.csv` records it (millicores,
-    /// Kubernetes' unit).
+    /// The decision's reason with the resize appended, as `actions.csv` records it.
     pub fn annotate(reason: &str, resize: Option<CpuResize>) -> String {
         match resize {
-            Some(r) => {
-                let milli = |c: f64| (c * 1000.0).round() as i64;
-                format!("{reason}; cpu limit {}m -> {}m", milli(r.before), milli(r.after))
-            }
+            Some(r) => format!("{reason}; {r}"),
             None => reason.to_string(),
         }
+    }
+}
+
+/// `cpu limit 500m -> 600m`: millicores, Kubernetes' unit (integer formatting is also a fraction
+/// of the cost of float formatting, and the RL environment reports a resize at every step).
+impl std::fmt::Display for CpuResize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let milli = |c: f64| (c * 1000.0).round() as i64;
+        write!(f, "cpu limit {}m -> {}m", milli(self.before), milli(self.after))
     }
 }
 

@@ -11,6 +11,7 @@
 //! per-service mode every service gets a `(delta, quota)` at once.
 
 use crate::app::AppSpec;
+use crate::autoscale::CpuResize;
 use crate::backend::ClusterBackend;
 use crate::cluster::ClusterSpec;
 use crate::metrics::ClusterView;
@@ -194,16 +195,8 @@ pub fn execute(
                 report.blocked.push(format!("{} quota {}: outside [-1, 1]", service_name(backend, s), a.quota));
             } else {
                 let before = backend.cpu_limit(s);
-                let applied = backend.set_cpu_limit(s, before + a.quota as f64 * cfg.quota_step_cores);
-                // Millicores, Kubernetes' unit: integer formatting also costs a fraction of
-                // float formatting, and this runs at every step of training.
-                let milli = |c: f64| (c * 1000.0).round() as i64;
-                report.executed.push(format!(
-                    "{} cpu limit {}m -> {}m",
-                    service_name(backend, s),
-                    milli(before),
-                    milli(applied)
-                ));
+                let after = backend.set_cpu_limit(s, before + a.quota as f64 * cfg.quota_step_cores);
+                report.executed.push(format!("{} {}", service_name(backend, s), CpuResize { before, after }));
             }
         }
     }
