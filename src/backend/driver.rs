@@ -181,10 +181,7 @@ pub fn drive(
                     services: services.len(),
                 }));
             }
-            let resize = d.cpu_limit.map(|cores| {
-                let before = backend.cpu_limit(d.service);
-                CpuResize { before, after: backend.set_cpu_limit(d.service, cores) }
-            });
+            let resize = d.cpu_limit.map(|cores| backend.resize_cpu_limit(d.service, cores));
             let change = backend.set_replicas_on(d.service, d.desired, d.sku)?;
             let reason = CpuResize::annotate(&d.reason, resize);
             if change.from != change.to {

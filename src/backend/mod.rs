@@ -72,6 +72,11 @@ pub trait ClusterBackend {
     ) -> Result<ReplicaChange, BackendError>;
     /// Resizes `service`'s CPU limit in place; returns the limit applied.
     fn set_cpu_limit(&mut self, service: usize, cores: f64) -> f64;
+    /// [`Self::set_cpu_limit`], reporting the limit before and the one applied.
+    fn resize_cpu_limit(&mut self, service: usize, cores: f64) -> crate::autoscale::CpuResize {
+        let before = self.cpu_limit(service);
+        crate::autoscale::CpuResize { before, after: self.set_cpu_limit(service, cores) }
+    }
     /// Switches one instance from `from`'s role to `to`'s (LLM prompt and token pools).
     fn migrate(&mut self, from: usize, to: usize) -> ScaleResult;
     /// Lets time pass until `until`.

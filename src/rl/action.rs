@@ -11,7 +11,6 @@
 //! per-service mode every service gets a `(delta, quota)` at once.
 
 use crate::app::AppSpec;
-use crate::autoscale::CpuResize;
 use crate::backend::ClusterBackend;
 use crate::cluster::ClusterSpec;
 use crate::metrics::ClusterView;
@@ -194,9 +193,9 @@ pub fn execute(
             if !(-1.0..=1.0).contains(&a.quota) || !a.quota.is_finite() {
                 report.blocked.push(format!("{} quota {}: outside [-1, 1]", service_name(backend, s), a.quota));
             } else {
-                let before = backend.cpu_limit(s);
-                let after = backend.set_cpu_limit(s, before + a.quota as f64 * cfg.quota_step_cores);
-                report.executed.push(format!("{} {}", service_name(backend, s), CpuResize { before, after }));
+                let cores = backend.cpu_limit(s) + a.quota as f64 * cfg.quota_step_cores;
+                let resize = backend.resize_cpu_limit(s, cores);
+                report.executed.push(format!("{} {resize}", service_name(backend, s)));
             }
         }
     }
