@@ -17,11 +17,15 @@
 //!   type `j`, the node-type logit `relu(relu(y_j W_sku_in) W_c + state W_d) w_sku`; value from
 //!   `state W_v`. Every head scores nodes, so the network runs on any number of services and types.
 //!
-//! Two layers of either kind. Hidden width [`GH`].
+//! Two layers of either kind. Hidden width [`GH`]. On the CPU the GAT layer is one hand-written
+//! operation (`gat_kernel`, walking only the edges); on the GPU, and as the tests' reference, it
+//! is built from dfdx's operations (`gat_layer_ops`).
 
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 
+#[cfg(not(feature = "cuda"))]
+use super::gat_kernel::{gat_layer, GatGraph};
 use super::nn::{squash_log_std, Dev, Heads, HeadsOn, Params, Shapes};
 use crate::rl::observation::{Observation, EDGE_FEATURES, GLOBAL_FEATURES, SERVICE_FEATURES, SKU_FEATURES};
 
@@ -51,9 +55,16 @@ pub struct GraphBatch {
     pub g: Tensor<(usize, Const<GLOBAL_FEATURES>), f32, Dev>,
     /// GCN: the normalised adjacency, per sample.
     pub a_hat: Tensor<(usize, usize, usize), f32, Dev>,
-    /// GAT: 0 on edges and self loops, -1e9 elsewhere.
+    /// GAT on the CPU: the neighbourhoods and edge features the hand-written layer walks.
+    #[cfg(not(feature = "cuda"))]
+    pub gat: GatGraph,
+    /// GAT from dfdx's operations (on the GPU, and the tests' reference): 0 on edges and self
+    /// loops, -1e9 elsewhere.
+    #[cfg(any(test, feature = "cuda"))]
     pub mask: Tensor<(usize, usize, usize), f32, Dev>,
-    /// GAT: edge features of every ordered pair (zero off the edges), `(B n n, 3)`.
+    /// GAT from dfdx's operations: edge features of every ordered pair (zero off the edges),
+    /// `(B n n, 3)`.
+    #[cfg(any(test, feature = "cuda"))]
     pub f: Tensor<(usize, Const<EDGE_FEATURES>), f32, Dev>,
 }
 
@@ -73,15 +84,14 @@ impl GraphBatch {
         }
         let deg: Vec<f32> = (0..n).map(|i| adj[i * n..(i + 1) * n].iter().sum()).collect();
         let mut a_hat = Vec::with_capacity(b * n * n);
-        let mut mask = Vec::with_capacity(b * n * n);
         for _ in 0..b {
             for i in 0..n {
                 for j in 0..n {
                     a_hat.push(adj[i * n + j] / (deg[i] * deg[j]).sqrt());
-                    mask.push(if adj[i * n + j] > 0.0 { 0.0 } else { -1e9 });
                 }
             }
         }
+        // Edge features of every ordered pair, per sample (a call edge's features both ways).
         let mut f = Vec::with_capacity(b * n * n * EDGE_FEATURES);
         for o in obs {
             edge_f.iter_mut().for_each(|v| *v = 0.0);
@@ -105,7 +115,14 @@ impl GraphBatch {
             y: dev.tensor_from_vec(flat(&|o| &o.skus), (b * k, Const)),
             g: dev.tensor_from_vec(flat(&|o| &o.global), (b, Const)),
             a_hat: dev.tensor_from_vec(a_hat, (b, n, n)),
-            mask: dev.tensor_from_vec(mask, (b, n, n)),
+            #[cfg(not(feature = "cuda"))]
+            gat: GatGraph::new(b, n, &adj, &f),
+            #[cfg(any(test, feature = "cuda"))]
+            mask: dev.tensor_from_vec(
+                (0..b).flat_map(|_| adj.iter().map(|&a| if a > 0.0 { 0.0 } else { -1e9 })).collect(),
+                (b, n, n),
+            ),
+            #[cfg(any(test, feature = "cuda"))]
             f: dev.tensor_from_vec(f, (b * n * n, Const)),
         }
     }
@@ -113,11 +130,11 @@ impl GraphBatch {
 
 /// One GAT head's weights.
 #[derive(Clone, Debug)]
-struct Head {
-    w: Lin<GH, HD>,
-    src: Lin<HD, 1>,
-    dst: Lin<HD, 1>,
-    edge: Lin<EDGE_FEATURES, 1>,
+pub(super) struct GatHead {
+    pub(super) w: Lin<GH, HD>,
+    pub(super) src: Lin<HD, 1>,
+    pub(super) dst: Lin<HD, 1>,
+    pub(super) edge: Lin<EDGE_FEATURES, 1>,
 }
 
 /// A graph encoder with actor and value heads.
@@ -132,8 +149,8 @@ pub struct GraphNet {
     rel1: Lin<GH, GH>,
     rel2: Lin<GH, GH>,
     /// GAT: the attention heads of each layer (empty for GCN).
-    heads1: Vec<Head>,
-    heads2: Vec<Head>,
+    heads1: Vec<GatHead>,
+    heads2: Vec<GatHead>,
     read_n: Lin<GH, GH>,
     read_s: Lin<GH, GH>,
     read_g: Lin<GLOBAL_FEATURES, GH>,
@@ -157,9 +174,9 @@ pub type GraphOutput<T> = (Heads<T>, Tensor<(usize, Const<1>), f32, Dev, T>);
 impl GraphNet {
     pub fn new(dev: &Dev, kind: GraphKind) -> GraphNet {
         let gat = kind == GraphKind::Gat;
-        let heads = |dev: &Dev| -> Vec<Head> {
+        let heads = |dev: &Dev| -> Vec<GatHead> {
             if gat {
-                (0..HEADS).map(|_| Head { w: lin(dev), src: lin(dev), dst: lin(dev), edge: lin(dev) }).collect()
+                (0..HEADS).map(|_| GatHead { w: lin(dev), src: lin(dev), dst: lin(dev), edge: lin(dev) }).collect()
             } else {
                 Vec::new()
             }
@@ -214,7 +231,10 @@ impl GraphNet {
                     let (hw, tape) = hw.split_tape();
                     batch.a_hat.clone().put_tape(tape).matmul(hw)
                 }
-                None => self.gat_layer(h, heads, batch),
+                #[cfg(not(feature = "cuda"))]
+                None => gat_layer(h, heads, &batch.gat),
+                #[cfg(feature = "cuda")]
+                None => gat_layer_ops(h, heads, batch),
             };
             let (msg, tape) = msg.split_tape();
             let r = rel.forward(s.clone().put_tape(tape));
@@ -282,44 +302,44 @@ impl GraphNet {
         copy.set(&self.get());
         copy
     }
+}
 
-    fn gat_layer<T: Tape<f32, Dev> + std::fmt::Debug>(
-        &self,
-        h: Tensor<(usize, Const<GH>), f32, Dev, T>,
-        heads: &[Head],
-        batch: &GraphBatch,
-    ) -> Tensor<(usize, usize, Const<GH>), f32, Dev, T> {
-        let (b, n) = (batch.b, batch.n);
-        let (hv, mut tape) = h.split_tape();
-        let mut outs: Vec<Tensor<(usize, usize, Const<HD>), f32, Dev>> = Vec::new();
-        for head in heads {
-            let z = head.w.forward(hv.clone().put_tape(tape)); // (B n, HD)
-            let (z, t) = z.split_tape();
-            let src =
-                head.src.forward(z.clone().put_tape(t)).reshape_like(&(b, n)).broadcast_like::<_, Axis<2>>(&(b, n, n));
-            let (src, t) = src.split_tape();
-            let dst =
-                head.dst.forward(z.clone().put_tape(t)).reshape_like(&(b, n)).broadcast_like::<_, Axis<1>>(&(b, n, n));
-            let (dst, t) = dst.split_tape();
-            let edge = head.edge.forward(batch.f.clone().put_tape(t)).reshape_like(&(b, n, n));
-            let e = edge + src + dst;
-            // LeakyReLU(0.2) = max(x, 0.2 x).
-            let (ev, t) = e.split_tape();
-            let leaky = ev.clone().put_tape(t).maximum(ev * 0.2);
-            let alpha = (leaky + batch.mask.clone()).softmax::<Axis<2>>();
-            let zr = z.reshape_like(&(b, n, Const::<HD>));
-            let out = alpha.matmul(zr); // (B, n, HD)
-            let (out, t) = out.split_tape();
-            outs.push(out);
-            tape = t;
-        }
-        let mut it = outs.into_iter();
-        let first = it.next().expect("HEADS >= 1").put_tape(tape);
-        let cat = it.fold(first.realize::<(usize, usize, usize)>(), |acc, o| {
-            (acc, o.realize::<(usize, usize, usize)>()).concat_along(Axis::<2>)
-        });
-        cat.realize::<(usize, usize, Const<GH>)>()
+/// The GAT layer from dfdx's operations, dense over every pair with closed pairs masked: what
+/// runs on the GPU, and the reference the tests hold the CPU's hand-written layer
+/// ([`gat_layer`]) to.
+#[cfg(any(test, feature = "cuda"))]
+fn gat_layer_ops<T: Tape<f32, Dev> + std::fmt::Debug>(
+    h: Tensor<(usize, Const<GH>), f32, Dev, T>,
+    heads: &[GatHead],
+    batch: &GraphBatch,
+) -> Tensor<(usize, usize, Const<GH>), f32, Dev, T> {
+    let (b, n) = (batch.b, batch.n);
+    let (hv, mut tape) = h.split_tape();
+    let mut outs: Vec<Tensor<(usize, usize, Const<HD>), f32, Dev>> = Vec::new();
+    for head in heads {
+        let z = head.w.forward(hv.clone().put_tape(tape)); // (B n, HD)
+        let (z, t) = z.split_tape();
+        let src =
+            head.src.forward(z.clone().put_tape(t)).reshape_like(&(b, n)).broadcast_like::<_, Axis<2>>(&(b, n, n));
+        let (src, t) = src.split_tape();
+        let dst =
+            head.dst.forward(z.clone().put_tape(t)).reshape_like(&(b, n)).broadcast_like::<_, Axis<1>>(&(b, n, n));
+        let (dst, t) = dst.split_tape();
+        let edge = head.edge.forward(batch.f.clone().put_tape(t)).reshape_like(&(b, n, n));
+        let e = edge + src + dst;
+        let alpha = (e.prelu(0.2) + batch.mask.clone()).softmax::<Axis<2>>();
+        let zr = z.reshape_like(&(b, n, Const::<HD>));
+        let out = alpha.matmul(zr); // (B, n, HD)
+        let (out, t) = out.split_tape();
+        outs.push(out);
+        tape = t;
     }
+    let mut it = outs.into_iter();
+    let first = it.next().expect("HEADS >= 1").put_tape(tape);
+    let cat = it.fold(first.realize::<(usize, usize, usize)>(), |acc, o| {
+        (acc, o.realize::<(usize, usize, usize)>()).concat_along(Axis::<2>)
+    });
+    cat.realize::<(usize, usize, Const<GH>)>()
 }
 
 impl GraphNet {
@@ -527,6 +547,59 @@ mod tests {
             assert!((va.as_vec()[0] - vb.as_vec()[0]).abs() < 1e-5, "{kind:?}: the value is permutation invariant");
         }
     }
+    #[test]
+    fn the_hand_written_gat_layer_matches_dfdx_operations_in_values_and_gradients() {
+        // Two samples of a 4-node graph (0 - 1 - 2 plus 3 - 1; 0 and 2, 0 and 3, 2 and 3 are not
+        // connected), random input and weights, and a loss that weights every output differently:
+        // the layer's output and the gradients of its input and of every head's weights must agree
+        // with dfdx's composite, dense, masked formulation.
+        let dev = Dev::seed_from_u64(5);
+        let net = GraphNet::new(&dev, GraphKind::Gat);
+        let edges = |scale: f32| {
+            vec![((0, 1), [0.4 * scale, 0.2, 0.1]), ((1, 2), [0.7, 0.5 * scale, 0.0]), ((3, 1), [0.1, 0.9, scale])]
+        };
+        let a = obs(vec![features(1.0), features(2.0), features(3.0), features(4.0)], edges(1.0));
+        let b = obs(vec![features(5.0), features(6.0), features(7.0), features(8.0)], edges(0.3));
+        let batch = GraphBatch::new(&dev, &[&a, &b]);
+        let h: Tensor<(usize, Const<GH>), f32, Dev> = dev.sample_normal_like(&(8, Const));
+        let weights: Tensor<(usize, usize, Const<GH>), f32, Dev> = dev.sample_normal_like(&(2, 4, Const));
+        let run = |hand_written: bool| {
+            let input = h.clone().leaky_trace();
+            let out = if hand_written {
+                gat_layer(input, &net.heads1, &batch.gat)
+            } else {
+                gat_layer_ops(input, &net.heads1, &batch)
+            };
+            let values = out.retaped::<NoneTape>().as_vec();
+            let grads = (out * weights.clone()).sum::<Rank0, _>().backward();
+            let mut all = vec![("input".to_string(), grads.get(&h).as_vec())];
+            for (q, hd) in net.heads1.iter().enumerate() {
+                for (part, lin) in [("src", &hd.src), ("dst", &hd.dst)] {
+                    all.push((format!("head {q} {part} weight"), grads.get(&lin.weight).as_vec()));
+                    all.push((format!("head {q} {part} bias"), grads.get(&lin.bias).as_vec()));
+                }
+                all.push((format!("head {q} w weight"), grads.get(&hd.w.weight).as_vec()));
+                all.push((format!("head {q} w bias"), grads.get(&hd.w.bias).as_vec()));
+                all.push((format!("head {q} edge weight"), grads.get(&hd.edge.weight).as_vec()));
+                all.push((format!("head {q} edge bias"), grads.get(&hd.edge.bias).as_vec()));
+            }
+            (values, all)
+        };
+        let (got, got_grads) = run(true);
+        let (want, want_grads) = run(false);
+        assert_eq!(got.len(), 2 * 4 * GH);
+        for (x, y) in got.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-5, "output {x} vs {y}");
+        }
+        for ((name, g), (_, w)) in got_grads.iter().zip(&want_grads) {
+            assert_eq!(g.len(), w.len(), "{name}");
+            assert!(w.iter().any(|v| v.abs() > 1e-3), "{name}: the loss reaches it");
+            for (x, y) in g.iter().zip(w) {
+                assert!((x - y).abs() < 1e-4 * (1.0 + y.abs()), "{name}: {g:?} vs {w:?}");
+            }
+        }
+    }
+
     #[test]
     fn gcn_and_gat_outputs_match_an_independent_implementation_on_three_nodes() {
         // A 3-node path with edge features; every output of the dfdx network against the plain
