@@ -251,8 +251,11 @@ impl Adam {
 
     /// One step on `net` with gradients `g`; returns the gradient norm before clipping.
     ///
-    /// Moments are kept in f32 and the update computed in f64, over zipped slices (no bounds
-    /// checks in the loop, which runs once per parameter per minibatch).
+    /// Moments and the update are f32 (as the parameters are), with the bias corrections folded
+    /// into two per-step constants, over zipped slices (no bounds checks in the loop, which runs
+    /// once per parameter per minibatch): `w -= (lr / c1) m / (sqrt(v) / sqrt(c2) + eps)`, which is
+    /// `lr (m / c1) / (sqrt(v / c2) + eps)`. (In f64 with both divisions per parameter it was 15%
+    /// of MLP training time.)
     pub fn step<N: Params>(&mut self, net: &mut N, g: &mut Gradients<f32, Dev>) -> f64 {
         let grads = net.grads(g);
         self.step_with(net, grads)
@@ -263,19 +266,22 @@ impl Adam {
         let norm = grads.iter().map(|p| p.iter().map(|&x| x as f64 * x as f64).sum::<f64>()).sum::<f64>().sqrt();
         let scale = if self.max_grad_norm > 0.0 && norm > self.max_grad_norm { self.max_grad_norm / norm } else { 1.0 };
         self.t += 1;
-        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
+        let (b1, b2) = (0.9f64, 0.999f64);
         let c1 = 1.0 - b1.powi(self.t as i32);
         let c2 = 1.0 - b2.powi(self.t as i32);
+        let step = (self.lr / c1) as f32;
+        let inv_sqrt_c2 = (1.0 / c2.sqrt()) as f32;
+        let (b1, b2, eps, scale) = (b1 as f32, b2 as f32, 1e-8f32, scale as f32);
         let mut params = net.get();
         for (k, p) in params.iter_mut().enumerate() {
             let (ms, vs) = (&mut self.m[k], &mut self.v[k]);
             for (((w, &g), m_k), v_k) in p.iter_mut().zip(&grads[k]).zip(ms.iter_mut()).zip(vs.iter_mut()) {
-                let gj = g as f64 * scale;
-                let m = b1 * *m_k as f64 + (1.0 - b1) * gj;
-                let v = b2 * *v_k as f64 + (1.0 - b2) * gj * gj;
-                *m_k = m as f32;
-                *v_k = v as f32;
-                *w -= (self.lr * (m / c1) / ((v / c2).sqrt() + eps)) as f32;
+                let gj = g * scale;
+                let m = b1 * *m_k + (1.0 - b1) * gj;
+                let v = b2 * *v_k + (1.0 - b2) * gj * gj;
+                *m_k = m;
+                *v_k = v;
+                *w -= step * m / (v.sqrt() * inv_sqrt_c2 + eps);
             }
         }
         net.set(&params);
@@ -314,5 +320,48 @@ impl ObsNorm {
             out[i] = ((v as f64 - self.mean[i]) / (var + 1e-8).sqrt()).clamp(-5.0, 5.0) as f32;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two parameter tensors as plain vectors, for driving the optimiser by hand.
+    struct Plain(Vec<Vec<f32>>);
+
+    impl Params for Plain {
+        fn shapes(&self) -> Shapes {
+            self.0.iter().enumerate().map(|(i, p)| (format!("p{i}"), p.len())).collect()
+        }
+        fn get(&self) -> Vec<Vec<f32>> {
+            self.0.clone()
+        }
+        fn set(&mut self, values: &[Vec<f32>]) {
+            self.0 = values.to_vec();
+        }
+        fn grads(&self, _: &mut Gradients<f32, Dev>) -> Vec<Vec<f32>> {
+            self.0.iter().map(|p| vec![0.0; p.len()]).collect()
+        }
+    }
+
+    #[test]
+    fn adam_steps_and_clipping_by_hand() {
+        let mut net = Plain(vec![vec![1.0], vec![2.0, 3.0]]);
+        let mut opt = Adam::new(&net.shapes(), 0.01, 1.0);
+        // Gradient (3; 4, 0), norm 5 > 1: clipped to (0.6; 0.8, 0). Adam's first step moves every
+        // parameter with a gradient by lr against its sign (m / c1 = g, v / c2 = g^2); none without.
+        let norm = opt.step_with(&mut net, vec![vec![3.0], vec![4.0, 0.0]]);
+        assert!((norm - 5.0).abs() < 1e-12);
+        let p = net.get();
+        assert!((p[0][0] - 0.99).abs() < 1e-6 && (p[1][0] - 1.99).abs() < 1e-6 && p[1][1] == 3.0, "{p:?}");
+        // Second step, gradient (-3; 0, 0), norm 3 > 1: clipped to -1. For the first parameter
+        // m = 0.9 * 0.06 - 0.1 = -0.046, c1 = 1 - 0.9^2 = 0.19;
+        // v = 0.999 * 0.00036 + 0.001 = 0.00135964, c2 = 1 - 0.999^2 = 0.001999;
+        // w -= 0.01 * (m / c1) / sqrt(v / c2) = 0.01 * -0.242105 / 0.824718: +0.0029356.
+        opt.step_with(&mut net, vec![vec![-3.0], vec![0.0, 0.0]]);
+        let p = net.get();
+        let want = 0.99 + 0.01 * (0.046 / 0.19) / (0.00135964f64 / 0.001999).sqrt();
+        assert!((p[0][0] as f64 - want).abs() < 1e-6, "{} vs {want}", p[0][0]);
     }
 }
