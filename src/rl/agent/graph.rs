@@ -548,6 +548,7 @@ mod tests {
         }
     }
     #[test]
+    #[cfg(not(feature = "cuda"))]
     fn the_hand_written_gat_layer_matches_dfdx_operations_in_values_and_gradients() {
         // Two samples of a 4-node graph (0 - 1 - 2 plus 3 - 1; 0 and 2, 0 and 3, 2 and 3 are not
         // connected), random input and weights, and a loss that weights every output differently:

@@ -383,6 +383,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "cuda"))]
     fn the_input_layer_matches_dfdx_linear_in_values_and_weight_gradients() {
         let dev = Dev::seed_from_u64(9);
         let l: Lin<OBS_MAX, HIDDEN> = dev.build_module::<dfdx::nn::builders::Linear<OBS_MAX, HIDDEN>, f32>();
