@@ -168,6 +168,8 @@ pub struct GroundTruth {
     in_flight_since: SimTime,
     pub cpu_used_total: f64,
     pub cpu_alloc_total: f64,
+    /// CPU limit x time of every instance (core-microseconds).
+    pub cpu_limit_total: f64,
     lag: Vec<LagTracker>,
     pub lag_episodes_s: Vec<f64>,
     pub lag_open_at_end: u32,
@@ -217,6 +219,7 @@ impl GroundTruth {
             in_flight_since: SimTime::ZERO,
             cpu_used_total: 0.0,
             cpu_alloc_total: 0.0,
+            cpu_limit_total: 0.0,
             lag: (0..n)
                 .map(|_| LagTracker { ring: vec![0; window_intervals.max(1)], pos: 0, filled: 0, sum: 0, since: None })
                 .collect(),

@@ -20,4 +20,4 @@ pub mod reward;
 pub use action::{Action, ActionConfig, ActionMask, ActionReport, ServiceAction, DELTAS};
 pub use env::{Env, EnvConfig, EnvError, Randomization, SimFactory, Step, StepInfo, VecEnv};
 pub use observation::{Observation, ObservationLayout};
-pub use reward::{RewardConfig, RewardTerms};
+pub use reward::{RewardConfig, RewardTerms, SlackBasis};

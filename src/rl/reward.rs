@@ -4,7 +4,10 @@
 //! - `slo_violation`: (dropped + completed slower than the SLO) / (completed + dropped); 0 when
 //!   nothing finished.
 //! - `slack`: (CPU allocated - CPU used) / CPU allocated, allocated = request x time for every
-//!   instance that existed; clamped at 0 (use can exceed the request up to the limit).
+//!   instance that existed; clamped at 0 (use can exceed the request up to the limit). With
+//!   [`SlackBasis::Limit`], allocated = limit x time: for agents that resize CPU limits, whose
+//!   raised limit would otherwise cost nothing (an instance may use its whole limit, and the
+//!   request-based slack even falls as use climbs past the request).
 //! - `overshoot`: replicas (Active + Starting) above what demand needs, summed over services, over
 //!   the sum of max replicas. Needed = `ceil(rps / capacity of one instance)` from the metrics
 //!   server's RPS.
@@ -24,15 +27,33 @@ use super::observation::ObservationLayout;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RewardConfig {
-    Weighted { slo: f64, slack: f64, overshoot: f64, lag: f64 },
+    Weighted { slo: f64, slack: f64, overshoot: f64, lag: f64, slack_basis: SlackBasis },
     Cost,
     Latency,
     Multi { lambda: f64 },
 }
 
+/// What the slack term measures CPU use against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SlackBasis {
+    /// Every instance's CPU request: what the scheduler reserves.
+    #[default]
+    Request,
+    /// Every instance's CPU limit: what an agent that resizes limits provisions.
+    Limit,
+}
+
+impl RewardConfig {
+    /// The default weights, `r = -(5 slo + 1 slack + 3 overshoot + 2 lag)`, with slack against
+    /// `slack_basis`.
+    pub fn weighted(slack_basis: SlackBasis) -> RewardConfig {
+        RewardConfig::Weighted { slo: 5.0, slack: 1.0, overshoot: 3.0, lag: 2.0, slack_basis }
+    }
+}
+
 impl Default for RewardConfig {
     fn default() -> Self {
-        RewardConfig::Weighted { slo: 5.0, slack: 1.0, overshoot: 3.0, lag: 2.0 }
+        RewardConfig::weighted(SlackBasis::Request)
     }
 }
 
@@ -65,7 +86,12 @@ pub fn compute(
     let within = after.within_slo.saturating_sub(before.within_slo) as f64;
     let finished = completed + dropped;
     let slo_violation = if finished > 0.0 { ((dropped + completed - within) / finished).clamp(0.0, 1.0) } else { 0.0 };
-    let alloc = after.cpu_alloc_core_us - before.cpu_alloc_core_us;
+    let alloc = match *cfg {
+        RewardConfig::Weighted { slack_basis: SlackBasis::Limit, .. } => {
+            after.cpu_limit_core_us - before.cpu_limit_core_us
+        }
+        _ => after.cpu_alloc_core_us - before.cpu_alloc_core_us,
+    };
     let used = after.cpu_used_core_us - before.cpu_used_core_us;
     let slack = if alloc > 0.0 { ((alloc - used) / alloc).clamp(0.0, 1.0) } else { 0.0 };
     let (mut over, mut max_sum, mut replicas) = (0.0, 0.0, 0.0);
@@ -94,7 +120,7 @@ pub fn compute(
     let latency_sum = after.latency_sum_us - before.latency_sum_us;
     let latency_ratio = if completed > 0.0 { latency_sum / completed / 1000.0 / slo_ms } else { 0.0 };
     let reward = match *cfg {
-        RewardConfig::Weighted { slo, slack: w_slack, overshoot: w_over, lag } => {
+        RewardConfig::Weighted { slo, slack: w_slack, overshoot: w_over, lag, .. } => {
             -(slo * slo_violation + w_slack * slack + w_over * overshoot + lag * replica_lag)
         }
         RewardConfig::Cost => -cost,

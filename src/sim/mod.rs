@@ -115,7 +115,10 @@ pub struct RunTotals {
     pub within_slo: u64,
     pub latency_sum_us: f64,
     pub cpu_used_core_us: f64,
+    /// CPU request x time of every instance that existed (core-microseconds).
     pub cpu_alloc_core_us: f64,
+    /// CPU limit x time of every instance that existed (core-microseconds).
+    pub cpu_limit_core_us: f64,
 }
 
 /// Progress reported at every timeline interval.
@@ -434,6 +437,7 @@ impl Simulator {
             latency_sum_us: t.latency_sum_us,
             cpu_used_core_us: t.cpu_used_total,
             cpu_alloc_core_us: t.cpu_alloc_total,
+            cpu_limit_core_us: t.cpu_limit_total,
         }
     }
 
@@ -762,7 +766,7 @@ impl Simulator {
         self.serving_buf.iter_mut().for_each(|x| *x = 0.0);
         self.queue_buf.iter_mut().for_each(|x| *x = 0);
         self.held_buf.iter_mut().for_each(|x| *x = 0.0);
-        let mut alloc = 0.0;
+        let (mut alloc, mut limit) = (0.0, 0.0);
         for &id in &self.tracked {
             let inst = self.scaling.instance_mut(id);
             if inst.is_live() {
@@ -780,6 +784,8 @@ impl Simulator {
             let from = inst.created_at.max(t0);
             if end > from {
                 alloc += req * (end - from).0 as f64;
+                // Limits change only at decisions, which fall on these ticks.
+                limit += inst.shape.cpu_limit * (end - from).0 as f64;
             }
             if let Some(a) = inst.active_at {
                 let from = a.max(t0);
@@ -807,6 +813,7 @@ impl Simulator {
         }
         self.truth.cpu_used_total += self.used_buf.iter().sum::<f64>();
         self.truth.cpu_alloc_total += alloc;
+        self.truth.cpu_limit_total += limit;
         let secs = (t1 - t0).as_secs_f64();
         for s in 0..n {
             let c = self.scaling.counts(s);

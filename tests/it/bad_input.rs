@@ -134,3 +134,41 @@ fn bad_backend_settings_name_the_field_and_line() {
         expect_refusal(tmp.path(), name, &yaml, must);
     }
 }
+
+#[test]
+fn bad_agent_config_names_file_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(crate::root().join("configs/agents/gat_ppo_full_action.yaml")).unwrap();
+    let scenario = crate::root().join("scenarios/chain_5.yaml");
+    for (name, from, to, field, says) in [
+        (
+            "basis.yaml",
+            "reward: weighted",
+            "reward: weighted\nslack_basis: requests",
+            "slack_basis",
+            "expected request or limit",
+        ),
+        ("encoder.yaml", "encoder: gat", "encoder: rnn", "encoder", "expected mlp, gcn or gat"),
+    ] {
+        let file = tmp.path().join(name);
+        assert!(good.contains(from));
+        std::fs::write(&file, good.replace(from, to)).unwrap();
+        let out = tmp.path().join(format!("{name}.out"));
+        let (ok, text) = run_cli(&[
+            "train",
+            "--agent",
+            file.to_str().unwrap(),
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--steps",
+            "64",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!ok && !text.contains("panicked"), "{name}: {text}");
+        for m in [name, field, says] {
+            assert!(text.contains(m), "error for {name} lacks `{m}`: {text}");
+        }
+        assert!(!out.join("checkpoint.ckpt").exists(), "{name}: no checkpoint");
+    }
+}

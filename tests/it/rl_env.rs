@@ -4,7 +4,9 @@
 
 use scalesim::engine::SimTime;
 use scalesim::rl::env::action_rng;
-use scalesim::rl::{Action, ActionMask, Env, EnvConfig, Randomization, RewardConfig, SimFactory, DELTAS};
+use scalesim::rl::{
+    Action, ActionConfig, ActionMask, Env, EnvConfig, Randomization, RewardConfig, SimFactory, SlackBasis, DELTAS,
+};
 use scalesim::scenario::Scenario;
 
 /// One service, 1 core per instance (1 slot), every call exactly 50 ms, 10 arrivals per second
@@ -109,6 +111,37 @@ fn reward_terms_match_hand_computed_values() {
     let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(3)], Randomization::default())));
     e.reset(1).unwrap();
     assert!((e.step(&one(0)).unwrap().reward - -0.6).abs() < 1e-12);
+}
+
+#[test]
+fn slack_against_limits_charges_a_raised_limit() {
+    // As `tiny`, with 0.5-core requests and 1-core limits: over [15 s, 30 s) 150 requests use 7.5
+    // core-seconds. Against requests (3 x 0.5 x 15 = 22.5) slack is 1 - 7.5/22.5 = 0.6667;
+    // against limits (3 x 1 x 15 = 45) it is 1 - 7.5/45 = 0.8333. A quota of -1 at 30 s (step 0.5
+    // cores) lowers the limit to 0.5: over [30 s, 45 s) the limit slack is 1 - 7.5/22.5 again.
+    let mut sc = tiny(3);
+    sc.app.services[0].shape.cpu_request = 0.5;
+    sc.app.services[0].shape.cpu_limit = 1.0;
+    let run = |basis: SlackBasis| {
+        let cfg = EnvConfig {
+            decision_interval: SimTime::from_secs(15),
+            reward: RewardConfig::weighted(basis),
+            action: ActionConfig { quota_head: true, quota_step_cores: 0.5, ..Default::default() },
+            ..Default::default()
+        };
+        let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![sc.clone()], Randomization::default())));
+        e.reset(1).unwrap();
+        e.step(&one(0)).unwrap(); // [0 s, 15 s)
+        let before = e.step(&one(0)).unwrap().info.terms; // [15 s, 30 s)
+        let after = e.step(&Action::One { service: 0, node_type: 0, delta: 0, quota: -1.0 }).unwrap().info.terms;
+        (before.slack, after.slack)
+    };
+    let (request, _) = run(SlackBasis::Request);
+    assert!((request - (1.0 - 7.5 / 22.5)).abs() < 1e-9, "{request}");
+    let (limit, lowered) = run(SlackBasis::Limit);
+    assert!((limit - (1.0 - 7.5 / 45.0)).abs() < 1e-9, "{limit}");
+    // Requests in service at the resize finish at the new speed: allow one request's share.
+    assert!((lowered - (1.0 - 7.5 / 22.5)).abs() < 0.01, "{lowered}");
 }
 
 fn episode(e: &mut Env, seed: u64) -> Vec<(f64, Vec<f32>)> {

@@ -90,6 +90,7 @@ pub struct LocalBackend {
     cpu_mark: BTreeMap<InstanceId, f64>,
     cpu_used_total: f64,
     cpu_alloc_total: f64,
+    cpu_limit_total: f64,
     last_finished: (u64, u64),
     no_lag: Vec<f64>,
     failures: u64,
@@ -133,6 +134,7 @@ impl LocalBackend {
             cpu_mark: BTreeMap::new(),
             cpu_used_total: 0.0,
             cpu_alloc_total: 0.0,
+            cpu_limit_total: 0.0,
             last_finished: (0, 0),
             no_lag: vec![0.0; app.services.len()],
             failures: 0,
@@ -373,7 +375,7 @@ impl LocalBackend {
         let t0 = t.saturating_sub(self.metrics_cfg.timeline_interval);
         self.scrape_workers();
         let n = self.app.services.len();
-        let mut alloc = 0.0;
+        let (mut alloc, mut limit) = (0.0, 0.0);
         let mut held = vec![0.0; n];
         for &id in &self.tracked {
             let inst = self.scaling.instance(id);
@@ -384,12 +386,14 @@ impl LocalBackend {
             let from = inst.created_at.max(t0);
             if end > from {
                 alloc += inst.shape.cpu_request * (end - from).0 as f64;
+                limit += inst.shape.cpu_limit * (end - from).0 as f64;
             }
             if inst.is_live() {
                 held[inst.service] += inst.outstanding as f64;
             }
         }
         self.cpu_alloc_total += alloc;
+        self.cpu_limit_total += limit;
         let (arrivals, dropped, latencies, totals) = {
             let mut st = self.shared.lock();
             (
@@ -522,6 +526,7 @@ impl ClusterBackend for LocalBackend {
             latency_sum_us: t.latency_sum_us,
             cpu_used_core_us: self.cpu_used_total,
             cpu_alloc_core_us: self.cpu_alloc_total,
+            cpu_limit_core_us: self.cpu_limit_total,
         }
     }
     fn latency(&self) -> LatencySummary {

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::SimTime;
-use crate::rl::{EnvConfig, RewardConfig};
+use crate::rl::{EnvConfig, RewardConfig, SlackBasis};
 use crate::scenario::{ConfigError, ConfigText};
 
 /// Hyper-parameters, from `configs/agents/*.yaml`.
@@ -52,6 +52,11 @@ pub struct AgentConfig {
     /// `weighted` (default), `cost`, `latency` or `multi`.
     #[serde(default = "weighted")]
     pub reward: String,
+    /// What the weighted reward's slack term measures CPU use against: `request` (default) or
+    /// `limit` (for agents with the quota head, so that a raised limit costs what it leaves idle).
+    /// Written into checkpoints only when not the default, so older checkpoints read unchanged.
+    #[serde(default = "request", skip_serializing_if = "is_request")]
+    pub slack_basis: String,
     /// 1: one agent scales every service. N > 1: a team of N agents, agent `p` scaling service `p`
     /// (the two-agent mode of LLM prompt and token pools: `team: 2`).
     #[serde(default = "one_usize")]
@@ -122,6 +127,12 @@ fn every() -> u64 {
 fn weighted() -> String {
     "weighted".into()
 }
+fn request() -> String {
+    "request".into()
+}
+fn is_request(s: &str) -> bool {
+    s == "request"
+}
 
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
@@ -142,6 +153,9 @@ impl AgentConfig {
         }
         if !matches!(c.reward.as_str(), "weighted" | "cost" | "latency" | "multi") {
             return Err(err("reward", format!("`{}`: expected weighted, cost, latency or multi", c.reward)));
+        }
+        if !matches!(c.slack_basis.as_str(), "request" | "limit") {
+            return Err(err("slack_basis", format!("`{}`: expected request or limit", c.slack_basis)));
         }
         for (v, f) in [
             (c.learning_rate, "learning_rate"),
@@ -174,7 +188,10 @@ impl AgentConfig {
                 "cost" => RewardConfig::Cost,
                 "latency" => RewardConfig::Latency,
                 "multi" => RewardConfig::Multi { lambda: 1.0 },
-                _ => RewardConfig::default(),
+                _ => RewardConfig::weighted(match self.slack_basis.as_str() {
+                    "limit" => SlackBasis::Limit,
+                    _ => SlackBasis::Request,
+                }),
             },
             action: crate::rl::ActionConfig {
                 node_type_head: self.node_type_head,
