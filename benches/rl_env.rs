@@ -2,7 +2,7 @@
 //!
 //! - fluid fidelity, 15 s decisions, with the timeline interval set to the decision interval
 //!   (training needs no per-second rows);
-//! - request fidelity at 400 RPS (`peak`), 15 s decisions.
+//! - request fidelity at 400 RPS (`peak`), 15 s decisions; and 400 RPS into a single service.
 //!
 //! Run: `cargo bench --bench rl_env`
 
@@ -12,7 +12,7 @@ use std::time::Instant;
 use scalesim::engine::SimTime;
 use scalesim::rl::env::action_rng;
 use scalesim::rl::{Action, Env, EnvConfig, Randomization, SimFactory};
-use scalesim::scenario::{load_scenario, Fidelity, Scenario};
+use scalesim::scenario::{load_scenario, parse_scenario, Fidelity, Scenario};
 
 fn steps_per_second(sc: Scenario, min_steps: u64) -> (f64, u64) {
     let mut env = Env::new(EnvConfig::default(), Box::new(SimFactory::new(vec![sc], Randomization::default())));
@@ -36,15 +36,42 @@ fn steps_per_second(sc: Scenario, min_steps: u64) -> (f64, u64) {
 }
 
 fn main() {
+    // `SCALESIM_BENCH_CASES=fluid,one` runs a subset (for profiling one): `fluid`, `ob` (request
+    // fidelity on OB), `one` (request fidelity, one service).
+    let cases = std::env::var("SCALESIM_BENCH_CASES").unwrap_or_else(|_| "fluid,ob,one".into());
+    let on = |case: &str| cases.split(',').any(|c| c == case);
     let peak = load_scenario(Path::new("scenarios/online_boutique_peak.yaml")).expect("run from the project root");
-    let mut fluid = peak.clone();
-    fluid.fidelity = Fidelity::Fluid;
-    fluid.metrics.timeline_interval = SimTime::from_secs(15);
-    let (sps, n) = steps_per_second(fluid, 60_000);
-    println!("fluid, OB peak, 15 s decisions, random agent: {sps:>9.0} steps/s ({n} steps)");
-    if std::env::var("SCALESIM_BENCH_FLUID_ONLY").is_ok() {
-        return;
+    if on("fluid") {
+        let mut fluid = peak.clone();
+        fluid.fidelity = Fidelity::Fluid;
+        fluid.metrics.timeline_interval = SimTime::from_secs(15);
+        let (sps, n) = steps_per_second(fluid, 60_000);
+        println!("fluid, OB peak, 15 s decisions, random agent: {sps:>9.0} steps/s ({n} steps)");
     }
-    let (sps, n) = steps_per_second(peak, 300);
-    println!("request, OB peak (400 RPS), 15 s decisions, random agent: {sps:>9.0} steps/s ({n} steps)");
+    if on("ob") {
+        let (sps, n) = steps_per_second(peak, 300);
+        println!("request, OB peak (400 RPS), 15 s decisions, random agent: {sps:>9.0} steps/s ({n} steps)");
+    }
+    if on("one") {
+        // The same rate into one service (no call graph): what the engine does per request when
+        // a request is one call rather than OB's ~6.7.
+        let one = parse_scenario(ONE_SERVICE, Path::new("one_service.yaml")).expect("valid scenario");
+        let (sps, n) = steps_per_second(one, 1_000);
+        println!("request, one service (400 RPS), 15 s decisions, random agent: {sps:>9.0} steps/s ({n} steps)");
+    }
 }
+
+const ONE_SERVICE: &str = r#"
+name: one_service_400rps
+slo_ms: 100
+horizon_s: 900
+cluster:
+  max_instances: 20
+  skus: [ { name: e2-standard-2, cores: 2, memory_gib: 8, price_per_hour: 0.067 } ]
+services:
+  - { name: api, replicas: 4, min_replicas: 1, max_replicas: 10, cpu_request_m: 500, cpu_limit_m: 1000,
+      concurrency: 4, queue_capacity: 100, scale_up_delay_s: 10, demand: { dist: exponential, mean_ms: 5 } }
+request_types: [ { name: r, call: { service: api } } ]
+workload:
+  stages: [ { duration_s: 900, rps: 400 } ]
+"#;
