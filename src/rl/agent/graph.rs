@@ -547,6 +547,7 @@ mod tests {
             assert!((va.as_vec()[0] - vb.as_vec()[0]).abs() < 1e-5, "{kind:?}: the value is permutation invariant");
         }
     }
+
     #[test]
     #[cfg(not(feature = "cuda"))]
     fn the_hand_written_gat_layer_matches_dfdx_operations_in_values_and_gradients() {
