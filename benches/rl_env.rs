@@ -2,7 +2,8 @@
 //!
 //! - fluid fidelity, 15 s decisions, with the timeline interval set to the decision interval
 //!   (training needs no per-second rows);
-//! - request fidelity at 400 RPS (`peak`), 15 s decisions; and 400 RPS into a single service.
+//! - request fidelity at 400 RPS (`peak`), 15 s decisions, one environment and one per core
+//!   stepped side by side; and 400 RPS into a single service.
 //!
 //! Run: `cargo bench --bench rl_env`
 
@@ -11,7 +12,7 @@ use std::time::Instant;
 
 use scalesim::engine::SimTime;
 use scalesim::rl::env::action_rng;
-use scalesim::rl::{Action, Env, EnvConfig, Randomization, SimFactory};
+use scalesim::rl::{Action, Env, EnvConfig, Randomization, SimFactory, VecEnv};
 use scalesim::scenario::{load_scenario, parse_scenario, Fidelity, Scenario};
 
 fn steps_per_second(sc: Scenario, min_steps: u64) -> (f64, u64) {
@@ -35,6 +36,23 @@ fn steps_per_second(sc: Scenario, min_steps: u64) -> (f64, u64) {
     (steps as f64 / start.elapsed().as_secs_f64(), steps)
 }
 
+/// Steps per second (all environments together) of `n` environments stepped side by side.
+fn vec_steps_per_second(sc: Scenario, n: usize, min_steps: u64) -> (f64, u64) {
+    let envs = (0..n)
+        .map(|_| Env::new(EnvConfig::default(), Box::new(SimFactory::new(vec![sc.clone()], Randomization::default()))));
+    let mut v = VecEnv::new(envs.collect(), 0).parallel(true);
+    v.reset().unwrap();
+    let services = v.envs[0].layout().unwrap().services;
+    let mut rng = action_rng(7);
+    let mut steps = 0u64;
+    let start = Instant::now();
+    while steps < min_steps {
+        let actions: Vec<Action> = (0..n).map(|_| Action::random(&mut rng, services)).collect();
+        steps += v.step(&actions).unwrap().len() as u64;
+    }
+    (steps as f64 / start.elapsed().as_secs_f64(), steps)
+}
+
 fn main() {
     // `SCALESIM_BENCH_CASES=fluid,one` runs a subset (for profiling one): `fluid`, `ob` (request
     // fidelity on OB), `one` (request fidelity, one service).
@@ -49,8 +67,13 @@ fn main() {
         println!("fluid, OB peak, 15 s decisions, random agent: {sps:>9.0} steps/s ({n} steps)");
     }
     if on("ob") {
-        let (sps, n) = steps_per_second(peak, 300);
+        let (sps, n) = steps_per_second(peak.clone(), 300);
         println!("request, OB peak (400 RPS), 15 s decisions, random agent: {sps:>9.0} steps/s ({n} steps)");
+        let threads = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let (sps, n) = vec_steps_per_second(peak, threads, 600);
+        println!(
+            "request, OB peak (400 RPS), {threads} environments side by side (VecEnv::parallel): {sps:>9.0} steps/s ({n} steps)"
+        );
     }
     if on("one") {
         // The same rate into one service (no call graph): what the engine does per request when

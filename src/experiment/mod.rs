@@ -81,7 +81,7 @@ struct FileVersions {
 #[derive(Default)]
 pub struct RunOptions {
     /// Where readable scaling events go (`--log-events`).
-    pub event_log: Option<Box<dyn Write>>,
+    pub event_log: Option<Box<dyn Write + Send>>,
     /// The policy config file, recorded in `experiment_info.json`.
     pub policy_config: Option<String>,
 }
@@ -89,7 +89,7 @@ pub struct RunOptions {
 /// Runs `scenario` under `policy` with `seed` and writes the run folder `out`.
 pub fn run_to_dir(
     scenario: &Scenario,
-    policy: Box<dyn Autoscaler>,
+    policy: Box<dyn Autoscaler + Send>,
     seed: u64,
     out: &Path,
     options: RunOptions,
@@ -124,13 +124,13 @@ pub(crate) fn in_staging<T>(out: &Path, write: impl FnOnce(&Path) -> Result<T, R
 
 fn write_run(
     scenario: &Scenario,
-    policy: Box<dyn Autoscaler>,
+    policy: Box<dyn Autoscaler + Send>,
     seed: u64,
     dir: &Path,
     options: RunOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Summary, RunError> {
-    let create = |name: &str| -> Result<Box<dyn Write>, RunError> {
+    let create = |name: &str| -> Result<Box<dyn Write + Send>, RunError> {
         let p = dir.join(name);
         let f = fs::File::create(&p).map_err(|e| out_err(&p, e))?;
         Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))

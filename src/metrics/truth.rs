@@ -178,11 +178,11 @@ pub struct GroundTruth {
     pub decisions: u64,
     pub replica_changes: u64,
     /// `None`: rows are not formatted at all (training, benchmarks).
-    timeline: Option<Box<dyn Write>>,
+    timeline: Option<Box<dyn Write + Send>>,
     interval_whole_secs: bool,
     fluid: FluidTotals,
     last_lag: Vec<f64>,
-    requests_out: Option<Box<dyn Write>>,
+    requests_out: Option<Box<dyn Write + Send>>,
     /// `(arrived, completed, dropped, within_slo)` at the last interval end.
     last_counts: (u64, u64, u64, u64),
 }
@@ -193,7 +193,7 @@ impl GroundTruth {
         slo: SimTime,
         interval: SimTime,
         window_intervals: usize,
-        timeline: Option<Box<dyn Write>>,
+        timeline: Option<Box<dyn Write + Send>>,
     ) -> Self {
         let n = names.len();
         GroundTruth {
@@ -251,7 +251,7 @@ impl GroundTruth {
     }
 
     /// Also write `requests.csv` rows to `w`.
-    pub fn with_requests_output(&mut self, w: Box<dyn Write>) -> std::io::Result<()> {
+    pub fn with_requests_output(&mut self, w: Box<dyn Write + Send>) -> std::io::Result<()> {
         let mut w = w;
         writeln!(w, "{REQUESTS_HEADER}")?;
         self.requests_out = Some(w);

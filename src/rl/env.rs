@@ -73,7 +73,7 @@ impl Default for EnvConfig {
 
 /// An episode's backend and what the environment must know about it.
 pub struct Episode {
-    pub backend: Box<dyn ClusterBackend>,
+    pub backend: Box<dyn ClusterBackend + Send>,
     pub mix: Vec<f64>,
     pub slo_ms: f64,
     pub label: String,
@@ -188,7 +188,7 @@ pub const EPISODE_LOG_FORMAT_VERSION: u32 = 1;
 
 pub struct Env {
     config: EnvConfig,
-    factory: Box<dyn BackendFactory>,
+    factory: Box<dyn BackendFactory + Send>,
     episode: Option<Episode>,
     layout: Option<ObservationLayout>,
     prev: RunTotals,
@@ -198,11 +198,11 @@ pub struct Env {
     view: crate::metrics::ClusterView,
     steps: u64,
     episodes: u64,
-    log: Option<csv::Writer<Box<dyn Write>>>,
+    log: Option<csv::Writer<Box<dyn Write + Send>>>,
 }
 
 impl Env {
-    pub fn new(config: EnvConfig, factory: Box<dyn BackendFactory>) -> Self {
+    pub fn new(config: EnvConfig, factory: Box<dyn BackendFactory + Send>) -> Self {
         Env {
             config,
             factory,
@@ -219,7 +219,7 @@ impl Env {
     }
 
     /// Writes every step's reward terms and action to `w` as CSV.
-    pub fn log_episodes_to(&mut self, w: Box<dyn Write>) -> Result<(), EnvError> {
+    pub fn log_episodes_to(&mut self, w: Box<dyn Write + Send>) -> Result<(), EnvError> {
         let mut c = csv::Writer::from_writer(w);
         c.write_record([
             "episode",
@@ -253,7 +253,7 @@ impl Env {
     }
 
     pub fn backend(&self) -> Option<&dyn ClusterBackend> {
-        self.episode.as_ref().map(|e| e.backend.as_ref())
+        self.episode.as_ref().map(|e| e.backend.as_ref() as &dyn ClusterBackend)
     }
 
     pub fn episode_label(&self) -> Option<&str> {
@@ -331,42 +331,96 @@ impl Env {
     }
 }
 
+/// Steps every environment with its action; one whose episode ends is reset with its seed in
+/// `reset_seeds`, and its first observation returned beside the step. With `parallel`, the
+/// environments are split over the machine's cores (two threads here); results come back in
+/// environment order either way, and are the same, since environments share nothing.
+pub fn step_all(
+    envs: &mut [Env],
+    actions: &[Action],
+    reset_seeds: &[u64],
+    parallel: bool,
+) -> Vec<Result<(Step, Option<Observation>), EnvError>> {
+    debug_assert!(
+        actions.len() == envs.len() && reset_seeds.len() == envs.len(),
+        "one action and seed per environment"
+    );
+    let one = |env: &mut Env, action: &Action, seed: u64| -> Result<(Step, Option<Observation>), EnvError> {
+        let st = env.step(action)?;
+        let reset = if st.terminated || st.truncated { Some(env.reset(seed)?) } else { None };
+        Ok((st, reset))
+    };
+    let threads =
+        if parallel { std::thread::available_parallelism().map_or(1, |c| c.get()).min(envs.len()) } else { 1 };
+    if threads <= 1 {
+        return envs.iter_mut().zip(actions).zip(reset_seeds).map(|((e, a), &s)| one(e, a, s)).collect();
+    }
+    let per = envs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut groups = envs.chunks_mut(per).zip(actions.chunks(per)).zip(reset_seeds.chunks(per));
+        let (first, rest): (_, Vec<_>) = (groups.next(), groups.collect());
+        let handles: Vec<_> = rest
+            .into_iter()
+            .map(|((es, acts), seeds)| {
+                scope.spawn(move || {
+                    es.iter_mut().zip(acts).zip(seeds).map(|((e, a), &s)| one(e, a, s)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out: Vec<_> = first
+            .map(|((es, acts), seeds)| es.iter_mut().zip(acts).zip(seeds).map(|((e, a), &s)| one(e, a, s)).collect())
+            .unwrap_or_default();
+        for h in handles {
+            out.extend(h.join().expect("an environment thread"));
+        }
+        out
+    })
+}
+
 /// N environments stepped together; an environment whose episode ends is reset at once with the
 /// next seed of its own sequence (`base_seed + i + N * episode`), and its step carries the finished
 /// episode's last observation in `info.final_observation`.
+/// With [`VecEnv::parallel`], the environments step on the machine's cores side by side (worth it
+/// at request fidelity, where a step takes milliseconds); the results are the same.
 pub struct VecEnv {
     pub envs: Vec<Env>,
     base_seed: u64,
     episode: Vec<u64>,
+    parallel: bool,
 }
 
 impl VecEnv {
     pub fn new(envs: Vec<Env>, base_seed: u64) -> Self {
         let n = envs.len();
-        VecEnv { envs, base_seed, episode: vec![0; n] }
+        VecEnv { envs, base_seed, episode: vec![0; n], parallel: false }
     }
 
-    fn seed(&self, i: usize) -> u64 {
-        self.base_seed + i as u64 + self.envs.len() as u64 * self.episode[i]
+    /// Steps the environments on several threads (`true`) or one after the other.
+    pub fn parallel(mut self, on: bool) -> Self {
+        self.parallel = on;
+        self
+    }
+
+    fn seed(&self, i: usize, episode: u64) -> u64 {
+        self.base_seed + i as u64 + self.envs.len() as u64 * episode
     }
 
     pub fn reset(&mut self) -> Result<Vec<Observation>, EnvError> {
         (0..self.envs.len())
             .map(|i| {
-                let seed = self.seed(i);
+                let seed = self.seed(i, self.episode[i]);
                 self.envs[i].reset(seed)
             })
             .collect()
     }
 
     pub fn step(&mut self, actions: &[Action]) -> Result<Vec<Step>, EnvError> {
+        let next_seeds: Vec<u64> = (0..self.envs.len()).map(|i| self.seed(i, self.episode[i] + 1)).collect();
         let mut out = Vec::with_capacity(self.envs.len());
-        for (i, a) in actions.iter().enumerate() {
-            let mut st = self.envs[i].step(a)?;
-            if st.terminated || st.truncated {
+        for (i, result) in step_all(&mut self.envs, actions, &next_seeds, self.parallel).into_iter().enumerate() {
+            let (mut st, fresh) = result?;
+            if let Some(fresh) = fresh {
                 self.episode[i] += 1;
-                let seed = self.seed(i);
-                let fresh = self.envs[i].reset(seed)?;
                 st.info.final_observation = Some(Box::new(std::mem::replace(&mut st.obs, fresh)));
             }
             out.push(st);

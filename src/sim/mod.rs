@@ -91,12 +91,12 @@ struct Visit {
 /// Where a run's streams go.
 pub struct Sinks {
     /// `None`: no timeline (nothing is formatted).
-    pub timeline: Option<Box<dyn Write>>,
-    pub actions: Box<dyn Write>,
+    pub timeline: Option<Box<dyn Write + Send>>,
+    pub actions: Box<dyn Write + Send>,
     /// Readable scaling events (`--log-events`).
-    pub events: Option<Box<dyn Write>>,
+    pub events: Option<Box<dyn Write + Send>>,
     /// `requests.csv`: request-level counts per interval.
-    pub requests: Option<Box<dyn Write>>,
+    pub requests: Option<Box<dyn Write + Send>>,
 }
 
 impl Sinks {
@@ -160,7 +160,7 @@ pub struct Simulator {
     rr_next: Vec<u32>,
     requests: Slab<Request>,
     visits: Slab<Visit>,
-    policy: Box<dyn Autoscaler>,
+    policy: Box<dyn Autoscaler + Send>,
     decisions: Vec<ScaleDecision>,
     truth: GroundTruth,
     server: MetricsServer,
@@ -182,8 +182,8 @@ pub struct Simulator {
     serving_buf: Vec<f64>,
     queue_buf: Vec<u32>,
     held_buf: Vec<f64>,
-    actions: csv::Writer<Box<dyn Write>>,
-    event_log: Option<Box<dyn Write>>,
+    actions: csv::Writer<Box<dyn Write + Send>>,
+    event_log: Option<Box<dyn Write + Send>>,
     events_processed: u64,
     /// The fluid model, at fluid fidelity (then no request is simulated one by one).
     fluid: Option<FluidModel>,
@@ -202,7 +202,12 @@ pub struct Simulator {
 
 impl Simulator {
     /// Builds a run at t = 0: initial replicas Active, first arrival, tick and decision scheduled.
-    pub fn new(scenario: &Scenario, policy: Box<dyn Autoscaler>, seed: u64, sinks: Sinks) -> Result<Self, SimError> {
+    pub fn new(
+        scenario: &Scenario,
+        policy: Box<dyn Autoscaler + Send>,
+        seed: u64,
+        sinks: Sinks,
+    ) -> Result<Self, SimError> {
         let streams = RngStreams::new(seed);
         let app = scenario.app.clone();
         let n = app.services.len();

@@ -135,6 +135,12 @@ fn training_is_deterministic_for_a_seed() {
         let c = trained_with(cfg, 6, 1024).checkpoint();
         assert_ne!(a.actor, c.actor, "{name}");
     }
+    // A request-fidelity configuration steps its environments side by side (here on the same
+    // fluid environments): the networks, optimiser and normaliser come out the same.
+    let mut side_by_side = config();
+    side_by_side.fidelity = "request".into();
+    let (a, b) = (trained_with(config(), 5, 1024).checkpoint(), trained_with(side_by_side, 5, 1024).checkpoint());
+    assert_eq!((a.actor, a.critic, a.actor_opt, a.norm), (b.actor, b.critic, b.actor_opt, b.norm));
 }
 
 #[test]

@@ -736,6 +736,9 @@ pub fn train_team(
     let mut ep_reward = vec![0.0; n];
     let mut finished: Vec<f64> = Vec::new();
     let target = team[0].steps + steps;
+    // A request-level step simulates thousands of requests (milliseconds): worth a thread each. A
+    // fluid step takes microseconds, less than handing it to another thread.
+    let parallel_steps = team[0].config.fidelity == "request";
     while team[0].steps < target {
         let mut bufs: Vec<Buffer> = (0..m).map(|_| Buffer::default()).collect();
         let (mut rews, mut term, mut ends) = (Vec::new(), Vec::new(), Vec::new());
@@ -748,6 +751,10 @@ pub fn train_team(
                 outs.push(ag.evaluate_inputs(&x.iter().collect::<Vec<_>>()));
                 xs.push(x);
             }
+            // Every environment's decision first (the agents' sampling streams in environment
+            // order), then every step: the environments are independent, so stepping them side by
+            // side changes nothing but the time.
+            let mut actions = Vec::with_capacity(n);
             for i in 0..n {
                 let mut choices = Vec::with_capacity(m);
                 for (p, ag) in team.iter_mut().enumerate() {
@@ -763,7 +770,12 @@ pub fn train_team(
                     b.values.push(outs[p][i].value);
                     choices.push(choice);
                 }
-                let st = envs[i].step(&team_action(&choices))?;
+                actions.push(team_action(&choices));
+            }
+            let next_seeds: Vec<u64> = (0..n).map(|i| ep_seed(i, episode[i] + 1)).collect();
+            let stepped = crate::rl::env::step_all(envs, &actions, &next_seeds, parallel_steps);
+            for (i, result) in stepped.into_iter().enumerate() {
+                let (st, reset_obs) = result?;
                 ep_reward[i] += st.reward;
                 rews.push(st.reward);
                 term.push(st.terminated);
@@ -772,13 +784,14 @@ pub fn train_team(
                 for (p, ag) in team.iter_mut().enumerate() {
                     bufs[p].finals.push(done.then(|| ag.act_input(&st.obs)));
                 }
-                if done {
-                    finished.push(ep_reward[i]);
-                    ep_reward[i] = 0.0;
-                    episode[i] += 1;
-                    current[i] = envs[i].reset(ep_seed(i, episode[i]))?;
-                } else {
-                    current[i] = st.obs;
+                match reset_obs {
+                    Some(first) => {
+                        finished.push(ep_reward[i]);
+                        ep_reward[i] = 0.0;
+                        episode[i] += 1;
+                        current[i] = first;
+                    }
+                    None => current[i] = st.obs,
                 }
             }
             for ag in team.iter_mut() {
