@@ -345,32 +345,30 @@ pub fn step_all(
         actions.len() == envs.len() && reset_seeds.len() == envs.len(),
         "one action and seed per environment"
     );
-    let one = |env: &mut Env, action: &Action, seed: u64| -> Result<(Step, Option<Observation>), EnvError> {
-        let st = env.step(action)?;
-        let reset = if st.terminated || st.truncated { Some(env.reset(seed)?) } else { None };
-        Ok((st, reset))
-    };
+    fn group(
+        envs: &mut [Env],
+        actions: &[Action],
+        seeds: &[u64],
+    ) -> Vec<Result<(Step, Option<Observation>), EnvError>> {
+        let one = |env: &mut Env, action: &Action, seed: u64| {
+            let st = env.step(action)?;
+            let reset = if st.terminated || st.truncated { Some(env.reset(seed)?) } else { None };
+            Ok((st, reset))
+        };
+        envs.iter_mut().zip(actions).zip(seeds).map(|((e, a), &s)| one(e, a, s)).collect()
+    }
     let threads =
         if parallel { std::thread::available_parallelism().map_or(1, |c| c.get()).min(envs.len()) } else { 1 };
     if threads <= 1 {
-        return envs.iter_mut().zip(actions).zip(reset_seeds).map(|((e, a), &s)| one(e, a, s)).collect();
+        return group(envs, actions, reset_seeds);
     }
     let per = envs.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let mut groups = envs.chunks_mut(per).zip(actions.chunks(per)).zip(reset_seeds.chunks(per));
-        let (first, rest): (_, Vec<_>) = (groups.next(), groups.collect());
-        let handles: Vec<_> = rest
-            .into_iter()
-            .map(|((es, acts), seeds)| {
-                scope.spawn(move || {
-                    es.iter_mut().zip(acts).zip(seeds).map(|((e, a), &s)| one(e, a, s)).collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut out: Vec<_> = first
-            .map(|((es, acts), seeds)| es.iter_mut().zip(acts).zip(seeds).map(|((e, a), &s)| one(e, a, s)).collect())
-            .unwrap_or_default();
-        for h in handles {
+        let mut parts = envs.chunks_mut(per).zip(actions.chunks(per)).zip(reset_seeds.chunks(per));
+        let first = parts.next();
+        let others: Vec<_> = parts.map(|((e, a), s)| scope.spawn(move || group(e, a, s))).collect();
+        let mut out = first.map(|((e, a), s)| group(e, a, s)).unwrap_or_default();
+        for h in others {
             out.extend(h.join().expect("an environment thread"));
         }
         out
@@ -380,6 +378,7 @@ pub fn step_all(
 /// N environments stepped together; an environment whose episode ends is reset at once with the
 /// next seed of its own sequence (`base_seed + i + N * episode`), and its step carries the finished
 /// episode's last observation in `info.final_observation`.
+///
 /// With [`VecEnv::parallel`], the environments step on the machine's cores side by side (worth it
 /// at request fidelity, where a step takes milliseconds); the results are the same.
 pub struct VecEnv {
