@@ -7,8 +7,9 @@
 //! quota in [-1, 1])`. The node type is the server SKU a scale-up rents; the quota delta resizes the
 //! service's CPU limit in place by `quota * quota_step_cores`, clamped to the request and the SKU's
 //! cores. Heads can be switched off (`node_type_head: false` always uses the service's SKU,
-//! `quota_head: false` ignores the quota: the gym-hpa `(service, delta)` action), and in
-//! per-service mode every service gets a `(delta, quota)` at once.
+//! `quota_head: false` ignores the quota: the gym-hpa `(service, delta)` action). Per-service mode is
+//! the [`Action::All`] form: every service gets a `(node type, delta, quota)` at once, each part
+//! checked against the mask on its own.
 
 use crate::app::AppSpec;
 use crate::backend::ClusterBackend;
@@ -24,8 +25,6 @@ pub struct ActionConfig {
     pub quota_head: bool,
     /// Cores of CPU limit per unit of quota action.
     pub quota_step_cores: f64,
-    /// One `(delta, quota)` for every service at once instead of one service per step.
-    pub per_service: bool,
     /// LLM action: replicas per unit of pool delta, and instances per unit of migration.
     pub action_scale_step: f64,
     pub action_mig_step: f64,
@@ -37,7 +36,6 @@ impl Default for ActionConfig {
             node_type_head: true,
             quota_head: true,
             quota_step_cores: 0.1,
-            per_service: false,
             action_scale_step: 5.0,
             action_mig_step: 3.0,
         }

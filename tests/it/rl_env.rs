@@ -5,8 +5,8 @@
 use scalesim::engine::SimTime;
 use scalesim::rl::env::action_rng;
 use scalesim::rl::{
-    Action, ActionConfig, ActionMask, Env, EnvConfig, Randomization, RewardConfig, SimFactory, SlackBasis, VecEnv,
-    DELTAS,
+    Action, ActionConfig, ActionMask, Env, EnvConfig, Randomization, RewardConfig, ServiceAction, SimFactory,
+    SlackBasis, VecEnv, DELTAS,
 };
 use scalesim::scenario::Scenario;
 
@@ -89,6 +89,27 @@ fn masked_actions_are_never_executed() {
     assert!(st.info.report.executed.is_empty() && st.info.report.blocked[0].contains("node type"));
     // The cluster maximum (6 instances) masks what would pass it.
     assert_eq!(DELTAS.len(), 5);
+}
+
+#[test]
+fn per_service_actions_check_every_part_against_the_mask() {
+    // Two services at 1 replica (min 1): one action for both, +1 for `api` and -1 for `db`. The
+    // scale-up runs and is Active 10 s later; the scale-down is masked (min replicas) and
+    // reported; a part for a service that does not exist is reported too.
+    let mut sc = tiny(1);
+    let mut db = sc.app.services[0].clone();
+    db.name = "db".into();
+    sc.app.services.push(db);
+    let mut e = env(sc, 15);
+    e.reset(1).unwrap();
+    let part = |delta: i32| ServiceAction { node_type: 0, delta, quota: 0.0 };
+    let st = e.step(&Action::All(vec![part(1), part(-1), part(1)])).unwrap();
+    assert_eq!(st.info.report.executed, vec!["api +1".to_string()]);
+    assert_eq!(st.info.report.blocked.len(), 2, "{:?}", st.info.report);
+    assert!(st.info.report.blocked[0].starts_with("db -1: masked"), "{:?}", st.info.report);
+    assert!(st.info.report.blocked[1].contains("does not exist"), "{:?}", st.info.report);
+    // Feature 0: Active / max (5).
+    assert_eq!((st.obs.service(0)[0], st.obs.service(1)[0]), (0.4, 0.2));
 }
 
 #[test]
