@@ -138,7 +138,7 @@ pub fn build_policy(
     name: &str,
     config: Option<&Path>,
     scenario: &Scenario,
-) -> Result<Box<dyn Autoscaler + Send>, PolicyError> {
+) -> Result<Box<dyn Autoscaler>, PolicyError> {
     if let Some(path) = name.strip_prefix("agent:") {
         return Ok(Box::new(crate::rl::agent::policy::AgentPolicy::load(Path::new(path), scenario)?));
     }

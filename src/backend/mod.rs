@@ -38,7 +38,8 @@ pub enum BackendError {
     Kubernetes(String),
 }
 
-pub trait ClusterBackend {
+/// `Send`, so that the environments built on backends can step on several threads.
+pub trait ClusterBackend: Send {
     /// Current time (virtual for the simulator, wall clock for real backends).
     fn now(&self) -> SimTime;
     /// When the run ends.

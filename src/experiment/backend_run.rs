@@ -180,7 +180,7 @@ fn write_log(
 /// (one row per decision period and service) and `actions.csv`.
 pub fn run_local_to_dir(
     scenario: &Scenario,
-    mut policy: Box<dyn Autoscaler + Send>,
+    mut policy: Box<dyn Autoscaler>,
     seed: u64,
     out: &Path,
     options: &LocalRunOptions,
@@ -202,7 +202,7 @@ pub fn run_local_to_dir(
 /// as a local run; the API URL is recorded, the token never is.
 pub fn run_kubernetes_to_dir(
     scenario: &Scenario,
-    mut policy: Box<dyn Autoscaler + Send>,
+    mut policy: Box<dyn Autoscaler>,
     out: &Path,
     opts: crate::backend::kubernetes::KubeOptions,
     policy_config: Option<&str>,
@@ -229,8 +229,8 @@ pub fn run_kubernetes_to_dir(
 /// `validation.md`), `replicas_compared.csv` and overlay charts.
 pub fn validate_to_dir(
     scenario: &Scenario,
-    mut sim_policy: Box<dyn Autoscaler + Send>,
-    mut real_policy: Box<dyn Autoscaler + Send>,
+    mut sim_policy: Box<dyn Autoscaler>,
+    mut real_policy: Box<dyn Autoscaler>,
     seed: u64,
     out: &Path,
     options: &LocalRunOptions,

@@ -89,7 +89,7 @@ pub struct RunOptions {
 /// Runs `scenario` under `policy` with `seed` and writes the run folder `out`.
 pub fn run_to_dir(
     scenario: &Scenario,
-    policy: Box<dyn Autoscaler + Send>,
+    policy: Box<dyn Autoscaler>,
     seed: u64,
     out: &Path,
     options: RunOptions,
@@ -124,7 +124,7 @@ pub(crate) fn in_staging<T>(out: &Path, write: impl FnOnce(&Path) -> Result<T, R
 
 fn write_run(
     scenario: &Scenario,
-    policy: Box<dyn Autoscaler + Send>,
+    policy: Box<dyn Autoscaler>,
     seed: u64,
     dir: &Path,
     options: RunOptions,

@@ -358,7 +358,7 @@ impl Sweep {
     }
 
     /// Builds the scenario and policy of one run.
-    fn materialize(&self, spec: &RunSpec) -> Result<(Scenario, Box<dyn Autoscaler + Send>), SweepError> {
+    fn materialize(&self, spec: &RunSpec) -> Result<(Scenario, Box<dyn Autoscaler>), SweepError> {
         let mut sc = self.scenarios[spec.scenario_idx].clone();
         let p = &self.policies[spec.policy_idx];
         let mut cpu_target = None;
@@ -379,7 +379,7 @@ impl Sweep {
                 other => return Err(SweepError::Invalid(format!("unknown axis {other}"))),
             }
         }
-        let mut policy: Box<dyn Autoscaler + Send> = match (p.policy.as_str(), cpu_target) {
+        let mut policy: Box<dyn Autoscaler> = match (p.policy.as_str(), cpu_target) {
             ("hpa", Some(t)) => {
                 let mut cfg = match &p.config {
                     Some(f) => load_config(f, &sc)?,
@@ -405,7 +405,7 @@ impl Sweep {
 
 /// A policy with its decision interval overridden (the `policy.period_s` axis).
 struct WithPeriod {
-    inner: Box<dyn Autoscaler + Send>,
+    inner: Box<dyn Autoscaler>,
     period: SimTime,
 }
 

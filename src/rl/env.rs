@@ -73,14 +73,15 @@ impl Default for EnvConfig {
 
 /// An episode's backend and what the environment must know about it.
 pub struct Episode {
-    pub backend: Box<dyn ClusterBackend + Send>,
+    pub backend: Box<dyn ClusterBackend>,
     pub mix: Vec<f64>,
     pub slo_ms: f64,
     pub label: String,
 }
 
-/// Builds a fresh backend for each episode.
-pub trait BackendFactory {
+/// Builds a fresh backend for each episode. `Send`, as environments are: they step side by side
+/// on several threads ([`step_all`]).
+pub trait BackendFactory: Send {
     fn build(&mut self, seed: u64) -> Result<Episode, EnvError>;
 }
 
@@ -188,7 +189,7 @@ pub const EPISODE_LOG_FORMAT_VERSION: u32 = 1;
 
 pub struct Env {
     config: EnvConfig,
-    factory: Box<dyn BackendFactory + Send>,
+    factory: Box<dyn BackendFactory>,
     episode: Option<Episode>,
     layout: Option<ObservationLayout>,
     prev: RunTotals,
@@ -202,7 +203,7 @@ pub struct Env {
 }
 
 impl Env {
-    pub fn new(config: EnvConfig, factory: Box<dyn BackendFactory + Send>) -> Self {
+    pub fn new(config: EnvConfig, factory: Box<dyn BackendFactory>) -> Self {
         Env {
             config,
             factory,
@@ -253,7 +254,7 @@ impl Env {
     }
 
     pub fn backend(&self) -> Option<&dyn ClusterBackend> {
-        self.episode.as_ref().map(|e| e.backend.as_ref() as &dyn ClusterBackend)
+        self.episode.as_ref().map(|e| e.backend.as_ref())
     }
 
     pub fn episode_label(&self) -> Option<&str> {

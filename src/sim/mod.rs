@@ -160,7 +160,7 @@ pub struct Simulator {
     rr_next: Vec<u32>,
     requests: Slab<Request>,
     visits: Slab<Visit>,
-    policy: Box<dyn Autoscaler + Send>,
+    policy: Box<dyn Autoscaler>,
     decisions: Vec<ScaleDecision>,
     truth: GroundTruth,
     server: MetricsServer,
@@ -202,12 +202,7 @@ pub struct Simulator {
 
 impl Simulator {
     /// Builds a run at t = 0: initial replicas Active, first arrival, tick and decision scheduled.
-    pub fn new(
-        scenario: &Scenario,
-        policy: Box<dyn Autoscaler + Send>,
-        seed: u64,
-        sinks: Sinks,
-    ) -> Result<Self, SimError> {
+    pub fn new(scenario: &Scenario, policy: Box<dyn Autoscaler>, seed: u64, sinks: Sinks) -> Result<Self, SimError> {
         let streams = RngStreams::new(seed);
         let app = scenario.app.clone();
         let n = app.services.len();
