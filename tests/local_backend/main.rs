@@ -160,17 +160,14 @@ fn a_killed_worker_is_detected_and_replaced() {
     assert_eq!((c.active, c.starting), (1, 0), "a replacement is Active");
     assert_ne!(local.worker_pids()[0].1, pids[0].1, "the replacement is a new process");
     assert!(after.completed > before.completed + 200, "requests complete after the failure: {after:?}");
-    assert_eq!(after.arrived, after.completed + after.dropped + local_in_flight_bound(&after), "conservation");
+    // Conservation is checked once the load has stopped and the requests in flight have ended:
+    // how many are open at a given wall-clock instant depends on the machine's load (a bound on
+    // it failed once in four runs on a busy 2-core machine), while every request ending exactly
+    // once does not.
     local.shutdown();
+    let end = local.totals();
+    assert_eq!(end.arrived, end.completed + end.dropped, "conservation: {end:?}");
     assert!(workers_of(std::process::id()).is_empty());
-}
-
-/// Requests still in flight at the horizon are neither completed nor dropped yet; at 20 RPS and
-/// 8 ms a handful at most. Returns what conservation leaves for them (asserted small).
-fn local_in_flight_bound(t: &scalesim::sim::RunTotals) -> u64 {
-    let open = t.arrived - t.completed - t.dropped;
-    assert!(open <= 5, "{open} requests open at the horizon");
-    open
 }
 
 /// Scaling down drains: the instance stops taking visits at once and its process ends when its
