@@ -97,7 +97,10 @@ pub struct Instance {
     pub service: usize,
     pub server: ServerId,
     pub state: InstanceState,
+    /// Change the CPU limit through [`Instance::set_cpu_limit`], which keeps `slot_cores` in step.
     pub shape: InstanceShape,
+    /// `shape.slot_cores()`, kept so the hot path (every visit's start and end) does not divide.
+    slot_cores: f64,
     pub created_at: SimTime,
     pub active_at: Option<SimTime>,
     pub removed_at: Option<SimTime>,
@@ -108,9 +111,12 @@ pub struct Instance {
     /// Visits this instance holds: queued, in service, or waiting on their callees. A draining
     /// instance is removed when this reaches zero.
     pub outstanding: u32,
-    /// Integral of `outstanding` over time (visit-microseconds) up to `held_since`: the
-    /// time-weighted concurrency a Knative queue-proxy reports.
-    pub held_area: f64,
+    /// Integral of `outstanding` over time (visit-microseconds) up to `held_since`, counted
+    /// exactly in integers (an integer add instead of a float multiply-add per visit, and the same
+    /// total a float sum gave below 2^53); read it with [`Instance::held_area`].
+    held_us: u128,
+    /// The fluid model's share of the integral (a real number).
+    held_fluid: f64,
     pub held_since: SimTime,
     /// Visits routed to this instance (cumulative, including queued ones).
     pub routed: u64,
@@ -130,13 +136,15 @@ impl Instance {
             server,
             state: InstanceState::Starting,
             shape,
+            slot_cores: shape.slot_cores(),
             created_at: now,
             active_at: None,
             removed_at: None,
             busy: 0,
             queue: VecDeque::new(),
             outstanding: 0,
-            held_area: 0.0,
+            held_us: 0,
+            held_fluid: 0.0,
             held_since: now,
             routed: 0,
             served: 0,
@@ -151,7 +159,7 @@ impl Instance {
         let dt = now.0.saturating_sub(self.cpu_updated_at.0);
         if dt > 0 {
             if self.busy > 0 {
-                self.cpu_used += self.busy as f64 * self.shape.slot_cores() * dt as f64;
+                self.cpu_used += self.busy as f64 * self.slot_cores * dt as f64;
             }
             self.cpu_updated_at = now;
         }
@@ -172,11 +180,38 @@ impl Instance {
         self.outstanding -= 1;
     }
 
-    /// Brings `held_area` up to `now`.
+    /// Brings the held-visit integral up to `now`.
     #[inline]
     pub fn integrate_held(&mut self, now: SimTime) {
-        self.held_area += self.outstanding as f64 * now.0.saturating_sub(self.held_since.0) as f64;
+        self.held_us += self.outstanding as u128 * now.0.saturating_sub(self.held_since.0) as u128;
         self.held_since = now;
+    }
+
+    /// Integral of `outstanding` over time (visit-microseconds) up to `held_since`: the
+    /// time-weighted concurrency a Knative queue-proxy reports.
+    pub fn held_area(&self) -> f64 {
+        self.held_us as f64 + self.held_fluid
+    }
+
+    /// The fluid model's held-visit area over an interval ending at `now`, where it holds
+    /// `outstanding` visits.
+    pub fn add_fluid_held(&mut self, area: f64, now: SimTime, outstanding: u32) {
+        self.held_fluid += area;
+        self.held_since = now;
+        self.outstanding = outstanding;
+    }
+
+    /// Cores one worker slot runs at ([`InstanceShape::slot_cores`]).
+    #[inline]
+    pub fn slot_cores(&self) -> f64 {
+        self.slot_cores
+    }
+
+    /// Resizes the CPU limit in place; work already running keeps its speed. Call
+    /// [`Instance::integrate_cpu`] first.
+    pub fn set_cpu_limit(&mut self, cores: f64) {
+        self.shape.cpu_limit = cores;
+        self.slot_cores = self.shape.slot_cores();
     }
 
     pub fn is_live(&self) -> bool {

@@ -164,7 +164,10 @@ pub struct GroundTruth {
     /// Drops by `(kind, service)`: index `kind * services + service`.
     drops: Vec<u64>,
     in_flight: u64,
-    in_flight_area: f64,
+    /// Integral of `in_flight` over time (request-microseconds), exact in integers; the fluid
+    /// model's real-valued share is `in_flight_area_fluid`.
+    in_flight_area_us: u128,
+    in_flight_area_fluid: f64,
     in_flight_since: SimTime,
     pub cpu_used_total: f64,
     pub cpu_alloc_total: f64,
@@ -215,7 +218,8 @@ impl GroundTruth {
             latency_sum_us: 0.0,
             drops: vec![0; n * DropKind::ALL.len()],
             in_flight: 0,
-            in_flight_area: 0.0,
+            in_flight_area_us: 0,
+            in_flight_area_fluid: 0.0,
             in_flight_since: SimTime::ZERO,
             cpu_used_total: 0.0,
             cpu_alloc_total: 0.0,
@@ -304,7 +308,7 @@ impl GroundTruth {
 
     #[inline]
     fn track_in_flight(&mut self, now: SimTime) {
-        self.in_flight_area += self.in_flight as f64 * (now.0 - self.in_flight_since.0) as f64;
+        self.in_flight_area_us += self.in_flight as u128 * (now.0 - self.in_flight_since.0) as u128;
         self.in_flight_since = now;
     }
 
@@ -421,7 +425,7 @@ impl GroundTruth {
     /// still in the system at the end are set aside by [`GroundTruth::fluid_finish`].
     pub fn fluid_requests(&mut self, now: SimTime, r: &FluidRequests) {
         let dt = (now.0 - self.in_flight_since.0) as f64;
-        self.in_flight_area += r.in_system * dt;
+        self.in_flight_area_fluid += r.in_system * dt;
         self.in_flight_since = now;
         let f = &mut self.fluid;
         f.arrived += r.arrived;
@@ -481,7 +485,7 @@ impl GroundTruth {
         if now.0 == 0 {
             0.0
         } else {
-            self.in_flight_area / now.0 as f64
+            (self.in_flight_area_us as f64 + self.in_flight_area_fluid) / now.0 as f64
         }
     }
 

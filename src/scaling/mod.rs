@@ -425,7 +425,7 @@ impl ScalingManager {
         t.shape.cpu_limit = applied;
         for inst in self.instances.iter_mut().filter(|i| i.service == service && i.is_live()) {
             inst.integrate_cpu(now);
-            inst.shape.cpu_limit = applied;
+            inst.set_cpu_limit(applied);
         }
         applied
     }

@@ -367,9 +367,7 @@ impl FluidModel {
             for i in 0..active {
                 let id = scaling.active_instances(s)[i];
                 let inst = scaling.instance_mut(id);
-                inst.held_area += area;
-                inst.held_since = t1;
-                inst.outstanding = outstanding;
+                inst.add_fluid_held(area, t1, outstanding);
             }
             if let Some(p95) = truth.fluid_service_latency(s, self.response[s]) {
                 server.record_fluid_p95(s, p95, self.served_visits(s, truth));

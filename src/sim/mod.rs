@@ -69,6 +69,11 @@ enum Event {
 
 const NONE: u32 = u32::MAX;
 
+/// The event queue's FIFO lanes (times never decrease within one): the arrival process, and
+/// calls, which reach their callee after the app's one constant network latency.
+const ARRIVAL_LANE: usize = 0;
+const NETWORK_LANE: usize = 1;
+
 #[derive(Clone, Copy, Debug)]
 struct Request {
     arrived: SimTime,
@@ -238,7 +243,7 @@ impl Simulator {
             horizon: scenario.horizon,
             seed,
             now: SimTime::ZERO,
-            queue: EventQueue::with_capacity(1024),
+            queue: EventQueue::with_lanes(1024, 2),
             scaling: ScalingManager::new(&scenario.cluster, &app),
             arrivals: ArrivalGenerator::new(scenario.workload.source.clone(), streams.stream("arrivals")),
             mix_rng: streams.stream("mix"),
@@ -293,7 +298,7 @@ impl Simulator {
         if sim.fluid.is_none() {
             if let Some(t) = sim.arrivals.next_arrival() {
                 if t < sim.horizon {
-                    sim.queue.push(t, Event::Arrival);
+                    sim.queue.push_fifo(ARRIVAL_LANE, t, Event::Arrival);
                 }
             }
         }
@@ -478,11 +483,7 @@ impl Simulator {
     /// Handles events up to and including `until`, stopping after each timeline tick. Returns false
     /// once no event at or before `until` is left.
     pub fn step_until(&mut self, until: SimTime) -> Result<bool, SimError> {
-        while let Some(t) = self.queue.peek_time() {
-            if t > until {
-                return Ok(false);
-            }
-            let (t, ev) = self.queue.pop().expect("peeked");
+        while let Some((t, ev)) = self.queue.pop_until(until) {
             self.now = t;
             self.events_processed += 1;
             match ev {
@@ -534,14 +535,13 @@ impl Simulator {
             let row = self.arrivals.last_row();
             if let Some(t) = self.arrivals.next_arrival() {
                 if t < self.horizon {
-                    self.queue.push(t, Event::Arrival);
+                    self.queue.push_fifo(ARRIVAL_LANE, t, Event::Arrival);
                 }
             }
             m.on_arrival(self.now, row, &mut self.scaling, &mut self.truth, &mut self.queue);
             return;
         }
-        let u: f64 = self.mix_rng.gen();
-        let ty = self.mix.pick(u);
+        let ty = self.mix.sample(&mut self.mix_rng);
         let req = self.requests.insert(Request { arrived: self.now, failed: NONE });
         self.truth.request_arrived(self.now);
         let root = self.app.request_types[ty].root;
@@ -557,7 +557,7 @@ impl Simulator {
         self.visit_arrive(v);
         if let Some(t) = self.arrivals.next_arrival() {
             if t < self.horizon {
-                self.queue.push(t, Event::Arrival);
+                self.queue.push_fifo(ARRIVAL_LANE, t, Event::Arrival);
             }
         }
     }
@@ -569,7 +569,11 @@ impl Simulator {
         }
         Some(match self.app.services[s].load_balancing {
             LoadBalancing::RoundRobin => {
-                let k = self.rr_next[s] as usize % list.len();
+                // `k % len` only when the list shrank: a division per visit is a measurable cost.
+                let mut k = self.rr_next[s] as usize;
+                if k >= list.len() {
+                    k %= list.len();
+                }
                 self.rr_next[s] = (k + 1) as u32;
                 list[k]
             }
@@ -647,7 +651,7 @@ impl Simulator {
         let inst = self.scaling.instance_mut(id);
         inst.integrate_cpu(self.now);
         inst.busy += 1;
-        let service_us = (demand / inst.shape.slot_cores()).round() as u64;
+        let service_us = (demand / inst.slot_cores()).round() as u64;
         self.queue.push(self.now + SimTime(service_us), Event::WorkDone(v));
     }
 
@@ -689,7 +693,7 @@ impl Simulator {
                 next_child: 0,
                 pending: 0,
             });
-            self.queue.push(at, Event::VisitArrive(c));
+            self.queue.push_fifo(NETWORK_LANE, at, Event::VisitArrive(c));
         }
         let visit = &mut self.visits[v];
         visit.pending += to - from;
@@ -773,8 +777,9 @@ impl Simulator {
                 inst.integrate_cpu(t1);
                 inst.integrate_held(t1);
             }
-            self.held_buf[inst.service] += inst.held_area - self.held_mark[id as usize];
-            self.held_mark[id as usize] = inst.held_area;
+            let held = inst.held_area();
+            self.held_buf[inst.service] += held - self.held_mark[id as usize];
+            self.held_mark[id as usize] = held;
             let s = inst.service;
             let used = inst.cpu_used - self.cpu_mark[id as usize];
             self.cpu_mark[id as usize] = inst.cpu_used;

@@ -58,6 +58,17 @@ impl RequestMix {
         }
     }
 
+    /// The request type a draw from `rng` picks. With one type nothing is drawn: the `mix`
+    /// stream is this mix's own, so skipping the draw changes no other stream.
+    #[inline]
+    pub fn sample<R: rand::Rng>(&self, rng: &mut R) -> usize {
+        if self.cdf.len() == 1 {
+            0
+        } else {
+            self.pick(rng.gen())
+        }
+    }
+
     /// The request type a uniform draw `u` in [0, 1) picks.
     pub fn pick(&self, u: f64) -> usize {
         self.cdf.iter().position(|&c| u < c).unwrap_or(self.cdf.len() - 1)
