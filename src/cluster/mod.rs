@@ -99,8 +99,10 @@ pub struct Instance {
     pub state: InstanceState,
     /// Change the CPU limit through [`Instance::set_cpu_limit`], which keeps `slot_cores` in step.
     pub shape: InstanceShape,
-    /// `shape.slot_cores()`, kept so the hot path (every visit's start and end) does not divide.
+    /// `shape.slot_cores()` and its reciprocal, kept so the hot path (every visit's start and
+    /// end) does not divide.
     slot_cores: f64,
+    slot_cores_inv: f64,
     pub created_at: SimTime,
     pub active_at: Option<SimTime>,
     pub removed_at: Option<SimTime>,
@@ -137,6 +139,7 @@ impl Instance {
             state: InstanceState::Starting,
             shape,
             slot_cores: shape.slot_cores(),
+            slot_cores_inv: 1.0 / shape.slot_cores(),
             created_at: now,
             active_at: None,
             removed_at: None,
@@ -212,6 +215,16 @@ impl Instance {
     pub fn set_cpu_limit(&mut self, cores: f64) {
         self.shape.cpu_limit = cores;
         self.slot_cores = self.shape.slot_cores();
+        self.slot_cores_inv = 1.0 / self.slot_cores;
+    }
+
+    /// Microseconds a visit of `demand_core_us` core-microseconds runs in one worker slot.
+    #[inline]
+    pub fn service_us(&self, demand_core_us: f64) -> u64 {
+        // A product by the cached reciprocal rather than a division: it can differ from
+        // `demand / slot_cores` in the last bit only, which moves the rounded microsecond only
+        // for a value within an ulp of a half (and not at all for slots of 1/2^k cores).
+        (demand_core_us * self.slot_cores_inv).round() as u64
     }
 
     pub fn is_live(&self) -> bool {

@@ -651,7 +651,7 @@ impl Simulator {
         let inst = self.scaling.instance_mut(id);
         inst.integrate_cpu(self.now);
         inst.busy += 1;
-        let service_us = (demand / inst.slot_cores()).round() as u64;
+        let service_us = inst.service_us(demand);
         self.queue.push(self.now + SimTime(service_us), Event::WorkDone(v));
     }
 
