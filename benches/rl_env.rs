@@ -3,7 +3,9 @@
 //! - fluid fidelity, 15 s decisions, with the timeline interval set to the decision interval
 //!   (training needs no per-second rows);
 //! - request fidelity at 400 RPS (`peak`), 15 s decisions, one environment and one per core
-//!   stepped side by side; and 400 RPS into a single service.
+//!   stepped side by side; and 400 RPS into a single service;
+//! - on request (`SCALESIM_BENCH_CASES=scale`), how request fidelity scales with environments
+//!   side by side, up to four per core.
 //!
 //! Run: `cargo bench --bench rl_env`
 
@@ -55,7 +57,8 @@ fn vec_steps_per_second(sc: Scenario, n: usize, min_steps: u64) -> (f64, u64) {
 
 fn main() {
     // `SCALESIM_BENCH_CASES=fluid,one` runs a subset (for profiling one): `fluid`, `ob` (request
-    // fidelity on OB), `one` (request fidelity, one service).
+    // fidelity on OB), `one` (request fidelity, one service), `scale` (not run by default: OB at
+    // request fidelity with 1, 2, 4, ... environments side by side, up to four per core).
     let cases = std::env::var("SCALESIM_BENCH_CASES").unwrap_or_else(|_| "fluid,ob,one".into());
     let on = |case: &str| cases.split(',').any(|c| c == case);
     let peak = load_scenario(Path::new("scenarios/online_boutique_peak.yaml")).expect("run from the project root");
@@ -70,10 +73,24 @@ fn main() {
         let (sps, n) = steps_per_second(peak.clone(), 300);
         println!("request, OB peak (400 RPS), 15 s decisions, random agent: {sps:>9.0} steps/s ({n} steps)");
         let threads = std::thread::available_parallelism().map_or(1, |c| c.get());
-        let (sps, n) = vec_steps_per_second(peak, threads, 600);
+        let (sps, n) = vec_steps_per_second(peak.clone(), threads, 600);
         println!(
             "request, OB peak (400 RPS), {threads} environments side by side (VecEnv::parallel): {sps:>9.0} steps/s ({n} steps)"
         );
+    }
+    if on("scale") {
+        // Request fidelity on OB with 1, 2, 4, ... environments side by side, up to four per core:
+        // how the vectorised environment scales (`VecEnv::parallel`, one thread per core).
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let mut counts: Vec<usize> =
+            std::iter::successors(Some(1), |n| Some(n * 2)).take_while(|&n| n < cores).collect();
+        // Then more environments than cores: the cores take them from a shared queue, so a
+        // step waits less for the slowest environment.
+        counts.extend([cores, 2 * cores, 4 * cores]);
+        for n in counts {
+            let (sps, steps) = vec_steps_per_second(peak.clone(), n, (150 * n as u64).max(300));
+            println!("request, OB peak (400 RPS), {n:>2} environments side by side on {cores} cores: {sps:>7.0} steps/s ({steps} steps)");
+        }
     }
     if on("one") {
         // The same rate into one service (no call graph): what the engine does per request when
