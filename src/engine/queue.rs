@@ -32,6 +32,10 @@ pub const MAX_PUSHES: u64 = 1 << (64 - SLOT_BITS);
 
 const ARITY: usize = 2;
 
+/// Where [`EventQueue`]'s earliest event waits, besides a lane's index.
+const FROM_HEAP: usize = usize::MAX;
+const FROM_NOWHERE: usize = usize::MAX - 1;
+
 /// A queue of pending events of type `E`, popped in `(time, insertion order)` order.
 ///
 /// The heap holds only 16-byte keys, `time << 64 | seq << 24 | slot`: comparing two keys as `u128`
@@ -90,18 +94,21 @@ impl<E: Copy> EventQueue<E> {
         self.earliest().map(|(k, _)| SimTime((k >> 64) as u64))
     }
 
-    /// The smallest pending key, and the lane holding it (`None`: the heap).
+    /// The smallest pending key and where it waits (a lane's index, or [`FROM_HEAP`]).
     #[inline(always)]
-    fn earliest(&self) -> Option<(u128, Option<usize>)> {
-        let mut best = self.heap.first().map(|&k| (k, None));
+    fn earliest(&self) -> Option<(u128, usize)> {
+        let (mut best, mut from) = match self.heap.first() {
+            Some(&k) => (k, FROM_HEAP),
+            None => (u128::MAX, FROM_NOWHERE),
+        };
         for (i, lane) in self.lanes.iter().enumerate() {
             if let Some(&(k, _)) = lane.front() {
-                if best.is_none_or(|(b, _)| k < b) {
-                    best = Some((k, Some(i)));
+                if k < best || from == FROM_NOWHERE {
+                    (best, from) = (k, i);
                 }
             }
         }
-        best
+        (from != FROM_NOWHERE).then_some((best, from))
     }
 
     #[inline(always)]
@@ -133,9 +140,10 @@ impl<E: Copy> EventQueue<E> {
         if (key >> 64) as u64 > until.0 {
             return None;
         }
-        match lane {
-            Some(i) => self.lanes[i].pop_front().map(|(k, e)| (SimTime((k >> 64) as u64), e)),
-            None => self.pop_heap(),
+        if lane == FROM_HEAP {
+            self.pop_heap()
+        } else {
+            self.lanes[lane].pop_front().map(|(k, e)| (SimTime((k >> 64) as u64), e))
         }
     }
 
