@@ -5,7 +5,8 @@
 # Run from the project root after `cargo build --release`:  STEPS=30000 scripts/agents_vs_hpa.sh
 # AGENTS picks the agents (default `mlp gcn gat`; `gatfull` is GAT-PPO with the node-type and
 # CPU-quota heads, configs/agents/gat_ppo_full_action.yaml; `mlpteam` is one MLP-PPO agent per
-# service, configs/agents/mlp_ppo_team.yaml). SEEDS picks the seeds (default `1 2 3 4 5`).
+# service, configs/agents/mlp_ppo_team.yaml; `mlpteamchurn` the same with churn charged,
+# configs/agents/mlp_ppo_team_churn.yaml). SEEDS picks the seeds (default `1 2 3 4 5`).
 set -euo pipefail
 STEPS=${STEPS:-30000}
 OUT=${OUT:-runs/agents_vs_hpa}
@@ -17,6 +18,7 @@ for enc in $AGENTS; do
   case "$enc" in
     gatfull) cfg=configs/agents/gat_ppo_full_action.yaml ;;
     mlpteam) cfg=configs/agents/mlp_ppo_team.yaml ;;
+    mlpteamchurn) cfg=configs/agents/mlp_ppo_team_churn.yaml ;;
     *) cfg=configs/agents/${enc}_ppo.yaml ;;
   esac
   for seed in $SEEDS; do

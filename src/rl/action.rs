@@ -136,6 +136,8 @@ impl ActionMask {
 pub struct ActionReport {
     pub executed: Vec<String>,
     pub blocked: Vec<String>,
+    /// Replicas added or removed (each executed +1 or -1; not CPU resizes or migrations).
+    pub replica_changes: u32,
 }
 
 /// Executes `action` on `backend` under `mask`.
@@ -177,11 +179,14 @@ pub fn execute(
                 for _ in 0..a.delta.unsigned_abs() {
                     let r = if a.delta > 0 { backend.scale_up(s, Some(sku)) } else { backend.scale_down(s) };
                     match r {
-                        Ok(()) => report.executed.push(format!(
-                            "{} {}",
-                            service_name(backend, s),
-                            if a.delta > 0 { "+1" } else { "-1" }
-                        )),
+                        Ok(()) => {
+                            report.replica_changes += 1;
+                            report.executed.push(format!(
+                                "{} {}",
+                                service_name(backend, s),
+                                if a.delta > 0 { "+1" } else { "-1" }
+                            ))
+                        }
                         Err(e) => report.blocked.push(format!("{}: {e}", service_name(backend, s))),
                     }
                 }
@@ -225,7 +230,10 @@ fn execute_llm(backend: &mut dyn ClusterBackend, deltas: [f32; 2], migrate: f32,
         for _ in 0..n.unsigned_abs() {
             let r = if n > 0 { backend.scale_up(pool, None) } else { backend.scale_down(pool) };
             match r {
-                Ok(()) => report.executed.push(format!("{name} {}", if n > 0 { "+1" } else { "-1" })),
+                Ok(()) => {
+                    report.replica_changes += 1;
+                    report.executed.push(format!("{name} {}", if n > 0 { "+1" } else { "-1" }))
+                }
                 Err(e) => {
                     report.blocked.push(format!("{name}: {e}"));
                     break;

@@ -185,7 +185,8 @@ pub struct Step {
 }
 
 /// Version of the episode log's columns.
-pub const EPISODE_LOG_FORMAT_VERSION: u32 = 1;
+/// 2: `changes` (the reward's churn term) after `replica_lag`.
+pub const EPISODE_LOG_FORMAT_VERSION: u32 = 2;
 
 pub struct Env {
     config: EnvConfig,
@@ -231,6 +232,7 @@ impl Env {
             "slack",
             "overshoot",
             "replica_lag",
+            "changes",
             "action",
             "executed",
             "blocked",
@@ -293,7 +295,8 @@ impl Env {
         let after = backend.totals();
         backend.observe_into(&mut self.view);
         let view = &self.view;
-        let terms = compute(&self.config.reward, layout, backend, view, &self.prev, &after, ep.slo_ms);
+        let terms =
+            compute(&self.config.reward, layout, backend, view, &self.prev, &after, report.replica_changes, ep.slo_ms);
         self.prev = after;
         self.last_violation = terms.slo_violation;
         let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
@@ -313,6 +316,7 @@ impl Env {
                 format!("{:.6}", terms.slack),
                 format!("{:.6}", terms.overshoot),
                 format!("{:.6}", terms.replica_lag),
+                format!("{:.6}", terms.changes),
                 format!("{action:?}"),
                 report.executed.join("; "),
                 report.blocked.join("; "),

@@ -13,8 +13,12 @@
 //!   server's RPS.
 //! - `replica_lag`: mean over stateful services of replication lag / SLO (clamped to 1); 0 without
 //!   stateful services. (The original design reads it from Redis/MySQL exporters.)
+//! - `changes`: replicas the step's action added or removed, over the sum of max replicas
+//!   (clamped to 1). Weighted 0 by default; a positive weight charges churn, which nothing else in
+//!   the reward does (a team with one agent per service otherwise reverses direction hundreds of
+//!   times an hour).
 //!
-//! Goals: `weighted` (default): `r = -(5 slo + 1 slack + 3 overshoot + 2 lag)`, weights
+//! Goals: `weighted` (default): `r = -(5 slo + 1 slack + 3 overshoot + 2 lag + 0 changes)`, weights
 //! configurable; the gym-hpa goals `cost` (`r = -replicas / max replicas`), `latency`
 //! (`r = -min(1, mean latency / SLO)`), and `multi` (Lagrangian: `r = -(cost + lambda *
 //! max(0, mean latency / SLO - 1))`).
@@ -27,7 +31,7 @@ use super::observation::ObservationLayout;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RewardConfig {
-    Weighted { slo: f64, slack: f64, overshoot: f64, lag: f64, slack_basis: SlackBasis },
+    Weighted { slo: f64, slack: f64, overshoot: f64, lag: f64, changes: f64, slack_basis: SlackBasis },
     Cost,
     Latency,
     Multi { lambda: f64 },
@@ -47,7 +51,7 @@ impl RewardConfig {
     /// The default weights, `r = -(5 slo + 1 slack + 3 overshoot + 2 lag)`, with slack against
     /// `slack_basis`.
     pub fn weighted(slack_basis: SlackBasis) -> RewardConfig {
-        RewardConfig::Weighted { slo: 5.0, slack: 1.0, overshoot: 3.0, lag: 2.0, slack_basis }
+        RewardConfig::Weighted { slo: 5.0, slack: 1.0, overshoot: 3.0, lag: 2.0, changes: 0.0, slack_basis }
     }
 }
 
@@ -63,6 +67,8 @@ pub struct RewardTerms {
     pub slack: f64,
     pub overshoot: f64,
     pub replica_lag: f64,
+    /// Replicas added or removed by the step's action / sum of max replicas.
+    pub changes: f64,
     /// Mean end-to-end latency of requests completed in the interval / SLO.
     pub latency_ratio: f64,
     /// Replicas (Active + Starting) / sum of max replicas.
@@ -70,7 +76,9 @@ pub struct RewardTerms {
     pub reward: f64,
 }
 
-/// The terms and the reward for the interval between `before` and `after`.
+/// The terms and the reward for the interval between `before` and `after`, in which the action
+/// added or removed `replica_changes` replicas.
+#[allow(clippy::too_many_arguments)] // each is one distinct input of the formula
 pub fn compute(
     cfg: &RewardConfig,
     layout: &ObservationLayout,
@@ -78,6 +86,7 @@ pub fn compute(
     view: &ClusterView,
     before: &RunTotals,
     after: &RunTotals,
+    replica_changes: u32,
     slo_ms: f64,
 ) -> RewardTerms {
     let app = backend.app();
@@ -109,6 +118,7 @@ pub fn compute(
     }
     let overshoot = if max_sum > 0.0 { (over / max_sum).clamp(0.0, 1.0) } else { 0.0 };
     let cost = if max_sum > 0.0 { replicas / max_sum } else { 0.0 };
+    let changes = if max_sum > 0.0 { (replica_changes as f64 / max_sum).min(1.0) } else { 0.0 };
     let lags: Vec<f64> = app
         .services
         .iter()
@@ -120,12 +130,12 @@ pub fn compute(
     let latency_sum = after.latency_sum_us - before.latency_sum_us;
     let latency_ratio = if completed > 0.0 { latency_sum / completed / 1000.0 / slo_ms } else { 0.0 };
     let reward = match *cfg {
-        RewardConfig::Weighted { slo, slack: w_slack, overshoot: w_over, lag, .. } => {
-            -(slo * slo_violation + w_slack * slack + w_over * overshoot + lag * replica_lag)
+        RewardConfig::Weighted { slo, slack: w_slack, overshoot: w_over, lag, changes: w_changes, .. } => {
+            -(slo * slo_violation + w_slack * slack + w_over * overshoot + lag * replica_lag + w_changes * changes)
         }
         RewardConfig::Cost => -cost,
         RewardConfig::Latency => -latency_ratio.min(1.0),
         RewardConfig::Multi { lambda } => -(cost + lambda * (latency_ratio - 1.0).max(0.0)),
     };
-    RewardTerms { slo_violation, slack, overshoot, replica_lag, latency_ratio, cost, reward }
+    RewardTerms { slo_violation, slack, overshoot, replica_lag, changes, latency_ratio, cost, reward }
 }

@@ -143,6 +143,7 @@ fn bad_agent_config_names_file_and_field() {
     for (name, from, to, field, says) in [
         ("basis.yaml", "slack_basis: limit", "slack_basis: requests", "slack_basis", "expected request or limit"),
         ("encoder.yaml", "encoder: gat", "encoder: rnn", "encoder", "expected mlp, gcn or gat"),
+        ("changes.yaml", "encoder: gat", "encoder: gat\nchange_weight: -1", "change_weight", "must be >= 0"),
     ] {
         let file = tmp.path().join(name);
         assert!(good.contains(from));

@@ -136,6 +136,35 @@ fn reward_terms_match_hand_computed_values() {
 }
 
 #[test]
+fn the_change_term_charges_each_replica_the_action_moves() {
+    // One replica, max 5, min 1. Actions +2 (1 -> 3: changes 2/5 = 0.4), -1 (3 -> 2: 0.2), none
+    // (0), -1 (2 -> 1: 0.2), -1 (at the minimum: masked, 0). With weight 2 the reward is the
+    // unweighted one minus 2 x changes, exactly; every other term is the same.
+    let run = |weight: f64| {
+        let mut reward = RewardConfig::default();
+        if let RewardConfig::Weighted { changes, .. } = &mut reward {
+            *changes = weight;
+        }
+        let cfg = EnvConfig { decision_interval: SimTime::from_secs(15), reward, ..Default::default() };
+        let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+        e.reset(1).unwrap();
+        [one(2), one(-1), one(0), one(-1), one(-1)].map(|a| {
+            let st = e.step(&a).unwrap();
+            (st.info.terms.changes, st.reward, st.info.report.replica_changes)
+        })
+    };
+    let (plain, charged) = (run(0.0), run(2.0));
+    let counts: Vec<u32> = plain.iter().map(|x| x.2).collect();
+    assert_eq!(counts, vec![2, 1, 0, 1, 0]);
+    for ((c, r0, _), (c2, r2, _)) in plain.iter().zip(&charged) {
+        assert_eq!(c, c2, "the term does not depend on its weight");
+        assert!((r2 - (r0 - 2.0 * c)).abs() < 1e-12, "{r2} vs {r0} - 2 x {c}");
+    }
+    let terms: Vec<f64> = plain.iter().map(|x| x.0).collect();
+    assert_eq!(terms, vec![0.4, 0.2, 0.0, 0.2, 0.0]);
+}
+
+#[test]
 fn slack_against_limits_charges_a_raised_limit() {
     // As `tiny`, with 0.5-core requests and 1-core limits: over [15 s, 30 s) 150 requests use 7.5
     // core-seconds. Against requests (3 x 0.5 x 15 = 22.5) slack is 1 - 7.5/22.5 = 0.6667;

@@ -57,6 +57,11 @@ pub struct AgentConfig {
     /// Written into checkpoints only when not the default, so older checkpoints read unchanged.
     #[serde(default = "request", skip_serializing_if = "is_request")]
     pub slack_basis: String,
+    /// Weight of the weighted reward's `changes` term (replicas added or removed per step over the
+    /// sum of max replicas): 0 by default; positive charges churn. Written into checkpoints only
+    /// when not 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub change_weight: f64,
     /// 1: one agent scales every service. N > 1: a team of N agents, agent `p` scaling service `p`
     /// (the two-agent mode of LLM prompt and token pools: `team: 2`).
     #[serde(default = "one_usize")]
@@ -134,6 +139,10 @@ fn is_request(s: &str) -> bool {
     s == "request"
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
         let cfg = ConfigText::read(path)?;
@@ -166,6 +175,9 @@ impl AgentConfig {
                 return Err(err(f, format!("{v} must be > 0")));
             }
         }
+        if !(c.change_weight.is_finite() && c.change_weight >= 0.0) {
+            return Err(err("change_weight", format!("{} must be >= 0", c.change_weight)));
+        }
         for (v, f) in [(c.gamma, "gamma"), (c.gae_lambda, "gae_lambda"), (c.clip, "clip")] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(err(f, format!("{v} is outside [0, 1]")));
@@ -188,10 +200,16 @@ impl AgentConfig {
                 "cost" => RewardConfig::Cost,
                 "latency" => RewardConfig::Latency,
                 "multi" => RewardConfig::Multi { lambda: 1.0 },
-                _ => RewardConfig::weighted(match self.slack_basis.as_str() {
-                    "limit" => SlackBasis::Limit,
-                    _ => SlackBasis::Request,
-                }),
+                _ => {
+                    let mut weighted = RewardConfig::weighted(match self.slack_basis.as_str() {
+                        "limit" => SlackBasis::Limit,
+                        _ => SlackBasis::Request,
+                    });
+                    if let RewardConfig::Weighted { changes, .. } = &mut weighted {
+                        *changes = self.change_weight;
+                    }
+                    weighted
+                }
             },
             action: crate::rl::ActionConfig {
                 node_type_head: self.node_type_head,
