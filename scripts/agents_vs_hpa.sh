@@ -6,7 +6,8 @@
 # AGENTS picks the agents (default `mlp gcn gat`; `gatfull` is GAT-PPO with the node-type and
 # CPU-quota heads, configs/agents/gat_ppo_full_action.yaml; `mlpteam` is one MLP-PPO agent per
 # service, configs/agents/mlp_ppo_team.yaml; `mlpteamchurn` the same with churn charged,
-# configs/agents/mlp_ppo_team_churn.yaml). SEEDS picks the seeds (default `1 2 3 4 5`).
+# configs/agents/mlp_ppo_team_churn.yaml; `mlpteamstable` with the HPA's scale-down stabilisation,
+# configs/agents/mlp_ppo_team_stable.yaml). SEEDS picks the seeds (default `1 2 3 4 5`).
 set -euo pipefail
 STEPS=${STEPS:-30000}
 OUT=${OUT:-runs/agents_vs_hpa}
@@ -19,6 +20,7 @@ for enc in $AGENTS; do
     gatfull) cfg=configs/agents/gat_ppo_full_action.yaml ;;
     mlpteam) cfg=configs/agents/mlp_ppo_team.yaml ;;
     mlpteamchurn) cfg=configs/agents/mlp_ppo_team_churn.yaml ;;
+    mlpteamstable) cfg=configs/agents/mlp_ppo_team_stable.yaml ;;
     *) cfg=configs/agents/${enc}_ppo.yaml ;;
   esac
   for seed in $SEEDS; do

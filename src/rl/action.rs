@@ -14,6 +14,7 @@
 use crate::app::AppSpec;
 use crate::backend::ClusterBackend;
 use crate::cluster::ClusterSpec;
+use crate::engine::SimTime;
 use crate::metrics::ClusterView;
 
 /// The replica deltas an action may ask for, in the order the mask and the categorical head use.
@@ -28,6 +29,9 @@ pub struct ActionConfig {
     /// LLM action: replicas per unit of pool delta, and instances per unit of migration.
     pub action_scale_step: f64,
     pub action_mig_step: f64,
+    /// Scale-downs of a service are masked for this long after its last scale-up (0: off); see
+    /// [`DownscaleStabilizer`].
+    pub downscale_stabilization: SimTime,
 }
 
 impl Default for ActionConfig {
@@ -38,6 +42,7 @@ impl Default for ActionConfig {
             quota_step_cores: 0.1,
             action_scale_step: 5.0,
             action_mig_step: 3.0,
+            downscale_stabilization: SimTime::ZERO,
         }
     }
 }
@@ -81,7 +86,7 @@ impl Action {
 }
 
 /// What is allowed now: per service, each of [`DELTAS`]; per service, each SKU for a scale-up.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ActionMask {
     /// `[service][delta index]`.
     pub deltas: Vec<[bool; 5]>,
@@ -131,6 +136,45 @@ impl ActionMask {
     }
 }
 
+/// The scale-down stabilisation window of the Kubernetes HPA, for agents: after a service scales
+/// up, its scale-downs are masked for `window`, so a policy cannot undo a scale-up at the next
+/// decision. The environment (training) and a deployed agent each keep one, so both mask alike.
+/// A scale-up is never held back: following a rise is what the window protects.
+#[derive(Clone, Debug, Default)]
+pub struct DownscaleStabilizer {
+    window: SimTime,
+    /// When each service last scaled up.
+    last_up: Vec<Option<SimTime>>,
+}
+
+impl DownscaleStabilizer {
+    pub fn new(window: SimTime) -> Self {
+        DownscaleStabilizer { window, last_up: Vec::new() }
+    }
+
+    /// Service `service` scaled up at `now`.
+    pub fn scaled_up(&mut self, now: SimTime, service: usize) {
+        if self.last_up.len() <= service {
+            self.last_up.resize(service + 1, None);
+        }
+        self.last_up[service] = Some(now);
+    }
+
+    /// Masks the scale-downs of every service that scaled up less than `window` before `now`.
+    pub fn apply(&self, now: SimTime, mask: &mut ActionMask) {
+        if self.window == SimTime::ZERO {
+            return;
+        }
+        for (row, up) in mask.deltas.iter_mut().zip(&self.last_up) {
+            if up.is_some_and(|t| now < t + self.window) {
+                for (ok, &d) in row.iter_mut().zip(&DELTAS) {
+                    *ok &= d >= 0;
+                }
+            }
+        }
+    }
+}
+
 /// What the executor did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ActionReport {
@@ -138,6 +182,8 @@ pub struct ActionReport {
     pub blocked: Vec<String>,
     /// Replicas added or removed (each executed +1 or -1; not CPU resizes or migrations).
     pub replica_changes: u32,
+    /// Services that gained at least one replica.
+    pub scaled_up: Vec<usize>,
 }
 
 /// Executes `action` on `backend` under `mask`.
@@ -181,6 +227,9 @@ pub fn execute(
                     match r {
                         Ok(()) => {
                             report.replica_changes += 1;
+                            if a.delta > 0 && report.scaled_up.last() != Some(&s) {
+                                report.scaled_up.push(s);
+                            }
                             report.executed.push(format!(
                                 "{} {}",
                                 service_name(backend, s),
@@ -232,6 +281,9 @@ fn execute_llm(backend: &mut dyn ClusterBackend, deltas: [f32; 2], migrate: f32,
             match r {
                 Ok(()) => {
                     report.replica_changes += 1;
+                    if n > 0 && report.scaled_up.last() != Some(&pool) {
+                        report.scaled_up.push(pool);
+                    }
                     report.executed.push(format!("{name} {}", if n > 0 { "+1" } else { "-1" }))
                 }
                 Err(e) => {

@@ -196,6 +196,7 @@ pub struct Env {
     prev: RunTotals,
     last_violation: f64,
     mask: Option<ActionMask>,
+    stabilizer: super::DownscaleStabilizer,
     /// The last observation's view, kept so each step refills it instead of allocating one.
     view: crate::metrics::ClusterView,
     steps: u64,
@@ -213,6 +214,7 @@ impl Env {
             prev: RunTotals::default(),
             last_violation: 0.0,
             mask: None,
+            stabilizer: Default::default(),
             view: Default::default(),
             steps: 0,
             episodes: 0,
@@ -271,7 +273,10 @@ impl Env {
         self.prev = ep.backend.totals();
         self.last_violation = 0.0;
         let view = ep.backend.observe();
-        self.mask = Some(ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster()));
+        self.stabilizer = super::DownscaleStabilizer::new(self.config.action.downscale_stabilization);
+        let mut mask = ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster());
+        self.stabilizer.apply(ep.backend.now(), &mut mask);
+        self.mask = Some(mask);
         let obs = collect(&layout, &view, ep.backend.app(), ep.backend.cluster(), ep.slo_ms);
         self.view = view;
         self.layout = Some(layout);
@@ -290,6 +295,9 @@ impl Env {
         }
         let mask = self.mask.as_ref().ok_or(EnvError::NotReset)?;
         let report = execute(backend, action, mask, &self.config.action);
+        for &s in &report.scaled_up {
+            self.stabilizer.scaled_up(backend.now(), s);
+        }
         let until = (backend.now() + self.config.decision_interval).min(backend.horizon());
         backend.advance(until)?;
         let after = backend.totals();
@@ -300,10 +308,9 @@ impl Env {
         self.prev = after;
         self.last_violation = terms.slo_violation;
         let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
-        match &mut self.mask {
-            Some(m) => m.refill(view, backend.app(), backend.cluster()),
-            None => self.mask = Some(ActionMask::from_view(view, backend.app(), backend.cluster())),
-        }
+        let mask = self.mask.get_or_insert_with(Default::default);
+        mask.refill(view, backend.app(), backend.cluster());
+        self.stabilizer.apply(backend.now(), mask);
         let truncated = backend.now() >= backend.horizon();
         self.steps += 1;
         if let Some(log) = &mut self.log {

@@ -165,6 +165,33 @@ fn the_change_term_charges_each_replica_the_action_moves() {
 }
 
 #[test]
+fn scale_downs_stay_masked_for_the_stabilisation_window_after_a_scale_up() {
+    // Window 60 s, decisions every 15 s. +1 at t = 0; scale-downs are masked at 15, 30 and 45 s
+    // (a -1 asked for at 15 s is blocked, not executed) and allowed again at 60 s; scale-ups never.
+    let cfg = EnvConfig {
+        decision_interval: SimTime::from_secs(15),
+        action: ActionConfig { downscale_stabilization: SimTime::from_secs(60), ..Default::default() },
+        ..Default::default()
+    };
+    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(2)], Randomization::default())));
+    e.reset(1).unwrap();
+    assert!(e.mask().unwrap().allows_delta(0, -1), "no scale-up yet");
+    let st = e.step(&one(1)).unwrap();
+    assert_eq!(st.info.report.scaled_up, vec![0]);
+    let mut down_allowed = vec![];
+    let st = e.step(&one(-1)).unwrap();
+    assert!(st.info.report.executed.is_empty(), "{:?}", st.info.report);
+    assert!(st.info.report.blocked[0].contains("masked"), "{:?}", st.info.report);
+    for _ in 0..4 {
+        let m = e.mask().unwrap();
+        assert!(m.allows_delta(0, 1));
+        down_allowed.push((e.backend().unwrap().now().as_secs_f64(), m.allows_delta(0, -1)));
+        e.step(&one(0)).unwrap();
+    }
+    assert_eq!(down_allowed, vec![(30.0, false), (45.0, false), (60.0, true), (75.0, true)]);
+}
+
+#[test]
 fn slack_against_limits_charges_a_raised_limit() {
     // As `tiny`, with 0.5-core requests and 1-core limits: over [15 s, 30 s) 150 requests use 7.5
     // core-seconds. Against requests (3 x 0.5 x 15 = 22.5) slack is 1 - 7.5/22.5 = 0.6667;

@@ -62,6 +62,11 @@ pub struct AgentConfig {
     /// when not 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub change_weight: f64,
+    /// Seconds a service's scale-downs stay masked after it scales up (the HPA's scale-down
+    /// stabilisation window; 0: off). Applied in training and when the agent runs as a policy.
+    /// Written into checkpoints only when not 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub downscale_stabilization_s: f64,
     /// 1: one agent scales every service. N > 1: a team of N agents, agent `p` scaling service `p`
     /// (the two-agent mode of LLM prompt and token pools: `team: 2`).
     #[serde(default = "one_usize")]
@@ -175,8 +180,10 @@ impl AgentConfig {
                 return Err(err(f, format!("{v} must be > 0")));
             }
         }
-        if !(c.change_weight.is_finite() && c.change_weight >= 0.0) {
-            return Err(err("change_weight", format!("{} must be >= 0", c.change_weight)));
+        for (v, f) in [(c.change_weight, "change_weight"), (c.downscale_stabilization_s, "downscale_stabilization_s")] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(err(f, format!("{v} must be >= 0")));
+            }
         }
         for (v, f) in [(c.gamma, "gamma"), (c.gae_lambda, "gae_lambda"), (c.clip, "clip")] {
             if !(0.0..=1.0).contains(&v) {
@@ -215,6 +222,7 @@ impl AgentConfig {
                 node_type_head: self.node_type_head,
                 quota_head: self.quota_head,
                 quota_step_cores: self.quota_step_cores,
+                downscale_stabilization: SimTime::from_secs_f64(self.downscale_stabilization_s),
                 ..Default::default()
             },
             ..Default::default()

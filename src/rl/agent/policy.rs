@@ -11,7 +11,7 @@ use crate::cluster::ClusterSpec;
 use crate::engine::SimTime;
 use crate::metrics::ClusterView;
 use crate::rl::observation::{collect, ObservationLayout};
-use crate::rl::{Action, ActionMask, ServiceAction};
+use crate::rl::{Action, ActionMask, DownscaleStabilizer, ServiceAction};
 use crate::scenario::Scenario;
 
 pub struct AgentPolicy {
@@ -22,6 +22,8 @@ pub struct AgentPolicy {
     cluster: ClusterSpec,
     slo_ms: f64,
     period: SimTime,
+    /// The scale-down stabilisation the agent trained under, over its own scale-ups.
+    stabilizer: DownscaleStabilizer,
 }
 
 impl AgentPolicy {
@@ -51,6 +53,7 @@ impl AgentPolicy {
                 scenario.app.services.len()
             )));
         }
+        let stabilizer = DownscaleStabilizer::new(SimTime::from_secs_f64(ck.config.downscale_stabilization_s));
         let mut team = vec![Agent::from_checkpoint(ck, 0)];
         for p in 1..size {
             team.push(Agent::from_checkpoint(Checkpoint::load(&member_path(path, p))?, 0));
@@ -62,6 +65,7 @@ impl AgentPolicy {
             cluster: scenario.cluster.clone(),
             slo_ms: scenario.slo.as_millis_f64(),
             period,
+            stabilizer,
         })
     }
 }
@@ -83,7 +87,8 @@ impl Autoscaler for AgentPolicy {
 
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         let obs = collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms);
-        let mask = ActionMask::from_view(view, &self.app, &self.cluster);
+        let mut mask = ActionMask::from_view(view, &self.app, &self.cluster);
+        self.stabilizer.apply(view.now, &mut mask);
         let parts: Vec<(usize, ServiceAction)> = match team_greedy(&self.team, &obs, &mask) {
             Action::One { service, node_type, delta, quota } => {
                 vec![(service, ServiceAction { node_type, delta, quota })]
@@ -97,6 +102,9 @@ impl Autoscaler for AgentPolicy {
                 continue;
             };
             let current = (sv.counts.active + sv.counts.starting) as i64;
+            if a.delta > 0 {
+                self.stabilizer.scaled_up(view.now, service);
+            }
             let mut reason = format!("agent: {} {:+}", sv.name, a.delta);
             let sku = (cfg.node_type_head && a.delta > 0).then_some(a.node_type);
             if let Some(k) = sku.and_then(|k| self.cluster.skus.get(k)) {
