@@ -204,12 +204,6 @@ impl Instance {
         self.outstanding = outstanding;
     }
 
-    /// Cores one worker slot runs at ([`InstanceShape::slot_cores`]).
-    #[inline]
-    pub fn slot_cores(&self) -> f64 {
-        self.slot_cores
-    }
-
     /// Resizes the CPU limit in place; work already running keeps its speed. Call
     /// [`Instance::integrate_cpu`] first.
     pub fn set_cpu_limit(&mut self, cores: f64) {
