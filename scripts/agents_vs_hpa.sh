@@ -7,7 +7,8 @@
 # CPU-quota heads, configs/agents/gat_ppo_full_action.yaml; `mlpteam` is one MLP-PPO agent per
 # service, configs/agents/mlp_ppo_team.yaml; `mlpteamchurn` the same with churn charged,
 # configs/agents/mlp_ppo_team_churn.yaml; `mlpteamstable` with the HPA's scale-down stabilisation,
-# configs/agents/mlp_ppo_team_stable.yaml). SEEDS picks the seeds (default `1 2 3 4 5`).
+# configs/agents/mlp_ppo_team_stable.yaml; `mlpteamboth` with both,
+# configs/agents/mlp_ppo_team_stable_churn.yaml). SEEDS picks the seeds (default `1 2 3 4 5`).
 set -euo pipefail
 STEPS=${STEPS:-30000}
 OUT=${OUT:-runs/agents_vs_hpa}
@@ -21,6 +22,7 @@ for enc in $AGENTS; do
     mlpteam) cfg=configs/agents/mlp_ppo_team.yaml ;;
     mlpteamchurn) cfg=configs/agents/mlp_ppo_team_churn.yaml ;;
     mlpteamstable) cfg=configs/agents/mlp_ppo_team_stable.yaml ;;
+    mlpteamboth) cfg=configs/agents/mlp_ppo_team_stable_churn.yaml ;;
     *) cfg=configs/agents/${enc}_ppo.yaml ;;
   esac
   for seed in $SEEDS; do

@@ -308,3 +308,50 @@ fn cli_full_action_agent_picks_types_and_resizes_limits() {
         assert!(row.contains(" on e2-standard-"), "a scale-up names its server type: {row}");
     }
 }
+
+/// Scale-downs that follow a scale-up of the same service within `window_s`, from an actions.csv.
+fn quick_reversals(actions_csv: &str, window_s: f64) -> (usize, usize) {
+    let mut last_up: std::collections::HashMap<String, f64> = Default::default();
+    let (mut ups, mut quick) = (0, 0);
+    for line in actions_csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (t, service, from, to): (f64, &str, u32, u32) =
+            (f[0].parse().unwrap(), f[1], f[2].parse().unwrap(), f[3].parse().unwrap());
+        if to > from {
+            ups += 1;
+            last_up.insert(service.to_string(), t);
+        } else if to < from && last_up.get(service).is_some_and(|&u| t < u + window_s) {
+            quick += 1;
+        }
+    }
+    (ups, quick)
+}
+
+#[test]
+fn a_deployed_agent_keeps_the_scale_down_stabilisation_it_trained_with() {
+    // The same briefly trained agent (near random, so it scales both ways often), with and without
+    // a 60 s window: run as a policy, the windowed one never scales a service down within 60 s of
+    // scaling it up; the other one does.
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = crate::root().join("scenarios/chain_5.yaml");
+    let base = std::fs::read_to_string(crate::root().join("configs/agents/mlp_ppo.yaml")).unwrap();
+    let mut seen = vec![];
+    for window in [0, 60] {
+        let cfg = tmp.path().join(format!("w{window}.yaml"));
+        std::fs::write(&cfg, format!("{base}\ndownscale_stabilization_s: {window}\n")).unwrap();
+        let out = tmp.path().join(format!("tr{window}"));
+        cli_train(&cfg, &chain, 300, 4, &out);
+        let run = tmp.path().join(format!("run{window}"));
+        let policy = format!("agent:{}", out.join("checkpoint.ckpt").display());
+        let o = std::process::Command::new(crate::bin())
+            .args(["run", chain.to_str().unwrap(), "--policy", &policy, "--seed", "1", "-q", "--out"])
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        seen.push(quick_reversals(&std::fs::read_to_string(run.join("actions.csv")).unwrap(), 60.0));
+    }
+    let ((ups0, quick0), (ups60, quick60)) = (seen[0], seen[1]);
+    assert!(quick0 > 0, "without a window the agent reverses quickly ({ups0} scale-ups)");
+    assert!(ups60 > 0 && quick60 == 0, "with a 60 s window: {ups60} scale-ups, {quick60} quick reversals");
+}
