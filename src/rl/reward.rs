@@ -47,11 +47,24 @@ pub enum SlackBasis {
     Limit,
 }
 
+/// The weighted goal's default weights (`changes`: 0).
+pub const DEFAULT_SLO_WEIGHT: f64 = 5.0;
+pub const DEFAULT_SLACK_WEIGHT: f64 = 1.0;
+pub const DEFAULT_OVERSHOOT_WEIGHT: f64 = 3.0;
+pub const DEFAULT_LAG_WEIGHT: f64 = 2.0;
+
 impl RewardConfig {
     /// The default weights, `r = -(5 slo + 1 slack + 3 overshoot + 2 lag)`, with slack against
     /// `slack_basis`.
     pub fn weighted(slack_basis: SlackBasis) -> RewardConfig {
-        RewardConfig::Weighted { slo: 5.0, slack: 1.0, overshoot: 3.0, lag: 2.0, changes: 0.0, slack_basis }
+        RewardConfig::Weighted {
+            slo: DEFAULT_SLO_WEIGHT,
+            slack: DEFAULT_SLACK_WEIGHT,
+            overshoot: DEFAULT_OVERSHOOT_WEIGHT,
+            lag: DEFAULT_LAG_WEIGHT,
+            changes: 0.0,
+            slack_basis,
+        }
     }
 }
 

@@ -29,6 +29,12 @@ impl ConfigText {
     pub fn invalid(&self, field: &str, message: String) -> ConfigError {
         ConfigError::invalid_at(&self.file, &self.text, field, field, message)
     }
+
+    /// [`Self::invalid`] for a field whose name is not in the text as written (a nested one such
+    /// as `reward_weights.slo`), located at the first line holding `needle`.
+    pub fn invalid_near(&self, needle: &str, field: &str, message: String) -> ConfigError {
+        ConfigError::invalid_at(&self.file, &self.text, needle, field, message)
+    }
 }
 
 /// Parses `text` (from `file`) into `T`, refusing what `T` refuses (unknown fields included).

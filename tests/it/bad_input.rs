@@ -143,7 +143,14 @@ fn bad_agent_config_names_file_and_field() {
     for (name, from, to, field, says) in [
         ("basis.yaml", "slack_basis: limit", "slack_basis: requests", "slack_basis", "expected request or limit"),
         ("encoder.yaml", "encoder: gat", "encoder: rnn", "encoder", "expected mlp, gcn or gat"),
-        ("changes.yaml", "encoder: gat", "encoder: gat\nchange_weight: -1", "change_weight", "must be >= 0"),
+        (
+            "changes.yaml",
+            "encoder: gat",
+            "encoder: gat\nreward_weights: { changes: -1 }",
+            "reward_weights.changes",
+            "must be >= 0",
+        ),
+        ("weights.yaml", "encoder: gat", "encoder: gat\nreward_weights: { slo: 5, cost: 1 }", "cost", "unknown field"),
     ] {
         let file = tmp.path().join(name);
         assert!(good.contains(from));
@@ -161,7 +168,7 @@ fn bad_agent_config_names_file_and_field() {
             out.to_str().unwrap(),
         ]);
         assert!(!ok && !text.contains("panicked"), "{name}: {text}");
-        for m in [name, field, says] {
+        for m in [name, field, says, "line"] {
             assert!(text.contains(m), "error for {name} lacks `{m}`: {text}");
         }
         assert!(!out.join("checkpoint.ckpt").exists(), "{name}: no checkpoint");

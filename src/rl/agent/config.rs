@@ -6,8 +6,49 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::SimTime;
-use crate::rl::{EnvConfig, RewardConfig, SlackBasis};
+use crate::rl::{reward, EnvConfig, RewardConfig, SlackBasis};
 use crate::scenario::{ConfigError, ConfigText};
+
+/// The weighted reward's weights, by term.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RewardWeights {
+    #[serde(default = "w_slo")]
+    pub slo: f64,
+    #[serde(default = "w_slack")]
+    pub slack: f64,
+    #[serde(default = "w_overshoot")]
+    pub overshoot: f64,
+    #[serde(default = "w_lag")]
+    pub lag: f64,
+    #[serde(default)]
+    pub changes: f64,
+}
+
+impl Default for RewardWeights {
+    fn default() -> Self {
+        RewardWeights { slo: w_slo(), slack: w_slack(), overshoot: w_overshoot(), lag: w_lag(), changes: 0.0 }
+    }
+}
+
+impl RewardWeights {
+    fn is_default(&self) -> bool {
+        *self == RewardWeights::default()
+    }
+}
+
+fn w_slo() -> f64 {
+    reward::DEFAULT_SLO_WEIGHT
+}
+fn w_slack() -> f64 {
+    reward::DEFAULT_SLACK_WEIGHT
+}
+fn w_overshoot() -> f64 {
+    reward::DEFAULT_OVERSHOOT_WEIGHT
+}
+fn w_lag() -> f64 {
+    reward::DEFAULT_LAG_WEIGHT
+}
 
 /// Hyper-parameters, from `configs/agents/*.yaml`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -57,11 +98,11 @@ pub struct AgentConfig {
     /// Written into checkpoints only when not the default, so older checkpoints read unchanged.
     #[serde(default = "request", skip_serializing_if = "is_request")]
     pub slack_basis: String,
-    /// Weight of the weighted reward's `changes` term (replicas added or removed per step over the
-    /// sum of max replicas): 0 by default; positive charges churn. Written into checkpoints only
-    /// when not 0.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub change_weight: f64,
+    /// The weighted reward's weights (`src/rl/reward.rs` defines the terms); any left out keep
+    /// their defaults, `{ slo: 5, slack: 1, overshoot: 3, lag: 2, changes: 0 }`. A positive
+    /// `changes` charges churn. Written into checkpoints only when not the defaults.
+    #[serde(default, skip_serializing_if = "RewardWeights::is_default")]
+    pub reward_weights: RewardWeights,
     /// Seconds a service's scale-downs stay masked after it scales up (the HPA's scale-down
     /// stabilisation window; 0: off). Applied in training and when the agent runs as a policy.
     /// Written into checkpoints only when not 0.
@@ -180,10 +221,18 @@ impl AgentConfig {
                 return Err(err(f, format!("{v} must be > 0")));
             }
         }
-        for (v, f) in [(c.change_weight, "change_weight"), (c.downscale_stabilization_s, "downscale_stabilization_s")] {
+        let w = &c.reward_weights;
+        for (v, f) in
+            [(w.slo, "slo"), (w.slack, "slack"), (w.overshoot, "overshoot"), (w.lag, "lag"), (w.changes, "changes")]
+        {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(err(f, format!("{v} must be >= 0")));
+                let field = format!("reward_weights.{f}");
+                return Err(cfg.invalid_near("reward_weights", &field, format!("{v} must be >= 0")));
             }
+        }
+        if !(c.downscale_stabilization_s.is_finite() && c.downscale_stabilization_s >= 0.0) {
+            let v = c.downscale_stabilization_s;
+            return Err(err("downscale_stabilization_s", format!("{v} must be >= 0")));
         }
         for (v, f) in [(c.gamma, "gamma"), (c.gae_lambda, "gae_lambda"), (c.clip, "clip")] {
             if !(0.0..=1.0).contains(&v) {
@@ -208,14 +257,18 @@ impl AgentConfig {
                 "latency" => RewardConfig::Latency,
                 "multi" => RewardConfig::Multi { lambda: 1.0 },
                 _ => {
-                    let mut weighted = RewardConfig::weighted(match self.slack_basis.as_str() {
-                        "limit" => SlackBasis::Limit,
-                        _ => SlackBasis::Request,
-                    });
-                    if let RewardConfig::Weighted { changes, .. } = &mut weighted {
-                        *changes = self.change_weight;
+                    let w = self.reward_weights;
+                    RewardConfig::Weighted {
+                        slo: w.slo,
+                        slack: w.slack,
+                        overshoot: w.overshoot,
+                        lag: w.lag,
+                        changes: w.changes,
+                        slack_basis: match self.slack_basis.as_str() {
+                            "limit" => SlackBasis::Limit,
+                            _ => SlackBasis::Request,
+                        },
                     }
-                    weighted
                 }
             },
             action: crate::rl::ActionConfig {
