@@ -282,3 +282,29 @@ impl AgentConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Weights left out keep their defaults; those given reach the environment's reward.
+    #[test]
+    fn reward_weights_reach_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.yaml");
+        let base = "format_version: 1\nencoder: mlp\nalgorithm: ppo\n";
+        std::fs::write(&path, format!("{base}reward_weights: {{ slack: 2, changes: 0.5 }}\n")).unwrap();
+        let reward = AgentConfig::load(&path).unwrap().env_config().reward;
+        let want = RewardConfig::Weighted {
+            slo: 5.0,
+            slack: 2.0,
+            overshoot: 3.0,
+            lag: 2.0,
+            changes: 0.5,
+            slack_basis: SlackBasis::Request,
+        };
+        assert_eq!(reward, want);
+        std::fs::write(&path, base).unwrap();
+        assert_eq!(AgentConfig::load(&path).unwrap().env_config().reward, RewardConfig::default());
+    }
+}
