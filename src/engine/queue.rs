@@ -89,11 +89,6 @@ impl<E: Copy> EventQueue<E> {
         self.next_seq
     }
 
-    /// Time of the earliest pending event.
-    pub fn peek_time(&self) -> Option<SimTime> {
-        self.earliest().map(|(k, _)| SimTime((k >> 64) as u64))
-    }
-
     /// The smallest pending key and where it waits (a lane's index, or [`FROM_HEAP`]).
     #[inline(always)]
     fn earliest(&self) -> Option<(u128, usize)> {

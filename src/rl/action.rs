@@ -186,6 +186,17 @@ pub struct ActionReport {
     pub scaled_up: Vec<usize>,
 }
 
+impl ActionReport {
+    /// One replica of `service` (named `name`) was added (`up`) or removed.
+    fn moved(&mut self, service: usize, name: &str, up: bool) {
+        self.replica_changes += 1;
+        if up && self.scaled_up.last() != Some(&service) {
+            self.scaled_up.push(service);
+        }
+        self.executed.push(format!("{name} {}", if up { "+1" } else { "-1" }));
+    }
+}
+
 /// Executes `action` on `backend` under `mask`.
 pub fn execute(
     backend: &mut dyn ClusterBackend,
@@ -225,17 +236,7 @@ pub fn execute(
                 for _ in 0..a.delta.unsigned_abs() {
                     let r = if a.delta > 0 { backend.scale_up(s, Some(sku)) } else { backend.scale_down(s) };
                     match r {
-                        Ok(()) => {
-                            report.replica_changes += 1;
-                            if a.delta > 0 && report.scaled_up.last() != Some(&s) {
-                                report.scaled_up.push(s);
-                            }
-                            report.executed.push(format!(
-                                "{} {}",
-                                service_name(backend, s),
-                                if a.delta > 0 { "+1" } else { "-1" }
-                            ))
-                        }
+                        Ok(()) => report.moved(s, service_name(backend, s), a.delta > 0),
                         Err(e) => report.blocked.push(format!("{}: {e}", service_name(backend, s))),
                     }
                 }
@@ -279,13 +280,7 @@ fn execute_llm(backend: &mut dyn ClusterBackend, deltas: [f32; 2], migrate: f32,
         for _ in 0..n.unsigned_abs() {
             let r = if n > 0 { backend.scale_up(pool, None) } else { backend.scale_down(pool) };
             match r {
-                Ok(()) => {
-                    report.replica_changes += 1;
-                    if n > 0 && report.scaled_up.last() != Some(&pool) {
-                        report.scaled_up.push(pool);
-                    }
-                    report.executed.push(format!("{name} {}", if n > 0 { "+1" } else { "-1" }))
-                }
+                Ok(()) => report.moved(pool, &name, n > 0),
                 Err(e) => {
                     report.blocked.push(format!("{name}: {e}"));
                     break;

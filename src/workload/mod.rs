@@ -70,7 +70,7 @@ impl RequestMix {
     }
 
     /// The request type a uniform draw `u` in [0, 1) picks.
-    pub fn pick(&self, u: f64) -> usize {
+    fn pick(&self, u: f64) -> usize {
         self.cdf.iter().position(|&c| u < c).unwrap_or(self.cdf.len() - 1)
     }
 }

@@ -179,8 +179,7 @@ pub fn generate_load(
                 std::thread::yield_now();
             }
         }
-        let u: f64 = mix_rng.gen();
-        let ty = mix.pick(u);
+        let ty = mix.sample(&mut mix_rng);
         {
             let mut st = shared.lock();
             st.totals.arrived += 1;
