@@ -16,4 +16,5 @@ pub mod rl;
 pub mod scaling;
 pub mod scenario;
 pub mod sim;
+pub mod text;
 pub mod workload;

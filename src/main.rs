@@ -1,17 +1,17 @@
 //! The `scalesim` command line. Thin: parses arguments, calls the library, prints.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use scalesim::autoscale::build_policy;
 use scalesim::engine::SimTime;
 use scalesim::experiment::backend_run::{run_kubernetes_to_dir, run_local_to_dir, validate_to_dir, LocalRunOptions};
+use scalesim::experiment::outdir::{default_run_path, file_bytes, safe_name, short_hash, stem};
+use scalesim::experiment::progress::Progress;
 use scalesim::experiment::{run_to_dir, RunOptions};
 use scalesim::scenario::load_scenario;
 
@@ -39,14 +39,21 @@ enum Command {
         #[arg(long)]
         policy_config: Option<PathBuf>,
         /// Random seed (default: the scenario's `seed`).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_seed, allow_negative_numbers = true)]
         seed: Option<u64>,
-        /// Run folder (default: runs/<scenario>_<policy>_seed<N>).
+        /// Run folder (default: runs/<scenario>_<policy or config>_seed<N>_<hash of what was run>).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace an earlier run in --out even if the folder also holds files of yours (they are
+        /// kept; without --force such a run is refused).
+        #[arg(long)]
+        force: bool,
         /// Simulated seconds to run (default: the scenario's horizon).
         #[arg(long, allow_hyphen_values = true)]
         horizon: Option<f64>,
+        /// Run even past the bounds on work (a horizon over one week, over a billion requests).
+        #[arg(long)]
+        allow_large: bool,
         /// Print scaling events (instances added, drained, removed; blocked actions) to stderr.
         #[arg(long)]
         log_events: bool,
@@ -78,11 +85,14 @@ enum Command {
         /// The real backend to hold the simulator against.
         #[arg(long, value_enum, default_value = "local")]
         against: RealBackend,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_seed, allow_negative_numbers = true)]
         seed: Option<u64>,
-        /// Output folder (default: runs/validate_<scenario>_<policy>_seed<N>).
+        /// Output folder (default: runs/validate_<scenario>_<policy>_seed<N>_<hash>).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace an earlier validation in --out that also holds files of yours (kept).
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         time_compression: Option<f64>,
         /// Keep this Prometheus file_sd targets file listing the local workers.
@@ -109,9 +119,10 @@ enum Command {
         /// Scenario YAML; several for randomised episodes over them.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+        /// Episodes to roll out (at least 1).
         #[arg(long, default_value_t = 1)]
         episodes: u64,
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = parse_seed, allow_negative_numbers = true)]
         seed: u64,
         /// Seconds between decisions.
         #[arg(long, default_value_t = 15.0)]
@@ -164,36 +175,48 @@ enum Command {
     },
     /// Train an RL agent (PPO or A2C) on one or more scenarios.
     Train {
-        /// Agent hyper-parameters (configs/agents/*.yaml).
+        /// Agent hyper-parameters (configs/agents/*.yaml). Needed for a new training; on --resume
+        /// the checkpoint's own config is used, and an --agent given must be the same.
         #[arg(long)]
-        agent: PathBuf,
+        agent: Option<PathBuf>,
         /// Scenario(s) to train on (episodes draw among them).
         #[arg(long = "scenario", required = true)]
         scenarios: Vec<PathBuf>,
-        /// Environment steps (decisions) in all.
+        /// Environment steps (decisions) in all, a resumed training's earlier steps included;
+        /// rounded up to whole rollouts (rollout_steps x envs).
         #[arg(long, default_value_t = 100_000)]
         steps: u64,
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = parse_seed, allow_negative_numbers = true)]
         seed: u64,
-        /// Training folder (training_log.csv, checkpoints).
+        /// Training folder (training_log.csv, checkpoints; default:
+        /// runs/train_<config>_<encoder>_<algorithm>_seed<N>).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Continue the training in this folder from its last checkpoint.
-        #[arg(long)]
+        /// Continue the training in this folder from its last checkpoint, up to --steps in all.
+        #[arg(long, conflicts_with = "out")]
         resume: Option<PathBuf>,
         #[arg(long, short)]
         quiet: bool,
     },
     /// Run a trained agent on a scenario and write a run folder (as `run --policy agent:FILE`).
     Eval {
+        /// A checkpoint written by `train`.
         #[arg(long)]
         checkpoint: PathBuf,
+        /// Scenario YAML to run the agent on.
         #[arg(long)]
         scenario: PathBuf,
-        #[arg(long)]
+        /// Random seed (default: the scenario's `seed`).
+        #[arg(long, value_parser = parse_seed, allow_negative_numbers = true)]
         seed: Option<u64>,
+        /// Run folder (default: runs/<scenario>_agent_<training folder>_seed<N>_<hash>).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace an earlier run in --out that also holds files of yours (kept).
+        #[arg(long)]
+        force: bool,
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Write a locustfile whose LoadTestShape reproduces a scenario's load (to stdout or --out).
     ExportLocust {
@@ -278,33 +301,76 @@ fn local_options(
         verbose,
         policy_config: policy_config.map(|p| p.display().to_string()),
         prometheus_targets,
+        force: false,
     })
 }
 
 /// Loads a scenario and applies `--horizon`.
-fn load_with_horizon(path: &std::path::Path, horizon: Option<f64>) -> Result<scalesim::scenario::Scenario> {
+fn load_with_horizon(path: &Path, horizon: Option<f64>) -> Result<scalesim::scenario::Scenario> {
     let mut sc = load_scenario(path)?;
     if let Some(h) = horizon {
-        if !(h.is_finite() && h > 0.0) {
-            anyhow::bail!("--horizon: must be a number of seconds > 0, got {h}");
+        if !(h.is_finite() && h >= scalesim::scenario::raw::RESOLUTION_S) {
+            anyhow::bail!(
+                "--horizon: must be a number of seconds >= 0.000001 (1 us, the simulator's resolution), got {h}"
+            );
+        }
+        if h >= SimTime::MAX.as_secs_f64() {
+            anyhow::bail!(
+                "--horizon: {h} s is past the end of the simulator's clock ({:.3e} s)",
+                SimTime::MAX.as_secs_f64()
+            );
         }
         sc.horizon = SimTime::from_secs_f64(h);
     }
     Ok(sc)
 }
 
-fn seconds_bar(quiet: bool, horizon: SimTime, unit: &str) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new(horizon.whole_secs().max(1));
-    b.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {unit} {{msg}}"
-        ))
-        .expect("static template"),
-    );
-    b
+/// Progress over a run's simulated (or scenario) seconds.
+fn seconds_bar(quiet: bool, horizon: SimTime, unit: &str) -> Progress {
+    Progress::new(quiet, horizon.whole_secs().max(1), unit)
+}
+
+/// A seed: a whole number >= 0 (clap's own message for `-1` suggests `-- -1`, which is no help).
+fn parse_seed(s: &str) -> Result<u64, String> {
+    s.trim().parse::<u64>().map_err(|_| format!("`{s}`: seeds are whole numbers from 0 to {}", u64::MAX))
+}
+
+/// The default folder of a run: readable parts (scenario, policy or its config, seed), then a hash
+/// of everything that decides the results (the scenario's, config's or checkpoint's bytes, the
+/// seed, horizon and backend), so that two different runs never share a folder and the same run
+/// always lands in the same one.
+fn default_out(
+    prefix: &str,
+    scenario_file: &Path,
+    sc: &scalesim::scenario::Scenario,
+    policy: &str,
+    policy_config: Option<&Path>,
+    seed: u64,
+    backend: &str,
+) -> PathBuf {
+    let (label, policy_bytes) = match policy.strip_prefix("agent:") {
+        Some(ck) => {
+            let ck = Path::new(ck);
+            let training = ck.parent().map(stem).filter(|s| !s.is_empty()).unwrap_or_else(|| stem(ck));
+            (format!("agent_{training}"), file_bytes(ck))
+        }
+        None => (policy.to_string(), policy.as_bytes().to_vec()),
+    };
+    let label = match policy_config {
+        Some(c) => format!("{label}_{}", stem(c)),
+        None => label,
+    };
+    let config_bytes = policy_config.map(file_bytes).unwrap_or_default();
+    let hash = short_hash(&[
+        &file_bytes(scenario_file),
+        &policy_bytes,
+        &config_bytes,
+        &seed.to_le_bytes(),
+        &sc.horizon.as_micros().to_le_bytes(),
+        backend.as_bytes(),
+    ]);
+    let name = format!("{prefix}{}_{label}_seed{seed}_{hash}", sc.name);
+    default_run_path(&safe_name(&name))
 }
 
 fn parse_range(s: &str) -> Result<(f64, f64), String> {
@@ -322,7 +388,8 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // One line of a sane length, whatever a value in the input held.
+            eprintln!("error: {}", scalesim::text::clip_message(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -341,6 +408,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             against: RealBackend::Local,
             seed,
             out,
+            force,
             time_compression,
             prometheus_targets,
             verbose,
@@ -351,16 +419,17 @@ fn dispatch(cli: Cli) -> Result<()> {
             let sim_policy = build_policy(&policy, policy_config.as_deref(), &sc)?;
             let real_policy = build_policy(&policy, policy_config.as_deref(), &sc)?;
             let out = out.unwrap_or_else(|| {
-                PathBuf::from(format!("runs/validate_{}_{}_seed{}", sc.name, sim_policy.name(), seed))
+                default_out("validate_", &scenario, &sc, &policy, policy_config.as_deref(), seed, "local")
             });
-            let opts = local_options(time_compression, verbose, policy_config.as_ref(), prometheus_targets)?;
+            let mut opts = local_options(time_compression, verbose, policy_config.as_ref(), prometheus_targets)?;
+            opts.force = force;
             let bar = seconds_bar(quiet, sc.horizon, "s");
             let gap = validate_to_dir(&sc, sim_policy, real_policy, seed, &out, &opts, &mut |which, t, _| {
                 bar.set_message(which.to_string());
                 bar.set_position(t.whole_secs());
             })
             .with_context(|| format!("validating {} against the local backend", scenario.display()))?;
-            bar.finish_and_clear();
+            bar.finish();
             if !quiet {
                 print!("{}", scalesim::backend::validate::markdown(&gap));
                 eprintln!("{}: validation.json, validation.md, replicas_compared.csv, charts", out.display());
@@ -373,6 +442,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             policy_config,
             seed,
             out,
+            force,
             horizon,
             quiet,
             backend: BackendKind::Kubernetes,
@@ -385,7 +455,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             let sc = load_with_horizon(&scenario, horizon)?;
             let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_{}_kubernetes", sc.name, pol.name())));
+            let out = out.unwrap_or_else(|| {
+                default_out("", &scenario, &sc, &policy, policy_config.as_deref(), sc.seed, "kubernetes")
+            });
             let opts = scalesim::backend::kubernetes::KubeOptions {
                 connection: kube.connection()?,
                 dry_run: kube.dry_run,
@@ -393,11 +465,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             };
             let bar = seconds_bar(quiet, sc.horizon, "s");
             let config = policy_config.as_ref().map(|p| p.display().to_string());
-            let log = run_kubernetes_to_dir(&sc, pol, &out, opts, config.as_deref(), &mut |t, _| {
+            let log = run_kubernetes_to_dir(&sc, pol, &out, opts, config.as_deref(), force, &mut |t, _| {
                 bar.set_position(t.whole_secs())
             })
             .with_context(|| format!("running {} on the Kubernetes backend", scenario.display()))?;
-            bar.finish_and_clear();
+            bar.finish();
             if !quiet {
                 eprintln!("{}: {} scale decisions over {:.0} s", out.display(), log.scale_decisions(), log.wall_s);
             }
@@ -409,6 +481,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             policy_config,
             seed,
             out,
+            force,
             horizon,
             log_events,
             quiet,
@@ -416,18 +489,20 @@ fn dispatch(cli: Cli) -> Result<()> {
             time_compression,
             prometheus_targets,
             kube,
+            ..
         } => {
             kube.refuse_unless_kubernetes()?;
             let sc = load_with_horizon(&scenario, horizon)?;
             let seed = seed.unwrap_or(sc.seed);
             let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
-            let out =
-                out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_{}_local_seed{}", sc.name, pol.name(), seed)));
-            let opts = local_options(time_compression, log_events, policy_config.as_ref(), prometheus_targets)?;
+            let out = out
+                .unwrap_or_else(|| default_out("", &scenario, &sc, &policy, policy_config.as_deref(), seed, "local"));
+            let mut opts = local_options(time_compression, log_events, policy_config.as_ref(), prometheus_targets)?;
+            opts.force = force;
             let bar = seconds_bar(quiet, sc.horizon, "scenario-s");
             let log = run_local_to_dir(&sc, pol, seed, &out, &opts, &mut |t, _| bar.set_position(t.whole_secs()))
                 .with_context(|| format!("running {} on the local backend", scenario.display()))?;
-            bar.finish_and_clear();
+            bar.finish();
             if !quiet {
                 let t = &log.totals;
                 eprintln!(
@@ -450,7 +525,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             policy_config,
             seed,
             out,
+            force,
             horizon,
+            allow_large,
             log_events,
             quiet,
             backend: BackendKind::Sim,
@@ -465,21 +542,26 @@ fn dispatch(cli: Cli) -> Result<()> {
             let sc = load_with_horizon(&scenario, horizon)?;
             let seed = seed.unwrap_or(sc.seed);
             let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_{}_seed{}", sc.name, pol.name(), seed)));
+            let out =
+                out.unwrap_or_else(|| default_out("", &scenario, &sc, &policy, policy_config.as_deref(), seed, "sim"));
             let bar = seconds_bar(quiet, sc.horizon, "sim-s");
             let options = RunOptions {
                 event_log: if log_events { Some(Box::new(std::io::stderr())) } else { None },
                 policy_config: policy_config.as_ref().map(|p| p.display().to_string()),
+                force,
+                allow_large,
             };
             let started = Instant::now();
             let summary = run_to_dir(&sc, pol, seed, &out, options, &mut |p| {
                 if p.now.0 % SimTime::MICROS_PER_SEC == 0 {
                     bar.set_position(p.now.whole_secs());
-                    bar.set_message(format!("{} arrived, {} in flight", p.arrived, p.in_flight));
+                    if bar.wants_message() {
+                        bar.set_message(format!("{} arrived, {} in flight", p.arrived, p.in_flight));
+                    }
                 }
             })
             .with_context(|| format!("running {}", scenario.display()))?;
-            bar.finish_and_clear();
+            bar.finish();
             if !quiet {
                 let r = &summary.requests;
                 eprintln!(
@@ -498,8 +580,11 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Env { scenarios, episodes, seed, interval, fidelity, rate_scale, start_offset, log } => {
             use scalesim::rl::{Action, Env, EnvConfig, Randomization, SimFactory};
-            if !(interval.is_finite() && interval > 0.0) {
-                anyhow::bail!("--interval: must be a number of seconds > 0, got {interval}");
+            if !(interval.is_finite() && interval >= scalesim::rl::agent::config::MIN_INTERVAL_S) {
+                anyhow::bail!("--interval: must be a number of seconds >= 0.001, got {interval}");
+            }
+            if episodes == 0 {
+                anyhow::bail!("--episodes: must be at least 1");
             }
             let fidelity = match fidelity.as_deref() {
                 None => None,
@@ -568,28 +653,23 @@ fn dispatch(cli: Cli) -> Result<()> {
                     out.join(name)
                 }
             };
-            let bar = if quiet || !std::io::stderr().is_terminal() {
-                ProgressBar::hidden()
-            } else {
-                let b = ProgressBar::new(0);
-                b.set_style(
-                    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs {msg}")
-                        .expect("static template"),
-                );
-                b
-            };
+            let bar = Progress::new(quiet, 0, "runs");
             let started = Instant::now();
+            let mine = std::sync::atomic::AtomicUsize::new(0);
             let result = run_sweep(&sweep, &dir, &SweepOptions { jobs, shard }, &|done, total| {
+                mine.store(total, std::sync::atomic::Ordering::Relaxed);
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
             });
-            bar.finish_and_clear();
+            bar.finish();
             result?;
             if !quiet {
+                let runs = mine.into_inner();
+                let of =
+                    if shard.is_some() { format!(" (of {} in the grid)", sweep.grid.len()) } else { String::new() };
                 eprintln!(
-                    "{}: {} runs, {:.1} s wall with {jobs} jobs",
+                    "{}: {runs} runs{of}, {:.1} s wall with {jobs} jobs",
                     dir.display(),
-                    sweep.grid.len(),
                     started.elapsed().as_secs_f64()
                 );
             }
@@ -610,16 +690,58 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train { agent, scenarios, steps, seed, out, resume, quiet } => {
-            train_cmd(&agent, &scenarios, steps, seed, out, resume, quiet)
+            use scalesim::experiment::train::{train, TrainRequest};
+            let req = TrainRequest { agent_config: agent, scenarios, steps, seed, out, resume };
+            let bar = Progress::new(quiet, steps, "steps");
+            let started = Instant::now();
+            let done = train(&req, &bar)?;
+            let ck = done.dir.join("checkpoint.ckpt");
+            if !quiet {
+                let secs = started.elapsed().as_secs_f64();
+                if done.trained == 0 {
+                    eprintln!(
+                        "{}: already trained {} steps (--steps {steps}); nothing to do",
+                        done.dir.display(),
+                        done.total
+                    );
+                } else {
+                    let reward = done
+                        .last_reward
+                        .map_or("no episode finished yet".into(), |r| format!("mean episode reward {r:.3}"));
+                    eprintln!(
+                        "{}: {} steps in {secs:.1} s ({:.0} steps/s; whole rollouts), {} in all; {reward}",
+                        done.dir.display(),
+                        done.trained,
+                        done.trained as f64 / secs.max(1e-9),
+                        done.total
+                    );
+                }
+            }
+            println!("{}", ck.display());
+            Ok(())
         }
-        Command::Eval { checkpoint, scenario, seed, out } => {
+        Command::Eval { checkpoint, scenario, seed, out, force, quiet } => {
             let sc = load_scenario(&scenario)?;
             let seed = seed.unwrap_or(sc.seed);
             let policy = scalesim::rl::agent::policy::AgentPolicy::load(&checkpoint, &sc)?;
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}_agent_seed{seed}", sc.name)));
-            let options = RunOptions { event_log: None, policy_config: Some(checkpoint.display().to_string()) };
-            let s = run_to_dir(&sc, Box::new(policy), seed, &out, options, &mut |_| {})?;
-            eprintln!("{}: SLO violation {:.2}%, cost {:.4}", out.display(), s.slo_violation_pct, s.cost);
+            let agent = format!("agent:{}", checkpoint.display());
+            let out = out.unwrap_or_else(|| default_out("", &scenario, &sc, &agent, None, seed, "sim"));
+            let options = RunOptions {
+                event_log: None,
+                policy_config: Some(checkpoint.display().to_string()),
+                force,
+                allow_large: false,
+            };
+            let bar = seconds_bar(quiet, sc.horizon, "sim-s");
+            let s = run_to_dir(&sc, Box::new(policy), seed, &out, options, &mut |p| {
+                if p.now.0 % SimTime::MICROS_PER_SEC == 0 {
+                    bar.set_position(p.now.whole_secs());
+                }
+            })?;
+            bar.finish();
+            if !quiet {
+                eprintln!("{}: SLO violation {:.2}%, cost {:.4}", out.display(), s.slo_violation_pct, s.cost);
+            }
             Ok(())
         }
         Command::ExportLocust { scenario, think_time, out } => {
@@ -647,176 +769,4 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn train_cmd(
-    agent_cfg: &std::path::Path,
-    scenario_files: &[PathBuf],
-    steps: u64,
-    seed: u64,
-    out: Option<PathBuf>,
-    resume: Option<PathBuf>,
-    quiet: bool,
-) -> Result<()> {
-    use scalesim::rl::agent::checkpoint::Checkpoint;
-    use scalesim::rl::agent::config::AgentConfig;
-    use scalesim::rl::agent::ppo::{Agent, TRAINING_LOG_HEADER};
-    use scalesim::rl::{Env, Randomization, SimFactory};
-    use std::io::Write;
-
-    // dfdx spreads each small matrix product over rayon's threads; for networks this size the
-    // hand-offs cost more than they save (measured: 14% of training time in thread switches).
-    // The update itself uses two threads of its own (`ppo::Agent::update`).
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
-    scalesim::rl::agent::allocator::keep_freed_memory();
-    let (mut agent_opt, dir, config) = match &resume {
-        Some(d) => {
-            let ck = Checkpoint::load(&d.join("checkpoint.ckpt"))?;
-            let config = ck.config.clone();
-            (Some(Agent::from_checkpoint(ck, seed)), d.clone(), config)
-        }
-        None => {
-            let config = AgentConfig::load(agent_cfg)?;
-            (
-                None,
-                out.unwrap_or_else(|| {
-                    PathBuf::from(format!("runs/train_{}_{}_seed{seed}", config.encoder, config.algorithm))
-                }),
-                config,
-            )
-        }
-    };
-    let mut scenarios = Vec::new();
-    for f in scenario_files {
-        let mut sc = load_scenario(f)?;
-        sc.fidelity = if config.fidelity == "fluid" {
-            scalesim::scenario::Fidelity::Fluid
-        } else {
-            scalesim::scenario::Fidelity::Request
-        };
-        if sc.fidelity == scalesim::scenario::Fidelity::Fluid {
-            // Training needs no per-second rows: one tick per decision keeps the fluid model cheap.
-            sc.metrics.timeline_interval = SimTime::from_secs_f64(config.decision_interval_s);
-            sc.metrics.scrape_interval = sc.metrics.timeline_interval;
-        }
-        scenarios.push(sc);
-    }
-    let mut envs: Vec<Env> = (0..config.envs)
-        .map(|_| {
-            Env::new(
-                config.env_config(),
-                Box::new(SimFactory::new(
-                    scenarios.clone(),
-                    Randomization { rate_scale: (0.8, 1.2), start_offset_s: (0.0, 0.0) },
-                )),
-            )
-        })
-        .collect();
-    envs[0].reset(seed)?;
-    let layout = envs[0].layout().expect("reset").clone();
-    let graph = scalesim::rl::agent::ppo::graph_kind(&config.encoder).is_some();
-    if let Some(why) = scalesim::rl::agent::ppo::mlp_too_small(&layout).filter(|_| !graph) {
-        anyhow::bail!("the scenario has {why}");
-    }
-    if !graph && scenarios.iter().any(|s| s.app.services.len() != layout.services) {
-        anyhow::bail!("--scenario files must share one application (same services) for an MLP agent");
-    }
-    if config.team > 1 && config.team != layout.services {
-        anyhow::bail!(
-            "team: {} agents scale {} services one each; the scenario has {}",
-            config.team,
-            config.team,
-            layout.services
-        );
-    }
-    let mut team: Vec<Agent> =
-        vec![agent_opt.take().unwrap_or_else(|| Agent::new(config.clone(), layout.flat_len(), seed))];
-    for p in 1..config.team {
-        let member = match &resume {
-            Some(d) => Agent::from_checkpoint(
-                Checkpoint::load(&scalesim::rl::agent::policy::member_path(&d.join("checkpoint.ckpt"), p))?,
-                seed,
-            ),
-            None => Agent::new(
-                config.clone(),
-                layout.flat_len(),
-                scalesim::engine::stream_seed(seed, &format!("team/{p}")) as u64,
-            ),
-        };
-        team.push(member);
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let log_path = dir.join("training_log.csv");
-    let fresh = resume.is_none() || !log_path.exists();
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(!fresh)
-        .write(true)
-        .truncate(fresh)
-        .open(&log_path)
-        .with_context(|| format!("{}: cannot write", log_path.display()))?;
-    if fresh {
-        writeln!(log, "{TRAINING_LOG_HEADER}")?;
-        std::fs::write(dir.join("agent.yaml"), serde_yaml_ng::to_string(&config)?)?;
-    }
-    let bar = if quiet || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        let b = ProgressBar::new(team[0].steps + steps);
-        b.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps ({per_sec}) {msg}")
-                .expect("static template"),
-        );
-        b
-    };
-    bar.set_position(team[0].steps);
-    let every = config.checkpoint_every.max(1);
-    let mut next_ck = (team[0].steps / every + 1) * every;
-    let save =
-        |team: &[Agent], path: &std::path::Path| -> Result<(), scalesim::rl::agent::checkpoint::CheckpointError> {
-            team[0].checkpoint().save(path)?;
-            for (p, member) in team.iter().enumerate().skip(1) {
-                member.checkpoint().save(&scalesim::rl::agent::policy::member_path(path, p))?;
-            }
-            Ok(())
-        };
-    let started = Instant::now();
-    let mut last_reward = f64::NAN;
-    scalesim::rl::agent::ppo::train_team(&mut team, &mut envs, seed, steps, &mut |a, row| {
-        let s = &row.stats;
-        writeln!(
-            log,
-            "{},{:.6},{},{:.6},{:.6},{:.6},{:.6},{:.6},1",
-            row.step,
-            row.mean_episode_reward,
-            row.episodes,
-            s.policy_loss,
-            s.value_loss,
-            s.entropy,
-            s.approx_kl,
-            s.clip_fraction
-        )
-        .map_err(|e| scalesim::rl::EnvError::Log(csv::Error::from(e)))?;
-        bar.set_position(row.step);
-        bar.set_message(format!("mean episode reward {:.2}", row.mean_episode_reward));
-        last_reward = row.mean_episode_reward;
-        if row.step >= next_ck {
-            next_ck = (row.step / every + 1) * every;
-            save(a, &dir.join(format!("checkpoint_{:09}.ckpt", row.step)))
-                .map_err(|e| scalesim::rl::EnvError::Log(csv::Error::from(std::io::Error::other(e.to_string()))))?;
-        }
-        Ok(())
-    })?;
-    bar.finish_and_clear();
-    save(&team, &dir.join("checkpoint.ckpt"))?;
-    if !quiet {
-        let secs = started.elapsed().as_secs_f64();
-        eprintln!(
-            "{}: {steps} steps in {secs:.1} s ({:.0} steps/s); mean episode reward {last_reward:.3}",
-            dir.display(),
-            steps as f64 / secs.max(1e-9)
-        );
-    }
-    println!("{}", dir.join("checkpoint.ckpt").display());
-    Ok(())
 }

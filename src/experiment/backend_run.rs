@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{in_staging, out_err, RunError, INFO_FORMAT_VERSION};
+use super::outdir::write_run_folder;
+use super::{out_err, RunError, INFO_FORMAT_VERSION};
 use crate::autoscale::{Autoscaler, StaticPolicy};
 use crate::backend::driver::{drive, DriveLog};
 use crate::backend::local::{LocalBackend, LocalOptions};
@@ -33,6 +34,8 @@ pub struct LocalRunOptions {
     pub policy_config: Option<String>,
     /// A Prometheus `file_sd` file to keep listing the workers (see `LocalOptions`).
     pub prometheus_targets: Option<PathBuf>,
+    /// Replace an earlier run folder that also holds the user's files (kept).
+    pub force: bool,
 }
 
 #[derive(Serialize)]
@@ -44,6 +47,7 @@ struct BackendInfo<'a> {
     scenario: &'a str,
     scenario_file: String,
     policy: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     policy_config: Option<&'a str>,
     seed: u64,
     backends: Vec<&'static str>,
@@ -186,7 +190,8 @@ pub fn run_local_to_dir(
     options: &LocalRunOptions,
     progress: &mut dyn FnMut(SimTime, SimTime),
 ) -> Result<DriveLog, RunError> {
-    in_staging(out, |dir| {
+    super::check_run_size(scenario, false)?;
+    write_run_folder(out, options.force, |dir| {
         let (log, failures) = drive_local(scenario, policy.as_mut(), seed, options, progress)?;
         let k = compression(scenario, options);
         write_json(
@@ -206,9 +211,11 @@ pub fn run_kubernetes_to_dir(
     out: &Path,
     opts: crate::backend::kubernetes::KubeOptions,
     policy_config: Option<&str>,
+    force: bool,
     progress: &mut dyn FnMut(SimTime, SimTime),
 ) -> Result<DriveLog, RunError> {
-    in_staging(out, |dir| {
+    super::check_run_size(scenario, false)?;
+    write_run_folder(out, force, |dir| {
         let dry_run = opts.dry_run;
         let api_url = opts.connection.base_url.clone();
         let mut kube = crate::backend::kubernetes::KubeBackend::connect(scenario, opts)?;
@@ -236,7 +243,8 @@ pub fn validate_to_dir(
     options: &LocalRunOptions,
     progress: &mut dyn FnMut(&str, SimTime, SimTime),
 ) -> Result<Gap, RunError> {
-    in_staging(out, |dir| {
+    super::check_run_size(scenario, false)?;
+    write_run_folder(out, options.force, |dir| {
         let sim = drive_sim(scenario, sim_policy.as_mut(), seed, &mut |t, h| progress("sim", t, h))?;
         let (real, failures) =
             drive_local(scenario, real_policy.as_mut(), seed, options, &mut |t, h| progress("local", t, h))?;

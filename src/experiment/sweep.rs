@@ -80,6 +80,10 @@ fn one() -> f64 {
     1.0
 }
 
+/// The most runs one sweep may hold: a million (at a tenth of a second each, over a day on one
+/// core). A range or grid past it is refused with its size instead of exhausting memory.
+pub const MAX_GRID_RUNS: usize = 1_000_000;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
@@ -171,10 +175,17 @@ fn values(v: &RawValues, what: &str, err: &dyn Fn(&str, String) -> ConfigError) 
         RawValues::One(x) => vec![*x],
         RawValues::List(xs) => xs.clone(),
         RawValues::Range { from, to, step } => {
-            if !(step.is_finite() && *step > 0.0) || from > to {
+            if !(step.is_finite() && *step > 0.0 && from.is_finite() && to.is_finite()) || from > to {
                 return Err(err(what, format!("range from {from} to {to} step {step}: need from <= to and step > 0")));
             }
-            let n = ((to - from) / step + 1e-9).floor() as usize;
+            let n = ((to - from) / step + 1e-9).floor();
+            if n >= MAX_GRID_RUNS as f64 {
+                return Err(err(
+                    what,
+                    format!("range from {from} to {to} step {step} has {n:.0} values; a sweep takes at most {MAX_GRID_RUNS} runs"),
+                ));
+            }
+            let n = n as usize;
             (0..=n).map(|i| from + i as f64 * step).collect()
         }
     };
@@ -187,9 +198,7 @@ fn values(v: &RawValues, what: &str, err: &dyn Fn(&str, String) -> ConfigError) 
     Ok(out)
 }
 
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
-}
+use super::outdir::safe_name as sanitize;
 
 impl Sweep {
     /// Reads and checks a sweep file: every scenario loads, every policy exists and builds, every
@@ -219,8 +228,12 @@ impl Sweep {
                 sc.fidelity = f;
             }
             if let Some(h) = raw.horizon_s {
-                if !(h.is_finite() && h > 0.0) {
-                    return Err(err("horizon_s", format!("{h} must be > 0")).into());
+                if !(h.is_finite() && h >= crate::scenario::raw::RESOLUTION_S) {
+                    return Err(err(
+                        "horizon_s",
+                        format!("{h}: must be at least 0.000001 s (1 us, the simulator's resolution)"),
+                    )
+                    .into());
                 }
                 sc.horizon = SimTime::from_secs_f64(h);
             }
@@ -287,7 +300,23 @@ impl Sweep {
             if vals.iter().any(|&x| x <= 0.0) {
                 return Err(err(name, "values must be > 0".into()).into());
             }
+            if name == "policy.period_s" && vals.iter().any(|&x| x < 0.001) {
+                return Err(err(name, "a decision period must be at least 0.001 s".into()).into());
+            }
             axes.push((name.clone(), vals));
+        }
+        let points_per_policy = |p: &SweepPolicy| -> f64 {
+            axes.iter()
+                .filter(|(a, _)| !a.starts_with("hpa.") || p.policy == "hpa")
+                .map(|(_, v)| v.len() as f64)
+                .product()
+        };
+        let runs: f64 =
+            scenarios.len() as f64 * seeds.len() as f64 * policies.iter().map(points_per_policy).sum::<f64>();
+        if runs > MAX_GRID_RUNS as f64 {
+            return Err(SweepError::Invalid(format!(
+                "{file}: the grid has {runs:.0} runs (scenarios x policies x axis points x seeds); a sweep takes at most {MAX_GRID_RUNS}"
+            )));
         }
         let mut grid = Vec::new();
         for (si, sc) in scenarios.iter().enumerate() {
@@ -479,6 +508,10 @@ pub fn run_sweep(
     opts: &SweepOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(), SweepError> {
+    // One process at a time per sweep folder: two `--resume`s of one sweep would otherwise run
+    // (and fail) each other's runs.
+    super::outdir::ensure_folder(dir).map_err(|e| SweepError::Invalid(e.to_string()))?;
+    let _lock = super::outdir::lock_folder(dir).map_err(|e| SweepError::Invalid(e.to_string()))?;
     let runs_dir = dir.join("runs");
     fs::create_dir_all(&runs_dir).map_err(|e| io_err(&runs_dir, e))?;
     let manifest = Manifest {

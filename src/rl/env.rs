@@ -34,6 +34,9 @@ pub enum EnvError {
     Backend(#[from] crate::backend::BackendError),
     #[error("writing the episode log: {0}")]
     Log(#[from] csv::Error),
+    /// A training's callback asked to stop (its reason).
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// Domain randomisation, drawn from the episode's seed. Ranges are `[lo, hi]`; `(1, 1)` and

@@ -9,6 +9,7 @@ pub mod raw;
 mod resolve;
 mod yaml;
 
+pub use crate::text::{clip_message, clip_quote};
 pub use error::ConfigError;
 pub use resolve::{load_scenario, parse_scenario};
 pub use yaml::{find_line, parse_yaml, parse_yaml_documents, ConfigText};

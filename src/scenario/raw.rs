@@ -25,6 +25,27 @@ impl<'de> Deserialize<'de> for Positive {
     }
 }
 
+/// A duration in seconds: finite and at least the engine's resolution (1 us), so that it never
+/// rounds to zero (a zero interval would be an endless loop, a zero horizon an empty run).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seconds(pub f64);
+
+/// The shortest duration the engine can represent, in seconds.
+pub const RESOLUTION_S: f64 = 1e-6;
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v.is_finite() && v >= RESOLUTION_S {
+            Ok(Seconds(v))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "must be a duration of at least 0.000001 s (1 us, the simulator's resolution), got {v}"
+            )))
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for NonNegative {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = f64::deserialize(d)?;
@@ -49,7 +70,7 @@ pub struct RawScenario {
     #[serde(default)]
     pub fidelity: RawFidelity,
     /// Default: the end of the workload.
-    pub horizon_s: Option<Positive>,
+    pub horizon_s: Option<Seconds>,
     pub slo_ms: Positive,
     #[serde(default)]
     pub network_latency_ms: Option<NonNegative>,
@@ -99,7 +120,7 @@ pub struct RawPrometheus {
     #[serde(default)]
     pub preset: Option<String>,
     /// Rate window, seconds (default 60).
-    pub window_s: Option<Positive>,
+    pub window_s: Option<Seconds>,
     /// PromQL overriding the preset's, with `{namespace}`, `{deployment}` and `{window}` filled in.
     pub rps_query: Option<String>,
     pub p95_ms_query: Option<String>,
@@ -217,8 +238,8 @@ pub enum RawFidelity {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMetrics {
-    pub scrape_interval_s: Option<Positive>,
-    pub timeline_interval_s: Option<Positive>,
+    pub scrape_interval_s: Option<Seconds>,
+    pub timeline_interval_s: Option<Seconds>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -384,7 +405,7 @@ pub enum RawArrivalKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStage {
-    pub duration_s: Positive,
+    pub duration_s: Seconds,
     pub users: Option<NonNegative>,
     pub rps: Option<NonNegative>,
     pub spawn_rate: Option<Positive>,

@@ -391,7 +391,7 @@ impl Resolver<'_> {
         if timeline < SimTime::from_millis(1) {
             return Err(self.err("metrics.timeline_interval_s", "timeline_interval_s", "must be at least 0.001 s"));
         }
-        if scrape.0 % timeline.0 != 0 {
+        if scrape < timeline || scrape.0 % timeline.0 != 0 {
             return Err(self.err(
                 "metrics.scrape_interval_s",
                 "scrape_interval_s",

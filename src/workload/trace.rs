@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use super::RateSchedule;
+use crate::text::clip_quote;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceFormat {
@@ -40,7 +41,7 @@ pub struct TraceSpec {
 pub enum TraceError {
     #[error("{file}: cannot read the trace: {message}")]
     Io { file: String, message: String },
-    #[error("{file} row {row}: `{field}`: {message}")]
+    #[error("{file} line {row}: `{field}`: {message}")]
     Row { file: String, row: u64, field: String, message: String },
     #[error("{file}: {message}")]
     Shape { file: String, message: String },
@@ -91,7 +92,10 @@ pub fn read_trace(spec: &TraceSpec) -> Result<TraceData, TraceError> {
                     file: file.clone(),
                     row,
                     field: name.clone(),
-                    message: format!("`{raw}` is neither seconds nor a date-time like 2023-11-16 18:17:03.98"),
+                    message: format!(
+                        "`{}` is neither seconds nor a date-time like 2023-11-16 18:17:03.98",
+                        clip_quote(raw)
+                    ),
                 })?;
                 let base = *first.get_or_insert(us);
                 if us < prev {
@@ -99,7 +103,10 @@ pub fn read_trace(spec: &TraceSpec) -> Result<TraceData, TraceError> {
                         file: file.clone(),
                         row,
                         field: name.clone(),
-                        message: format!("`{raw}` is earlier than the row before; rows must be in time order"),
+                        message: format!(
+                            "`{}` is earlier than the row before; rows must be in time order",
+                            clip_quote(raw)
+                        ),
                     });
                 }
                 prev = us;
@@ -110,7 +117,7 @@ pub fn read_trace(spec: &TraceSpec) -> Result<TraceData, TraceError> {
                             file: file.clone(),
                             row,
                             field: headers[c].to_string(),
-                            message: format!("`{}` is not a token count >= 1", &rec[c]),
+                            message: format!("`{}` is not a token count >= 1", clip_quote(&rec[c])),
                         })
                     };
                     t.push((count(pc)?, count(oc)?));
@@ -178,7 +185,10 @@ fn missing_column(file: &str, col: &str, headers: &csv::StringRecord) -> TraceEr
         file: file.to_string(),
         row: 1,
         field: col.to_string(),
-        message: format!("no such column; the header has: {}", headers.iter().collect::<Vec<_>>().join(", ")),
+        message: format!(
+            "no such column; the header has: {}",
+            clip_quote(&headers.iter().collect::<Vec<_>>().join(", "))
+        ),
     }
 }
 
@@ -192,7 +202,7 @@ fn parse_number(file: &str, row: u64, field: &str, raw: &str) -> Result<f64, Tra
         file: file.to_string(),
         row,
         field: field.to_string(),
-        message: format!("`{raw}` is not a number"),
+        message: format!("`{}` is not a number", clip_quote(raw)),
     })
 }
 
@@ -312,7 +322,7 @@ mod tests {
             token_columns: None,
         };
         let e = read_trace(&spec).unwrap_err().to_string();
-        assert!(e.contains("row 4") && e.contains("`timestamp`") && e.contains("banana"), "{e}");
+        assert!(e.contains("line 4") && e.contains("`timestamp`") && e.contains("banana"), "{e}");
 
         let f = write("time_s,rps\n0,10\n1,-3\n");
         let spec = TraceSpec {
@@ -324,6 +334,6 @@ mod tests {
             token_columns: None,
         };
         let e = read_trace(&spec).unwrap_err().to_string();
-        assert!(e.contains("row 3") && e.contains("`rps`") && e.contains("negative"), "{e}");
+        assert!(e.contains("line 3") && e.contains("`rps`") && e.contains("negative"), "{e}");
     }
 }

@@ -66,7 +66,7 @@ fn malformed_trace_row_names_file_row_and_field() {
     std::fs::write(tmp.path().join("t.csv"), "timestamp\n0.0\n0.5\n1.x\n2.0\n").unwrap();
     let yaml = chain().split("workload:").next().unwrap().to_string()
         + "workload:\n  trace: { file: t.csv, format: requests }\n";
-    expect_refusal(tmp.path(), "trace.yaml", &yaml, &["t.csv", "row 4", "timestamp", "1.x"]);
+    expect_refusal(tmp.path(), "trace.yaml", &yaml, &["t.csv", "line 4", "timestamp", "1.x"]);
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn bad_agent_config_names_file_and_field() {
             "encoder: gat",
             "encoder: gat\nreward_weights: { changes: -1 }",
             "reward_weights.changes",
-            "must be >= 0",
+            "-1 is outside 0 <= weight",
         ),
         ("weights.yaml", "encoder: gat", "encoder: gat\nreward_weights: { slo: 5, cost: 1 }", "cost", "unknown field"),
     ] {

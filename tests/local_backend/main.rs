@@ -107,6 +107,7 @@ fn hpa_on_the_compressed_chain_matches_the_simulator() {
         verbose: false,
         policy_config: None,
         prometheus_targets: None,
+        force: false,
     };
     let started = Instant::now();
     let gap = validate_to_dir(

@@ -16,7 +16,7 @@ use super::api::Secret;
 pub fn load(path: &Path) -> Result<(String, Option<Secret>), String> {
     let name = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| format!("{name}: not YAML: {e}"))?;
+    let doc: Value = crate::scenario::parse_yaml(&text, &name.to_string()).map_err(|e| format!("not YAML: {e}"))?;
     let current = doc["current-context"].as_str().ok_or_else(|| format!("{name}: `current-context` is missing"))?;
     let find = |list: &str, wanted: &str| -> Result<Value, String> {
         doc[list]

@@ -56,6 +56,27 @@ struct Header {
     norm_count: f64,
 }
 
+/// The largest observation size a checkpoint may declare (far above any application's).
+const MAX_FLAT_LEN: usize = 1 << 20;
+
+/// Which part of a checkpoint, if any, holds a non-finite number.
+fn non_finite(groups: &[&Vec<Vec<f32>>; 6], norm: &[f64]) -> Option<&'static str> {
+    const NAMES: [&str; 6] = [
+        "the actor",
+        "the critic",
+        "the actor's optimiser",
+        "the actor's optimiser",
+        "the critic's optimiser",
+        "the critic's optimiser",
+    ];
+    for (g, name) in groups.iter().zip(NAMES) {
+        if g.iter().any(|t| t.iter().any(|x| !x.is_finite())) {
+            return Some(name);
+        }
+    }
+    norm.iter().any(|x| !x.is_finite()).then_some("the observation normaliser")
+}
+
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
@@ -75,9 +96,22 @@ fn expected(encoder: &str) -> (Shapes, Shapes) {
 }
 
 impl Checkpoint {
-    /// Writes the checkpoint to `path` atomically.
+    /// Writes the checkpoint to `path` atomically. A network with NaN or infinite weights is
+    /// refused: it could only act at random, and loading it again would fail.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let err = |e: std::io::Error| CheckpointError { file: path.display().to_string(), message: e.to_string() };
+        let groups =
+            [&self.actor, &self.critic, &self.actor_opt.m, &self.actor_opt.v, &self.critic_opt.m, &self.critic_opt.v];
+        let norm: Vec<f64> = self.norm.mean.iter().chain(&self.norm.m2).copied().collect();
+        if let Some(what) = non_finite(&groups, &norm) {
+            return Err(CheckpointError {
+                file: path.display().to_string(),
+                message: format!(
+                    "not written: {what} holds NaN or infinite values (the training diverged; lower learning_rate \
+                     or max_grad_norm)"
+                ),
+            });
+        }
         let (actor_shapes, critic_shapes) = expected(&self.config.encoder);
         let header = Header {
             kind: "scalesim-agent".into(),
@@ -138,12 +172,26 @@ impl Checkpoint {
         if fnv1a(body) != u64::from_le_bytes(tail.try_into().expect("8 bytes")) {
             return Err(fail("checksum mismatch: the file is truncated or corrupt".into()));
         }
-        let hlen = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")) as usize;
-        if 20 + hlen > body.len() {
-            return Err(fail("header longer than the file: truncated".into()));
+        // Every length read from the file is checked against the file's own size before use.
+        let hlen = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+        if hlen > (body.len() - 20) as u64 {
+            return Err(fail(format!(
+                "header length {hlen} is more than the {} bytes the file holds: truncated or corrupt",
+                body.len() - 20
+            )));
         }
+        let hlen = hlen as usize;
         let header: Header =
             serde_json::from_slice(&bytes[20..20 + hlen]).map_err(|e| fail(format!("unreadable header: {e}")))?;
+        header.config.validate().map_err(|e| fail(format!("stored agent config: `{}`: {}", e.field, e.message)))?;
+        if header.flat_len == 0 || header.flat_len > MAX_FLAT_LEN {
+            return Err(fail(format!("observation size {} is outside 1..={MAX_FLAT_LEN}", header.flat_len)));
+        }
+        for (v, f) in [(header.lr, "lr"), (header.max_grad_norm, "max_grad_norm"), (header.norm_count, "norm_count")] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(fail(format!("header field `{f}` is {v}; expected a finite number >= 0")));
+            }
+        }
         let (actor_shapes, critic_shapes) = expected(&header.config.encoder);
         if header.kind != "scalesim-agent"
             || header.obs_max != OBS_MAX
@@ -198,6 +246,9 @@ impl Checkpoint {
         }
         let floats: Vec<f64> =
             body[pos..].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        if let Some(what) = non_finite(&[&actor, &critic, &am, &av, &cm, &cv], &floats) {
+            return Err(fail(format!("{what} holds NaN or infinite values: the training that wrote it diverged")));
+        }
         let norm =
             ObsNorm { count: header.norm_count, mean: floats[..OBS_MAX].to_vec(), m2: floats[OBS_MAX..].to_vec() };
         Ok(Checkpoint {

@@ -9,6 +9,23 @@ use crate::engine::SimTime;
 use crate::rl::{reward, EnvConfig, RewardConfig, SlackBasis};
 use crate::scenario::{ConfigError, ConfigText};
 
+/// The shortest decision interval an agent may take: a millisecond (shorter ones are below any
+/// metric's resolution and only multiply the work).
+pub const MIN_INTERVAL_S: f64 = 0.001;
+
+/// A field of an agent config that fails [`AgentConfig::validate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    /// The field's path, e.g. `learning_rate` or `reward_weights.slo`.
+    pub field: String,
+    pub message: String,
+}
+
+/// `s` cut to about 100 characters for an error message.
+fn short(s: &str) -> String {
+    crate::text::clip_quote(s)
+}
+
 /// The weighted reward's weights, by term.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -193,60 +210,89 @@ impl AgentConfig {
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
         let cfg = ConfigText::read(path)?;
         let c: AgentConfig = cfg.parse()?;
-        let err = |field: &str, message: String| cfg.invalid(field, message);
+        c.validate().map_err(|Invalid { field, message }| match field.split_once('.') {
+            Some((parent, _)) => cfg.invalid_near(parent, &field, message),
+            None => cfg.invalid(&field, message),
+        })?;
+        Ok(c)
+    }
+
+    /// Checks every field: names among the known ones, numbers finite and in the range where
+    /// training means something. The same check applies to a config read from a file and to the
+    /// one stored in a checkpoint.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let c = self;
+        let err = |field: &str, message: String| Err(Invalid { field: field.to_string(), message });
         if c.format_version != 1 {
-            return Err(err("format_version", format!("is {}; this build reads 1", c.format_version)));
+            return err("format_version", format!("is {}; this build reads 1", c.format_version));
         }
         if !matches!(c.encoder.as_str(), "mlp" | "gcn" | "gat") {
-            return Err(err("encoder", format!("`{}`: expected mlp, gcn or gat", c.encoder)));
+            return err("encoder", format!("`{}`: expected mlp, gcn or gat", short(&c.encoder)));
         }
         if !matches!(c.algorithm.as_str(), "ppo" | "a2c") {
-            return Err(err("algorithm", format!("`{}`: expected ppo or a2c", c.algorithm)));
+            return err("algorithm", format!("`{}`: expected ppo or a2c", short(&c.algorithm)));
         }
         if !matches!(c.fidelity.as_str(), "fluid" | "request") {
-            return Err(err("fidelity", format!("`{}`: expected fluid or request", c.fidelity)));
+            return err("fidelity", format!("`{}`: expected fluid or request", short(&c.fidelity)));
         }
         if !matches!(c.reward.as_str(), "weighted" | "cost" | "latency" | "multi") {
-            return Err(err("reward", format!("`{}`: expected weighted, cost, latency or multi", c.reward)));
+            return err("reward", format!("`{}`: expected weighted, cost, latency or multi", short(&c.reward)));
         }
         if !matches!(c.slack_basis.as_str(), "request" | "limit") {
-            return Err(err("slack_basis", format!("`{}`: expected request or limit", c.slack_basis)));
+            return err("slack_basis", format!("`{}`: expected request or limit", short(&c.slack_basis)));
         }
-        for (v, f) in [
-            (c.learning_rate, "learning_rate"),
-            (c.decision_interval_s, "decision_interval_s"),
-            (c.quota_step_cores, "quota_step_cores"),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(err(f, format!("{v} must be > 0")));
+        // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
+        // are far past any useful setting and only stop values that make every weight NaN
+        // (a learning rate of 1e308) or a run that cannot end.
+        let ranges: [(f64, &str, f64, bool, f64); 10] = [
+            (c.learning_rate, "learning_rate", 0.0, false, 1.0),
+            (c.decision_interval_s, "decision_interval_s", MIN_INTERVAL_S, true, 86_400.0),
+            (c.quota_step_cores, "quota_step_cores", 0.0, false, 1_000.0),
+            (c.value_coef, "value_coef", 0.0, true, 1_000.0),
+            (c.entropy_coef, "entropy_coef", 0.0, true, 1_000.0),
+            (c.max_grad_norm, "max_grad_norm", 0.0, false, 1e6),
+            (c.gamma, "gamma", 0.0, true, 1.0),
+            (c.gae_lambda, "gae_lambda", 0.0, true, 1.0),
+            (c.clip, "clip", 0.0, true, 1.0),
+            (c.downscale_stabilization_s, "downscale_stabilization_s", 0.0, true, 86_400.0),
+        ];
+        for (v, f, lo, inclusive, hi) in ranges {
+            let above = if inclusive { v >= lo } else { v > lo };
+            if !(v.is_finite() && above && v <= hi) {
+                let op = if inclusive { "<=" } else { "<" };
+                return err(f, format!("{v} is outside {lo} {op} {f} <= {hi}"));
             }
         }
         let w = &c.reward_weights;
         for (v, f) in
             [(w.slo, "slo"), (w.slack, "slack"), (w.overshoot, "overshoot"), (w.lag, "lag"), (w.changes, "changes")]
         {
-            if !(v.is_finite() && v >= 0.0) {
-                let field = format!("reward_weights.{f}");
-                return Err(cfg.invalid_near("reward_weights", &field, format!("{v} must be >= 0")));
+            if !(v.is_finite() && (0.0..=1e6).contains(&v)) {
+                return err(&format!("reward_weights.{f}"), format!("{v} is outside 0 <= weight <= 1000000"));
             }
         }
-        if !(c.downscale_stabilization_s.is_finite() && c.downscale_stabilization_s >= 0.0) {
-            let v = c.downscale_stabilization_s;
-            return Err(err("downscale_stabilization_s", format!("{v} must be >= 0")));
-        }
-        for (v, f) in [(c.gamma, "gamma"), (c.gae_lambda, "gae_lambda"), (c.clip, "clip")] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(err(f, format!("{v} is outside [0, 1]")));
+        // Sizes: at least one, and bounded so that a rollout's buffers fit in memory.
+        for (v, f, hi) in [
+            (c.epochs, "epochs", 10_000),
+            (c.minibatch, "minibatch", 1 << 20),
+            (c.rollout_steps, "rollout_steps", 1 << 20),
+            (c.envs, "envs", 1_024),
+            (c.team, "team", 1_024),
+        ] {
+            if !(1..=hi).contains(&v) {
+                return err(f, format!("{v} is outside 1 <= {f} <= {hi}"));
             }
         }
-        for (v, f) in
-            [(c.epochs, "epochs"), (c.minibatch, "minibatch"), (c.rollout_steps, "rollout_steps"), (c.envs, "envs")]
-        {
-            if v == 0 {
-                return Err(err(f, "must be at least 1".into()));
-            }
+        if c.rollout_steps * c.envs > 1 << 22 {
+            return err(
+                "rollout_steps",
+                format!("rollout_steps x envs = {} is over 4194304 steps per update", c.rollout_steps * c.envs),
+            );
         }
-        Ok(c)
+        if c.checkpoint_every == 0 {
+            return err("checkpoint_every", "must be at least 1".into());
+        }
+        Ok(())
     }
 
     pub fn env_config(&self) -> EnvConfig {

@@ -31,33 +31,12 @@ impl AgentPolicy {
         let ck = Checkpoint::load(path)?;
         let layout = ObservationLayout::new(&scenario.app, &scenario.workload.mix, 0.6, scenario.cluster.skus.len());
         let fail = |m: String| CheckpointError { file: path.display().to_string(), message: m };
-        let graph = super::ppo::graph_kind(&ck.config.encoder).is_some();
-        if let Some(why) = super::ppo::mlp_too_small(&layout).filter(|_| !graph) {
-            return Err(fail(format!("scenario `{}` is too large for this network: {why}", scenario.name)));
-        }
-        // A graph agent scores each service from its own node: it runs on any application.
-        if !graph && layout.flat_len() != ck.flat_len {
-            return Err(fail(format!(
-                "trained on an application with {} observation features; scenario `{}` has {}: an MLP agent runs only on the application it learned",
-                ck.flat_len,
-                scenario.name,
-                layout.flat_len()
-            )));
-        }
+        check_fits(&ck, &layout, scenario).map_err(fail)?;
         let period = SimTime::from_secs_f64(ck.config.decision_interval_s);
         let size = ck.config.team;
-        if size > 1 && size != scenario.app.services.len() {
-            return Err(fail(format!(
-                "a team of {size} agents scales {size} services; scenario `{}` has {}",
-                scenario.name,
-                scenario.app.services.len()
-            )));
-        }
         let stabilizer = DownscaleStabilizer::new(SimTime::from_secs_f64(ck.config.downscale_stabilization_s));
-        let mut team = vec![Agent::from_checkpoint(ck, 0)];
-        for p in 1..size {
-            team.push(Agent::from_checkpoint(Checkpoint::load(&member_path(path, p))?, 0));
-        }
+        let members = (1..size).map(|p| load_member(path, p, &ck)).collect::<Result<Vec<_>, _>>()?;
+        let team = std::iter::once(ck).chain(members).map(|c| Agent::from_checkpoint(c, 0)).collect();
         Ok(AgentPolicy {
             team,
             layout,
@@ -68,6 +47,52 @@ impl AgentPolicy {
             stabilizer,
         })
     }
+}
+
+/// Whether the agent of `ck` can act on `scenario` (whose observation layout is `layout`): the MLP
+/// only on the application it learned, a team only with one agent per service.
+pub fn check_fits(ck: &Checkpoint, layout: &ObservationLayout, scenario: &Scenario) -> Result<(), String> {
+    let graph = super::ppo::graph_kind(&ck.config.encoder).is_some();
+    if let Some(why) = super::ppo::mlp_too_small(layout).filter(|_| !graph) {
+        return Err(format!("scenario `{}` is too large for this network: {why}", scenario.name));
+    }
+    // A graph agent scores each service from its own node: it runs on any application.
+    if !graph && layout.flat_len() != ck.flat_len {
+        return Err(format!(
+            "trained on an application with {} observation features; scenario `{}` has {}: an MLP agent runs only on the application it learned",
+            ck.flat_len,
+            scenario.name,
+            layout.flat_len()
+        ));
+    }
+    let size = ck.config.team;
+    if size > 1 && size != scenario.app.services.len() {
+        return Err(format!(
+            "a team of {size} agents scales {size} services; scenario `{}` has {}",
+            scenario.name,
+            scenario.app.services.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Team member `p` (> 0) of the checkpoint at `path`, checked to belong to the same team as its
+/// leader `lead` (same hyper-parameters, same observation size).
+pub fn load_member(path: &Path, p: usize, lead: &Checkpoint) -> Result<Checkpoint, CheckpointError> {
+    let file = member_path(path, p);
+    let member = Checkpoint::load(&file)?;
+    if member.config != lead.config || member.flat_len != lead.flat_len {
+        return Err(CheckpointError {
+            file: file.display().to_string(),
+            message: format!(
+                "not a member of the team in {}: its agent config or observation size differs from the leader's (encoder {} vs {})",
+                path.display(),
+                member.config.encoder,
+                lead.config.encoder
+            ),
+        });
+    }
+    Ok(member)
 }
 
 /// Where team member `p` (> 0) of the checkpoint at `path` is saved: `STEM_memberP.ckpt`.

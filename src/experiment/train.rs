@@ -1,0 +1,324 @@
+//! `scalesim train`: a training folder from an agent config (or from the checkpoint of an earlier
+//! training, to resume it): the environments, the agent or team, `training_log.csv`, `agent.yaml`
+//! and checkpoints.
+//!
+//! Owns the checks that make a training folder trustworthy: a resumed training runs on the same
+//! application its checkpoint learned (as `eval` requires), with its own config, and the team
+//! members belong to one team; `--steps` counts steps in all, rounded up to whole rollouts and
+//! reported as trained; a loss that turns NaN or infinite stops the training with an error.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::outdir;
+use super::progress::Progress;
+use crate::engine::SimTime;
+use crate::rl::agent::checkpoint::{Checkpoint, CheckpointError};
+use crate::rl::agent::config::AgentConfig;
+use crate::rl::agent::policy::{check_fits, load_member, member_path};
+use crate::rl::agent::ppo::{graph_kind, mlp_too_small, train_team, Agent, LogRow, TRAINING_LOG_HEADER};
+use crate::rl::{Env, EnvError, Randomization, SimFactory};
+use crate::scenario::{load_scenario, ConfigError, Fidelity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Run(#[from] super::RunError),
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// What `scalesim train` was asked.
+pub struct TrainRequest {
+    /// The agent config; on a resume, optional and, if given, it must be the checkpoint's own.
+    pub agent_config: Option<PathBuf>,
+    pub scenarios: Vec<PathBuf>,
+    /// Environment steps in all, earlier ones of a resumed training included.
+    pub steps: u64,
+    pub seed: u64,
+    pub out: Option<PathBuf>,
+    /// A training folder to continue from its last checkpoint.
+    pub resume: Option<PathBuf>,
+}
+
+/// What a training did.
+pub struct TrainOutcome {
+    pub dir: PathBuf,
+    /// Steps trained by this call (whole rollouts).
+    pub trained: u64,
+    /// Steps of the agent in all.
+    pub total: u64,
+    /// Mean reward of the last finished episodes, if any finished.
+    pub last_reward: Option<f64>,
+}
+
+/// Trains as `req` says, reporting steps on `progress`.
+pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, TrainError> {
+    if req.steps == 0 {
+        return Err(TrainError::Invalid("--steps: must be at least 1 (steps in all)".into()));
+    }
+    // dfdx spreads each small matrix product over rayon's threads; for networks this size the
+    // hand-offs cost more than they save (measured: 14% of training time in thread switches).
+    // The update itself uses two threads of its own (`ppo::Agent::update`).
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+    crate::rl::agent::allocator::keep_freed_memory();
+    let (resumed, dir, config) = match &req.resume {
+        Some(d) => {
+            let path = d.join("checkpoint.ckpt");
+            let ck = Checkpoint::load(&path)?;
+            if let Some(file) = &req.agent_config {
+                let given = AgentConfig::load(file)?;
+                if given != ck.config {
+                    return Err(TrainError::Invalid(format!(
+                        "--agent {}: differs from the config the training in {} was made with ({}); drop --agent to \
+                         resume with the checkpoint's own config, or start a new training",
+                        file.display(),
+                        d.display(),
+                        config_differences(&given, &ck.config)
+                    )));
+                }
+            }
+            let config = ck.config.clone();
+            (Some(ck), d.clone(), config)
+        }
+        None => {
+            let Some(file) = &req.agent_config else {
+                return Err(TrainError::Invalid("--agent FILE is needed to start a training".into()));
+            };
+            let config = AgentConfig::load(file)?;
+            let dir = req.out.clone().unwrap_or_else(|| {
+                outdir::default_run_path(&format!(
+                    "train_{}_{}_{}_seed{}",
+                    outdir::stem(file),
+                    config.encoder,
+                    config.algorithm,
+                    req.seed
+                ))
+            });
+            (None, dir, config)
+        }
+    };
+    let done = resumed.as_ref().map_or(0, |c| c.steps);
+    let scenarios = load_scenarios(&req.scenarios, &config)?;
+    let mut envs: Vec<Env> = (0..config.envs)
+        .map(|_| {
+            Env::new(
+                config.env_config(),
+                Box::new(SimFactory::new(
+                    scenarios.clone(),
+                    Randomization { rate_scale: (0.8, 1.2), start_offset_s: (0.0, 0.0) },
+                )),
+            )
+        })
+        .collect();
+    envs[0].reset(req.seed)?;
+    let layout = envs[0].layout().expect("an environment has a layout after reset").clone();
+    let graph = graph_kind(&config.encoder).is_some();
+    if let Some(why) = mlp_too_small(&layout).filter(|_| !graph) {
+        return Err(TrainError::Invalid(format!("the scenario has {why}")));
+    }
+    if !graph && scenarios.iter().any(|s| s.app.services.len() != layout.services) {
+        return Err(TrainError::Invalid(
+            "--scenario files must share one application (same services) for an MLP agent".into(),
+        ));
+    }
+    if config.team > 1 && config.team != layout.services {
+        return Err(TrainError::Invalid(format!(
+            "team: {} agents scale {} services one each; the scenario has {}",
+            config.team, config.team, layout.services
+        )));
+    }
+    if let Some(ck) = &resumed {
+        for sc in &scenarios {
+            check_fits(ck, &layout, sc).map_err(|m| {
+                TrainError::Invalid(format!(
+                    "--resume {}: {m}",
+                    req.resume.as_deref().unwrap_or(Path::new("")).display()
+                ))
+            })?;
+        }
+    }
+    if done >= req.steps {
+        return Ok(TrainOutcome { dir, trained: 0, total: done, last_reward: None });
+    }
+    let team = build_team(&config, resumed, &req.resume, layout.flat_len(), req.seed)?;
+    run_training(team, &mut envs, &config, &dir, req, progress)
+}
+
+/// The scenarios to train on, at the config's fidelity.
+fn load_scenarios(files: &[PathBuf], config: &AgentConfig) -> Result<Vec<crate::scenario::Scenario>, TrainError> {
+    let mut scenarios = Vec::new();
+    for f in files {
+        let mut sc = load_scenario(f)?;
+        super::check_run_size(&sc, false)?;
+        sc.fidelity = if config.fidelity == "fluid" { Fidelity::Fluid } else { Fidelity::Request };
+        if sc.fidelity == Fidelity::Fluid {
+            // Training needs no per-second rows: one tick per decision keeps the fluid model cheap.
+            sc.metrics.timeline_interval = SimTime::from_secs_f64(config.decision_interval_s);
+            sc.metrics.scrape_interval = sc.metrics.timeline_interval;
+        }
+        scenarios.push(sc);
+    }
+    Ok(scenarios)
+}
+
+/// The agent, or the team of one agent per service, new or from the checkpoint being resumed.
+fn build_team(
+    config: &AgentConfig,
+    resumed: Option<Checkpoint>,
+    resume_dir: &Option<PathBuf>,
+    flat_len: usize,
+    seed: u64,
+) -> Result<Vec<Agent>, TrainError> {
+    match (resumed, resume_dir) {
+        (Some(ck), Some(d)) => {
+            let path = d.join("checkpoint.ckpt");
+            let members = (1..config.team).map(|p| load_member(&path, p, &ck)).collect::<Result<Vec<_>, _>>()?;
+            Ok(std::iter::once(ck).chain(members).map(|c| Agent::from_checkpoint(c, seed)).collect())
+        }
+        _ => Ok((0..config.team)
+            .map(|p| {
+                let s = if p == 0 { seed } else { crate::engine::stream_seed(seed, &format!("team/{p}")) as u64 };
+                Agent::new(config.clone(), flat_len, s)
+            })
+            .collect()),
+    }
+}
+
+/// Trains `team` until it has `req.steps` in all, writing the log and checkpoints into `dir`.
+fn run_training(
+    mut team: Vec<Agent>,
+    envs: &mut [Env],
+    config: &AgentConfig,
+    dir: &Path,
+    req: &TrainRequest,
+    progress: &Progress,
+) -> Result<TrainOutcome, TrainError> {
+    outdir::ensure_folder(dir)?;
+    // Two trainings into one folder would interleave their logs and overwrite each other's
+    // checkpoints.
+    let _lock = outdir::lock_folder(dir)?;
+    let log_path = dir.join("training_log.csv");
+    let fresh = req.resume.is_none() || !log_path.exists();
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(!fresh)
+        .write(true)
+        .truncate(fresh)
+        .open(&log_path)
+        .map_err(|e| io_err(&log_path, e))?;
+    if fresh {
+        writeln!(log, "{TRAINING_LOG_HEADER}").map_err(|e| io_err(&log_path, e))?;
+        let yaml = serde_yaml_ng::to_string(config).map_err(|e| io_err(&dir.join("agent.yaml"), e))?;
+        std::fs::write(dir.join("agent.yaml"), yaml).map_err(|e| io_err(&dir.join("agent.yaml"), e))?;
+    }
+    let start = team[0].steps;
+    progress.set_length(req.steps);
+    progress.set_position(start);
+    let every = config.checkpoint_every.max(1);
+    let mut next_ck = (start / every + 1) * every;
+    let mut last_reward = None;
+    let mut failure: Option<TrainError> = None;
+    let result = train_team(&mut team, envs, req.seed, req.steps - start, &mut |team, row| {
+        let r = log_row(&mut log, &log_path, row).and_then(|()| {
+            if let Some(what) = non_finite(row) {
+                return Err(TrainError::Invalid(format!(
+                    "training diverged at step {}: the {what} is not finite; lower learning_rate or max_grad_norm \
+                     (the last good checkpoint is kept)",
+                    row.step
+                )));
+            }
+            if row.step >= next_ck {
+                next_ck = (row.step / every + 1) * every;
+                save(team, &dir.join(format!("checkpoint_{:09}.ckpt", row.step)))?;
+            }
+            Ok(())
+        });
+        if row.mean_episode_reward.is_finite() {
+            last_reward = Some(row.mean_episode_reward);
+        }
+        progress.set_position(row.step);
+        if let Some(r) = last_reward.filter(|_| progress.wants_message()) {
+            progress.set_message(format!("mean episode reward {r:.2}"));
+        }
+        r.map_err(|e| {
+            let text = e.to_string();
+            failure = Some(e);
+            EnvError::Stopped(text)
+        })
+    });
+    progress.finish();
+    if let Err(e) = result {
+        return Err(failure.take().unwrap_or(TrainError::Env(e)));
+    }
+    save(&team, &dir.join("checkpoint.ckpt"))?;
+    Ok(TrainOutcome { dir: dir.to_path_buf(), trained: team[0].steps - start, total: team[0].steps, last_reward })
+}
+
+/// One `training_log.csv` row. A mean episode reward before any episode has finished is left
+/// empty (not NaN): no output holds NaN.
+fn log_row(log: &mut std::fs::File, path: &Path, row: &LogRow) -> Result<(), TrainError> {
+    let s = &row.stats;
+    let reward =
+        if row.mean_episode_reward.is_finite() { format!("{:.6}", row.mean_episode_reward) } else { String::new() };
+    writeln!(
+        log,
+        "{},{reward},{},{:.6},{:.6},{:.6},{:.6},{:.6},1",
+        row.step, row.episodes, s.policy_loss, s.value_loss, s.entropy, s.approx_kl, s.clip_fraction
+    )
+    .map_err(|e| io_err(path, e))
+}
+
+/// Which of an update's statistics, if any, is NaN or infinite.
+fn non_finite(row: &LogRow) -> Option<&'static str> {
+    let s = &row.stats;
+    [
+        (s.policy_loss, "policy loss"),
+        (s.value_loss, "value loss"),
+        (s.entropy, "entropy"),
+        (s.approx_kl, "approximate KL"),
+        (s.clip_fraction, "clip fraction"),
+    ]
+    .into_iter()
+    .find(|(v, _)| !v.is_finite())
+    .map(|(_, name)| name)
+}
+
+/// Saves the team's checkpoint at `path` (members beside it).
+fn save(team: &[Agent], path: &Path) -> Result<(), TrainError> {
+    team[0].checkpoint().save(path)?;
+    for (p, member) in team.iter().enumerate().skip(1) {
+        member.checkpoint().save(&member_path(path, p))?;
+    }
+    Ok(())
+}
+
+/// The top-level fields in which two agent configs differ, for an error message.
+fn config_differences(a: &AgentConfig, b: &AgentConfig) -> String {
+    let (Ok(serde_yaml_ng::Value::Mapping(x)), Ok(serde_yaml_ng::Value::Mapping(y))) =
+        (serde_yaml_ng::to_value(a), serde_yaml_ng::to_value(b))
+    else {
+        return "they differ".into();
+    };
+    let mut keys: Vec<String> = x
+        .iter()
+        .chain(y.iter())
+        .filter(|(k, _)| x.get(*k) != y.get(*k))
+        .filter_map(|(k, _)| k.as_str().map(str::to_string))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    format!("differs in {}", keys.join(", "))
+}
