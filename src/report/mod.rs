@@ -141,7 +141,10 @@ fn run_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
 }
 
 fn sweep_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    let out = dir.join("comparison_reports").join("charts");
+    // Charts go beside `comparison_reports/`, not into it: that folder holds the sweep's data, the
+    // same bytes whether or not a report was drawn (a merged Slurm sweep is checked against a
+    // local one by comparing it).
+    let out = dir.join("charts");
     fs::create_dir_all(&out).map_err(|e| io_err(&out, e))?;
     let stats = data::Stats::read(&dir.join("comparison_reports").join("statistics.csv"))?;
     let mut files = Vec::new();
@@ -191,7 +194,7 @@ fn sweep_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
         })?);
     }
     let md = fs::read_to_string(dir.join("comparison_reports").join("statistics.md")).unwrap_or_default();
-    write_index(dir, "Sweep", &markdown_table(&md), "comparison_reports/charts", &mut files)?;
+    write_index(dir, "Sweep", &markdown_table(&md), "charts", &mut files)?;
     Ok(files)
 }
 

@@ -12,6 +12,7 @@ mod policies;
 mod queueing;
 mod rl_env;
 mod scenarios;
+mod slurm;
 mod sweeps;
 mod timings;
 
