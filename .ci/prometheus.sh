@@ -7,12 +7,7 @@ set -euo pipefail
 cmd=${1:?start|stop}; dir=${2:?state directory}
 case "$cmd" in
 start)
-  if ! command -v prometheus >/dev/null; then
-    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    { $sudo apt-get install -y --no-install-recommends prometheus \
-      || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends prometheus; }; } >&2
-  fi
+  "$(dirname "$0")/apt-install.sh" prometheus prometheus
   mkdir -p "$dir/targets" "$dir/data"
   echo '[]' > "$dir/targets/workers.json"
   cat > "$dir/prometheus.yml" <<YAML

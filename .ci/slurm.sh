@@ -13,12 +13,8 @@ pids() { for f in "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munge/munged.pid
 
 case "$cmd" in
 start)
-  if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
-    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    { $sudo apt-get install -y --no-install-recommends slurm-wlm munge \
-      || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends slurm-wlm munge; }; } >&2
-  fi
+  "$(dirname "$0")/apt-install.sh" munged munge
+  "$(dirname "$0")/apt-install.sh" slurmctld slurm-wlm
   dir=$(mkdir -p "$dir" && cd "$dir" && pwd)
   mkdir -p "$dir/munge" "$dir/state" "$dir/spool" "$dir/log"
   chmod 700 "$dir/munge"

@@ -44,6 +44,8 @@ use crate::workload::ArrivalSource;
 
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 pub const SUMMARY_CSV_FORMAT_VERSION: u32 = 1;
+/// Version of `timeline_all.csv`'s columns.
+pub const TIMELINE_ALL_FORMAT_VERSION: u32 = 1;
 
 const AXES: &[&str] = &["hpa.cpu_target", "scenario.scale_up_delay_s", "scenario.rate_scale", "policy.period_s"];
 
@@ -656,6 +658,36 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), SweepError> {
     Ok(())
 }
 
+/// `timeline_all.csv`: every run's `timeline.csv` in one tidy table (one row per interval, service
+/// and run), each row carrying the run's id, scenario, policy, parameters and seed, so a sweep
+/// loads into one data frame. Streamed line by line: a large sweep's table is never held whole.
+fn write_timeline_all(dir: &Path, runs: &[&RunSpec], path: &Path) -> Result<(), SweepError> {
+    use std::io::{BufRead, Write};
+    let f = fs::File::create(path).map_err(|e| io_err(path, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+    let mut header_written = false;
+    for r in runs {
+        let tp = dir.join("runs").join(&r.dir).join("timeline.csv");
+        let Ok(file) = fs::File::open(&tp) else { continue };
+        let mut lines = std::io::BufReader::new(file).lines();
+        let Some(header) = lines.next().transpose().map_err(|e| io_err(&tp, e))? else { continue };
+        // The run's own format_version column is dropped; the table's goes last.
+        let cut = |line: &str| -> String { line.rsplit_once(',').map_or(line, |(a, _)| a).to_string() };
+        if !header_written {
+            writeln!(w, "run_id,scenario,policy,params,seed,{},format_version", cut(&header))
+                .map_err(|e| io_err(path, e))?;
+            header_written = true;
+        }
+        let params = r.params_label().replace('"', "");
+        let prefix = format!("{},{},{},\"{params}\",{}", r.id, r.scenario, r.policy, r.seed);
+        for line in lines {
+            let line = line.map_err(|e| io_err(&tp, e))?;
+            writeln!(w, "{prefix},{},{TIMELINE_ALL_FORMAT_VERSION}", cut(&line)).map_err(|e| io_err(path, e))?;
+        }
+    }
+    w.flush().map_err(|e| io_err(path, e))
+}
+
 /// A metric compared across policies.
 pub struct Compared {
     /// Its name in `statistics.csv`.
@@ -728,6 +760,7 @@ pub fn write_reports(baseline: Option<&str>, grid: &[RunSpec], dir: &Path) -> Re
     }
     let p = reports.join("all_experiments_summary.csv");
     fs::write(&p, csv).map_err(|e| io_err(&p, e))?;
+    write_timeline_all(dir, &rows.iter().map(|(r, _)| *r).collect::<Vec<_>>(), &reports.join("timeline_all.csv"))?;
     // Groups: (scenario, policy, params) over seeds, in grid order.
     let mut groups: Vec<Group> = Vec::new();
     for (r, s) in &rows {

@@ -121,6 +121,7 @@ macro_rules! on_backend {
     }};
 }
 
+/// The x range and the y range of `series` (finite points only), as drawn: see [`y_range`].
 fn bounds(series: &[&Series]) -> (f64, f64, f64, f64) {
     let mut b = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
     for s in series {
@@ -136,7 +137,37 @@ fn bounds(series: &[&Series]) -> (f64, f64, f64, f64) {
     if b.1 <= b.0 {
         b.1 = b.0 + 1.0;
     }
-    (b.0, b.1, b.2.min(0.0), if b.3 > b.2.min(0.0) { b.3 * 1.08 } else { 1.0 })
+    let (y0, y1) = y_range(b.2, b.3);
+    (b.0, b.1, y0, y1)
+}
+
+/// The y axis for data from `lo` to `hi`: from 0 when every value is >= 0 (counts, rates,
+/// percentages read best from zero), else from just below the lowest value (training rewards are
+/// negative: an axis from 0 would show them as a flat line at the bottom); 8% headroom on the
+/// open ends.
+pub(super) fn y_range(lo: f64, hi: f64) -> (f64, f64) {
+    if lo >= 0.0 {
+        return (0.0, if hi > 0.0 { hi * 1.08 } else { 1.0 });
+    }
+    let span = if hi > lo { hi - lo } else { lo.abs().max(1e-9) };
+    let pad = span * 0.08;
+    (lo - pad, if hi >= 0.0 { hi + pad } else { (hi + pad).min(0.0) })
+}
+
+/// Draws `pts` as a polyline of separate two-point segments. Plotters joins a wide polyline's
+/// segments with miter joins, which on spiky data (a per-second RPS series) shoot far past the
+/// plot area in bitmaps; separate segments have no joins.
+fn draw_polyline<DB: DrawingBackend, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    pts: &[(f64, f64)],
+    style: ShapeStyle,
+) -> DrawResult
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart.draw_series(pts.windows(2).map(|w| PathElement::new(vec![w[0], w[1]], style))).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Step lines (a value holds until the next point), with an optional second series on a right axis.
@@ -193,17 +224,18 @@ fn draw_steps<DB: DrawingBackend>(
     let (plot, panel) = split(root);
     let root = &plot;
     let refs: Vec<&Series> = series.iter().collect();
-    let (x0, x1, _, y1) = bounds(&refs);
-    let (_, _, _, r1) = right.map(|r| bounds(&[r])).unwrap_or((0.0, 1.0, 0.0, 1.0));
+    let (x0, x1, y0, y1) = bounds(&refs);
+    let (_, _, r0, r1) = right.map(|r| bounds(&[r])).unwrap_or((0.0, 1.0, 0.0, 1.0));
+    let y1 = y1.max(y0 + 1.0);
     let mut chart = ChartBuilder::on(root)
         .caption(title, TITLE_FONT)
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
         .right_y_label_area_size(if right.is_some() { 72 } else { 0 })
-        .build_cartesian_2d(x0..x1, 0.0..y1.max(1.0))
+        .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| e.to_string())?
-        .set_secondary_coord(x0..x1, 0.0..r1.max(1.0));
+        .set_secondary_coord(x0..x1, r0..r1.max(r0 + 1.0));
     mesh(&mut chart, "time (s)", y_label)?;
     let mut entries = Vec::new();
     if let Some(r) = right {
@@ -221,9 +253,14 @@ fn draw_steps<DB: DrawingBackend>(
             .map_err(|e| e.to_string())?;
         entries.push((r.name.clone(), grey, false));
     }
+    // Services often hold the same count: each line is lifted by a fraction of a pixel-row per
+    // series (0.4% of the axis), so lines at equal values lie side by side instead of hiding each
+    // other. The shift is far below one replica and the axis labels are unchanged.
+    let lift = (y1 - y0) * 0.004;
     for (i, s) in series.iter().enumerate() {
         let c = color(i);
-        chart.draw_series(LineSeries::new(step_points(&s.points), c.stroke_width(2))).map_err(|e| e.to_string())?;
+        let pts: Vec<(f64, f64)> = step_points(&s.points).into_iter().map(|(x, y)| (x, y + lift * i as f64)).collect();
+        draw_polyline(&mut chart, &pts, c.stroke_width(2))?;
         entries.push((s.name.clone(), c, false));
     }
     legend(&panel, &entries)
@@ -251,20 +288,20 @@ fn draw_paired<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (plot, panel) = split(root);
     let refs: Vec<&Series> = pairs.iter().flat_map(|(a, b)| [a, b]).collect();
-    let (x0, x1, _, y1) = bounds(&refs);
+    let (x0, x1, y0, y1) = bounds(&refs);
     let mut chart = ChartBuilder::on(&plot)
         .caption(title, TITLE_FONT)
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1, 0.0..(y1 * 1.05).max(1.0))
+        .build_cartesian_2d(x0..x1, y0..y1.max(y0 + 1.0))
         .map_err(|e| e.to_string())?;
     mesh(&mut chart, "time (s)", y_label)?;
     let shape = |pts: &[(f64, f64)]| if steps { step_points(pts) } else { pts.to_vec() };
     let mut entries = Vec::new();
     for (i, (solid, dashed)) in pairs.iter().enumerate() {
         let c = color(i);
-        chart.draw_series(LineSeries::new(shape(&solid.points), c.stroke_width(3))).map_err(|e| e.to_string())?;
+        draw_polyline(&mut chart, &shape(&solid.points), c.stroke_width(3))?;
         chart
             .draw_series(DashedLineSeries::new(shape(&dashed.points), 8, 6, c.stroke_width(2)))
             .map_err(|e| e.to_string())?;
@@ -274,14 +311,26 @@ fn draw_paired<DB: DrawingBackend>(
     legend(&panel, &entries)
 }
 
-/// Plain lines; `log_x` draws the x axis on a log scale (latency CDFs), labelled in ms.
+/// Plain lines over time; `log_x` draws the x axis on a log scale (latency CDFs), labelled in ms.
 pub fn lines(path: &Path, title: &str, y_label: &str, series: &[Series], log_x: bool) -> Result<(), ReportError> {
-    on_backend!(path, draw_lines(title, y_label, series, log_x))
+    on_backend!(path, draw_lines(title, "time (s)", y_label, series, log_x))
+}
+
+/// Plain lines against `x_desc` (training curves: against environment steps).
+pub fn lines_against(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<(), ReportError> {
+    on_backend!(path, draw_lines(title, x_desc, y_label, series, false))
 }
 
 fn draw_lines<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
+    x_desc: &str,
     y_label: &str,
     series: &[Series],
     log_x: bool,
@@ -290,7 +339,7 @@ fn draw_lines<DB: DrawingBackend>(
     let (plot, panel) = split(root);
     let root = &plot;
     let refs: Vec<&Series> = series.iter().collect();
-    let (x0, x1, _, y1) = bounds(&refs);
+    let (x0, x1, y0, y1) = bounds(&refs);
     let mut builder = ChartBuilder::on(root);
     builder.caption(title, TITLE_FONT).margin(16).x_label_area_size(48).y_label_area_size(64);
     macro_rules! finish {
@@ -301,7 +350,7 @@ fn draw_lines<DB: DrawingBackend>(
             for (i, s) in series.iter().enumerate() {
                 let c = color(i);
                 let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| !log_x || p.0 > 0.0).collect();
-                chart.draw_series(LineSeries::new(pts, c.stroke_width(2))).map_err(|e| e.to_string())?;
+                draw_polyline(&mut chart, &pts, c.stroke_width(2))?;
                 entries.push((s.name.clone(), c, false));
             }
             legend(&panel, &entries)
@@ -315,8 +364,8 @@ fn draw_lines<DB: DrawingBackend>(
             builder.build_cartesian_2d((lo..x1.max(lo * 10.0)).log_scale(), 0.0..1.0).map_err(|e| e.to_string())?;
         finish!(chart, "latency (ms, log scale)")
     } else {
-        let chart = builder.build_cartesian_2d(x0..x1, 0.0..y1.max(1e-9)).map_err(|e| e.to_string())?;
-        finish!(chart, "time (s)")
+        let chart = builder.build_cartesian_2d(x0..x1, y0..y1.max(y0 + 1e-9)).map_err(|e| e.to_string())?;
+        finish!(chart, x_desc)
     }
 }
 

@@ -134,6 +134,42 @@ pub fn read_pairs(path: &Path) -> Result<Vec<(f64, f64)>, ReportError> {
     Ok(out)
 }
 
+/// The columns of a `training_log.csv` a training report draws: (column, chart title, y label).
+pub const TRAINING_COLUMNS: [(&str, &str, &str); 6] = [
+    ("mean_episode_reward", "Mean episode reward (last 10 episodes)", "reward"),
+    ("policy_loss", "Policy loss", "loss"),
+    ("value_loss", "Value loss", "loss"),
+    ("entropy", "Policy entropy", "entropy (nats)"),
+    ("approx_kl", "Approximate KL divergence per update", "KL"),
+    ("clip_fraction", "Fraction of samples clipped", "fraction"),
+];
+
+/// Each of `columns` of a `training_log.csv` against its `step` column; empty cells (no episode
+/// finished yet) are skipped, a column the log lacks gives no series.
+pub fn training_series(path: &Path, columns: &[&str]) -> Result<Vec<Option<Series>>, ReportError> {
+    let (mut r, h) = reader(path)?;
+    let s = col(path, &h, "step")?;
+    let idx: Vec<Option<usize>> = columns.iter().map(|c| col(path, &h, c).ok()).collect();
+    let mut points: Vec<Vec<(f64, f64)>> = vec![Vec::new(); columns.len()];
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| io_err(path, e))?;
+        let x = num(path, i + 2, &rec, s)?;
+        for (k, c) in idx.iter().enumerate() {
+            if let Some(c) = c {
+                if let Ok(y) = num(path, i + 2, &rec, *c) {
+                    points[k].push((x, y));
+                }
+            }
+        }
+    }
+    Ok(columns
+        .iter()
+        .zip(idx)
+        .zip(points)
+        .map(|((name, c), pts)| c.map(|_| Series { name: name.to_string(), points: pts }))
+        .collect())
+}
+
 /// Mean episode reward against steps, from a `training_log.csv`.
 pub fn training_curve(path: &Path) -> Result<Series, ReportError> {
     let (mut r, h) = reader(path)?;
@@ -251,4 +287,54 @@ pub fn first_seed_runs(sweep: &Path) -> Result<Vec<RunRef>, ReportError> {
         out.push(RunRef { scenario: s.scenario, label, seed: s.seed, dir });
     }
     Ok(out)
+}
+
+/// One run of a sweep, for the sweep's index.
+pub struct RunEntry {
+    pub dir: String,
+    pub scenario: String,
+    pub policy: String,
+    pub seed: u64,
+    /// The checkpoint of an `agent:` policy, as the sweep file names it.
+    pub checkpoint: Option<String>,
+}
+
+/// Every run of the sweep in `sweep` (grid order), with the checkpoint of agent policies read
+/// from the sweep file's copy.
+pub fn all_runs(sweep: &Path) -> Result<Vec<RunEntry>, ReportError> {
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        dir: String,
+        scenario: String,
+        policy: String,
+        seed: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        grid: Vec<Spec>,
+    }
+    let p = sweep.join("sweep_manifest.json");
+    let m: Manifest =
+        serde_json::from_str(&fs::read_to_string(&p).map_err(|e| io_err(&p, e))?).map_err(|e| io_err(&p, e))?;
+    let yaml: serde_yaml_ng::Value = fs::read_to_string(sweep.join("sweep.yaml"))
+        .ok()
+        .and_then(|t| serde_yaml_ng::from_str(&t).ok())
+        .unwrap_or_default();
+    let checkpoint_of = |label: &str| -> Option<String> {
+        yaml["policies"].as_sequence()?.iter().find_map(|p| {
+            let name = p["policy"].as_str()?;
+            let l = p["label"].as_str().unwrap_or(name);
+            (l == label).then(|| name.strip_prefix("agent:").map(str::to_string)).flatten()
+        })
+    };
+    Ok(m.grid
+        .into_iter()
+        .map(|s| RunEntry {
+            checkpoint: checkpoint_of(&s.policy),
+            dir: s.dir,
+            scenario: s.scenario,
+            policy: s.policy,
+            seed: s.seed,
+        })
+        .collect())
 }

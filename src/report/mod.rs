@@ -37,7 +37,7 @@ pub enum ReportError {
     Data { path: String, row: usize, message: String },
     #[error("drawing {path}: {message}")]
     Draw { path: String, message: String },
-    #[error("{0}: neither a run folder (summary.json) nor a sweep folder (sweep_manifest.json)")]
+    #[error("{0}: neither a run folder (summary.json), a sweep folder (sweep_manifest.json) nor a training folder (training_log.csv)")]
     NotAReport(String),
 }
 
@@ -52,6 +52,8 @@ pub fn report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
         sweep_report(dir)
     } else if dir.join("summary.json").is_file() {
         run_report(dir)
+    } else if dir.join("training_log.csv").is_file() {
+        training_report(dir)
     } else {
         Err(ReportError::NotAReport(dir.display().to_string()))
     }
@@ -132,11 +134,135 @@ fn run_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     if training.is_file() {
         let curve = data::training_curve(&training)?;
         files.extend(both(&out, "training", |p| {
-            charts::lines(p, "Training curve", "mean episode reward", std::slice::from_ref(&curve), false)
+            charts::lines_against(
+                p,
+                "Training curve",
+                "environment steps",
+                "mean episode reward",
+                std::slice::from_ref(&curve),
+            )
         })?);
     }
-    let summary = fs::read_to_string(dir.join("summary.json")).map_err(|e| io_err(&dir.join("summary.json"), e))?;
-    write_index(dir, "Run", &format!("<pre>{}</pre>", escape(&summary)), "charts", &mut files)?;
+    let body = run_summary_html(dir)? + &file_links(dir, &RUN_FILES);
+    write_index(dir, "Run", &body, "charts", &mut files)?;
+    Ok(files)
+}
+
+/// The data files of a run folder that its index links to.
+const RUN_FILES: [&str; 7] = [
+    "summary.json",
+    "experiment_info.json",
+    "timeline.csv",
+    "actions.csv",
+    "requests.csv",
+    "latency.csv",
+    "training_log.csv",
+];
+
+/// Links to the files of `names` that `dir` holds.
+fn file_links(dir: &Path, names: &[&str]) -> String {
+    let links: Vec<String> =
+        names.iter().filter(|n| dir.join(n).is_file()).map(|n| format!("<a href=\"{n}\">{n}</a>")).collect();
+    if links.is_empty() {
+        return String::new();
+    }
+    format!("<p>Data: {}</p>\n", links.join(" &middot; "))
+}
+
+/// A run's headline metrics (from `summary.json`) as a table, then its per-service table.
+fn run_summary_html(dir: &Path) -> Result<String, ReportError> {
+    let p = dir.join("summary.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&p).map_err(|e| io_err(&p, e))?).map_err(|e| io_err(&p, e))?;
+    let num = |x: &serde_json::Value| x.as_f64().map_or_else(|| x.to_string(), charts_num);
+    let rows: [(&str, String); 12] = [
+        ("scenario", v["scenario"].as_str().unwrap_or("").to_string()),
+        ("policy", v["policy"].as_str().unwrap_or("").to_string()),
+        ("seed", v["seed"].to_string()),
+        ("horizon (s)", num(&v["horizon_s"])),
+        (
+            "requests arrived / completed / dropped",
+            format!("{} / {} / {}", v["requests"]["arrived"], v["requests"]["completed"], v["requests"]["dropped"]),
+        ),
+        ("SLO violation (%)", num(&v["slo_violation_pct"])),
+        (
+            "latency mean / p95 / p99 (ms)",
+            format!(
+                "{} / {} / {}",
+                num(&v["latency_ms"]["mean"]),
+                num(&v["latency_ms"]["p95"]),
+                num(&v["latency_ms"]["p99"])
+            ),
+        ),
+        ("cost ($)", num(&v["cost"])),
+        ("resource slack (%)", num(&v["resource_slack_pct"])),
+        ("scaling lag mean (s)", num(&v["scaling_lag_s"]["mean"])),
+        ("oscillation (reversals/h)", num(&v["oscillation_per_hour"])),
+        ("policy decisions / replica changes", format!("{} / {}", v["policy_decisions"], v["replica_changes"])),
+    ];
+    let mut html = String::from("<h2>Summary</h2>\n<table>\n");
+    for (k, val) in rows {
+        let _ = writeln!(html, "<tr><th style=\"text-align:left\">{}</th><td>{}</td></tr>", escape(k), escape(&val));
+    }
+    html.push_str("</table>\n");
+    if let Some(services) = v["services"].as_array() {
+        html.push_str("<h2>Services</h2>\n<table>\n<tr><th>service</th><th>arrived</th><th>dropped</th><th>mean latency (ms)</th><th>p95 (ms)</th><th>CPU utilisation</th><th>mean active replicas</th></tr>\n");
+        for s in services {
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(s["name"].as_str().unwrap_or("")),
+                s["arrived"],
+                s["dropped"],
+                num(&s["mean_latency_ms"]),
+                num(&s["p95_ms"]),
+                num(&s["cpu_util"]),
+                num(&s["mean_active_replicas"])
+            );
+        }
+        html.push_str("</table>\n");
+    }
+    Ok(html)
+}
+
+/// A number for a table: up to 4 significant decimals, no noise.
+fn charts_num(f: f64) -> String {
+    if f == f.round() && f.abs() < 1e15 {
+        format!("{f:.0}")
+    } else {
+        let s = format!("{f:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// A training folder (`scalesim train --out DIR`): reward, value and policy loss, entropy, KL and
+/// clip fraction against environment steps, and an index with the agent's config and checkpoints.
+fn training_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let out = dir.join("charts");
+    fs::create_dir_all(&out).map_err(|e| io_err(&out, e))?;
+    let log = dir.join("training_log.csv");
+    let columns: Vec<&str> = data::TRAINING_COLUMNS.iter().map(|c| c.0).collect();
+    let series = data::training_series(&log, &columns)?;
+    let mut files = Vec::new();
+    for ((column, title, y_label), s) in data::TRAINING_COLUMNS.iter().zip(series) {
+        let Some(s) = s else { continue };
+        files.extend(both(&out, &format!("training_{column}"), |p| {
+            charts::lines_against(p, title, "environment steps", y_label, std::slice::from_ref(&s))
+        })?);
+    }
+    let mut body = String::new();
+    if let Ok(cfg) = fs::read_to_string(dir.join("agent.yaml")) {
+        let _ = write!(body, "<h2>Agent</h2>\n<pre>{}</pre>\n", escape(&cfg));
+    }
+    let mut checkpoints: Vec<String> = fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".ckpt"))
+        .collect();
+    checkpoints.sort();
+    let names: Vec<&str> = std::iter::once("training_log.csv").chain(checkpoints.iter().map(String::as_str)).collect();
+    body.push_str(&file_links(dir, &names));
+    write_index(dir, "Training", &body, "charts", &mut files)?;
     Ok(files)
 }
 
@@ -194,8 +320,52 @@ fn sweep_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
         })?);
     }
     let md = fs::read_to_string(dir.join("comparison_reports").join("statistics.md")).unwrap_or_default();
-    write_index(dir, "Sweep", &markdown_table(&md), "charts", &mut files)?;
+    let mut body = markdown_table(&md);
+    body.push_str(
+        &file_links(
+            &dir.join("comparison_reports"),
+            &["statistics.csv", "statistics.md", "all_experiments_summary.csv", "timeline_all.csv"],
+        )
+        .replace("href=\"", "href=\"comparison_reports/"),
+    );
+    body.push_str(&run_links(dir)?);
+    write_index(dir, "Sweep", &body, "charts", &mut files)?;
     Ok(files)
+}
+
+/// A table of the sweep's runs, each linked to its folder (its `index.html` once reported), and
+/// to the training folder of an agent policy's checkpoint.
+fn run_links(dir: &Path) -> Result<String, ReportError> {
+    let runs = data::all_runs(dir)?;
+    let mut html = String::from(
+        "<h2>Runs</h2>\n<table>\n<tr><th>run</th><th>scenario</th><th>policy</th><th>seed</th><th>training</th></tr>\n",
+    );
+    for r in runs {
+        let target = if dir.join("runs").join(&r.dir).join("index.html").is_file() {
+            format!("runs/{}/index.html", r.dir)
+        } else {
+            format!("runs/{}/", r.dir)
+        };
+        let training = r
+            .checkpoint
+            .as_deref()
+            .and_then(|c| Path::new(c).parent())
+            .map(|t| {
+                format!("<a href=\"{}\">{}</a>", escape(&t.display().to_string()), escape(&t.display().to_string()))
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            html,
+            "<tr><td style=\"text-align:left\"><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{training}</td></tr>",
+            escape(&target),
+            escape(&r.dir),
+            escape(&r.scenario),
+            escape(&r.policy),
+            r.seed
+        );
+    }
+    html.push_str("</table>\n");
+    Ok(html)
 }
 
 /// Writes `dir/index.html`: a page titled `kind` and the folder's name, `body`, then every PNG of

@@ -10,6 +10,7 @@ mod kubernetes;
 mod llm;
 mod policies;
 mod queueing;
+mod report;
 mod rl_env;
 mod scenarios;
 mod slurm;

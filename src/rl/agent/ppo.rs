@@ -467,8 +467,11 @@ impl Agent {
                 };
                 let (mut kl, mut clipped) = (0.0, 0.0);
                 for (k, &i) in chunk.iter().enumerate() {
+                    // d = log(old/new); with r = new/old = exp(-d), KL(old || new) is estimated
+                    // by (r - 1) - log r (Schulman's k3): unbiased like the mean of d, and never
+                    // negative, where the mean of d often is on a minibatch.
                     let d = buf.logps[i] - logp_vec[k] as f64;
-                    kl += d;
+                    kl += (-d).exp() - 1.0 + d;
                     if ((-d).exp() - 1.0).abs() > eps {
                         clipped += 1.0;
                     }
