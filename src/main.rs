@@ -434,6 +434,17 @@ fn dispatch(cli: Cli) -> Result<()> {
                 print!("{}", scalesim::backend::validate::markdown(&gap));
                 eprintln!("{}: validation.json, validation.md, replicas_compared.csv, charts", out.display());
             }
+            // The folder is written either way (it is the evidence); the exit status carries the
+            // verdict, so scripts and CI can act on it.
+            if !gap.holds() {
+                anyhow::bail!(
+                    "the simulator is OUT OF BOUND against the local backend (latency {}, CPU {}, decisions {}); see {}",
+                    if gap.latency_within_bound { "ok" } else { "out" },
+                    if gap.cpu_within_bound { "ok" } else { "out" },
+                    if gap.decisions_within_bound { "ok" } else { "out" },
+                    out.join("validation.md").display()
+                );
+            }
             Ok(())
         }
         Command::Run {
@@ -626,8 +637,10 @@ fn dispatch(cli: Cli) -> Result<()> {
                     }
                 }
                 total_steps += steps;
+                // Numbered from 1, as in the episode log's `episode` column.
                 println!(
-                    "episode {ep} ({}): {steps} steps, total reward {reward:.3}",
+                    "episode {} ({}): {steps} steps, total reward {reward:.3}",
+                    ep + 1,
                     env.episode_label().unwrap_or("?")
                 );
             }

@@ -148,6 +148,10 @@ pub fn write_run_folder<T>(
     force: bool,
     write: impl FnOnce(&Path) -> Result<T, RunError>,
 ) -> Result<T, RunError> {
+    // The highest folder on the way to `out` that does not exist yet: a failed run removes what it
+    // created up to there (an empty `runs/` included), never more.
+    let first_missing =
+        out.ancestors().filter(|a| !a.as_os_str().is_empty() && !a.exists()).last().map(Path::to_path_buf);
     let created = ensure_folder(out)?;
     let _lock = lock_folder(out)?;
     let result = check_replaceable(out, force).and_then(|()| {
@@ -165,8 +169,14 @@ pub fn write_run_folder<T>(
         }
     });
     if result.is_err() && created {
-        // Only an empty folder goes: never anything a user or an earlier run put there.
-        let _ = fs::remove_dir(out);
+        // Only empty folders go: never anything a user or an earlier run put there.
+        if let Some(top) = first_missing {
+            for dir in out.ancestors() {
+                if fs::remove_dir(dir).is_err() || dir == top {
+                    break;
+                }
+            }
+        }
     }
     result
 }
@@ -295,6 +305,19 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_run_removes_the_empty_parents_it_created() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("runs/deep/r");
+        let fail = |_: &Path| -> Result<(), RunError> { Err(out_err(Path::new("x"), "boom")) };
+        assert!(write_run_folder(&out, false, fail).is_err());
+        assert!(!t.path().join("runs").exists(), "runs/ was created by the failed run and is gone");
+        fs::create_dir(t.path().join("runs")).unwrap();
+        fs::write(t.path().join("runs/keep"), "x").unwrap();
+        assert!(write_run_folder(&out, false, fail).is_err());
+        assert!(t.path().join("runs/keep").is_file() && !t.path().join("runs/deep").exists());
+    }
+
+    #[test]
     fn a_second_writer_is_refused_while_the_first_holds_the_folder() {
         let t = tempfile::tempdir().unwrap();
         let out = t.path().join("r");
@@ -319,8 +342,9 @@ mod tests {
 
     #[test]
     fn short_hash_is_stable() {
-        // FNV-1a of "a" 0xff "b" 0xff, folded: computed once and pinned, so names never drift.
-        assert_eq!(short_hash(&[b"a", b"b"]), short_hash(&[b"a", b"b"]));
+        // FNV-1a of "a" 0xff "b" 0xff, folded to 32 bits (computed independently, in Python):
+        // pinned, so default folder names never drift between builds.
+        assert_eq!(short_hash(&[b"a", b"b"]), "4024880b");
         assert_ne!(short_hash(&[b"a", b"b"]), short_hash(&[b"ab"]));
         assert_eq!(short_hash(&[]).len(), 8);
     }

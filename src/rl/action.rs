@@ -69,6 +69,45 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action in words, services and server types by name: `cart +1`, `frontend +2 on
+    /// n2-standard-4, quota +0.250`; `frontend +1; cart -1` for per-service actions.
+    pub fn describe(&self, app: &crate::app::AppSpec, cluster: &crate::cluster::ClusterSpec) -> String {
+        let one = |service: usize, a: &ServiceAction| {
+            let name = app.services.get(service).map_or_else(|| format!("#{service}"), |s| s.name.clone());
+            let mut text = format!("{name} {:+}", a.delta);
+            if a.node_type != 0 && a.delta > 0 {
+                if let Some(k) = cluster.skus.get(a.node_type) {
+                    text.push_str(&format!(" on {}", k.name));
+                }
+            }
+            if a.quota != 0.0 {
+                text.push_str(&format!(", quota {:+.3}", a.quota));
+            }
+            text
+        };
+        match self {
+            Action::One { service, node_type, delta, quota } => {
+                one(*service, &ServiceAction { node_type: *node_type, delta: *delta, quota: *quota })
+            }
+            Action::All(v) => {
+                let parts: Vec<String> = v
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.delta != 0 || a.quota != 0.0)
+                    .map(|(s, a)| one(s, a))
+                    .collect();
+                if parts.is_empty() {
+                    "no change".into()
+                } else {
+                    parts.join("; ")
+                }
+            }
+            Action::Llm { prompt, token, migrate } => {
+                format!("prompt {prompt:+.3}, token {token:+.3}, migrate {migrate:+.3}")
+            }
+        }
+    }
+
     pub fn noop() -> Action {
         Action::One { service: 0, node_type: 0, delta: 0, quota: 0.0 }
     }

@@ -188,8 +188,9 @@ pub struct Step {
 }
 
 /// Version of the episode log's columns.
-/// 2: `changes` (the reward's churn term) after `replica_lag`.
-pub const EPISODE_LOG_FORMAT_VERSION: u32 = 2;
+/// 2: `changes` (the reward's churn term) after `replica_lag`. 3: `action` in words with service
+/// names (`cart +1`), not a Rust debug string with service indexes.
+pub const EPISODE_LOG_FORMAT_VERSION: u32 = 3;
 
 pub struct Env {
     config: EnvConfig,
@@ -327,7 +328,7 @@ impl Env {
                 format!("{:.6}", terms.overshoot),
                 format!("{:.6}", terms.replica_lag),
                 format!("{:.6}", terms.changes),
-                format!("{action:?}"),
+                action.describe(backend.app(), backend.cluster()),
                 report.executed.join("; "),
                 report.blocked.join("; "),
                 EPISODE_LOG_FORMAT_VERSION.to_string(),

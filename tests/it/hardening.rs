@@ -392,3 +392,31 @@ fn item13_team_members_belong_to_one_team() {
     let e = scalesim::rl::agent::policy::load_member(&lead, 1, &ck).unwrap_err().to_string();
     assert!(e.contains("not a member of the team") && e.contains("gat"), "{e}");
 }
+
+/// A pasted HPA manifest naming a service the scenario lacks: the error points at
+/// `scaleTargetRef.name`'s line, not at `metadata.name`'s (which holds the same name).
+#[test]
+fn hpa_manifest_error_points_at_the_faulty_field() {
+    let t = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(crate::root().join("configs/policies/hpa_manifests_example.yaml")).unwrap();
+    // The second manifest's names, metadata and target alike, become `cartt`.
+    let bad = text.replacen("name: productcatalog", "name: cartt", 2);
+    let f = t.path().join("hpa.yaml");
+    std::fs::write(&f, &bad).unwrap();
+    let want = bad.lines().position(|l| l.contains("scaleTargetRef") && l.contains("cartt")).unwrap() + 1;
+    let o = cli_in(
+        t.path(),
+        &[
+            "run",
+            &sc("online_boutique_peak.yaml"),
+            "--policy",
+            "hpa",
+            "--policy-config",
+            f.to_str().unwrap(),
+            "--horizon",
+            "5",
+            "-q",
+        ],
+    );
+    assert_refused(&o, &["scaleTargetRef.name", &format!("line {want}:"), "`cartt` is not a service"]);
+}

@@ -295,6 +295,26 @@ impl Ctx<'_> {
     fn err(&self, field: impl Into<String>, needle: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::invalid_at(&self.file, self.text, needle, field, message)
     }
+
+    /// [`Self::err`] for a value inside the `scaleTargetRef` of HPA `index` (a manifest document, or
+    /// an entry of `hpas:`): located at the first line holding `needle` from that HPA's
+    /// `scaleTargetRef` on, not at an earlier line that happens to hold it too (`metadata.name`).
+    fn err_in_target(&self, index: usize, field: String, needle: &str, message: impl Into<String>) -> ConfigError {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let targets: Vec<usize> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.trim_start().starts_with('#') && l.contains("scaleTargetRef"))
+            .map(|(i, _)| i)
+            .collect();
+        let line = targets
+            .get(index)
+            .and_then(|&from| lines[from..].iter().position(|l| l.contains(needle)).map(|k| from + k + 1));
+        match line {
+            Some(l) => ConfigError::Invalid { file: self.file.clone(), line: Some(l), field, message: message.into() },
+            None => self.err(field, needle, message),
+        }
+    }
 }
 
 /// The configuration used when `--policy hpa` has no `--policy-config`: every service gets an HPA
@@ -374,16 +394,18 @@ pub fn parse_config(text: &str, file: &str, scenario: &Scenario) -> Result<HpaCo
             ));
         };
         let service = scenario.app.service_index(&target.name).ok_or_else(|| {
-            ctx.err(
+            ctx.err_in_target(
+                i,
                 format!("{at}.spec.scaleTargetRef.name"),
-                &format!("name: {}", target.name),
+                &target.name,
                 format!("`{}` is not a service of scenario `{}`", target.name, scenario.name),
             )
         })?;
         if hpas.iter().any(|h| h.service == service) {
-            return Err(ctx.err(
+            return Err(ctx.err_in_target(
+                i,
                 format!("{at}.spec.scaleTargetRef.name"),
-                &format!("name: {}", target.name),
+                &target.name,
                 "a second HPA for the same service",
             ));
         }
