@@ -32,10 +32,11 @@ enum Command {
     Run {
         /// Scenario YAML (see scenarios/).
         scenario: PathBuf,
-        /// Scaling policy.
+        /// Scaling policy: static (keep the initial replicas), hpa (Kubernetes HPA), kpa (Knative),
+        /// target (AWS target tracking), or agent:CHECKPOINT (a trained RL agent).
         #[arg(long, default_value = "static")]
         policy: String,
-        /// Policy configuration YAML.
+        /// Policy configuration YAML (configs/policies/; HPA manifests paste as they are).
         #[arg(long)]
         policy_config: Option<PathBuf>,
         /// Random seed (default: the scenario's `seed`).
@@ -57,7 +58,7 @@ enum Command {
         /// Print scaling events (instances added, drained, removed; blocked actions) to stderr.
         #[arg(long)]
         log_events: bool,
-        /// No progress bar and no closing summary line.
+        /// No progress and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
         /// Where the policy acts: the simulator, a local cluster of real worker processes, or a
@@ -77,14 +78,19 @@ enum Command {
     /// Run a scenario under a policy on the simulator and on a real backend, and write the gap
     /// (CPU utilisation, latency, drops, replica timelines, overlay charts).
     ValidateBackend {
+        /// Scenario YAML (with a `backends.local` section, e.g. scenarios/chain_local_small.yaml).
         scenario: PathBuf,
+        /// Scaling policy: static (keep the initial replicas), hpa (Kubernetes HPA), kpa (Knative),
+        /// target (AWS target tracking), or agent:CHECKPOINT (a trained RL agent).
         #[arg(long, default_value = "hpa")]
         policy: String,
+        /// Policy configuration YAML.
         #[arg(long)]
         policy_config: Option<PathBuf>,
         /// The real backend to hold the simulator against.
         #[arg(long, value_enum, default_value = "local")]
         against: RealBackend,
+        /// Random seed (default: the scenario's `seed`).
         #[arg(long, value_parser = parse_seed, allow_negative_numbers = true)]
         seed: Option<u64>,
         /// Output folder (default: runs/validate_<scenario>_<policy>_seed<N>_<hash>).
@@ -93,6 +99,8 @@ enum Command {
         /// Replace an earlier validation in --out that also holds files of yours (kept).
         #[arg(long)]
         force: bool,
+        /// Scenario seconds per wall second on the local backend (default: the scenario's
+        /// `backends.local.time_compression`, else 1).
         #[arg(long)]
         time_compression: Option<f64>,
         /// Keep this Prometheus file_sd targets file listing the local workers.
@@ -101,6 +109,7 @@ enum Command {
         /// Print worker and scaling events to stderr.
         #[arg(long)]
         verbose: bool,
+        /// No progress and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
     },
@@ -156,6 +165,7 @@ enum Command {
         /// Run only slice K of N of the grid (for several machines), e.g. 1/4.
         #[arg(long)]
         shard: Option<scalesim::experiment::sweep::Shard>,
+        /// No progress and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
     },
@@ -170,7 +180,8 @@ enum Command {
     },
     /// Draw charts (PNG and SVG) and an index.html for a run folder or a sweep folder.
     Report {
-        /// A run folder (with summary.json) or a sweep folder (with sweep_manifest.json).
+        /// A run folder (with summary.json), a sweep folder (with sweep_manifest.json) or a
+        /// training folder (with training_log.csv).
         dir: PathBuf,
     },
     /// Train an RL agent (PPO or A2C) on one or more scenarios.
@@ -195,6 +206,7 @@ enum Command {
         /// Continue the training in this folder from its last checkpoint, up to --steps in all.
         #[arg(long, conflicts_with = "out")]
         resume: Option<PathBuf>,
+        /// No progress and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
     },
@@ -215,11 +227,13 @@ enum Command {
         /// Replace an earlier run in --out that also holds files of yours (kept).
         #[arg(long)]
         force: bool,
+        /// No progress and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
     },
     /// Write a locustfile whose LoadTestShape reproduces a scenario's load (to stdout or --out).
     ExportLocust {
+        /// Scenario YAML (request types with `http:` routes send those; see scenarios/online_boutique_*.yaml).
         scenario: PathBuf,
         /// Seconds between one Locust user's requests.
         #[arg(long, default_value_t = 1.0)]

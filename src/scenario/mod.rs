@@ -70,6 +70,22 @@ pub struct Scenario {
     pub llm: Option<crate::app::llm::LlmSpec>,
     /// Settings for real backends.
     pub backends: BackendsConfig,
+    /// Each request type's HTTP route (indexed like `app.request_types`), for load generators;
+    /// `None` where the scenario gives none.
+    pub http: Vec<Option<HttpRoute>>,
+}
+
+/// How a load generator sends one request type (see `RawHttp`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpRoute {
+    /// Upper case: GET, POST, PUT, PATCH or DELETE.
+    pub method: String,
+    /// Starts with `/`; may hold `{name}` placeholders.
+    pub path: String,
+    /// Form fields, sent form-encoded; values may hold placeholders.
+    pub form: Vec<(String, String)>,
+    /// The values a placeholder is drawn from, uniformly, per request.
+    pub choices: Vec<(String, Vec<String>)>,
 }
 
 /// How the scenario runs on real backends.

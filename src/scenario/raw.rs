@@ -349,6 +349,27 @@ fn default_lag_per_write() -> NonNegative {
 pub struct RawRequestType {
     pub name: String,
     pub call: RawCall,
+    /// How a load generator sends it (`export-locust`); the simulator does not read it.
+    #[serde(default)]
+    pub http: Option<RawHttp>,
+}
+
+/// A request type's HTTP route: method, path and form fields; `{name}` placeholders in the path
+/// and the form values are filled with a value drawn from `choices[name]` per request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    #[serde(default = "get")]
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub form: BTreeMap<String, String>,
+    #[serde(default)]
+    pub choices: BTreeMap<String, Vec<String>>,
+}
+
+fn get() -> String {
+    "GET".into()
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use super::raw::*;
 use super::yaml::parse_yaml;
-use super::{ConfigError, Fidelity, MetricsConfig, Scenario};
+use super::{ConfigError, Fidelity, HttpRoute, MetricsConfig, Scenario};
 use crate::app::llm::{LlmScheduler, LlmSpec, Performance, PoolSpec, TokenSizes};
 use crate::app::{AppSpec, CallNode, Demand, LoadBalancing, RequestType, ServiceSpec, StatefulSpec};
 use crate::cluster::{ClusterSpec, InstanceShape, ServerSku};
 use crate::engine::SimTime;
+use crate::text::clip_quote;
 use crate::workload::{
     read_trace, resolve_path, ArrivalProcess, ArrivalSource, RateSchedule, Stage, StageLevel, TraceData, TraceFormat,
     TraceSpec, Workload,
@@ -58,7 +59,7 @@ impl Resolver<'_> {
             return Err(self.err("name", "name:", "must not be empty"));
         }
         let cluster = self.cluster(&raw.cluster)?;
-        let (app, llm) = match &raw.llm {
+        let (app, llm, http) = match &raw.llm {
             Some(llm) => {
                 if !raw.services.is_empty() || !raw.request_types.is_empty() || raw.chain.is_some() {
                     return Err(self.err(
@@ -76,7 +77,7 @@ impl Resolver<'_> {
                 }
                 let (app, spec) = self.llm(llm, &cluster)?;
                 self.check_initial_instances(&app, &cluster, "pools")?;
-                (app, Some(spec))
+                (app, Some(spec), Vec::new())
             }
             None => {
                 let (raw_services, raw_types) = match raw.chain {
@@ -102,8 +103,8 @@ impl Resolver<'_> {
                     network_latency,
                 };
                 self.check_initial_instances(&app, &cluster, "services")?;
-                self.request_types(&raw_types, &mut app)?;
-                (app, None)
+                let http = self.request_types(&raw_types, &mut app)?;
+                (app, None, http)
             }
         };
         let mut workload = self.workload(&raw.workload, &app)?;
@@ -141,6 +142,7 @@ impl Resolver<'_> {
             workload,
             llm,
             backends,
+            http,
         })
     }
 
@@ -381,7 +383,7 @@ impl Resolver<'_> {
                 calls: call.into_iter().collect(),
             });
         }
-        let types = vec![RawRequestType { name: "chain".into(), call: call.expect("length >= 1") }];
+        let types = vec![RawRequestType { name: "chain".into(), call: call.expect("length >= 1"), http: None }];
         Ok((services, types))
     }
 
@@ -559,11 +561,13 @@ impl Resolver<'_> {
         Ok(out)
     }
 
-    fn request_types(&self, raw: &[RawRequestType], app: &mut AppSpec) -> Result<(), ConfigError> {
+    /// Resolves the request types into `app`; returns their HTTP routes.
+    fn request_types(&self, raw: &[RawRequestType], app: &mut AppSpec) -> Result<Vec<Option<HttpRoute>>, ConfigError> {
         if raw.is_empty() {
             return Err(self.err("request_types", "request_types", "needs at least one request type"));
         }
         let mut seen = BTreeSet::new();
+        let mut routes = Vec::with_capacity(raw.len());
         for (i, rt) in raw.iter().enumerate() {
             if !seen.insert(rt.name.as_str()) {
                 return Err(self.err(
@@ -575,8 +579,50 @@ impl Resolver<'_> {
             let mut ancestors = Vec::new();
             let root = self.call(&rt.call, app, &format!("request_types[{i}].call"), &mut ancestors)?;
             app.request_types.push(RequestType { name: rt.name.clone(), root });
+            routes.push(rt.http.as_ref().map(|h| self.http_route(h, &format!("request_types[{i}].http"))).transpose()?);
         }
-        Ok(())
+        Ok(routes)
+    }
+
+    /// Checks a request type's HTTP route: a known method, an absolute path, and every `{name}`
+    /// placeholder backed by a non-empty list of choices.
+    fn http_route(&self, h: &super::raw::RawHttp, at: &str) -> Result<HttpRoute, ConfigError> {
+        let method = h.method.to_ascii_uppercase();
+        if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
+            return Err(self.err(
+                format!("{at}.method"),
+                &h.method,
+                format!("`{}`: expected GET, POST, PUT, PATCH or DELETE", clip_quote(&h.method)),
+            ));
+        }
+        if !h.path.starts_with('/') {
+            return Err(self.err(format!("{at}.path"), &h.path, "must start with `/`"));
+        }
+        for (k, v) in &h.choices {
+            if v.is_empty() {
+                return Err(self.err(format!("{at}.choices.{k}"), k, "needs at least one value"));
+            }
+        }
+        for (field, text) in std::iter::once(("path", &h.path)).chain(h.form.iter().map(|(k, v)| (k.as_str(), v))) {
+            for name in placeholders(text) {
+                if !h.choices.contains_key(name) {
+                    return Err(self.err(
+                        format!("{at}.{field}"),
+                        &format!("{{{name}}}"),
+                        format!("placeholder `{{{name}}}` has no `choices.{name}` list"),
+                    ));
+                }
+            }
+            if text.matches('{').count() != text.matches('}').count() {
+                return Err(self.err(format!("{at}.{field}"), text, "unbalanced `{` or `}`"));
+            }
+        }
+        Ok(HttpRoute {
+            method,
+            path: h.path.clone(),
+            form: h.form.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            choices: h.choices.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        })
     }
 
     /// Flattens one call subtree into `app.nodes`, refusing unknown services and calls back into a
@@ -712,6 +758,11 @@ impl Resolver<'_> {
         };
         Ok(Workload { source, mix, duration })
     }
+}
+
+/// The `{name}` placeholders of `text`.
+fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+    text.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
 }
 
 fn demand(d: RawDemand) -> Demand {

@@ -69,3 +69,32 @@ fn redis_followers_lag_grows_with_writes() {
     assert!((before - 0.9).abs() < 0.15, "{before}");
     assert!((during - 2.1).abs() < 0.25, "{during}");
 }
+
+/// Every bundled scenario exports a locustfile that Python compiles (`python3 -m py_compile`);
+/// Online Boutique's sends the demo's real routes, never a placeholder.
+#[test]
+fn every_scenario_exports_a_locustfile_python_compiles() {
+    let t = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    for e in std::fs::read_dir(crate::root().join("scenarios")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let out = t.path().join(format!("{}.py", p.file_stem().unwrap().to_string_lossy()));
+        let o = std::process::Command::new(crate::bin())
+            .args(["export-locust", p.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&o.stderr));
+        let c =
+            std::process::Command::new("python3").args(["-m", "py_compile", out.to_str().unwrap()]).output().unwrap();
+        assert!(c.status.success(), "{}: {}", out.display(), String::from_utf8_lossy(&c.stderr));
+        let py = std::fs::read_to_string(&out).unwrap();
+        if p.to_string_lossy().contains("online_boutique") {
+            assert!(py.contains("\"/cart/checkout\"") && !py.contains("edit it"), "{}", p.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "{n} scenarios");
+}
