@@ -50,7 +50,7 @@ fn negative_rate_names_the_field_and_line() {
 fn call_to_unknown_service_names_it_and_its_line() {
     let tmp = tempfile::tempdir().unwrap();
     let ob = std::fs::read_to_string(crate::root().join("scenarios/online_boutique_offpeak.yaml")).unwrap();
-    let yaml = ob.replacen("- { service: payment }", "- { service: paymnet }", 1);
+    let yaml = ob.replacen("- { service: paymentservice }", "- { service: paymnet }", 1);
     let line = yaml.lines().position(|l| l.contains("paymnet")).unwrap() + 1;
     expect_refusal(
         tmp.path(),

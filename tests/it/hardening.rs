@@ -400,7 +400,7 @@ fn hpa_manifest_error_points_at_the_faulty_field() {
     let t = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(crate::root().join("configs/policies/hpa_manifests_example.yaml")).unwrap();
     // The second manifest's names, metadata and target alike, become `cartt`.
-    let bad = text.replacen("name: productcatalog", "name: cartt", 2);
+    let bad = text.replacen("name: productcatalogservice", "name: cartt", 2);
     let f = t.path().join("hpa.yaml");
     std::fs::write(&f, &bad).unwrap();
     let want = bad.lines().position(|l| l.contains("scaleTargetRef") && l.contains("cartt")).unwrap() + 1;

@@ -79,7 +79,7 @@ fn pasted_manifests_resolve_to_their_services() {
     let sc = load_scenario(&crate::root().join("scenarios/online_boutique_offpeak.yaml")).unwrap();
     let cfg = load_config(&crate::root().join("configs/policies/hpa_manifests_example.yaml"), &sc).unwrap();
     let names: Vec<&str> = cfg.hpas.iter().map(|h| sc.app.services[h.service].name.as_str()).collect();
-    assert_eq!(names, ["frontend", "productcatalog", "cart"]);
+    assert_eq!(names, ["frontend", "productcatalogservice", "cartservice"]);
     let fe = &cfg.hpas[0];
     assert_eq!(fe.metrics[0], MetricRule::Resource { name: ResourceName::Cpu, target: Target::Utilization(60) });
     assert_eq!(fe.metrics[1], MetricRule::Pods { signal: PodSignal::Rps, target: 120.0 });
