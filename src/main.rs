@@ -399,6 +399,10 @@ fn parse_range(s: &str) -> Result<(f64, f64), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Worker { .. }) {
+        // Before any thread starts: an interrupted run leaves no half-written folder.
+        scalesim::experiment::outdir::clean_up_on_interrupt();
+    }
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

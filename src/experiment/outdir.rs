@@ -27,6 +27,84 @@ use super::{out_err, RunError};
 /// Where a run is written before it is committed, inside the run folder.
 pub const STAGING: &str = ".partial";
 
+/// Runs being written now: their staging folder, and the folders they created (deepest first), to
+/// remove if the process is interrupted ([`clean_up_on_interrupt`]).
+static IN_PROGRESS: std::sync::Mutex<Vec<(PathBuf, Vec<PathBuf>)>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes an interrupted run's staging folder and the empty folders it created, so that Ctrl-C
+/// (or a scheduler's SIGTERM) leaves no hidden `.partial` and no empty run folder behind.
+///
+/// Call once, first thing in `main`, before any thread starts: SIGINT, SIGTERM and SIGHUP are
+/// blocked in this thread (and so in every thread started after it) and taken by one thread that
+/// cleans up and exits with 128 + the signal's number, as a shell reports a killed command. Child
+/// processes start with signals unblocked (Rust's `Command` resets the mask).
+pub fn clean_up_on_interrupt() {
+    // SAFETY: plain libc calls on a signal set owned here; no Rust state is touched in a handler
+    // (the signals are taken synchronously by `sigwait` on an ordinary thread).
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is a valid, initialised signal set.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        let runs = IN_PROGRESS.lock().map(|g| g.clone()).unwrap_or_default();
+        for (staging, created) in runs {
+            let _ = fs::remove_dir_all(&staging);
+            for dir in created {
+                if fs::remove_dir(&dir).is_err() {
+                    break;
+                }
+            }
+            if let Some(out) = staging.parent() {
+                eprintln!("interrupted: the unfinished run in {} was removed", out.display());
+            }
+        }
+        std::process::exit(128 + sig);
+    });
+}
+
+/// Registers a run in [`IN_PROGRESS`] for as long as it lives.
+struct Registered(PathBuf);
+
+impl Registered {
+    fn new(staging: &Path, out: &Path, first_missing: Option<&Path>) -> Registered {
+        let created: Vec<PathBuf> = match first_missing {
+            Some(top) => {
+                let mut v = Vec::new();
+                for d in out.ancestors() {
+                    v.push(d.to_path_buf());
+                    if d == top {
+                        break;
+                    }
+                }
+                v
+            }
+            None => Vec::new(),
+        };
+        if let Ok(mut g) = IN_PROGRESS.lock() {
+            g.push((staging.to_path_buf(), created));
+        }
+        Registered(staging.to_path_buf())
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut g) = IN_PROGRESS.lock() {
+            g.retain(|(s, _)| *s != self.0);
+        }
+    }
+}
+
 /// Every name scalesim writes into a run folder (runs, backend runs, validations and `report`).
 /// Anything else in a run folder belongs to the user.
 const GENERATED: &[&str] = &[
@@ -160,6 +238,7 @@ pub fn write_run_folder<T>(
             fs::remove_dir_all(&staging).map_err(|e| out_err(&staging, e))?;
         }
         fs::create_dir(&staging).map_err(|e| out_err(&staging, e))?;
+        let _registered = Registered::new(&staging, out, if created { first_missing.as_deref() } else { None });
         match write(&staging) {
             Ok(v) => commit(&staging, out).map(|()| v),
             Err(e) => {

@@ -420,3 +420,29 @@ fn hpa_manifest_error_points_at_the_faulty_field() {
     );
     assert_refused(&o, &["scaleTargetRef.name", &format!("line {want}:"), "`cartt` is not a service"]);
 }
+
+/// An interrupted run (Ctrl-C, or a scheduler's SIGTERM) removes its unfinished folder: no hidden
+/// `.partial`, no empty run folder, an exit status that says it was interrupted.
+#[test]
+fn an_interrupted_run_leaves_nothing_behind() {
+    let t = tempfile::tempdir().unwrap();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let mut child = Command::new(crate::bin())
+            .current_dir(t.path())
+            .args(["run", &sc("online_boutique_peak.yaml"), "--horizon", "86400", "--out", "runs/long", "-q"])
+            .spawn()
+            .unwrap();
+        // Wait until the run is writing (its staging folder exists), then interrupt it.
+        let staging = t.path().join("runs/long/.partial");
+        let started = Instant::now();
+        while !staging.exists() && started.elapsed().as_secs() < 20 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(staging.exists(), "the run never started writing");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + sig), "exit status of a run interrupted by signal {sig}");
+        assert!(!t.path().join("runs").exists(), "signal {sig}: the unfinished run's folders are gone");
+    }
+}
