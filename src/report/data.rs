@@ -134,6 +134,15 @@ pub fn read_pairs(path: &Path) -> Result<Vec<(f64, f64)>, ReportError> {
     Ok(out)
 }
 
+/// The label of a (policy, parameter point) in every chart of a sweep, bars and lines alike:
+/// `hpa cpu_target=40` (each axis by its last name part).
+pub fn series_label(policy: &str, params: &[(&str, &str)]) -> String {
+    std::iter::once(policy.to_string())
+        .chain(params.iter().map(|(a, v)| format!("{}={v}", a.rsplit('.').next().unwrap_or(a))))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The columns of a `training_log.csv` a training report draws: (column, chart title, y label).
 pub const TRAINING_COLUMNS: [(&str, &str, &str); 6] = [
     ("mean_episode_reward", "Mean episode reward (last 10 episodes)", "reward"),
@@ -217,10 +226,9 @@ impl Stats {
         let mut metrics = Vec::new();
         for (i, rec) in r.records().enumerate() {
             let rec = rec.map_err(|e| io_err(path, e))?;
-            let label = match rec.get(pa).unwrap_or("") {
-                "" => rec.get(po).unwrap_or("").to_string(),
-                p => format!("{} {}", rec.get(po).unwrap_or(""), p.replace("hpa.cpu_target=", "cpu ")),
-            };
+            let params: Vec<(&str, &str)> =
+                rec.get(pa).unwrap_or("").split_whitespace().filter_map(|kv| kv.split_once('=')).collect();
+            let label = series_label(rec.get(po).unwrap_or(""), &params);
             let m = rec.get(me).unwrap_or("").to_string();
             let opt = |j: usize| rec.get(j).and_then(|v| v.parse::<f64>().ok());
             rows.push(StatRow {
@@ -276,10 +284,10 @@ pub fn first_seed_runs(sweep: &Path) -> Result<Vec<RunRef>, ReportError> {
         serde_json::from_str(&fs::read_to_string(&p).map_err(|e| io_err(&p, e))?).map_err(|e| io_err(&p, e))?;
     let mut out: Vec<RunRef> = Vec::new();
     for s in m.grid {
-        let label = std::iter::once(s.policy.clone())
-            .chain(s.params.iter().map(|(a, v)| format!("{}={v}", a.rsplit('.').next().unwrap_or(a))))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let values: Vec<String> = s.params.iter().map(|(_, v)| v.to_string()).collect();
+        let params: Vec<(&str, &str)> =
+            s.params.iter().zip(&values).map(|((a, _), v)| (a.as_str(), v.as_str())).collect();
+        let label = series_label(&s.policy, &params);
         let dir = sweep.join("runs").join(&s.dir);
         if !dir.join("summary.json").is_file() || out.iter().any(|r| r.scenario == s.scenario && r.label == label) {
             continue;

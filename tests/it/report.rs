@@ -203,6 +203,18 @@ fn sweep_has_a_tidy_timeline_table_and_links_its_runs() {
         assert!(index.contains(&format!("href=\"runs/{name}/")), "index lacks a link to {name}");
     }
     assert!(index.contains("comparison_reports/timeline_all.csv"));
+    // One label per (policy, parameter point) in every chart: the bars' legend and the lines'.
+    let legend = |file: &str| -> Vec<String> {
+        let svg = std::fs::read_to_string(dir.join("charts").join(file)).unwrap();
+        let right = frame(&svg).2;
+        let mut v: Vec<String> =
+            svg_texts(&svg).into_iter().filter(|(x, _, _)| *x > right + 20.0).map(|(_, _, t)| t).collect();
+        v.sort();
+        v
+    };
+    let bars = legend("comparison_slo_violation_pct.svg");
+    assert_eq!(bars, ["hpa cpu_target=40", "hpa cpu_target=80", "static"]);
+    assert_eq!(legend("slo_violation_chain_5.svg"), bars);
 }
 
 fn chromium() -> Option<String> {
