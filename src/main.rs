@@ -238,6 +238,7 @@ enum Command {
         /// Seconds between one Locust user's requests.
         #[arg(long, default_value_t = 1.0)]
         think_time: f64,
+        /// Write the locustfile here (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
     },

@@ -374,6 +374,12 @@ fn item13_training_and_resume() {
     assert_eq!(steps("tr"), 1280);
     let log = std::fs::read_to_string(t.path().join("tr/training_log.csv")).unwrap();
     assert!(!log.to_lowercase().contains("nan"), "{log}");
+    // approx_kl is logged by the non-negative estimator (r - 1) - log r.
+    let kl_col = log.lines().next().unwrap().split(',').position(|c| c == "approx_kl").unwrap();
+    for row in log.lines().skip(1) {
+        let kl: f64 = row.split(',').nth(kl_col).unwrap().parse().unwrap();
+        assert!(kl >= 0.0, "approx_kl {kl} < 0 in {row}");
+    }
     let o = cli_in(t.path(), &["train", "--agent", &agent, "--scenario", &peak, "--steps", "0", "--out", "z", "-q"]);
     assert_refused(&o, &["--steps", "at least 1"]);
     let o = cli_in(t.path(), &["env", &peak, "--episodes", "0"]);

@@ -8,6 +8,7 @@ mod fuzz;
 mod hardening;
 mod kubernetes;
 mod llm;
+mod newcomer;
 mod policies;
 mod queueing;
 mod report;
