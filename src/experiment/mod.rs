@@ -26,7 +26,7 @@ use crate::scenario::Scenario;
 use crate::sim::{Progress, SimError, Simulator, Sinks, ACTIONS_FORMAT_VERSION};
 
 /// Version of `experiment_info.json`'s layout. 2: `policy.config` is left out when there is none
-/// (it was `null`).
+/// (it was `null`); `files` lists `requests.csv` and `latency.csv` too.
 pub const INFO_FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +83,14 @@ struct FileVersions {
     timeline: u32,
     #[serde(rename = "actions.csv")]
     actions: u32,
+    #[serde(rename = "requests.csv")]
+    requests: u32,
+    #[serde(rename = "latency.csv")]
+    latency: u32,
 }
+
+/// Version of `latency.csv`'s columns (`docs/metrics.md`).
+pub const LATENCY_FORMAT_VERSION: u32 = 1;
 
 /// Options of one run beyond scenario, policy and seed.
 #[derive(Default)]
@@ -184,6 +191,9 @@ fn write_run(
             summary: SUMMARY_FORMAT_VERSION,
             timeline: TIMELINE_FORMAT_VERSION,
             actions: ACTIONS_FORMAT_VERSION,
+            // requests.csv shares timeline.csv's version (written by the same recorder).
+            requests: TIMELINE_FORMAT_VERSION,
+            latency: LATENCY_FORMAT_VERSION,
         },
     };
     write_json(&dir.join("experiment_info.json"), &info)?;
@@ -199,7 +209,7 @@ fn write_run(
     drop(sim); // flushes and closes the CSV files before the folder is renamed
     let mut text = String::from("latency_ms,cumulative_fraction,format_version\n");
     for (ms, f) in cdf {
-        text.push_str(&format!("{ms:.3},{f:.6},1\n"));
+        text.push_str(&format!("{ms:.3},{f:.6},{LATENCY_FORMAT_VERSION}\n"));
     }
     let p = dir.join("latency.csv");
     fs::write(&p, text).map_err(|e| out_err(&p, e))?;

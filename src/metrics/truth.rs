@@ -505,8 +505,16 @@ impl GroundTruth {
     }
 
     /// Closes one interval for one service: writes its row and folds it into the run totals.
-    /// `cpu_used` and `cpu_serving` are core-us in the interval.
-    pub fn close_interval(&mut self, mut row: IntervalRow, cpu_used: f64, cpu_serving: f64) -> std::io::Result<()> {
+    /// `cpu_used` and `cpu_serving` are core-us in the interval; `length_us` is how long it really
+    /// lasted (the last interval of a horizon that is not a whole number of intervals is shorter,
+    /// and weighs only its length in the mean of Active replicas).
+    pub fn close_interval(
+        &mut self,
+        mut row: IntervalRow,
+        cpu_used: f64,
+        cpu_serving: f64,
+        length_us: u64,
+    ) -> std::io::Result<()> {
         let s = row.service;
         let secs = self.interval_us as f64 / 1e6;
         row.rps_in = self.tick_arrivals[s] as f64 / secs;
@@ -520,7 +528,7 @@ impl GroundTruth {
         t.dropped += self.tick_dropped[s];
         t.cpu_used_core_us += cpu_used;
         t.cpu_serving_core_us += cpu_serving;
-        t.active_replica_us += row.active as f64 * self.interval_us as f64;
+        t.active_replica_us += row.active as f64 * length_us as f64;
         t.replication_lag_sum += row.replication_lag_ms;
         self.last_lag[s] = row.replication_lag_ms;
         t.intervals += 1;

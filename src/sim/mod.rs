@@ -841,7 +841,7 @@ impl Simulator {
                 replication_lag_ms: lag,
                 ..Default::default()
             };
-            self.truth.close_interval(row, self.used_buf[s], self.serving_buf[s])?;
+            self.truth.close_interval(row, self.used_buf[s], self.serving_buf[s], (t1 - t0).0)?;
             self.server.set_replication_lag(s, lag);
             let concurrency = if t1 > t0 { self.held_buf[s] / (t1 - t0).0 as f64 } else { 0.0 };
             self.server.add_interval(s, self.truth.tick_arrivals[s], self.truth.tick_dropped[s], concurrency);

@@ -49,10 +49,20 @@ fn hpa_scales_up_for_the_rush_and_back_down_after_it() {
         stat.slo_violation_pct
     );
     let actions = std::fs::read_to_string(tmp.path().join("hpa/actions.csv")).unwrap();
-    assert!(
-        actions.lines().any(|l| l.contains("frontend") && l.contains("stabilised")),
-        "no stabilised decision logged"
-    );
+    assert!(actions.lines().any(|l| l.contains("stabilised")), "no stabilised decision logged");
+    // Go's path without `behavior` (horizontal.go, normalizeDesiredReplicas): the rush ends at
+    // 480 s, and the 480 s sync's high recommendation still counts at 780 s (a sample exactly
+    // 300 s old is not Before the cutoff), so frontend's first scale-down after the rush is at
+    // 795 s; its scale-up at 195 s is capped at max(2 x 2, 4) = 4.
+    let frontend: Vec<Vec<&str>> =
+        actions.lines().filter(|l| l.contains(",frontend,")).map(|l| l.split(',').collect()).collect();
+    let first_down = frontend
+        .iter()
+        .find(|f| f[0].parse::<f64>().unwrap() > 480.0 && f[3].parse::<u32>().unwrap() < f[2].parse::<u32>().unwrap())
+        .expect("frontend scales down after the rush");
+    assert_eq!(first_down[0], "795.000");
+    let up = frontend.iter().find(|f| f[0] == "195.000").unwrap();
+    assert_eq!((up[2], up[3]), ("2", "4"));
     assert!(actions.lines().any(|l| l.contains("limited by")), "no rate/bound limit logged");
 }
 
@@ -83,7 +93,10 @@ fn pasted_manifests_resolve_to_their_services() {
     let fe = &cfg.hpas[0];
     assert_eq!(fe.metrics[0], MetricRule::Resource { name: ResourceName::Cpu, target: Target::Utilization(60) });
     assert_eq!(fe.metrics[1], MetricRule::Pods { signal: PodSignal::Rps, target: 120.0 });
-    assert_eq!(fe.behavior.scale_down.stabilization_window.whole_secs(), 120);
+    assert_eq!(
+        fe.behavior.as_ref().expect("the example manifest has behavior").scale_down.stabilization_window.whole_secs(),
+        120
+    );
     assert_eq!(
         cfg.hpas[1].metrics[0],
         MetricRule::Object { signal: ObjectSignal::P95LatencyMs, target: Target::Value(20.0) }
@@ -142,4 +155,59 @@ fn bad_policy_configs_name_the_file_and_field() {
     refused("kpa", "stable_window_s: -60\n", &["stable_window_s"]);
     refused("target", "target: 0\n", &["target", "line 1"]);
     refused("target", "min_replicas: 4\nmax_replicas: 2\n", &["min_replicas"]);
+}
+
+/// An HPA spec without `behavior` takes Go's older path and one with `behavior: {}` the behavior
+/// path with Kubernetes' defaults; `actions.csv` says which decided. From Go's rules on OB rush
+/// at seed 3 (issue repro): frontend goes 2 -> 4 at 195 s without behavior
+/// (`convertDesiredReplicasWithRules`: max(2 x 2, 4)), and 2 -> 6 with it
+/// (`calculateScaleUpLimitWithScalingRules`: max(2 + 4, 2 x 2) = 6).
+#[test]
+fn hpa_paths_with_and_without_behavior() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(crate::root().join("configs/policies/hpa_cpu60.yaml")).unwrap();
+    let with = t.path().join("with.yaml");
+    std::fs::write(&with, cfg.replace("  maxReplicas: 7\n", "  maxReplicas: 7\n  behavior: {}\n")).unwrap();
+    let sc = crate::root().join("scenarios/online_boutique_rush.yaml");
+    let mut rows = Vec::new();
+    for (name, file) in [("without", crate::root().join("configs/policies/hpa_cpu60.yaml")), ("with", with)] {
+        let out = t.path().join(name);
+        let o = std::process::Command::new(crate::bin())
+            .args(["run", sc.to_str().unwrap(), "--policy", "hpa", "--policy-config", file.to_str().unwrap()])
+            .args(["--seed", "3", "--horizon", "240", "--out", out.to_str().unwrap(), "-q"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let actions = std::fs::read_to_string(out.join("actions.csv")).unwrap();
+        let row = actions.lines().find(|l| l.starts_with("195.000,frontend,")).unwrap().to_string();
+        let tag = if name == "with" { "[behavior]" } else { "[no behavior]" };
+        assert!(actions.lines().skip(1).all(|l| l.contains(tag)), "{name}: every decision tagged {tag}");
+        rows.push(row);
+    }
+    assert!(rows[0].starts_with("195.000,frontend,2,4,"), "{}", rows[0]);
+    assert!(rows[1].starts_with("195.000,frontend,2,6,"), "{}", rows[1]);
+}
+
+/// `mean_active_replicas` over a horizon that is not a whole number of timeline intervals: the
+/// last, shorter interval weighs only its length (was 1.000833 for one fixed replica at 600.5 s).
+#[test]
+fn mean_active_replicas_is_exact_for_a_partial_last_interval() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("r");
+    let sc = crate::root().join("scenarios/chain_5.yaml");
+    let o = std::process::Command::new(crate::bin())
+        .args(["run", sc.to_str().unwrap(), "--horizon", "600.5", "--out", out.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let yaml = std::fs::read_to_string(&sc).unwrap();
+    for svc in s["services"].as_array().unwrap() {
+        let m = svc["mean_active_replicas"].as_f64().unwrap();
+        assert!((m - m.round()).abs() < 1e-12, "{}: {m} for a fixed replica count", svc["name"]);
+    }
+    assert!(yaml.contains("replicas"));
+    let info = std::fs::read_to_string(out.join("experiment_info.json")).unwrap();
+    assert!(info.contains("\"requests.csv\": 1") && info.contains("\"latency.csv\": 1"), "{info}");
 }

@@ -174,6 +174,68 @@ impl BehaviorState {
         Normalized { replicas, stabilized, limit }
     }
 
+    /// Seeds the recommendations with `{current, now}` at an HPA's first sync, as
+    /// `reconcileAutoscaler` does when it has none: a scale-down below the starting count waits for
+    /// the stabilisation window, on either path.
+    pub fn seed(&mut self, now: SimTime, current: u32) {
+        if self.recommendations.is_empty() {
+            self.recommendations.push((now, current));
+        }
+    }
+
+    /// Go's `normalizeDesiredReplicas`, the path of an HPA whose spec has no `behavior`:
+    /// `stabilizeRecommendation` (the highest recommendation not older than `window`, a sample
+    /// exactly `window` old included, even above the current count), then
+    /// `convertDesiredReplicasWithRules` (at most max(2 x current, 4), within min/max). No scale
+    /// events are recorded on this path (`storeScaleEvent` returns at once).
+    pub fn normalize_without_behavior(
+        &mut self,
+        now: SimTime,
+        current: u32,
+        desired: u32,
+        min: u32,
+        max: u32,
+        window: SimTime,
+    ) -> Normalized {
+        let mut stabilized = desired;
+        let mut old = None;
+        for (i, &(t, r)) in self.recommendations.iter().enumerate() {
+            // `rec.timestamp.Before(now - window)`: strictly older than the window.
+            if t + window < now {
+                old = Some(i);
+            } else if r > stabilized {
+                stabilized = r;
+            }
+        }
+        match old {
+            Some(i) => self.recommendations[i] = (now, desired),
+            None => self.recommendations.push((now, desired)),
+        }
+        let mut limit = (stabilized != desired).then(|| {
+            format!(
+                "stabilised (no behavior): highest recommendation in the {} s window is {stabilized}",
+                window.whole_secs()
+            )
+        });
+        // calculateScaleUpLimit: max(scaleUpLimitFactor x current, scaleUpLimitMinimum) = max(2c, 4).
+        let scale_up_limit = (2 * current).max(4);
+        let (max_allowed, why) = if max > scale_up_limit {
+            (scale_up_limit, format!("limited (no behavior): scale-up allows max(2 x {current}, 4) = {scale_up_limit}"))
+        } else {
+            (max, format!("limited by maxReplicas {max}"))
+        };
+        let replicas = if stabilized < min {
+            limit = Some(format!("limited by minReplicas {min}"));
+            min
+        } else if stabilized > max_allowed {
+            limit = Some(why);
+            max_allowed
+        } else {
+            stabilized
+        };
+        Normalized { replicas, stabilized, limit }
+    }
+
     fn change_in_period(events: &[(SimTime, u32)], now: SimTime, period: SimTime) -> i64 {
         events.iter().filter(|(t, _)| *t + period > now).map(|(_, c)| *c as i64).sum()
     }
@@ -341,5 +403,68 @@ mod tests {
         let n =
             st.normalize(s(0), 3, 0, 2, 5, &ScalingBehavior { scale_up: up.clone(), scale_down: no_window.clone() });
         assert_eq!((n.replicas, n.limit.as_deref()), (2, Some("limited by minReplicas 2")));
+    }
+
+    /// horizontal.go `normalizeDesiredReplicas` -> `convertDesiredReplicasWithRules` /
+    /// `calculateScaleUpLimit`: without `behavior` a scale-up is capped at max(2 x current, 4).
+    #[test]
+    fn without_behavior_scale_up_is_capped_at_twice_current_or_4() {
+        let w = s(300);
+        // current 2, proposal 7, max 10: max(2 x 2, 4) = 4.
+        let n = BehaviorState::default().normalize_without_behavior(s(15), 2, 7, 1, 10, w);
+        assert_eq!(n.replicas, 4);
+        assert!(n.limit.unwrap().contains("max(2 x 2, 4) = 4"));
+        // current 1: max(2, 4) = 4 (the behavior path's default would allow 1 + 4 = 5).
+        assert_eq!(BehaviorState::default().normalize_without_behavior(s(15), 1, 20, 1, 10, w).replicas, 4);
+        // current 5, proposal 20, max 7: maxReplicas binds first.
+        let n = BehaviorState::default().normalize_without_behavior(s(15), 5, 20, 1, 7, w);
+        assert_eq!(n.replicas, 7);
+        assert!(n.limit.unwrap().contains("maxReplicas 7"));
+    }
+
+    /// horizontal.go `stabilizeRecommendation`: the highest recommendation in the window wins,
+    /// even above the current count, and a sample exactly `window` old still counts (only one
+    /// `Before` the cutoff is dropped).
+    #[test]
+    fn without_behavior_the_highest_recommendation_wins_even_above_current() {
+        let w = s(300);
+        let mut st = BehaviorState::default();
+        assert_eq!(st.normalize_without_behavior(s(0), 4, 6, 1, 10, w).replicas, 6);
+        // Current is 4 (say the scale-up was refused); the metric now proposes 2: the window's
+        // highest, 6, is returned, above current.
+        let n = st.normalize_without_behavior(s(15), 4, 2, 1, 10, w);
+        assert_eq!((n.replicas, n.stabilized), (6, 6));
+        // At 300 s the 0 s sample is exactly 300 s old: it counts. At 315 s only the 15 s one (2)
+        // and the new proposal remain.
+        assert_eq!(st.normalize_without_behavior(s(300), 4, 2, 1, 10, w).replicas, 6);
+        assert_eq!(st.normalize_without_behavior(s(315), 4, 2, 1, 10, w).replicas, 2);
+    }
+
+    /// horizontal.go `reconcileAutoscaler` seeds the recommendations with {current, now} at the
+    /// first sync: a service that starts at 3 (min 1) holds 3 for the stabilisation window. On
+    /// the behavior path (`stabilizeRecommendationWithBehaviors`, samples strictly `After` the
+    /// cutoff) it scales down at 15 + 300 = 315 s; without behavior (`stabilizeRecommendation`,
+    /// a sample exactly 300 s old still counts) at 330 s.
+    #[test]
+    fn the_first_sync_seeds_the_current_count() {
+        let b = ScalingBehavior::default();
+        let (mut with, mut without) = (BehaviorState::default(), BehaviorState::default());
+        with.seed(s(15), 3);
+        without.seed(s(15), 3);
+        let mut first_down = (None, None);
+        for t in (15..=400).step_by(15) {
+            let a = with.normalize(s(t), 3, 1, 1, 7, &b).replicas;
+            let c = without.normalize_without_behavior(s(t), 3, 1, 1, 7, s(300)).replicas;
+            if a < 3 && first_down.0.is_none() {
+                first_down.0 = Some(t);
+            }
+            if c < 3 && first_down.1.is_none() {
+                first_down.1 = Some(t);
+            }
+        }
+        assert_eq!(first_down, (Some(315), Some(330)));
+        // A second seed changes nothing: only the first sync seeds.
+        with.seed(s(400), 7);
+        assert_eq!(with.normalize(s(415), 1, 1, 1, 7, &b).replicas, 1);
     }
 }

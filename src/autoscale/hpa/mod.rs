@@ -6,7 +6,12 @@
 //! 2. current above `maxReplicas` or below `minReplicas`: desired is that bound, no metrics read.
 //! 3. Otherwise each metric proposes a count ([`replicas`]); the largest wins. If every metric
 //!    fails, or some fail and the rest would scale down, nothing changes this cycle.
-//! 4. The proposal is stabilised and rate-limited ([`behavior`]) and clamped to min/max.
+//! 4. The proposal is stabilised and rate-limited and clamped to min/max ([`behavior`]): by the
+//!    spec's `behavior` (Kubernetes' defaults for what it leaves out) when the spec has one, else
+//!    by Go's older path for specs without it (`normalizeDesiredReplicas`: the highest
+//!    recommendation of the downscale window, at most max(2 x current, 4)). `actions.csv` says
+//!    which path decided. At an HPA's first sync its recommendations are seeded with the current
+//!    count, as Go does.
 //! 5. A change is recorded as a scale event for the rate policies.
 //!
 //! Every decision is written to `actions.csv` with its metric values and the rule that decided.
@@ -165,6 +170,7 @@ impl Autoscaler for HpaPolicy {
             let hpa = self.config.hpas[k].clone();
             let sv = &view.services[hpa.service];
             let current = sv.counts.active + sv.counts.starting;
+            self.states[k].seed(view.now, current);
             let mut reason = String::new();
             if current == 0 && hpa.min != 0 {
                 out.push(ScaleDecision::replicas(hpa.service, 0, "scaling disabled: 0 replicas".into()));
@@ -198,7 +204,17 @@ impl Autoscaler for HpaPolicy {
                 match best {
                     Some(b) if invalid == 0 || b >= current => {
                         let st = &mut self.states[k];
-                        let n = st.normalize(view.now, current, b, hpa.min, hpa.max, &hpa.behavior);
+                        let n = match &hpa.behavior {
+                            Some(behavior) => st.normalize(view.now, current, b, hpa.min, hpa.max, behavior),
+                            None => st.normalize_without_behavior(
+                                view.now,
+                                current,
+                                b,
+                                hpa.min,
+                                hpa.max,
+                                c.downscale_stabilization,
+                            ),
+                        };
                         if let Some(l) = &n.limit {
                             let _ = write!(reason, "; {l}");
                         }
@@ -210,9 +226,11 @@ impl Autoscaler for HpaPolicy {
                     }
                 }
             };
-            if desired != current {
-                self.states[k].record_scale(view.now, current, desired, &hpa.behavior);
+            if let (true, Some(behavior)) = (desired != current, &hpa.behavior) {
+                self.states[k].record_scale(view.now, current, desired, behavior);
             }
+            // Which of Go's two normalisation paths decided, for the reader of actions.csv.
+            reason.push_str(if hpa.behavior.is_some() { " [behavior]" } else { " [no behavior]" });
             out.push(ScaleDecision::replicas(hpa.service, desired, reason));
         }
     }

@@ -8,8 +8,8 @@
 //! Ready, or if it has never been Ready within the initial readiness delay. The ratio is computed
 //! over ready pods only. If that would scale up while there are unready pods, or if any pods are
 //! missing, the ratio is recomputed with unready pods at 0% and missing pods at 0% (scale-up) or at
-//! the target (scale-down); the change is cancelled if it falls inside the tolerance or reverses
-//! direction.
+//! max(100%, target) of their request (scale-down; the target itself for average-value targets);
+//! the change is cancelled if it falls inside the tolerance or reverses direction.
 
 use crate::engine::SimTime;
 
@@ -186,9 +186,12 @@ pub fn pod_metric_replicas(
     // Fill in what the missing and unready pods are assumed to use, and recompute.
     for &i in &g.missing {
         let assumed = if ratio < 1.0 {
-            // On a scale-down, a missing pod is taken to use exactly the target.
+            // On a scale-down a missing pod is taken to use all of its request, or the target
+            // where the target is above 100% (`GetResourceReplicas`: fallbackUtilization =
+            // max(100, target)); for an average-value target, exactly the target
+            // (`calcPlainMetricReplicas`).
             match target {
-                PodTarget::Utilization(t) => pods[i].request * t / 100,
+                PodTarget::Utilization(t) => pods[i].request * t.max(100) / 100,
                 PodTarget::AverageValue(t) => t,
             }
         } else {

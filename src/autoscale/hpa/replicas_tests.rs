@@ -105,12 +105,25 @@ fn replica_calculation_table() {
             rule: "scale up (missing/unready pods assumed)",
         },
         Case {
-            // Ready: 2 pods at 10m -> 10% vs 50%: ratio 0.2 < 1; 2 missing pods count as the
-            // target (50m each): (10 + 10 + 50 + 50) / 400 = 30% -> 0.6; ceil(0.6 * 4) = 3
-            name: "missing metrics on a scale-down count as the target",
+            // GetResourceReplicas: on a scale-down a missing pod counts at max(100%, target) of
+            // its request. Ready: 2 pods at 10m -> 10% vs 50%: ratio 0.2 < 1; 2 missing pods at
+            // 100% (100m each): (10 + 10 + 100 + 100) / 400 = 55% -> 1.1: the direction reverses,
+            // so keep 4.
+            name: "missing metrics on a scale-down count at 100% of request",
             current: 4,
             pods: vec![ready(10), ready(10), missing(), missing()],
             target: PodTarget::Utilization(50),
+            is_cpu: true,
+            want: 4,
+            rule: "cancelled: direction reverses after assuming missing/unready pods",
+        },
+        Case {
+            // The same with a target above 100%: missing pods count at the target (150m each):
+            // (10 + 10 + 150 + 150) / 400 = 80% -> 80/150 = 0.533; ceil(0.533 * 4) = 3.
+            name: "missing metrics on a scale-down count at a target above 100%",
+            current: 4,
+            pods: vec![ready(10), ready(10), missing(), missing()],
+            target: PodTarget::Utilization(150),
             is_cpu: true,
             want: 3,
             rule: "scale down (missing/unready pods assumed)",
@@ -127,13 +140,25 @@ fn replica_calculation_table() {
             rule: "cancelled: direction reverses after assuming missing/unready pods",
         },
         Case {
-            // Ready: 1 pod at 48m -> 48% vs 50%: ratio 0.96 (a scale-down); 1 missing pod at the
-            // target 50m: (48 + 50) / 200 = 49% -> 0.98, inside tolerance: keep 2.
+            // Ready: 1 pod at 48m -> 48% vs 50%: ratio 0.96 (a scale-down); 1 missing pod at 100%
+            // of its request: (48 + 100) / 200 = 74% -> 1.48: the direction reverses, keep 2.
             name: "missing metric turns a small scale-down into no change",
             current: 2,
             pods: vec![ready(48), missing()],
             target: PodTarget::Utilization(50),
             is_cpu: true,
+            want: 2,
+            rule: "cancelled: direction reverses after assuming missing/unready pods",
+        },
+        Case {
+            // Average-value targets keep the target for a missing pod (calcPlainMetricReplicas):
+            // ready 1 pod at 48 vs 50 per pod: 0.96; missing at 50: (48 + 50) / 2 = 49 -> 0.98,
+            // inside tolerance: keep 2.
+            name: "missing metric at the average-value target stays within tolerance",
+            current: 2,
+            pods: vec![ready(48), missing()],
+            target: PodTarget::AverageValue(50),
+            is_cpu: false,
             want: 2,
             rule: "within tolerance after assuming missing/unready pods",
         },

@@ -89,7 +89,10 @@ pub struct ServiceHpa {
     pub min: u32,
     pub max: u32,
     pub metrics: Vec<MetricRule>,
-    pub behavior: ScalingBehavior,
+    /// `None`: the spec has no `behavior` and Go's older path decides
+    /// ([`super::BehaviorState::normalize_without_behavior`]); `Some` (even `behavior: {}`): the
+    /// behavior path with Kubernetes' defaults for what it leaves out.
+    pub behavior: Option<ScalingBehavior>,
 }
 
 // ---- raw YAML ------------------------------------------------------------------------------
@@ -318,7 +321,8 @@ impl Ctx<'_> {
 }
 
 /// The configuration used when `--policy hpa` has no `--policy-config`: every service gets an HPA
-/// on CPU at 60% of its request, between the scenario's min and max replicas, default behavior.
+/// on CPU at 60% of its request, between the scenario's min and max replicas, no `behavior` (as
+/// `kubectl autoscale` makes it).
 pub fn default_config(scenario: &Scenario, cpu_target_pct: i64) -> HpaConfig {
     let controller = ControllerSettings::default();
     let hpas = scenario
@@ -334,13 +338,9 @@ pub fn default_config(scenario: &Scenario, cpu_target_pct: i64) -> HpaConfig {
                 name: ResourceName::Cpu,
                 target: Target::Utilization(cpu_target_pct),
             }],
-            behavior: ScalingBehavior {
-                scale_up: ScalingRules::default_scale_up(),
-                scale_down: ScalingRules {
-                    stabilization_window: controller.downscale_stabilization,
-                    ..ScalingRules::default_scale_down()
-                },
-            },
+            // An HPA made without `behavior` (`kubectl autoscale`, or a manifest that leaves it
+            // out): Go's older path.
+            behavior: None,
         })
         .collect();
     HpaConfig { controller, hpas }
@@ -503,20 +503,14 @@ fn resolve_spec(
     let up_default = ScalingRules::default_scale_up();
     let down_default =
         ScalingRules { stabilization_window: controller.downscale_stabilization, ..ScalingRules::default_scale_down() };
-    let (up, down) = match &spec.behavior {
-        None => (up_default, down_default),
-        Some(b) => (
-            resolve_rules(ctx, &format!("{at}.behavior.scaleUp"), b.scale_up.as_ref(), up_default)?,
-            resolve_rules(ctx, &format!("{at}.behavior.scaleDown"), b.scale_down.as_ref(), down_default)?,
-        ),
+    let behavior = match &spec.behavior {
+        None => None,
+        Some(b) => Some(ScalingBehavior {
+            scale_up: resolve_rules(ctx, &format!("{at}.behavior.scaleUp"), b.scale_up.as_ref(), up_default)?,
+            scale_down: resolve_rules(ctx, &format!("{at}.behavior.scaleDown"), b.scale_down.as_ref(), down_default)?,
+        }),
     };
-    Ok(ServiceHpa {
-        service,
-        min: min as u32,
-        max: max as u32,
-        metrics,
-        behavior: ScalingBehavior { scale_up: up, scale_down: down },
-    })
+    Ok(ServiceHpa { service, min: min as u32, max: max as u32, metrics, behavior })
 }
 
 fn resolve_target(ctx: &Ctx, at: &str, t: &RawTarget, allow_utilization: bool) -> Result<Target, ConfigError> {
