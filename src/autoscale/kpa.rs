@@ -34,6 +34,9 @@ pub struct KpaConfig {
     pub max_scale_up_rate: f64,
     pub max_scale_down_rate: f64,
     pub enable_scale_to_zero: bool,
+    /// How long zero must be wanted before the last pod goes (Knative's
+    /// scale-to-zero-grace-period, default 30 s).
+    pub scale_to_zero_grace: SimTime,
     /// Per service: `(min, max)` scale.
     pub bounds: Vec<Option<(u32, u32)>>,
 }
@@ -51,6 +54,7 @@ struct RawKpa {
     max_scale_down_rate: Option<f64>,
     #[serde(default)]
     enable_scale_to_zero: bool,
+    scale_to_zero_grace_period_s: Option<f64>,
     min_scale: Option<u32>,
     max_scale: Option<u32>,
     /// Services the KPA scales (default: all).
@@ -78,6 +82,7 @@ impl KpaConfig {
             max_scale_up_rate: 1000.0,
             max_scale_down_rate: 2.0,
             enable_scale_to_zero: false,
+            scale_to_zero_grace: SimTime::from_secs(30),
             bounds,
         }
     }
@@ -113,6 +118,12 @@ impl KpaConfig {
             return Err(err("max_scale_up_rate", "max_scale_up_rate and max_scale_down_rate must be > 1".into()));
         }
         c.enable_scale_to_zero = raw.enable_scale_to_zero;
+        if let Some(g) = raw.scale_to_zero_grace_period_s {
+            if !(g.is_finite() && g >= 0.0) {
+                return Err(err("scale_to_zero_grace_period_s", format!("{g} must be >= 0")));
+            }
+            c.scale_to_zero_grace = SimTime::from_secs_f64(g);
+        }
         c.bounds = super::service_bounds(
             &cfg,
             scenario,
@@ -131,6 +142,8 @@ pub struct KpaState {
     /// When panic mode was last (re)entered; `None`: not panicking.
     pub panic_since: Option<SimTime>,
     pub max_panic_pods: u32,
+    /// Since when zero replicas have been wanted (scale to zero); `None`: more than zero.
+    pub zero_since: Option<SimTime>,
 }
 
 pub struct KpaPolicy {
@@ -170,12 +183,15 @@ impl KpaPolicy {
         let max_down = (ready / c.max_scale_down_rate).floor();
         let desired_stable = (stable / target).ceil().clamp(max_down, max_up) as u32;
         let desired_panic = (panic / target).ceil().clamp(max_down, max_up) as u32;
-        let over = panic / target / ready >= c.panic_threshold_pct / 100.0;
+        // autoscaler.go: isOverPanicThreshold := dppc/readyPodsCount >= spec.PanicThreshold, where
+        // dppc = ceil(observedPanicValue / target) is rounded up before the division.
+        let over = (panic / target).ceil() / ready >= c.panic_threshold_pct / 100.0;
         let st = &mut self.states[s];
         if over {
             st.panic_since = Some(now);
         } else if let Some(since) = st.panic_since {
-            if now >= since + c.stable_window {
+            // Panic ends once panicTime + StableWindow is strictly Before now.
+            if now > since + c.stable_window {
                 st.panic_since = None;
                 st.max_panic_pods = 0;
             }
@@ -193,9 +209,25 @@ impl KpaPolicy {
             "stable"
         };
         let floor = if c.enable_scale_to_zero { min } else { min.max(1) };
-        let desired = desired.clamp(floor, max);
+        let mut desired = desired.clamp(floor, max);
+        // Scale to zero waits for the grace period (Knative's scale-to-zero-grace-period, 30 s):
+        // the revision first goes inactive (the activator is put in the request path), and its
+        // last pod goes only once zero has been wanted for the whole grace period.
+        let mut grace = String::new();
+        if desired == 0 {
+            let since = *st.zero_since.get_or_insert(now);
+            if now < since + c.scale_to_zero_grace {
+                desired = 1.min(max);
+                grace = format!(
+                    "; scale to zero in {:.0} s (grace period)",
+                    (since + c.scale_to_zero_grace).saturating_sub(now).as_secs_f64()
+                );
+            }
+        } else {
+            st.zero_since = None;
+        }
         let reason = format!(
-            "{mode}: concurrency stable {stable:.2} panic {panic:.2}, target {target:.2}/pod, {} ready -> stable {desired_stable}, panic {desired_panic}",
+            "{mode}: concurrency stable {stable:.2} panic {panic:.2}, target {target:.2}/pod, {} ready -> stable {desired_stable}, panic {desired_panic}{grace}",
             sv.counts.active
         );
         (desired, reason)
@@ -297,12 +329,56 @@ mod tests {
         }
         assert_eq!(entered, Some(102));
         // The panic window last crosses the threshold at t = 204 ([35, 35, 7, 7, 7, 7] -> 16.33,
-        // 2.33 >= 2); panic ends a stable window (60 s) later, at 264.
-        assert_eq!(left, Some(264));
-        // Back in stable mode at 264: the 60 s window [204, 264) is all 7 -> ceil(7 / 7) = 1.
-        let history: Vec<f64> = (0..264).map(level).collect();
+        // ceil(16.33 / 7) = 3 pods / 1 ready >= 2); panic ends once 204 + 60 is strictly before
+        // now (`panicTime.Add(StableWindow).Before(now)`): not at 264, at the next tick, 266.
+        assert_eq!(left, Some(266));
+        // Back in stable mode at 266: the 60 s window [206, 266) is all 7 -> ceil(7 / 7) = 1.
+        let history: Vec<f64> = (0..266).map(level).collect();
         let mut out = vec![];
-        KpaPolicy::new(config()).decide(&view(264, &history), &mut out);
+        KpaPolicy::new(config()).decide(&view(266, &history), &mut out);
         assert_eq!(out[0].desired, 1);
+    }
+
+    /// autoscaler.go rounds the panic pod count up before testing the threshold: a panic
+    /// concurrency of 9.27 with one ready pod and a target of 7 is ceil(9.27 / 7) = 2 pods, 2 / 1
+    /// >= 200%: panic (unrounded, 1.32 would not be).
+    #[test]
+    fn panic_threshold_compares_the_rounded_pod_count() {
+        let mut kpa = KpaPolicy::new(config());
+        let history: Vec<f64> = (0..60).map(|s| if s < 54 { 1.0 } else { 9.27 }).collect();
+        let mut out = vec![];
+        kpa.decide(&view(60, &history), &mut out);
+        assert!(kpa.state(0).panic_since.is_some(), "{}", out[0].reason);
+        assert_eq!(out[0].desired, 2);
+    }
+
+    /// Scale to zero (enable_scale_to_zero, min 0): the stable window must hold no concurrency
+    /// (desired 0), then the last pod stays for the 30 s grace period. Load 7 until 100 s, then 0:
+    /// the 60 s stable average first reaches 0 at t = 160 (window [100, 160)); zero is wanted from
+    /// 160, so the pod goes at 160 + 30 = 190.
+    #[test]
+    fn scale_to_zero_waits_for_the_grace_period() {
+        let level = |sec: u64| if sec < 100 { 7.0 } else { 0.0 };
+        let mut cfg = KpaConfig::knative_defaults(vec![Some((0, 20))]);
+        cfg.enable_scale_to_zero = true;
+        let mut kpa = KpaPolicy::new(cfg);
+        let mut zero_at = None;
+        for t in (2..=240).step_by(2) {
+            let history: Vec<f64> = (0..t).map(level).collect();
+            let mut out = vec![];
+            kpa.decide(&view(t, &history), &mut out);
+            let d = out[0].desired;
+            if t < 160 {
+                assert!(d >= 1, "at {t} s");
+            }
+            if (160..190).contains(&t) {
+                assert_eq!(d, 1, "grace period at {t} s");
+                assert!(out[0].reason.contains("grace period"));
+            }
+            if d == 0 && zero_at.is_none() {
+                zero_at = Some(t);
+            }
+        }
+        assert_eq!(zero_at, Some(190));
     }
 }
