@@ -267,23 +267,9 @@ pub struct RunRef {
 }
 
 pub fn first_seed_runs(sweep: &Path) -> Result<Vec<RunRef>, ReportError> {
-    #[derive(serde::Deserialize)]
-    struct Spec {
-        dir: String,
-        scenario: String,
-        policy: String,
-        params: Vec<(String, f64)>,
-        seed: u64,
-    }
-    #[derive(serde::Deserialize)]
-    struct Manifest {
-        grid: Vec<Spec>,
-    }
-    let p = sweep.join("sweep_manifest.json");
-    let m: Manifest =
-        serde_json::from_str(&fs::read_to_string(&p).map_err(|e| io_err(&p, e))?).map_err(|e| io_err(&p, e))?;
+    let grid = read_grid(sweep)?;
     let mut out: Vec<RunRef> = Vec::new();
-    for s in m.grid {
+    for s in grid {
         let values: Vec<String> = s.params.iter().map(|(_, v)| v.to_string()).collect();
         let params: Vec<(&str, &str)> =
             s.params.iter().zip(&values).map(|((a, _), v)| (a.as_str(), v.as_str())).collect();
@@ -295,6 +281,29 @@ pub fn first_seed_runs(sweep: &Path) -> Result<Vec<RunRef>, ReportError> {
         out.push(RunRef { scenario: s.scenario, label, seed: s.seed, dir });
     }
     Ok(out)
+}
+
+/// One run of a sweep's grid, as `sweep_manifest.json` records it.
+#[derive(serde::Deserialize)]
+struct GridRun {
+    dir: String,
+    scenario: String,
+    policy: String,
+    #[serde(default)]
+    params: Vec<(String, f64)>,
+    seed: u64,
+}
+
+/// The grid of the sweep in `sweep`, in grid order.
+fn read_grid(sweep: &Path) -> Result<Vec<GridRun>, ReportError> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        grid: Vec<GridRun>,
+    }
+    let p = sweep.join("sweep_manifest.json");
+    let m: Manifest =
+        serde_json::from_str(&fs::read_to_string(&p).map_err(|e| io_err(&p, e))?).map_err(|e| io_err(&p, e))?;
+    Ok(m.grid)
 }
 
 /// One run of a sweep, for the sweep's index.
@@ -310,20 +319,7 @@ pub struct RunEntry {
 /// Every run of the sweep in `sweep` (grid order), with the checkpoint of agent policies read
 /// from the sweep file's copy.
 pub fn all_runs(sweep: &Path) -> Result<Vec<RunEntry>, ReportError> {
-    #[derive(serde::Deserialize)]
-    struct Spec {
-        dir: String,
-        scenario: String,
-        policy: String,
-        seed: u64,
-    }
-    #[derive(serde::Deserialize)]
-    struct Manifest {
-        grid: Vec<Spec>,
-    }
-    let p = sweep.join("sweep_manifest.json");
-    let m: Manifest =
-        serde_json::from_str(&fs::read_to_string(&p).map_err(|e| io_err(&p, e))?).map_err(|e| io_err(&p, e))?;
+    let grid = read_grid(sweep)?;
     let yaml: serde_yaml_ng::Value = fs::read_to_string(sweep.join("sweep.yaml"))
         .ok()
         .and_then(|t| serde_yaml_ng::from_str(&t).ok())
@@ -335,7 +331,7 @@ pub fn all_runs(sweep: &Path) -> Result<Vec<RunEntry>, ReportError> {
             (l == label).then(|| name.strip_prefix("agent:").map(str::to_string)).flatten()
         })
     };
-    Ok(m.grid
+    Ok(grid
         .into_iter()
         .map(|s| RunEntry {
             checkpoint: checkpoint_of(&s.policy),

@@ -281,6 +281,15 @@ fn fuzz_every_input_kind_no_panic_hang_or_inconsistent_success() {
     // A small trace keeps LLM runs short: the first 200 rows.
     let trace_head: String = trace_text.lines().take(200).map(|l| format!("{l}\n")).collect();
     let llm = absolutise(&std::fs::read_to_string(crate::root().join("scenarios/llm_azure_code.yaml")).unwrap());
+    // The LLM scenario over `trace` (written into `dir`): returns the scenario's path.
+    let llm_with_trace = |dir: &Path, trace: &str| -> PathBuf {
+        let tr = dir.join("t.csv");
+        std::fs::write(&tr, trace).unwrap();
+        let bundled = format!("{}/azure_llm_code_2023.csv", crate::root().join("traces").display());
+        let s = dir.join("llm.yaml");
+        std::fs::write(&s, llm.replace(&bundled, tr.to_str().unwrap())).unwrap();
+        s
+    };
     let sweep_text = format!(
         "format_version: 1\nname: fz\nscenarios: [{chain}]\npolicies:\n  - {{ label: static, policy: static }}\n  - {{ label: hpa, policy: hpa }}\nseeds: {{ from: 1, to: 2 }}\nhorizon_s: 5\naxes:\n  hpa.cpu_target: [40, 80]\n"
     );
@@ -346,18 +355,7 @@ fn fuzz_every_input_kind_no_panic_hang_or_inconsistent_success() {
                     // The team configs need Online Boutique (one agent per service); the LLM one
                     // its pools. Fluid or request, 64 steps is one short rollout.
                     let scen = if src.to_string_lossy().contains("llm") {
-                        let s = case_dir.join("llm.yaml");
-                        let tr = case_dir.join("t.csv");
-                        std::fs::write(&tr, &trace_head).unwrap();
-                        std::fs::write(
-                            &s,
-                            llm.replace(
-                                &format!("{}/azure_llm_code_2023.csv", crate::root().join("traces").display()),
-                                tr.to_str().unwrap(),
-                            ),
-                        )
-                        .unwrap();
-                        s.display().to_string()
+                        llm_with_trace(&case_dir, &trace_head).display().to_string()
                     } else {
                         crate::root().join("scenarios/online_boutique_peak.yaml").display().to_string()
                     };
@@ -384,17 +382,7 @@ fn fuzz_every_input_kind_no_panic_hang_or_inconsistent_success() {
                 }
                 Kind::Trace => {
                     let (text, m) = mutate_text(&trace_head, &mut rng);
-                    let tr = case_dir.join("t.csv");
-                    std::fs::write(&tr, text).unwrap();
-                    let s = case_dir.join("llm.yaml");
-                    std::fs::write(
-                        &s,
-                        llm.replace(
-                            &format!("{}/azure_llm_code_2023.csv", crate::root().join("traces").display()),
-                            tr.to_str().unwrap(),
-                        ),
-                    )
-                    .unwrap();
+                    let s = llm_with_trace(&case_dir, &text);
                     let args = ["run", s.to_str().unwrap(), "--horizon", "60", "--out", &o, "-q"];
                     (args.map(String::from).to_vec(), format!("trace: {m}"), kind)
                 }
