@@ -7,8 +7,9 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-use scalesim::autoscale::{build_policy, ScaleDecision, StaticPolicy};
+use scalesim::autoscale::{ScaleDecision, StaticPolicy};
 use scalesim::engine::SimTime;
+use scalesim::experiment::policies::build_policy;
 use scalesim::scenario::load_scenario;
 use scalesim::sim::{Simulator, Sinks};
 

@@ -7,10 +7,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use scalesim::autoscale::build_policy;
 use scalesim::engine::SimTime;
 use scalesim::experiment::backend_run::{run_kubernetes_to_dir, run_local_to_dir, validate_to_dir, LocalRunOptions};
 use scalesim::experiment::outdir::{default_run_path, file_bytes, safe_name, short_hash, stem};
+use scalesim::experiment::policies::build_policy;
 use scalesim::experiment::progress::Progress;
 use scalesim::experiment::{run_to_dir, RunOptions};
 use scalesim::scenario::load_scenario;

@@ -33,12 +33,13 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use super::policies::{build_policy, POLICY_NAMES};
 use super::stats::{cliffs_delta, describe, magnitude};
 use super::{run_to_dir, write_json, RunError, RunOptions};
 use crate::autoscale::hpa::spec::{default_config, load_config, MetricRule, ResourceName, Target};
-use crate::autoscale::{build_policy, Autoscaler, HpaPolicy, ScaleDecision, POLICY_NAMES};
+use crate::autoscale::{Autoscaler, HpaPolicy, ScaleDecision};
 use crate::engine::SimTime;
-use crate::metrics::{ClusterView, Summary};
+use crate::metrics::{ClusterView, Summary, COMPARED};
 use crate::scenario::{load_scenario, parse_yaml, ConfigError, ConfigText, Fidelity, Scenario};
 use crate::workload::ArrivalSource;
 
@@ -687,24 +688,6 @@ fn write_timeline_all(dir: &Path, runs: &[&RunSpec], path: &Path) -> Result<(), 
     }
     w.flush().map_err(|e| io_err(path, e))
 }
-
-/// A metric compared across policies.
-pub struct Compared {
-    /// Its name in `statistics.csv`.
-    pub column: &'static str,
-    /// Its label, with units, in tables and charts.
-    pub label: &'static str,
-    pub get: fn(&Summary) -> f64,
-}
-
-/// The metrics compared across policies.
-pub const COMPARED: &[Compared] = &[
-    Compared { column: "slo_violation_pct", label: "SLO violation (%)", get: |s| s.slo_violation_pct },
-    Compared { column: "latency_p95_ms", label: "p95 latency (ms)", get: |s| s.latency_ms.p95 },
-    Compared { column: "cost", label: "cost ($)", get: |s| s.cost },
-    Compared { column: "resource_slack_pct", label: "resource slack (%)", get: |s| s.resource_slack_pct },
-    Compared { column: "oscillation_per_hour", label: "oscillation (reversals/h)", get: |s| s.oscillation_per_hour },
-];
 
 /// The runs of one (scenario, policy, parameter point), over seeds.
 struct Group<'a> {

@@ -69,11 +69,7 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
     if req.steps == 0 {
         return Err(TrainError::Invalid("--steps: must be at least 1 (steps in all)".into()));
     }
-    // dfdx spreads each small matrix product over rayon's threads; for networks this size the
-    // hand-offs cost more than they save (measured: 14% of training time in thread switches).
-    // The update itself uses two threads of its own (`ppo::Agent::update`).
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
-    crate::rl::agent::allocator::keep_freed_memory();
+    crate::rl::agent::prepare_process_for_training();
     let (resumed, dir, config) = match &req.resume {
         Some(d) => {
             let path = d.join("checkpoint.ckpt");

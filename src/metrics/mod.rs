@@ -15,11 +15,11 @@ mod view;
 
 pub use server::MetricsServer;
 pub use summary::{
-    nearest_rank, LatencySummary, LlmSummary, Percentiles, RequestCounts, ScalingLagSummary, ServiceSummary, Summary,
-    SUMMARY_FORMAT_VERSION,
+    nearest_rank, Compared, LatencySummary, LlmSummary, Percentiles, RequestCounts, ScalingLagSummary, ServiceSummary,
+    Summary, COMPARED, SUMMARY_FORMAT_VERSION,
 };
 pub use truth::{DropKind, FluidRequests, GroundTruth, IntervalRow, TIMELINE_FORMAT_VERSION, TIMELINE_HEADER};
-pub use view::{ClusterView, PodView, ServiceView, HISTORY_LEN};
+pub use view::{ClusterView, PodPhase, PodView, ServiceView, HISTORY_LEN};
 
 use hdrhistogram::Histogram;
 

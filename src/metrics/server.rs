@@ -11,9 +11,9 @@ use std::collections::VecDeque;
 use hdrhistogram::Histogram;
 
 use super::view::HISTORY_SPAN_S;
-use super::{latency_histogram, quantile_ms, ClusterView, PodView, ServiceView, HISTORY_LEN};
+use super::{latency_histogram, quantile_ms, ClusterView, PodPhase, PodView, ServiceView, HISTORY_LEN};
 use crate::app::AppSpec;
-use crate::cluster::{InstanceId, InstanceState};
+use crate::cluster::InstanceId;
 use crate::engine::SimTime;
 use crate::scaling::ScalingManager;
 
@@ -226,13 +226,13 @@ impl MetricsServer {
         }
         for &id in tracked {
             let inst = scaling.instance(id);
-            if !inst.is_live() {
+            let Some(phase) = PodPhase::of(inst.state).filter(|_| inst.is_live()) else {
                 continue;
-            }
+            };
             let p = self.pods.get(id as usize).copied().unwrap_or_default();
             out.services[inst.service].pods.push(PodView {
                 id,
-                state: inst.state,
+                state: phase,
                 created_at: inst.created_at,
                 ready_at: inst.active_at,
                 cpu_cores: p.cores,
@@ -245,7 +245,7 @@ impl MetricsServer {
         for sv in &mut out.services {
             let (mut sum, mut n, mut held, mut active) = (0.0, 0u32, 0u64, 0u32);
             for p in &sv.pods {
-                if p.state == InstanceState::Active {
+                if p.state == PodPhase::Active {
                     active += 1;
                     held += p.outstanding as u64;
                     if let Some(u) = p.cpu_utilization {

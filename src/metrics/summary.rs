@@ -127,6 +127,24 @@ pub fn nearest_rank(xs: &[f64], q: f64) -> f64 {
     v[rank - 1]
 }
 
+/// A run metric that sweeps compare across policies (statistics tables and comparison charts).
+pub struct Compared {
+    /// Its name in `statistics.csv`.
+    pub column: &'static str,
+    /// Its label, with units, in tables and charts.
+    pub label: &'static str,
+    pub get: fn(&Summary) -> f64,
+}
+
+/// The metrics compared across policies.
+pub const COMPARED: &[Compared] = &[
+    Compared { column: "slo_violation_pct", label: "SLO violation (%)", get: |s| s.slo_violation_pct },
+    Compared { column: "latency_p95_ms", label: "p95 latency (ms)", get: |s| s.latency_ms.p95 },
+    Compared { column: "cost", label: "cost ($)", get: |s| s.cost },
+    Compared { column: "resource_slack_pct", label: "resource slack (%)", get: |s| s.resource_slack_pct },
+    Compared { column: "oscillation_per_hour", label: "oscillation (reversals/h)", get: |s| s.oscillation_per_hour },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,11 +4,35 @@ use crate::cluster::{InstanceId, InstanceState};
 use crate::engine::SimTime;
 use crate::scaling::ReplicaCounts;
 
+/// A pod's phase as the API server shows it to a controller. Policies read this, never the
+/// cluster's own instance state, so that `autoscale/` knows nothing of `cluster/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodPhase {
+    /// Created, not Ready yet.
+    Starting,
+    /// Ready: receives requests.
+    Active,
+    /// Being deleted (terminating): finishes what it holds.
+    Draining,
+}
+
+impl PodPhase {
+    /// The phase of a live instance (a removed one is no longer listed: `None`).
+    pub fn of(state: InstanceState) -> Option<PodPhase> {
+        match state {
+            InstanceState::Starting => Some(PodPhase::Starting),
+            InstanceState::Active => Some(PodPhase::Active),
+            InstanceState::Draining => Some(PodPhase::Draining),
+            InstanceState::Removed => None,
+        }
+    }
+}
+
 /// One pod (instance) as the API server and metrics server show it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodView {
     pub id: InstanceId,
-    pub state: InstanceState,
+    pub state: PodPhase,
     pub created_at: SimTime,
     /// When the pod became ready (Active); `None` while Starting.
     pub ready_at: Option<SimTime>,

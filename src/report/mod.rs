@@ -274,7 +274,7 @@ fn sweep_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     fs::create_dir_all(&out).map_err(|e| io_err(&out, e))?;
     let stats = data::Stats::read(&dir.join("comparison_reports").join("statistics.csv"))?;
     let mut files = Vec::new();
-    for c in crate::experiment::sweep::COMPARED {
+    for c in crate::metrics::COMPARED {
         let (metric, label) = (c.column, c.label);
         let bars: Vec<Bar> = stats.bars(metric);
         if bars.is_empty() {

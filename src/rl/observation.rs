@@ -21,7 +21,7 @@
 //! Only Active instances count as capacity; Starting and Draining are their own features.
 
 use crate::app::AppSpec;
-use crate::cluster::{ClusterSpec, InstanceState};
+use crate::cluster::ClusterSpec;
 use crate::metrics::ClusterView;
 
 pub const SERVICE_FEATURES: usize = 12;
@@ -152,7 +152,7 @@ pub fn collect(
             util_n += 1;
         }
         let (mut mem, mut mem_n) = (0.0, 0);
-        for p in sv.pods.iter().filter(|p| p.state == InstanceState::Active) {
+        for p in sv.pods.iter().filter(|p| p.state == crate::metrics::PodPhase::Active) {
             if let Some(m) = p.memory_mib {
                 mem += m / sv.memory_request_mib;
                 mem_n += 1;

@@ -1,7 +1,7 @@
 //! Same scenario and seed: byte-identical run folders. Another seed: different ones.
 
-use scalesim::autoscale::build_policy;
 use scalesim::engine::SimTime;
+use scalesim::experiment::policies::build_policy;
 use scalesim::experiment::{run_to_dir, RunOptions};
 use scalesim::scenario::load_scenario;
 

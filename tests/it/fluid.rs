@@ -1,7 +1,8 @@
 //! Fluid fidelity against request fidelity (the reference), on the same scenarios and policies.
 
-use scalesim::autoscale::{build_policy, StaticPolicy};
+use scalesim::autoscale::StaticPolicy;
 use scalesim::engine::SimTime;
+use scalesim::experiment::policies::build_policy;
 use scalesim::metrics::Summary;
 use scalesim::scenario::{load_scenario, Fidelity, Scenario};
 use scalesim::sim::{Simulator, Sinks};

@@ -7,10 +7,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scalesim::autoscale::build_policy;
 use scalesim::backend::kubernetes::api::{Connection, Secret};
 use scalesim::backend::kubernetes::{KubeBackend, KubeOptions};
 use scalesim::backend::ClusterBackend;
+use scalesim::experiment::policies::build_policy;
 use scalesim::scaling::Refusal;
 use scalesim::scenario::Scenario;
 use serde_json::{json, Value};

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use scalesim::autoscale::{build_policy, StaticPolicy};
+use scalesim::autoscale::StaticPolicy;
 use scalesim::cluster::InstanceState;
 use scalesim::engine::SimTime;
+use scalesim::experiment::policies::build_policy;
 use scalesim::scenario::{load_scenario, parse_scenario, Scenario};
 use scalesim::sim::{Simulator, Sinks};
 

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per concern.
 
 mod agents;
+mod architecture;
 mod bad_input;
 mod determinism;
 mod fluid;

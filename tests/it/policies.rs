@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use scalesim::autoscale::build_policy;
+use scalesim::experiment::policies::build_policy;
 use scalesim::experiment::{run_to_dir, RunOptions};
 use scalesim::metrics::Summary;
 use scalesim::scenario::load_scenario;

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use scalesim::autoscale::build_policy;
 use scalesim::backend::local::{LocalBackend, LocalOptions};
 use scalesim::backend::ClusterBackend;
 use scalesim::engine::SimTime;
 use scalesim::experiment::backend_run::{validate_to_dir, LocalRunOptions};
+use scalesim::experiment::policies::build_policy;
 use scalesim::scenario::{load_scenario, parse_scenario, Scenario};
 
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -30,9 +30,8 @@ pub use spec::{HpaConfig, MetricRule, ObjectSignal, PodSignal, ResourceName, Ser
 use std::fmt::Write;
 
 use super::{Autoscaler, ScaleDecision};
-use crate::cluster::InstanceState;
 use crate::engine::SimTime;
-use crate::metrics::{ClusterView, ServiceView};
+use crate::metrics::{ClusterView, PodPhase, ServiceView};
 
 const MIB_MILLI: f64 = 1048576.0 * 1000.0;
 
@@ -57,8 +56,8 @@ impl HpaPolicy {
         self.samples.clear();
         for p in &sv.pods {
             self.samples.push(PodSample {
-                deleting: p.state == InstanceState::Draining,
-                ready: p.state == InstanceState::Active,
+                deleting: p.state == PodPhase::Draining,
+                ready: p.state == PodPhase::Active,
                 start_time: p.created_at,
                 ready_transition: p.ready_at.unwrap_or(p.created_at),
                 value: value(p),
@@ -129,7 +128,7 @@ impl HpaPolicy {
                     ObjectSignal::P95LatencyMs => ("p95_latency_ms", sv.p95_ms),
                     ObjectSignal::QueueLength => ("queue_length", sv.queue_len as f64),
                 };
-                let ready = sv.pods.iter().filter(|p| p.state == InstanceState::Active).count() as u32;
+                let ready = sv.pods.iter().filter(|p| p.state == PodPhase::Active).count() as u32;
                 let p = match target {
                     Target::Value(v) => object_value_replicas(current, ready, milli(usage), milli(v), params.tolerance),
                     Target::AverageValue(v) => {

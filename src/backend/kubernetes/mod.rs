@@ -28,9 +28,9 @@ use serde_json::{json, Value};
 use super::prometheus::PromClient;
 use super::{BackendError, ClusterBackend, ScaleResult};
 use crate::app::AppSpec;
-use crate::cluster::{ClusterSpec, InstanceState};
+use crate::cluster::ClusterSpec;
 use crate::engine::SimTime;
-use crate::metrics::{ClusterView, LatencySummary, PodView, ServiceView};
+use crate::metrics::{ClusterView, LatencySummary, PodPhase, PodView, ServiceView};
 use crate::scaling::{Refusal, ReplicaChange, ReplicaCounts};
 use crate::scenario::{KubernetesConfig, Scenario};
 use crate::sim::RunTotals;
@@ -220,16 +220,16 @@ impl KubeBackend {
                 .find(|c| c["type"] == "Ready")
                 .filter(|c| c["status"] == "True");
             let state = if !pod["metadata"]["deletionTimestamp"].is_null() {
-                InstanceState::Draining
+                PodPhase::Draining
             } else if ready.is_some() {
-                InstanceState::Active
+                PodPhase::Active
             } else {
-                InstanceState::Starting
+                PodPhase::Starting
             };
             match state {
-                InstanceState::Active => sv.counts.active += 1,
-                InstanceState::Starting => sv.counts.starting += 1,
-                _ => sv.counts.draining += 1,
+                PodPhase::Active => sv.counts.active += 1,
+                PodPhase::Starting => sv.counts.starting += 1,
+                PodPhase::Draining => sv.counts.draining += 1,
             }
             let containers = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
             let request: f64 = containers
@@ -255,7 +255,7 @@ impl KubeBackend {
             *next_id += 1;
         }
         let utils: Vec<f64> =
-            sv.pods.iter().filter(|p| p.state == InstanceState::Active).filter_map(|p| p.cpu_utilization).collect();
+            sv.pods.iter().filter(|p| p.state == PodPhase::Active).filter_map(|p| p.cpu_utilization).collect();
         sv.cpu_utilization = (!utils.is_empty()).then(|| utils.iter().sum::<f64>() / utils.len() as f64);
         let mut failures = Vec::new();
         if let (Some(prom), Some(p)) = (&self.prom, &self.cfg.prometheus) {

@@ -12,3 +12,13 @@ pub mod graph;
 pub mod nn;
 pub mod policy;
 pub mod ppo;
+
+/// Sets the process up for training, once, before the first agent is built: dfdx spreads each
+/// small matrix product over rayon's threads, and for networks this size the hand-offs cost more
+/// than they save (measured: 14% of training time in thread switches), so its pool gets one thread
+/// (the update uses two threads of its own, `ppo::Agent::update`); and freed memory is kept for
+/// reuse ([`allocator::keep_freed_memory`]).
+pub fn prepare_process_for_training() {
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+    allocator::keep_freed_memory();
+}
