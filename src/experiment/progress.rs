@@ -101,6 +101,15 @@ impl Progress {
         }
     }
 
+    /// Prints a warning line above the bar (or as a plain line), even with `--quiet`: a warning
+    /// is not progress.
+    pub fn warn(&self, message: &str) {
+        match &self.shown {
+            Shown::Bar(b) => b.println(message),
+            _ => eprintln!("{message}"),
+        }
+    }
+
     /// Clears the bar (a plain line stays: it is a log).
     pub fn finish(&self) {
         if let Shown::Bar(b) = &self.shown {

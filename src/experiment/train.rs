@@ -227,6 +227,7 @@ fn run_training(
     let mut next_ck = (start / every + 1) * every;
     let mut last_reward = None;
     let mut failure: Option<TrainError> = None;
+    let mut stall = StallWatch::default();
     let result = train_team(&mut team, envs, req.seed, req.steps - start, &mut |team, row| {
         let r = log_row(&mut log, &log_path, row).and_then(|()| {
             if let Some(what) = non_finite(row) {
@@ -235,6 +236,9 @@ fn run_training(
                      (the last good checkpoint is kept)",
                     row.step
                 )));
+            }
+            if let Some(warning) = stall.observe(row) {
+                progress.warn(&warning);
             }
             if row.step >= next_ck {
                 next_ck = (row.step / every + 1) * every;
@@ -261,6 +265,46 @@ fn run_training(
     }
     save(&team, &dir.join("checkpoint.ckpt"))?;
     Ok(TrainOutcome { dir: dir.to_path_buf(), trained: team[0].steps - start, total: team[0].steps, last_reward })
+}
+
+/// Watches a training's updates for a policy that does not learn: when, over the last tenth of
+/// the updates so far (at least 8), no update clipped a single sample and the mean entropy of the
+/// window's two halves differs by under 1%, the policy is not changing (the GAT-PPO failure of issue 20: entropy at
+/// its initial value, clip fraction 0). Says so once.
+#[derive(Default)]
+pub struct StallWatch {
+    rows: Vec<(f64, f64)>,
+    warned: bool,
+}
+
+impl StallWatch {
+    /// Records one update's (clip fraction, entropy); returns the warning the first time the
+    /// policy looks stalled.
+    pub fn observe(&mut self, row: &LogRow) -> Option<String> {
+        self.rows.push((row.stats.clip_fraction, row.stats.entropy));
+        let n = (self.rows.len() / 10).max(8);
+        if self.warned || self.rows.len() < n {
+            return None;
+        }
+        let recent = &self.rows[self.rows.len() - n..];
+        let no_clip = recent.iter().all(|(c, _)| *c == 0.0);
+        // Flat: the mean entropy of the window's two halves within 1% of each other (update to
+        // update it wobbles by a few percent; a policy that learns moves its mean).
+        let half = n / 2;
+        let mean = |r: &[(f64, f64)]| r.iter().map(|x| x.1).sum::<f64>() / r.len() as f64;
+        let (a, b) = (mean(&recent[..half]), mean(&recent[half..]));
+        let flat = (a - b).abs() <= 0.01 * a.abs().max(b.abs()).max(1e-9);
+        if no_clip && flat {
+            self.warned = true;
+            return Some(format!(
+                "warning: the policy is not learning: over the last {n} updates (to step {}) no sample reached \
+                 PPO's clip and the entropy stayed at {b:.4} (halves within 1%); try a larger learning_rate, a \
+                 smaller value_coef, or a reward with a larger spread",
+                row.step
+            ));
+        }
+        None
+    }
 }
 
 /// One `training_log.csv` row. A mean episode reward before any episode has finished is left
@@ -317,4 +361,40 @@ fn config_differences(a: &AgentConfig, b: &AgentConfig) -> String {
     keys.sort();
     keys.dedup();
     format!("differs in {}", keys.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rl::agent::ppo::UpdateStats;
+
+    fn row(step: u64, clip: f64, entropy: f64) -> LogRow {
+        LogRow {
+            step,
+            mean_episode_reward: -1.0,
+            episodes: 1,
+            stats: UpdateStats { clip_fraction: clip, entropy, ..Default::default() },
+        }
+    }
+
+    /// Hand-made logs: 8 updates with no clipping and entropy 2.0794 (ln 8) alternating +0.5%
+    /// (halves' means equal): stalled, said once at the 8th; clipping updates, or an entropy
+    /// falling 0.3% an update (halves 1.2% apart): learning, nothing said.
+    #[test]
+    fn a_stalled_policy_is_reported_once() {
+        let mut w = StallWatch::default();
+        let said: Vec<Option<String>> =
+            (1..=12).map(|k| w.observe(&row(k * 512, 0.0, 2.0794 * (1.0 + 0.005 * (k % 2) as f64)))).collect();
+        assert!(said[..7].iter().all(Option::is_none));
+        assert!(said[7].as_deref().is_some_and(|m| m.contains("not learning") && m.contains("4096")));
+        assert!(said[8..].iter().all(Option::is_none), "said once");
+        let mut w = StallWatch::default();
+        let clipped: Vec<bool> =
+            (1..=12).map(|k| w.observe(&row(k, if k >= 5 { 0.01 } else { 0.0 }, 2.0794)).is_some()).collect();
+        assert!(clipped.iter().all(|x| !x), "updates that clip are learning");
+        let mut w = StallWatch::default();
+        let drift: Vec<bool> =
+            (1..=12).map(|k| w.observe(&row(k, 0.0, 2.0 * (1.0 - 0.003 * k as f64))).is_some()).collect();
+        assert!(drift.iter().all(|x| !x), "entropy moving by over 1% is learning");
+    }
 }
