@@ -317,6 +317,7 @@ fn local_options(
         policy_config: policy_config.map(|p| p.display().to_string()),
         prometheus_targets,
         force: false,
+        allow_large: false,
     })
 }
 
@@ -513,13 +514,13 @@ fn dispatch(cli: Cli) -> Result<()> {
             out,
             force,
             horizon,
+            allow_large,
             log_events,
             quiet,
             backend: BackendKind::Local,
             time_compression,
             prometheus_targets,
             kube,
-            ..
         } => {
             kube.refuse_unless_kubernetes()?;
             let sc = load_with_horizon(&scenario, horizon)?;
@@ -529,6 +530,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 .unwrap_or_else(|| default_out("", &scenario, &sc, &policy, policy_config.as_deref(), seed, "local"));
             let mut opts = local_options(time_compression, log_events, policy_config.as_ref(), prometheus_targets)?;
             opts.force = force;
+            opts.allow_large = allow_large;
             let bar = seconds_bar(quiet, sc.horizon, "scenario-s");
             let log = run_local_to_dir(&sc, pol, seed, &out, &opts, &mut |t, _| bar.set_position(t.whole_secs()))
                 .with_context(|| format!("running {} on the local backend", scenario.display()))?;

@@ -36,6 +36,8 @@ pub struct LocalRunOptions {
     pub prometheus_targets: Option<PathBuf>,
     /// Replace an earlier run folder that also holds the user's files (kept).
     pub force: bool,
+    /// Run past the bounds on a run's work (`--allow-large`).
+    pub allow_large: bool,
 }
 
 #[derive(Serialize)]
@@ -190,7 +192,7 @@ pub fn run_local_to_dir(
     options: &LocalRunOptions,
     progress: &mut dyn FnMut(SimTime, SimTime),
 ) -> Result<DriveLog, RunError> {
-    super::check_run_size(scenario, false)?;
+    super::check_run_size(scenario, options.allow_large)?;
     write_run_folder(out, options.force, |dir| {
         let (log, failures) = drive_local(scenario, policy.as_mut(), seed, options, progress)?;
         let k = compression(scenario, options);
@@ -214,6 +216,8 @@ pub fn run_kubernetes_to_dir(
     force: bool,
     progress: &mut dyn FnMut(SimTime, SimTime),
 ) -> Result<DriveLog, RunError> {
+    // A real cluster runs in real time: the bounds always apply (a week is already a long
+    // experiment on one).
     super::check_run_size(scenario, false)?;
     write_run_folder(out, force, |dir| {
         let dry_run = opts.dry_run;
@@ -243,7 +247,7 @@ pub fn validate_to_dir(
     options: &LocalRunOptions,
     progress: &mut dyn FnMut(&str, SimTime, SimTime),
 ) -> Result<Gap, RunError> {
-    super::check_run_size(scenario, false)?;
+    super::check_run_size(scenario, options.allow_large)?;
     write_run_folder(out, options.force, |dir| {
         let sim = drive_sim(scenario, sim_policy.as_mut(), seed, &mut |t, h| progress("sim", t, h))?;
         let (real, failures) =

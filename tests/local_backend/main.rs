@@ -108,6 +108,7 @@ fn hpa_on_the_compressed_chain_matches_the_simulator() {
         policy_config: None,
         prometheus_targets: None,
         force: false,
+        allow_large: false,
     };
     let started = Instant::now();
     let gap = validate_to_dir(
