@@ -1,0 +1,97 @@
+//! What several subcommands share: loading a scenario with `--horizon`, the local backend's
+//! options, progress over simulated seconds, and default run-folder names.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use scalesim::engine::SimTime;
+use scalesim::experiment::backend_run::LocalRunOptions;
+use scalesim::experiment::outdir::{default_run_path, file_bytes, safe_name, short_hash, stem};
+use scalesim::experiment::progress::Progress;
+use scalesim::scenario::load_scenario;
+
+pub(crate) fn local_options(
+    time_compression: Option<f64>,
+    verbose: bool,
+    policy_config: Option<&PathBuf>,
+    prometheus_targets: Option<PathBuf>,
+) -> Result<LocalRunOptions> {
+    if let Some(k) = time_compression {
+        if !(1.0..=1000.0).contains(&k) {
+            anyhow::bail!("--time-compression: must be between 1 and 1000, got {k}");
+        }
+    }
+    Ok(LocalRunOptions {
+        worker_exe: std::env::current_exe().context("locating the scalesim executable to start workers from")?,
+        time_compression,
+        verbose,
+        policy_config: policy_config.map(|p| p.display().to_string()),
+        prometheus_targets,
+        force: false,
+        allow_large: false,
+    })
+}
+
+/// Loads a scenario and applies `--horizon`.
+pub(crate) fn load_with_horizon(path: &Path, horizon: Option<f64>) -> Result<scalesim::scenario::Scenario> {
+    let mut sc = load_scenario(path)?;
+    if let Some(h) = horizon {
+        if !(h.is_finite() && h >= scalesim::scenario::raw::RESOLUTION_S) {
+            anyhow::bail!(
+                "--horizon: must be a number of seconds >= 0.000001 (1 us, the simulator's resolution), got {h}"
+            );
+        }
+        if h >= SimTime::MAX.as_secs_f64() {
+            anyhow::bail!(
+                "--horizon: {h} s is past the end of the simulator's clock ({:.3e} s)",
+                SimTime::MAX.as_secs_f64()
+            );
+        }
+        sc.horizon = SimTime::from_secs_f64(h);
+    }
+    Ok(sc)
+}
+
+/// Progress over a run's simulated (or scenario) seconds.
+pub(crate) fn seconds_bar(quiet: bool, horizon: SimTime, unit: &str) -> Progress {
+    Progress::new(quiet, horizon.whole_secs().max(1), unit)
+}
+
+/// The default folder of a run: readable parts (scenario, policy or its config, seed), then a hash
+/// of everything that decides the results (the scenario's, config's or checkpoint's bytes, the
+/// seed, horizon and backend), so that two different runs never share a folder and the same run
+/// always lands in the same one.
+pub(crate) fn default_out(
+    prefix: &str,
+    scenario_file: &Path,
+    sc: &scalesim::scenario::Scenario,
+    policy: &str,
+    policy_config: Option<&Path>,
+    seed: u64,
+    backend: &str,
+) -> PathBuf {
+    let (label, policy_bytes) = match policy.strip_prefix("agent:") {
+        Some(ck) => {
+            let ck = Path::new(ck);
+            let training = ck.parent().map(stem).filter(|s| !s.is_empty()).unwrap_or_else(|| stem(ck));
+            (format!("agent_{training}"), file_bytes(ck))
+        }
+        None => (policy.to_string(), policy.as_bytes().to_vec()),
+    };
+    let label = match policy_config {
+        Some(c) => format!("{label}_{}", stem(c)),
+        None => label,
+    };
+    let config_bytes = policy_config.map(file_bytes).unwrap_or_default();
+    let hash = short_hash(&[
+        &file_bytes(scenario_file),
+        &policy_bytes,
+        &config_bytes,
+        &seed.to_le_bytes(),
+        &sc.horizon.as_micros().to_le_bytes(),
+        backend.as_bytes(),
+    ]);
+    let name = format!("{prefix}{}_{label}_seed{seed}_{hash}", sc.name);
+    default_run_path(&safe_name(&name))
+}
