@@ -126,9 +126,9 @@ pub(crate) enum Command {
         /// Seconds between decisions.
         #[arg(long, default_value_t = 15.0)]
         interval: f64,
-        /// Run at this fidelity whatever the scenarios say (`request` or `fluid`).
-        #[arg(long)]
-        fidelity: Option<String>,
+        /// Run at this fidelity whatever the scenarios say.
+        #[arg(long, value_enum)]
+        fidelity: Option<FidelityArg>,
         /// Random rate scale per episode, `LO,HI`.
         #[arg(long, value_parser = parse_range)]
         rate_scale: Option<(f64, f64)>,
@@ -282,6 +282,24 @@ pub(crate) enum BackendKind {
     Sim,
     Local,
     Kubernetes,
+}
+
+/// `--fidelity`: how requests are simulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FidelityArg {
+    /// Every request and call (the reference).
+    Request,
+    /// The per-tick queueing model (fast; for training).
+    Fluid,
+}
+
+impl FidelityArg {
+    pub(crate) fn fidelity(self) -> scalesim::scenario::Fidelity {
+        match self {
+            FidelityArg::Request => scalesim::scenario::Fidelity::Request,
+            FidelityArg::Fluid => scalesim::scenario::Fidelity::Fluid,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

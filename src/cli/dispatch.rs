@@ -216,12 +216,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             if episodes == 0 {
                 anyhow::bail!("--episodes: must be at least 1");
             }
-            let fidelity = match fidelity.as_deref() {
-                None => None,
-                Some("request") => Some(scalesim::scenario::Fidelity::Request),
-                Some("fluid") => Some(scalesim::scenario::Fidelity::Fluid),
-                Some(o) => anyhow::bail!("--fidelity: `{o}`: expected request or fluid"),
-            };
+            let fidelity = fidelity.map(|f| f.fidelity());
             let mut list = Vec::new();
             for f in &scenarios {
                 let mut sc = load_scenario(f)?;

@@ -14,7 +14,7 @@ use super::outdir;
 use super::progress::Progress;
 use crate::engine::SimTime;
 use crate::rl::agent::checkpoint::{Checkpoint, CheckpointError};
-use crate::rl::agent::config::AgentConfig;
+use crate::rl::agent::config::{AgentConfig, Algorithm};
 use crate::rl::agent::policy::{check_fits, load_member, member_path};
 use crate::rl::agent::ppo::{graph_kind, mlp_too_small, train_team, Agent, LogRow, TRAINING_LOG_HEADER};
 use crate::rl::{Env, EnvError, Randomization, SimFactory};
@@ -121,7 +121,7 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
         .collect();
     envs[0].reset(req.seed)?;
     let layout = envs[0].layout().expect("an environment has a layout after reset").clone();
-    let graph = graph_kind(&config.encoder).is_some();
+    let graph = graph_kind(config.encoder).is_some();
     if let Some(why) = mlp_too_small(&layout).filter(|_| !graph) {
         return Err(TrainError::Invalid(format!("the scenario has {why}")));
     }
@@ -159,7 +159,7 @@ fn load_scenarios(files: &[PathBuf], config: &AgentConfig) -> Result<Vec<crate::
     for f in files {
         let mut sc = load_scenario(f)?;
         super::check_run_size(&sc, false)?;
-        sc.fidelity = if config.fidelity == "fluid" { Fidelity::Fluid } else { Fidelity::Request };
+        sc.fidelity = config.fidelity.scenario();
         if sc.fidelity == Fidelity::Fluid {
             // Training needs no per-second rows: one tick per decision keeps the fluid model cheap.
             sc.metrics.timeline_interval = SimTime::from_secs_f64(config.decision_interval_s);
@@ -227,7 +227,7 @@ fn run_training(
     let mut next_ck = (start / every + 1) * every;
     let mut last_reward = None;
     let mut failure: Option<TrainError> = None;
-    let mut stall = StallWatch::default();
+    let mut stall = (config.algorithm == Algorithm::Ppo).then(StallWatch::default);
     let result = train_team(&mut team, envs, req.seed, req.steps - start, &mut |team, row| {
         let r = log_row(&mut log, &log_path, row).and_then(|()| {
             if let Some(what) = non_finite(row) {
@@ -237,7 +237,8 @@ fn run_training(
                     row.step
                 )));
             }
-            if let Some(warning) = stall.observe(row) {
+            // A2C has no clip: its clip fraction is always 0, so only PPO is watched.
+            if let Some(warning) = stall.as_mut().and_then(|w| w.observe(row)) {
                 progress.warn(&warning);
             }
             if row.step >= next_ck {

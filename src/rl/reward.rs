@@ -37,8 +37,9 @@ pub enum RewardConfig {
     Multi { lambda: f64 },
 }
 
-/// What the slack term measures CPU use against.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What the slack term measures CPU use against (`request` or `limit` in agent configs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SlackBasis {
     /// Every instance's CPU request: what the scheduler reserves.
     #[default]

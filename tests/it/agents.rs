@@ -97,7 +97,7 @@ fn learns(encoder: &str, steps: u64) {
 }
 
 fn learns_with(cfg: AgentConfig, steps: u64) {
-    let encoder = cfg.encoder.clone();
+    let encoder = cfg.encoder;
     let agent = trained_with(cfg, 3, steps);
     let mut env = envs(1).pop().unwrap();
     let learned = evaluate(Some(&agent), &mut env, 100, 5).unwrap();
@@ -138,7 +138,7 @@ fn training_is_deterministic_for_a_seed() {
     // A request-fidelity configuration steps its environments side by side (here on the same
     // fluid environments): the networks, optimiser and normaliser come out the same.
     let mut side_by_side = config();
-    side_by_side.fidelity = "request".into();
+    side_by_side.fidelity = scalesim::rl::agent::config::TrainingFidelity::Request;
     let (a, b) = (trained_with(config(), 5, 1024).checkpoint(), trained_with(side_by_side, 5, 1024).checkpoint());
     assert_eq!((a.actor, a.critic, a.actor_opt, a.norm), (b.actor, b.critic, b.actor_opt, b.norm));
 }

@@ -141,8 +141,8 @@ fn bad_agent_config_names_file_and_field() {
     let good = std::fs::read_to_string(crate::root().join("configs/agents/gat_ppo_full_action.yaml")).unwrap();
     let scenario = crate::root().join("scenarios/chain_5.yaml");
     for (name, from, to, field, says) in [
-        ("basis.yaml", "slack_basis: limit", "slack_basis: requests", "slack_basis", "expected request or limit"),
-        ("encoder.yaml", "encoder: gat", "encoder: rnn", "encoder", "expected mlp, gcn or gat"),
+        ("basis.yaml", "slack_basis: limit", "slack_basis: requests", "slack_basis", "expected `request` or `limit`"),
+        ("encoder.yaml", "encoder: gat", "encoder: rnn", "encoder", "expected one of `mlp`, `gcn`, `gat`"),
         (
             "changes.yaml",
             "encoder: gat",

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::config::AgentConfig;
+use super::config::{AgentConfig, Encoder};
 use super::graph::GraphNet;
 use super::nn::{Actor, Adam, Critic, ObsNorm, Params, Shapes, ACTIONS, HIDDEN, OBS_MAX};
 
@@ -87,7 +87,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The shapes this build's networks have for `encoder`.
-fn expected(encoder: &str) -> (Shapes, Shapes) {
+fn expected(encoder: Encoder) -> (Shapes, Shapes) {
     let dev = super::nn::Dev::default();
     match super::ppo::graph_kind(encoder) {
         Some(kind) => (GraphNet::new(&dev, kind).shapes(), Vec::new()),
@@ -112,7 +112,7 @@ impl Checkpoint {
                 ),
             });
         }
-        let (actor_shapes, critic_shapes) = expected(&self.config.encoder);
+        let (actor_shapes, critic_shapes) = expected(self.config.encoder);
         let header = Header {
             kind: "scalesim-agent".into(),
             obs_max: OBS_MAX,
@@ -192,7 +192,7 @@ impl Checkpoint {
                 return Err(fail(format!("header field `{f}` is {v}; expected a finite number >= 0")));
             }
         }
-        let (actor_shapes, critic_shapes) = expected(&header.config.encoder);
+        let (actor_shapes, critic_shapes) = expected(header.config.encoder);
         if header.kind != "scalesim-agent"
             || header.obs_max != OBS_MAX
             || header.hidden != HIDDEN

@@ -21,9 +21,82 @@ pub struct Invalid {
     pub message: String,
 }
 
-/// `s` cut to about 100 characters for an error message.
-fn short(s: &str) -> String {
-    crate::text::clip_quote(s)
+/// The network that encodes observations. Serialised as `mlp`, `gcn`, `gat` (the names configs and
+/// checkpoints have always used).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoder {
+    Mlp,
+    Gcn,
+    Gat,
+}
+
+impl Encoder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoder::Mlp => "mlp",
+            Encoder::Gcn => "gcn",
+            Encoder::Gat => "gat",
+        }
+    }
+
+    /// Whether it reads the call graph (scores each service from its node) rather than a flat
+    /// observation.
+    pub fn is_graph(self) -> bool {
+        self != Encoder::Mlp
+    }
+}
+
+impl std::fmt::Display for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The learning algorithm: `ppo` (clipped objective) or `a2c`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Ppo,
+    A2c,
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Algorithm::Ppo => "ppo",
+            Algorithm::A2c => "a2c",
+        })
+    }
+}
+
+/// The fidelity an agent trains at: `fluid` (fast, the default) or `request`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainingFidelity {
+    #[default]
+    Fluid,
+    Request,
+}
+
+impl TrainingFidelity {
+    pub fn scenario(self) -> crate::scenario::Fidelity {
+        match self {
+            TrainingFidelity::Fluid => crate::scenario::Fidelity::Fluid,
+            TrainingFidelity::Request => crate::scenario::Fidelity::Request,
+        }
+    }
+}
+
+/// The reward an agent trains on: `weighted` (default), `cost`, `latency` or `multi`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RewardKind {
+    #[default]
+    Weighted,
+    Cost,
+    Latency,
+    Multi,
 }
 
 /// The weighted reward's weights, by term.
@@ -73,10 +146,8 @@ fn w_lag() -> f64 {
 pub struct AgentConfig {
     #[serde(default = "one")]
     pub format_version: u32,
-    /// `mlp` (this build's encoder).
-    pub encoder: String,
-    /// `ppo` or `a2c`.
-    pub algorithm: String,
+    pub encoder: Encoder,
+    pub algorithm: Algorithm,
     #[serde(default = "lr")]
     pub learning_rate: f64,
     #[serde(default = "gamma")]
@@ -102,19 +173,19 @@ pub struct AgentConfig {
     #[serde(default = "interval")]
     pub decision_interval_s: f64,
     /// `fluid` (fast, the default) or `request`.
-    #[serde(default = "fluid")]
-    pub fidelity: String,
+    #[serde(default)]
+    pub fidelity: TrainingFidelity,
     /// Environment steps between checkpoints.
     #[serde(default = "every")]
     pub checkpoint_every: u64,
     /// `weighted` (default), `cost`, `latency` or `multi`.
-    #[serde(default = "weighted")]
-    pub reward: String,
+    #[serde(default)]
+    pub reward: RewardKind,
     /// What the weighted reward's slack term measures CPU use against: `request` (default) or
     /// `limit` (for agents with the quota head, so that a raised limit costs what it leaves idle).
     /// Written into checkpoints only when not the default, so older checkpoints read unchanged.
-    #[serde(default = "request", skip_serializing_if = "is_request")]
-    pub slack_basis: String,
+    #[serde(default, skip_serializing_if = "is_request")]
+    pub slack_basis: SlackBasis,
     /// The weighted reward's weights (`src/rl/reward.rs` defines the terms); any left out keep
     /// their defaults, `{ slo: 5, slack: 1, overshoot: 3, lag: 2, changes: 0 }`. A positive
     /// `changes` charges churn. Written into checkpoints only when not the defaults.
@@ -186,20 +257,11 @@ fn envs() -> usize {
 fn interval() -> f64 {
     15.0
 }
-fn fluid() -> String {
-    "fluid".into()
-}
 fn every() -> u64 {
     8192
 }
-fn weighted() -> String {
-    "weighted".into()
-}
-fn request() -> String {
-    "request".into()
-}
-fn is_request(s: &str) -> bool {
-    s == "request"
+fn is_request(s: &SlackBasis) -> bool {
+    *s == SlackBasis::Request
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -225,21 +287,6 @@ impl AgentConfig {
         let err = |field: &str, message: String| Err(Invalid { field: field.to_string(), message });
         if c.format_version != 1 {
             return err("format_version", format!("is {}; this build reads 1", c.format_version));
-        }
-        if !matches!(c.encoder.as_str(), "mlp" | "gcn" | "gat") {
-            return err("encoder", format!("`{}`: expected mlp, gcn or gat", short(&c.encoder)));
-        }
-        if !matches!(c.algorithm.as_str(), "ppo" | "a2c") {
-            return err("algorithm", format!("`{}`: expected ppo or a2c", short(&c.algorithm)));
-        }
-        if !matches!(c.fidelity.as_str(), "fluid" | "request") {
-            return err("fidelity", format!("`{}`: expected fluid or request", short(&c.fidelity)));
-        }
-        if !matches!(c.reward.as_str(), "weighted" | "cost" | "latency" | "multi") {
-            return err("reward", format!("`{}`: expected weighted, cost, latency or multi", short(&c.reward)));
-        }
-        if !matches!(c.slack_basis.as_str(), "request" | "limit") {
-            return err("slack_basis", format!("`{}`: expected request or limit", short(&c.slack_basis)));
         }
         // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
         // are far past any useful setting and only stop values that make every weight NaN
@@ -298,11 +345,11 @@ impl AgentConfig {
     pub fn env_config(&self) -> EnvConfig {
         EnvConfig {
             decision_interval: SimTime::from_secs_f64(self.decision_interval_s),
-            reward: match self.reward.as_str() {
-                "cost" => RewardConfig::Cost,
-                "latency" => RewardConfig::Latency,
-                "multi" => RewardConfig::Multi { lambda: 1.0 },
-                _ => {
+            reward: match self.reward {
+                RewardKind::Cost => RewardConfig::Cost,
+                RewardKind::Latency => RewardConfig::Latency,
+                RewardKind::Multi => RewardConfig::Multi { lambda: 1.0 },
+                RewardKind::Weighted => {
                     let w = self.reward_weights;
                     RewardConfig::Weighted {
                         slo: w.slo,
@@ -310,10 +357,7 @@ impl AgentConfig {
                         overshoot: w.overshoot,
                         lag: w.lag,
                         changes: w.changes,
-                        slack_basis: match self.slack_basis.as_str() {
-                            "limit" => SlackBasis::Limit,
-                            _ => SlackBasis::Request,
-                        },
+                        slack_basis: self.slack_basis,
                     }
                 }
             },

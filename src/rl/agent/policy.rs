@@ -52,7 +52,7 @@ impl AgentPolicy {
 /// Whether the agent of `ck` can act on `scenario` (whose observation layout is `layout`): the MLP
 /// only on the application it learned, a team only with one agent per service.
 pub fn check_fits(ck: &Checkpoint, layout: &ObservationLayout, scenario: &Scenario) -> Result<(), String> {
-    let graph = super::ppo::graph_kind(&ck.config.encoder).is_some();
+    let graph = super::ppo::graph_kind(ck.config.encoder).is_some();
     if let Some(why) = super::ppo::mlp_too_small(layout).filter(|_| !graph) {
         return Err(format!("scenario `{}` is too large for this network: {why}", scenario.name));
     }

@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use super::checkpoint::Checkpoint;
-use super::config::AgentConfig;
+use super::config::{AgentConfig, Algorithm, Encoder, TrainingFidelity};
 use super::decision::{
     action_index, allowed, argmax_allowed, decode_action, gaussian_log_prob, masked_log_softmax, sku_allowed,
     team_action, Choice, HALF_LN_2PI,
@@ -158,11 +158,11 @@ fn graph_inputs<'a>(xs: &[&'a Input]) -> Vec<&'a Observation> {
 }
 
 /// The graph kind of an encoder name.
-pub fn graph_kind(encoder: &str) -> Option<GraphKind> {
+pub fn graph_kind(encoder: Encoder) -> Option<GraphKind> {
     match encoder {
-        "gcn" => Some(GraphKind::Gcn),
-        "gat" => Some(GraphKind::Gat),
-        _ => None,
+        Encoder::Gcn => Some(GraphKind::Gcn),
+        Encoder::Gat => Some(GraphKind::Gat),
+        Encoder::Mlp => None,
     }
 }
 
@@ -170,7 +170,7 @@ impl Agent {
     pub fn new(config: AgentConfig, flat_len: usize, seed: u64) -> Self {
         let dev = Dev::seed_from_u64(seed);
         let par_dev = Dev::default();
-        let (nets, actor_opt, critic_opt) = match graph_kind(&config.encoder) {
+        let (nets, actor_opt, critic_opt) = match graph_kind(config.encoder) {
             Some(kind) => {
                 let net = GraphNet::new(&dev, kind);
                 let opt = Adam::new(&net.shapes(), config.learning_rate, config.max_grad_norm);
@@ -444,7 +444,7 @@ impl Agent {
     /// One PPO (or A2C) update on a rollout.
     fn update(&mut self, buf: &Buffer, adv: &[f64], returns: &[f64]) -> UpdateStats {
         let n = buf.inputs.len();
-        let ppo = self.config.algorithm == "ppo";
+        let ppo = self.config.algorithm == Algorithm::Ppo;
         let (epochs, mb) = if ppo { (self.config.epochs, self.config.minibatch.min(n)) } else { (1, n) };
         // Normalised advantages.
         let mean = adv.iter().sum::<f64>() / n as f64;
@@ -609,7 +609,7 @@ impl Agent {
         adv: &[f64],
         returns: &[f64],
     ) -> PartGradients {
-        let ppo = self.config.algorithm == "ppo";
+        let ppo = self.config.algorithm == Algorithm::Ppo;
         let xs: Vec<&Input> = part.iter().map(|&i| &buf.inputs[i]).collect();
         let batch = Minibatch::new(buf, part, adv);
         let ret: Vec<f32> = part.iter().map(|&i| returns[i] as f32).collect();
@@ -741,7 +741,7 @@ pub fn train_team(
     let target = team[0].steps + steps;
     // A request-level step simulates thousands of requests (milliseconds): worth a thread each. A
     // fluid step takes microseconds, less than handing it to another thread.
-    let parallel_steps = team[0].config.fidelity == "request";
+    let parallel_steps = team[0].config.fidelity == TrainingFidelity::Request;
     while team[0].steps < target {
         let mut bufs: Vec<Buffer> = (0..m).map(|_| Buffer::default()).collect();
         let (mut rews, mut term, mut ends) = (Vec::new(), Vec::new(), Vec::new());
