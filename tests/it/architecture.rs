@@ -23,44 +23,26 @@ const MODULES: &[&str] = &[
     "workload",
 ];
 
+/// Every module of the domain: what `engine` and `text` must not know.
+const DOMAIN: &[&str] = &[
+    "app",
+    "autoscale",
+    "backend",
+    "cluster",
+    "experiment",
+    "metrics",
+    "report",
+    "rl",
+    "scaling",
+    "scenario",
+    "sim",
+    "workload",
+];
+
 /// `(module, modules it must not reference, why)`.
 const FORBIDDEN: &[(&str, &[&str], &str)] = &[
-    (
-        "engine",
-        &[
-            "app",
-            "autoscale",
-            "backend",
-            "cluster",
-            "experiment",
-            "metrics",
-            "report",
-            "rl",
-            "scaling",
-            "scenario",
-            "sim",
-            "workload",
-        ],
-        "the engine knows no domain",
-    ),
-    (
-        "text",
-        &[
-            "app",
-            "autoscale",
-            "backend",
-            "cluster",
-            "experiment",
-            "metrics",
-            "report",
-            "rl",
-            "scaling",
-            "scenario",
-            "sim",
-            "workload",
-        ],
-        "text helpers know no domain",
-    ),
+    ("engine", DOMAIN, "the engine knows no domain"),
+    ("text", DOMAIN, "text helpers know no domain"),
     (
         "autoscale",
         &["sim", "cluster", "rl", "backend", "experiment", "report"],
