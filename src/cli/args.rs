@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use scalesim::experiment::policies::PolicyChoice;
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +26,7 @@ pub(crate) enum Command {
         /// Scaling policy: static (keep the initial replicas), hpa (Kubernetes HPA), kpa (Knative),
         /// target (AWS target tracking), or agent:CHECKPOINT (a trained RL agent).
         #[arg(long, default_value = "static")]
-        policy: String,
+        policy: PolicyChoice,
         /// Policy configuration YAML (configs/policies/; HPA manifests paste as they are).
         #[arg(long)]
         policy_config: Option<PathBuf>,
@@ -73,7 +74,7 @@ pub(crate) enum Command {
         /// Scaling policy: static (keep the initial replicas), hpa (Kubernetes HPA), kpa (Knative),
         /// target (AWS target tracking), or agent:CHECKPOINT (a trained RL agent).
         #[arg(long, default_value = "hpa")]
-        policy: String,
+        policy: PolicyChoice,
         /// Policy configuration YAML.
         #[arg(long)]
         policy_config: Option<PathBuf>,

@@ -8,7 +8,6 @@ use super::args::{BackendKind, Cli, Command, RealBackend};
 use super::support::{default_out, load_with_horizon, local_options, seconds_bar};
 use scalesim::engine::SimTime;
 use scalesim::experiment::backend_run::{run_kubernetes_to_dir, run_local_to_dir, validate_to_dir};
-use scalesim::experiment::policies::build_policy;
 use scalesim::experiment::progress::Progress;
 use scalesim::experiment::{run_to_dir, RunOptions};
 use scalesim::scenario::load_scenario;
@@ -34,8 +33,8 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
         } => {
             let sc = load_scenario(&scenario)?;
             let seed = seed.unwrap_or(sc.seed);
-            let sim_policy = build_policy(&policy, policy_config.as_deref(), &sc)?;
-            let real_policy = build_policy(&policy, policy_config.as_deref(), &sc)?;
+            let sim_policy = policy.build(policy_config.as_deref(), &sc)?;
+            let real_policy = policy.build(policy_config.as_deref(), &sc)?;
             let out = out.unwrap_or_else(|| {
                 default_out("validate_", &scenario, &sc, &policy, policy_config.as_deref(), seed, "local")
             });
@@ -83,7 +82,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
                 anyhow::bail!("--time-compression and --seed: not for a real cluster (it runs in real time)");
             }
             let sc = load_with_horizon(&scenario, horizon)?;
-            let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
+            let pol = policy.build(policy_config.as_deref(), &sc)?;
             let out = out.unwrap_or_else(|| {
                 default_out("", &scenario, &sc, &policy, policy_config.as_deref(), sc.seed, "kubernetes")
             });
@@ -123,7 +122,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             kube.refuse_unless_kubernetes()?;
             let sc = load_with_horizon(&scenario, horizon)?;
             let seed = seed.unwrap_or(sc.seed);
-            let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
+            let pol = policy.build(policy_config.as_deref(), &sc)?;
             let out = out
                 .unwrap_or_else(|| default_out("", &scenario, &sc, &policy, policy_config.as_deref(), seed, "local"));
             let mut opts = local_options(time_compression, log_events, policy_config.as_ref(), prometheus_targets)?;
@@ -171,7 +170,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             kube.refuse_unless_kubernetes()?;
             let sc = load_with_horizon(&scenario, horizon)?;
             let seed = seed.unwrap_or(sc.seed);
-            let pol = build_policy(&policy, policy_config.as_deref(), &sc)?;
+            let pol = policy.build(policy_config.as_deref(), &sc)?;
             let out =
                 out.unwrap_or_else(|| default_out("", &scenario, &sc, &policy, policy_config.as_deref(), seed, "sim"));
             let bar = seconds_bar(quiet, sc.horizon, "sim-s");
@@ -351,7 +350,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             let sc = load_scenario(&scenario)?;
             let seed = seed.unwrap_or(sc.seed);
             let policy = scalesim::rl::agent::policy::AgentPolicy::load(&checkpoint, &sc)?;
-            let agent = format!("agent:{}", checkpoint.display());
+            let agent = scalesim::experiment::policies::PolicyChoice::Agent(checkpoint.clone());
             let out = out.unwrap_or_else(|| default_out("", &scenario, &sc, &agent, None, seed, "sim"));
             let options = RunOptions {
                 event_log: None,

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use scalesim::engine::SimTime;
 use scalesim::experiment::backend_run::LocalRunOptions;
 use scalesim::experiment::outdir::{default_run_path, file_bytes, safe_name, short_hash, stem};
+use scalesim::experiment::policies::PolicyChoice;
 use scalesim::experiment::progress::Progress;
 use scalesim::scenario::load_scenario;
 
@@ -66,18 +67,17 @@ pub(crate) fn default_out(
     prefix: &str,
     scenario_file: &Path,
     sc: &scalesim::scenario::Scenario,
-    policy: &str,
+    policy: &PolicyChoice,
     policy_config: Option<&Path>,
     seed: u64,
     backend: &str,
 ) -> PathBuf {
-    let (label, policy_bytes) = match policy.strip_prefix("agent:") {
-        Some(ck) => {
-            let ck = Path::new(ck);
+    let (label, policy_bytes) = match policy {
+        PolicyChoice::Agent(ck) => {
             let training = ck.parent().map(stem).filter(|s| !s.is_empty()).unwrap_or_else(|| stem(ck));
             (format!("agent_{training}"), file_bytes(ck))
         }
-        None => (policy.to_string(), policy.as_bytes().to_vec()),
+        other => (other.to_string(), other.to_string().into_bytes()),
     };
     let label = match policy_config {
         Some(c) => format!("{label}_{}", stem(c)),

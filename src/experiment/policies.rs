@@ -2,7 +2,7 @@
 //! into an [`Autoscaler`]. Here, not in `autoscale/`, because an `agent:` policy is a trained RL
 //! agent: `autoscale/` must not know `rl/`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::autoscale::{Autoscaler, HpaPolicy, KpaConfig, KpaPolicy, StaticPolicy, TargetConfig, TargetTrackingPolicy};
 use crate::scenario::{ConfigError, Scenario};
@@ -23,44 +23,110 @@ pub enum PolicyError {
 /// Names `--policy` accepts.
 pub const POLICY_NAMES: &[&str] = &["static", "hpa", "kpa", "target", "agent:CHECKPOINT"];
 
-/// Builds a policy from its CLI name and optional configuration file, for `scenario` (whose
-/// services the configuration may name).
+/// A policy as chosen by name (`--policy`, a sweep's `policy:`): resolved once, matched as a type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyChoice {
+    Static,
+    Hpa,
+    Kpa,
+    Target,
+    /// A trained agent, by its checkpoint file.
+    Agent(PathBuf),
+}
+
+impl PolicyChoice {
+    /// Parses a policy name: one of [`POLICY_NAMES`], `agent:` followed by a checkpoint path.
+    pub fn parse(name: &str) -> Result<PolicyChoice, PolicyError> {
+        if let Some(path) = name.strip_prefix("agent:") {
+            return Ok(PolicyChoice::Agent(PathBuf::from(path)));
+        }
+        Ok(match name {
+            "static" => PolicyChoice::Static,
+            "hpa" => PolicyChoice::Hpa,
+            "kpa" => PolicyChoice::Kpa,
+            "target" => PolicyChoice::Target,
+            _ => return Err(PolicyError::Unknown { name: name.into(), known: POLICY_NAMES.join(", ") }),
+        })
+    }
+
+    /// Builds the policy with its optional configuration file, for `scenario` (whose services the
+    /// configuration may name).
+    pub fn build(&self, config: Option<&Path>, scenario: &Scenario) -> Result<Box<dyn Autoscaler>, PolicyError> {
+        match self {
+            PolicyChoice::Agent(path) => Ok(Box::new(crate::rl::agent::policy::AgentPolicy::load(path, scenario)?)),
+            PolicyChoice::Hpa => {
+                let cfg = match config {
+                    Some(f) => crate::autoscale::hpa::spec::load_config(f, scenario)?,
+                    None => crate::autoscale::hpa::spec::default_config(scenario, 60),
+                };
+                Ok(Box::new(HpaPolicy::new(cfg)))
+            }
+            PolicyChoice::Kpa => {
+                let cfg = match config {
+                    Some(f) => KpaConfig::load(f, scenario)?,
+                    None => KpaConfig::defaults(scenario),
+                };
+                Ok(Box::new(KpaPolicy::new(cfg)))
+            }
+            PolicyChoice::Target => {
+                let cfg = match config {
+                    Some(f) => TargetConfig::load(f, scenario)?,
+                    None => TargetConfig::defaults(scenario),
+                };
+                Ok(Box::new(TargetTrackingPolicy::new(cfg)))
+            }
+            PolicyChoice::Static => {
+                if let Some(f) = config {
+                    return Err(PolicyError::NoConfig { name: self.to_string(), file: f.display().to_string() });
+                }
+                Ok(Box::new(StaticPolicy))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for PolicyChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        PolicyChoice::parse(s).map_err(|e| e.to_string())
+    }
+}
+
+impl std::fmt::Display for PolicyChoice {
+    /// The name as the CLI takes it (`agent:` and the checkpoint's path for an agent).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicyChoice::Static => f.write_str("static"),
+            PolicyChoice::Hpa => f.write_str("hpa"),
+            PolicyChoice::Kpa => f.write_str("kpa"),
+            PolicyChoice::Target => f.write_str("target"),
+            PolicyChoice::Agent(p) => write!(f, "agent:{}", p.display()),
+        }
+    }
+}
+
+/// Builds a policy from its name and optional configuration file: [`PolicyChoice::parse`], then
+/// [`PolicyChoice::build`].
 pub fn build_policy(
     name: &str,
     config: Option<&Path>,
     scenario: &Scenario,
 ) -> Result<Box<dyn Autoscaler>, PolicyError> {
-    if let Some(path) = name.strip_prefix("agent:") {
-        return Ok(Box::new(crate::rl::agent::policy::AgentPolicy::load(Path::new(path), scenario)?));
-    }
-    match name {
-        "hpa" => {
-            let cfg = match config {
-                Some(f) => crate::autoscale::hpa::spec::load_config(f, scenario)?,
-                None => crate::autoscale::hpa::spec::default_config(scenario, 60),
-            };
-            Ok(Box::new(HpaPolicy::new(cfg)))
+    PolicyChoice::parse(name)?.build(config, scenario)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names parse to their choice and print back as typed; an unknown name lists the known ones.
+    #[test]
+    fn policy_names_round_trip() {
+        for name in ["static", "hpa", "kpa", "target", "agent:runs/gat/checkpoint.ckpt"] {
+            assert_eq!(PolicyChoice::parse(name).unwrap().to_string(), name);
         }
-        "kpa" => {
-            let cfg = match config {
-                Some(f) => KpaConfig::load(f, scenario)?,
-                None => KpaConfig::defaults(scenario),
-            };
-            Ok(Box::new(KpaPolicy::new(cfg)))
-        }
-        "target" => {
-            let cfg = match config {
-                Some(f) => TargetConfig::load(f, scenario)?,
-                None => TargetConfig::defaults(scenario),
-            };
-            Ok(Box::new(TargetTrackingPolicy::new(cfg)))
-        }
-        "static" => {
-            if let Some(f) = config {
-                return Err(PolicyError::NoConfig { name: name.into(), file: f.display().to_string() });
-            }
-            Ok(Box::new(StaticPolicy))
-        }
-        _ => Err(PolicyError::Unknown { name: name.into(), known: POLICY_NAMES.join(", ") }),
+        assert_eq!(PolicyChoice::parse("agent:x.ckpt").unwrap(), PolicyChoice::Agent(PathBuf::from("x.ckpt")));
+        let e = PolicyChoice::parse("hpx").unwrap_err().to_string();
+        assert!(e.contains("unknown policy `hpx`") && e.contains("agent:CHECKPOINT"), "{e}");
     }
 }

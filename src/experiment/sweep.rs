@@ -33,7 +33,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::policies::{build_policy, POLICY_NAMES};
+use super::policies::{PolicyChoice, POLICY_NAMES};
 use super::stats::{cliffs_delta, describe, magnitude};
 use super::{run_to_dir, write_json, RunError, RunOptions};
 use crate::autoscale::hpa::spec::{default_config, load_config, MetricRule, ResourceName, Target};
@@ -48,7 +48,45 @@ pub const SUMMARY_CSV_FORMAT_VERSION: u32 = 1;
 /// Version of `timeline_all.csv`'s columns.
 pub const TIMELINE_ALL_FORMAT_VERSION: u32 = 1;
 
-const AXES: &[&str] = &["hpa.cpu_target", "scenario.scale_up_delay_s", "scenario.rate_scale", "policy.period_s"];
+/// A parameter a sweep varies. Written in sweep files and run records by [`Axis::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Axis {
+    /// The HPA's CPU utilisation target (%): applies to `hpa` policies only.
+    HpaCpuTarget,
+    /// Every service's scale-up delay (s).
+    ScaleUpDelay,
+    /// A factor on the workload's rates.
+    RateScale,
+    /// The policy's decision interval (s).
+    PolicyPeriod,
+}
+
+impl Axis {
+    pub const ALL: [Axis; 4] = [Axis::HpaCpuTarget, Axis::ScaleUpDelay, Axis::RateScale, Axis::PolicyPeriod];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Axis::HpaCpuTarget => "hpa.cpu_target",
+            Axis::ScaleUpDelay => "scenario.scale_up_delay_s",
+            Axis::RateScale => "scenario.rate_scale",
+            Axis::PolicyPeriod => "policy.period_s",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Axis> {
+        Axis::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Whether the axis varies a run of `policy` (an HPA setting does not apply to other policies).
+    pub fn applies_to(self, policy: &PolicyChoice) -> bool {
+        self != Axis::HpaCpuTarget || *policy == PolicyChoice::Hpa
+    }
+
+    /// Whether every policy shares the axis (so a run's baseline is matched on it).
+    fn is_shared(self) -> bool {
+        self != Axis::HpaCpuTarget
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -121,7 +159,7 @@ fn one_u32() -> u32 {
 #[derive(Clone, Debug)]
 pub struct SweepPolicy {
     pub label: String,
-    pub policy: String,
+    pub policy: PolicyChoice,
     pub config: Option<PathBuf>,
 }
 
@@ -156,7 +194,7 @@ impl RunSpec {
 
     /// The parameters that apply to every policy (for matching a run with its baseline).
     fn shared_params(&self) -> Vec<(String, f64)> {
-        self.params.iter().filter(|(a, _)| !a.starts_with("hpa.")).cloned().collect()
+        self.params.iter().filter(|(a, _)| Axis::from_name(a).is_some_and(Axis::is_shared)).cloned().collect()
     }
 }
 
@@ -247,17 +285,13 @@ impl Sweep {
         }
         let mut policies: Vec<SweepPolicy> = Vec::new();
         for p in &raw.policies {
-            if !POLICY_NAMES.contains(&p.policy.as_str()) && !p.policy.starts_with("agent:") {
-                return Err(err(
-                    &p.policy,
-                    format!("unknown policy `{}`; known: {}", p.policy, POLICY_NAMES.join(", ")),
-                )
-                .into());
-            }
+            let choice = PolicyChoice::parse(&p.policy).map_err(|_| {
+                err(&p.policy, format!("unknown policy `{}`; known: {}", p.policy, POLICY_NAMES.join(", ")))
+            })?;
             // An agent's checkpoint path is relative to the sweep file like every other path.
-            let policy_name = match p.policy.strip_prefix("agent:") {
-                Some(ck) => format!("agent:{}", base.join(ck).display()),
-                None => p.policy.clone(),
+            let choice = match choice {
+                PolicyChoice::Agent(ck) => PolicyChoice::Agent(base.join(ck)),
+                other => other,
             };
             let config = p.config.as_ref().map(|c| base.join(c));
             if let Some(c) = &config {
@@ -270,14 +304,15 @@ impl Sweep {
                 }
             }
             for sc in &scenarios {
-                build_policy(&p.policy, config.as_deref(), sc)
+                choice
+                    .build(config.as_deref(), sc)
                     .map_err(|e| SweepError::Invalid(format!("{file}: policy `{}`: {e}", p.policy)))?;
             }
             let label = p.label.clone().unwrap_or_else(|| p.policy.clone());
             if policies.iter().any(|q| q.label == label) {
                 return Err(err(&label, format!("two policies are labelled `{label}`")).into());
             }
-            policies.push(SweepPolicy { label, policy: policy_name, config });
+            policies.push(SweepPolicy { label, policy: choice, config });
         }
         if let Some(b) = &raw.baseline {
             if !policies.iter().any(|p| &p.label == b) {
@@ -294,25 +329,23 @@ impl Sweep {
                 }
             })
             .collect::<Result<_, _>>()?;
-        let mut axes: Vec<(String, Vec<f64>)> = Vec::new();
+        let mut axes: Vec<(Axis, Vec<f64>)> = Vec::new();
         for (name, v) in &raw.axes {
-            if !AXES.contains(&name.as_str()) {
-                return Err(err(name, format!("unknown axis `{name}`; known: {}", AXES.join(", "))).into());
-            }
+            let Some(axis) = Axis::from_name(name) else {
+                let known: Vec<&str> = Axis::ALL.iter().map(|a| a.name()).collect();
+                return Err(err(name, format!("unknown axis `{name}`; known: {}", known.join(", "))).into());
+            };
             let vals = values(v, name, &err)?;
             if vals.iter().any(|&x| x <= 0.0) {
                 return Err(err(name, "values must be > 0".into()).into());
             }
-            if name == "policy.period_s" && vals.iter().any(|&x| x < 0.001) {
+            if axis == Axis::PolicyPeriod && vals.iter().any(|&x| x < 0.001) {
                 return Err(err(name, "a decision period must be at least 0.001 s".into()).into());
             }
-            axes.push((name.clone(), vals));
+            axes.push((axis, vals));
         }
         let points_per_policy = |p: &SweepPolicy| -> f64 {
-            axes.iter()
-                .filter(|(a, _)| !a.starts_with("hpa.") || p.policy == "hpa")
-                .map(|(_, v)| v.len() as f64)
-                .product()
+            axes.iter().filter(|(a, _)| a.applies_to(&p.policy)).map(|(_, v)| v.len() as f64).product()
         };
         let runs: f64 =
             scenarios.len() as f64 * seeds.len() as f64 * policies.iter().map(points_per_policy).sum::<f64>();
@@ -324,8 +357,7 @@ impl Sweep {
         let mut grid = Vec::new();
         for (si, sc) in scenarios.iter().enumerate() {
             for (pi, p) in policies.iter().enumerate() {
-                let applicable: Vec<&(String, Vec<f64>)> =
-                    axes.iter().filter(|(a, _)| !a.starts_with("hpa.") || p.policy == "hpa").collect();
+                let applicable: Vec<&(Axis, Vec<f64>)> = axes.iter().filter(|(a, _)| a.applies_to(&p.policy)).collect();
                 let mut points: Vec<Vec<(String, f64)>> = vec![vec![]];
                 for (a, vals) in applicable {
                     points = points
@@ -333,7 +365,7 @@ impl Sweep {
                         .flat_map(|pt| {
                             vals.iter().map(move |v| {
                                 let mut q = pt.clone();
-                                q.push((a.clone(), *v));
+                                q.push((a.name().to_string(), *v));
                                 q
                             })
                         })
@@ -395,24 +427,24 @@ impl Sweep {
         let p = &self.policies[spec.policy_idx];
         let mut cpu_target = None;
         let mut period = None;
-        for (axis, v) in &spec.params {
-            match axis.as_str() {
-                "scenario.scale_up_delay_s" => {
+        for (name, v) in &spec.params {
+            let axis = Axis::from_name(name).ok_or_else(|| SweepError::Invalid(format!("unknown axis {name}")))?;
+            match axis {
+                Axis::ScaleUpDelay => {
                     for s in &mut sc.app.services {
                         s.scale_up_delay = SimTime::from_secs_f64(*v);
                     }
                 }
-                "scenario.rate_scale" => match &mut sc.workload.source {
+                Axis::RateScale => match &mut sc.workload.source {
                     ArrivalSource::Rate { schedule, .. } => schedule.scale_rates(*v),
                     ArrivalSource::Replay { rate_scale, .. } => *rate_scale *= v,
                 },
-                "hpa.cpu_target" => cpu_target = Some(v.round() as i64),
-                "policy.period_s" => period = Some(SimTime::from_secs_f64(*v)),
-                other => return Err(SweepError::Invalid(format!("unknown axis {other}"))),
+                Axis::HpaCpuTarget => cpu_target = Some(v.round() as i64),
+                Axis::PolicyPeriod => period = Some(SimTime::from_secs_f64(*v)),
             }
         }
-        let mut policy: Box<dyn Autoscaler> = match (p.policy.as_str(), cpu_target) {
-            ("hpa", Some(t)) => {
+        let mut policy: Box<dyn Autoscaler> = match (&p.policy, cpu_target) {
+            (PolicyChoice::Hpa, Some(t)) => {
                 let mut cfg = match &p.config {
                     Some(f) => load_config(f, &sc)?,
                     None => default_config(&sc, t),
@@ -426,7 +458,7 @@ impl Sweep {
                 }
                 Box::new(HpaPolicy::new(cfg))
             }
-            _ => build_policy(&p.policy, p.config.as_deref(), &sc).map_err(|e| SweepError::Invalid(e.to_string()))?,
+            _ => p.policy.build(p.config.as_deref(), &sc).map_err(|e| SweepError::Invalid(e.to_string()))?,
         };
         if let Some(period) = period {
             policy = Box::new(WithPeriod { inner: policy, period });
@@ -826,6 +858,18 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_677), (2023, 11, 16));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    /// Axis names round-trip, and an HPA setting varies HPA runs only.
+    #[test]
+    fn axes_by_name_and_scope() {
+        for a in Axis::ALL {
+            assert_eq!(Axis::from_name(a.name()), Some(a));
+        }
+        assert_eq!(Axis::from_name("hpa.cpu"), None);
+        assert!(Axis::HpaCpuTarget.applies_to(&PolicyChoice::Hpa));
+        assert!(!Axis::HpaCpuTarget.applies_to(&PolicyChoice::Kpa));
+        assert!(Axis::RateScale.applies_to(&PolicyChoice::Static));
     }
 
     #[test]
