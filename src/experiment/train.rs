@@ -308,6 +308,9 @@ impl StallWatch {
     }
 }
 
+/// Version of `training_log.csv`'s columns. 2: `explained_variance` before `format_version`.
+pub const TRAINING_LOG_FORMAT_VERSION: u32 = 2;
+
 /// One `training_log.csv` row. A mean episode reward before any episode has finished is left
 /// empty (not NaN): no output holds NaN.
 fn log_row(log: &mut std::fs::File, path: &Path, row: &LogRow) -> Result<(), TrainError> {
@@ -316,8 +319,15 @@ fn log_row(log: &mut std::fs::File, path: &Path, row: &LogRow) -> Result<(), Tra
         if row.mean_episode_reward.is_finite() { format!("{:.6}", row.mean_episode_reward) } else { String::new() };
     writeln!(
         log,
-        "{},{reward},{},{:.6},{:.6},{:.6},{:.6},{:.6},1",
-        row.step, row.episodes, s.policy_loss, s.value_loss, s.entropy, s.approx_kl, s.clip_fraction
+        "{},{reward},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{TRAINING_LOG_FORMAT_VERSION}",
+        row.step,
+        row.episodes,
+        s.policy_loss,
+        s.value_loss,
+        s.entropy,
+        s.approx_kl,
+        s.clip_fraction,
+        s.explained_variance
     )
     .map_err(|e| io_err(path, e))
 }
@@ -331,6 +341,7 @@ fn non_finite(row: &LogRow) -> Option<&'static str> {
         (s.entropy, "entropy"),
         (s.approx_kl, "approximate KL"),
         (s.clip_fraction, "clip fraction"),
+        (s.explained_variance, "explained variance"),
     ]
     .into_iter()
     .find(|(v, _)| !v.is_finite())

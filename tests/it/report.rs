@@ -57,13 +57,13 @@ fn y_ticks(svg: &str) -> Vec<f64> {
 fn write_training_log(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let mut log = String::from(
-        "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,format_version\n",
+        "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,explained_variance,format_version\n",
     );
     // No episode finished at the first update (an empty reward cell), then rewards -240 -> -80.
-    log.push_str("512,,0,0.05,300.0,2.2,0.001,0.0,1\n");
+    log.push_str("512,,0,0.05,300.0,2.2,0.001,0.0,-0.3,2\n");
     for i in 1..=20u32 {
         let r = -240.0 + 8.0 * i as f64;
-        log.push_str(&format!("{},{r},{i},-0.01,{},2.1,0.004,0.08,1\n", 512 + i * 512, 300.0 / i as f64));
+        log.push_str(&format!("{},{r},{i},-0.01,{},2.1,0.004,0.08,0.5,2\n", 512 + i * 512, 300.0 / i as f64));
     }
     std::fs::write(dir.join("training_log.csv"), log).unwrap();
     std::fs::write(dir.join("agent.yaml"), "encoder: mlp\nalgorithm: ppo\n").unwrap();
@@ -79,7 +79,15 @@ fn training_folder_report_has_curves_with_true_axes() {
     write_training_log(&tr);
     let (ok, out) = cli(&["report", tr.to_str().unwrap()]);
     assert!(ok, "{out}");
-    for c in ["mean_episode_reward", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"] {
+    for c in [
+        "mean_episode_reward",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "approx_kl",
+        "clip_fraction",
+        "explained_variance",
+    ] {
         for ext in ["png", "svg"] {
             assert!(tr.join(format!("charts/training_{c}.{ext}")).is_file(), "training_{c}.{ext}");
         }

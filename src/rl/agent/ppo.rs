@@ -90,6 +90,28 @@ pub struct UpdateStats {
     pub entropy: f64,
     pub approx_kl: f64,
     pub clip_fraction: f64,
+    /// How much of the returns' variance the critic's values explain, before the update:
+    /// `1 - Var(returns - values) / Var(returns)`. 1 is a perfect critic, 0 one that predicts the
+    /// mean, negative one worse than that (its advantages are then mostly noise).
+    pub explained_variance: f64,
+}
+
+/// `1 - Var(returns - values) / Var(returns)` (0 when the returns do not vary).
+pub fn explained_variance(values: &[f64], returns: &[f64]) -> f64 {
+    let n = returns.len().min(values.len());
+    if n == 0 {
+        return 0.0;
+    }
+    let var = |x: &mut dyn Iterator<Item = f64>| {
+        let v: Vec<f64> = x.collect();
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / v.len() as f64
+    };
+    let var_ret = var(&mut returns[..n].iter().copied());
+    if var_ret <= 0.0 {
+        return 0.0;
+    }
+    1.0 - var(&mut returns[..n].iter().zip(&values[..n]).map(|(r, v)| r - v)) / var_ret
 }
 
 /// The networks of an agent.
@@ -491,6 +513,7 @@ impl Agent {
             stats.approx_kl /= batches;
             stats.clip_fraction /= batches;
         }
+        stats.explained_variance = explained_variance(&buf.values, returns);
         stats
     }
 }
@@ -670,7 +693,7 @@ pub struct LogRow {
 }
 
 pub const TRAINING_LOG_HEADER: &str =
-    "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,format_version";
+    "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,explained_variance,format_version";
 
 /// Trains `agent` on `envs` for `steps` environment steps (over all environments), calling
 /// `on_update` after every rollout and update.
@@ -844,6 +867,7 @@ pub fn train_team(
             stats.entropy += s.entropy / m as f64;
             stats.approx_kl += s.approx_kl / m as f64;
             stats.clip_fraction += s.clip_fraction / m as f64;
+            stats.explained_variance += s.explained_variance / m as f64;
         }
         let recent = &finished[finished.len().saturating_sub(10)..];
         let mean = if recent.is_empty() { f64::NAN } else { recent.iter().sum::<f64>() / recent.len() as f64 };
@@ -1025,5 +1049,17 @@ mod tests {
         assert_eq!(lp[3].exp(), 0.0);
         // The allowed two renormalise: p0 = e^3 / (e^3 + e^2).
         assert!((lp[0].exp() - 3f64.exp() / (3f64.exp() + 2f64.exp())).abs() < 1e-12);
+    }
+
+    /// Returns 1, 2, 3, 4 (variance 1.25). Values equal to them: 1. Values 1.5, 2, 3, 3.5:
+    /// residuals -0.5, 0, 0, 0.5, variance 0.125, so 1 - 0.125 / 1.25 = 0.9. A constant value:
+    /// residual variance equals the returns' own, 0. Constant returns: 0 by definition.
+    #[test]
+    fn explained_variance_by_hand() {
+        let r = [1.0, 2.0, 3.0, 4.0];
+        assert!((explained_variance(&r, &r) - 1.0).abs() < 1e-12);
+        assert!((explained_variance(&[1.5, 2.0, 3.0, 3.5], &r) - 0.9).abs() < 1e-12);
+        assert!(explained_variance(&[2.0; 4], &r).abs() < 1e-12);
+        assert_eq!(explained_variance(&[1.0, 2.0], &[3.0, 3.0]), 0.0);
     }
 }
