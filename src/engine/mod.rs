@@ -9,5 +9,5 @@ mod rng;
 mod time;
 
 pub use queue::EventQueue;
-pub use rng::{stream_seed, RngStreams, SimRng};
+pub use rng::{fnv1a64, fnv1a64_extend, stream_seed, RngStreams, SimRng, FNV1A64_START};
 pub use time::SimTime;

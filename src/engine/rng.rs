@@ -36,8 +36,17 @@ impl RngStreams {
     }
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+/// FNV-1a (64 bits) of `bytes`: a hash that is the same on every build and machine (std's
+/// `DefaultHasher` promises neither), for stream seeds, checkpoint checksums and folder names.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    fnv1a64_extend(FNV1A64_START, bytes)
+}
+
+/// FNV-1a's offset basis: the hash of no bytes, where [`fnv1a64_extend`] starts.
+pub const FNV1A64_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The FNV-1a hash `h` extended by `bytes` (hashing in parts).
+pub fn fnv1a64_extend(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h ^= b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);

@@ -298,13 +298,9 @@ fn remove_entry(p: &Path) -> Result<(), RunError> {
 /// folder names that differ whenever what was run differs. Stable across builds and machines,
 /// unlike std's `DefaultHasher`.
 pub fn short_hash(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for &b in part.iter().chain(&[0xff]) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
+    use crate::engine::{fnv1a64_extend, FNV1A64_START};
+    // Each part is followed by 0xff (a byte UTF-8 never holds), so ["ab"] and ["a", "b"] differ.
+    let h = parts.iter().fold(FNV1A64_START, |h, part| fnv1a64_extend(fnv1a64_extend(h, part), &[0xff]));
     format!("{:08x}", (h ^ (h >> 32)) as u32)
 }
 

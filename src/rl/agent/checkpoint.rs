@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{AgentConfig, Encoder};
 use super::graph::GraphNet;
 use super::nn::{Actor, Adam, Critic, ObsNorm, Params, Shapes, ACTIONS, HIDDEN, OBS_MAX};
+use crate::engine::fnv1a64;
 
 /// 2: the actor has node-type and CPU-quota heads (version 1 had the joint action only).
 pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
@@ -75,15 +76,6 @@ fn non_finite(groups: &[&Vec<Vec<f32>>; 6], norm: &[f64]) -> Option<&'static str
         }
     }
     norm.iter().any(|x| !x.is_finite()).then_some("the observation normaliser")
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// The shapes this build's networks have for `encoder`.
@@ -148,7 +140,7 @@ impl Checkpoint {
         for x in self.norm.mean.iter().chain(&self.norm.m2) {
             out.extend_from_slice(&x.to_le_bytes());
         }
-        let sum = fnv1a(&out);
+        let sum = fnv1a64(&out);
         out.extend_from_slice(&sum.to_le_bytes());
         let tmp = path.with_extension("ckpt.tmp");
         std::fs::write(&tmp, &out).map_err(err)?;
@@ -169,7 +161,7 @@ impl Checkpoint {
             )));
         }
         let (body, tail) = bytes.split_at(bytes.len() - 8);
-        if fnv1a(body) != u64::from_le_bytes(tail.try_into().expect("8 bytes")) {
+        if fnv1a64(body) != u64::from_le_bytes(tail.try_into().expect("8 bytes")) {
             return Err(fail("checksum mismatch: the file is truncated or corrupt".into()));
         }
         // Every length read from the file is checked against the file's own size before use.
