@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-use scalesim::autoscale::{ScaleDecision, StaticPolicy};
+use scalesim::autoscale::ScaleDecision;
 use scalesim::engine::SimTime;
 use scalesim::experiment::policies::build_policy;
 use scalesim::scenario::load_scenario;
@@ -18,7 +18,7 @@ fn main() {
     for s in &mut sc.app.services {
         s.initial_replicas = 3;
     }
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     while sim.step_until(SimTime::from_secs(300)).unwrap() {}
     let view = sim.view();
     let services = view.services.len();

@@ -12,7 +12,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use scalesim::autoscale::StaticPolicy;
 use scalesim::engine::SimTime;
 use scalesim::scenario::{load_scenario, Scenario};
 use scalesim::sim::{Simulator, Sinks};
@@ -53,7 +52,7 @@ fn steady(mut sc: Scenario, secs: u64) -> Scenario {
 
 fn time_run(sc: &Scenario) -> (f64, u64, u64) {
     let start = Instant::now();
-    let mut sim = Simulator::new(sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(sc, 1, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     (start.elapsed().as_secs_f64(), s.requests.arrived, s.events_processed)
 }
@@ -81,7 +80,7 @@ fn main() {
     }
     println!("24 h simulated (OB, 400 RPS steady, 7 replicas): memory every 4 simulated hours");
     let sc = steady(provisioned(peak()), 24 * 3600);
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     let start = Instant::now();
     for h in (4..=24).step_by(4) {
         while sim.step_until(SimTime::from_secs(h * 3600)).unwrap() {}

@@ -1,222 +1,198 @@
-//! Drives a policy over any [`ClusterBackend`]: advance to the next decision time, observe, decide,
-//! apply through the backend's scaling manager; and records what happened (a sample of every
-//! service per decision period, every decision) so runs on different backends can be compared.
+//! The one controller loop, for every backend (the simulator, the local cluster, a Kubernetes
+//! cluster): advance to the next decision time, observe, decide, apply through the backend's
+//! scaling manager, and record what happened (a sample per decision period, every decision, in
+//! `metrics`' run-folder schema) so runs on different backends compare column for column.
 //!
-//! This is the controller loop a Kubernetes HPA runs, written once for the simulator, the local
-//! cluster and a real one.
+//! This is the loop a Kubernetes HPA controller runs. The RL environment is the one other driver
+//! of a backend: it applies an agent's actions step by step itself.
 
 use std::io::Write;
-use std::path::Path;
-
-use serde::Serialize;
 
 use super::{BackendError, ClusterBackend};
 use crate::autoscale::{Autoscaler, CpuResize, ScaleDecision};
 use crate::engine::SimTime;
-use crate::metrics::LatencySummary;
-use crate::sim::RunTotals;
+use crate::metrics::{ActionsWriter, DecisionRecord, Recording, Sample, ServiceSample};
 
-/// One service at one sample time, as the metrics server reported it.
-#[derive(Clone, Debug, Serialize)]
-pub struct ServiceSample {
-    pub active: u32,
-    pub starting: u32,
-    pub draining: u32,
-    /// Mean CPU utilisation of its Active pods against their request (the HPA's metric).
-    pub cpu_utilization: Option<f64>,
-    pub rps: f64,
-    pub p95_ms: f64,
-}
+/// How many progress reports a run makes at least (a policy that never decides still reports).
+const PROGRESS_STEPS: u64 = 200;
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Sample {
-    pub time_s: f64,
-    pub services: Vec<ServiceSample>,
-}
-
-/// One policy decision and what the backend made of it.
-#[derive(Clone, Debug, Serialize)]
-pub struct DecisionRecord {
-    pub time_s: f64,
-    pub service: usize,
-    pub from: u32,
-    pub to: u32,
-    pub desired: u32,
-    pub reason: String,
-    pub blocked: String,
-}
-
-/// Everything a driven run recorded.
-#[derive(Clone, Debug, Serialize)]
-pub struct DriveLog {
-    pub backend: String,
-    pub policy: String,
-    pub services: Vec<String>,
-    pub samples: Vec<Sample>,
-    pub decisions: Vec<DecisionRecord>,
-    pub totals: RunTotals,
-    pub latency_ms: LatencySummary,
-    /// Wall-clock seconds the run took.
-    pub wall_s: f64,
-}
-
-impl DriveLog {
-    /// Decisions that changed a replica count.
-    pub fn scale_decisions(&self) -> usize {
-        self.decisions.iter().filter(|d| d.from != d.to).count()
-    }
-
-    /// `service`'s samples' mean CPU utilisation (those with a value), or `None` if none had one.
-    pub fn mean_cpu_utilization(&self, service: usize) -> Option<f64> {
-        let vals: Vec<f64> = self.samples.iter().filter_map(|s| s.services[service].cpu_utilization).collect();
-        (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
-    }
-
-    /// `service`'s mean Active replicas over the samples.
-    pub fn mean_active(&self, service: usize) -> f64 {
-        if self.samples.is_empty() {
-            return 0.0;
-        }
-        self.samples.iter().map(|s| s.services[service].active as f64).sum::<f64>() / self.samples.len() as f64
-    }
-
-    /// `service`'s samples' mean p95 visit latency (ms), over the samples that had traffic.
-    pub fn mean_p95_ms(&self, service: usize) -> f64 {
-        let vals: Vec<f64> = self.samples.iter().map(|s| s.services[service].p95_ms).filter(|v| *v > 0.0).collect();
-        if vals.is_empty() {
-            0.0
-        } else {
-            vals.iter().sum::<f64>() / vals.len() as f64
-        }
-    }
-
-    /// `timeline.csv`-like rows: one per sample and service.
-    pub fn write_samples(&self, path: &Path) -> std::io::Result<()> {
-        let mut w = csv::Writer::from_path(path)?;
-        w.write_record(["time_s", "service", "active", "starting", "draining", "cpu_utilization", "rps", "p95_ms"])?;
-        for s in &self.samples {
-            for (i, v) in s.services.iter().enumerate() {
-                w.write_record([
-                    format!("{:.3}", s.time_s),
-                    self.services[i].clone(),
-                    v.active.to_string(),
-                    v.starting.to_string(),
-                    v.draining.to_string(),
-                    v.cpu_utilization.map_or(String::new(), |u| format!("{u:.4}")),
-                    format!("{:.3}", v.rps),
-                    format!("{:.3}", v.p95_ms),
-                ])?;
-            }
-        }
-        w.flush()
-    }
-
-    pub fn write_decisions(&self, path: &Path) -> std::io::Result<()> {
-        let mut w = csv::Writer::from_path(path)?;
-        w.write_record(["time_s", "service", "from", "to", "desired", "reason", "blocked"])?;
-        for d in &self.decisions {
-            w.write_record([
-                format!("{:.3}", d.time_s),
-                self.services[d.service].clone(),
-                d.from.to_string(),
-                d.to.to_string(),
-                d.desired.to_string(),
-                d.reason.clone(),
-                d.blocked.clone(),
-            ])?;
-        }
-        w.flush()
-    }
-}
-
-/// Runs `policy` on `backend` to its horizon. `progress(now, horizon)` is called after every period.
-/// `log` (if any) gets one line per replica change.
-pub fn drive(
+/// Runs `policy` on `backend` to its horizon and returns what it recorded.
+pub fn drive<'a>(
     backend: &mut dyn ClusterBackend,
     backend_name: &str,
-    policy: &mut dyn Autoscaler,
-    progress: &mut dyn FnMut(SimTime, SimTime),
-    mut log: Option<&mut dyn Write>,
-) -> Result<DriveLog, BackendError> {
-    let started = std::time::Instant::now();
+    policy: &'a mut dyn Autoscaler,
+    actions: ActionsWriter,
+    log: Option<&'a mut dyn Write>,
+    progress: &mut dyn FnMut(&dyn ClusterBackend),
+) -> Result<Recording, BackendError> {
+    let mut controller = Controller::new(&*backend, backend_name, policy, actions);
+    controller.log = log;
     let horizon = backend.horizon();
-    let period = policy.period();
-    let services: Vec<String> = backend.app().services.iter().map(|s| s.name.clone()).collect();
-    let mut samples = Vec::new();
-    let mut decisions = Vec::new();
-    let mut out: Vec<ScaleDecision> = Vec::new();
-    // A real cluster's clock need not start at 0: times are recorded from the start of the run.
-    let t0 = backend.now();
-    let since = |t: SimTime| t.saturating_sub(t0).as_secs_f64();
-    let mut t = (t0 + period).min(horizon);
-    loop {
-        backend.advance(t)?;
-        let view = backend.observe();
-        samples.push(Sample {
-            time_s: since(t),
-            services: view
-                .services
-                .iter()
-                .map(|s| ServiceSample {
-                    active: s.counts.active,
-                    starting: s.counts.starting,
-                    draining: s.counts.draining,
-                    cpu_utilization: s.cpu_utilization,
-                    rps: s.rps,
-                    p95_ms: s.p95_ms,
-                })
-                .collect(),
-        });
-        progress(t.saturating_sub(t0), horizon.saturating_sub(t0));
-        if t >= horizon {
-            break;
+    controller.run_until(backend, horizon, progress)?;
+    controller.finish(&*backend)
+}
+
+/// The controller loop, resumable: [`Controller::run_until`] takes it to any time, so a test can
+/// stop between decisions and look at the backend. A decision at time `t` sees every event at
+/// `t` (the scrape of a tick at `t` included); decisions happen only before the horizon.
+pub struct Controller<'a> {
+    policy: &'a mut dyn Autoscaler,
+    backend_name: String,
+    actions: ActionsWriter,
+    /// One readable line per replica change (`--verbose` on real backends).
+    pub log: Option<&'a mut dyn Write>,
+    services: Vec<String>,
+    horizon: SimTime,
+    /// The backend's clock at the start: a real cluster's need not start at 0, and times are
+    /// recorded from the start of the run.
+    t0: SimTime,
+    period: SimTime,
+    report_step: SimTime,
+    /// The next decision (or, at the horizon, the last sample).
+    next: SimTime,
+    /// How far the backend has been advanced.
+    at: SimTime,
+    done: bool,
+    samples: Vec<Sample>,
+    decisions: Vec<DecisionRecord>,
+    buf: Vec<ScaleDecision>,
+    view: crate::metrics::ClusterView,
+    started: std::time::Instant,
+}
+
+impl<'a> Controller<'a> {
+    pub fn new(
+        backend: &dyn ClusterBackend,
+        backend_name: &str,
+        policy: &'a mut dyn Autoscaler,
+        actions: ActionsWriter,
+    ) -> Self {
+        let (t0, horizon) = (backend.now(), backend.horizon());
+        let period = if policy.is_passive() { horizon.saturating_sub(t0) } else { policy.period() };
+        Controller {
+            policy,
+            backend_name: backend_name.into(),
+            actions,
+            log: None,
+            services: backend.app().services.iter().map(|s| s.name.clone()).collect(),
+            horizon,
+            t0,
+            period,
+            report_step: SimTime((horizon.saturating_sub(t0).0 / PROGRESS_STEPS).max(1)),
+            next: (t0 + period).min(horizon),
+            at: t0,
+            done: false,
+            samples: Vec::new(),
+            decisions: Vec::new(),
+            buf: Vec::new(),
+            view: Default::default(),
+            started: std::time::Instant::now(),
         }
-        out.clear();
-        policy.decide(&view, &mut out);
-        for d in &out {
-            if d.service >= services.len() {
-                return Err(BackendError::Sim(crate::sim::SimError::BadDecision {
-                    policy: policy.name(),
-                    service: d.service,
-                    services: services.len(),
-                }));
+    }
+
+    fn since(&self, t: SimTime) -> f64 {
+        t.saturating_sub(self.t0).as_secs_f64()
+    }
+
+    /// Advances `backend` to `until` (at most the horizon), deciding at every decision time up
+    /// to and including it. `progress` is called after every advance.
+    pub fn run_until(
+        &mut self,
+        backend: &mut dyn ClusterBackend,
+        until: SimTime,
+        progress: &mut dyn FnMut(&dyn ClusterBackend),
+    ) -> Result<(), BackendError> {
+        while !self.done {
+            let target = self.next.min(until);
+            // Advancing in pieces is the same as one advance: it only adds progress reports.
+            while self.at < target {
+                self.at = (self.at + self.report_step).min(target);
+                backend.advance(self.at)?;
+                progress(&*backend);
             }
+            if self.at < self.next {
+                return Ok(());
+            }
+            backend.observe_into(&mut self.view);
+            self.samples.push(sample(self.since(self.next), &self.view, &*backend));
+            if self.next >= self.horizon {
+                self.done = true;
+                break;
+            }
+            self.decide(backend)?;
+            self.next = (self.next + self.period).min(self.horizon);
+        }
+        Ok(())
+    }
+
+    fn decide(&mut self, backend: &mut dyn ClusterBackend) -> Result<(), BackendError> {
+        self.buf.clear();
+        self.policy.decide(&self.view, &mut self.buf);
+        let time_s = self.since(self.next);
+        for d in &self.buf {
+            let Some(name) = self.services.get(d.service) else {
+                return Err(BackendError::BadDecision {
+                    policy: self.policy.name(),
+                    service: d.service,
+                    services: self.services.len(),
+                });
+            };
             let resize = d.cpu_limit.map(|cores| backend.resize_cpu_limit(d.service, cores));
             let change = backend.set_replicas_on(d.service, d.desired, d.sku)?;
-            let reason = CpuResize::annotate(&d.reason, resize);
-            if change.from != change.to {
-                if let Some(w) = log.as_deref_mut() {
-                    let _ = writeln!(
-                        w,
-                        "[{:>10.3}s] {} {} -> {} ({})",
-                        since(t),
-                        services[d.service],
-                        change.from,
-                        change.to,
-                        reason
-                    );
-                }
-            }
-            decisions.push(DecisionRecord {
-                time_s: since(t),
+            let record = DecisionRecord {
+                time_s,
                 service: d.service,
                 from: change.from,
                 to: change.to,
                 desired: d.desired,
-                reason,
+                reason: CpuResize::annotate(&d.reason, resize),
                 blocked: change.refused.map(|r| r.to_string()).unwrap_or_default(),
-            });
+            };
+            if change.from != change.to {
+                if let Some(w) = self.log.as_deref_mut() {
+                    let _ =
+                        writeln!(w, "[{time_s:>10.3}s] {name} {} -> {} ({})", record.from, record.to, record.reason);
+                }
+            }
+            self.actions.write(name, &record).map_err(BackendError::Output)?;
+            self.decisions.push(record);
         }
-        t = (t + period).min(horizon);
+        Ok(())
     }
-    Ok(DriveLog {
-        backend: backend_name.into(),
-        policy: policy.name(),
-        services,
-        samples,
-        decisions,
+
+    /// What the loop recorded, with the backend's totals and latency now.
+    pub fn finish(mut self, backend: &dyn ClusterBackend) -> Result<Recording, BackendError> {
+        self.actions.flush().map_err(BackendError::Output)?;
+        Ok(Recording {
+            backend: self.backend_name,
+            policy: self.policy.name(),
+            services: self.services,
+            samples: self.samples,
+            decisions: self.decisions,
+            totals: backend.totals(),
+            latency_ms: backend.latency(),
+            wall_s: self.started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+fn sample(time_s: f64, view: &crate::metrics::ClusterView, backend: &dyn ClusterBackend) -> Sample {
+    Sample {
+        time_s,
+        services: view
+            .services
+            .iter()
+            .map(|s| ServiceSample {
+                active: s.counts.active,
+                starting: s.counts.starting,
+                draining: s.counts.draining,
+                cpu_utilization: s.cpu_utilization,
+                rps: s.rps,
+                p95_ms: s.p95_ms,
+                queue_len: s.queue_len,
+                replication_lag_ms: s.replication_lag_ms,
+            })
+            .collect(),
         totals: backend.totals(),
-        latency_ms: backend.latency(),
-        wall_s: started.elapsed().as_secs_f64(),
-    })
+    }
 }

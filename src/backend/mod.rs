@@ -15,9 +15,10 @@ pub mod validate;
 use crate::app::AppSpec;
 use crate::cluster::ClusterSpec;
 use crate::engine::SimTime;
+use crate::metrics::RunTotals;
 use crate::metrics::{ClusterView, LatencySummary};
 use crate::scaling::{Refusal, ReplicaChange, ReplicaCounts};
-use crate::sim::{RunTotals, SimError, Simulator};
+use crate::sim::{SimError, Simulator};
 
 /// A scale command's outcome: done, or refused with the reason.
 pub type ScaleResult = Result<(), Refusal>;
@@ -36,6 +37,12 @@ pub enum BackendError {
     /// A real cluster could not be read or changed.
     #[error("kubernetes backend: {0}")]
     Kubernetes(String),
+    /// A policy named a service the scenario does not have.
+    #[error("policy `{policy}` named service #{service}, but the scenario has {services} services")]
+    BadDecision { policy: String, service: usize, services: usize },
+    /// The run's records could not be written.
+    #[error("writing actions.csv: {0}")]
+    Output(std::io::Error),
 }
 
 /// `Send`, so that the environments built on backends can step on several threads.
@@ -90,6 +97,11 @@ pub trait ClusterBackend: Send {
     fn replication_lag_ms(&self) -> &[f64];
     /// Live instances in all, and the most the cluster allows.
     fn instances(&self) -> (u32, u32);
+    /// `(cost in dollars, instance-hours)` so far, where the backend keeps its servers' history
+    /// (`None`: the recorder integrates the sampled replica counts instead).
+    fn usage(&self) -> Option<(f64, f64)> {
+        None
+    }
     /// Stops the load and releases what the backend holds (processes, connections). A backend
     /// starts its load when it is built; the simulator holds nothing.
     fn shutdown(&mut self) {}
@@ -154,5 +166,9 @@ impl ClusterBackend for Simulator {
     }
     fn instances(&self) -> (u32, u32) {
         (self.scaling().status_summary().total, self.scaling().cluster().max_instances)
+    }
+    fn usage(&self) -> Option<(f64, f64)> {
+        let now = Simulator::now(self);
+        Some((self.scaling().cost(now), self.scaling().instance_seconds(now) / 3600.0))
     }
 }

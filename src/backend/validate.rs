@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::driver::DriveLog;
+use crate::metrics::Recording;
 
 /// Bounds a validation is held to.
 pub const LATENCY_REL_BOUND: f64 = 0.20;
@@ -89,12 +89,12 @@ pub fn compare(
     against: &str,
     seed: u64,
     time_compression: f64,
-    sim: &DriveLog,
-    real: &DriveLog,
+    sim: &Recording,
+    real: &Recording,
     real_worker_failures: u64,
 ) -> Gap {
     let per_service_decisions =
-        |log: &DriveLog, s: usize| log.decisions.iter().filter(|d| d.service == s && d.from != d.to).count();
+        |log: &Recording, s: usize| log.decisions.iter().filter(|d| d.service == s && d.from != d.to).count();
     let services: Vec<ServiceGap> = sim
         .services
         .iter()
@@ -146,7 +146,7 @@ pub fn compare(
 }
 
 /// Replica counts and CPU utilisation of both runs side by side, one row per sample and service.
-pub fn write_side_by_side(path: &Path, sim: &DriveLog, real: &DriveLog) -> std::io::Result<()> {
+pub fn write_side_by_side(path: &Path, sim: &Recording, real: &Recording) -> std::io::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     w.write_record([
         "time_s",

@@ -12,12 +12,13 @@ use serde::Serialize;
 
 use super::outdir::write_run_folder;
 use super::{out_err, RunError, INFO_FORMAT_VERSION};
-use crate::autoscale::{Autoscaler, StaticPolicy};
-use crate::backend::driver::{drive, DriveLog};
+use crate::autoscale::Autoscaler;
+use crate::backend::driver::drive;
 use crate::backend::local::{LocalBackend, LocalOptions};
 use crate::backend::validate::{compare, markdown, write_side_by_side, Gap};
 use crate::backend::ClusterBackend;
 use crate::engine::SimTime;
+use crate::metrics::{ActionsWriter, Recording};
 use crate::report::Series;
 use crate::scenario::Scenario;
 use crate::sim::{Simulator, Sinks};
@@ -58,20 +59,9 @@ struct BackendInfo<'a> {
     /// The Kubernetes API server a real run talked to (never its credentials).
     #[serde(skip_serializing_if = "Option::is_none")]
     api_url: Option<String>,
-}
-
-#[derive(Serialize)]
-struct BackendSummary<'a> {
-    format_version: u32,
-    backend: &'a str,
-    policy: &'a str,
-    requests: crate::sim::RunTotals,
-    /// Requests neither completed nor dropped when the horizon came.
-    in_flight_at_end: u64,
-    latency_ms: &'a crate::metrics::LatencySummary,
-    slo_violation_pct: f64,
-    scale_decisions: usize,
+    /// Worker processes of the local backend that failed during the run.
     worker_failures: u64,
+    /// Wall-clock seconds the run took.
     wall_s: f64,
 }
 
@@ -107,11 +97,42 @@ fn info<'a>(
         time_compression: k,
         horizon_s: scenario.horizon.as_secs_f64(),
         api_url: None,
+        worker_failures: 0,
+        wall_s: 0.0,
     }
 }
 
 fn compression(scenario: &Scenario, options: &LocalRunOptions) -> f64 {
     options.time_compression.unwrap_or(scenario.backends.local_time_compression)
+}
+
+/// A run on a backend as the controller loop recorded it, with what only the backend knows.
+pub struct Driven {
+    pub recording: Recording,
+    /// Worker processes that failed (local backend).
+    pub failures: u64,
+    /// `(cost, instance-hours)` from the backend's own history, where it keeps one.
+    pub usage: Option<(f64, f64)>,
+}
+
+impl Driven {
+    /// Writes `timeline.csv`, `requests.csv` and `summary.json` (the simulator's schemas) under
+    /// `prefix` in `dir`; `actions.csv` was written as the run went.
+    fn write(&self, dir: &Path, prefix: &str, scenario: &Scenario, seed: u64) -> Result<(), RunError> {
+        let rec = &self.recording;
+        let at = |name: &str| dir.join(format!("{prefix}{name}"));
+        rec.write_timeline(&at("timeline.csv")).map_err(io(dir))?;
+        rec.write_requests(&at("requests.csv")).map_err(io(dir))?;
+        let prices: Vec<f64> =
+            scenario.app.services.iter().map(|s| scenario.cluster.skus[s.sku].price_per_hour).collect();
+        let summary = rec.summary(&scenario.name, seed, scenario.slo.as_millis_f64(), self.usage, &prices);
+        write_json(&at("summary.json"), &summary)
+    }
+}
+
+fn actions_file(path: &Path) -> Result<ActionsWriter, RunError> {
+    let f = fs::File::create(path).map_err(|e| out_err(path, e))?;
+    ActionsWriter::new(Box::new(std::io::BufWriter::new(f))).map_err(|e| out_err(path, e))
 }
 
 /// Runs `policy` on the local backend: starts it, drives it to the horizon, and ends every worker
@@ -121,8 +142,9 @@ pub fn drive_local(
     policy: &mut dyn Autoscaler,
     seed: u64,
     options: &LocalRunOptions,
+    actions: ActionsWriter,
     progress: &mut dyn FnMut(SimTime, SimTime),
-) -> Result<(DriveLog, u64), RunError> {
+) -> Result<Driven, RunError> {
     let opts = LocalOptions {
         worker_exe: options.worker_exe.clone(),
         time_compression: compression(scenario, options),
@@ -133,9 +155,11 @@ pub fn drive_local(
     let mut local = LocalBackend::start(scenario, opts)?;
     let mut stderr = std::io::stderr();
     let log: Option<&mut dyn std::io::Write> = if options.verbose { Some(&mut stderr) } else { None };
-    let result = drive(&mut local, "local", policy, progress, log);
+    let mut report = |b: &dyn ClusterBackend| progress(b.now(), b.horizon());
+    let result = drive(&mut local, "local", policy, actions, log, &mut report);
+    let usage = local.usage();
     local.shutdown();
-    Ok((result?, local.failures()))
+    Ok(Driven { recording: result?, failures: local.failures(), usage })
 }
 
 /// Runs `policy` on the simulator, driven by the same loop as the real backends.
@@ -143,47 +167,18 @@ pub fn drive_sim(
     scenario: &Scenario,
     policy: &mut dyn Autoscaler,
     seed: u64,
+    actions: ActionsWriter,
     progress: &mut dyn FnMut(SimTime, SimTime),
-) -> Result<DriveLog, RunError> {
-    let mut sim = Simulator::new(scenario, Box::new(StaticPolicy), seed, Sinks::discard())?;
-    Ok(drive(&mut sim, "sim", policy, progress, None)?)
+) -> Result<Driven, RunError> {
+    let mut sim = Simulator::new(scenario, seed, Sinks::discard())?;
+    let mut report = |b: &dyn ClusterBackend| progress(b.now(), b.horizon());
+    let recording = drive(&mut sim, "sim", policy, actions, None, &mut report)?;
+    Ok(Driven { recording, failures: 0, usage: sim.usage() })
 }
 
-fn summary<'a>(log: &'a DriveLog, failures: u64) -> BackendSummary<'a> {
-    let t = &log.totals;
-    let finished = t.completed + t.dropped;
-    let violating = t.dropped + (t.completed - t.within_slo);
-    BackendSummary {
-        format_version: 1,
-        backend: &log.backend,
-        policy: &log.policy,
-        requests: log.totals,
-        in_flight_at_end: t.arrived.saturating_sub(finished),
-        latency_ms: &log.latency_ms,
-        slo_violation_pct: if finished > 0 { 100.0 * violating as f64 / finished as f64 } else { 0.0 },
-        scale_decisions: log.scale_decisions(),
-        worker_failures: failures,
-        wall_s: log.wall_s,
-    }
-}
-
-/// A backend run folder's timeline, actions and summary files.
-const RUN_FILES: [&str; 3] = ["timeline.csv", "actions.csv", "backend_summary.json"];
-
-/// Writes `log`'s samples, decisions and summary to the files `[timeline, actions, summary]`.
-fn write_log(
-    dir: &Path,
-    log: &DriveLog,
-    failures: u64,
-    [timeline, actions, summary_file]: [&str; 3],
-) -> Result<(), RunError> {
-    log.write_samples(&dir.join(timeline)).map_err(io(dir))?;
-    log.write_decisions(&dir.join(actions)).map_err(io(dir))?;
-    write_json(&dir.join(summary_file), &summary(log, failures))
-}
-
-/// `run --backend local`: writes `experiment_info.json`, `backend_summary.json`, `timeline.csv`
-/// (one row per decision period and service) and `actions.csv`.
+/// `run --backend local`: writes a run folder with the simulator's schema (`summary.json`,
+/// `timeline.csv` with one row per decision period and service, `actions.csv`, `requests.csv`)
+/// and `experiment_info.json`; `report` reads it as it reads a simulated run.
 pub fn run_local_to_dir(
     scenario: &Scenario,
     mut policy: Box<dyn Autoscaler>,
@@ -191,17 +186,26 @@ pub fn run_local_to_dir(
     out: &Path,
     options: &LocalRunOptions,
     progress: &mut dyn FnMut(SimTime, SimTime),
-) -> Result<DriveLog, RunError> {
+) -> Result<Recording, RunError> {
     super::check_run_size(scenario, options.allow_large)?;
     write_run_folder(out, options.force, |dir| {
-        let (log, failures) = drive_local(scenario, policy.as_mut(), seed, options, progress)?;
+        let actions = actions_file(&dir.join("actions.csv"))?;
+        let run = drive_local(scenario, policy.as_mut(), seed, options, actions, progress)?;
         let k = compression(scenario, options);
-        write_json(
-            &dir.join("experiment_info.json"),
-            &info("run", scenario, log.policy.clone(), options.policy_config.as_deref(), seed, vec!["local"], k),
-        )?;
-        write_log(dir, &log, failures, RUN_FILES)?;
-        Ok(log)
+        let mut meta = info(
+            "run",
+            scenario,
+            run.recording.policy.clone(),
+            options.policy_config.as_deref(),
+            seed,
+            vec!["local"],
+            k,
+        );
+        meta.worker_failures = run.failures;
+        meta.wall_s = run.recording.wall_s;
+        write_json(&dir.join("experiment_info.json"), &meta)?;
+        run.write(dir, "", scenario, seed)?;
+        Ok(run.recording)
     })
 }
 
@@ -215,7 +219,7 @@ pub fn run_kubernetes_to_dir(
     policy_config: Option<&str>,
     force: bool,
     progress: &mut dyn FnMut(SimTime, SimTime),
-) -> Result<DriveLog, RunError> {
+) -> Result<Recording, RunError> {
     // A real cluster runs in real time: the bounds always apply (a week is already a long
     // experiment on one).
     super::check_run_size(scenario, false)?;
@@ -223,15 +227,20 @@ pub fn run_kubernetes_to_dir(
         let dry_run = opts.dry_run;
         let api_url = opts.connection.base_url.clone();
         let mut kube = crate::backend::kubernetes::KubeBackend::connect(scenario, opts)?;
-        let log = drive(&mut kube, "kubernetes", policy.as_mut(), progress, None)?;
-        let mut meta = info("run", scenario, log.policy.clone(), policy_config, scenario.seed, vec!["kubernetes"], 1.0);
+        let actions = actions_file(&dir.join("actions.csv"))?;
+        let mut report = |b: &dyn ClusterBackend| progress(b.now(), b.horizon());
+        let recording = drive(&mut kube, "kubernetes", policy.as_mut(), actions, None, &mut report)?;
+        let run = Driven { usage: kube.usage(), recording, failures: 0 };
+        let mut meta =
+            info("run", scenario, run.recording.policy.clone(), policy_config, scenario.seed, vec!["kubernetes"], 1.0);
         if dry_run {
             meta.kind = "dry-run";
         }
         meta.api_url = Some(api_url);
+        meta.wall_s = run.recording.wall_s;
         write_json(&dir.join("experiment_info.json"), &meta)?;
-        write_log(dir, &log, 0, RUN_FILES)?;
-        Ok(log)
+        run.write(dir, "", scenario, scenario.seed)?;
+        Ok(run.recording)
     })
 }
 
@@ -249,11 +258,15 @@ pub fn validate_to_dir(
 ) -> Result<Gap, RunError> {
     super::check_run_size(scenario, options.allow_large)?;
     write_run_folder(out, options.force, |dir| {
-        let sim = drive_sim(scenario, sim_policy.as_mut(), seed, &mut |t, h| progress("sim", t, h))?;
-        let (real, failures) =
-            drive_local(scenario, real_policy.as_mut(), seed, options, &mut |t, h| progress("local", t, h))?;
+        let sim_actions = actions_file(&dir.join("sim_actions.csv"))?;
+        let sim_run = drive_sim(scenario, sim_policy.as_mut(), seed, sim_actions, &mut |t, h| progress("sim", t, h))?;
+        let local_actions = actions_file(&dir.join("local_actions.csv"))?;
+        let real_run = drive_local(scenario, real_policy.as_mut(), seed, options, local_actions, &mut |t, h| {
+            progress("local", t, h)
+        })?;
+        let (sim, real) = (&sim_run.recording, &real_run.recording);
         let k = compression(scenario, options);
-        let gap = compare(&scenario.name, "local", seed, k, &sim, &real, failures);
+        let gap = compare(&scenario.name, "local", seed, k, sim, real, real_run.failures);
         write_json(
             &dir.join("experiment_info.json"),
             &info(
@@ -268,10 +281,10 @@ pub fn validate_to_dir(
         )?;
         write_json(&dir.join("validation.json"), &gap)?;
         fs::write(dir.join("validation.md"), markdown(&gap)).map_err(io(dir))?;
-        write_side_by_side(&dir.join("replicas_compared.csv"), &sim, &real).map_err(io(dir))?;
-        write_log(dir, &sim, 0, ["sim_timeline.csv", "sim_actions.csv", "sim_summary.json"])?;
-        write_log(dir, &real, failures, ["local_timeline.csv", "local_actions.csv", "local_summary.json"])?;
-        let (replicas, cpu) = overlay_series(&sim, &real);
+        write_side_by_side(&dir.join("replicas_compared.csv"), sim, real).map_err(io(dir))?;
+        sim_run.write(dir, "sim_", scenario, seed)?;
+        real_run.write(dir, "local_", scenario, seed)?;
+        let (replicas, cpu) = overlay_series(sim, real);
         crate::report::validation_charts(dir, &replicas, &cpu).map_err(|e| out_err(dir, e))?;
         Ok(gap)
     })
@@ -280,14 +293,13 @@ pub fn validate_to_dir(
 /// Per service, a (simulator, real) pair of series.
 type Pairs = Vec<(Series, Series)>;
 
-fn overlay_series(sim: &DriveLog, real: &DriveLog) -> (Pairs, Pairs) {
-    let series =
-        |log: &DriveLog, s: usize, value: &dyn Fn(&crate::backend::driver::ServiceSample) -> Option<f64>| Series {
-            name: format!("{} {}", log.services[s], log.backend),
-            points: log.samples.iter().filter_map(|x| value(&x.services[s]).map(|v| (x.time_s, v))).collect(),
-        };
-    let active = |v: &crate::backend::driver::ServiceSample| Some(v.active as f64);
-    let cpu = |v: &crate::backend::driver::ServiceSample| v.cpu_utilization.map(|u| u * 100.0);
+fn overlay_series(sim: &Recording, real: &Recording) -> (Pairs, Pairs) {
+    let series = |log: &Recording, s: usize, value: &dyn Fn(&crate::metrics::ServiceSample) -> Option<f64>| Series {
+        name: format!("{} {}", log.services[s], log.backend),
+        points: log.samples.iter().filter_map(|x| value(&x.services[s]).map(|v| (x.time_s, v))).collect(),
+    };
+    let active = |v: &crate::metrics::ServiceSample| Some(v.active as f64);
+    let cpu = |v: &crate::metrics::ServiceSample| v.cpu_utilization.map(|u| u * 100.0);
     (0..sim.services.len())
         .map(|s| ((series(sim, s, &active), series(real, s, &active)), (series(sim, s, &cpu), series(real, s, &cpu))))
         .unzip()

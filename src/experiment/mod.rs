@@ -22,9 +22,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::autoscale::Autoscaler;
-use crate::metrics::{Summary, SUMMARY_FORMAT_VERSION, TIMELINE_FORMAT_VERSION};
+use crate::backend::driver::drive;
+use crate::backend::ClusterBackend;
+use crate::metrics::{ActionsWriter, Summary, ACTIONS_FORMAT_VERSION, SUMMARY_FORMAT_VERSION, TIMELINE_FORMAT_VERSION};
 use crate::scenario::Scenario;
-use crate::sim::{Progress, SimError, Simulator, Sinks, ACTIONS_FORMAT_VERSION};
+use crate::sim::{Progress, SimError, Simulator, Sinks};
 
 /// Version of `experiment_info.json`'s layout. 2: `policy.config` is left out when there is none
 /// (it was `null`); `files` lists `requests.csv` and `latency.csv` too.
@@ -163,7 +165,7 @@ pub fn run_to_dir(
 
 fn write_run(
     scenario: &Scenario,
-    policy: Box<dyn Autoscaler>,
+    mut policy: Box<dyn Autoscaler>,
     seed: u64,
     dir: &Path,
     options: RunOptions,
@@ -200,12 +202,22 @@ fn write_run(
     write_json(&dir.join("experiment_info.json"), &info)?;
     let sinks = Sinks {
         timeline: Some(create("timeline.csv")?),
-        actions: create("actions.csv")?,
         events: options.event_log,
         requests: Some(create("requests.csv")?),
     };
-    let mut sim = Simulator::new(scenario, policy, seed, sinks)?;
-    let summary = sim.run(progress)?;
+    let mut sim = Simulator::new(scenario, seed, sinks)?;
+    let actions = ActionsWriter::new(create("actions.csv")?).map_err(|e| out_err(&dir.join("actions.csv"), e))?;
+    let mut report = |b: &dyn ClusterBackend| {
+        let t = b.totals();
+        progress(&Progress {
+            now: b.now(),
+            horizon: b.horizon(),
+            arrived: t.arrived,
+            in_flight: t.arrived - t.finished(),
+        })
+    };
+    let recording = drive(&mut sim, "sim", policy.as_mut(), actions, None, &mut report)?;
+    let summary = sim.finish(&recording.policy)?;
     let cdf = sim.latency_cdf();
     drop(sim); // flushes and closes the CSV files before the folder is renamed
     let mut text = String::from("latency_ms,cumulative_fraction,format_version\n");
@@ -224,6 +236,22 @@ fn write_run(
     }
     fs::write(&path, text + "\n").map_err(|e| out_err(&path, e))?;
     Ok(summary)
+}
+
+/// Runs `scenario` on the simulator under `policy` to the horizon through the one controller loop,
+/// the simulator's streams to `sinks` and the decisions to `actions`; returns the simulator (to
+/// look into) and the summary. For tests and for embedding; the CLI writes run folders instead.
+pub fn simulate(
+    scenario: &Scenario,
+    mut policy: Box<dyn Autoscaler>,
+    seed: u64,
+    sinks: Sinks,
+    actions: ActionsWriter,
+) -> Result<(Simulator, Summary), RunError> {
+    let mut sim = Simulator::new(scenario, seed, sinks)?;
+    let recording = drive(&mut sim, "sim", policy.as_mut(), actions, None, &mut |_| {})?;
+    let summary = sim.finish(&recording.policy)?;
+    Ok((sim, summary))
 }
 
 /// Writes `value` as pretty JSON with a final newline.

@@ -8,17 +8,23 @@
 //!
 //! This module computes and formats numbers; it never changes the cluster and never decides anything.
 
+mod recording;
 mod server;
 mod summary;
 mod truth;
 mod view;
 
+pub use recording::{
+    ActionsWriter, DecisionRecord, Recording, RunTotals, Sample, ServiceSample, ACTIONS_FORMAT_VERSION, ACTIONS_HEADER,
+};
 pub use server::MetricsServer;
 pub use summary::{
     nearest_rank, Compared, LatencySummary, LlmSummary, Percentiles, RequestCounts, ScalingLagSummary, ServiceSummary,
     Summary, COMPARED, SUMMARY_FORMAT_VERSION,
 };
-pub use truth::{DropKind, FluidRequests, GroundTruth, IntervalRow, TIMELINE_FORMAT_VERSION, TIMELINE_HEADER};
+pub use truth::{
+    DropKind, FluidRequests, GroundTruth, IntervalRow, REQUESTS_HEADER, TIMELINE_FORMAT_VERSION, TIMELINE_HEADER,
+};
 pub use view::{ClusterView, PodPhase, PodView, ServiceView, HISTORY_LEN};
 
 use hdrhistogram::Histogram;

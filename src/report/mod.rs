@@ -120,16 +120,20 @@ fn run_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
             false,
         )
     })?);
-    let cdf = data::read_pairs(&dir.join("latency.csv"))?;
-    files.extend(both(&out, "latency_cdf", |p| {
-        charts::lines(
-            p,
-            "End-to-end latency distribution",
-            "cumulative fraction of requests",
-            &[Series { name: "latency CDF".into(), points: cdf.clone() }],
-            true,
-        )
-    })?);
+    // Real backends record latency quantiles, not the distribution: no latency.csv, no CDF.
+    let latency = dir.join("latency.csv");
+    if latency.is_file() {
+        let cdf = data::read_pairs(&latency)?;
+        files.extend(both(&out, "latency_cdf", |p| {
+            charts::lines(
+                p,
+                "End-to-end latency distribution",
+                "cumulative fraction of requests",
+                &[Series { name: "latency CDF".into(), points: cdf.clone() }],
+                true,
+            )
+        })?);
+    }
     let training = dir.join("training_log.csv");
     if training.is_file() {
         let curve = data::training_curve(&training)?;

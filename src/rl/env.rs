@@ -13,11 +13,11 @@ use rand::{Rng, SeedableRng};
 use super::action::{execute, Action, ActionConfig, ActionMask, ActionReport};
 use super::observation::{collect, Observation, ObservationLayout};
 use super::reward::{compute, RewardConfig, RewardTerms};
-use crate::autoscale::StaticPolicy;
 use crate::backend::ClusterBackend;
 use crate::engine::{RngStreams, SimTime};
+use crate::metrics::RunTotals;
 use crate::scenario::Scenario;
-use crate::sim::{RunTotals, SimError, Simulator, Sinks};
+use crate::sim::{SimError, Simulator, Sinks};
 use crate::workload::{ArrivalSource, RateSchedule};
 
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +160,7 @@ fn shift_schedule(s: &RateSchedule, offset: f64) -> RateSchedule {
 impl BackendFactory for SimFactory {
     fn build(&mut self, seed: u64) -> Result<Episode, EnvError> {
         let (sc, label) = self.episode_scenario(seed)?;
-        let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), seed, Sinks::discard())?;
+        let mut sim = Simulator::new(&sc, seed, Sinks::discard())?;
         // Training reads rewards and views, never a run summary's percentiles.
         sim.skip_distributions();
         Ok(Episode { backend: Box::new(sim), mix: sc.workload.mix.clone(), slo_ms: sc.slo.as_millis_f64(), label })

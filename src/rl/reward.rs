@@ -25,7 +25,7 @@
 
 use crate::backend::ClusterBackend;
 use crate::metrics::ClusterView;
-use crate::sim::RunTotals;
+use crate::metrics::RunTotals;
 
 use super::observation::ObservationLayout;
 

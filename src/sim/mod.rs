@@ -1,4 +1,7 @@
-//! The `Simulator`: runs a scenario under a policy, at request fidelity.
+//! The `Simulator`: a scenario's cluster and load at request (or fluid, or LLM) fidelity, as a
+//! plain [`crate::backend::ClusterBackend`]. It knows no policy: the one controller loop
+//! (`backend::driver`) advances it to each decision time, reads its metrics-server view and
+//! applies decisions through its ScalingManager, as it does for every other backend.
 //!
 //! Everything that happens is one variant of the closed [`Event`] enum, handled by one exhaustive
 //! `match`; a new kind of event does not compile until it is handled. Work that happens "at the same
@@ -25,7 +28,6 @@ use std::io::Write;
 use rand::Rng;
 
 use crate::app::{AppSpec, LoadBalancing};
-use crate::autoscale::{Autoscaler, ScaleDecision};
 use crate::cluster::InstanceId;
 use crate::engine::{EventQueue, RngStreams, SimRng, SimTime};
 use crate::metrics::{
@@ -37,10 +39,7 @@ use crate::scenario::{Fidelity, MetricsConfig, Scenario};
 use crate::workload::{ArrivalGenerator, RequestMix};
 use slab::Slab;
 
-/// Version of `actions.csv`'s columns; its last column carries it on every row.
-pub const ACTIONS_FORMAT_VERSION: u32 = 1;
-pub const ACTIONS_HEADER: [&str; 8] =
-    ["time_s", "service", "from", "to", "desired", "reason", "blocked", "format_version"];
+pub use crate::metrics::RunTotals;
 
 /// Everything that can happen. Payloads are slab handles, so an event is 8 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +54,6 @@ enum Event {
     InstanceReady(InstanceId),
     /// End of a timeline interval: record ground truth; scrape when a scrape is due.
     Tick,
-    /// The policy's decision time.
-    PolicyTick,
     /// LLM: an idle prompt instance forms its next batch (at the end of an instant).
     LlmPrefillStart(InstanceId),
     /// LLM: a prompt instance finished prefilling its batch.
@@ -97,7 +94,6 @@ struct Visit {
 pub struct Sinks {
     /// `None`: no timeline (nothing is formatted).
     pub timeline: Option<Box<dyn Write + Send>>,
-    pub actions: Box<dyn Write + Send>,
     /// Readable scaling events (`--log-events`).
     pub events: Option<Box<dyn Write + Send>>,
     /// `requests.csv`: request-level counts per interval.
@@ -107,23 +103,8 @@ pub struct Sinks {
 impl Sinks {
     /// Discards everything (benchmarks, tests that only need the summary).
     pub fn discard() -> Sinks {
-        Sinks { timeline: None, actions: Box::new(std::io::sink()), events: None, requests: None }
+        Sinks { timeline: None, events: None, requests: None }
     }
-}
-
-/// Cumulative counts since the start of a run (ground truth).
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
-pub struct RunTotals {
-    pub arrived: u64,
-    pub completed: u64,
-    pub dropped: u64,
-    pub within_slo: u64,
-    pub latency_sum_us: f64,
-    pub cpu_used_core_us: f64,
-    /// CPU request x time of every instance that existed (core-microseconds).
-    pub cpu_alloc_core_us: f64,
-    /// CPU limit x time of every instance that existed (core-microseconds).
-    pub cpu_limit_core_us: f64,
 }
 
 /// Progress reported at every timeline interval.
@@ -139,12 +120,8 @@ pub struct Progress {
 pub enum SimError {
     #[error("writing run output: {0}")]
     Io(#[from] std::io::Error),
-    #[error("writing actions.csv: {0}")]
-    Csv(#[from] csv::Error),
     #[error("conservation broken: arrived {arrived} != completed {completed} + dropped {dropped} + in flight {in_flight} (requests held: {held})")]
     Conservation { arrived: u64, completed: u64, dropped: u64, in_flight: u64, held: u64 },
-    #[error("policy `{policy}` named service #{service}, but the scenario has {services} services")]
-    BadDecision { policy: String, service: usize, services: usize },
 }
 
 pub struct Simulator {
@@ -165,8 +142,6 @@ pub struct Simulator {
     rr_next: Vec<u32>,
     requests: Slab<Request>,
     visits: Slab<Visit>,
-    policy: Box<dyn Autoscaler>,
-    decisions: Vec<ScaleDecision>,
     truth: GroundTruth,
     server: MetricsServer,
     /// Instances alive at the last interval end or created since, ascending id.
@@ -175,8 +150,6 @@ pub struct Simulator {
     cpu_mark: Vec<f64>,
     held_mark: Vec<f64>,
     last_tick: SimTime,
-    /// When the policy decides next.
-    next_policy: SimTime,
     /// Requests finished and violating at the last interval end (for the metrics server).
     last_finished: (u64, u64),
     /// Role-switch time of LLM pool migrations.
@@ -187,7 +160,6 @@ pub struct Simulator {
     serving_buf: Vec<f64>,
     queue_buf: Vec<u32>,
     held_buf: Vec<f64>,
-    actions: csv::Writer<Box<dyn Write + Send>>,
     event_log: Option<Box<dyn Write + Send>>,
     events_processed: u64,
     /// The fluid model, at fluid fidelity (then no request is simulated one by one).
@@ -206,8 +178,8 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// Builds a run at t = 0: initial replicas Active, first arrival, tick and decision scheduled.
-    pub fn new(scenario: &Scenario, policy: Box<dyn Autoscaler>, seed: u64, sinks: Sinks) -> Result<Self, SimError> {
+    /// Builds a run at t = 0: initial replicas Active, first arrival and tick scheduled.
+    pub fn new(scenario: &Scenario, seed: u64, sinks: Sinks) -> Result<Self, SimError> {
         let streams = RngStreams::new(seed);
         let app = scenario.app.clone();
         let n = app.services.len();
@@ -234,8 +206,6 @@ impl Simulator {
                 _ => f64::INFINITY,
             })
             .collect();
-        let mut actions = csv::WriterBuilder::new().from_writer(sinks.actions);
-        actions.write_record(ACTIONS_HEADER)?;
         let mut sim = Simulator {
             scenario_name: scenario.name.clone(),
             slo: scenario.slo,
@@ -253,7 +223,6 @@ impl Simulator {
             rr_next: vec![0; n],
             requests: Slab::new(),
             visits: Slab::new(),
-            decisions: Vec::new(),
             server: MetricsServer::new(&names, scenario.metrics.scrape_interval, scenario.metrics.timeline_interval),
             truth,
             tracked: Vec::new(),
@@ -261,14 +230,12 @@ impl Simulator {
             held_mark: Vec::new(),
             held_buf: vec![0.0; n],
             last_tick: SimTime::ZERO,
-            next_policy: SimTime::MAX,
             last_finished: (0, 0),
             llm_switch_delay: scenario.llm.as_ref().map_or(SimTime::ZERO, |l| l.switch_delay),
             capacity_per_instance,
             used_buf: vec![0.0; n],
             serving_buf: vec![0.0; n],
             queue_buf: vec![0; n],
-            actions,
             event_log: sinks.events,
             events_processed: 0,
             fluid: (scenario.fidelity == Fidelity::Fluid && scenario.llm.is_none())
@@ -280,7 +247,6 @@ impl Simulator {
                 };
                 llm::LlmModel::new(spec, tokens, streams.stream("llm/token_sizes"))
             }),
-            policy,
             activator: vec![std::collections::VecDeque::new(); n],
             activator_area: vec![0.0; n],
             activator_since: SimTime::ZERO,
@@ -303,10 +269,6 @@ impl Simulator {
             }
         }
         sim.queue.push(sim.metrics_cfg.timeline_interval.min(sim.horizon), Event::Tick);
-        let period = sim.policy.period();
-        if !sim.policy.is_passive() {
-            sim.schedule_policy(period);
-        }
         Ok(sim)
     }
 
@@ -329,7 +291,7 @@ impl Simulator {
     }
 
     /// Scales `service` up by one instance through the ScalingManager and schedules its readiness
-    /// (for controllers that act outside the periodic policy tick, e.g. an RL action executor).
+    /// (for controllers that change one instance at a time, e.g. an RL action executor).
     pub fn scale_up(
         &mut self,
         service: usize,
@@ -414,8 +376,11 @@ impl Simulator {
         self.scaling.set_cpu_limit(self.now, service, cores)
     }
 
-    /// Runs until `until` (inclusive), ticks included.
+    /// Runs until `until` (inclusive), ticks included: a controller deciding at `until` sees
+    /// every event at `until`, the scrape of a tick at `until` among them.
     pub fn advance_to(&mut self, until: SimTime) -> Result<(), SimError> {
+        // Scaling events of the decisions applied since the last event go to the log first.
+        self.flush_scaling_events()?;
         while self.step_until(until)? {}
         if self.now < until {
             self.now = until.min(self.horizon);
@@ -467,7 +432,8 @@ impl Simulator {
         (self.requests.capacity_used(), self.visits.capacity_used(), self.queue.len())
     }
 
-    /// Runs to the horizon, calling `progress` at every timeline interval, and returns the summary.
+    /// Runs to the horizon with no controller (the initial replicas stay), calling `progress` at
+    /// every timeline interval, and returns the summary (its `policy` is `none`).
     pub fn run(&mut self, progress: &mut dyn FnMut(&Progress)) -> Result<Summary, SimError> {
         while self.step_until(self.horizon)? {
             progress(&Progress {
@@ -477,7 +443,7 @@ impl Simulator {
                 in_flight: self.truth.in_flight(),
             });
         }
-        self.finish()
+        self.finish("none")
     }
 
     /// Handles events up to and including `until`, stopping after each timeline tick. Returns false
@@ -500,7 +466,6 @@ impl Simulator {
                     self.on_tick()?;
                     return Ok(true);
                 }
-                Event::PolicyTick => self.on_policy_tick()?,
                 Event::LlmPrefillStart(i) => {
                     if let Some(m) = &mut self.llm {
                         m.on_prefill_start(self.now, i, &mut self.scaling, &mut self.queue);
@@ -855,9 +820,6 @@ impl Simulator {
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
             self.server.scrape(t1, &self.scaling, &self.app, &self.tracked);
         }
-        if self.next_policy == t1 && t1 < self.horizon {
-            self.queue.push(t1, Event::PolicyTick);
-        }
         let sc = &self.scaling;
         self.tracked.retain(|&id| sc.instance(id).is_live());
         self.last_tick = t1;
@@ -866,48 +828,6 @@ impl Simulator {
             self.queue.push(next, Event::Tick);
         }
         self.flush_scaling_events()
-    }
-
-    fn on_policy_tick(&mut self) -> Result<(), SimError> {
-        let view = self.server.view(self.now, &self.scaling, &self.app, &self.tracked);
-        let mut decisions = std::mem::take(&mut self.decisions);
-        decisions.clear();
-        self.policy.decide(&view, &mut decisions);
-        let n = self.app.services.len();
-        for d in &decisions {
-            if d.service >= n {
-                return Err(SimError::BadDecision { policy: self.policy.name(), service: d.service, services: n });
-            }
-            let resize = d.cpu_limit.map(|cores| {
-                let before = self.scaling.shape(d.service).cpu_limit;
-                crate::autoscale::CpuResize { before, after: self.set_cpu_limit(d.service, cores) }
-            });
-            let change = self.apply_replicas_on(d.service, d.desired, d.sku);
-            let blocked = change.refused.map(|r| r.to_string()).unwrap_or_default();
-            self.actions.write_record([
-                format!("{:.3}", self.now.as_secs_f64()),
-                self.app.services[d.service].name.clone(),
-                change.from.to_string(),
-                change.to.to_string(),
-                d.desired.to_string(),
-                crate::autoscale::CpuResize::annotate(&d.reason, resize),
-                blocked,
-                ACTIONS_FORMAT_VERSION.to_string(),
-            ])?;
-        }
-        self.decisions = decisions;
-        self.flush_scaling_events()?;
-        self.schedule_policy(self.now + self.policy.period());
-        Ok(())
-    }
-
-    /// Schedules the next decision at `at`. A decision that falls on a timeline tick is queued by
-    /// that tick, after its scrape, so a policy deciding at the time of a scrape sees that scrape.
-    fn schedule_policy(&mut self, at: SimTime) {
-        self.next_policy = at;
-        if at < self.horizon && at.0 % self.metrics_cfg.timeline_interval.0 != 0 {
-            self.queue.push(at, Event::PolicyTick);
-        }
     }
 
     fn flush_scaling_events(&mut self) -> Result<(), SimError> {
@@ -926,12 +846,14 @@ impl Simulator {
 
     // ---- the end -------------------------------------------------------------------------------
 
-    fn finish(&mut self) -> Result<Summary, SimError> {
+    /// Ends the run at the horizon: flushes the outputs, checks that every request is accounted
+    /// for, and returns the summary, naming `policy` as the controller that drove it.
+    pub fn finish(&mut self, policy: &str) -> Result<Summary, SimError> {
         let now = self.horizon.max(self.now);
         self.now = now;
         self.truth.close_lag(now);
         self.truth.flush()?;
-        self.actions.flush()?;
+        self.flush_scaling_events()?;
         if let Some(w) = &mut self.event_log {
             w.flush()?;
         }
@@ -953,11 +875,11 @@ impl Simulator {
                 held,
             });
         }
-        Ok(self.summary())
+        Ok(self.summary(policy))
     }
 
     /// The run summary. Definitions: `docs/metrics.md`.
-    pub fn summary(&mut self) -> Summary {
+    pub fn summary(&mut self, policy: &str) -> Summary {
         let now = self.now;
         let horizon_s = now.as_secs_f64();
         let mean_in_system = self.truth.mean_in_system(now);
@@ -997,7 +919,7 @@ impl Simulator {
         Summary {
             format_version: SUMMARY_FORMAT_VERSION,
             scenario: self.scenario_name.clone(),
-            policy: self.policy.name(),
+            policy: policy.to_string(),
             seed: self.seed,
             horizon_s,
             requests: RequestCounts {

@@ -47,8 +47,7 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
 
 /// Dependencies that break a rule today and are to go, each with the move that removes it. The
 /// test fails on any other violation, and on an entry here that no longer occurs (remove it).
-const PENDING: &[(&str, &str, &str)] =
-    &[("sim", "autoscale", "the Simulator still runs the decision tick; the one-controller-loop move takes it out")];
+const PENDING: &[(&str, &str, &str)] = &[];
 
 /// Crate names only one module may use: `(crate, the module)`.
 const OWNED_CRATES: &[(&str, &[&str])] = &[

@@ -45,13 +45,7 @@ fn two_policies_on_one_seed_see_the_same_arrivals() {
     let run = |sc: &scalesim::scenario::Scenario| {
         let mut sc = sc.clone();
         sc.horizon = SimTime::from_secs(60);
-        let mut sim = scalesim::sim::Simulator::new(
-            &sc,
-            Box::new(scalesim::autoscale::StaticPolicy),
-            3,
-            scalesim::sim::Sinks::discard(),
-        )
-        .unwrap();
+        let mut sim = scalesim::sim::Simulator::new(&sc, 3, scalesim::sim::Sinks::discard()).unwrap();
         sim.run(&mut |_| {}).unwrap()
     };
     let (x, y) = (run(&base), run(&slow));

@@ -1,9 +1,8 @@
 //! Fluid fidelity against request fidelity (the reference), on the same scenarios and policies.
 
-use scalesim::autoscale::StaticPolicy;
 use scalesim::engine::SimTime;
 use scalesim::experiment::policies::build_policy;
-use scalesim::metrics::Summary;
+use scalesim::metrics::{ActionsWriter, Summary};
 use scalesim::scenario::{load_scenario, Fidelity, Scenario};
 use scalesim::sim::{Simulator, Sinks};
 use scalesim::workload::{ArrivalSource, RateSchedule};
@@ -12,8 +11,7 @@ fn run(sc: &Scenario, fidelity: Fidelity, policy: &str) -> Summary {
     let mut sc = sc.clone();
     sc.fidelity = fidelity;
     let p = build_policy(policy, None, &sc).unwrap();
-    let mut sim = Simulator::new(&sc, p, 5, Sinks::discard()).unwrap();
-    sim.run(&mut |_| {}).unwrap()
+    scalesim::experiment::simulate(&sc, p, 5, Sinks::discard(), ActionsWriter::discard()).unwrap().1
 }
 
 fn steady(mut sc: Scenario, rps: f64, secs: u64) -> Scenario {
@@ -119,8 +117,8 @@ fn fluid_is_deterministic_and_runs_every_scenario() {
         let p = e.unwrap().path();
         let mut sc = load_scenario(&p).unwrap();
         sc.fidelity = Fidelity::Fluid;
-        let mut a = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
-        let mut b = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+        let mut a = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
+        let mut b = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
         let (x, y) = (a.run(&mut |_| {}).unwrap(), b.run(&mut |_| {}).unwrap());
         assert_eq!(x, y, "{}", p.display());
         assert!(x.requests.arrived > 0);
@@ -136,8 +134,8 @@ fn skipping_distributions_changes_no_count_and_no_view() {
         let mut sc = sc.clone();
         sc.fidelity = fidelity;
         sc.horizon = SimTime::from_secs(300);
-        let mut full = Simulator::new(&sc, Box::new(StaticPolicy), 2, Sinks::discard()).unwrap();
-        let mut lean = Simulator::new(&sc, Box::new(StaticPolicy), 2, Sinks::discard()).unwrap();
+        let mut full = Simulator::new(&sc, 2, Sinks::discard()).unwrap();
+        let mut lean = Simulator::new(&sc, 2, Sinks::discard()).unwrap();
         lean.skip_distributions();
         for t in (15..=300).step_by(15) {
             full.advance_to(SimTime::from_secs(t)).unwrap();

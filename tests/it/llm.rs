@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use scalesim::autoscale::StaticPolicy;
 use scalesim::cluster::InstanceState;
 use scalesim::engine::SimTime;
 use scalesim::experiment::policies::build_policy;
@@ -50,7 +49,7 @@ fn one_request_matches_the_performance_model() {
     // Gaps between tokens: 13.1072 + 28.35 = 41.4572, then 28.35 three times.
     let tmp = tempfile::tempdir().unwrap();
     let sc = scenario(tmp.path(), &[(0.0, 1000, 5)], ONE_TOKEN_INSTANCE);
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     let l = s.llm.unwrap();
     assert_eq!((s.requests.arrived, s.requests.completed), (1, 1));
@@ -68,7 +67,7 @@ fn batching_shares_a_prefill_and_decode_iterations() {
     // (done at 127.5536), B 3.93216 ms (done at 124.93216).
     let tmp = tempfile::tempdir().unwrap();
     let sc = scenario(tmp.path(), &[(0.0, 500, 3), (0.0, 300, 3)], ONE_TOKEN_INSTANCE);
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     let l = s.llm.unwrap();
     assert!((l.ttft_ms.mean - 121.0).abs() < 1e-9, "{}", l.ttft_ms.mean);
@@ -90,7 +89,7 @@ fn kv_memory_never_exceeds_the_capacity() {
         *times = std::sync::Arc::new(times.iter().map(|t| t / 20).collect());
     }
     sc.horizon = SimTime::from_secs(200);
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     let l = s.llm.unwrap();
     assert!(l.max_kv_tokens_used <= 9_000, "{}", l.max_kv_tokens_used);
@@ -104,7 +103,7 @@ fn a_request_larger_than_the_cache_is_dropped_not_wedged() {
     // prefill; the small request behind it completes.
     let tmp = tempfile::tempdir().unwrap();
     let sc = scenario(tmp.path(), &[(0.0, 5000, 5000), (1.0, 100, 10)], "{ kv_capacity_tokens: 9000 }");
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     assert_eq!((s.requests.completed, s.requests.dropped), (1, 1));
     assert!(s.requests.dropped_by_reason.keys().next().unwrap().contains("KV cache larger"), "{:?}", s.requests);
@@ -118,7 +117,7 @@ fn a_draining_token_instance_finishes_its_batch_first() {
     let tmp = tempfile::tempdir().unwrap();
     let rows: Vec<(f64, u32, u32)> = (0..8).map(|i| (i as f64 * 0.05, 100, 200)).collect();
     let sc = scenario(tmp.path(), &rows, "{ replicas: 2, min_replicas: 1, max_replicas: 4, scheduler: round_robin }");
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     sim.advance_to(SimTime::from_secs(2)).unwrap();
     let token_instances: Vec<u32> = sim.scaling().active_instances(1).to_vec();
     let victim = token_instances[0];
@@ -138,8 +137,10 @@ fn the_published_trace_replays_whole_and_deterministically() {
     // First arrival at its own t = 0, last line without a newline: all 8,819 requests arrive.
     let sc = load_scenario(&crate::root().join("scenarios/llm_azure_code.yaml")).unwrap();
     let run = || {
-        let mut sim = Simulator::new(&sc, build_policy("hpa", None, &sc).unwrap(), 4, Sinks::discard()).unwrap();
-        sim.run(&mut |_| {}).unwrap()
+        let policy = build_policy("hpa", None, &sc).unwrap();
+        scalesim::experiment::simulate(&sc, policy, 4, Sinks::discard(), scalesim::metrics::ActionsWriter::discard())
+            .unwrap()
+            .1
     };
     let (a, b) = (run(), run());
     assert_eq!(a, b);

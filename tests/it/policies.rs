@@ -76,8 +76,8 @@ fn every_bundled_policy_config_loads_and_runs() {
         let policy = build_policy(&name, Some(&path), &sc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut short = sc.clone();
         short.horizon = scalesim::engine::SimTime::from_secs(60);
-        let mut sim = scalesim::sim::Simulator::new(&short, policy, 1, scalesim::sim::Sinks::discard()).unwrap();
-        sim.run(&mut |_| {}).unwrap();
+        let (sinks, actions) = (scalesim::sim::Sinks::discard(), scalesim::metrics::ActionsWriter::discard());
+        scalesim::experiment::simulate(&short, policy, 1, sinks, actions).unwrap();
         n += 1;
     }
     assert!(n >= 7, "{n} configs");

@@ -4,7 +4,6 @@
 //! One service, one instance, `concurrency = c` slots at one core each (limit = c cores), exponential
 //! demand with mean 10 ms (mu = 100/s per slot), Poisson arrivals, a queue too large to overflow.
 
-use scalesim::autoscale::StaticPolicy;
 use scalesim::sim::{Simulator, Sinks};
 
 fn mmc_scenario(c: u32, lambda: f64, horizon_s: f64) -> String {
@@ -53,7 +52,7 @@ fn check(c: u32, rho: f64, customers: f64) {
     let lambda = rho * c as f64 * mu;
     let horizon = (customers / lambda).round();
     let sc = crate::scenario(&mmc_scenario(c, lambda, horizon));
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 11, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 11, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     let want_ms = mmc_response(c, lambda, mu) * 1000.0;
     let got_ms = s.latency_ms.mean;

@@ -17,7 +17,7 @@ fn every_bundled_scenario_runs() {
     for f in files {
         let mut sc = load_scenario(&f).unwrap_or_else(|e| panic!("{e}"));
         sc.horizon = sc.horizon.min(SimTime::from_secs(60));
-        let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+        let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
         // `run` fails if conservation is broken.
         let s = sim.run(&mut |_| {}).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let r = &s.requests;
@@ -32,7 +32,7 @@ fn peak_brings_the_locust_load() {
     // 400 users at 50 users/s and a 1 s think time: 358,600 expected arrivals in 900 s (the ramp
     // loses 1,400); Poisson sd ~600, so +-1% is > 5 sd.
     let sc = load_scenario(&crate::root().join("scenarios/online_boutique_peak.yaml")).unwrap();
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     let n = s.requests.arrived as f64;
     assert!((n - 358_600.0).abs() < 3586.0, "{n} arrivals");
@@ -47,7 +47,7 @@ fn azure_trace_replays_every_request() {
         // make every service huge so nothing is dropped and timing doesn't matter
         s.shape.queue_capacity = 1_000_000;
     }
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     assert_eq!(s.requests.arrived, 8819 * 20);
 }

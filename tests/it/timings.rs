@@ -5,10 +5,12 @@
 //! latency. Round-robin sends the arrival at 1.0 to instance 0 (busy until 2.0) and the one at
 //! 2.0 to instance 1 (busy until 3.0).
 
-use scalesim::autoscale::{Autoscaler, ScaleDecision, StaticPolicy};
+use scalesim::autoscale::{Autoscaler, ScaleDecision};
+use scalesim::backend::driver::Controller;
 use scalesim::cluster::InstanceState;
 use scalesim::engine::SimTime;
-use scalesim::metrics::ClusterView;
+use scalesim::experiment::simulate;
+use scalesim::metrics::{ActionsWriter, ClusterView};
 use scalesim::sim::{Simulator, Sinks};
 
 const YAML: &str = r#"
@@ -35,7 +37,7 @@ fn advance_to(sim: &mut Simulator, t: SimTime) {
 #[test]
 fn drained_instance_takes_no_new_work_and_goes_with_its_server_after_its_last_request() {
     let sc = crate::scenario(YAML);
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     advance_to(&mut sim, SimTime::from_millis(2500));
     // At 2.5 s instance 1 holds the request that arrived at 2.0 (done at 3.0).
     assert_eq!(sim.scaling().instance(1).outstanding, 1);
@@ -58,7 +60,7 @@ fn drained_instance_takes_no_new_work_and_goes_with_its_server_after_its_last_re
 #[test]
 fn scaled_up_instance_is_active_exactly_after_the_delay() {
     let sc = crate::scenario(YAML);
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     advance_to(&mut sim, SimTime::from_secs(5));
     assert_eq!(sim.now(), SimTime::from_secs(5));
     let up = sim.scale_up(0, None).unwrap();
@@ -101,8 +103,7 @@ impl Autoscaler for StepPolicy {
 fn policy_decisions_go_through_the_scaling_manager_with_the_same_timing() {
     let sc = crate::scenario(YAML);
     let policy = StepPolicy { from: SimTime::from_secs(15), target: 4 };
-    let mut sim = Simulator::new(&sc, Box::new(policy), 1, Sinks::discard()).unwrap();
-    let s = sim.run(&mut |_| {}).unwrap();
+    let (sim, s) = simulate(&sc, Box::new(policy), 1, Sinks::discard(), ActionsWriter::discard()).unwrap();
     // Decision at 15 s: 2 -> 4, the two new instances (ids 2 and 3) Active at 25 s.
     for id in [2, 3] {
         assert_eq!(sim.scaling().instance(id).created_at, SimTime::from_secs(15));
@@ -149,9 +150,8 @@ fn a_decision_rents_its_server_type_and_resizes_the_cpu_limit() {
     let sc = crate::scenario(&yaml);
     let dir = tempfile::tempdir().unwrap();
     let actions = std::fs::File::create(dir.path().join("actions.csv")).unwrap();
-    let sinks = Sinks { actions: Box::new(actions), ..Sinks::discard() };
-    let mut sim = Simulator::new(&sc, Box::new(TypedPolicy), 1, sinks).unwrap();
-    let s = sim.run(&mut |_| {}).unwrap();
+    let actions = ActionsWriter::new(Box::new(actions)).unwrap();
+    let (sim, s) = simulate(&sc, Box::new(TypedPolicy), 1, Sinks::discard(), actions).unwrap();
     let new = sim.scaling().instance(2);
     assert_eq!(sim.scaling().servers()[new.server as usize].sku, 1, "the new replica rents a `big` server");
     for id in 0..2 {
@@ -190,7 +190,7 @@ workload:
 "#
     );
     let sc = crate::scenario(&yaml);
-    let mut sim = Simulator::new(&sc, Box::new(StaticPolicy), 1, Sinks::discard()).unwrap();
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     assert_eq!(s.requests.completed, 9);
     s.latency_ms.mean
@@ -234,18 +234,22 @@ workload:
     );
     let mut cfg = KpaConfig::defaults(&sc);
     cfg.enable_scale_to_zero = true;
-    let mut sim = Simulator::new(&sc, Box::new(KpaPolicy::new(cfg)), 1, Sinks::discard()).unwrap();
-    advance_to(&mut sim, SimTime::from_millis(6999));
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
+    let mut kpa = KpaPolicy::new(cfg);
+    let mut control = Controller::new(&sim, "sim", &mut kpa, ActionsWriter::discard());
+    control.run_until(&mut sim, SimTime::from_millis(6999), &mut |_| {}).unwrap();
     assert_eq!(sim.scaling().counts(0).starting, 1, "scaled up at the 2-s tick, still starting");
     assert_eq!(sim.totals().completed, 0);
-    advance_to(&mut sim, SimTime::from_secs(8));
+    control.run_until(&mut sim, SimTime::from_secs(8), &mut |_| {}).unwrap();
     let t = sim.totals();
     assert_eq!((t.arrived, t.completed, t.dropped), (1, 1, 0));
     assert!((t.latency_sum_us - 6_010_000.0).abs() < 1.0, "latency {} us", t.latency_sum_us);
 
     // With scale to zero off the KPA keeps one pod, so the service never sits at zero: the same
     // request is served by the instance started at the first tick.
-    let mut sim = Simulator::new(&sc, Box::new(KpaPolicy::new(KpaConfig::defaults(&sc))), 1, Sinks::discard()).unwrap();
-    advance_to(&mut sim, SimTime::from_secs(8));
+    let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
+    let mut kpa = KpaPolicy::new(KpaConfig::defaults(&sc));
+    let mut control = Controller::new(&sim, "sim", &mut kpa, ActionsWriter::discard());
+    control.run_until(&mut sim, SimTime::from_secs(8), &mut |_| {}).unwrap();
     assert_eq!(sim.totals().completed, 1);
 }

@@ -3,6 +3,7 @@
 //! binaries one after another), and its tests run one at a time (they take the `SERIAL` lock).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -140,6 +141,47 @@ fn hpa_on_the_compressed_chain_matches_the_simulator() {
     {
         assert!(dir.join(f).is_file(), "{f} written");
     }
+    // One schema for both sides: the simulator's timeline and actions headers, a full summary.
+    for side in ["sim", "local"] {
+        let first = |f: &str| {
+            let text = std::fs::read_to_string(dir.join(format!("{side}_{f}"))).unwrap();
+            text.lines().next().unwrap_or("").to_string()
+        };
+        assert_eq!(first("timeline.csv"), scalesim::metrics::TIMELINE_HEADER);
+        assert_eq!(first("actions.csv"), scalesim::metrics::ACTIONS_HEADER.join(","));
+        let text = std::fs::read_to_string(dir.join(format!("{side}_summary.json"))).unwrap();
+        let summary: scalesim::metrics::Summary = serde_json::from_str(&text).unwrap();
+        assert_eq!(summary.requests.arrived, gap.sim_requests);
+        assert!(summary.cost > 0.0 && summary.instance_hours > 0.0);
+    }
+    assert!(workers_of(std::process::id()).is_empty(), "every worker is gone after the run");
+}
+
+/// `run --backend local` writes the simulator's run-folder schema, and `report` draws it.
+#[test]
+fn a_local_run_folder_has_the_simulators_schema_and_reports() {
+    let _g = serial();
+    let out = tempfile::tempdir().expect("temp dir");
+    let sc = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/chain_local_small.yaml");
+    let run = |backend: &str, dir: &str| {
+        let st = Command::new(bin())
+            .args(["run", sc.to_str().unwrap(), "--policy", "hpa", "--seed", "1", "--horizon", "60", "-q"])
+            .args(["--backend", backend, "--out"])
+            .arg(out.path().join(dir))
+            .status()
+            .unwrap();
+        assert!(st.success(), "{backend} run");
+    };
+    run("sim", "sim");
+    run("local", "loc");
+    for f in ["timeline.csv", "actions.csv", "requests.csv"] {
+        let head =
+            |d: &str| std::fs::read_to_string(out.path().join(d).join(f)).unwrap().lines().next().map(String::from);
+        assert_eq!(head("sim"), head("loc"), "{f} headers");
+    }
+    let st = Command::new(bin()).arg("report").arg(out.path().join("loc")).output().unwrap();
+    assert!(st.status.success(), "report reads a local run: {}", String::from_utf8_lossy(&st.stderr));
+    assert!(out.path().join("loc/charts/replicas.png").is_file());
     assert!(workers_of(std::process::id()).is_empty(), "every worker is gone after the run");
 }
 
@@ -227,7 +269,7 @@ fn interrupted_runs_leave_no_workers() {
             wait_until(Duration::from_secs(3), || workers_of(pid).is_empty()),
             "workers left after signal {signal}"
         );
-        assert!(!out.join("backend_summary.json").exists(), "no output passed off as complete");
+        assert!(!out.join("summary.json").exists(), "no output passed off as complete");
     }
 }
 

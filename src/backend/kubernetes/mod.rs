@@ -30,10 +30,10 @@ use super::{BackendError, ClusterBackend, ScaleResult};
 use crate::app::AppSpec;
 use crate::cluster::ClusterSpec;
 use crate::engine::SimTime;
+use crate::metrics::RunTotals;
 use crate::metrics::{ClusterView, LatencySummary, PodPhase, PodView, ServiceView};
 use crate::scaling::{Refusal, ReplicaChange, ReplicaCounts};
 use crate::scenario::{KubernetesConfig, Scenario};
-use crate::sim::RunTotals;
 use api::{parse_cpu_cores, parse_memory_mib, ApiClient, ApiError, Connection};
 
 /// The backend's clock reads this at connection. Pods' start and readiness times are placed on it

@@ -34,10 +34,10 @@ use super::{BackendError, ClusterBackend, ScaleResult};
 use crate::app::AppSpec;
 use crate::cluster::{ClusterSpec, InstanceId, InstanceState};
 use crate::engine::{RngStreams, SimTime};
+use crate::metrics::RunTotals;
 use crate::metrics::{ClusterView, LatencySummary, MetricsServer};
 use crate::scaling::{Refusal, ReplicaChange, ReplicaCounts, ScalingManager};
 use crate::scenario::{MetricsConfig, Scenario};
-use crate::sim::RunTotals;
 use crate::workload::{ArrivalGenerator, RequestMix};
 use process::WorkerProcess;
 use router::{Endpoint, Shared};
@@ -538,6 +538,9 @@ impl ClusterBackend for LocalBackend {
     }
     fn instances(&self) -> (u32, u32) {
         (self.scaling.status_summary().total, self.cluster.max_instances)
+    }
+    fn usage(&self) -> Option<(f64, f64)> {
+        Some((self.scaling.cost(self.now), self.scaling.instance_seconds(self.now) / 3600.0))
     }
     /// Stops the load, waits (a bounded time) for requests in flight, and ends every worker.
     fn shutdown(&mut self) {
