@@ -136,6 +136,10 @@ pub(crate) enum Command {
         /// Random start offset into the load per episode, seconds, `LO,HI`.
         #[arg(long, value_parser = parse_range)]
         start_offset: Option<(f64, f64)>,
+        /// Replace each episode's load shape by a random one of the same mean (ramp, staircase,
+        /// spikes, diurnal, bursts); trace replays keep their trace.
+        #[arg(long)]
+        random_shapes: bool,
         /// Write every step to this CSV file.
         #[arg(long)]
         log: Option<PathBuf>,
@@ -174,6 +178,15 @@ pub(crate) enum Command {
         /// A run folder (with summary.json), a sweep folder (with sweep_manifest.json) or a
         /// training folder (with training_log.csv).
         dir: PathBuf,
+    },
+    /// Compare policies on cost and SLO violation against the HPA front: reads the run folders
+    /// under ROOT/<policy label>/..., writes pareto.csv, pareto.png and pareto.svg.
+    Pareto {
+        /// Folder of runs, one sub-folder per policy label (`hpa<N>` labels form the front).
+        root: PathBuf,
+        /// Where to write the table and the chart (default: ROOT).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Train an RL agent (PPO or A2C) on one or more scenarios.
     Train {

@@ -207,7 +207,17 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Env { scenarios, episodes, seed, interval, fidelity, rate_scale, start_offset, log } => {
+        Command::Env {
+            scenarios,
+            episodes,
+            seed,
+            interval,
+            fidelity,
+            rate_scale,
+            start_offset,
+            random_shapes,
+            log,
+        } => {
             use scalesim::rl::{Action, Env, EnvConfig, Randomization, SimFactory};
             if !(interval.is_finite() && interval >= scalesim::rl::agent::config::MIN_INTERVAL_S) {
                 anyhow::bail!("--interval: must be a number of seconds >= 0.001, got {interval}");
@@ -227,6 +237,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             let randomization = Randomization {
                 rate_scale: rate_scale.unwrap_or((1.0, 1.0)),
                 start_offset_s: start_offset.unwrap_or((0.0, 0.0)),
+                random_shapes,
             };
             let cfg = EnvConfig { decision_interval: SimTime::from_secs_f64(interval), ..Default::default() };
             let mut env = Env::new(cfg, Box::new(SimFactory::new(list, randomization)));
@@ -313,6 +324,26 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
         Command::Report { dir } => {
             let files = scalesim::report::report(&dir)?;
             println!("{}: {} files; open {}", dir.display(), files.len(), dir.join("index.html").display());
+            Ok(())
+        }
+        Command::Pareto { root, out } => {
+            let out = out.unwrap_or_else(|| root.clone());
+            let rows = scalesim::experiment::pareto::write(&root, &out)?;
+            for r in &rows {
+                println!(
+                    "{:<28} {:<12} n={:<3} cost {:.3}±{:.3}  SLO {:.2}±{:.2}%  front {:.2}%  gap {:+.0}%",
+                    r.scenario,
+                    r.policy,
+                    r.n,
+                    r.cost_mean,
+                    r.cost_ci95,
+                    r.slo_mean,
+                    r.slo_ci95,
+                    r.front_slo_at_cost,
+                    r.slo_gap_pct
+                );
+            }
+            println!("{}", out.join("pareto.csv").display());
             Ok(())
         }
         Command::Train { agent, scenarios, steps, seed, out, resume, quiet } => {

@@ -9,6 +9,7 @@
 
 pub mod backend_run;
 pub mod outdir;
+pub mod pareto;
 pub mod policies;
 pub mod progress;
 pub mod stats;

@@ -14,7 +14,7 @@ use super::outdir;
 use super::progress::Progress;
 use crate::engine::SimTime;
 use crate::rl::agent::checkpoint::{Checkpoint, CheckpointError};
-use crate::rl::agent::config::{AgentConfig, Algorithm};
+use crate::rl::agent::config::{AgentConfig, Algorithm, TrainingLoads};
 use crate::rl::agent::policy::{check_fits, load_member, member_path};
 use crate::rl::agent::ppo::{graph_kind, mlp_too_small, train_team, Agent, LogRow, TRAINING_LOG_HEADER};
 use crate::rl::{Env, EnvError, Randomization, SimFactory};
@@ -114,7 +114,11 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
                 config.env_config(),
                 Box::new(SimFactory::new(
                     scenarios.clone(),
-                    Randomization { rate_scale: (0.8, 1.2), start_offset_s: (0.0, 0.0) },
+                    Randomization {
+                        rate_scale: (0.8, 1.2),
+                        start_offset_s: (0.0, 0.0),
+                        random_shapes: config.training_loads == TrainingLoads::RandomShapes,
+                    },
                 )),
             )
         })

@@ -439,3 +439,97 @@ fn draw_bars<DB: DrawingBackend>(
     }
     legend(&panel, &entries)
 }
+
+/// One policy's point on a Pareto chart: mean cost and SLO violation with their 95% CIs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParetoPoint {
+    pub label: String,
+    pub cost: f64,
+    pub cost_ci: f64,
+    pub slo: f64,
+    pub slo_ci: f64,
+}
+
+/// One scenario's panel: its points and the front (cost ascending) drawn as a line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParetoPanel {
+    pub scenario: String,
+    pub points: Vec<ParetoPoint>,
+    pub front: Vec<(f64, f64)>,
+}
+
+/// Cost (x) against SLO violation (y), one panel per scenario side by side, 95% CIs as error
+/// bars both ways, the front as a line; one colour per policy label across panels.
+pub fn pareto(path: &Path, title: &str, panels: &[ParetoPanel]) -> Result<(), ReportError> {
+    on_backend!(path, draw_pareto(title, panels))
+}
+
+fn draw_pareto<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, panels: &[ParetoPanel]) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (plot, legend_panel) = split(root);
+    let plot = plot.titled(title, TITLE_FONT).map_err(|e| e.to_string())?;
+    let mut labels: Vec<&str> = Vec::new();
+    for p in panels.iter().flat_map(|p| &p.points) {
+        if !labels.contains(&p.label.as_str()) {
+            labels.push(&p.label);
+        }
+    }
+    let areas = plot.split_evenly((1, panels.len().max(1)));
+    for (panel, area) in panels.iter().zip(&areas) {
+        let xs = panel.points.iter().flat_map(|p| [p.cost - p.cost_ci, p.cost + p.cost_ci]);
+        let ys = panel.points.iter().flat_map(|p| [p.slo - p.slo_ci, p.slo + p.slo_ci]);
+        let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+        let y1 = ys.fold(0.0f64, f64::max).max(1e-6) * 1.1;
+        let pad = ((x1 - x0) * 0.08).max(1e-6);
+        let (x0, x1) = if x0.is_finite() { (x0 - pad, x1 + pad) } else { (0.0, 1.0) };
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.scenario, AXIS_DESC_FONT)
+            .margin(12)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x0..x1, 0.0..y1)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&fmt_num)
+            .y_label_formatter(&fmt_num)
+            .x_desc("cost ($)")
+            .y_desc("SLO violation (%)")
+            .label_style(LABEL_FONT)
+            .axis_desc_style(AXIS_DESC_FONT)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(panel.front.iter().copied(), BLACK.stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+        for p in &panel.points {
+            let c = color(labels.iter().position(|l| *l == p.label).unwrap_or(0));
+            let style = c.stroke_width(2);
+            chart
+                .draw_series([ErrorBar::new_vertical(
+                    p.cost,
+                    (p.slo - p.slo_ci).max(0.0),
+                    p.slo,
+                    p.slo + p.slo_ci,
+                    style,
+                    8,
+                )])
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series([ErrorBar::new_horizontal(
+                    p.slo,
+                    p.cost - p.cost_ci,
+                    p.cost,
+                    p.cost + p.cost_ci,
+                    style,
+                    8,
+                )])
+                .map_err(|e| e.to_string())?;
+            chart.draw_series([Circle::new((p.cost, p.slo), 5, c.filled())]).map_err(|e| e.to_string())?;
+        }
+    }
+    let mut entries: Vec<(String, RGBColor, bool)> =
+        labels.iter().enumerate().map(|(i, l)| (l.to_string(), color(i), true)).collect();
+    entries.push(("HPA front".into(), BLACK, false));
+    legend(&legend_panel, &entries)
+}

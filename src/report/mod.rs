@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-pub use charts::{Bar, Series};
+pub use charts::{Bar, ParetoPanel, ParetoPoint, Series};
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -80,6 +80,12 @@ pub fn validation_charts(
         )
     })?);
     Ok(files)
+}
+
+/// `pareto.png` and `pareto.svg` in `dir`: cost against SLO violation per scenario.
+pub fn pareto_charts(dir: &Path, panels: &[ParetoPanel]) -> Result<Vec<PathBuf>, ReportError> {
+    register_font();
+    both(dir, "pareto", |p| charts::pareto(p, "Cost vs SLO violation (mean, 95% CI over seeds)", panels))
 }
 
 fn both(dir: &Path, stem: &str, draw: impl Fn(&Path) -> Result<(), ReportError>) -> Result<Vec<PathBuf>, ReportError> {

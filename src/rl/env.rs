@@ -46,11 +46,15 @@ pub struct Randomization {
     pub rate_scale: (f64, f64),
     /// Seconds cut from the start of the load (a window of a trace or shape).
     pub start_offset_s: (f64, f64),
+    /// Replace a scenario's rate shape by a random one of the same mean
+    /// ([`crate::workload::random_shape`]: ramps, staircases, spikes, diurnal curves, bursts).
+    /// Trace replays keep their trace.
+    pub random_shapes: bool,
 }
 
 impl Default for Randomization {
     fn default() -> Self {
-        Randomization { rate_scale: (1.0, 1.0), start_offset_s: (0.0, 0.0) }
+        Randomization { rate_scale: (1.0, 1.0), start_offset_s: (0.0, 0.0), random_shapes: false }
     }
 }
 
@@ -138,7 +142,16 @@ impl SimFactory {
             sc.workload.duration = sc.workload.duration.saturating_sub(off_us);
             sc.horizon = sc.horizon.min(sc.workload.duration).max(SimTime::from_secs(1));
         }
-        let label = format!("{} x{scale:.2} +{offset:.0}s", sc.name);
+        let mut label = format!("{} x{scale:.2} +{offset:.0}s", sc.name);
+        if r.random_shapes {
+            if let ArrivalSource::Rate { schedule, .. } = &mut sc.workload.source {
+                let horizon = sc.horizon.as_secs_f64();
+                let mean = schedule.expected_arrivals(sc.horizon) / horizon.max(1e-9);
+                let (shape, kind) = crate::workload::random_shape(&mut rng, mean, horizon);
+                *schedule = shape;
+                label.push_str(&format!(" {}", kind.name()));
+            }
+        }
         Ok((sc, label))
     }
 }
@@ -307,8 +320,17 @@ impl Env {
         let after = backend.totals();
         backend.observe_into(&mut self.view);
         let view = &self.view;
-        let terms =
-            compute(&self.config.reward, layout, backend, view, &self.prev, &after, report.replica_changes, ep.slo_ms);
+        let terms = compute(
+            &self.config.reward,
+            layout,
+            backend,
+            view,
+            &self.prev,
+            &after,
+            report.replica_changes,
+            ep.slo_ms,
+            self.config.decision_interval.as_secs_f64() / 3600.0,
+        );
         self.prev = after;
         self.last_violation = terms.slo_violation;
         let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);

@@ -17,6 +17,13 @@
 //!   (clamped to 1). Weighted 0 by default; a positive weight charges churn, which nothing else in
 //!   the reward does (a team with one agent per service otherwise reverses direction hundreds of
 //!   times an hour).
+//! - `capacity`: replica-hours held in the step (replicas Active + Starting at its end, times the
+//!   step's length in hours): the price of capacity. Its weight is the price of one replica-hour in
+//!   the reward's unit, where a step in which every request breaks the SLO costs the `slo` weight.
+//!   The trade-off it sets: over an hour of `n` steps, one more replica pays for itself when it
+//!   lowers the SLO violation fraction by more than `capacity / (slo * n)`; with decisions every
+//!   15 s (n = 240), `slo: 5` and `capacity: 12`, by one percentage point. Weighted 0 by default
+//!   (older agents' rewards are unchanged); `configs/agents/gat_ppo.yaml` prices capacity so.
 //!
 //! Goals: `weighted` (default): `r = -(5 slo + 1 slack + 3 overshoot + 2 lag + 0 changes)`, weights
 //! configurable; the gym-hpa goals `cost` (`r = -replicas / max replicas`), `latency`
@@ -31,7 +38,7 @@ use super::observation::ObservationLayout;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RewardConfig {
-    Weighted { slo: f64, slack: f64, overshoot: f64, lag: f64, changes: f64, slack_basis: SlackBasis },
+    Weighted { slo: f64, slack: f64, overshoot: f64, lag: f64, changes: f64, capacity: f64, slack_basis: SlackBasis },
     Cost,
     Latency,
     Multi { lambda: f64 },
@@ -64,6 +71,7 @@ impl RewardConfig {
             overshoot: DEFAULT_OVERSHOOT_WEIGHT,
             lag: DEFAULT_LAG_WEIGHT,
             changes: 0.0,
+            capacity: 0.0,
             slack_basis,
         }
     }
@@ -87,6 +95,8 @@ pub struct RewardTerms {
     pub latency_ratio: f64,
     /// Replicas (Active + Starting) / sum of max replicas.
     pub cost: f64,
+    /// Replica-hours held in the step (replicas at its end x its length).
+    pub replica_hours: f64,
     pub reward: f64,
 }
 
@@ -102,6 +112,7 @@ pub fn compute(
     after: &RunTotals,
     replica_changes: u32,
     slo_ms: f64,
+    step_hours: f64,
 ) -> RewardTerms {
     let app = backend.app();
     let completed = after.completed.saturating_sub(before.completed) as f64;
@@ -144,12 +155,20 @@ pub fn compute(
     let latency_sum = after.latency_sum_us - before.latency_sum_us;
     let latency_ratio = if completed > 0.0 { latency_sum / completed / 1000.0 / slo_ms } else { 0.0 };
     let reward = match *cfg {
-        RewardConfig::Weighted { slo, slack: w_slack, overshoot: w_over, lag, changes: w_changes, .. } => {
-            -(slo * slo_violation + w_slack * slack + w_over * overshoot + lag * replica_lag + w_changes * changes)
+        RewardConfig::Weighted {
+            slo, slack: w_slack, overshoot: w_over, lag, changes: w_changes, capacity, ..
+        } => {
+            -(slo * slo_violation
+                + w_slack * slack
+                + w_over * overshoot
+                + lag * replica_lag
+                + w_changes * changes
+                + capacity * replicas * step_hours)
         }
         RewardConfig::Cost => -cost,
         RewardConfig::Latency => -latency_ratio.min(1.0),
         RewardConfig::Multi { lambda } => -(cost + lambda * (latency_ratio - 1.0).max(0.0)),
     };
-    RewardTerms { slo_violation, slack, overshoot, replica_lag, changes, latency_ratio, cost, reward }
+    let replica_hours = replicas * step_hours;
+    RewardTerms { slo_violation, slack, overshoot, replica_lag, changes, latency_ratio, cost, replica_hours, reward }
 }

@@ -5,10 +5,12 @@
 //! application (that is `app/`) or how it is served (`sim/`).
 
 mod arrivals;
+mod random_shape;
 mod shape;
 mod trace;
 
 pub use arrivals::{ArrivalGenerator, ArrivalProcess};
+pub use random_shape::{random_shape, ShapeKind};
 pub use shape::{RateSchedule, Stage, StageLevel};
 pub use trace::{parse_time_us, read_trace, resolve_path, TraceData, TraceError, TraceFormat, TraceSpec};
 

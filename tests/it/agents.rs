@@ -143,6 +143,32 @@ fn training_is_deterministic_for_a_seed() {
     assert_eq!((a.actor, a.critic, a.actor_opt, a.norm), (b.actor, b.critic, b.actor_opt, b.norm));
 }
 
+/// A per-service GAT agent with return normalisation trains, keeps its returns' statistics in
+/// its checkpoint (read back exactly), and acts on every service at once.
+#[test]
+fn per_service_agents_with_normalised_returns_round_trip() {
+    let mut cfg = config_of("gat");
+    cfg.action = scalesim::rl::agent::config::ActionMode::PerService;
+    cfg.normalize_returns = true;
+    cfg.node_type_head = false;
+    cfg.quota_head = false;
+    let agent = trained_with(cfg, 3, 512);
+    assert!(agent.returns.count >= 512.0 && agent.returns.std() > 0.0, "{:?}", agent.returns);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ps.ckpt");
+    agent.checkpoint().save(&path).unwrap();
+    let back = Checkpoint::load(&path).unwrap();
+    assert_eq!(back.returns, agent.returns);
+    assert_eq!(back, agent.checkpoint());
+    let mut e = envs(1);
+    let obs = e[0].reset(4).unwrap();
+    let mask = e[0].mask().unwrap().clone();
+    match scalesim::rl::agent::ppo::team_greedy(std::slice::from_ref(&agent), &obs, &mask) {
+        scalesim::rl::Action::All(v) => assert_eq!(v.len(), mask.deltas.len()),
+        other => panic!("a per-service agent acts on every service: {other:?}"),
+    }
+}
+
 #[test]
 fn checkpoints_round_trip_and_refuse_corruption() {
     let tmp = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ mod hardening;
 mod kubernetes;
 mod llm;
 mod newcomer;
+mod pareto;
 mod policies;
 mod queueing;
 mod report;

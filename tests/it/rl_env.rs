@@ -241,7 +241,7 @@ fn reset_with_a_seed_replays_the_episode_and_randomises_the_load() {
     let sc = scalesim::scenario::load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
     let mut fluid = sc.clone();
     fluid.fidelity = scalesim::scenario::Fidelity::Fluid;
-    let r = Randomization { rate_scale: (0.5, 1.5), start_offset_s: (0.0, 120.0) };
+    let r = Randomization { rate_scale: (0.5, 1.5), start_offset_s: (0.0, 120.0), random_shapes: false };
     let mk = || Env::new(EnvConfig::default(), Box::new(SimFactory::new(vec![sc.clone(), fluid.clone()], r)));
     let (mut a, mut b) = (mk(), mk());
     let x = episode(&mut a, 42);

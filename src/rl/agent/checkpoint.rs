@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{AgentConfig, Encoder};
 use super::graph::GraphNet;
-use super::nn::{Actor, Adam, Critic, ObsNorm, Params, Shapes, ACTIONS, HIDDEN, OBS_MAX};
+use super::nn::{Actor, Adam, Critic, ObsNorm, Params, ReturnNorm, Shapes, ACTIONS, HIDDEN, OBS_MAX};
 use crate::engine::fnv1a64;
 
 /// 2: the actor has node-type and CPU-quota heads (version 1 had the joint action only).
@@ -30,6 +30,8 @@ pub struct Checkpoint {
     pub actor_opt: Adam,
     pub critic_opt: Adam,
     pub norm: ObsNorm,
+    /// The returns' running statistics (`normalize_returns`; empty otherwise).
+    pub returns: ReturnNorm,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,9 @@ struct Header {
     actor_t: u64,
     critic_t: u64,
     norm_count: f64,
+    /// Only with `normalize_returns`, so other checkpoints are byte-identical to earlier ones.
+    #[serde(default, skip_serializing_if = "ReturnNorm::is_empty")]
+    returns: ReturnNorm,
 }
 
 /// The largest observation size a checkpoint may declare (far above any application's).
@@ -120,6 +125,7 @@ impl Checkpoint {
             actor_t: self.actor_opt.t,
             critic_t: self.critic_opt.t,
             norm_count: self.norm.count,
+            returns: self.returns.clone(),
         };
         let json = serde_json::to_vec(&header)
             .map_err(|e| CheckpointError { file: path.display().to_string(), message: e.to_string() })?;
@@ -179,12 +185,22 @@ impl Checkpoint {
         if header.flat_len == 0 || header.flat_len > MAX_FLAT_LEN {
             return Err(fail(format!("observation size {} is outside 1..={MAX_FLAT_LEN}", header.flat_len)));
         }
-        for (v, f) in [(header.lr, "lr"), (header.max_grad_norm, "max_grad_norm"), (header.norm_count, "norm_count")] {
+        let r = &header.returns;
+        for (v, f) in [
+            (header.lr, "lr"),
+            (header.max_grad_norm, "max_grad_norm"),
+            (header.norm_count, "norm_count"),
+            (r.count, "returns.count"),
+            (r.m2, "returns.m2"),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(fail(format!("header field `{f}` is {v}; expected a finite number >= 0")));
             }
         }
         let (actor_shapes, critic_shapes) = expected(header.config.encoder);
+        if !r.mean.is_finite() {
+            return Err(fail(format!("header field `returns.mean` is {}; expected a finite number", r.mean)));
+        }
         if header.kind != "scalesim-agent"
             || header.obs_max != OBS_MAX
             || header.hidden != HIDDEN
@@ -252,6 +268,7 @@ impl Checkpoint {
             actor_opt: Adam { lr: header.lr, max_grad_norm: header.max_grad_norm, m: am, v: av, t: header.actor_t },
             critic_opt: Adam { lr: header.lr, max_grad_norm: header.max_grad_norm, m: cm, v: cv, t: header.critic_t },
             norm,
+            returns: header.returns,
         })
     }
 }

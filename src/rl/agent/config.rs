@@ -88,6 +88,30 @@ impl TrainingFidelity {
     }
 }
 
+/// The loads an agent trains on: the `--scenario` files' own shapes (scaled 0.8-1.2x), or
+/// `random_shapes`: each episode a random shape of the same mean (ramps, staircases, spikes,
+/// diurnal curves, bursts; [`crate::workload::random_shape`]), for agents that must generalise
+/// to loads they never saw.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainingLoads {
+    #[default]
+    Scenario,
+    RandomShapes,
+}
+
+/// What one decision changes: `single` (default; the gym-hpa action: one service by -2..=2
+/// replicas, one categorical over services x deltas), or `per_service` (every service by its own
+/// -2..=2 at once, independent categoricals whose log-probabilities add up; graph encoders score
+/// each service from its own node, the MLP has one head per service slot).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionMode {
+    #[default]
+    Single,
+    PerService,
+}
+
 /// The reward an agent trains on: `weighted` (default), `cost`, `latency` or `multi`.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -113,11 +137,22 @@ pub struct RewardWeights {
     pub lag: f64,
     #[serde(default)]
     pub changes: f64,
+    /// The price of a replica-hour (`src/rl/reward.rs`: the trade-off it sets). Written into
+    /// checkpoints only when set, so older checkpoints read unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub capacity: f64,
 }
 
 impl Default for RewardWeights {
     fn default() -> Self {
-        RewardWeights { slo: w_slo(), slack: w_slack(), overshoot: w_overshoot(), lag: w_lag(), changes: 0.0 }
+        RewardWeights {
+            slo: w_slo(),
+            slack: w_slack(),
+            overshoot: w_overshoot(),
+            lag: w_lag(),
+            changes: 0.0,
+            capacity: 0.0,
+        }
     }
 }
 
@@ -211,6 +246,17 @@ pub struct AgentConfig {
     /// Cores of CPU limit per unit of the quota action.
     #[serde(default = "quota_step")]
     pub quota_step_cores: f64,
+    /// `scenario` (default) or `random_shapes`. Written into checkpoints only when not the default.
+    #[serde(default, skip_serializing_if = "is_scenario_loads")]
+    pub training_loads: TrainingLoads,
+    /// `single` (default) or `per_service`. Written into checkpoints only when not the default.
+    #[serde(default, skip_serializing_if = "is_single")]
+    pub action: ActionMode,
+    /// Divide rewards by the running standard deviation of the discounted returns before computing
+    /// advantages and value targets (the critic then learns targets of unit scale). Written into
+    /// checkpoints only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub normalize_returns: bool,
 }
 
 fn quota_step() -> f64 {
@@ -264,6 +310,18 @@ fn is_request(s: &SlackBasis) -> bool {
     *s == SlackBasis::Request
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_single(a: &ActionMode) -> bool {
+    *a == ActionMode::Single
+}
+
+fn is_scenario_loads(l: &TrainingLoads) -> bool {
+    *l == TrainingLoads::Scenario
+}
+
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
@@ -311,9 +369,14 @@ impl AgentConfig {
             }
         }
         let w = &c.reward_weights;
-        for (v, f) in
-            [(w.slo, "slo"), (w.slack, "slack"), (w.overshoot, "overshoot"), (w.lag, "lag"), (w.changes, "changes")]
-        {
+        for (v, f) in [
+            (w.slo, "slo"),
+            (w.slack, "slack"),
+            (w.overshoot, "overshoot"),
+            (w.lag, "lag"),
+            (w.changes, "changes"),
+            (w.capacity, "capacity"),
+        ] {
             if !(v.is_finite() && (0.0..=1e6).contains(&v)) {
                 return err(&format!("reward_weights.{f}"), format!("{v} is outside 0 <= weight <= 1000000"));
             }
@@ -339,6 +402,18 @@ impl AgentConfig {
         if c.checkpoint_every == 0 {
             return err("checkpoint_every", "must be at least 1".into());
         }
+        if c.action == ActionMode::PerService {
+            // The per-service heads score replica deltas only; a node type or quota per service
+            // would need heads of their own.
+            for (on, f) in [(c.node_type_head, "node_type_head"), (c.quota_head, "quota_head")] {
+                if on {
+                    return err(f, "must be false with `action: per_service`".into());
+                }
+            }
+            if c.team != 1 {
+                return err("team", "must be 1 with `action: per_service` (one agent scales every service)".into());
+            }
+        }
         Ok(())
     }
 
@@ -357,6 +432,7 @@ impl AgentConfig {
                         overshoot: w.overshoot,
                         lag: w.lag,
                         changes: w.changes,
+                        capacity: w.capacity,
                         slack_basis: self.slack_basis,
                     }
                 }
@@ -377,13 +453,28 @@ impl AgentConfig {
 mod tests {
     use super::*;
 
+    /// `action: per_service` scores deltas only, for one agent: the other heads and teams are refused
+    /// by name.
+    #[test]
+    fn per_service_refuses_the_heads_it_has_not() {
+        let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\naction: per_service\n";
+        let ok: AgentConfig = serde_yaml_ng::from_str(base).unwrap();
+        assert_eq!(ok.validate(), Ok(()));
+        for (extra, field) in
+            [("quota_head: true", "quota_head"), ("node_type_head: true", "node_type_head"), ("team: 2", "team")]
+        {
+            let c: AgentConfig = serde_yaml_ng::from_str(&format!("{base}{extra}\n")).unwrap();
+            assert_eq!(c.validate().unwrap_err().field, field);
+        }
+    }
+
     /// Weights left out keep their defaults; those given reach the environment's reward.
     #[test]
     fn reward_weights_reach_the_environment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.yaml");
         let base = "format_version: 1\nencoder: mlp\nalgorithm: ppo\n";
-        std::fs::write(&path, format!("{base}reward_weights: {{ slack: 2, changes: 0.5 }}\n")).unwrap();
+        std::fs::write(&path, format!("{base}reward_weights: {{ slack: 2, changes: 0.5, capacity: 12 }}\n")).unwrap();
         let reward = AgentConfig::load(&path).unwrap().env_config().reward;
         let want = RewardConfig::Weighted {
             slo: 5.0,
@@ -391,6 +482,7 @@ mod tests {
             overshoot: 3.0,
             lag: 2.0,
             changes: 0.5,
+            capacity: 12.0,
             slack_basis: SlackBasis::Request,
         };
         assert_eq!(reward, want);

@@ -93,6 +93,37 @@ pub fn masked_log_softmax(logits: &[f32], allowed: &[bool]) -> Vec<f64> {
     logits.iter().zip(allowed).map(|(&l, &a)| if a { l as f64 - lse } else { f64::NEG_INFINITY }).collect()
 }
 
+/// Per-service mode: the allowed deltas of every service slot (`joint_ok`'s layout, 5 per slot).
+/// A slot with nothing allowed (a padding slot of the MLP, past the application's services) may
+/// only hold (delta 0), so that every slot has a choice of probability 1 and adds nothing to the
+/// log-probability or the entropy.
+pub fn per_service_allowed(joint_ok: &[bool]) -> Vec<bool> {
+    let mut ok = joint_ok.to_vec();
+    for row in ok.chunks_mut(5) {
+        if !row.iter().any(|&a| a) {
+            row[2] = true;
+        }
+    }
+    ok
+}
+
+/// Per-service mode: the masked log-softmax of each slot's 5 logits on its own.
+pub fn per_service_log_softmax(logits: &[f32], allowed: &[bool]) -> Vec<f64> {
+    logits.chunks(5).zip(allowed.chunks(5)).flat_map(|(l, a)| masked_log_softmax(l, a)).collect()
+}
+
+/// Per-service mode: the environment action of one delta index per slot (slots past
+/// `services` are padding and left out).
+pub fn per_service_action(picks: &[u8], services: usize) -> Action {
+    Action::All(
+        picks
+            .iter()
+            .take(services)
+            .map(|&d| ServiceAction { node_type: 0, delta: DELTAS[d as usize], quota: 0.0 })
+            .collect(),
+    )
+}
+
 /// The environment action of a team's choices.
 pub fn team_action(choices: &[Choice]) -> Action {
     match choices {

@@ -326,6 +326,44 @@ impl Adam {
     }
 }
 
+/// Running mean and variance of the discounted returns an agent's environments accumulate
+/// (`normalize_returns`): rewards are divided by their standard deviation before advantages and
+/// value targets are computed, so that the critic's targets stay near unit scale whatever the
+/// reward's weights (the SB3 `VecNormalize` reward scaling). Welford's update.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReturnNorm {
+    pub count: f64,
+    pub mean: f64,
+    pub m2: f64,
+}
+
+impl ReturnNorm {
+    pub fn update(&mut self, x: f64) {
+        self.count += 1.0;
+        let d = x - self.mean;
+        self.mean += d / self.count;
+        self.m2 += d * (x - self.mean);
+    }
+
+    /// The standard deviation of the returns seen (1 before two are seen).
+    pub fn std(&self) -> f64 {
+        if self.count > 1.0 {
+            (self.m2 / (self.count - 1.0)).sqrt()
+        } else {
+            1.0
+        }
+    }
+
+    /// `reward` divided by the returns' standard deviation, clipped to [-10, 10] as SB3 clips.
+    pub fn scale(&self, reward: f64) -> f64 {
+        (reward / (self.std() * self.std() + 1e-8).sqrt()).clamp(-10.0, 10.0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0.0
+    }
+}
+
 /// Running mean and variance of observations (Welford), applied as `(x - mean) / sqrt(var)`
 /// clipped to [-5, 5].
 #[derive(Clone, Debug, PartialEq)]
@@ -363,6 +401,22 @@ impl ObsNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Returns 1, 2, 3, 4: sample variance 5/3; a reward of 2 scales to 2 / sqrt(5/3) = 1.549;
+    /// a huge one clips at 10.
+    #[test]
+    fn return_norm_by_hand() {
+        let mut r = ReturnNorm::default();
+        assert_eq!(r.std(), 1.0);
+        for x in [1.0, 2.0, 3.0, 4.0] {
+            r.update(x);
+        }
+        assert!((r.mean - 2.5).abs() < 1e-12);
+        assert!((r.std() - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((r.scale(2.0) - 2.0 / (5.0f64 / 3.0).sqrt()).abs() < 1e-6);
+        assert_eq!(r.scale(1e6), 10.0);
+        assert_eq!(r.scale(-1e6), -10.0);
+    }
 
     /// Two parameter tensors as plain vectors, for driving the optimiser by hand.
     struct Plain(Vec<Vec<f32>>);

@@ -8,14 +8,15 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use super::checkpoint::Checkpoint;
-use super::config::{AgentConfig, Algorithm, Encoder, TrainingFidelity};
+use super::config::{ActionMode, AgentConfig, Algorithm, Encoder, TrainingFidelity};
 use super::decision::{
-    action_index, allowed, argmax_allowed, decode_action, gaussian_log_prob, masked_log_softmax, sku_allowed,
-    team_action, Choice, HALF_LN_2PI,
+    action_index, allowed, argmax_allowed, decode_action, gaussian_log_prob, masked_log_softmax, per_service_action,
+    per_service_allowed, per_service_log_softmax, sku_allowed, team_action, Choice, HALF_LN_2PI,
 };
 use super::graph::{GraphBatch, GraphKind, GraphNet, Taped};
 use super::nn::{
-    Actor, Adam, Critic, Dev, Heads, HeadsOn, ObsNorm, Params, Shapes, ACTIONS, MAX_SERVICES, MAX_SKUS, OBS_MAX,
+    Actor, Adam, Critic, Dev, Heads, HeadsOn, ObsNorm, Params, ReturnNorm, Shapes, ACTIONS, MAX_SERVICES, MAX_SKUS,
+    OBS_MAX,
 };
 use crate::rl::{Action, ActionMask, Env, EnvError, Observation};
 
@@ -143,6 +144,8 @@ pub struct Agent {
     /// The critic's optimiser (unused, and empty, for graph encoders).
     pub critic_opt: Adam,
     pub norm: ObsNorm,
+    /// The discounted returns' running statistics (`normalize_returns`).
+    pub returns: ReturnNorm,
     pub steps: u64,
     /// Length of the application's flat observation (checked on load).
     pub flat_len: usize,
@@ -218,6 +221,7 @@ impl Agent {
             actor_opt,
             critic_opt,
             norm: ObsNorm::new(OBS_MAX),
+            returns: ReturnNorm::default(),
             steps: 0,
             flat_len,
         }
@@ -243,6 +247,7 @@ impl Agent {
         a.actor_opt = ck.actor_opt.clone();
         a.critic_opt = ck.critic_opt.clone();
         a.norm = ck.norm.clone();
+        a.returns = ck.returns.clone();
         a.steps = ck.steps;
         a
     }
@@ -261,6 +266,7 @@ impl Agent {
             actor_opt: self.actor_opt.clone(),
             critic_opt: self.critic_opt.clone(),
             norm: self.norm.clone(),
+            returns: self.returns.clone(),
         }
     }
 
@@ -350,6 +356,35 @@ impl Agent {
         self.decide_greedy(obs, mask, &self.allowed(mask))
     }
 
+    /// Whether every service picks its own delta at each decision (`action: per_service`).
+    pub fn per_service(&self) -> bool {
+        self.config.action == ActionMode::PerService
+    }
+
+    /// Per-service mode: the greedy action (each service's most likely allowed delta).
+    pub fn act_greedy_per_service(&self, obs: &Observation, mask: &ActionMask) -> Action {
+        let out = self.evaluate_inputs(&[&self.act_input(obs)]).remove(0);
+        let ok = per_service_allowed(&self.allowed(mask));
+        let picks: Vec<u8> =
+            out.joint.chunks(5).zip(ok.chunks(5)).map(|(l, a)| argmax_allowed(l, a).unwrap_or(2) as u8).collect();
+        per_service_action(&picks, mask.deltas.len())
+    }
+
+    /// Per-service mode: samples every slot's delta; returns the delta index of each slot, the
+    /// decision's log-probability (the sum over slots) and the mask it was sampled under.
+    fn decide_per_service(&mut self, out: &Outputs, joint_ok: &[bool]) -> (Vec<u8>, f64, Vec<bool>) {
+        let ok = per_service_allowed(joint_ok);
+        let lp = per_service_log_softmax(&out.joint, &ok);
+        let mut picks = Vec::with_capacity(lp.len() / 5);
+        let mut logp = 0.0;
+        for row in lp.chunks(5) {
+            let d = self.sample(row);
+            logp += row[d];
+            picks.push(d as u8);
+        }
+        (picks, logp, ok)
+    }
+
     /// Samples every head in use; returns the decision, its log-probability and the node-type
     /// mask it was sampled under.
     fn decide_sampled(&mut self, out: &Outputs, joint_ok: &[bool], mask: &ActionMask) -> (Choice, f64, Vec<bool>) {
@@ -420,10 +455,25 @@ impl Agent {
         let tape = tape.merge(t1).merge(t2).merge(t3).merge(t4);
         // The tape moves from op to op so that every op is recorded (a tensor's gradient is keyed
         // by its id, which its clones share; untaped operands of a taped op get theirs too).
-        let (lp, tape) = (joint.put_tape(tape) + rows(&mb.joint_mask)).log_softmax::<Axis<1>>().split_tape();
+        let (masked, tape) = (joint.put_tape(tape) + rows(&mb.joint_mask)).split_tape();
+        let (lp, tape) = if self.per_service() {
+            // One softmax per service slot: (B, S x 5) viewed as (B x S, 5) and back.
+            let w = masked.shape().1;
+            let (per_slot, tape) =
+                masked.put_tape(tape).reshape_like(&(b * (w / 5), Const::<5>)).log_softmax::<Axis<1>>().split_tape();
+            per_slot.put_tape(tape).reshape_like(&(b, w)).split_tape()
+        } else {
+            masked.put_tape(tape).log_softmax::<Axis<1>>().split_tape()
+        };
+        // The sum over every slot of p log p: the joint entropy, or per service the sum of the
+        // services' entropies (independent choices).
         let (mut neg_ent, tape) =
             (lp.clone().put_tape(tape).exp() * lp.clone()).sum::<(usize,), Axis<1>>().split_tape();
-        let (mut logp, mut tape) = lp.put_tape(tape).select(idx(&mb.joint)).split_tape();
+        let (mut logp, mut tape) = if self.per_service() {
+            (lp.put_tape(tape) * rows(&mb.onehot)).sum::<(usize,), Axis<1>>().split_tape()
+        } else {
+            lp.put_tape(tape).select(idx(&mb.joint)).split_tape()
+        };
         if self.config.node_type_head {
             // Only a scale-up chose a node type: its log-probability and entropy count there.
             let used = col(mb.sku_used.clone());
@@ -661,6 +711,8 @@ struct Minibatch {
     /// 1 where the node-type head chose (a scale-up), else 0.
     sku_used: Vec<f32>,
     u: Vec<f32>,
+    /// Per-service mode: 1 at each slot's chosen delta, in the joint logits' layout.
+    onehot: Vec<f32>,
     logp_old: Vec<f32>,
     adv: Vec<f64>,
 }
@@ -677,6 +729,16 @@ impl Minibatch {
             sku: pick(&|c| c.sku.unwrap_or(0)),
             sku_used: chunk.iter().map(|&i| if buf.choices[i].sku.is_some() { 1.0 } else { 0.0 }).collect(),
             u: chunk.iter().map(|&i| buf.choices[i].u.unwrap_or(0.0)).collect(),
+            onehot: if buf.picks.is_empty() {
+                Vec::new()
+            } else {
+                chunk
+                    .iter()
+                    .flat_map(|&i| {
+                        buf.picks[i].iter().flat_map(|&d| (0..5u8).map(move |k| if k == d { 1.0 } else { 0.0 }))
+                    })
+                    .collect()
+            },
             logp_old: chunk.iter().map(|&i| buf.logps[i] as f32).collect(),
             adv: chunk.iter().map(|&i| adv[i]).collect(),
         }
@@ -718,6 +780,8 @@ struct Buffer {
     masks: Vec<Vec<bool>>,
     sku_masks: Vec<Vec<bool>>,
     choices: Vec<Choice>,
+    /// Per-service mode: the delta index each service slot chose (empty otherwise).
+    picks: Vec<Vec<u8>>,
     logps: Vec<f64>,
     values: Vec<f64>,
     finals: Vec<Option<Input>>,
@@ -760,6 +824,8 @@ pub fn train_team(
         current.push(e.reset(ep_seed(i, 0))?);
     }
     let mut ep_reward = vec![0.0; n];
+    // Each environment's discounted return so far (`normalize_returns`).
+    let mut discounted = vec![0.0; n];
     let mut finished: Vec<f64> = Vec::new();
     let target = team[0].steps + steps;
     // A request-level step simulates thousands of requests (milliseconds): worth a thread each. A
@@ -782,6 +848,21 @@ pub fn train_team(
             // side changes nothing but the time.
             let mut actions = Vec::with_capacity(n);
             for i in 0..n {
+                if m == 1 && team[0].per_service() {
+                    let env_mask = envs[i].mask().expect("reset");
+                    let ok = team[0].allowed(env_mask);
+                    let (picks, logp, ok) = team[0].decide_per_service(&outs[0][i], &ok);
+                    actions.push(per_service_action(&picks, env_mask.deltas.len()));
+                    let b = &mut bufs[0];
+                    b.inputs.push(xs[0][i].clone());
+                    b.masks.push(ok);
+                    b.sku_masks.push(Vec::new());
+                    b.choices.push(Choice { joint: action_index(0, 2), sku: None, u: None });
+                    b.picks.push(picks);
+                    b.logps.push(logp);
+                    b.values.push(outs[0][i].value);
+                    continue;
+                }
                 let mut choices = Vec::with_capacity(m);
                 for (p, ag) in team.iter_mut().enumerate() {
                     let env_mask = envs[i].mask().expect("reset");
@@ -806,6 +887,15 @@ pub fn train_team(
                 rews.push(st.reward);
                 term.push(st.terminated);
                 let done = st.terminated || st.truncated;
+                if team[0].config.normalize_returns {
+                    discounted[i] = discounted[i] * team[0].config.gamma + st.reward;
+                    for ag in team.iter_mut() {
+                        ag.returns.update(discounted[i]);
+                    }
+                    if done {
+                        discounted[i] = 0.0;
+                    }
+                }
                 ends.push(done);
                 for (p, ag) in team.iter_mut().enumerate() {
                     bufs[p].finals.push(done.then(|| ag.act_input(&st.obs)));
@@ -840,6 +930,12 @@ pub fn train_team(
                     None => last_vals[k % n],
                 })
                 .collect();
+            // Rewards over the returns' standard deviation (one scale for the whole rollout).
+            let rews: Vec<f64> = if ag.config.normalize_returns {
+                rews.iter().map(|&r| ag.returns.scale(r)).collect()
+            } else {
+                rews.clone()
+            };
             // GAE per environment (the rollout interleaves them).
             let mut adv = vec![0.0; len];
             let mut ret = vec![0.0; len];
@@ -882,6 +978,9 @@ pub fn train_team(
 /// The greedy joint action of a team (one agent, or one per service) for one observation.
 pub fn team_greedy(team: &[Agent], obs: &Observation, mask: &ActionMask) -> Action {
     let m = team.len();
+    if m == 1 && team[0].per_service() {
+        return team[0].act_greedy_per_service(obs, mask);
+    }
     let choices: Vec<Choice> = team
         .iter()
         .enumerate()
@@ -907,7 +1006,7 @@ pub fn evaluate(agent: Option<&Agent>, env: &mut Env, seed: u64, episodes: u64) 
         loop {
             let mask = env.mask().expect("reset").clone();
             let action = match agent {
-                Some(ag) => team_action(&[ag.act_greedy(&obs, &mask)]),
+                Some(ag) => team_greedy(std::slice::from_ref(ag), &obs, &mask),
                 None => {
                     let ok = allowed(&mask);
                     let choices: Vec<usize> = (0..ACTIONS).filter(|&a| ok[a]).collect();
@@ -1037,6 +1136,67 @@ mod tests {
             // Quotas are tanh-squashed samples, spread over (-1, 1).
             let q: Vec<f32> = buf.choices.iter().map(Choice::quota).collect();
             assert!(q.iter().all(|v| v.abs() < 1.0) && q.iter().any(|&v| v > 0.2) && q.iter().any(|&v| v < -0.2));
+        }
+    }
+
+    /// Per-service mode: every service samples its own delta; the stored log-probability is the
+    /// sum of the services' and the loss recomputes it; the entropy is the sum of the services'.
+    #[test]
+    fn per_service_decisions_sum_the_services_log_probabilities() {
+        let obs = three_services();
+        let mut mask = ActionMask { deltas: vec![[true; 5]; 3], node_types: vec![vec![true, true]; 3] };
+        mask.deltas[0] = [false, false, true, true, true]; // service 0 at its minimum
+        mask.deltas[2][4] = false;
+        for encoder in ["mlp", "gat"] {
+            let config: AgentConfig =
+                serde_yaml_ng::from_str(&format!("encoder: {encoder}\nalgorithm: ppo\naction: per_service")).unwrap();
+            let mut ag = Agent::new(config, obs.flat().len(), 5);
+            let x = ag.act_input(&obs);
+            let out = ag.evaluate_inputs(&[&x]).remove(0);
+            let joint_ok = ag.allowed(&mask);
+            let mut buf = Buffer::default();
+            for _ in 0..300 {
+                let (picks, logp, ok) = ag.decide_per_service(&out, &joint_ok);
+                // By hand: the sum over slots of each slot's own masked log-softmax.
+                let by_hand: f64 = picks
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &d)| masked_log_softmax(&out.joint[s * 5..s * 5 + 5], &ok[s * 5..s * 5 + 5])[d as usize])
+                    .sum();
+                assert!((logp - by_hand).abs() < 1e-9);
+                buf.inputs.push(x.clone());
+                buf.masks.push(ok);
+                buf.sku_masks.push(Vec::new());
+                buf.choices.push(Choice { joint: action_index(0, 2), sku: None, u: None });
+                buf.picks.push(picks);
+                buf.logps.push(logp);
+            }
+            // Masked deltas are never picked; padding slots of the MLP always hold.
+            assert!(buf.picks.iter().all(|p| p[0] >= 2 && p[2] != 4 && p[3..].iter().all(|&d| d == 2)));
+            // Every service moves in both directions in some decisions (they choose independently).
+            assert!(buf.picks.iter().any(|p| p[1] < 2) && buf.picks.iter().any(|p| p[1] > 2 && p[2] > 2));
+            let chunk: Vec<usize> = (0..buf.inputs.len()).collect();
+            let mb = Minibatch::new(&buf, &chunk, &vec![1.0; chunk.len()]);
+            let xs: Vec<&Input> = buf.inputs.iter().collect();
+            let (heads, tape) = match &ag.nets {
+                Nets::Mlp { actor, .. } => {
+                    (actor.forward(ag.flat_batch(&xs).traced(Gradients::leaky()), ag.heads_on()), OwnedTape::default())
+                }
+                Nets::Graph(g) => {
+                    let (heads, value) = g.forward(&ag.graph_batch(&xs), OwnedTape::default(), ag.heads_on());
+                    (heads, value.split_tape().1)
+                }
+            };
+            let (_, recomputed, entropy) = ag.policy_loss(&ag.dev, heads, tape, &mb, true);
+            for (k, lp) in buf.logps.iter().enumerate() {
+                assert!((lp - recomputed[k] as f64).abs() < 1e-4, "{encoder}: {lp} vs {}", recomputed[k]);
+            }
+            let by_hand: f64 = per_service_log_softmax(&out.joint, &buf.masks[0])
+                .iter()
+                .filter(|l| l.is_finite())
+                .map(|l| -l.exp() * l)
+                .sum();
+            assert!((entropy - by_hand).abs() < 1e-4, "{encoder}: entropy {entropy} vs {by_hand}");
         }
     }
 

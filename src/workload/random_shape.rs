@@ -1,0 +1,132 @@
+//! Randomised load shapes for training agents that must generalise: ramps, staircases, spikes,
+//! diurnal curves and bursts, each drawn from a random stream, as a piecewise-constant rate in
+//! 10-second steps (1-second steps for bursts of a few seconds) with a given mean over the horizon.
+//!
+//! None of these is a bundled evaluation load: no rush (a held plateau between two steep
+//! ramps) and no trace window. The families and their ranges are chosen to cover what an
+//! autoscaler meets (slow drifts, steps, short surges, periodic swings, on/off bursts) at loads
+//! from a third to three times the mean.
+
+use rand::Rng;
+
+use super::RateSchedule;
+
+/// The families, in the order a draw picks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShapeKind {
+    Ramp,
+    Staircase,
+    Spikes,
+    Diurnal,
+    Bursts,
+}
+
+impl ShapeKind {
+    pub const ALL: [ShapeKind; 5] =
+        [ShapeKind::Ramp, ShapeKind::Staircase, ShapeKind::Spikes, ShapeKind::Diurnal, ShapeKind::Bursts];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ShapeKind::Ramp => "ramp",
+            ShapeKind::Staircase => "staircase",
+            ShapeKind::Spikes => "spikes",
+            ShapeKind::Diurnal => "diurnal",
+            ShapeKind::Bursts => "bursts",
+        }
+    }
+}
+
+/// Width of the piecewise-constant steps, seconds: 10, or 1 for bursts at the scale of seconds.
+const STEP_S: f64 = 10.0;
+const FINE_STEP_S: f64 = 1.0;
+
+/// A shape of a random family over `[0, horizon_s)`, rescaled so that its mean rate is `mean_rps`.
+pub fn random_shape<R: Rng>(rng: &mut R, mean_rps: f64, horizon_s: f64) -> (RateSchedule, ShapeKind) {
+    let kind = ShapeKind::ALL[rng.gen_range(0..ShapeKind::ALL.len())];
+    // Half the bursts come and go within seconds (a batch of requests, then quiet), as real
+    // request traces do; the others last tens of seconds.
+    let fine = kind == ShapeKind::Bursts && rng.gen_bool(0.5);
+    let step_s = if fine { FINE_STEP_S } else { STEP_S };
+    let steps = (horizon_s / step_s).ceil().max(1.0) as usize;
+    let t = |k: usize| k as f64 * step_s / horizon_s.max(1e-9); // fraction of the horizon
+    let level: Vec<f64> = match kind {
+        ShapeKind::Ramp => {
+            let (a, b) = (rng.gen_range(0.2..0.8), rng.gen_range(1.3..2.5));
+            let (from, to) = if rng.gen_bool(0.5) { (a, b) } else { (b, a) };
+            // The ramp takes a random share of the horizon, holding its ends before and after.
+            let (s, e) = (rng.gen_range(0.0..0.4), rng.gen_range(0.6..1.0));
+            (0..steps).map(|k| from + (to - from) * ((t(k) - s) / (e - s)).clamp(0.0, 1.0)).collect()
+        }
+        ShapeKind::Staircase => {
+            let n = rng.gen_range(3..=6);
+            let levels: Vec<f64> = (0..n).map(|_| rng.gen_range(0.3..2.2)).collect();
+            (0..steps).map(|k| levels[((t(k) * n as f64) as usize).min(n - 1)]).collect()
+        }
+        ShapeKind::Spikes => {
+            let base = rng.gen_range(0.4..0.9);
+            let mut v = vec![base; steps];
+            for _ in 0..rng.gen_range(1..=3) {
+                let len = rng.gen_range(3..=12).min(steps);
+                let at = rng.gen_range(0..=steps - len);
+                let height = rng.gen_range(2.0..4.0);
+                v[at..at + len].iter_mut().for_each(|x| *x = height);
+            }
+            v
+        }
+        ShapeKind::Diurnal => {
+            let (amp, periods, phase) =
+                (rng.gen_range(0.3..0.8), rng.gen_range(0.5..2.0), rng.gen_range(0.0..std::f64::consts::TAU));
+            (0..steps).map(|k| 1.0 + amp * (std::f64::consts::TAU * periods * t(k) + phase).sin()).collect()
+        }
+        ShapeKind::Bursts => {
+            let (low, high) = if fine {
+                (rng.gen_range(0.0..0.3), rng.gen_range(3.0..8.0))
+            } else {
+                (rng.gen_range(0.3..0.8), rng.gen_range(1.6..3.0))
+            };
+            let mut v = Vec::with_capacity(steps);
+            let mut on = rng.gen_bool(0.3);
+            while v.len() < steps {
+                let len = if on { rng.gen_range(2..=6) } else { rng.gen_range(3..=12) };
+                v.extend(std::iter::repeat_n(if on { high } else { low }, len));
+                on = !on;
+            }
+            v.truncate(steps);
+            v
+        }
+    };
+    let mean = level.iter().sum::<f64>() / steps as f64;
+    let k = if mean > 0.0 { mean_rps / mean } else { 0.0 };
+    let rows: Vec<(f64, f64)> = level.iter().enumerate().map(|(i, l)| (i as f64 * step_s, l * k)).collect();
+    let mut schedule = RateSchedule::from_table(&rows, step_s);
+    schedule.end = horizon_s;
+    (schedule, kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn every_family_appears_with_the_mean_asked_for() {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let (s, kind) = random_shape(&mut rng, 50.0, 600.0);
+            seen.insert(kind.name());
+            let mean = s.expected_arrivals(crate::engine::SimTime::from_secs(600)) / 600.0;
+            assert!((mean - 50.0).abs() < 1e-6, "{} mean {mean}", kind.name());
+            assert!(s.rates.iter().all(|r| r.is_finite() && *r >= 0.0));
+            assert_eq!(s.end, 600.0);
+        }
+        assert_eq!(seen.len(), 5, "{seen:?}");
+    }
+
+    #[test]
+    fn the_same_stream_gives_the_same_shape() {
+        let a = random_shape(&mut rand_pcg::Pcg64Mcg::seed_from_u64(3), 10.0, 900.0);
+        let b = random_shape(&mut rand_pcg::Pcg64Mcg::seed_from_u64(3), 10.0, 900.0);
+        assert_eq!(a, b);
+    }
+}

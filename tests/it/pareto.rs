@@ -1,0 +1,89 @@
+//! The Pareto evaluation: `scalesim pareto` over run folders grouped by policy label, checked
+//! against the definitions of `front_slo_at_cost` and `slo_gap_pct` recomputed from the rows.
+
+use std::process::Command;
+
+fn run(out: &std::path::Path, label: &str, policy: &[&str], seed: u32) {
+    let sc = crate::root().join("scenarios/online_boutique_rush.yaml");
+    let st = Command::new(crate::bin())
+        .arg("run")
+        .arg(&sc)
+        .args(policy)
+        .args(["--seed", &seed.to_string(), "--horizon", "300", "-q", "--out"])
+        .arg(out.join(label).join("rush").join(format!("s{seed}")))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn pareto_rows_follow_their_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("runs");
+    let cfg = |n: u32| crate::root().join(format!("configs/policies/hpa_cpu{n}.yaml")).display().to_string();
+    for seed in [1, 2] {
+        for n in [20, 60, 150] {
+            let c = cfg(n);
+            run(&root, &format!("hpa{n}"), &["--policy", "hpa", "--policy-config", &c], seed);
+        }
+        run(&root, "static", &["--policy", "static"], seed);
+    }
+    let out = dir.path().join("report");
+    let o = Command::new(crate::bin()).arg("pareto").arg(&root).arg("--out").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(out.join("pareto.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "scenario,policy,n,cost_mean,cost_ci95,slo_mean,slo_ci95,reversals_per_hour,front_slo_at_cost,slo_gap_pct"
+    );
+    let rows: Vec<Vec<String>> = lines.map(|l| l.split(',').map(String::from).collect()).collect();
+    assert_eq!(rows.len(), 4);
+    let num = |r: &Vec<String>, k: usize| r[k].parse::<f64>().unwrap();
+    // The front, recomputed: the hpa rows not beaten on both cost and SLO, in order of cost.
+    let mut front: Vec<(f64, f64)> =
+        rows.iter().filter(|r| r[1].starts_with("hpa")).map(|r| (num(r, 3), num(r, 5))).collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut kept: Vec<(f64, f64)> = Vec::new();
+    for p in front {
+        if kept.last().is_none_or(|l| p.1 < l.1) {
+            kept.push(p);
+        }
+    }
+    let at = |c: f64| {
+        if c <= kept[0].0 {
+            return kept[0].1;
+        }
+        if c >= kept[kept.len() - 1].0 {
+            return kept[kept.len() - 1].1;
+        }
+        let k = kept.windows(2).position(|w| c <= w[1].0).unwrap();
+        let ((x0, y0), (x1, y1)) = (kept[k], kept[k + 1]);
+        y0 + (y1 - y0) * (c - x0) / (x1 - x0)
+    };
+    for r in &rows {
+        assert_eq!(r[0], "online_boutique_rush");
+        assert_eq!(r[2], "2", "two seeds per label");
+        let front = at(num(r, 3));
+        assert!((num(r, 8) - front).abs() < 1e-3, "{r:?}: front {front}");
+        let gap = 100.0 * (num(r, 5) - front) / front.max(1.0);
+        assert!((num(r, 9) - gap).abs() < 0.01, "{r:?}: gap {gap}");
+        assert!(num(r, 4) >= 0.0 && num(r, 6) >= 0.0);
+    }
+    // Static keeps one replica per service on a load that needs more: above the front.
+    let st = rows.iter().find(|r| r[1] == "static").unwrap();
+    assert!(num(st, 9) > 20.0, "{st:?}");
+    for f in ["pareto.png", "pareto.svg"] {
+        assert!(std::fs::metadata(out.join(f)).unwrap().len() > 1000, "{f}");
+    }
+}
+
+#[test]
+fn pareto_refuses_a_folder_without_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(crate::bin()).arg("pareto").arg(dir.path()).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no run folders"), "{err}");
+    assert!(!err.contains("panicked"));
+}
