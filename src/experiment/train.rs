@@ -134,6 +134,37 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
             "--scenario files must share one application (same services) for an MLP agent".into(),
         ));
     }
+    // A rollout is scored in batches of one graph shape (nodes, edges and server types stacked
+    // into tensors): the scenarios of one training must share it. (A trained graph agent still
+    // runs on any graph.)
+    if graph {
+        let shape = |sc: &crate::scenario::Scenario| {
+            let l = crate::rl::ObservationLayout::new(
+                &sc.app,
+                &sc.workload.mix,
+                config.env_config().hpa_target,
+                sc.cluster.skus.len(),
+            );
+            (l.services, l.edges.len(), l.skus)
+        };
+        let first = shape(&scenarios[0]);
+        for (sc, file) in scenarios.iter().zip(&req.scenarios).skip(1) {
+            let this = shape(sc);
+            if this != first {
+                return Err(TrainError::Invalid(format!(
+                    "{}: {} services, {} call edges and {} server types, where {} has {}, {} and {}; the scenarios of one training must share a graph shape (train on each shape separately)",
+                    file.display(),
+                    this.0,
+                    this.1,
+                    this.2,
+                    req.scenarios[0].display(),
+                    first.0,
+                    first.1,
+                    first.2
+                )));
+            }
+        }
+    }
     if config.team > 1 && config.team != layout.services {
         return Err(TrainError::Invalid(format!(
             "team: {} agents scale {} services one each; the scenario has {}",

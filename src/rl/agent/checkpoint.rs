@@ -57,9 +57,11 @@ struct Header {
     actor_t: u64,
     critic_t: u64,
     norm_count: f64,
-    /// Only with `normalize_returns`, so other checkpoints are byte-identical to earlier ones.
-    #[serde(default, skip_serializing_if = "ReturnNorm::is_empty")]
-    returns: ReturnNorm,
+    /// Only with `normalize_returns`, so other checkpoints are byte-identical to earlier ones:
+    /// count, mean and M2 as the bits of their f64s (JSON's decimal text does not always read
+    /// back to the same last bit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    returns: Option<[u64; 3]>,
 }
 
 /// The largest observation size a checkpoint may declare (far above any application's).
@@ -125,7 +127,8 @@ impl Checkpoint {
             actor_t: self.actor_opt.t,
             critic_t: self.critic_opt.t,
             norm_count: self.norm.count,
-            returns: self.returns.clone(),
+            returns: (!self.returns.is_empty())
+                .then(|| [self.returns.count.to_bits(), self.returns.mean.to_bits(), self.returns.m2.to_bits()]),
         };
         let json = serde_json::to_vec(&header)
             .map_err(|e| CheckpointError { file: path.display().to_string(), message: e.to_string() })?;
@@ -185,7 +188,11 @@ impl Checkpoint {
         if header.flat_len == 0 || header.flat_len > MAX_FLAT_LEN {
             return Err(fail(format!("observation size {} is outside 1..={MAX_FLAT_LEN}", header.flat_len)));
         }
-        let r = &header.returns;
+        let r = header.returns.map_or_else(ReturnNorm::default, |[c, m, m2]| ReturnNorm {
+            count: f64::from_bits(c),
+            mean: f64::from_bits(m),
+            m2: f64::from_bits(m2),
+        });
         for (v, f) in [
             (header.lr, "lr"),
             (header.max_grad_norm, "max_grad_norm"),
@@ -268,7 +275,7 @@ impl Checkpoint {
             actor_opt: Adam { lr: header.lr, max_grad_norm: header.max_grad_norm, m: am, v: av, t: header.actor_t },
             critic_opt: Adam { lr: header.lr, max_grad_norm: header.max_grad_norm, m: cm, v: cv, t: header.critic_t },
             norm,
-            returns: header.returns,
+            returns: r,
         })
     }
 }
