@@ -1,0 +1,370 @@
+"""scalesim from Python: gymnasium environments over the simulator, runs, and their results.
+
+    import scalesim
+    env = scalesim.make_env("scenarios/online_boutique_peak.yaml")   # a gymnasium.Env
+    obs, info = env.reset(seed=1)
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+
+    venv = scalesim.make_vec_env("scenarios/online_boutique_peak.yaml", 16)  # a gymnasium VectorEnv
+    summary = scalesim.run("scenarios/online_boutique_peak.yaml", policy="hpa", seed=1, out="runs/x")
+    frames = scalesim.load_run("runs/x")                                # pandas DataFrames
+
+The simulation runs in Rust (`scalesim._core`); this module gives it gymnasium's API. Errors in
+scenarios and arguments raise ``ValueError`` with the command-line tool's text (file, line, field);
+failures while running raise ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from . import _core
+
+__all__ = ["ScalesimEnv", "ScalesimVecEnv", "make_env", "make_vec_env", "run", "load_run", "load_sweep", "DELTAS"]
+
+#: The replica deltas of the five choices per service, in action order.
+DELTAS: Tuple[int, ...] = tuple(_core.DELTAS)
+
+PathLike = Union[str, "os.PathLike[str]"]
+_ACTIONS = ("single", "per_service")
+
+
+def _scenario_list(scenario: Union[PathLike, Sequence[PathLike]]) -> list:
+    if isinstance(scenario, (str, os.PathLike)):
+        return [os.fspath(scenario)]
+    return [os.fspath(s) for s in scenario]
+
+
+def _core_kwargs(
+    fidelity: str,
+    decision_interval_s: float,
+    reward: str,
+    reward_weights: Optional[Dict[str, float]],
+    action: str,
+    randomisation: Dict[str, Any],
+) -> Dict[str, Any]:
+    allowed = {"rate_scale", "start_offset_s", "random_shapes", "timeline_interval_s"}
+    unknown = set(randomisation) - allowed
+    if unknown:
+        raise TypeError(f"unknown keyword(s) {sorted(unknown)}; randomisation takes {sorted(allowed)}")
+    kw: Dict[str, Any] = dict(
+        fidelity=fidelity,
+        decision_interval_s=float(decision_interval_s),
+        reward=reward,
+        reward_weights=None if reward_weights is None else [(str(k), float(v)) for k, v in reward_weights.items()],
+        action=action,
+    )
+    for key in ("rate_scale", "start_offset_s"):
+        if key in randomisation:
+            lo, hi = randomisation[key]
+            kw[key] = (float(lo), float(hi))
+    if "random_shapes" in randomisation:
+        kw["random_shapes"] = bool(randomisation["random_shapes"])
+    if randomisation.get("timeline_interval_s") is not None:
+        kw["timeline_interval_s"] = float(randomisation["timeline_interval_s"])
+    return kw
+
+
+def _graph_space(services: int, edges: int, skus: int, sizes: Tuple[int, int, int, int]) -> spaces.Dict:
+    fs, fe, fk, fg = sizes
+    return spaces.Dict(
+        {
+            "services": spaces.Box(0.0, 1.0, (services, fs), np.float32),
+            "edges": spaces.Box(0.0, 1.0, (edges, fe), np.float32),
+            "edge_index": spaces.Box(0, max(services - 1, 0), (edges, 2), np.int64),
+            "skus": spaces.Box(0.0, 1.0, (skus, fk), np.float32),
+            "global": spaces.Box(0.0, 1.0, (fg,), np.float32),
+        }
+    )
+
+
+class ScalesimEnv(gym.Env):
+    """One scalesim environment: a decision every ``decision_interval_s`` of simulated time.
+
+    Observation: a ``Dict`` of the service graph (``services`` node features, ``edges`` features of
+    the call edges, ``edge_index`` their ``(caller, callee)`` pairs, ``skus`` server-type nodes,
+    ``global`` scalars), every feature in [0, 1]; with ``flatten=True`` one ``Box`` of all features
+    (services, edges, skus, global, in that order). Action: ``Discrete(services * 5)`` (one service
+    moves by ``DELTAS[a % 5]``: the gym-hpa action) or, with ``action="per_service"``,
+    ``MultiDiscrete([5] * services)`` (every service moves at once). ``action_masks()`` returns the
+    allowed choices as sb3-contrib's ``MaskablePPO`` expects. Episodes end by truncation at the
+    scenario's horizon.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        scenario: Union[PathLike, Sequence[PathLike]],
+        *,
+        fidelity: str = "fluid",
+        decision_interval_s: float = 15.0,
+        reward: str = "weighted",
+        reward_weights: Optional[Dict[str, float]] = None,
+        action: str = "single",
+        flatten: bool = False,
+        **randomisation: Any,
+    ) -> None:
+        if action not in _ACTIONS:
+            raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
+        self._core = _core.CoreEnv(
+            _scenario_list(scenario),
+            **_core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, randomisation),
+        )
+        self._services, self._edges, self._skus = self._core.dims
+        self._sizes = self._core.feature_sizes
+        self._edge_index = np.asarray(self._core.edge_index, dtype=np.int64).reshape(self._edges, 2)
+        self.service_names = list(self._core.service_names)
+        self.flatten = flatten
+        graph = _graph_space(self._services, self._edges, self._skus, self._sizes)
+        if flatten:
+            n = sum(int(np.prod(graph[k].shape)) for k in ("services", "edges", "skus", "global"))
+            self.observation_space = spaces.Box(0.0, 1.0, (n,), np.float32)
+        else:
+            self.observation_space = graph
+        if action == "single":
+            self.action_space = spaces.Discrete(self._services * 5)
+        else:
+            self.action_space = spaces.MultiDiscrete([5] * self._services)
+        self._per_service = action == "per_service"
+
+    def _obs(self, parts: Sequence[bytes]):
+        fs, fe, fk, _ = self._sizes
+        services = np.frombuffer(parts[0], np.float32).reshape(self._services, fs)
+        edges = np.frombuffer(parts[1], np.float32).reshape(self._edges, fe)
+        skus = np.frombuffer(parts[2], np.float32).reshape(self._skus, fk)
+        glob = np.frombuffer(parts[3], np.float32)
+        if self.flatten:
+            return np.concatenate([services.ravel(), edges.ravel(), skus.ravel(), glob])
+        return {"services": services, "edges": edges, "edge_index": self._edge_index.copy(), "skus": skus, "global": glob}
+
+    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+        """Starts an episode. With ``seed`` the episode (and the ones after it) are reproducible.
+
+        ``options={"episode_seed": N}`` runs the simulator's episode ``N`` exactly (as the Rust
+        environment's ``reset(N)``); otherwise the episode seed is drawn from ``np_random`` and
+        reported in ``info["episode_seed"]``.
+        """
+        super().reset(seed=seed)
+        episode_seed = int(self.np_random.integers(0, 2**63 - 1))
+        if options and "episode_seed" in options:
+            episode_seed = int(options["episode_seed"])
+            if not 0 <= episode_seed < 2**64:
+                raise ValueError(f"options['episode_seed']: {episode_seed} is outside 0..2**64")
+        obs = self._obs(self._core.reset(episode_seed))
+        return obs, {"time_s": 0.0, "episode_seed": episode_seed}
+
+    def step(self, action):
+        a = np.asarray(action, dtype=np.int64).reshape(-1).tolist()
+        parts, reward, terminated, truncated, info = self._core.step(a)
+        time_s, slo, cost, replicas, executed, blocked, terms = info
+        return (
+            self._obs(parts),
+            float(reward),
+            bool(terminated),
+            bool(truncated),
+            {
+                "time_s": time_s,
+                "slo_violation": slo,
+                "cost": cost,
+                "replicas": dict(zip(self.service_names, replicas)),
+                "executed": executed,
+                "blocked": blocked,
+                "slack": terms[0],
+                "overshoot": terms[1],
+                "replica_lag": terms[2],
+                "changes": terms[3],
+                "latency_ratio": terms[4],
+                "replica_hours": terms[5],
+            },
+        )
+
+    def action_masks(self) -> np.ndarray:
+        """Allowed choices now: ``services * 5`` booleans (service-major, deltas -2..=2)."""
+        return np.frombuffer(self._core.action_mask(), np.uint8).astype(bool)
+
+
+class ScalesimVecEnv(VectorEnv):
+    """``num_envs`` scalesim environments stepped together in Rust threads (the GIL released).
+
+    Observations are batched along a first axis of length ``num_envs`` (``edge_index`` too).
+    Autoreset is gymnasium 1.x's default, next-step: the step after an episode ends resets that
+    environment (its action ignored) and returns the new episode's first observation with reward
+    0 and neither terminated nor truncated. Environment ``i`` of ``reset(seed=s)`` runs episode
+    seeds ``s + i + num_envs * k``.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        scenario: Union[PathLike, Sequence[PathLike]],
+        num_envs: int,
+        *,
+        fidelity: str = "fluid",
+        decision_interval_s: float = 15.0,
+        reward: str = "weighted",
+        reward_weights: Optional[Dict[str, float]] = None,
+        action: str = "single",
+        flatten: bool = False,
+        threads: Optional[int] = None,
+        **randomisation: Any,
+    ) -> None:
+        if action not in _ACTIONS:
+            raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
+        kw = _core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, randomisation)
+        self._core = _core.CoreVecEnv(_scenario_list(scenario), int(num_envs), threads=threads, **kw)
+        # One plain environment describes the spaces (and the names and edges).
+        one = ScalesimEnv(scenario, fidelity=fidelity, decision_interval_s=decision_interval_s, reward=reward,
+                          reward_weights=reward_weights, action=action, flatten=flatten, **randomisation)
+        self.num_envs = int(num_envs)
+        self.single_observation_space = one.observation_space
+        self.single_action_space = one.action_space
+        self.observation_space = gym.vector.utils.batch_space(one.observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(one.action_space, self.num_envs)
+        self.service_names = one.service_names
+        self.flatten = flatten
+        self._services, self._edges, self._skus = self._core.dims
+        self._sizes = one._sizes
+        self._edge_index = np.broadcast_to(one._edge_index, (self.num_envs,) + one._edge_index.shape)
+        self._width = self._services if action == "per_service" else 1
+        self._base = 0
+        self._rng = np.random.default_rng()
+
+    def _obs(self, parts: Sequence[bytes]):
+        n = self.num_envs
+        fs, fe, fk, fg = self._sizes
+        services = np.frombuffer(parts[0], np.float32).reshape(n, self._services, fs)
+        edges = np.frombuffer(parts[1], np.float32).reshape(n, self._edges, fe)
+        skus = np.frombuffer(parts[2], np.float32).reshape(n, self._skus, fk)
+        glob = np.frombuffer(parts[3], np.float32).reshape(n, fg)
+        if self.flatten:
+            return np.concatenate(
+                [services.reshape(n, -1), edges.reshape(n, -1), skus.reshape(n, -1), glob], axis=1
+            )
+        # edge_index is the same at every step: a read-only view, not a copy.
+        return {"services": services, "edges": edges, "edge_index": self._edge_index, "skus": skus, "global": glob}
+
+    def reset(self, *, seed: Optional[Union[int, Sequence[int]]] = None, options: Optional[dict] = None):
+        if seed is not None:
+            if not isinstance(seed, (int, np.integer)):
+                seed = int(seed[0])
+            self._rng = np.random.default_rng(int(seed))
+        self._base = int(self._rng.integers(0, 2**62))
+        obs = self._obs(self._core.reset(self._base))
+        return obs, {}
+
+    def _seed_of(self, i: int, episode: int) -> int:
+        """The simulator's episode seed of environment ``i``'s ``episode``-th episode since reset."""
+        return (self._base + i + self.num_envs * episode) % 2**64
+
+    def step(self, actions):
+        a = np.ascontiguousarray(np.asarray(actions, dtype=np.int64).reshape(self.num_envs, self._width))
+        parts, (rew, term, trunc, slo, cost) = self._core.step(a.tobytes())
+        info = {
+            "slo_violation": np.frombuffer(slo, np.float64),
+            "cost": np.frombuffer(cost, np.float64),
+        }
+        return (
+            self._obs(parts),
+            np.frombuffer(rew, np.float64),
+            np.frombuffer(term, np.uint8).astype(bool),
+            np.frombuffer(trunc, np.uint8).astype(bool),
+            info,
+        )
+
+    def action_masks(self) -> np.ndarray:
+        """Allowed choices of every environment: shape ``(num_envs, services * 5)``."""
+        m = np.frombuffer(self._core.action_masks(), np.uint8).astype(bool)
+        return m.reshape(self.num_envs, self._services * 5)
+
+
+def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> ScalesimEnv:
+    """A :class:`ScalesimEnv` over ``scenario`` (a YAML file, or several to draw episodes from).
+
+    Keywords: ``fidelity`` ("fluid" or "request"), ``decision_interval_s`` (15), ``reward``
+    ("weighted", "cost", "latency", "multi"), ``reward_weights`` (``{"slo": 5, "capacity": 6, ...}``),
+    ``action`` ("single" or "per_service"), ``flatten`` (a flat ``Box`` observation), and domain
+    randomisation: ``rate_scale=(lo, hi)``, ``start_offset_s=(lo, hi)``, ``random_shapes=True``.
+    ``timeline_interval_s`` overrides the scenario's timeline interval (the fluid model's
+    integration step, 1 s in the bundled scenarios); 15 s makes fluid steps about 7x faster and
+    coarser.
+    """
+    return ScalesimEnv(scenario, **kwargs)
+
+
+def make_vec_env(scenario: Union[PathLike, Sequence[PathLike]], num_envs: int, **kwargs: Any) -> ScalesimVecEnv:
+    """A :class:`ScalesimVecEnv` of ``num_envs`` environments; the keywords of :func:`make_env`,
+    and ``threads`` (default: the machine's cores)."""
+    return ScalesimVecEnv(scenario, num_envs, **kwargs)
+
+
+def run(
+    scenario: PathLike,
+    policy: str = "static",
+    *,
+    seed: Optional[int] = None,
+    out: Optional[PathLike] = None,
+    policy_config: Optional[PathLike] = None,
+    horizon: Optional[float] = None,
+    force: bool = False,
+) -> dict:
+    """Runs ``scenario`` under ``policy`` (static, hpa, kpa, target, or ``agent:CHECKPOINT``) and
+    writes the run folder ``out`` (default ``runs/<scenario>_<policy>_seed<N>``), as
+    ``scalesim run`` does; returns ``summary.json`` as a dict."""
+    if out is None:
+        stem = os.path.splitext(os.path.basename(os.fspath(scenario)))[0]
+        label = policy.replace(":", "_").replace("/", "_")
+        out = os.path.join("runs", f"{stem}_{label}_seed{'default' if seed is None else seed}")
+    text = _core.run(
+        os.fspath(scenario),
+        os.fspath(out),
+        policy=policy,
+        policy_config=None if policy_config is None else os.fspath(policy_config),
+        seed=seed,
+        horizon=horizon,
+        force=force,
+    )
+    return json.loads(text)
+
+
+def load_run(path: PathLike) -> Dict[str, Any]:
+    """A run folder's files: ``summary`` (dict), and ``timeline``, ``actions``, ``requests``,
+    ``latency`` as pandas DataFrames (those present)."""
+    import pandas as pd
+
+    path = os.fspath(path)
+    with open(os.path.join(path, "summary.json")) as f:
+        out: Dict[str, Any] = {"summary": json.load(f)}
+    for name in ("timeline", "actions", "requests", "latency"):
+        p = os.path.join(path, f"{name}.csv")
+        if os.path.exists(p):
+            out[name] = pd.read_csv(p)
+    return out
+
+
+def load_sweep(path: PathLike) -> Dict[str, Any]:
+    """A sweep folder's tables as pandas DataFrames: every ``*.csv`` directly in it (the per-run
+    table, the aggregates), keyed by file name without ``.csv``; ``manifest`` is
+    ``sweep_manifest.json`` as a dict."""
+    import pandas as pd
+
+    path = os.fspath(path)
+    out: Dict[str, Any] = {}
+    manifest = os.path.join(path, "sweep_manifest.json")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            out["manifest"] = json.load(f)
+    for name in sorted(os.listdir(path)):
+        if name.endswith(".csv"):
+            out[name[:-4]] = pd.read_csv(os.path.join(path, name))
+    if not out:
+        raise ValueError(f"{path}: not a sweep folder (no sweep_manifest.json, no CSV tables)")
+    return out

@@ -1,0 +1,80 @@
+"""Type stubs of the Rust extension (`python/src/lib.rs`). Use the `scalesim` package's API;
+this module moves bytes."""
+
+from typing import List, Optional, Sequence, Tuple
+
+DELTAS: List[int]
+
+class CoreEnv:
+    def __init__(
+        self,
+        scenarios: Sequence[str],
+        fidelity: str = "fluid",
+        decision_interval_s: float = 15.0,
+        reward: str = "weighted",
+        reward_weights: Optional[Sequence[Tuple[str, float]]] = None,
+        action: str = "single",
+        rate_scale: Tuple[float, float] = (1.0, 1.0),
+        start_offset_s: Tuple[float, float] = (0.0, 0.0),
+        random_shapes: bool = False,
+        timeline_interval_s: Optional[float] = None,
+    ) -> None: ...
+    @property
+    def dims(self) -> Tuple[int, int, int]: ...
+    @property
+    def feature_sizes(self) -> Tuple[int, int, int, int]: ...
+    @property
+    def service_names(self) -> List[str]: ...
+    @property
+    def max_replicas(self) -> List[int]: ...
+    @property
+    def edge_index(self) -> List[Tuple[int, int]]: ...
+    @property
+    def per_service(self) -> bool: ...
+    def reset(self, seed: int) -> Tuple[bytes, bytes, bytes, bytes]: ...
+    def step(
+        self, action: Sequence[int]
+    ) -> Tuple[
+        Tuple[bytes, bytes, bytes, bytes],
+        float,
+        bool,
+        bool,
+        Tuple[float, float, float, List[int], str, str, Tuple[float, float, float, float, float, float]],
+    ]: ...
+    def action_mask(self) -> bytes: ...
+
+class CoreVecEnv:
+    def __init__(
+        self,
+        scenarios: Sequence[str],
+        num_envs: int,
+        fidelity: str = "fluid",
+        decision_interval_s: float = 15.0,
+        reward: str = "weighted",
+        reward_weights: Optional[Sequence[Tuple[str, float]]] = None,
+        action: str = "single",
+        rate_scale: Tuple[float, float] = (1.0, 1.0),
+        start_offset_s: Tuple[float, float] = (0.0, 0.0),
+        random_shapes: bool = False,
+        timeline_interval_s: Optional[float] = None,
+        threads: Optional[int] = None,
+    ) -> None: ...
+    @property
+    def dims(self) -> Tuple[int, int, int]: ...
+    @property
+    def num_envs(self) -> int: ...
+    def reset(self, seed: int) -> Tuple[bytes, bytes, bytes, bytes]: ...
+    def step(
+        self, actions: bytes
+    ) -> Tuple[Tuple[bytes, bytes, bytes, bytes], Tuple[bytes, bytes, bytes, bytes, bytes]]: ...
+    def action_masks(self) -> bytes: ...
+
+def run(
+    scenario: str,
+    out: str,
+    policy: str = "static",
+    policy_config: Optional[str] = None,
+    seed: Optional[int] = None,
+    horizon: Optional[float] = None,
+    force: bool = False,
+) -> str: ...

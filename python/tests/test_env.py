@@ -1,0 +1,199 @@
+"""The gymnasium binding: API conformance, determinism against the Rust environment, masks,
+vector autoreset, errors, runs. Run from the project root: ``pytest python/tests``."""
+
+import os
+import subprocess
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import scalesim
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PEAK = os.path.join(ROOT, "scenarios", "online_boutique_peak.yaml")
+CHAIN = os.path.join(ROOT, "scenarios", "chain_5.yaml")
+
+
+@pytest.mark.parametrize("action", ["single", "per_service"])
+@pytest.mark.parametrize("flatten", [False, True])
+def test_env_checker_passes(action, flatten):
+    env = scalesim.make_env(PEAK, action=action, flatten=flatten)
+    assert isinstance(env, gym.Env)
+    check_env(env, skip_render_check=True)
+    if action == "single":
+        assert env.action_space == gym.spaces.Discrete(11 * 5)
+    else:
+        assert env.action_space == gym.spaces.MultiDiscrete([5] * 11)
+
+
+def _trajectory(seed, n=30, action="single", **kw):
+    env = scalesim.make_env(PEAK, action=action, **kw)
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(123)
+    out = [obs["services"].copy()]
+    rewards = []
+    for _ in range(n):
+        obs, r, term, trunc, info = env.step(env.action_space.sample())
+        out.append(obs["services"].copy())
+        rewards.append(r)
+        if term or trunc:
+            env.reset()
+    return out, rewards
+
+
+def test_same_seed_same_trajectory_and_another_seed_another():
+    a_obs, a_rew = _trajectory(7)
+    b_obs, b_rew = _trajectory(7)
+    assert a_rew == b_rew
+    assert all(np.array_equal(x, y) for x, y in zip(a_obs, b_obs))
+    # The fluid model draws nothing from the seed (issue 18, item 9); request fidelity does.
+    _, c_rew = _trajectory(7, n=5, fidelity="request")
+    _, d_rew = _trajectory(8, n=5, fidelity="request")
+    assert c_rew != d_rew
+
+
+def _rust_trajectory(episode_seed, mode, actions):
+    exe = os.path.join(ROOT, "target", "release", "examples", "env_trajectory")
+    if not os.path.exists(exe):
+        subprocess.run(["cargo", "build", "--release", "--example", "env_trajectory", "-q"], cwd=ROOT, check=True)
+    text = ";".join(",".join(str(int(x)) for x in np.atleast_1d(a)) for a in actions)
+    out = subprocess.run([exe, PEAK, str(episode_seed), mode, text], capture_output=True, text=True, check=True)
+    rows = []
+    for line in out.stdout.splitlines():
+        reward, obs = line.split("\t")
+        rows.append((float(reward) if reward else None, np.array([float(x) for x in obs.split(",")], np.float32)))
+    return rows
+
+
+@pytest.mark.parametrize("mode", ["single", "per_service"])
+def test_observations_and_rewards_equal_the_rust_environment(mode):
+    env = scalesim.make_env(PEAK, action=mode, flatten=True)
+    obs, info = env.reset(options={"episode_seed": 41})
+    assert info["episode_seed"] == 41
+    env.action_space.seed(5)
+    actions = [env.action_space.sample() for _ in range(25)]
+    rust = _rust_trajectory(41, mode, actions)
+    assert np.array_equal(obs, rust[0][1])
+    for k, a in enumerate(actions):
+        obs, r, term, trunc, _ = env.step(a)
+        assert r == rust[k + 1][0], f"step {k}: {r} vs {rust[k + 1][0]}"
+        assert np.array_equal(obs, rust[k + 1][1]), f"step {k}"
+
+
+def test_masks_follow_the_replica_bounds():
+    env = scalesim.make_env(PEAK)
+    env.reset(seed=1)
+    mask = env.action_masks()
+    assert mask.shape == (55,) and mask.dtype == bool
+    # Every service starts at its minimum of one replica: -2 and -1 masked, 0, +1, +2 allowed.
+    assert np.array_equal(mask.reshape(11, 5), np.tile([False, False, True, True, True], (11, 1)))
+    # A masked action is not executed: it is reported as blocked.
+    _, _, _, _, info = env.step(0)
+    assert info["replicas"]["frontend"] == 1 and info["blocked"] != ""
+    _, _, _, _, info = env.step(4)  # frontend +2
+    assert info["replicas"]["frontend"] == 3
+
+
+def test_info_carries_the_steps_metrics():
+    env = scalesim.make_env(PEAK)
+    env.reset(seed=3)
+    _, reward, _, _, info = env.step(27)
+    assert 0.0 <= info["slo_violation"] <= 1.0 and 0.0 < info["cost"] <= 1.0
+    assert set(info["replicas"]) == set(env.service_names) and len(env.service_names) == 11
+    assert info["time_s"] == 15.0
+
+
+def test_vector_env_autoresets_on_the_next_step():
+    v = scalesim.make_vec_env(PEAK, 4)
+    obs, _ = v.reset(seed=2)
+    assert obs["services"].shape == (4, 11, 12)
+    steps = 0
+    while True:
+        obs, rew, term, trunc, info = v.step(np.full(4, 27))
+        steps += 1
+        if trunc.any():
+            break
+    assert steps == 60 and trunc.all() and not term.any()  # 900 s at 15 s decisions
+    obs, rew, term, trunc, info = v.step(np.full(4, 27))
+    # The step after the end resets: reward 0, no flags, a fresh episode's first observation.
+    assert (rew == 0).all() and not term.any() and not trunc.any()
+    fresh = scalesim.make_env(PEAK)
+    first, _ = fresh.reset(options={"episode_seed": v._seed_of(0, 1)})
+    assert np.array_equal(obs["services"][0], first["services"])
+    obs, rew, term, trunc, info = v.step(np.full(4, 27))
+    assert (rew != 0).all()
+    assert v.action_masks().shape == (4, 55)
+
+
+def test_vector_env_matches_single_environments():
+    v = scalesim.make_vec_env(PEAK, 3, action="per_service")
+    v.reset(seed=9)
+    singles = [scalesim.make_env(PEAK, action="per_service") for _ in range(3)]
+    for i, e in enumerate(singles):
+        e.reset(options={"episode_seed": v._seed_of(i, 0)})
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        acts = rng.integers(0, 5, size=(3, 11))
+        vo, vr, _, _, _ = v.step(acts)
+        for i, e in enumerate(singles):
+            o, r, _, _, _ = e.step(acts[i])
+            assert r == vr[i]
+            assert np.array_equal(o["services"], vo["services"][i])
+
+
+def test_bad_input_raises_with_the_file_and_field():
+    with pytest.raises(ValueError, match="does_not_exist.yaml"):
+        scalesim.make_env("scenarios/does_not_exist.yaml")
+    with pytest.raises(ValueError, match="fidelity"):
+        scalesim.make_env(PEAK, fidelity="quantum")
+    with pytest.raises(ValueError, match="reward_weights"):
+        scalesim.make_env(PEAK, reward_weights={"nonsense": 1.0})
+    with pytest.raises(TypeError, match="unknown keyword"):
+        scalesim.make_env(PEAK, rate_scael=(1, 2))
+    env = scalesim.make_env(PEAK)
+    env.reset(seed=1)
+    with pytest.raises(ValueError, match="outside"):
+        env.step(55)
+    per = scalesim.make_env(PEAK, action="per_service")
+    per.reset(seed=1)
+    with pytest.raises(ValueError, match="outside"):
+        per.step([7] * 11)
+    with pytest.raises(ValueError, match="one entry per service"):
+        per.step([2] * 3)
+    bad = os.path.join(os.path.dirname(__file__), "bad.yaml")
+    try:
+        with open(bad, "w") as f:
+            f.write(open(PEAK).read().replace("slo_ms: 250", "slo_ms: -5"))
+        with pytest.raises(ValueError, match="slo_ms"):
+            scalesim.make_env(bad)
+    finally:
+        os.remove(bad)
+
+
+def test_randomised_shapes_vary_the_load():
+    env = scalesim.make_env(PEAK, random_shapes=True, rate_scale=(0.8, 1.2))
+    totals = []
+    for seed in range(4):
+        env.reset(seed=seed)
+        rps = []
+        for _ in range(20):
+            obs, *_ = env.step(27)
+            rps.append(float(obs["services"][0][5]))
+        totals.append(tuple(np.round(rps, 4)))
+    assert len(set(totals)) == 4
+
+
+def test_run_and_load_run(tmp_path):
+    pd = pytest.importorskip("pandas")
+    out = tmp_path / "run"
+    summary = scalesim.run(CHAIN, policy="hpa", seed=1, out=out, horizon=60)
+    assert summary["policy"] == "hpa" and summary["horizon_s"] == 60.0
+    frames = scalesim.load_run(out)
+    assert frames["summary"] == summary
+    assert isinstance(frames["timeline"], pd.DataFrame) and len(frames["timeline"]) == 60 * 5
+    assert list(frames["actions"].columns)[:4] == ["time_s", "service", "from", "to"]
+    with pytest.raises(ValueError, match="policy"):
+        scalesim.run(CHAIN, policy="nonsense", out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
