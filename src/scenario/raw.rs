@@ -193,7 +193,7 @@ pub enum RawLlmScheduler {
     Jsq,
 }
 
-/// Linear performance model of one instance, ms.
+/// Performance model of one instance, ms: a line per phase, or measured curves.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPerformance {
@@ -201,6 +201,12 @@ pub struct RawPerformance {
     pub prefill_ms_per_token: Option<NonNegative>,
     pub decode_base_ms: Option<NonNegative>,
     pub decode_ms_per_request: Option<NonNegative>,
+    /// `[[prompt tokens of the batch, ms], ...]`, ascending.
+    pub prefill_ms: Option<Vec<[f64; 2]>>,
+    /// `[[batch size, ms per iteration], ...]`, ascending.
+    pub decode_ms: Option<Vec<[f64; 2]>>,
+    /// Where the curves come from (model, hardware, parallelism, data): for the reader.
+    pub source: Option<String>,
 }
 
 /// A token count: `mean`, log-normal with `cv` when given, else constant.

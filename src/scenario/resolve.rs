@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::raw::*;
 use super::yaml::parse_yaml;
 use super::{ConfigError, Fidelity, HttpRoute, MetricsConfig, Scenario};
-use crate::app::llm::{LlmScheduler, LlmSpec, Performance, PoolSpec, TokenSizes};
+use crate::app::llm::{Curve, LlmScheduler, LlmSpec, Performance, PoolSpec, TokenSizes};
 use crate::app::{AppSpec, CallNode, Demand, LoadBalancing, RequestType, ServiceSpec, StatefulSpec};
 use crate::cluster::{ClusterSpec, InstanceShape, ServerSku};
 use crate::engine::SimTime;
@@ -343,10 +343,22 @@ impl Resolver<'_> {
             prompt: pools[0],
             token: pools[1],
             performance: Performance {
-                prefill_base_ms: ms(perf.prefill_base_ms, 25.0),
-                prefill_ms_per_token: ms(perf.prefill_ms_per_token, 0.12),
-                decode_base_ms: ms(perf.decode_base_ms, 28.0),
-                decode_ms_per_request: ms(perf.decode_ms_per_request, 0.35),
+                prefill_curve: self.curve(
+                    &perf.prefill_ms,
+                    "prefill_ms",
+                    perf.prefill_base_ms.or(perf.prefill_ms_per_token).is_some(),
+                )?,
+                decode_curve: self.curve(
+                    &perf.decode_ms,
+                    "decode_ms",
+                    perf.decode_base_ms.or(perf.decode_ms_per_request).is_some(),
+                )?,
+                ..Performance::linear(
+                    ms(perf.prefill_base_ms, 25.0),
+                    ms(perf.prefill_ms_per_token, 0.12),
+                    ms(perf.decode_base_ms, 28.0),
+                    ms(perf.decode_ms_per_request, 0.35),
+                )
             },
             kv_bytes_per_token: raw.kv_bytes_per_token.map_or(327_680.0, |v| v.0),
             link_gbps: raw.link_gbps.map_or(200.0, |v| v.0),
@@ -385,6 +397,21 @@ impl Resolver<'_> {
         }
         let types = vec![RawRequestType { name: "chain".into(), call: call.expect("length >= 1"), http: None }];
         Ok((services, types))
+    }
+
+    /// A measured curve of `llm.performance.<key>`; refused beside the same phase's line.
+    fn curve(&self, points: &Option<Vec<[f64; 2]>>, key: &str, line_too: bool) -> Result<Option<Curve>, ConfigError> {
+        let Some(points) = points else { return Ok(None) };
+        let field = format!("llm.performance.{key}");
+        if line_too {
+            return Err(self.err(
+                &field,
+                key,
+                "give either the measured curve or the phase's base/per-unit line, not both",
+            ));
+        }
+        let pts: Vec<(f64, f64)> = points.iter().map(|p| (p[0], p[1])).collect();
+        Curve::new(&pts).map(Some).map_err(|m| self.err(&field, key, m))
     }
 
     fn metrics(&self, m: &RawMetrics) -> Result<MetricsConfig, ConfigError> {

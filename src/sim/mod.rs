@@ -239,7 +239,7 @@ impl Simulator {
             event_log: sinks.events,
             events_processed: 0,
             fluid: (scenario.fidelity == Fidelity::Fluid && scenario.llm.is_none())
-                .then(|| FluidModel::new(&app, &scenario.workload)),
+                .then(|| FluidModel::new(&app, &scenario.workload, streams.stream("fluid/arrival_counts"))),
             llm: scenario.llm.clone().map(|spec| {
                 let tokens = match &scenario.workload.source {
                     crate::workload::ArrivalSource::Replay { tokens, .. } => tokens.clone(),

@@ -150,3 +150,28 @@ fn skipping_distributions_changes_no_count_and_no_view() {
         assert_eq!(lean.request_latency().p95, 0.0, "no distribution recorded");
     }
 }
+
+/// Fluid runs draw their counted arrivals from the seed (Poisson counts around the rate's
+/// integral): seeds give different request counts and SLO violation, the same seed the same run,
+/// and the counts stay within 4 standard deviations of the expected arrivals.
+#[test]
+fn fluid_request_counts_vary_with_the_seed() {
+    let mut sc = load_scenario(&crate::root().join("scenarios/online_boutique_peak.yaml")).unwrap();
+    sc.horizon = SimTime::from_secs(300);
+    sc.fidelity = Fidelity::Fluid;
+    let summary = |seed: u64| {
+        let p = build_policy("hpa", None, &sc).unwrap();
+        scalesim::experiment::simulate(&sc, p, seed, Sinks::discard(), ActionsWriter::discard()).unwrap().1
+    };
+    let runs: Vec<Summary> = (1..=3).map(summary).collect();
+    assert_eq!(runs[0], summary(1), "the same seed, the same run");
+    let arrived: Vec<u64> = runs.iter().map(|s| s.requests.arrived).collect();
+    assert!(arrived[0] != arrived[1] && arrived[1] != arrived[2], "{arrived:?}");
+    let slo: Vec<f64> = runs.iter().map(|s| s.slo_violation_pct).collect();
+    assert!(slo[0] != slo[1] || slo[1] != slo[2], "{slo:?}");
+    let ArrivalSource::Rate { schedule, .. } = &sc.workload.source else { panic!("a rate workload") };
+    let expected = schedule.expected_arrivals(sc.horizon);
+    for a in arrived {
+        assert!((a as f64 - expected).abs() < 4.0 * expected.sqrt(), "{a} vs {expected:.0}");
+    }
+}

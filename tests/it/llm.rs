@@ -206,3 +206,33 @@ workload:
     let e = parse_scenario(yaml, &dir.path().join("s.yaml")).unwrap_err().to_string();
     assert!(e.contains("s.yaml line 3") && e.contains("`fidelity`") && e.contains("request by request"), "{e}");
 }
+
+/// The bundled LLM scenario carries splitwise-sim's measured profile (Llama-2-70B, A100-80GB,
+/// tensor parallelism 8; data/perf_model.csv, means of 5 runs): prefill against prompt tokens and
+/// decode against batch size within 5% at every measured point, and decode at batch 1 within 5%
+/// for prompts of 128-8,192 tokens (a dependence the model leaves out).
+#[test]
+fn llm_performance_matches_the_measured_profile() {
+    let sc = load_scenario(&crate::root().join("scenarios/llm_azure_code.yaml")).unwrap();
+    let perf = sc.llm.as_ref().unwrap().performance;
+    let within = |model: f64, measured: f64, what: &str| {
+        let err = (model - measured).abs() / measured;
+        assert!(err <= 0.05, "{what}: model {model:.1} ms, measured {measured:.1} ms ({:.1}%)", err * 100.0);
+    };
+    for (tokens, ms) in
+        [(128, 65.10), (256, 67.06), (512, 95.72), (1024, 154.62), (2048, 274.16), (4096, 651.33), (8192, 1544.36)]
+    {
+        within(perf.prefill_ms(tokens), ms, &format!("prefill of {tokens} tokens"));
+    }
+    for (batch, ms) in [(1, 44.91), (2, 44.53), (4, 45.78), (8, 46.50), (16, 50.44), (32, 53.16), (64, 71.26)] {
+        within(perf.decode_ms(batch), ms, &format!("decode at batch {batch}"));
+    }
+    for (prompt, ms) in [(128, 43.04), (256, 43.47), (1024, 44.78), (2048, 45.51), (4096, 46.46), (8192, 46.42)] {
+        within(perf.decode_ms(1), ms, &format!("decode at batch 1 after a {prompt}-token prompt"));
+    }
+    // The SLOs are ones the hardware meets: a full batch decodes within the TBT SLO, the longest
+    // measured prompt prefills within the TTFT SLO.
+    let spec = sc.llm.as_ref().unwrap();
+    assert!(perf.decode_ms(64) < spec.tbt_slo.as_millis_f64());
+    assert!(perf.prefill_ms(8192) < spec.ttft_slo.as_millis_f64());
+}
