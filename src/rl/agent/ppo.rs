@@ -1093,8 +1093,15 @@ mod tests {
             buf.choices.push(c);
             buf.logps.push(logp);
         }
+        let (recomputed, _) = loss_log_probabilities(&ag, &buf);
+        (buf, recomputed)
+    }
+
+    /// The log-probabilities of `buf`'s decisions as the loss recomputes them from the network,
+    /// and the entropy it reports.
+    fn loss_log_probabilities(ag: &Agent, buf: &Buffer) -> (Vec<f32>, f64) {
         let chunk: Vec<usize> = (0..buf.inputs.len()).collect();
-        let mb = Minibatch::new(&buf, &chunk, &vec![1.0; chunk.len()]);
+        let mb = Minibatch::new(buf, &chunk, &vec![1.0; chunk.len()]);
         let xs: Vec<&Input> = buf.inputs.iter().collect();
         let (heads, tape) = match &ag.nets {
             Nets::Mlp { actor, .. } => {
@@ -1105,8 +1112,8 @@ mod tests {
                 (heads, value.split_tape().1)
             }
         };
-        let (_, recomputed, _) = ag.policy_loss(&ag.dev, heads, tape, &mb, true);
-        (buf, recomputed)
+        let (_, recomputed, entropy) = ag.policy_loss(&ag.dev, heads, tape, &mb, true);
+        (recomputed, entropy)
     }
 
     #[test]
@@ -1175,19 +1182,7 @@ mod tests {
             assert!(buf.picks.iter().all(|p| p[0] >= 2 && p[2] != 4 && p[3..].iter().all(|&d| d == 2)));
             // Every service moves in both directions in some decisions (they choose independently).
             assert!(buf.picks.iter().any(|p| p[1] < 2) && buf.picks.iter().any(|p| p[1] > 2 && p[2] > 2));
-            let chunk: Vec<usize> = (0..buf.inputs.len()).collect();
-            let mb = Minibatch::new(&buf, &chunk, &vec![1.0; chunk.len()]);
-            let xs: Vec<&Input> = buf.inputs.iter().collect();
-            let (heads, tape) = match &ag.nets {
-                Nets::Mlp { actor, .. } => {
-                    (actor.forward(ag.flat_batch(&xs).traced(Gradients::leaky()), ag.heads_on()), OwnedTape::default())
-                }
-                Nets::Graph(g) => {
-                    let (heads, value) = g.forward(&ag.graph_batch(&xs), OwnedTape::default(), ag.heads_on());
-                    (heads, value.split_tape().1)
-                }
-            };
-            let (_, recomputed, entropy) = ag.policy_loss(&ag.dev, heads, tape, &mb, true);
+            let (recomputed, entropy) = loss_log_probabilities(&ag, &buf);
             for (k, lp) in buf.logps.iter().enumerate() {
                 assert!((lp - recomputed[k] as f64).abs() < 1e-4, "{encoder}: {lp} vs {}", recomputed[k]);
             }
