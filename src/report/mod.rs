@@ -37,7 +37,7 @@ pub enum ReportError {
     Data { path: String, row: usize, message: String },
     #[error("drawing {path}: {message}")]
     Draw { path: String, message: String },
-    #[error("{0}: neither a run folder (summary.json), a sweep folder (sweep_manifest.json) nor a training folder (training_log.csv)")]
+    #[error("{0}: neither a run folder (summary.json), a sweep folder (sweep_manifest.json), a validation folder (validation.json) nor a training folder (training_log.csv)")]
     NotAReport(String),
 }
 
@@ -50,6 +50,8 @@ pub fn report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     register_font();
     if dir.join("sweep_manifest.json").is_file() {
         sweep_report(dir)
+    } else if dir.join("validation.json").is_file() {
+        validation_report(dir)
     } else if dir.join("summary.json").is_file() {
         run_report(dir)
     } else if dir.join("training_log.csv").is_file() {
@@ -99,47 +101,7 @@ fn both(dir: &Path, stem: &str, draw: impl Fn(&Path) -> Result<(), ReportError>)
 fn run_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let out = dir.join("charts");
     fs::create_dir_all(&out).map_err(|e| io_err(&out, e))?;
-    let timeline = data::Timeline::read(&dir.join("timeline.csv"))?;
-    let requests = data::Requests::read(&dir.join("requests.csv"))?;
-    let mut files = Vec::new();
-    let replicas: Vec<Series> =
-        timeline.services.iter().map(|(name, pts)| Series { name: name.clone(), points: pts.clone() }).collect();
-    let load = Series { name: "load (requests/s)".into(), points: requests.rps.clone() };
-    files.extend(both(&out, "replicas", |p| {
-        charts::step_lines(p, "Active replicas per service", "replicas", &replicas, Some(&load))
-    })?);
-    files.extend(both(&out, "slo_violation", |p| {
-        charts::lines(
-            p,
-            "SLO violation over time (10 s bins)",
-            "requests over the SLO or dropped (%)",
-            &[Series { name: "SLO violation".into(), points: requests.violation_bins(10.0) }],
-            false,
-        )
-    })?);
-    files.extend(both(&out, "rps", |p| {
-        charts::lines(
-            p,
-            "Requests per second",
-            "requests/s",
-            &[load.clone(), Series { name: "completed (requests/s)".into(), points: requests.completed.clone() }],
-            false,
-        )
-    })?);
-    // Real backends record latency quantiles, not the distribution: no latency.csv, no CDF.
-    let latency = dir.join("latency.csv");
-    if latency.is_file() {
-        let cdf = data::read_pairs(&latency)?;
-        files.extend(both(&out, "latency_cdf", |p| {
-            charts::lines(
-                p,
-                "End-to-end latency distribution",
-                "cumulative fraction of requests",
-                &[Series { name: "latency CDF".into(), points: cdf.clone() }],
-                true,
-            )
-        })?);
-    }
+    let mut files = run_charts(dir, "", &out)?;
     let training = dir.join("training_log.csv");
     if training.is_file() {
         let curve = data::training_curve(&training)?;
@@ -153,8 +115,95 @@ fn run_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
             )
         })?);
     }
-    let body = run_summary_html(dir)? + &file_links(dir, &RUN_FILES);
+    let body = run_summary_html(&dir.join("summary.json"))? + &file_links(dir, &RUN_FILES);
     write_index(dir, "Run", &body, "charts", &mut files)?;
+    Ok(files)
+}
+
+/// A `validate-backend` folder: the gap table, the overlay charts it already holds, and each
+/// side's run charts and summary (`sim_*` and `local_*` files, the run-folder schema).
+fn validation_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let out = dir.join("charts");
+    fs::create_dir_all(&out).map_err(|e| io_err(&out, e))?;
+    let mut files = Vec::new();
+    let mut body = String::new();
+    let md = dir.join("validation.md");
+    if md.is_file() {
+        let text = fs::read_to_string(&md).map_err(|e| io_err(&md, e))?;
+        body.push_str("<h2>Simulator against the real backend</h2>\n");
+        for table in text.split("\n\n").filter(|t| t.trim_start().starts_with('|')) {
+            body.push_str(&markdown_table(table));
+        }
+    }
+    for side in ["sim", "local"] {
+        let prefix = format!("{side}_");
+        if !dir.join(format!("{prefix}summary.json")).is_file() {
+            continue;
+        }
+        files.extend(run_charts(dir, &prefix, &out)?);
+        body.push_str(&format!("<h1>{side}</h1>\n"));
+        body.push_str(&run_summary_html(&dir.join(format!("{prefix}summary.json")))?);
+    }
+    let names: Vec<String> = ["validation.json", "validation.md", "replicas_compared.csv"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["sim", "local"].iter().flat_map(|side| {
+            ["summary.json", "timeline.csv", "actions.csv", "requests.csv"].map(|f| format!("{side}_{f}"))
+        }))
+        .collect();
+    body.push_str(&file_links(dir, &names.iter().map(String::as_str).collect::<Vec<_>>()));
+    // The overlay charts validate-backend drew sit in the folder itself.
+    for name in ["validation_replicas.png", "validation_cpu.png"].iter().filter(|f| dir.join(f).is_file()) {
+        body.push_str(&format!("<img src=\"{name}\" style=\"max-width:100%\">\n"));
+    }
+    write_index(dir, "Validation", &body, "charts", &mut files)?;
+    Ok(files)
+}
+
+/// The charts of one run's files (`PREFIXtimeline.csv`, `PREFIXrequests.csv`, and
+/// `PREFIXlatency.csv` when there is one) into `out`, named with the same prefix.
+fn run_charts(dir: &Path, prefix: &str, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let timeline = data::Timeline::read(&dir.join(format!("{prefix}timeline.csv")))?;
+    let requests = data::Requests::read(&dir.join(format!("{prefix}requests.csv")))?;
+    let mut files = Vec::new();
+    let replicas: Vec<Series> =
+        timeline.services.iter().map(|(name, pts)| Series { name: name.clone(), points: pts.clone() }).collect();
+    let load = Series { name: "load (requests/s)".into(), points: requests.rps.clone() };
+    files.extend(both(out, &format!("{prefix}replicas"), |p| {
+        charts::step_lines(p, "Active replicas per service", "replicas", &replicas, Some(&load))
+    })?);
+    files.extend(both(out, &format!("{prefix}slo_violation"), |p| {
+        charts::lines(
+            p,
+            "SLO violation over time (10 s bins)",
+            "requests over the SLO or dropped (%)",
+            &[Series { name: "SLO violation".into(), points: requests.violation_bins(10.0) }],
+            false,
+        )
+    })?);
+    files.extend(both(out, &format!("{prefix}rps"), |p| {
+        charts::lines(
+            p,
+            "Requests per second",
+            "requests/s",
+            &[load.clone(), Series { name: "completed (requests/s)".into(), points: requests.completed.clone() }],
+            false,
+        )
+    })?);
+    // Real backends record latency quantiles, not the distribution: no latency.csv, no CDF.
+    let latency = dir.join(format!("{prefix}latency.csv"));
+    if latency.is_file() {
+        let cdf = data::read_pairs(&latency)?;
+        files.extend(both(out, &format!("{prefix}latency_cdf"), |p| {
+            charts::lines(
+                p,
+                "End-to-end latency distribution",
+                "cumulative fraction of requests",
+                &[Series { name: "latency CDF".into(), points: cdf.clone() }],
+                true,
+            )
+        })?);
+    }
     Ok(files)
 }
 
@@ -179,9 +228,9 @@ fn file_links(dir: &Path, names: &[&str]) -> String {
     format!("<p>Data: {}</p>\n", links.join(" &middot; "))
 }
 
-/// A run's headline metrics (from `summary.json`) as a table, then its per-service table.
-fn run_summary_html(dir: &Path) -> Result<String, ReportError> {
-    let p = dir.join("summary.json");
+/// A run's headline metrics (from its `summary.json`, at `p`) as a table, then its per-service table.
+fn run_summary_html(p: &Path) -> Result<String, ReportError> {
+    let p = p.to_path_buf();
     let v: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&p).map_err(|e| io_err(&p, e))?).map_err(|e| io_err(&p, e))?;
     let num = |x: &serde_json::Value| x.as_f64().map_or_else(|| x.to_string(), charts_num);

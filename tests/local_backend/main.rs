@@ -154,6 +154,13 @@ fn hpa_on_the_compressed_chain_matches_the_simulator() {
         assert_eq!(summary.requests.arrived, gap.sim_requests);
         assert!(summary.cost > 0.0 && summary.instance_hours > 0.0);
     }
+    // `report` reads a validation folder: both sides' charts and the gap table.
+    let files = scalesim::report::report(&dir).expect("report reads a validation folder");
+    for f in ["charts/sim_replicas.png", "charts/local_replicas.png", "index.html"] {
+        assert!(dir.join(f).is_file() && files.contains(&dir.join(f)), "{f}");
+    }
+    let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(index.contains("mean latency") && index.contains("validation_replicas.png"));
     assert!(workers_of(std::process::id()).is_empty(), "every worker is gone after the run");
 }
 
