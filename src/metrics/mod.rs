@@ -25,7 +25,7 @@ pub use summary::{
 pub use truth::{
     DropKind, FluidRequests, GroundTruth, IntervalRow, REQUESTS_HEADER, TIMELINE_FORMAT_VERSION, TIMELINE_HEADER,
 };
-pub use view::{ClusterView, PodPhase, PodView, ServiceView, HISTORY_LEN};
+pub use view::{ClusterView, LlmPodMetrics, PodPhase, PodView, ServiceView, HISTORY_LEN};
 
 use hdrhistogram::Histogram;
 

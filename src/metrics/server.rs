@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use hdrhistogram::Histogram;
 
 use super::view::HISTORY_SPAN_S;
-use super::{latency_histogram, quantile_ms, ClusterView, PodPhase, PodView, ServiceView, HISTORY_LEN};
+use super::{latency_histogram, quantile_ms, ClusterView, LlmPodMetrics, PodPhase, PodView, ServiceView, HISTORY_LEN};
 use crate::app::AppSpec;
 use crate::cluster::InstanceId;
 use crate::engine::SimTime;
@@ -28,6 +28,7 @@ struct PodSample {
     rps: Option<f64>,
     memory_mib: Option<f64>,
     outstanding: u32,
+    llm: Option<LlmPodMetrics>,
 }
 
 pub struct MetricsServer {
@@ -103,6 +104,13 @@ impl MetricsServer {
         self.window_requests.1 += violating;
     }
 
+    /// An LLM pod's metrics at the last scrape (set right after [`Self::scrape`]).
+    pub fn set_llm_pod(&mut self, id: InstanceId, metrics: LlmPodMetrics) {
+        if let Some(p) = self.pods.get_mut(id as usize) {
+            p.llm = Some(metrics);
+        }
+    }
+
     /// The replication lag a stateful service's exporter reports, ms.
     pub fn set_replication_lag(&mut self, service: usize, ms: f64) {
         self.svc_lag[service] = ms;
@@ -144,6 +152,7 @@ impl MetricsServer {
             p.cpu = Some(inst.cpu_used);
             p.routed = inst.routed;
             p.outstanding = inst.outstanding;
+            p.llm = None;
             p.memory_mib = Some(app.services[inst.service].memory_usage_mib(inst.outstanding));
             self.svc_queue[inst.service] += inst.queue.len() as u32;
         }
@@ -240,6 +249,7 @@ impl MetricsServer {
                 outstanding: p.outstanding,
                 memory_mib: p.memory_mib,
                 rps: p.rps,
+                llm: p.llm,
             });
         }
         for sv in &mut out.services {

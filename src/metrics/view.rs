@@ -47,6 +47,20 @@ pub struct PodView {
     pub memory_mib: Option<f64>,
     /// Requests per second routed to this pod over the last window; `None` like `cpu_cores`.
     pub rps: Option<f64>,
+    /// An LLM pool's pod: what a serving engine exports (vLLM's running requests, KV-cache use,
+    /// queued prompt tokens) at the scrape; `None` for other pods.
+    pub llm: Option<LlmPodMetrics>,
+}
+
+/// An LLM serving pod's own metrics at a scrape.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LlmPodMetrics {
+    /// Requests in the running decode batch over the batch's maximum size (token pool), in [0, 1].
+    pub batch_occupancy: f64,
+    /// KV-cache tokens in use or promised over the pod's capacity (token pool), in [0, 1].
+    pub kv_cache_usage: f64,
+    /// Prompt tokens queued or in the prefill batch (prompt pool).
+    pub queued_prompt_tokens: f64,
 }
 
 /// One service (deployment) as a controller sees it.

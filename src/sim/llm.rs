@@ -119,6 +119,27 @@ impl LlmModel {
         self.live
     }
 
+    /// What instance `id`'s serving engine exports now (see [`crate::metrics::LlmPodMetrics`]).
+    pub fn pod_metrics(&self, id: InstanceId, pool: usize) -> crate::metrics::LlmPodMetrics {
+        let i = id as usize;
+        match pool {
+            PROMPT => crate::metrics::LlmPodMetrics {
+                queued_prompt_tokens: self.prompt.get(i).map_or(0.0, |p| p.pending_tokens as f64),
+                ..Default::default()
+            },
+            _ => {
+                let t = self.token.get(i);
+                let (max_batch, cap) =
+                    (self.spec.token.max_batch_size.max(1) as f64, self.spec.token.kv_capacity_tokens.max(1) as f64);
+                crate::metrics::LlmPodMetrics {
+                    batch_occupancy: t.map_or(0.0, |t| t.running.len() as f64 / max_batch),
+                    kv_cache_usage: t.map_or(0.0, |t| ((t.kv_used + t.kv_promised) as f64 / cap).min(1.0)),
+                    queued_prompt_tokens: 0.0,
+                }
+            }
+        }
+    }
+
     /// Requests waiting at each pool (queued for prefill; waiting for admission to decode).
     pub fn queue_len(&self, pool: usize) -> u32 {
         match pool {

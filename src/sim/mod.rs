@@ -819,6 +819,14 @@ impl Simulator {
         self.server.add_requests(finished.saturating_sub(f0), violating.saturating_sub(v0));
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
             self.server.scrape(t1, &self.scaling, &self.app, &self.tracked);
+            if let Some(m) = &self.llm {
+                for &id in &self.tracked {
+                    let inst = self.scaling.instance(id);
+                    if inst.is_live() {
+                        self.server.set_llm_pod(id, m.pod_metrics(id, inst.service));
+                    }
+                }
+            }
         }
         let sc = &self.scaling;
         self.tracked.retain(|&id| sc.instance(id).is_live());

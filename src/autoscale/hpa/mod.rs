@@ -116,6 +116,19 @@ impl HpaPolicy {
                         self.pod_samples(sv, |p| p.memory_mib.map(|_| p.outstanding as i64 * 1000), 0);
                         "concurrency/pod"
                     }
+                    // A pod that exports no LLM metrics has no sample (missing, as Go counts it).
+                    PodSignal::BatchOccupancy => {
+                        self.pod_samples(sv, |p| p.llm.map(|m| milli(m.batch_occupancy)), 0);
+                        "batch_occupancy/pod"
+                    }
+                    PodSignal::KvCacheUsage => {
+                        self.pod_samples(sv, |p| p.llm.map(|m| milli(m.kv_cache_usage)), 0);
+                        "kv_cache_usage/pod"
+                    }
+                    PodSignal::QueuedPromptTokens => {
+                        self.pod_samples(sv, |p| p.llm.map(|m| milli(m.queued_prompt_tokens)), 0);
+                        "queued_prompt_tokens/pod"
+                    }
                 };
                 let r =
                     pod_metric_replicas(current, &self.samples, PodTarget::AverageValue(milli(target)), false, params);

@@ -58,6 +58,12 @@ pub enum ResourceName {
 pub enum PodSignal {
     Rps,
     Concurrency,
+    /// LLM token pods: running decode batch over its maximum size, in [0, 1].
+    BatchOccupancy,
+    /// LLM token pods: KV cache in use or promised over capacity, in [0, 1].
+    KvCacheUsage,
+    /// LLM prompt pods: prompt tokens queued or prefilling.
+    QueuedPromptTokens,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -588,11 +594,17 @@ fn resolve_metric(ctx: &Ctx, at: &str, m: &RawMetric) -> Result<MetricRule, Conf
             let signal = match p.metric.name.as_str() {
                 "rps" | "requests_per_second" => PodSignal::Rps,
                 "concurrency" | "inflight_requests" => PodSignal::Concurrency,
+                // LLM serving pods (the names vLLM-style exporters use, shortened).
+                "batch_occupancy" => PodSignal::BatchOccupancy,
+                "kv_cache_usage" => PodSignal::KvCacheUsage,
+                "queued_prompt_tokens" => PodSignal::QueuedPromptTokens,
                 other => {
                     return Err(ctx.err(
                         format!("{at}.pods.metric.name"),
                         other,
-                        format!("`{other}`: Pods metrics are rps and concurrency"),
+                        format!(
+                            "`{other}`: Pods metrics are rps, concurrency, and for LLM pools batch_occupancy, kv_cache_usage and queued_prompt_tokens"
+                        ),
                     ))
                 }
             };

@@ -251,6 +251,7 @@ impl KubeBackend {
                 outstanding: 0,
                 memory_mib: memory,
                 rps: None,
+                llm: None,
             });
             *next_id += 1;
         }
