@@ -153,8 +153,8 @@ impl MetricsServer {
             p.routed = inst.routed;
             p.outstanding = inst.outstanding;
             p.llm = None;
-            p.memory_mib = Some(app.services[inst.service].memory_usage_mib(inst.outstanding));
-            self.svc_queue[inst.service] += inst.queue.len() as u32;
+            p.memory_mib = Some(app.services[inst.service()].memory_usage_mib(inst.outstanding));
+            self.svc_queue[inst.service()] += inst.queue.len() as u32;
         }
         let (fin, vio) = std::mem::take(&mut self.window_requests);
         self.slo_violation = if fin > 0 { vio as f64 / fin as f64 } else { 0.0 };
@@ -235,15 +235,15 @@ impl MetricsServer {
         }
         for &id in tracked {
             let inst = scaling.instance(id);
-            let Some(phase) = PodPhase::of(inst.state).filter(|_| inst.is_live()) else {
+            let Some(phase) = PodPhase::of(inst.state()).filter(|_| inst.is_live()) else {
                 continue;
             };
             let p = self.pods.get(id as usize).copied().unwrap_or_default();
-            out.services[inst.service].pods.push(PodView {
+            out.services[inst.service()].pods.push(PodView {
                 id,
                 state: phase,
-                created_at: inst.created_at,
-                ready_at: inst.active_at,
+                created_at: inst.created_at(),
+                ready_at: inst.active_at(),
                 cpu_cores: p.cores,
                 cpu_utilization: p.cores.map(|c| c / inst.shape.cpu_request),
                 outstanding: p.outstanding,

@@ -20,8 +20,11 @@ mod events;
 
 pub use events::{Refusal, ScalingEvent, StatusChange};
 
+mod instance;
+pub use instance::Instance;
+
 use crate::app::AppSpec;
-use crate::cluster::{ClusterSpec, Instance, InstanceId, InstanceShape, InstanceState, Server, ServerId};
+use crate::cluster::{ClusterSpec, InstanceId, InstanceShape, InstanceState, Server, ServerId};
 use crate::engine::SimTime;
 
 /// What a service's instances are made of, copied from the scenario's start state.

@@ -415,7 +415,7 @@ impl FluidModel {
         // Draining instances finish within the tick.
         if scaling.status_summary().draining > 0 {
             let draining: Vec<u32> =
-                scaling.instances().iter().filter(|i| i.state == InstanceState::Draining).map(|i| i.id).collect();
+                scaling.instances().iter().filter(|i| i.state() == InstanceState::Draining).map(|i| i.id()).collect();
             for id in draining {
                 scaling.instance_mut(id).outstanding = 0;
                 scaling.finish_drain(t1, id);

@@ -196,13 +196,13 @@ impl LlmModel {
     fn set_load(&self, now: SimTime, id: InstanceId, scaling: &mut ScalingManager) {
         let i = id as usize;
         let inst = scaling.instance_mut(id);
-        let load = if inst.service == PROMPT {
+        let load = if inst.service() == PROMPT {
             self.prompt[i].pending_tokens
         } else {
             self.token[i].kv_used + self.token[i].kv_promised
         };
         inst.outstanding = load.min(u32::MAX as u64) as u32;
-        if inst.outstanding == 0 && inst.state == InstanceState::Draining {
+        if inst.outstanding == 0 && inst.state() == InstanceState::Draining {
             scaling.finish_drain(now, id);
         }
     }

@@ -458,7 +458,7 @@ impl Simulator {
                 Event::WorkDone(v) => self.on_work_done(v),
                 Event::InstanceReady(i) => {
                     if self.scaling.mark_active(self.now, i) {
-                        self.release_activator(self.scaling.instance(i).service);
+                        self.release_activator(self.scaling.instance(i).service());
                     }
                     self.flush_scaling_events()?;
                 }
@@ -677,7 +677,7 @@ impl Simulator {
             self.server.record_latency(s, latency);
             let inst = self.scaling.instance_mut(visit.instance);
             inst.release(self.now);
-            if inst.outstanding == 0 && inst.state == crate::cluster::InstanceState::Draining {
+            if inst.outstanding == 0 && inst.state() == crate::cluster::InstanceState::Draining {
                 self.scaling.finish_drain(self.now, visit.instance);
             }
         }
@@ -743,21 +743,21 @@ impl Simulator {
                 inst.integrate_held(t1);
             }
             let held = inst.held_area();
-            self.held_buf[inst.service] += held - self.held_mark[id as usize];
+            self.held_buf[inst.service()] += held - self.held_mark[id as usize];
             self.held_mark[id as usize] = held;
-            let s = inst.service;
+            let s = inst.service();
             let used = inst.cpu_used - self.cpu_mark[id as usize];
             self.cpu_mark[id as usize] = inst.cpu_used;
             self.used_buf[s] += used;
-            let end = inst.removed_at.unwrap_or(t1).min(t1);
+            let end = inst.removed_at().unwrap_or(t1).min(t1);
             let req = inst.shape.cpu_request;
-            let from = inst.created_at.max(t0);
+            let from = inst.created_at().max(t0);
             if end > from {
                 alloc += req * (end - from).0 as f64;
                 // Limits change only at decisions, which fall on these ticks.
                 limit += inst.shape.cpu_limit * (end - from).0 as f64;
             }
-            if let Some(a) = inst.active_at {
+            if let Some(a) = inst.active_at() {
                 let from = a.max(t0);
                 if end > from {
                     self.serving_buf[s] += req * (end - from).0 as f64;
@@ -823,7 +823,7 @@ impl Simulator {
                 for &id in &self.tracked {
                     let inst = self.scaling.instance(id);
                     if inst.is_live() {
-                        self.server.set_llm_pod(id, m.pod_metrics(id, inst.service));
+                        self.server.set_llm_pod(id, m.pod_metrics(id, inst.service()));
                     }
                 }
             }

@@ -123,12 +123,12 @@ fn a_draining_token_instance_finishes_its_batch_first() {
     let victim = token_instances[0];
     assert!(sim.scaling().instance(victim).outstanding > 0, "the instance should be decoding");
     sim.scale_down(victim).unwrap();
-    assert_eq!(sim.scaling().instance(victim).state, InstanceState::Draining);
+    assert_eq!(sim.scaling().instance(victim).state(), InstanceState::Draining);
     sim.advance_to(SimTime::from_secs(3)).unwrap();
-    assert_eq!(sim.scaling().instance(victim).state, InstanceState::Draining, "removed before its batch finished");
+    assert_eq!(sim.scaling().instance(victim).state(), InstanceState::Draining, "removed before its batch finished");
     let s = sim.run(&mut |_| {}).unwrap();
     assert_eq!((s.requests.completed, s.requests.dropped), (8, 0));
-    let removed = sim.scaling().instance(victim).removed_at.expect("removed once idle");
+    let removed = sim.scaling().instance(victim).removed_at().expect("removed once idle");
     assert!(removed > SimTime::from_secs(5), "removed at {removed}");
 }
 

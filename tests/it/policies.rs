@@ -68,12 +68,16 @@ fn hpa_scales_up_for_the_rush_and_back_down_after_it() {
 
 #[test]
 fn every_bundled_policy_config_loads_and_runs() {
-    let sc = load_scenario(&crate::root().join("scenarios/online_boutique_offpeak.yaml")).unwrap();
+    let ob = load_scenario(&crate::root().join("scenarios/online_boutique_offpeak.yaml")).unwrap();
+    let llm = load_scenario(&crate::root().join("scenarios/llm_azure_code.yaml")).unwrap();
     let mut n = 0;
     for e in std::fs::read_dir(crate::root().join("configs/policies")).unwrap() {
         let path = e.unwrap().path();
-        let name = path.file_stem().unwrap().to_string_lossy().split('_').next().unwrap().to_string();
-        let policy = build_policy(&name, Some(&path), &sc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        // Configs for LLM pools name the pools' services.
+        let sc = if stem.contains("llm") { &llm } else { &ob };
+        let name = stem.split('_').next().unwrap().to_string();
+        let policy = build_policy(&name, Some(&path), sc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut short = sc.clone();
         short.horizon = scalesim::engine::SimTime::from_secs(60);
         let (sinks, actions) = (scalesim::sim::Sinks::discard(), scalesim::metrics::ActionsWriter::discard());

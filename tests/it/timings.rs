@@ -42,14 +42,14 @@ fn drained_instance_takes_no_new_work_and_goes_with_its_server_after_its_last_re
     // At 2.5 s instance 1 holds the request that arrived at 2.0 (done at 3.0).
     assert_eq!(sim.scaling().instance(1).outstanding, 1);
     sim.scale_down(1).unwrap();
-    assert_eq!(sim.scaling().instance(1).state, InstanceState::Draining);
+    assert_eq!(sim.scaling().instance(1).state(), InstanceState::Draining);
     advance_to(&mut sim, SimTime::from_micros(2_999_999));
-    assert_eq!(sim.scaling().instance(1).state, InstanceState::Draining);
+    assert_eq!(sim.scaling().instance(1).state(), InstanceState::Draining);
     advance_to(&mut sim, SimTime::from_secs(3));
     // Removed at exactly 3.0 s, when its last request completed, together with its server.
     let i1 = sim.scaling().instance(1);
-    assert_eq!(i1.state, InstanceState::Removed);
-    assert_eq!(i1.removed_at, Some(SimTime::from_secs(3)));
+    assert_eq!(i1.state(), InstanceState::Removed);
+    assert_eq!(i1.removed_at(), Some(SimTime::from_secs(3)));
     assert_eq!(i1.served, 1, "a draining instance gets no new request");
     assert_eq!(sim.scaling().servers()[1].removed_at, Some(SimTime::from_secs(3)));
     // The arrival at 3.0 went to instance 0, the only Active one.
@@ -68,12 +68,12 @@ fn scaled_up_instance_is_active_exactly_after_the_delay() {
     assert_eq!(up.ready_at, SimTime::from_secs(15));
     advance_to(&mut sim, SimTime::from_micros(14_999_999));
     let i = sim.scaling().instance(up.instance);
-    assert_eq!(i.state, InstanceState::Starting);
+    assert_eq!(i.state(), InstanceState::Starting);
     assert_eq!((i.served, i.outstanding), (0, 0), "a Starting instance gets no request");
     advance_to(&mut sim, SimTime::from_secs(15));
     let i = sim.scaling().instance(up.instance);
-    assert_eq!(i.state, InstanceState::Active);
-    assert_eq!(i.active_at, Some(SimTime::from_secs(15)));
+    assert_eq!(i.state(), InstanceState::Active);
+    assert_eq!(i.active_at(), Some(SimTime::from_secs(15)));
     // With three Active instances in round-robin, it serves one of the next three arrivals.
     advance_to(&mut sim, SimTime::from_secs(18));
     assert!(sim.scaling().instance(up.instance).served >= 1);
@@ -106,8 +106,8 @@ fn policy_decisions_go_through_the_scaling_manager_with_the_same_timing() {
     let (sim, s) = simulate(&sc, Box::new(policy), 1, Sinks::discard(), ActionsWriter::discard()).unwrap();
     // Decision at 15 s: 2 -> 4, the two new instances (ids 2 and 3) Active at 25 s.
     for id in [2, 3] {
-        assert_eq!(sim.scaling().instance(id).created_at, SimTime::from_secs(15));
-        assert_eq!(sim.scaling().instance(id).active_at, Some(SimTime::from_secs(25)));
+        assert_eq!(sim.scaling().instance(id).created_at(), SimTime::from_secs(15));
+        assert_eq!(sim.scaling().instance(id).active_at(), Some(SimTime::from_secs(25)));
     }
     assert_eq!(s.replica_changes, 1);
     // Cost by hand: 2 servers x 40 s + 2 servers x 25 s = 130 server-seconds at 3.6/h -> 0.13.
@@ -153,9 +153,9 @@ fn a_decision_rents_its_server_type_and_resizes_the_cpu_limit() {
     let actions = ActionsWriter::new(Box::new(actions)).unwrap();
     let (sim, s) = simulate(&sc, Box::new(TypedPolicy), 1, Sinks::discard(), actions).unwrap();
     let new = sim.scaling().instance(2);
-    assert_eq!(sim.scaling().servers()[new.server as usize].sku, 1, "the new replica rents a `big` server");
+    assert_eq!(sim.scaling().servers()[new.server() as usize].sku, 1, "the new replica rents a `big` server");
     for id in 0..2 {
-        assert_eq!(sim.scaling().servers()[sim.scaling().instance(id).server as usize].sku, 0);
+        assert_eq!(sim.scaling().servers()[sim.scaling().instance(id).server() as usize].sku, 0);
     }
     // The limit applies to the live instances and the new one.
     assert_eq!(sim.scaling().shape(0).cpu_limit, 1.5);

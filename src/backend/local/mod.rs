@@ -145,7 +145,7 @@ impl LocalBackend {
         for s in 0..backend.app.services.len() {
             backend.scaling.bootstrap(SimTime::ZERO, s, backend.app.services[s].initial_replicas);
         }
-        let initial: Vec<InstanceId> = backend.scaling.instances().iter().map(|i| i.id).collect();
+        let initial: Vec<InstanceId> = backend.scaling.instances().iter().map(|i| i.id()).collect();
         for id in initial {
             backend.spawn_worker(id, SimTime::ZERO)?;
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -205,7 +205,7 @@ impl LocalBackend {
 
     fn spawn_worker(&mut self, id: InstanceId, ready_at: SimTime) -> Result<(), BackendError> {
         let inst = self.scaling.instance(id);
-        let (service, shape) = (inst.service, inst.shape);
+        let (service, shape) = (inst.service(), inst.shape);
         let process = match WorkerProcess::spawn(&self.opts.worker_exe, shape.concurrency) {
             Ok(p) => p,
             Err(e) => {
@@ -248,7 +248,7 @@ impl LocalBackend {
             .workers
             .iter()
             .map(|(&id, w)| {
-                let service = &self.app.services[self.scaling.instance(id).service].name;
+                let service = &self.app.services[self.scaling.instance(id).service()].name;
                 serde_json::json!({
                     "targets": [w.process.control.to_string()],
                     "labels": { "namespace": TARGETS_NAMESPACE, "deployment": service, "pod": format!("{service}-{id}") }
@@ -286,7 +286,7 @@ impl LocalBackend {
         let ids: Vec<InstanceId> = self.workers.keys().copied().collect();
         let mut changed = false;
         for id in ids {
-            let state = self.scaling.instance(id).state;
+            let state = self.scaling.instance(id).state();
             let (failed, outstanding, routed) = {
                 let st = self.shared.lock();
                 st.endpoints.get(&id).map_or((true, 0, 0), |e| (e.failed, e.outstanding, e.routed))
@@ -338,7 +338,7 @@ impl LocalBackend {
     }
 
     fn replace_failed(&mut self, id: InstanceId) -> Result<(), BackendError> {
-        let service = self.scaling.instance(id).service;
+        let service = self.scaling.instance(id).service();
         let now = self.now;
         eprintln!(
             "[{:>10.3}s] worker of {} instance {id} is gone; its requests failed; starting a replacement",
@@ -382,14 +382,14 @@ impl LocalBackend {
             let mark = self.cpu_mark.entry(id).or_insert(0.0);
             self.cpu_used_total += inst.cpu_used - *mark;
             *mark = inst.cpu_used;
-            let end = inst.removed_at.unwrap_or(t).min(t);
-            let from = inst.created_at.max(t0);
+            let end = inst.removed_at().unwrap_or(t).min(t);
+            let from = inst.created_at().max(t0);
             if end > from {
                 alloc += inst.shape.cpu_request * (end - from).0 as f64;
                 limit += inst.shape.cpu_limit * (end - from).0 as f64;
             }
             if inst.is_live() {
-                held[inst.service] += inst.outstanding as f64;
+                held[inst.service()] += inst.outstanding as f64;
             }
         }
         self.cpu_alloc_total += alloc;
