@@ -23,7 +23,8 @@ pub use summary::{
     Summary, COMPARED, SUMMARY_FORMAT_VERSION,
 };
 pub use truth::{
-    DropKind, FluidRequests, GroundTruth, IntervalRow, REQUESTS_HEADER, TIMELINE_FORMAT_VERSION, TIMELINE_HEADER,
+    DropKind, FluidRequests, GroundTruth, IntervalRow, RunFacts, REQUESTS_HEADER, TIMELINE_FORMAT_VERSION,
+    TIMELINE_HEADER,
 };
 pub use view::{ClusterView, LlmPodMetrics, PodPhase, PodView, ServiceView, HISTORY_LEN};
 

@@ -14,7 +14,10 @@ use std::io::Write;
 
 use hdrhistogram::Histogram;
 
-use super::{latency_histogram, quantile_ms, record_latency};
+use super::{
+    latency_histogram, nearest_rank, quantile_ms, record_latency, LatencySummary, LlmSummary, RequestCounts,
+    ScalingLagSummary, ServiceSummary, Summary, SUMMARY_FORMAT_VERSION,
+};
 use crate::engine::SimTime;
 
 /// Version of `timeline.csv`'s columns; its last column carries it on every row.
@@ -139,6 +142,21 @@ struct LagTracker {
     since: Option<SimTime>,
 }
 
+/// What a run's summary needs besides the ground truth: the run's identity, and what only the
+/// cluster knows (its cost, instance-hours and refusals) or the engine counts.
+pub struct RunFacts<'a> {
+    pub now: SimTime,
+    pub scenario: &'a str,
+    pub policy: &'a str,
+    pub seed: u64,
+    pub slo: SimTime,
+    pub cost: f64,
+    pub instance_hours: f64,
+    pub refused_actions: u64,
+    pub events_processed: u64,
+    pub llm: Option<LlmSummary>,
+}
+
 pub struct GroundTruth {
     names: Vec<String>,
     slo_us: u64,
@@ -191,6 +209,86 @@ pub struct GroundTruth {
 }
 
 impl GroundTruth {
+    /// The run summary at `facts.now`. Definitions: `docs/metrics.md`.
+    pub fn summary(&mut self, facts: RunFacts<'_>) -> Summary {
+        let now = facts.now;
+        let horizon_s = now.as_secs_f64();
+        let mean_in_system = self.mean_in_system(now);
+        let t = &*self;
+        let finished = t.completed + t.dropped;
+        let violations = t.dropped + (t.completed - t.within_slo);
+        let cost = facts.cost;
+        let services = (0..t.names.len())
+            .map(|s| {
+                let tot = &t.svc[s];
+                ServiceSummary {
+                    name: t.names[s].clone(),
+                    arrived: tot.arrived,
+                    completed: tot.completed,
+                    dropped: tot.dropped,
+                    mean_latency_ms: if tot.completed > 0 {
+                        tot.latency_sum_us / tot.completed as f64 / 1000.0
+                    } else {
+                        0.0
+                    },
+                    p95_ms: quantile_ms(t.service_hist(s), 0.95),
+                    cpu_util: if tot.cpu_serving_core_us > 0.0 {
+                        tot.cpu_used_core_us / tot.cpu_serving_core_us
+                    } else {
+                        0.0
+                    },
+                    mean_active_replicas: if now.0 > 0 { tot.active_replica_us / now.0 as f64 } else { 0.0 },
+                    mean_replication_lag_ms: if tot.intervals > 0 {
+                        tot.replication_lag_sum / tot.intervals as f64
+                    } else {
+                        0.0
+                    },
+                }
+            })
+            .collect();
+        let pct = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { 0.0 };
+        Summary {
+            format_version: SUMMARY_FORMAT_VERSION,
+            scenario: facts.scenario.to_string(),
+            policy: facts.policy.to_string(),
+            seed: facts.seed,
+            horizon_s,
+            requests: RequestCounts {
+                arrived: t.arrived,
+                completed: t.completed,
+                dropped: t.dropped,
+                in_flight: t.in_flight(),
+                dropped_by_reason: t.drop_reasons().into_iter().collect(),
+            },
+            latency_ms: LatencySummary::from_histogram(&t.req_hist, t.latency_sum_us, t.completed),
+            slo_ms: facts.slo.as_millis_f64(),
+            slo_violation_pct: pct(violations as f64, finished as f64),
+            resource_slack_pct: pct(t.cpu_alloc_total - t.cpu_used_total, t.cpu_alloc_total),
+            scaling_lag_s: ScalingLagSummary {
+                mean: if t.lag_episodes_s.is_empty() {
+                    0.0
+                } else {
+                    t.lag_episodes_s.iter().sum::<f64>() / t.lag_episodes_s.len() as f64
+                },
+                p95: nearest_rank(&t.lag_episodes_s, 0.95),
+                episodes: t.lag_episodes_s.len() as u64,
+                open_at_end: t.lag_open_at_end,
+            },
+            cost,
+            instance_hours: facts.instance_hours,
+            caf: if cost > 0.0 { t.within_slo as f64 / cost } else { 0.0 },
+            oscillation_per_hour: if horizon_s > 0.0 { t.reversals as f64 / (horizon_s / 3600.0) } else { 0.0 },
+            throughput_rps: if horizon_s > 0.0 { t.completed as f64 / horizon_s } else { 0.0 },
+            mean_requests_in_system: mean_in_system,
+            policy_decisions: t.decisions,
+            replica_changes: t.replica_changes,
+            refused_actions: facts.refused_actions,
+            events_processed: facts.events_processed,
+            services,
+            llm: facts.llm,
+        }
+    }
+
     pub fn new(
         names: Vec<String>,
         slo: SimTime,

@@ -30,10 +30,7 @@ use rand::Rng;
 use crate::app::{AppSpec, LoadBalancing};
 use crate::cluster::InstanceId;
 use crate::engine::{EventQueue, RngStreams, SimRng, SimTime};
-use crate::metrics::{
-    nearest_rank, quantile_ms, DropKind, GroundTruth, IntervalRow, LatencySummary, MetricsServer, RequestCounts,
-    ScalingLagSummary, ServiceSummary, Summary, SUMMARY_FORMAT_VERSION,
-};
+use crate::metrics::{DropKind, GroundTruth, IntervalRow, LatencySummary, MetricsServer, RunFacts, Summary};
 use crate::scaling::ScalingManager;
 use crate::scenario::{Fidelity, MetricsConfig, Scenario};
 use crate::workload::{ArrivalGenerator, RequestMix};
@@ -886,83 +883,23 @@ impl Simulator {
         Ok(self.summary(policy))
     }
 
-    /// The run summary. Definitions: `docs/metrics.md`.
+    /// The run summary. Definitions: `docs/metrics.md`; computed by the ground truth
+    /// ([`GroundTruth::summary`]), from what only the cluster knows (cost, instance-hours,
+    /// refusals) and the run's facts.
     pub fn summary(&mut self, policy: &str) -> Summary {
         let now = self.now;
-        let horizon_s = now.as_secs_f64();
-        let mean_in_system = self.truth.mean_in_system(now);
-        let t = &self.truth;
-        let finished = t.completed + t.dropped;
-        let violations = t.dropped + (t.completed - t.within_slo);
-        let cost = self.scaling.cost(now);
-        let services = (0..self.app.services.len())
-            .map(|s| {
-                let tot = &t.svc[s];
-                ServiceSummary {
-                    name: self.app.services[s].name.clone(),
-                    arrived: tot.arrived,
-                    completed: tot.completed,
-                    dropped: tot.dropped,
-                    mean_latency_ms: if tot.completed > 0 {
-                        tot.latency_sum_us / tot.completed as f64 / 1000.0
-                    } else {
-                        0.0
-                    },
-                    p95_ms: quantile_ms(t.service_hist(s), 0.95),
-                    cpu_util: if tot.cpu_serving_core_us > 0.0 {
-                        tot.cpu_used_core_us / tot.cpu_serving_core_us
-                    } else {
-                        0.0
-                    },
-                    mean_active_replicas: if now.0 > 0 { tot.active_replica_us / now.0 as f64 } else { 0.0 },
-                    mean_replication_lag_ms: if tot.intervals > 0 {
-                        tot.replication_lag_sum / tot.intervals as f64
-                    } else {
-                        0.0
-                    },
-                }
-            })
-            .collect();
-        let pct = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { 0.0 };
-        Summary {
-            format_version: SUMMARY_FORMAT_VERSION,
-            scenario: self.scenario_name.clone(),
-            policy: policy.to_string(),
+        let facts = RunFacts {
+            now,
+            scenario: &self.scenario_name,
+            policy,
             seed: self.seed,
-            horizon_s,
-            requests: RequestCounts {
-                arrived: t.arrived,
-                completed: t.completed,
-                dropped: t.dropped,
-                in_flight: t.in_flight(),
-                dropped_by_reason: t.drop_reasons().into_iter().collect(),
-            },
-            latency_ms: LatencySummary::from_histogram(&t.req_hist, t.latency_sum_us, t.completed),
-            slo_ms: self.slo.as_millis_f64(),
-            slo_violation_pct: pct(violations as f64, finished as f64),
-            resource_slack_pct: pct(t.cpu_alloc_total - t.cpu_used_total, t.cpu_alloc_total),
-            scaling_lag_s: ScalingLagSummary {
-                mean: if t.lag_episodes_s.is_empty() {
-                    0.0
-                } else {
-                    t.lag_episodes_s.iter().sum::<f64>() / t.lag_episodes_s.len() as f64
-                },
-                p95: nearest_rank(&t.lag_episodes_s, 0.95),
-                episodes: t.lag_episodes_s.len() as u64,
-                open_at_end: t.lag_open_at_end,
-            },
-            cost,
+            slo: self.slo,
+            cost: self.scaling.cost(now),
             instance_hours: self.scaling.instance_seconds(now) / 3600.0,
-            caf: if cost > 0.0 { t.within_slo as f64 / cost } else { 0.0 },
-            oscillation_per_hour: if horizon_s > 0.0 { t.reversals as f64 / (horizon_s / 3600.0) } else { 0.0 },
-            throughput_rps: if horizon_s > 0.0 { t.completed as f64 / horizon_s } else { 0.0 },
-            mean_requests_in_system: mean_in_system,
-            policy_decisions: t.decisions,
-            replica_changes: t.replica_changes,
             refused_actions: self.scaling.refusals(),
             events_processed: self.events_processed,
-            services,
             llm: self.llm.as_ref().map(|m| m.summary()),
-        }
+        };
+        self.truth.summary(facts)
     }
 }
