@@ -87,6 +87,29 @@ struct Visit {
     pending: u32,
 }
 
+/// How a run serves its requests: each one simulated (request fidelity), the per-tick fluid model
+/// (fluid fidelity), or the LLM prompt and token pools (scenarios with `llm:`). Request-level
+/// serving lives in the Simulator's own handlers; the other two are models it delegates to.
+// One per run, never moved on a hot path: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum Serving {
+    Requests,
+    Fluid(FluidModel),
+    Llm(llm::LlmModel),
+}
+
+impl Serving {
+    /// Requests waiting at service `s` now, where the model keeps its own queues (the fluid
+    /// backlog, the LLM pools' queues); `None`: the instances' queues are the count.
+    fn queue_len(&self, s: usize) -> Option<u32> {
+        match self {
+            Serving::Requests => None,
+            Serving::Fluid(f) => Some(f.backlog(s).round() as u32),
+            Serving::Llm(m) => Some(m.queue_len(s)),
+        }
+    }
+}
+
 /// Where a run's streams go.
 pub struct Sinks {
     /// `None`: no timeline (nothing is formatted).
@@ -159,11 +182,8 @@ pub struct Simulator {
     held_buf: Vec<f64>,
     event_log: Option<Box<dyn Write + Send>>,
     events_processed: u64,
-    /// The fluid model, at fluid fidelity (then no request is simulated one by one).
-    fluid: Option<FluidModel>,
-    /// LLM serving (scenarios with `llm:`): requests go through prompt and token pools instead of
-    /// call trees.
-    llm: Option<llm::LlmModel>,
+    /// How requests are served: one by one, as a fluid, or through LLM pools.
+    serving: Serving,
     /// Knative's activator: visits to a scale-to-zero service (`min_replicas: 0`) that has no
     /// Active instance wait here, are counted in its concurrency (so an autoscaler sees demand and
     /// scales from zero), and go to the first instance that becomes Active.
@@ -235,15 +255,19 @@ impl Simulator {
             queue_buf: vec![0; n],
             event_log: sinks.events,
             events_processed: 0,
-            fluid: (scenario.fidelity == Fidelity::Fluid && scenario.llm.is_none())
-                .then(|| FluidModel::new(&app, &scenario.workload, streams.stream("fluid/arrival_counts"))),
-            llm: scenario.llm.clone().map(|spec| {
-                let tokens = match &scenario.workload.source {
-                    crate::workload::ArrivalSource::Replay { tokens, .. } => tokens.clone(),
-                    _ => None,
-                };
-                llm::LlmModel::new(spec, tokens, streams.stream("llm/token_sizes"))
-            }),
+            serving: match (&scenario.llm, scenario.fidelity) {
+                (Some(spec), _) => {
+                    let tokens = match &scenario.workload.source {
+                        crate::workload::ArrivalSource::Replay { tokens, .. } => tokens.clone(),
+                        _ => None,
+                    };
+                    Serving::Llm(llm::LlmModel::new(spec.clone(), tokens, streams.stream("llm/token_sizes")))
+                }
+                (None, Fidelity::Fluid) => {
+                    Serving::Fluid(FluidModel::new(&app, &scenario.workload, streams.stream("fluid/arrival_counts")))
+                }
+                (None, Fidelity::Request) => Serving::Requests,
+            },
             activator: vec![std::collections::VecDeque::new(); n],
             activator_area: vec![0.0; n],
             activator_since: SimTime::ZERO,
@@ -258,7 +282,7 @@ impl Simulator {
         sim.flush_scaling_events()?;
         // A baseline scrape at t = 0, so the first window's CPU rates exist at the first scrape.
         sim.server.scrape(SimTime::ZERO, &sim.scaling, &sim.app, &sim.tracked);
-        if sim.fluid.is_none() {
+        if !matches!(sim.serving, Serving::Fluid(_)) {
             if let Some(t) = sim.arrivals.next_arrival() {
                 if t < sim.horizon {
                     sim.queue.push_fifo(ARRIVAL_LANE, t, Event::Arrival);
@@ -464,22 +488,22 @@ impl Simulator {
                     return Ok(true);
                 }
                 Event::LlmPrefillStart(i) => {
-                    if let Some(m) = &mut self.llm {
+                    if let Serving::Llm(m) = &mut self.serving {
                         m.on_prefill_start(self.now, i, &mut self.scaling, &mut self.queue);
                     }
                 }
                 Event::LlmPrefillDone(i) => {
-                    if let Some(m) = &mut self.llm {
+                    if let Serving::Llm(m) = &mut self.serving {
                         m.on_prefill_done(self.now, i, &mut self.scaling, &mut self.truth, &mut self.queue);
                     }
                 }
                 Event::LlmTransferDone(r) => {
-                    if let Some(m) = &mut self.llm {
+                    if let Serving::Llm(m) = &mut self.serving {
                         m.on_transfer_done(self.now, r, &mut self.scaling, &mut self.queue);
                     }
                 }
                 Event::LlmIterationDone(i) => {
-                    if let Some(m) = &mut self.llm {
+                    if let Serving::Llm(m) = &mut self.serving {
                         m.on_iteration_done(self.now, i, &mut self.scaling, &mut self.truth, &mut self.queue);
                     }
                 }
@@ -491,7 +515,7 @@ impl Simulator {
     // ---- requests ------------------------------------------------------------------------------
 
     fn on_arrival(&mut self) {
-        if let Some(m) = &mut self.llm {
+        if let Serving::Llm(m) = &mut self.serving {
             // The next arrival is queued first, so that one at this same instant is handled
             // before the batch that this one may start is formed.
             let row = self.arrivals.last_row();
@@ -724,7 +748,7 @@ impl Simulator {
 
     fn on_tick(&mut self) -> Result<(), SimError> {
         let (t0, t1) = (self.last_tick, self.now);
-        if let Some(f) = &mut self.fluid {
+        if let Serving::Fluid(f) = &mut self.serving {
             f.advance(t0, t1, self.horizon, &self.app, self.slo, &mut self.scaling, &mut self.truth, &mut self.server);
         }
         let n = self.app.services.len();
@@ -768,14 +792,9 @@ impl Simulator {
             self.activator_mark[s] = self.activator_area[s];
             self.queue_buf[s] += self.activator[s].len() as u32;
         }
-        if let Some(f) = &self.fluid {
-            for s in 0..n {
-                self.queue_buf[s] = f.backlog(s).round() as u32;
-            }
-        }
-        if let Some(m) = &self.llm {
-            for s in 0..n {
-                self.queue_buf[s] = m.queue_len(s);
+        for s in 0..n {
+            if let Some(q) = self.serving.queue_len(s) {
+                self.queue_buf[s] = q;
             }
         }
         self.truth.cpu_used_total += self.used_buf.iter().sum::<f64>();
@@ -816,7 +835,7 @@ impl Simulator {
         self.server.add_requests(finished.saturating_sub(f0), violating.saturating_sub(v0));
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
             self.server.scrape(t1, &self.scaling, &self.app, &self.tracked);
-            if let Some(m) = &self.llm {
+            if let Serving::Llm(m) = &self.serving {
                 for &id in &self.tracked {
                     let inst = self.scaling.instance(id);
                     if inst.is_live() {
@@ -862,14 +881,14 @@ impl Simulator {
         if let Some(w) = &mut self.event_log {
             w.flush()?;
         }
-        if let Some(f) = &self.fluid {
+        if let Serving::Fluid(f) = &self.serving {
             self.truth.fluid_finish(f.in_system());
         }
         let t = &self.truth;
-        let held = match (&self.fluid, &self.llm) {
-            (Some(_), _) => t.in_flight(),
-            (_, Some(m)) => m.live_requests(),
-            _ => self.requests.live() as u64,
+        let held = match &self.serving {
+            Serving::Fluid(_) => t.in_flight(),
+            Serving::Llm(m) => m.live_requests(),
+            Serving::Requests => self.requests.live() as u64,
         };
         if t.arrived != t.completed + t.dropped + t.in_flight() || held != t.in_flight() {
             return Err(SimError::Conservation {
@@ -898,7 +917,10 @@ impl Simulator {
             instance_hours: self.scaling.instance_seconds(now) / 3600.0,
             refused_actions: self.scaling.refusals(),
             events_processed: self.events_processed,
-            llm: self.llm.as_ref().map(|m| m.summary()),
+            llm: match &self.serving {
+                Serving::Llm(m) => Some(m.summary()),
+                _ => None,
+            },
         };
         self.truth.summary(facts)
     }
