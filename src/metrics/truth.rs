@@ -162,23 +162,23 @@ pub struct GroundTruth {
     slo_us: u64,
     interval_us: u64,
     // ---- per-interval accumulators, reset at every interval end
-    pub tick_arrivals: Vec<u64>,
-    pub tick_completed: Vec<u64>,
-    pub tick_dropped: Vec<u64>,
-    pub tick_writes: Vec<u64>,
-    pub tick_hist: Vec<Histogram<u64>>,
+    tick_arrivals: Vec<u64>,
+    tick_completed: Vec<u64>,
+    tick_dropped: Vec<u64>,
+    tick_writes: Vec<u64>,
+    tick_hist: Vec<Histogram<u64>>,
     // ---- run-wide
-    pub svc: Vec<ServiceTotals>,
+    svc: Vec<ServiceTotals>,
     svc_hist: Vec<Histogram<u64>>,
-    pub req_hist: Histogram<u64>,
+    req_hist: Histogram<u64>,
     /// Record latency distributions (the histograms above). Off for RL training, where only
     /// counts, means and the metrics server's view are read: the summary's percentiles are then 0.
     distributions: bool,
-    pub arrived: u64,
-    pub completed: u64,
-    pub dropped: u64,
-    pub within_slo: u64,
-    pub latency_sum_us: f64,
+    arrived: u64,
+    completed: u64,
+    dropped: u64,
+    within_slo: u64,
+    latency_sum_us: f64,
     /// Drops by `(kind, service)`: index `kind * services + service`.
     drops: Vec<u64>,
     in_flight: u64,
@@ -187,17 +187,17 @@ pub struct GroundTruth {
     in_flight_area_us: u128,
     in_flight_area_fluid: f64,
     in_flight_since: SimTime,
-    pub cpu_used_total: f64,
-    pub cpu_alloc_total: f64,
+    cpu_used_total: f64,
+    cpu_alloc_total: f64,
     /// CPU limit x time of every instance (core-microseconds).
-    pub cpu_limit_total: f64,
+    cpu_limit_total: f64,
     lag: Vec<LagTracker>,
-    pub lag_episodes_s: Vec<f64>,
-    pub lag_open_at_end: u32,
+    lag_episodes_s: Vec<f64>,
+    lag_open_at_end: u32,
     last_direction: Vec<i8>,
-    pub reversals: u64,
-    pub decisions: u64,
-    pub replica_changes: u64,
+    reversals: u64,
+    decisions: u64,
+    replica_changes: u64,
     /// `None`: rows are not formatted at all (training, benchmarks).
     timeline: Option<Box<dyn Write + Send>>,
     interval_whole_secs: bool,
@@ -209,6 +209,38 @@ pub struct GroundTruth {
 }
 
 impl GroundTruth {
+    /// Cumulative counts since the start (what rewards and real-backend comparisons read).
+    pub fn totals(&self) -> super::RunTotals {
+        super::RunTotals {
+            arrived: self.arrived,
+            completed: self.completed,
+            dropped: self.dropped,
+            within_slo: self.within_slo,
+            latency_sum_us: self.latency_sum_us,
+            cpu_used_core_us: self.cpu_used_total,
+            cpu_alloc_core_us: self.cpu_alloc_total,
+            cpu_limit_core_us: self.cpu_limit_total,
+        }
+    }
+
+    /// The end-to-end latency of the requests completed so far.
+    pub fn request_latency(&self) -> LatencySummary {
+        LatencySummary::from_histogram(&self.req_hist, self.latency_sum_us, self.completed)
+    }
+
+    /// Adds one interval's CPU: used, and request x time and limit x time of every instance that
+    /// existed (core-microseconds).
+    pub fn add_cpu(&mut self, used: f64, alloc: f64, limit: f64) {
+        self.cpu_used_total += used;
+        self.cpu_alloc_total += alloc;
+        self.cpu_limit_total += limit;
+    }
+
+    /// Service `s`'s visits arrived, dropped and writes in the interval being closed.
+    pub fn tick_counts(&self, s: usize) -> (u64, u64, u64) {
+        (self.tick_arrivals[s], self.tick_dropped[s], self.tick_writes[s])
+    }
+
     /// The run summary at `facts.now`. Definitions: `docs/metrics.md`.
     pub fn summary(&mut self, facts: RunFacts<'_>) -> Summary {
         let now = facts.now;

@@ -388,7 +388,7 @@ impl Simulator {
 
     /// The end-to-end latency of completed requests so far: mean and quantiles.
     pub fn request_latency(&self) -> LatencySummary {
-        LatencySummary::from_histogram(&self.truth.req_hist, self.truth.latency_sum_us, self.truth.completed)
+        self.truth.request_latency()
     }
 
     /// Resizes `service`'s CPU limit in place; returns the limit applied (clamped to the request
@@ -419,17 +419,7 @@ impl Simulator {
 
     /// Running totals since the start, for per-interval rewards: requests, CPU, cost.
     pub fn totals(&self) -> RunTotals {
-        let t = &self.truth;
-        RunTotals {
-            arrived: t.arrived,
-            completed: t.completed,
-            dropped: t.dropped,
-            within_slo: t.within_slo,
-            latency_sum_us: t.latency_sum_us,
-            cpu_used_core_us: t.cpu_used_total,
-            cpu_alloc_core_us: t.cpu_alloc_total,
-            cpu_limit_core_us: t.cpu_limit_total,
-        }
+        self.truth.totals()
     }
 
     /// The end-to-end latency distribution so far: `(latency_ms, cumulative fraction)`.
@@ -460,7 +450,7 @@ impl Simulator {
             progress(&Progress {
                 now: self.now,
                 horizon: self.horizon,
-                arrived: self.truth.arrived,
+                arrived: self.truth.totals().arrived,
                 in_flight: self.truth.in_flight(),
             });
         }
@@ -797,16 +787,14 @@ impl Simulator {
                 self.queue_buf[s] = q;
             }
         }
-        self.truth.cpu_used_total += self.used_buf.iter().sum::<f64>();
-        self.truth.cpu_alloc_total += alloc;
-        self.truth.cpu_limit_total += limit;
+        self.truth.add_cpu(self.used_buf.iter().sum::<f64>(), alloc, limit);
         let secs = (t1 - t0).as_secs_f64();
         for s in 0..n {
             let c = self.scaling.counts(s);
             let lag = match &self.app.services[s].stateful {
                 Some(st) => {
                     let src = st.replicates_from.unwrap_or(s);
-                    st.replication_lag_ms(self.truth.tick_writes[src] as f64 / secs)
+                    st.replication_lag_ms(self.truth.tick_counts(src).2 as f64 / secs)
                 }
                 None => 0.0,
             };
@@ -825,12 +813,13 @@ impl Simulator {
             self.truth.close_interval(row, self.used_buf[s], self.serving_buf[s], (t1 - t0).0)?;
             self.server.set_replication_lag(s, lag);
             let concurrency = if t1 > t0 { self.held_buf[s] / (t1 - t0).0 as f64 } else { 0.0 };
-            self.server.add_interval(s, self.truth.tick_arrivals[s], self.truth.tick_dropped[s], concurrency);
+            let (arrivals, dropped, _) = self.truth.tick_counts(s);
+            self.server.add_interval(s, arrivals, dropped, concurrency);
         }
         self.truth.reset_interval();
         self.truth.write_requests_row(t0)?;
-        let t = &self.truth;
-        let (finished, violating) = (t.completed + t.dropped, t.dropped + (t.completed - t.within_slo));
+        let t = self.truth.totals();
+        let (finished, violating) = (t.finished(), t.violating());
         let (f0, v0) = std::mem::replace(&mut self.last_finished, (finished, violating));
         self.server.add_requests(finished.saturating_sub(f0), violating.saturating_sub(v0));
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
@@ -884,18 +873,18 @@ impl Simulator {
         if let Serving::Fluid(f) = &self.serving {
             self.truth.fluid_finish(f.in_system());
         }
-        let t = &self.truth;
+        let (t, in_flight) = (self.truth.totals(), self.truth.in_flight());
         let held = match &self.serving {
-            Serving::Fluid(_) => t.in_flight(),
+            Serving::Fluid(_) => in_flight,
             Serving::Llm(m) => m.live_requests(),
             Serving::Requests => self.requests.live() as u64,
         };
-        if t.arrived != t.completed + t.dropped + t.in_flight() || held != t.in_flight() {
+        if t.arrived != t.finished() + in_flight || held != in_flight {
             return Err(SimError::Conservation {
                 arrived: t.arrived,
                 completed: t.completed,
                 dropped: t.dropped,
-                in_flight: t.in_flight(),
+                in_flight,
                 held,
             });
         }
