@@ -8,9 +8,7 @@
 pub mod driver;
 pub mod kubernetes;
 pub mod local;
-pub mod locust;
 pub mod prometheus;
-pub mod validate;
 
 use crate::app::AppSpec;
 use crate::cluster::ClusterSpec;

@@ -48,7 +48,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             .with_context(|| format!("validating {} against the local backend", scenario.display()))?;
             bar.finish();
             if !quiet {
-                print!("{}", scalesim::backend::validate::markdown(&gap));
+                print!("{}", scalesim::metrics::gap::markdown(&gap));
                 eprintln!("{}: validation.json, validation.md, replicas_compared.csv, charts", out.display());
             }
             // The folder is written either way (it is the evidence); the exit status carries the
@@ -406,7 +406,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
                 anyhow::bail!("--think-time: must be > 0, got {think_time}");
             }
             let sc = load_scenario(&scenario)?;
-            let py = scalesim::backend::locust::locustfile(&sc, think_time);
+            let py = scalesim::scenario::locust::locustfile(&sc, think_time);
             match out {
                 Some(p) => std::fs::write(&p, py).with_context(|| format!("{}: cannot write", p.display()))?,
                 None => print!("{py}"),

@@ -8,6 +8,7 @@
 //!
 //! This module computes and formats numbers; it never changes the cluster and never decides anything.
 
+pub mod gap;
 mod recording;
 mod server;
 mod summary;

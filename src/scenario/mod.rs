@@ -5,6 +5,7 @@
 //! line where it can be found, and the field.
 
 mod error;
+pub mod locust;
 pub mod raw;
 mod resolve;
 mod yaml;

@@ -123,7 +123,7 @@ fn hpa_on_the_compressed_chain_matches_the_simulator() {
     )
     .expect("validation runs");
     let wall = started.elapsed().as_secs_f64();
-    eprintln!("{}", scalesim::backend::validate::markdown(&gap));
+    eprintln!("{}", scalesim::metrics::gap::markdown(&gap));
     assert!((55.0..80.0).contains(&wall), "took {wall:.1} s of wall time; the scenario is 240 s at 4x");
     assert_eq!(gap.sim_requests, gap.real_requests, "both replay the same arrivals");
     assert!(gap.mean_latency.rel_error.abs() <= 0.20, "mean latency off by {:.1}%", gap.mean_latency.rel_error * 100.0);

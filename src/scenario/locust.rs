@@ -12,8 +12,8 @@
 
 use std::fmt::Write;
 
+use super::Scenario;
 use crate::engine::SimTime;
-use crate::scenario::Scenario;
 use crate::workload::ArrivalSource;
 
 /// The rate over time as `(start_s, requests_per_s)` steps.

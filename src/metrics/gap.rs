@@ -6,13 +6,16 @@
 //! mean, p50 and p95 latency (relative error against the real backend) and the drops. The
 //! acceptance bounds are the ones this project holds the simulator to: mean latency within 20%,
 //! CPU utilisation within 10 points per service, scale decisions within 1.
+//!
+//! Numbers and their formatting only (the two recordings come from `backend::driver`); it drives
+//! no backend.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::metrics::Recording;
+use super::Recording;
 
 /// Bounds a validation is held to.
 pub const LATENCY_REL_BOUND: f64 = 0.20;
