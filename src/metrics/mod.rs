@@ -9,12 +9,14 @@
 //! This module computes and formats numbers; it never changes the cluster and never decides anything.
 
 pub mod gap;
+mod interval;
 mod recording;
 mod server;
 mod summary;
 mod truth;
 mod view;
 
+pub use interval::{HeldOutside, IntervalMeter};
 pub use recording::{
     ActionsWriter, DecisionRecord, Recording, RunTotals, Sample, ServiceSample, ACTIONS_FORMAT_VERSION, ACTIONS_HEADER,
 };

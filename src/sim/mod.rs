@@ -30,7 +30,9 @@ use rand::Rng;
 use crate::app::{AppSpec, LoadBalancing};
 use crate::cluster::InstanceId;
 use crate::engine::{EventQueue, RngStreams, SimRng, SimTime};
-use crate::metrics::{DropKind, GroundTruth, IntervalRow, LatencySummary, MetricsServer, RunFacts, Summary};
+use crate::metrics::{
+    DropKind, GroundTruth, HeldOutside, IntervalMeter, LatencySummary, MetricsServer, RunFacts, Summary,
+};
 use crate::scaling::ScalingManager;
 use crate::scenario::{Fidelity, MetricsConfig, Scenario};
 use crate::workload::{ArrivalGenerator, RequestMix};
@@ -164,22 +166,13 @@ pub struct Simulator {
     visits: Slab<Visit>,
     truth: GroundTruth,
     server: MetricsServer,
-    /// Instances alive at the last interval end or created since, ascending id.
-    tracked: Vec<InstanceId>,
-    /// Cumulative CPU and held-visit area of each instance at the last interval end (by id).
-    cpu_mark: Vec<f64>,
-    held_mark: Vec<f64>,
     last_tick: SimTime,
-    /// Requests finished and violating at the last interval end (for the metrics server).
-    last_finished: (u64, u64),
+    /// Closes each timeline interval from the instances' counters; knows which instances to track.
+    meter: IntervalMeter,
+    /// What the serving model holds outside the instances, per service, at an interval's end.
+    outside: Vec<HeldOutside>,
     /// Role-switch time of LLM pool migrations.
     llm_switch_delay: SimTime,
-    /// Visits/s one Active instance of each service can serve (for the scaling-lag metric).
-    capacity_per_instance: Vec<f64>,
-    used_buf: Vec<f64>,
-    serving_buf: Vec<f64>,
-    queue_buf: Vec<u32>,
-    held_buf: Vec<f64>,
     event_log: Option<Box<dyn Write + Send>>,
     events_processed: u64,
     /// How requests are served: one by one, as a fluid, or through LLM pools.
@@ -242,17 +235,10 @@ impl Simulator {
             visits: Slab::new(),
             server: MetricsServer::new(&names, scenario.metrics.scrape_interval, scenario.metrics.timeline_interval),
             truth,
-            tracked: Vec::new(),
-            cpu_mark: Vec::new(),
-            held_mark: Vec::new(),
-            held_buf: vec![0.0; n],
             last_tick: SimTime::ZERO,
-            last_finished: (0, 0),
             llm_switch_delay: scenario.llm.as_ref().map_or(SimTime::ZERO, |l| l.switch_delay),
-            capacity_per_instance,
-            used_buf: vec![0.0; n],
-            serving_buf: vec![0.0; n],
-            queue_buf: vec![0; n],
+            meter: IntervalMeter::new(capacity_per_instance),
+            outside: vec![HeldOutside::default(); n],
             event_log: sinks.events,
             events_processed: 0,
             serving: match (&scenario.llm, scenario.fidelity) {
@@ -281,7 +267,7 @@ impl Simulator {
         sim.track_new_instances();
         sim.flush_scaling_events()?;
         // A baseline scrape at t = 0, so the first window's CPU rates exist at the first scrape.
-        sim.server.scrape(SimTime::ZERO, &sim.scaling, &sim.app, &sim.tracked);
+        sim.server.scrape(SimTime::ZERO, &sim.scaling, &sim.app, sim.meter.tracked());
         if !matches!(sim.serving, Serving::Fluid(_)) {
             if let Some(t) = sim.arrivals.next_arrival() {
                 if t < sim.horizon {
@@ -303,12 +289,12 @@ impl Simulator {
 
     /// What a controller would see now (the last scrape's metrics, live replica states).
     pub fn view(&self) -> crate::metrics::ClusterView {
-        self.server.view(self.now, &self.scaling, &self.app, &self.tracked)
+        self.server.view(self.now, &self.scaling, &self.app, self.meter.tracked())
     }
 
     /// [`Simulator::view`] into `out`, reusing its buffers.
     pub fn view_into(&self, out: &mut crate::metrics::ClusterView) {
-        self.server.view_into(self.now, &self.scaling, &self.app, &self.tracked, out)
+        self.server.view_into(self.now, &self.scaling, &self.app, self.meter.tracked(), out)
     }
 
     /// Scales `service` up by one instance through the ScalingManager and schedules its readiness
@@ -728,12 +714,7 @@ impl Simulator {
     // ---- ticks and decisions -------------------------------------------------------------------
 
     fn track_new_instances(&mut self) {
-        let n = self.scaling.instances().len();
-        for id in self.cpu_mark.len()..n {
-            self.cpu_mark.push(0.0);
-            self.held_mark.push(0.0);
-            self.tracked.push(id as InstanceId);
-        }
+        self.meter.track_new_instances(&self.scaling);
     }
 
     fn on_tick(&mut self) -> Result<(), SimError> {
@@ -741,91 +722,20 @@ impl Simulator {
         if let Serving::Fluid(f) = &mut self.serving {
             f.advance(t0, t1, self.horizon, &self.app, self.slo, &mut self.scaling, &mut self.truth, &mut self.server);
         }
-        let n = self.app.services.len();
-        self.used_buf.iter_mut().for_each(|x| *x = 0.0);
-        self.serving_buf.iter_mut().for_each(|x| *x = 0.0);
-        self.queue_buf.iter_mut().for_each(|x| *x = 0);
-        self.held_buf.iter_mut().for_each(|x| *x = 0.0);
-        let (mut alloc, mut limit) = (0.0, 0.0);
-        for &id in &self.tracked {
-            let inst = self.scaling.instance_mut(id);
-            if inst.is_live() {
-                inst.integrate_cpu(t1);
-                inst.integrate_held(t1);
-            }
-            let held = inst.held_area();
-            self.held_buf[inst.service()] += held - self.held_mark[id as usize];
-            self.held_mark[id as usize] = held;
-            let s = inst.service();
-            let used = inst.cpu_used - self.cpu_mark[id as usize];
-            self.cpu_mark[id as usize] = inst.cpu_used;
-            self.used_buf[s] += used;
-            let end = inst.removed_at().unwrap_or(t1).min(t1);
-            let req = inst.shape.cpu_request;
-            let from = inst.created_at().max(t0);
-            if end > from {
-                alloc += req * (end - from).0 as f64;
-                // Limits change only at decisions, which fall on these ticks.
-                limit += inst.shape.cpu_limit * (end - from).0 as f64;
-            }
-            if let Some(a) = inst.active_at() {
-                let from = a.max(t0);
-                if end > from {
-                    self.serving_buf[s] += req * (end - from).0 as f64;
-                }
-            }
-            self.queue_buf[s] += inst.queue.len() as u32;
-        }
         self.integrate_activators();
-        for s in 0..n {
-            self.held_buf[s] += self.activator_area[s] - self.activator_mark[s];
+        for (s, o) in self.outside.iter_mut().enumerate() {
+            *o = HeldOutside {
+                held_area: self.activator_area[s] - self.activator_mark[s],
+                queued: self.activator[s].len() as u32,
+                queue_override: self.serving.queue_len(s),
+            };
             self.activator_mark[s] = self.activator_area[s];
-            self.queue_buf[s] += self.activator[s].len() as u32;
         }
-        for s in 0..n {
-            if let Some(q) = self.serving.queue_len(s) {
-                self.queue_buf[s] = q;
-            }
-        }
-        self.truth.add_cpu(self.used_buf.iter().sum::<f64>(), alloc, limit);
-        let secs = (t1 - t0).as_secs_f64();
-        for s in 0..n {
-            let c = self.scaling.counts(s);
-            let lag = match &self.app.services[s].stateful {
-                Some(st) => {
-                    let src = st.replicates_from.unwrap_or(s);
-                    st.replication_lag_ms(self.truth.tick_counts(src).2 as f64 / secs)
-                }
-                None => 0.0,
-            };
-            let capacity = c.active as f64 * self.capacity_per_instance[s];
-            self.truth.track_lag(s, t1, capacity);
-            let row = IntervalRow {
-                time_s: t0.as_secs_f64(),
-                service: s,
-                active: c.active,
-                starting: c.starting,
-                draining: c.draining,
-                queue_len: self.queue_buf[s],
-                replication_lag_ms: lag,
-                ..Default::default()
-            };
-            self.truth.close_interval(row, self.used_buf[s], self.serving_buf[s], (t1 - t0).0)?;
-            self.server.set_replication_lag(s, lag);
-            let concurrency = if t1 > t0 { self.held_buf[s] / (t1 - t0).0 as f64 } else { 0.0 };
-            let (arrivals, dropped, _) = self.truth.tick_counts(s);
-            self.server.add_interval(s, arrivals, dropped, concurrency);
-        }
-        self.truth.reset_interval();
-        self.truth.write_requests_row(t0)?;
-        let t = self.truth.totals();
-        let (finished, violating) = (t.finished(), t.violating());
-        let (f0, v0) = std::mem::replace(&mut self.last_finished, (finished, violating));
-        self.server.add_requests(finished.saturating_sub(f0), violating.saturating_sub(v0));
+        self.meter.close(t0, t1, &mut self.scaling, &self.app, &mut self.truth, &mut self.server, &self.outside)?;
         if t1.0 % self.metrics_cfg.scrape_interval.0 == 0 {
-            self.server.scrape(t1, &self.scaling, &self.app, &self.tracked);
+            self.server.scrape(t1, &self.scaling, &self.app, self.meter.tracked());
             if let Serving::Llm(m) = &self.serving {
-                for &id in &self.tracked {
+                for &id in self.meter.tracked() {
                     let inst = self.scaling.instance(id);
                     if inst.is_live() {
                         self.server.set_llm_pod(id, m.pod_metrics(id, inst.service()));
@@ -833,8 +743,7 @@ impl Simulator {
                 }
             }
         }
-        let sc = &self.scaling;
-        self.tracked.retain(|&id| sc.instance(id).is_live());
+        self.meter.forget_removed(&self.scaling);
         self.last_tick = t1;
         if t1 < self.horizon {
             let next = (t1 + self.metrics_cfg.timeline_interval).min(self.horizon);
