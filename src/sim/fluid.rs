@@ -58,6 +58,20 @@ const BANDS: [(f64, f64); 10] = [
     (0.995, 1.0),
 ];
 
+/// One tick of the fluid model: the interval `[t0, t1)`, what it reads (the application, the SLO,
+/// the horizon) and what it credits (the instances through the ScalingManager, the ground truth,
+/// the metrics server).
+pub struct FluidTick<'a> {
+    pub t0: SimTime,
+    pub t1: SimTime,
+    pub horizon: SimTime,
+    pub app: &'a AppSpec,
+    pub slo: SimTime,
+    pub scaling: &'a mut ScalingManager,
+    pub truth: &'a mut GroundTruth,
+    pub server: &'a mut MetricsServer,
+}
+
 pub struct FluidModel {
     source: ArrivalSource,
     /// Draws the counted arrivals around the expected ones (step 1).
@@ -223,18 +237,9 @@ impl FluidModel {
     /// run would have.
     // The per-service loops index several parallel per-service arrays at once; an iterator over one
     // of them would read worse.
-    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-    pub fn advance(
-        &mut self,
-        t0: SimTime,
-        t1: SimTime,
-        horizon: SimTime,
-        app: &AppSpec,
-        slo: SimTime,
-        scaling: &mut ScalingManager,
-        truth: &mut GroundTruth,
-        server: &mut MetricsServer,
-    ) {
+    #[allow(clippy::needless_range_loop)]
+    pub fn advance(&mut self, tick: FluidTick<'_>) {
+        let FluidTick { t0, t1, horizon, app, slo, scaling, truth, server } = tick;
         let dt = (t1 - t0).as_secs_f64();
         if dt <= 0.0 {
             return;

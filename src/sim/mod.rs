@@ -720,7 +720,16 @@ impl Simulator {
     fn on_tick(&mut self) -> Result<(), SimError> {
         let (t0, t1) = (self.last_tick, self.now);
         if let Serving::Fluid(f) = &mut self.serving {
-            f.advance(t0, t1, self.horizon, &self.app, self.slo, &mut self.scaling, &mut self.truth, &mut self.server);
+            f.advance(fluid::FluidTick {
+                t0,
+                t1,
+                horizon: self.horizon,
+                app: &self.app,
+                slo: self.slo,
+                scaling: &mut self.scaling,
+                truth: &mut self.truth,
+                server: &mut self.server,
+            });
         }
         self.integrate_activators();
         for (s, o) in self.outside.iter_mut().enumerate() {
