@@ -1,5 +1,5 @@
 //! The run summary (`summary.json`). Field definitions are in `docs/metrics.md`; each is computed
-//! in `sim::Simulator::summary` exactly as documented there.
+//! in `metrics::GroundTruth::summary` exactly as documented there.
 
 use std::collections::BTreeMap;
 

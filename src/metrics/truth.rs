@@ -1,5 +1,6 @@
-//! Ground truth: per-interval, per-service rows of `timeline.csv`, and the run-wide accumulators the
-//! summary is computed from.
+//! Ground truth: per-interval, per-service rows of `timeline.csv`, the run-wide accumulators, and
+//! the run summary computed from them (`GroundTruth::summary`). Its fields are private: the serving
+//! models report events through its methods, and readers get `totals()` and the summary.
 //!
 //! Definitions (each computed exactly as written here, and repeated in `docs/metrics.md`):
 //! - `rps_in`: visits arriving at the service in the interval / interval length.
