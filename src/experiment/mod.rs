@@ -166,7 +166,7 @@ pub fn run_to_dir(
 
 fn write_run(
     scenario: &Scenario,
-    mut policy: Box<dyn Autoscaler>,
+    policy: Box<dyn Autoscaler>,
     seed: u64,
     dir: &Path,
     options: RunOptions,
@@ -206,19 +206,8 @@ fn write_run(
         events: options.event_log,
         requests: Some(create("requests.csv")?),
     };
-    let mut sim = Simulator::new(scenario, seed, sinks)?;
     let actions = ActionsWriter::new(create("actions.csv")?).map_err(|e| out_err(&dir.join("actions.csv"), e))?;
-    let mut report = |b: &dyn ClusterBackend| {
-        let t = b.totals();
-        progress(&Progress {
-            now: b.now(),
-            horizon: b.horizon(),
-            arrived: t.arrived,
-            in_flight: t.arrived - t.finished(),
-        })
-    };
-    let recording = drive(&mut sim, "sim", policy.as_mut(), actions, None, &mut report)?;
-    let summary = sim.finish(&recording.policy)?;
+    let (sim, summary) = simulate_with_progress(scenario, policy, seed, sinks, actions, progress)?;
     let cdf = sim.latency_cdf();
     drop(sim); // flushes and closes the CSV files before the folder is renamed
     let mut text = String::from("latency_ms,cumulative_fraction,format_version\n");
@@ -244,13 +233,34 @@ fn write_run(
 /// look into) and the summary. For tests and for embedding; the CLI writes run folders instead.
 pub fn simulate(
     scenario: &Scenario,
-    mut policy: Box<dyn Autoscaler>,
+    policy: Box<dyn Autoscaler>,
     seed: u64,
     sinks: Sinks,
     actions: ActionsWriter,
 ) -> Result<(Simulator, Summary), RunError> {
+    simulate_with_progress(scenario, policy, seed, sinks, actions, &mut |_| {})
+}
+
+/// [`simulate`], reporting progress (simulated time, requests) as the run goes.
+fn simulate_with_progress(
+    scenario: &Scenario,
+    mut policy: Box<dyn Autoscaler>,
+    seed: u64,
+    sinks: Sinks,
+    actions: ActionsWriter,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Simulator, Summary), RunError> {
     let mut sim = Simulator::new(scenario, seed, sinks)?;
-    let recording = drive(&mut sim, "sim", policy.as_mut(), actions, None, &mut |_| {})?;
+    let mut report = |b: &dyn ClusterBackend| {
+        let t = b.totals();
+        progress(&Progress {
+            now: b.now(),
+            horizon: b.horizon(),
+            arrived: t.arrived,
+            in_flight: t.arrived - t.finished(),
+        })
+    };
+    let recording = drive(&mut sim, "sim", policy.as_mut(), actions, None, &mut report)?;
     let summary = sim.finish(&recording.policy)?;
     Ok((sim, summary))
 }

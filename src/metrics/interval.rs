@@ -125,12 +125,7 @@ impl IntervalMeter {
         }
         for (s, o) in outside.iter().enumerate().take(n) {
             self.held[s] += o.held_area;
-            self.queue[s] += o.queued;
-        }
-        for (s, o) in outside.iter().enumerate().take(n) {
-            if let Some(q) = o.queue_override {
-                self.queue[s] = q;
-            }
+            self.queue[s] = o.queue_override.unwrap_or(self.queue[s] + o.queued);
         }
         truth.add_cpu(self.used.iter().sum::<f64>(), alloc, limit);
         let secs = (t1 - t0).as_secs_f64();
