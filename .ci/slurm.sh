@@ -9,7 +9,7 @@
 set -euo pipefail
 cmd=${1:?start|stop}; dir=${2:?state directory}
 
-pids() { for f in "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munge/munged.pid; do [ -f "$f" ] && cat "$f"; done; true; }
+pids() { for f in "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munge/munged.pid; do [ -f "$f" ] && cat "$f" 2>/dev/null; done; true; }
 
 case "$cmd" in
 start)
