@@ -85,6 +85,20 @@ def _graph_space(services: int, edges: int, skus: int, sizes: Tuple[int, int, in
     )
 
 
+def _spaces(core, action: str, flatten: bool):
+    """One environment's observation and action spaces, from a core environment's description."""
+    services, edges, skus = core.dims
+    graph = _graph_space(services, edges, skus, core.feature_sizes)
+    if flatten:
+        n = sum(int(np.prod(graph[k].shape)) for k in ("services", "edges", "skus", "global"))
+        observation = spaces.Box(0.0, 1.0, (n,), np.float32)
+    else:
+        observation = graph
+    if action == "single":
+        return observation, spaces.Discrete(services * 5)
+    return observation, spaces.MultiDiscrete([5] * services)
+
+
 class ScalesimEnv(gym.Env):
     """One scalesim environment: a decision every ``decision_interval_s`` of simulated time.
 
@@ -123,16 +137,7 @@ class ScalesimEnv(gym.Env):
         self._edge_index = np.asarray(self._core.edge_index, dtype=np.int64).reshape(self._edges, 2)
         self.service_names = list(self._core.service_names)
         self.flatten = flatten
-        graph = _graph_space(self._services, self._edges, self._skus, self._sizes)
-        if flatten:
-            n = sum(int(np.prod(graph[k].shape)) for k in ("services", "edges", "skus", "global"))
-            self.observation_space = spaces.Box(0.0, 1.0, (n,), np.float32)
-        else:
-            self.observation_space = graph
-        if action == "single":
-            self.action_space = spaces.Discrete(self._services * 5)
-        else:
-            self.action_space = spaces.MultiDiscrete([5] * self._services)
+        self.observation_space, self.action_space = _spaces(self._core, action, flatten)
         self._per_service = action == "per_service"
 
     def _obs(self, parts: Sequence[bytes]):
@@ -221,19 +226,16 @@ class ScalesimVecEnv(VectorEnv):
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
         kw = _core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, randomisation)
         self._core = _core.CoreVecEnv(_scenario_list(scenario), int(num_envs), threads=threads, **kw)
-        # One plain environment describes the spaces (and the names and edges).
-        one = ScalesimEnv(scenario, fidelity=fidelity, decision_interval_s=decision_interval_s, reward=reward,
-                          reward_weights=reward_weights, action=action, flatten=flatten, **randomisation)
         self.num_envs = int(num_envs)
-        self.single_observation_space = one.observation_space
-        self.single_action_space = one.action_space
-        self.observation_space = gym.vector.utils.batch_space(one.observation_space, self.num_envs)
-        self.action_space = gym.vector.utils.batch_space(one.action_space, self.num_envs)
-        self.service_names = one.service_names
+        self.single_observation_space, self.single_action_space = _spaces(self._core, action, flatten)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self.service_names = list(self._core.service_names)
         self.flatten = flatten
         self._services, self._edges, self._skus = self._core.dims
-        self._sizes = one._sizes
-        self._edge_index = np.broadcast_to(one._edge_index, (self.num_envs,) + one._edge_index.shape)
+        self._sizes = self._core.feature_sizes
+        edge_index = np.asarray(self._core.edge_index, dtype=np.int64).reshape(self._edges, 2)
+        self._edge_index = np.broadcast_to(edge_index, (self.num_envs,) + edge_index.shape)
         self._width = self._services if action == "per_service" else 1
         self._base = 0
         self._rng = np.random.default_rng()

@@ -157,6 +157,23 @@ fn build(spec: &Spec) -> PyResult<(Env, Observation)> {
     Ok((env, obs))
 }
 
+/// What Python needs to describe an environment's spaces and info: service names, their maximum
+/// replicas, and the call edges `(caller, callee)`.
+struct Described {
+    names: Vec<String>,
+    max_replicas: Vec<u32>,
+    edge_index: Vec<(usize, usize)>,
+}
+
+fn describe(env: &Env, obs: &Observation) -> Described {
+    let app = env.backend().expect("built environments are reset").app();
+    Described {
+        names: app.services.iter().map(|s| s.name.clone()).collect(),
+        max_replicas: app.services.iter().map(|s| s.max_replicas).collect(),
+        edge_index: obs.edge_index.to_vec(),
+    }
+}
+
 /// The environment action of a flat action: one index in `0..services*5` (`single`: service
 /// `a / 5`, delta `DELTAS[a % 5]`), or one delta index in `0..5` per service (`per_service`).
 fn decode(action: &[i64], per_service: bool, services: usize) -> Result<Action, String> {
@@ -245,9 +262,7 @@ struct CoreEnv {
     env: Env,
     per_service: bool,
     dims: Dims,
-    names: Vec<String>,
-    edge_index: Vec<(usize, usize)>,
-    max_replicas: Vec<u32>,
+    about: Described,
     done: bool,
 }
 
@@ -281,19 +296,7 @@ impl CoreEnv {
             timeline_interval_s,
         )?;
         let (env, obs) = build(&spec)?;
-        let app = env.backend().expect("reset").app();
-        let names = app.services.iter().map(|s| s.name.clone()).collect();
-        let max_replicas = app.services.iter().map(|s| s.max_replicas).collect();
-        let edge_index = obs.edge_index.to_vec();
-        Ok(CoreEnv {
-            per_service: spec.per_service,
-            dims: dims_of(&obs),
-            names,
-            edge_index,
-            max_replicas,
-            env,
-            done: true,
-        })
+        Ok(CoreEnv { per_service: spec.per_service, dims: dims_of(&obs), about: describe(&env, &obs), env, done: true })
     }
 
     /// `(services, edges, skus)`: the node and edge counts of the observation graph.
@@ -309,18 +312,18 @@ impl CoreEnv {
 
     #[getter]
     fn service_names(&self) -> Vec<String> {
-        self.names.clone()
+        self.about.names.clone()
     }
 
     #[getter]
     fn max_replicas(&self) -> Vec<u32> {
-        self.max_replicas.clone()
+        self.about.max_replicas.clone()
     }
 
     /// `(caller, callee)` service index pairs, one per call edge.
     #[getter]
     fn edge_index(&self) -> Vec<(usize, usize)> {
-        self.edge_index.clone()
+        self.about.edge_index.clone()
     }
 
     #[getter]
@@ -415,6 +418,7 @@ struct CoreVecEnv {
     slots: Vec<Slot>,
     per_service: bool,
     dims: Dims,
+    about: Described,
     base_seed: u64,
     threads: usize,
 }
@@ -512,17 +516,19 @@ impl CoreVecEnv {
             timeline_interval_s,
         )?;
         let mut slots = Vec::with_capacity(num_envs);
-        let mut dims = None;
+        let mut first = None;
         for _ in 0..num_envs {
             let (env, obs) = build(&spec)?;
-            dims = Some(dims_of(&obs));
+            first.get_or_insert_with(|| (dims_of(&obs), describe(&env, &obs)));
             slots.push(Slot { env, needs_reset: false, episode: 0 });
         }
+        let (dims, about) = first.expect("num_envs >= 1");
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         Ok(CoreVecEnv {
             slots,
             per_service: spec.per_service,
-            dims: dims.expect("num_envs >= 1"),
+            dims,
+            about,
             base_seed: 0,
             threads: threads.unwrap_or(cores).clamp(1, num_envs),
         })
@@ -536,6 +542,22 @@ impl CoreVecEnv {
     #[getter]
     fn num_envs(&self) -> usize {
         self.slots.len()
+    }
+
+    #[getter]
+    fn feature_sizes(&self) -> (usize, usize, usize, usize) {
+        (SERVICE_FEATURES, EDGE_FEATURES, SKU_FEATURES, GLOBAL_FEATURES)
+    }
+
+    #[getter]
+    fn service_names(&self) -> Vec<String> {
+        self.about.names.clone()
+    }
+
+    /// `(caller, callee)` service index pairs, one per call edge.
+    #[getter]
+    fn edge_index(&self) -> Vec<(usize, usize)> {
+        self.about.edge_index.clone()
     }
 
     /// Resets every environment: environment `i` runs seeds `seed + i + N * episode`.
