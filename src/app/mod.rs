@@ -10,8 +10,10 @@
 
 mod demand;
 pub mod llm;
+mod overhead;
 
 pub use demand::Demand;
+pub use overhead::{OverheadSamples, PlatformOverhead};
 
 use crate::cluster::InstanceShape;
 use crate::engine::SimTime;
@@ -131,6 +133,9 @@ pub struct AppSpec {
     pub request_types: Vec<RequestType>,
     /// Added to every call (the request leg); models the network and RPC stack.
     pub network_latency: SimTime,
+    /// A real platform's measured cost per visit, replayed after each visit's work (`None` for
+    /// scenarios: only `validate-backend` sets it, from the real run it compares with).
+    pub overhead: Option<std::sync::Arc<PlatformOverhead>>,
 }
 
 impl AppSpec {

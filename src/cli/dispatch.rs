@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use super::args::{BackendKind, Cli, Command, RealBackend};
 use super::support::{default_out, load_with_horizon, local_options, seconds_bar};
 use scalesim::engine::SimTime;
-use scalesim::experiment::backend_run::{run_kubernetes_to_dir, run_local_to_dir, validate_to_dir};
+use scalesim::experiment::backend_run::{run_kubernetes_to_dir, run_local_to_dir, validate_to_dir, ValidationPolicies};
 use scalesim::experiment::progress::Progress;
 use scalesim::experiment::{run_to_dir, RunOptions};
 use scalesim::scenario::load_scenario;
@@ -33,15 +33,18 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
         } => {
             let sc = load_scenario(&scenario)?;
             let seed = seed.unwrap_or(sc.seed);
-            let sim_policy = policy.build(policy_config.as_deref(), &sc)?;
-            let real_policy = policy.build(policy_config.as_deref(), &sc)?;
+            let policies = ValidationPolicies {
+                real: policy.build(policy_config.as_deref(), &sc)?,
+                sim: policy.build(policy_config.as_deref(), &sc)?,
+                sim_unmodelled: policy.build(policy_config.as_deref(), &sc)?,
+            };
             let out = out.unwrap_or_else(|| {
                 default_out("validate_", &scenario, &sc, &policy, policy_config.as_deref(), seed, "local")
             });
             let mut opts = local_options(time_compression, verbose, policy_config.as_ref(), prometheus_targets)?;
             opts.force = force;
             let bar = seconds_bar(quiet, sc.horizon, "s");
-            let gap = validate_to_dir(&sc, sim_policy, real_policy, seed, &out, &opts, &mut |which, t, _| {
+            let gap = validate_to_dir(&sc, policies, seed, &out, &opts, &mut |which, t, _| {
                 bar.set_message(which.to_string());
                 bar.set_position(t.whole_secs());
             })

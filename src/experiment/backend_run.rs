@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::outdir::write_run_folder;
 use super::{out_err, RunError, INFO_FORMAT_VERSION};
+use crate::app::PlatformOverhead;
 use crate::autoscale::Autoscaler;
 use crate::backend::driver::drive;
 use crate::backend::local::{LocalBackend, LocalOptions};
@@ -113,6 +114,8 @@ pub struct Driven {
     pub failures: u64,
     /// `(cost, instance-hours)` from the backend's own history, where it keeps one.
     pub usage: Option<(f64, f64)>,
+    /// The platform's measured cost per visit (local backend; empty elsewhere).
+    pub overhead: PlatformOverhead,
 }
 
 impl Driven {
@@ -159,7 +162,8 @@ pub fn drive_local(
     let result = drive(&mut local, "local", policy, actions, log, &mut report);
     let usage = local.usage();
     local.shutdown();
-    Ok(Driven { recording: result?, failures: local.failures(), usage })
+    let overhead = local.platform_overhead();
+    Ok(Driven { recording: result?, failures: local.failures(), usage, overhead })
 }
 
 /// Runs `policy` on the simulator, driven by the same loop as the real backends.
@@ -173,7 +177,7 @@ pub fn drive_sim(
     let mut sim = Simulator::new(scenario, seed, Sinks::discard())?;
     let mut report = |b: &dyn ClusterBackend| progress(b.now(), b.horizon());
     let recording = drive(&mut sim, "sim", policy, actions, None, &mut report)?;
-    Ok(Driven { recording, failures: 0, usage: sim.usage() })
+    Ok(Driven { recording, failures: 0, usage: sim.usage(), overhead: PlatformOverhead::default() })
 }
 
 /// `run --backend local`: writes a run folder with the simulator's schema (`summary.json`,
@@ -230,7 +234,7 @@ pub fn run_kubernetes_to_dir(
         let actions = actions_file(&dir.join("actions.csv"))?;
         let mut report = |b: &dyn ClusterBackend| progress(b.now(), b.horizon());
         let recording = drive(&mut kube, "kubernetes", policy.as_mut(), actions, None, &mut report)?;
-        let run = Driven { usage: kube.usage(), recording, failures: 0 };
+        let run = Driven { usage: kube.usage(), recording, failures: 0, overhead: PlatformOverhead::default() };
         let mut meta =
             info("run", scenario, run.recording.policy.clone(), policy_config, scenario.seed, vec!["kubernetes"], 1.0);
         if dry_run {
@@ -244,13 +248,24 @@ pub fn run_kubernetes_to_dir(
     })
 }
 
-/// `validate-backend`: the scenario under two copies of one policy, on the simulator and on the
-/// local backend; writes both runs' timelines and actions, the gap (`validation.json`,
-/// `validation.md`), `replicas_compared.csv` and overlay charts.
+/// Fresh copies of one policy for a validation's three runs (a policy keeps state between
+/// decisions, so no two runs share one).
+pub struct ValidationPolicies {
+    /// On the real backend.
+    pub real: Box<dyn Autoscaler>,
+    /// On the simulator, replaying the real run's measured platform overhead.
+    pub sim: Box<dyn Autoscaler>,
+    /// On the simulator without it (reported, to show the overhead's share of the gap).
+    pub sim_unmodelled: Box<dyn Autoscaler>,
+}
+
+/// `validate-backend`: the scenario under copies of one policy on the local backend and on the
+/// simulator (which replays the platform overhead measured on the local run, see
+/// `app::PlatformOverhead`); writes both runs' timelines and actions, the gap
+/// (`validation.json`, `validation.md`), `replicas_compared.csv` and overlay charts.
 pub fn validate_to_dir(
     scenario: &Scenario,
-    mut sim_policy: Box<dyn Autoscaler>,
-    mut real_policy: Box<dyn Autoscaler>,
+    mut policies: ValidationPolicies,
     seed: u64,
     out: &Path,
     options: &LocalRunOptions,
@@ -258,15 +273,24 @@ pub fn validate_to_dir(
 ) -> Result<Gap, RunError> {
     super::check_run_size(scenario, options.allow_large)?;
     write_run_folder(out, options.force, |dir| {
-        let sim_actions = actions_file(&dir.join("sim_actions.csv"))?;
-        let sim_run = drive_sim(scenario, sim_policy.as_mut(), seed, sim_actions, &mut |t, h| progress("sim", t, h))?;
         let local_actions = actions_file(&dir.join("local_actions.csv"))?;
-        let real_run = drive_local(scenario, real_policy.as_mut(), seed, options, local_actions, &mut |t, h| {
+        let real_run = drive_local(scenario, policies.real.as_mut(), seed, options, local_actions, &mut |t, h| {
             progress("local", t, h)
         })?;
+        let unmodelled =
+            drive_sim(scenario, policies.sim_unmodelled.as_mut(), seed, ActionsWriter::discard(), &mut |_, _| {})?;
+        let mut measured = scenario.clone();
+        measured.app.overhead = Some(std::sync::Arc::new(real_run.overhead.clone()));
+        let sim_actions = actions_file(&dir.join("sim_actions.csv"))?;
+        let sim_run =
+            drive_sim(&measured, policies.sim.as_mut(), seed, sim_actions, &mut |t, h| progress("sim", t, h))?;
         let (sim, real) = (&sim_run.recording, &real_run.recording);
         let k = compression(scenario, options);
-        let gap = compare(&scenario.name, "local", seed, k, sim, real, real_run.failures);
+        let gap = compare(&scenario.name, "local", seed, k, sim, real, real_run.failures).with_overhead(
+            &real_run.overhead,
+            &unmodelled.recording,
+            real,
+        );
         write_json(
             &dir.join("experiment_info.json"),
             &info(

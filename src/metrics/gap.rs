@@ -7,6 +7,11 @@
 //! acceptance bounds are the ones this project holds the simulator to: mean latency within 20%,
 //! CPU utilisation within 10 points per service, scale decisions within 1.
 //!
+//! The simulator side replays the real platform's measured cost per visit (loopback transport and
+//! scheduler stalls, `app::PlatformOverhead`): the comparison then tests the queueing, routing and
+//! scaling model rather than the cost of HTTP on this machine. The gap without that replay is
+//! reported too (`platform_overhead.*_unmodelled`), so the overhead's share is visible.
+//!
 //! Numbers and their formatting only (the two recordings come from `backend::driver`); it drives
 //! no backend.
 
@@ -16,6 +21,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::Recording;
+use crate::app::PlatformOverhead;
 
 /// Bounds a validation is held to.
 pub const LATENCY_REL_BOUND: f64 = 0.20;
@@ -73,11 +79,59 @@ pub struct Gap {
     pub latency_within_bound: bool,
     pub cpu_within_bound: bool,
     pub decisions_within_bound: bool,
+    /// The real platform's measured cost per visit, replayed by the simulator (absent when none
+    /// was measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_overhead: Option<OverheadGap>,
+}
+
+/// What the measured platform overhead was, and the gap the simulator shows without it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OverheadGap {
+    /// Requests (dispatch), visits sent to an idle worker (transport), answered visits (stall).
+    pub dispatch_samples: usize,
+    pub transport_samples: usize,
+    pub stall_samples: usize,
+    /// Scenario milliseconds per request (dispatch) and per visit.
+    pub dispatch_mean_ms: f64,
+    pub dispatch_p95_ms: f64,
+    pub transport_mean_ms: f64,
+    pub transport_p95_ms: f64,
+    pub stall_mean_ms: f64,
+    pub stall_p95_ms: f64,
+    /// Mean stall with 1, 2, 3 and 4+ requests in flight (`null` where none was measured).
+    pub stall_mean_ms_by_in_flight: Vec<Option<f64>>,
+    /// The latency gaps of a simulator run that does not replay the overhead.
+    pub mean_latency_rel_error_unmodelled: f64,
+    pub p95_latency_rel_error_unmodelled: f64,
 }
 
 impl Gap {
     pub fn holds(&self) -> bool {
         self.latency_within_bound && self.cpu_within_bound && self.decisions_within_bound
+    }
+
+    /// Records the overhead the simulator replayed, and the latency gaps of `unmodelled` (the
+    /// simulator run without it) against `real`.
+    pub fn with_overhead(mut self, overhead: &PlatformOverhead, unmodelled: &Recording, real: &Recording) -> Gap {
+        let (dispatch_mean_ms, dispatch_p95_ms) = overhead.dispatch.stats_ms();
+        let (transport_mean_ms, transport_p95_ms) = overhead.transport.stats_ms();
+        let (stall_mean_ms, stall_p95_ms) = overhead.stall.stats_ms();
+        self.platform_overhead = Some(OverheadGap {
+            dispatch_samples: overhead.dispatch.len(),
+            dispatch_mean_ms,
+            dispatch_p95_ms,
+            transport_samples: overhead.transport.len(),
+            stall_samples: overhead.stall.len(),
+            stall_mean_ms_by_in_flight: overhead.stall.bucket_means_ms(),
+            transport_mean_ms,
+            transport_p95_ms,
+            stall_mean_ms,
+            stall_p95_ms,
+            mean_latency_rel_error_unmodelled: latency_gap(unmodelled.latency_ms.mean, real.latency_ms.mean).rel_error,
+            p95_latency_rel_error_unmodelled: latency_gap(unmodelled.latency_ms.p95, real.latency_ms.p95).rel_error,
+        });
+        self
     }
 }
 
@@ -145,6 +199,7 @@ pub fn compare(
         real_worker_failures,
         sim_wall_s: sim.wall_s,
         real_wall_s: real.wall_s,
+        platform_overhead: None,
     }
 }
 
@@ -237,6 +292,27 @@ pub fn markdown(gap: &Gap) -> String {
         DECISIONS_BOUND,
         mark(gap.decisions_within_bound)
     );
+    if let Some(o) = &gap.platform_overhead {
+        let _ = writeln!(
+            s,
+            "\nThe simulator replays the {0} platform's measured cost per visit (scenario time): dispatch \
+             {9:.2} ms mean, {10:.2} ms p95 ({11} requests); transport {1:.2} ms mean, {2:.2} ms p95 ({3} visits \
+             to idle workers); stall beyond the CPU demand {4:.2} ms mean, {5:.2} ms p95 ({6} visits). Without \
+             it the latency errors are {7:+.1}% (mean) and {8:+.1}% (p95).",
+            gap.against,
+            o.transport_mean_ms,
+            o.transport_p95_ms,
+            o.transport_samples,
+            o.stall_mean_ms,
+            o.stall_p95_ms,
+            o.stall_samples,
+            o.mean_latency_rel_error_unmodelled * 100.0,
+            o.p95_latency_rel_error_unmodelled * 100.0,
+            o.dispatch_mean_ms,
+            o.dispatch_p95_ms,
+            o.dispatch_samples
+        );
+    }
     if gap.real_worker_failures > 0 {
         let _ = writeln!(
             s,

@@ -36,6 +36,9 @@ pub struct Instance {
     pub(super) removed_at: Option<SimTime>,
     /// Worker slots now running a request's own CPU work.
     pub busy: u32,
+    /// Worker slots held by a visit whose thread a real platform stalled (a replayed measured
+    /// overhead, `app::PlatformOverhead`): held, but burning no CPU.
+    pub stalled: u32,
     /// Visits waiting for a slot, FIFO.
     pub queue: VecDeque<u32>,
     /// Visits this instance holds: queued, in service, or waiting on their callees. A draining
@@ -72,6 +75,7 @@ impl Instance {
             active_at: None,
             removed_at: None,
             busy: 0,
+            stalled: 0,
             queue: VecDeque::new(),
             outstanding: 0,
             held_us: 0,

@@ -269,6 +269,7 @@ impl ScalingManager {
         let (service, state) = (inst.service, inst.state);
         inst.outstanding = 0;
         inst.busy = 0;
+        inst.stalled = 0;
         let c = &mut self.counts[service];
         match state {
             InstanceState::Removed => return false,

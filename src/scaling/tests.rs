@@ -29,6 +29,7 @@ fn app(min: u32, max: u32, delay_s: u64) -> (ClusterSpec, AppSpec) {
         children: vec![],
         request_types: vec![],
         network_latency: SimTime::ZERO,
+        overhead: None,
     };
     (cluster, app)
 }

@@ -101,6 +101,7 @@ impl Resolver<'_> {
                     children: Vec::new(),
                     request_types: Vec::new(),
                     network_latency,
+                    overhead: None,
                 };
                 self.check_initial_instances(&app, &cluster, "services")?;
                 let http = self.request_types(&raw_types, &mut app)?;
@@ -374,6 +375,7 @@ impl Resolver<'_> {
             children: Vec::new(),
             request_types: Vec::new(),
             network_latency: SimTime::ZERO,
+            overhead: None,
         };
         Ok((app, spec))
     }

@@ -49,6 +49,10 @@ enum Event {
     VisitArrive(u32),
     /// A visit's own CPU work on its instance is done.
     WorkDone(u32),
+    /// A visit's measured thread stall is over: its slot is free.
+    StallDone(u32),
+    /// A visit's measured call overhead is over: it makes its calls or completes.
+    VisitResume(u32),
     /// A Starting instance's start-up time is over.
     InstanceReady(InstanceId),
     /// End of a timeline interval: record ground truth; scrape when a scrape is due.
@@ -159,6 +163,9 @@ pub struct Simulator {
     arrivals: ArrivalGenerator,
     mix_rng: SimRng,
     mix: RequestMix,
+    /// Draws of the platform overhead (`AppSpec::overhead`); unused without one, so runs
+    /// without it are unchanged.
+    overhead_rng: SimRng,
     svc_rng: Vec<SimRng>,
     lb_rng: Vec<SimRng>,
     rr_next: Vec<u32>,
@@ -230,6 +237,7 @@ impl Simulator {
             mix: RequestMix::new(&scenario.workload.mix),
             svc_rng: app.services.iter().map(|s| streams.stream(&format!("svc/{}", s.name))).collect(),
             lb_rng: app.services.iter().map(|s| streams.stream(&format!("lb/{}", s.name))).collect(),
+            overhead_rng: streams.stream("platform-overhead"),
             rr_next: vec![0; n],
             requests: Slab::new(),
             visits: Slab::new(),
@@ -453,6 +461,13 @@ impl Simulator {
                 Event::Arrival => self.on_arrival(),
                 Event::VisitArrive(v) => self.visit_arrive(v),
                 Event::WorkDone(v) => self.on_work_done(v),
+                Event::StallDone(v) => {
+                    let id = self.visits[v].instance;
+                    let inst = self.scaling.instance_mut(id);
+                    inst.stalled = inst.stalled.saturating_sub(1);
+                    self.free_slot(v, id)
+                }
+                Event::VisitResume(v) => self.proceed(v),
                 Event::InstanceReady(i) => {
                     if self.scaling.mark_active(self.now, i) {
                         self.release_activator(self.scaling.instance(i).service());
@@ -567,7 +582,7 @@ impl Simulator {
             return self.drop_visit(v, DropKind::NoActiveInstance, s);
         };
         let inst = self.scaling.instance_mut(id);
-        if inst.busy < inst.shape.concurrency {
+        if inst.busy + inst.stalled < inst.shape.concurrency {
             inst.acquire(self.now);
             let visit = &mut self.visits[v];
             visit.instance = id;
@@ -623,8 +638,30 @@ impl Simulator {
         inst.integrate_cpu(self.now);
         inst.busy -= 1;
         inst.served += 1;
-        if let Some(next) = inst.queue.pop_front() {
+        if let Some(overhead) = &self.app.overhead {
+            // A real platform's thread stall: the slot stays held, burning no CPU.
+            let stall = overhead.stall(self.requests.live() as u64, &mut self.overhead_rng);
+            if stall > 0 {
+                inst.stalled += 1;
+                self.queue.push(self.now + SimTime(stall), Event::StallDone(v));
+                return;
+            }
+        }
+        self.free_slot(v, id)
+    }
+
+    /// Visit `v` gives its slot on `id` to the next queued visit and moves on (after the platform's
+    /// call overhead, when one is replayed).
+    fn free_slot(&mut self, v: u32, id: InstanceId) {
+        if let Some(next) = self.scaling.instance_mut(id).queue.pop_front() {
             self.start_work(next, id);
+        }
+        if let Some(overhead) = &self.app.overhead {
+            let root = self.visits[v].parent == NONE;
+            let delay = SimTime(overhead.call(root, self.requests.live() as u64, &mut self.overhead_rng));
+            // Not a FIFO lane: delays are drawn, so their times are not in order.
+            self.queue.push(self.now + delay, Event::VisitResume(v));
+            return;
         }
         self.proceed(v)
     }

@@ -5,6 +5,7 @@
 //! latency. Round-robin sends the arrival at 1.0 to instance 0 (busy until 2.0) and the one at
 //! 2.0 to instance 1 (busy until 3.0).
 
+use scalesim::app::PlatformOverhead;
 use scalesim::autoscale::{Autoscaler, ScaleDecision};
 use scalesim::backend::driver::Controller;
 use scalesim::cluster::InstanceState;
@@ -168,6 +169,10 @@ fn a_decision_rents_its_server_type_and_resizes_the_cpu_limit() {
 }
 
 fn fan_out(parallel: bool) -> f64 {
+    fan_out_run(parallel, None).latency_ms.mean
+}
+
+fn fan_out_run(parallel: bool, overhead: Option<PlatformOverhead>) -> scalesim::metrics::Summary {
     let yaml = format!(
         r#"
 name: fanout
@@ -189,11 +194,32 @@ workload:
   stages: [ {{ duration_s: 10, rps: 1 }} ]
 "#
     );
-    let sc = crate::scenario(&yaml);
+    let mut sc = crate::scenario(&yaml);
+    sc.app.overhead = overhead.map(std::sync::Arc::new);
     let mut sim = Simulator::new(&sc, 1, Sinks::discard()).unwrap();
     let s = sim.run(&mut |_| {}).unwrap();
     assert_eq!(s.requests.completed, 9);
-    s.latency_ms.mean
+    s
+}
+
+/// A real platform's measured overhead, replayed (`validate-backend`): constant samples of a 2 ms
+/// stall, a 3 ms transport and a 5 ms dispatch, all taken with one request in flight (as here:
+/// one arrival per second, each done in about 0.1 s). Sequential: front's 10 ms, its stall and
+/// transport, plus the request's dispatch; then a (1 + 30 + 2 + 3) and b (1 + 50 + 2 + 3):
+/// 10 + 2 + 3 + 5 + 36 + 56 = 112 ms. The stall holds the slot but burns no CPU: front's CPU
+/// utilisation stays its 10 ms of work per second over a 1-core limit.
+#[test]
+fn a_replayed_platform_overhead_adds_its_stall_transport_and_dispatch() {
+    let mut o = PlatformOverhead::default();
+    o.stall.push(1, 2_000);
+    o.transport.push(1, 3_000);
+    o.dispatch.push(1, 5_000);
+    let with = fan_out_run(false, Some(o));
+    assert!((with.latency_ms.mean - 112.0).abs() < 1e-9, "{}", with.latency_ms.mean);
+    let without = fan_out_run(false, None);
+    let front = |s: &scalesim::metrics::Summary| s.services.iter().find(|x| x.name == "front").unwrap().cpu_util;
+    assert!((front(&with) - front(&without)).abs() < 1e-12, "{} vs {}", front(&with), front(&without));
+    assert!(front(&without) > 0.0);
 }
 
 #[test]

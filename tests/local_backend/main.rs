@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use scalesim::backend::local::{LocalBackend, LocalOptions};
 use scalesim::backend::ClusterBackend;
 use scalesim::engine::SimTime;
-use scalesim::experiment::backend_run::{validate_to_dir, LocalRunOptions};
+use scalesim::experiment::backend_run::{validate_to_dir, LocalRunOptions, ValidationPolicies};
 use scalesim::experiment::policies::build_policy;
 use scalesim::scenario::{load_scenario, parse_scenario, Scenario};
 
@@ -114,8 +114,11 @@ fn hpa_on_the_compressed_chain_matches_the_simulator() {
     let started = Instant::now();
     let gap = validate_to_dir(
         &sc,
-        build_policy("hpa", None, &sc).unwrap(),
-        build_policy("hpa", None, &sc).unwrap(),
+        ValidationPolicies {
+            real: build_policy("hpa", None, &sc).unwrap(),
+            sim: build_policy("hpa", None, &sc).unwrap(),
+            sim_unmodelled: build_policy("hpa", None, &sc).unwrap(),
+        },
         sc.seed,
         &dir,
         &opts,
@@ -136,6 +139,13 @@ fn hpa_on_the_compressed_chain_matches_the_simulator() {
         gap.real_scale_decisions
     );
     assert_eq!(gap.real_dropped, 0);
+    // The platform's own cost was measured on every request and visit and replayed: 3 visits per
+    // request, each measured for its stall; a transport sample from every visit to an idle worker.
+    let o = gap.platform_overhead.as_ref().expect("the local run measures its overhead");
+    assert_eq!(o.dispatch_samples as u64, gap.real_requests);
+    assert_eq!(o.stall_samples as u64, 3 * gap.real_requests);
+    assert!(o.transport_samples > 0 && o.transport_samples <= o.stall_samples);
+    assert!(o.transport_mean_ms > 0.0, "a loopback exchange takes time");
     for f in
         ["validation.json", "validation.md", "replicas_compared.csv", "validation_replicas.png", "validation_cpu.svg"]
     {

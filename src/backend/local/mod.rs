@@ -158,9 +158,6 @@ impl LocalBackend {
             backend.workers.get_mut(&id).expect("just spawned").probed = true;
         }
         backend.sync_routes();
-        if let Some(w) = backend.workers.values().next() {
-            backend.shared.calibrate_transport(w.process.work, 21);
-        }
         backend.scaling.take_events();
         backend.scrape_workers();
         backend.server.scrape(SimTime::ZERO, &backend.scaling, &backend.app, &backend.tracked);
@@ -186,6 +183,11 @@ impl LocalBackend {
     /// Worker processes that died during the run (each was replaced).
     pub fn failures(&self) -> u64 {
         self.failures
+    }
+
+    /// The cost per visit the router measured so far (see `app::PlatformOverhead`).
+    pub fn platform_overhead(&self) -> crate::app::PlatformOverhead {
+        self.shared.lock().overhead.clone()
     }
 
     /// Process ids of the live workers, by instance.

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rand::Rng;
 
+use crate::app::PlatformOverhead;
 use crate::app::{AppSpec, LoadBalancing};
 use crate::cluster::InstanceId;
 use crate::engine::{SimRng, SimTime};
@@ -70,6 +71,8 @@ pub struct RouterState {
     pub arrivals: Vec<u64>,
     pub dropped: Vec<u64>,
     pub visit_latencies: Vec<(usize, u64)>,
+    /// The platform's measured cost per visit since the start (scenario microseconds).
+    pub overhead: PlatformOverhead,
     pub totals: RequestTotals,
     pub latency: Histogram<u64>,
     pub in_flight: u64,
@@ -81,10 +84,6 @@ pub struct Shared {
     pub compress: f64,
     pub slo_us: u64,
     pub stop: AtomicBool,
-    /// Wall time of one HTTP exchange with a worker that has nothing to do (measured at start).
-    /// Loopback HTTP is this backend's network: a call waits only for the part of the scenario's
-    /// network latency that the exchange itself has not already taken.
-    pub transport: Mutex<Duration>,
     agent: ureq::Agent,
 }
 
@@ -101,6 +100,7 @@ impl Shared {
                 arrivals: vec![0; n],
                 dropped: vec![0; n],
                 visit_latencies: Vec::new(),
+                overhead: PlatformOverhead::default(),
                 totals: RequestTotals::default(),
                 latency: latency_histogram(3),
                 in_flight: 0,
@@ -109,7 +109,6 @@ impl Shared {
             compress,
             slo_us: slo.0,
             stop: AtomicBool::new(false),
-            transport: Mutex::new(Duration::ZERO),
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(Duration::from_secs(2))
                 .timeout(Duration::from_secs(60))
@@ -121,23 +120,6 @@ impl Shared {
     /// The router state; a request thread that panicked cannot leave it unusable.
     pub fn lock(&self) -> MutexGuard<'_, RouterState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Measures the wall time of an empty work request to `addr` (median of `n`), and records it
-    /// as the transport time.
-    pub fn calibrate_transport(&self, addr: SocketAddr, n: usize) {
-        let url = format!("http://{addr}/work?cpu_us=0");
-        let mut times: Vec<Duration> = (0..n)
-            .filter_map(|_| {
-                let t = Instant::now();
-                self.agent.get(&url).call().ok()?.into_string().ok()?;
-                Some(t.elapsed())
-            })
-            .collect();
-        times.sort();
-        if let Some(&median) = times.get(times.len() / 2) {
-            *self.transport.lock().unwrap_or_else(|e| e.into_inner()) = median;
-        }
     }
 
     /// A wall duration in scenario microseconds.
@@ -187,6 +169,12 @@ pub fn generate_load(
         }
         let sh = shared.clone();
         let spawned = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || {
+            let lag = sh.scenario_us(due.elapsed());
+            {
+                let mut st = sh.lock();
+                let in_flight = st.in_flight;
+                st.overhead.dispatch.push(in_flight, lag);
+            }
             let root = sh.app.request_types[ty].root;
             let ok = visit(&sh, root);
             finish_request(&sh, due, ok);
@@ -218,7 +206,7 @@ fn visit(shared: &Shared, node: u32) -> bool {
     let call = &shared.app.nodes[node as usize];
     let s = call.service as usize;
     let started = Instant::now();
-    let (id, addr, cpu_us, wall_us) = {
+    let (id, addr, cpu_us, wall_us, idle) = {
         let mut st = shared.lock();
         st.arrivals[s] += 1;
         let Some(id) = pick(&mut st, s, shared.app.services[s].load_balancing) else {
@@ -231,18 +219,35 @@ fn visit(shared: &Shared, node: u32) -> bool {
             st.dropped[s] += 1;
             return false;
         }
+        // Sent to a worker with nothing in hand, the exchange waits behind no other visit: its
+        // round trip less the worker's own time is the transport alone.
+        let idle = ep.working == 0;
         ep.working += 1;
         ep.outstanding += 1;
         ep.routed += 1;
-        (id, ep.work, demand.round() as u64, (demand / ep.slot_cores).round() as u64)
+        (id, ep.work, demand.round() as u64, (demand / ep.slot_cores).round() as u64, idle)
     };
     let url = format!("http://{addr}/work?cpu_us={cpu_us}&wall_us={wall_us}");
-    let answered = match shared.agent.get(&url).call() {
-        Ok(resp) => resp.into_string().is_ok(),
-        Err(_) => false,
+    let sent = Instant::now();
+    let held_us = match shared.agent.get(&url).call() {
+        Ok(resp) => resp.into_string().ok().map(|body| body.trim().parse::<u64>().unwrap_or(wall_us)),
+        Err(_) => None,
     };
+    let round_trip_us = sent.elapsed().as_micros() as u64;
+    let answered = held_us.is_some();
     {
         let mut st = shared.lock();
+        if let Some(held) = held_us {
+            let k = shared.compress;
+            let stall = (held.saturating_sub(wall_us) as f64 * k).round() as u64;
+            // Taken with the requests in flight at the answer: the machine's load during it.
+            let in_flight = st.in_flight;
+            st.overhead.stall.push(in_flight, stall);
+            if idle {
+                let transport = (round_trip_us.saturating_sub(held) as f64 * k).round() as u64;
+                st.overhead.transport.push(in_flight, transport);
+            }
+        }
         if let Some(ep) = st.endpoints.get_mut(&id) {
             ep.working -= 1;
             if !answered {
@@ -258,9 +263,9 @@ fn visit(shared: &Shared, node: u32) -> bool {
     let n = call.n_children as usize;
     let first = call.first_child as usize;
     let children = &shared.app.children[first..first + n];
-    let transport = *shared.transport.lock().unwrap_or_else(|e| e.into_inner());
-    let hop =
-        Duration::from_secs_f64(shared.app.network_latency.as_secs_f64() / shared.compress).saturating_sub(transport);
+    // The scenario's network latency, slept as it is: the loopback exchange's own time is measured
+    // as platform overhead (above) and modelled separately by the simulator.
+    let hop = Duration::from_secs_f64(shared.app.network_latency.as_secs_f64() / shared.compress);
     let ok = if n == 0 {
         true
     } else if call.parallel {

@@ -6,6 +6,8 @@
 //! slower than a core (`cpu_limit < concurrency`), waits until `W` microseconds of wall time have
 //! passed, as a CPU-throttled container would. `concurrency` threads take work, so at most that
 //! many requests run at once and the rest wait in the server's accept queue, like a worker pool.
+//! The reply's body is the wall time the visit held its thread, in microseconds, from which the
+//! router measures the platform's overhead (`app::PlatformOverhead`).
 //!
 //! A second port (the control port) answers `/ready` (the readiness probe) and `/metrics`
 //! (Prometheus text: `process_cpu_seconds_total`, requests served, in flight), so probes and
@@ -62,7 +64,7 @@ pub fn serve(concurrency: u32, parent: Option<u32>) -> std::io::Result<()> {
                 let reply = handle_work(req.url(), &counters);
                 counters.in_flight.fetch_sub(1, Ordering::Relaxed);
                 let _ = match reply {
-                    Ok(()) => req.respond(Response::from_string("ok")),
+                    Ok(held_us) => req.respond(Response::from_string(held_us.to_string())),
                     Err(msg) => req.respond(Response::from_string(msg).with_status_code(400)),
                 };
             }
@@ -104,7 +106,9 @@ fn watch_parent(parent: Option<u32>) {
     }
 }
 
-fn handle_work(url: &str, counters: &Counters) -> Result<(), String> {
+/// Serves one work request; returns the wall time it held its thread, microseconds (the router
+/// subtracts it from the exchange's round trip to measure the transport alone).
+fn handle_work(url: &str, counters: &Counters) -> Result<u64, String> {
     let (mut cpu_us, mut wall_us) = (None, None);
     for pair in url.split_once('?').map_or("", |(_, q)| q).split('&') {
         match pair.split_once('=') {
@@ -125,7 +129,8 @@ fn handle_work(url: &str, counters: &Counters) -> Result<(), String> {
             std::thread::sleep(target - spent);
         }
     }
-    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let held = started.elapsed();
+    let ms = held.as_secs_f64() * 1e3;
     for (bound, count) in LATENCY_BUCKETS_MS.iter().zip(&counters.latency_le) {
         if ms <= *bound {
             count.fetch_add(1, Ordering::Relaxed);
@@ -134,7 +139,7 @@ fn handle_work(url: &str, counters: &Counters) -> Result<(), String> {
     counters.latency_sum_us.fetch_add((ms * 1e3) as u64, Ordering::Relaxed);
     counters.busy_us.fetch_add(cpu_us, Ordering::Relaxed);
     counters.served.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+    Ok(held.as_micros() as u64)
 }
 
 /// Spins until this thread has used `cpu_us` microseconds of CPU.
