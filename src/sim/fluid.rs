@@ -18,6 +18,9 @@
 //! 3. A visit's time at a service: mean service time `d / slot_cores`, plus the M/M/c wait of one
 //!    instance (Erlang C, `c = concurrency`, arrival rate `lambda_s / active`) while it is stable,
 //!    plus the time to drain the backlog `B_s / mu_s`, capped at the longest a full queue takes.
+//!    From 90% load the queue's finite capacity decides instead: the stationary M/M/n/K wait (mean
+//!    and spread), corrected for non-Markov traffic; overloaded, the backlog fills only up to that
+//!    queue's stationary length and what arrives beyond it is dropped (see `finite_queue`).
 //! 4. A request's latency composes its call tree (network latency per call; a sequential caller
 //!    adds its callees, a parallel one takes the slowest). Its variance sums the visits' variances,
 //!    each visit taken as exponential (exact for M/M/1). Latency percentiles and the SLO share come
@@ -260,8 +263,10 @@ impl FluidModel {
             self.slot[s] = slot;
             let d = self.demand[s];
             let svc = d / slot;
-            let (served, wait, wait_var) = if active == 0.0 || d <= 0.0 {
-                (if active == 0.0 { 0.0 } else { offered }, 0.0, 0.0)
+            let full_queues = active * spec.shape.queue_capacity as f64;
+            // `queue_cap`: the most backlog the service keeps; beyond it, visits are dropped.
+            let (served, wait, wait_var, queue_cap) = if active == 0.0 || d <= 0.0 {
+                (if active == 0.0 { 0.0 } else { offered }, 0.0, 0.0, full_queues)
             } else {
                 let mu_slot = 1.0 / svc;
                 let mu = active * c * mu_slot;
@@ -281,7 +286,20 @@ impl FluidModel {
                     LoadBalancing::Random => (c, per_instance, 1.0),
                 };
                 let factor = (ca2 + self.demand_cv2[s]) / 2.0;
-                let (mmc, mmc_var) = if rate < servers * mu_slot {
+                // Near or above saturation the queue's finite capacity shapes the wait: an M/M/n/K
+                // queue at load 1.03 holds about half its places on average, where the backlog
+                // alone (a fluid queue) would fill every place and give every visit the longest
+                // wait, with no spread (fluid overstated violations under overload that way).
+                // One pooled queue (least outstanding) or one per instance.
+                let (places, queues) = match spec.load_balancing {
+                    LoadBalancing::LeastOutstanding => (full_queues, 1.0),
+                    _ => (spec.shape.queue_capacity as f64, active),
+                };
+                let finite = (rate >= NEAR_SATURATION * servers * mu_slot)
+                    .then(|| finite_queue(servers as u32, places as u32, rate, mu_slot, factor));
+                let (mmc, mmc_var) = if let (Some(f), true) = (finite, rate < servers * mu_slot) {
+                    (f.wait, f.wait_var)
+                } else if rate < servers * mu_slot {
                     let c = servers as u32;
                     if self.inv.len() <= c as usize {
                         self.inv = (0..=c as usize * 2).map(|k| if k == 0 { 0.0 } else { 1.0 / k as f64 }).collect();
@@ -295,15 +313,24 @@ impl FluidModel {
                 // Draining the backlog takes B / mu, the same for every visit: no variance.
                 let backlog_wait = (offered - served) / mu;
                 let wait = mmc + backlog_wait;
-                if wait >= max_wait {
-                    (served, max_wait, 0.0)
-                } else {
-                    (served, wait, mmc_var)
+                match finite {
+                    // Overloaded: the backlog fills up to the finite queue's stationary length
+                    // (what arrives beyond it is what that queue turns away), and the wait
+                    // spreads as that queue's does.
+                    Some(f) if rate >= servers * mu_slot => {
+                        let cap = f.mean_queue * queues;
+                        if wait >= f.wait {
+                            (served, f.wait, f.wait_var, cap)
+                        } else {
+                            (served, wait, mmc_var, cap)
+                        }
+                    }
+                    _ if wait >= max_wait => (served, max_wait, 0.0, full_queues),
+                    _ => (served, wait, mmc_var, full_queues),
                 }
             };
             let mut left = offered - served;
-            let cap = active * spec.shape.queue_capacity as f64;
-            let dropped = if active == 0.0 { left } else { (left - cap).max(0.0) };
+            let dropped = if active == 0.0 { left } else { (left - queue_cap).max(0.0) };
             left -= dropped;
             self.backlog[s] = left;
             // The share of this tick's arrivals that were dropped (the backlog is made of visits
@@ -494,6 +521,71 @@ fn erlang_c(c: u32, lambda: f64, mu: f64) -> (f64, f64) {
 }
 
 /// [`erlang_c`] with `inv[k] = 1/k` for `k < c` given.
+/// Load (of the servers' capacity) from which a tick's wait comes from the finite queue.
+const NEAR_SATURATION: f64 = 0.9;
+
+/// Stationary M/M/n/K figures: `n` servers, `places` waiting places.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct FiniteQueue {
+    /// Mean and variance of an admitted arrival's wait, seconds.
+    wait: f64,
+    wait_var: f64,
+    /// Mean number waiting.
+    mean_queue: f64,
+}
+
+/// M/M/n/K with `n` servers of rate `mu` each and `places` waiting places, at arrival rate
+/// `lambda`. State `j` (in system) has probability proportional to `a^j / j!` up to `n` and
+/// `p_n rho^(j - n)` above (`a = lambda / mu`, `rho = a / n`), computed in logs (`rho^K`
+/// overflows for long queues). `variability` is the Allen-Cunneen factor `(ca^2 + cs^2) / 2`:
+/// the queue above `n` moves as a random walk whose stationary law decays as `rho^j` for Markov
+/// arrivals and services, and as `rho^(j / variability)` for others (a diffusion's exponential
+/// law has scale `variance / (2 drift)`, proportional to `ca^2 + cs^2`); 1 is exact M/M/n/K.
+/// Round-robin's Erlang arrivals (`ca^2 = 1/7` over 7 instances) keep a saturated queue fuller
+/// than Poisson ones would: Online Boutique's frontend at load 1.03 (7 instances of 4 slots and
+/// 100 places) holds about 590 visits at request fidelity; this gives 566, and 497 with
+/// `variability` 1. An arrival that sees `j >= n` (and is admitted, `j < n + K`) waits
+/// for `j - n + 1` departures at rate `n mu`: an Erlang wait with mean `(j - n + 1) / (n mu)` and
+/// variance `(j - n + 1) / (n mu)^2`.
+fn finite_queue(n: u32, places: u32, lambda: f64, mu: f64, variability: f64) -> FiniteQueue {
+    let (n, k) = (n.max(1) as usize, places as usize);
+    let a = lambda / mu;
+    let ln_a = a.ln();
+    let ln_rho = (a / n as f64).ln() / variability.max(1e-3);
+    // ln p_j, unnormalised; walked twice (its largest value first) rather than stored: this runs
+    // per service and tick near saturation, with n + K up to thousands.
+    let ln_p = || {
+        (0..=n + k).scan(0.0, move |l, j| {
+            if j > 0 {
+                *l += if j <= n { ln_a - (j as f64).ln() } else { ln_rho };
+            }
+            Some(*l)
+        })
+    };
+    let top = ln_p().fold(f64::NEG_INFINITY, f64::max);
+    let rate = n as f64 * mu;
+    let (mut total, mut admitted, mut m1, mut m2, mut queue) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (j, l) in ln_p().enumerate() {
+        let pj = (l - top).exp();
+        total += pj;
+        if j >= n {
+            queue += (j - n) as f64 * pj;
+        }
+        if j < n + k {
+            admitted += pj;
+            if j >= n {
+                let r = (j - n + 1) as f64;
+                // E[W | j] and E[W^2 | j] of an Erlang(r, rate).
+                m1 += pj * r / rate;
+                m2 += pj * (r * (r + 1.0)) / (rate * rate);
+            }
+        }
+    }
+    let wait = if admitted > 0.0 { m1 / admitted } else { 0.0 };
+    let second = if admitted > 0.0 { m2 / admitted } else { 0.0 };
+    FiniteQueue { wait, wait_var: (second - wait * wait).max(0.0), mean_queue: queue / total }
+}
+
 fn erlang_c_with(c: u32, lambda: f64, mu: f64, inv: &[f64]) -> (f64, f64) {
     if lambda <= 0.0 {
         return (0.0, 0.0);
@@ -513,4 +605,30 @@ fn erlang_c_with(c: u32, lambda: f64, mu: f64, inv: &[f64]) -> (f64, f64) {
     let top = term * a / (c as f64 - a);
     let denom = sum + top;
     (top / (denom * (c as f64 * mu - lambda)), top / denom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finite_queue_matches_a_hand_solved_m_m_1_1() {
+        // One server, one waiting place, lambda = mu = 1: states 0, 1, 2 each 1/3. Admitted
+        // arrivals see 0 (no wait) or 1 (an exponential wait of mean 1): W = 1/2,
+        // E[W^2] = (1/2) * 2 = 1, Var = 3/4; the mean number waiting is 1/3.
+        let f = finite_queue(1, 1, 1.0, 1.0, 1.0);
+        assert!((f.wait - 0.5).abs() < 1e-12, "{f:?}");
+        assert!((f.wait_var - 0.75).abs() < 1e-12, "{f:?}");
+        assert!((f.mean_queue - 1.0 / 3.0).abs() < 1e-12, "{f:?}");
+    }
+
+    #[test]
+    fn less_variable_traffic_keeps_a_saturated_queue_fuller() {
+        // lambda = 2, mu = 1, n = 1, K = 1. Markov: p proportional to 1, 2, 4 -> queue 4/7. With
+        // variability 1/2 the step above n is rho^2 = 4: 1, 2, 8 -> queue 8/11.
+        let m = finite_queue(1, 1, 2.0, 1.0, 1.0);
+        let less = finite_queue(1, 1, 2.0, 1.0, 0.5);
+        assert!((m.mean_queue - 4.0 / 7.0).abs() < 1e-12, "{m:?}");
+        assert!((less.mean_queue - 8.0 / 11.0).abs() < 1e-12, "{less:?}");
+    }
 }
