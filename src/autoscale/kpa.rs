@@ -279,7 +279,7 @@ mod tests {
                 memory_request_mib: 64.0,
                 concurrency: 4,
                 // One ready pod throughout: the test checks the KPA's own timing, not the cluster's.
-                counts: ReplicaCounts { active: 1, starting: 0, draining: 0 },
+                counts: ReplicaCounts { active: 1, starting: 0, draining: 0, pending: 0 },
                 pods: vec![],
                 rps: 0.0,
                 p95_ms: 0.0,

@@ -146,7 +146,11 @@ impl<'a> Controller<'a> {
                 to: change.to,
                 desired: d.desired,
                 reason: CpuResize::annotate(&d.reason, resize),
-                blocked: change.refused.map(|r| r.to_string()).unwrap_or_default(),
+                blocked: match (change.refused, change.pending) {
+                    (Some(r), _) => r.to_string(),
+                    (None, 0) => String::new(),
+                    (None, n) => format!("{n} pod(s) Pending: no room in the cluster"),
+                },
             };
             if change.from != change.to {
                 if let Some(w) = self.log.as_deref_mut() {

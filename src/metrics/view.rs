@@ -8,7 +8,12 @@ use crate::scaling::ReplicaCounts;
 /// cluster's own instance state, so that `autoscale/` knows nothing of `cluster/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PodPhase {
-    /// Created, not Ready yet.
+    /// Not running yet: its container is being created. The simulator's and the local backend's
+    /// Starting instances are Pending for their whole start-up time; on Kubernetes, a pod in phase
+    /// Pending (scheduled or not). Pods the simulated cluster has no room for are not listed:
+    /// they are `ReplicaCounts::pending`.
+    Pending,
+    /// Running, not Ready yet (a real backend's pod that started and has not passed its probe).
     Starting,
     /// Ready: receives requests.
     Active,
@@ -20,7 +25,7 @@ impl PodPhase {
     /// The phase of a live instance (a removed one is no longer listed: `None`).
     pub fn of(state: InstanceState) -> Option<PodPhase> {
         match state {
-            InstanceState::Starting => Some(PodPhase::Starting),
+            InstanceState::Starting => Some(PodPhase::Pending),
             InstanceState::Active => Some(PodPhase::Active),
             InstanceState::Draining => Some(PodPhase::Draining),
             InstanceState::Removed => None,

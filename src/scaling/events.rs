@@ -80,12 +80,52 @@ impl fmt::Display for Refusal {
 /// A readable scaling event, for `--log-events`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ScalingEvent {
-    Added { time: SimTime, service: String, instance: InstanceId, server: ServerId, sku: String },
-    Active { time: SimTime, service: String, instance: InstanceId },
-    Draining { time: SimTime, service: String, instance: InstanceId },
-    Cancelled { time: SimTime, service: String, instance: InstanceId },
-    Removed { time: SimTime, service: String, instance: InstanceId, server: ServerId, server_removed: bool },
-    Refused { time: SimTime, reason: Refusal },
+    Added {
+        time: SimTime,
+        service: String,
+        instance: InstanceId,
+        server: ServerId,
+        sku: String,
+    },
+    Active {
+        time: SimTime,
+        service: String,
+        instance: InstanceId,
+    },
+    Draining {
+        time: SimTime,
+        service: String,
+        instance: InstanceId,
+    },
+    Cancelled {
+        time: SimTime,
+        service: String,
+        instance: InstanceId,
+    },
+    /// Pods of a scale-up left Pending: the cluster has no room for them yet (Kubernetes'
+    /// FailedScheduling); they start when room frees.
+    Pending {
+        time: SimTime,
+        service: String,
+        pods: u32,
+    },
+    /// Pending pods of `service` deleted by a scale-down before they were placed.
+    PendingCancelled {
+        time: SimTime,
+        service: String,
+        pods: u32,
+    },
+    Removed {
+        time: SimTime,
+        service: String,
+        instance: InstanceId,
+        server: ServerId,
+        server_removed: bool,
+    },
+    Refused {
+        time: SimTime,
+        reason: Refusal,
+    },
 }
 
 impl ScalingEvent {
@@ -95,6 +135,8 @@ impl ScalingEvent {
             | ScalingEvent::Active { time, .. }
             | ScalingEvent::Draining { time, .. }
             | ScalingEvent::Cancelled { time, .. }
+            | ScalingEvent::Pending { time, .. }
+            | ScalingEvent::PendingCancelled { time, .. }
             | ScalingEvent::Removed { time, .. }
             | ScalingEvent::Refused { time, .. } => *time,
         }
@@ -112,6 +154,12 @@ impl fmt::Display for ScalingEvent {
             ScalingEvent::Draining { service, instance, .. } => write!(f, "draining {service} instance {instance}"),
             ScalingEvent::Cancelled { service, instance, .. } => {
                 write!(f, "cancelled starting {service} instance {instance}")
+            }
+            ScalingEvent::Pending { service, pods, .. } => {
+                write!(f, "{pods} {service} pod(s) Pending: the cluster is at its maximum")
+            }
+            ScalingEvent::PendingCancelled { service, pods, .. } => {
+                write!(f, "deleted {pods} Pending {service} pod(s)")
             }
             ScalingEvent::Removed { service, instance, server, server_removed, .. } => {
                 write!(f, "removed {service} instance {instance}")?;

@@ -11,6 +11,12 @@
 //!   count, cancelling Starting instances first (newest first) and then draining the least-loaded
 //!   Active ones (fewest outstanding visits, ties by lowest id), as a Kubernetes ReplicaSet prefers
 //!   not-ready pods when it deletes.
+//! - **Pending pods.** A decision the cluster's maximum instances cannot hold in full leaves the
+//!   rest Pending, as Kubernetes leaves unschedulable pods: they count in the service's replicas
+//!   (`spec.replicas`), rent nothing, and [`ScalingManager::schedule_pending`] starts them, oldest
+//!   first, when room frees; a scale-down deletes them first. The one-instance
+//!   [`ScalingManager::scale_up_full`] is refused on a full cluster instead (an action executor's
+//!   call, whose refusal the agent sees).
 //!
 //! Limits (per-service min/max replicas, the cluster's maximum instances) are enforced here, and a
 //! refused action is recorded with its reason; nothing is dropped silently. It knows nothing of
@@ -44,12 +50,17 @@ pub struct ReplicaCounts {
     pub active: u32,
     pub starting: u32,
     pub draining: u32,
+    /// Pods a policy asked for that the cluster has no room for yet (no instance, no server, no
+    /// cost): Kubernetes' unschedulable Pending pods. Only the simulator's books have them; a real
+    /// backend lists its Pending pods with the others.
+    pub pending: u32,
 }
 
 impl ReplicaCounts {
-    /// The replica count a controller reasons about: instances that exist and are not going away.
+    /// The replica count a controller reasons about (a Deployment's `spec.replicas`): pods that
+    /// exist or wait for room, and are not going away.
     pub fn desired_basis(&self) -> u32 {
-        self.active + self.starting
+        self.active + self.starting + self.pending
     }
 }
 
@@ -87,13 +98,15 @@ pub enum ScaleDown {
 /// Result of [`ScalingManager::set_replicas`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaChange {
-    /// `active + starting` before and after.
+    /// `active + starting + pending` before and after.
     pub from: u32,
     pub to: u32,
     /// Instances that became Active ready times for the caller to schedule.
     pub started: Vec<ScaleUp>,
     /// Why the target was not reached in full, if it was not.
     pub refused: Option<Refusal>,
+    /// New pods left Pending for want of room in the cluster (counted in `to`).
+    pub pending: u32,
 }
 
 pub struct ScalingManager {
@@ -109,6 +122,9 @@ pub struct ScalingManager {
     history: Vec<StatusChange>,
     events: Vec<ScalingEvent>,
     refusals: u64,
+    /// Pending pods in the order they were created (one entry per pod, its service): room that
+    /// frees goes to the oldest first, as the scheduler's queue takes pods of equal priority.
+    pending: std::collections::VecDeque<usize>,
 }
 
 impl ScalingManager {
@@ -138,6 +154,7 @@ impl ScalingManager {
             history: Vec::new(),
             events: Vec::new(),
             refusals: 0,
+            pending: std::collections::VecDeque::new(),
         }
     }
 
@@ -175,28 +192,39 @@ impl ScalingManager {
     }
 
     /// Starts one new instance of `service` on a new server of `sku` (default: the service's).
+    /// Refused on a full cluster: this one-instance call is an action executor's (gym-hpa's
+    /// semantics, where a refused action is the agent's to learn from); a policy decision
+    /// ([`Self::set_replicas_on`]) leaves such pods Pending instead, as Kubernetes does.
     pub fn scale_up_full(&mut self, now: SimTime, service: usize, sku: Option<usize>) -> Result<ScaleUp, Refusal> {
+        match self.check_scale_up(service, sku) {
+            Ok(sku) => Ok(self.start(now, service, sku)),
+            Err(r) => Err(self.refuse(now, r)),
+        }
+    }
+
+    /// Whether one more instance of `service` can start now; the SKU it would rent.
+    fn check_scale_up(&self, service: usize, sku: Option<usize>) -> Result<usize, Refusal> {
         let t = &self.templates[service];
-        let c = self.counts[service];
-        if c.desired_basis() >= t.max_replicas {
-            return Err(self.refuse(now, Refusal::MaxReplicas { service: t.name.clone(), max: t.max_replicas }));
+        if self.counts[service].desired_basis() >= t.max_replicas {
+            return Err(Refusal::MaxReplicas { service: t.name.clone(), max: t.max_replicas });
         }
         if self.live_instances >= self.cluster.max_instances {
-            return Err(
-                self.refuse(now, Refusal::ClusterFull { service: t.name.clone(), max: self.cluster.max_instances })
-            );
+            return Err(Refusal::ClusterFull { service: t.name.clone(), max: self.cluster.max_instances });
         }
         let sku = sku.unwrap_or(t.sku);
-        if let Some(k) = self.cluster.skus.get(sku) {
-            if t.shape.cpu_request > k.cores || t.shape.memory_mib > k.memory_gib * 1024.0 {
-                return Err(self.refuse(now, Refusal::SkuTooSmall { service: t.name.clone(), sku: k.name.clone() }));
-            }
-        } else {
-            return Err(self.refuse(now, Refusal::NoSuchSku { service: t.name.clone(), sku }));
+        let Some(k) = self.cluster.skus.get(sku) else {
+            return Err(Refusal::NoSuchSku { service: t.name.clone(), sku });
+        };
+        if t.shape.cpu_request > k.cores || t.shape.memory_mib > k.memory_gib * 1024.0 {
+            return Err(Refusal::SkuTooSmall { service: t.name.clone(), sku: k.name.clone() });
         }
+        Ok(sku)
+    }
+
+    fn start(&mut self, now: SimTime, service: usize, sku: usize) -> ScaleUp {
         let ready_at = now + self.templates[service].startup_time;
         let (instance, server) = self.create(now, service, sku);
-        Ok(ScaleUp { instance, server, ready_at })
+        ScaleUp { instance, server, ready_at }
     }
 
     /// Cancels (Starting) or drains (Active) `instance`. Refused below the service's minimum or for
@@ -332,9 +360,11 @@ impl ScalingManager {
         true
     }
 
-    /// Moves `service` toward `desired` replicas (active + starting), clamped to its min/max and to
-    /// the cluster's capacity. Cancels Starting instances first (newest first), then drains the
-    /// least-loaded Active ones.
+    /// Moves `service` toward `desired` replicas (active + starting + pending), clamped to its
+    /// min/max. Pods the cluster has no room for stay Pending (after any older Pending pods) until
+    /// [`Self::schedule_pending`] finds room. Scaling down deletes Pending pods first (newest
+    /// first), then cancels Starting instances (newest first), then drains the least-loaded
+    /// Active ones.
     pub fn set_replicas(&mut self, now: SimTime, service: usize, desired: u32) -> ReplicaChange {
         self.set_replicas_on(now, service, desired, None)
     }
@@ -353,14 +383,45 @@ impl ScalingManager {
             refused = Some(self.refuse(now, Refusal::MinReplicas { service: t.name.clone(), min: t.min_replicas }));
         }
         let mut started = Vec::new();
+        let mut pending = 0;
         while self.counts[service].desired_basis() < target {
-            match self.scale_up_full(now, service, sku) {
-                Ok(up) => started.push(up),
+            // With older pods waiting for room, a new pod queues behind them.
+            let check = if self.pending.is_empty() {
+                self.check_scale_up(service, sku)
+            } else {
+                Err(Refusal::ClusterFull { service: String::new(), max: self.cluster.max_instances })
+            };
+            match check {
+                Ok(sku) => started.push(self.start(now, service, sku)),
+                Err(Refusal::ClusterFull { .. }) => {
+                    pending = target - self.counts[service].desired_basis();
+                    break;
+                }
                 Err(r) => {
-                    refused = Some(r);
+                    refused = Some(self.refuse(now, r));
                     break;
                 }
             }
+        }
+        if pending > 0 {
+            self.counts[service].pending += pending;
+            self.pending.extend((0..pending).map(|_| service));
+            let name = self.templates[service].name.clone();
+            self.events.push(ScalingEvent::Pending { time: now, service: name, pods: pending });
+        }
+        // A scale-down deletes Pending pods first (newest first), as a ReplicaSet deletes
+        // unscheduled pods before scheduled ones.
+        let mut deleted = 0;
+        while self.counts[service].desired_basis() > target && self.counts[service].pending > 0 {
+            if let Some(pos) = self.pending.iter().rposition(|&s| s == service) {
+                self.pending.remove(pos);
+            }
+            self.counts[service].pending -= 1;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            let name = self.templates[service].name.clone();
+            self.events.push(ScalingEvent::PendingCancelled { time: now, service: name, pods: deleted });
         }
         while self.counts[service].desired_basis() > target {
             let Some(victim) = self.pick_scale_down(service) else {
@@ -371,7 +432,27 @@ impl ScalingManager {
                 break;
             }
         }
-        ReplicaChange { from, to: self.counts[service].desired_basis(), started, refused }
+        // Room this scale-down freed goes to pods waiting for it.
+        started.extend(self.schedule_pending(now));
+        ReplicaChange { from, to: self.counts[service].desired_basis(), started, refused, pending }
+    }
+
+    /// Places Pending pods, oldest first, while the cluster has room: each becomes a Starting
+    /// instance whose readiness the caller schedules. Backends call this whenever room may have
+    /// freed (every timeline tick, and after a decision).
+    pub fn schedule_pending(&mut self, now: SimTime) -> Vec<ScaleUp> {
+        let mut started = Vec::new();
+        while self.live_instances < self.cluster.max_instances {
+            let Some(service) = self.pending.pop_front() else {
+                break;
+            };
+            self.counts[service].pending -= 1;
+            let sku = self.templates[service].sku;
+            let ready_at = now + self.templates[service].startup_time;
+            let (instance, server) = self.create(now, service, sku);
+            started.push(ScaleUp { instance, server, ready_at });
+        }
+        started
     }
 
     /// Moves an Active instance to another service's role on the same server (LLM prompt <-> token

@@ -42,7 +42,7 @@ fn scale_up_is_active_after_the_delay_and_copies_the_shape() {
     // scale at t = 5 s with a 10 s delay: ready at 15 s.
     let up = m.scale_up_full(SimTime::from_secs(5), 0, None).unwrap();
     assert_eq!(up.ready_at, SimTime::from_secs(15));
-    assert_eq!(m.counts(0), ReplicaCounts { active: 1, starting: 1, draining: 0 });
+    assert_eq!(m.counts(0), ReplicaCounts { active: 1, starting: 1, draining: 0, pending: 0 });
     assert_eq!(m.instance(up.instance).shape, a.services[0].shape);
     assert!(m.mark_active(up.ready_at, up.instance));
     assert_eq!(m.active_instances(0), &[0, 1]);
@@ -65,14 +65,53 @@ fn limits_are_enforced_and_refusals_recorded() {
 }
 
 #[test]
-fn cluster_maximum_blocks_scale_up() {
-    let (c, mut a) = app(1, 10, 0);
-    a.services[0].max_replicas = 10;
+fn a_one_instance_scale_up_on_a_full_cluster_is_refused() {
+    let (c, a) = app(1, 10, 0);
     let mut m = ScalingManager::new(&c, &a);
     m.bootstrap(SimTime::ZERO, 0, 4);
-    let change = m.set_replicas(SimTime::ZERO, 0, 6);
-    assert_eq!((change.from, change.to), (4, 4));
-    assert_eq!(change.refused, Some(Refusal::ClusterFull { service: "cart".into(), max: 4 }));
+    let r = m.scale_up_full(SimTime::ZERO, 0, None).unwrap_err();
+    assert_eq!(r, Refusal::ClusterFull { service: "cart".into(), max: 4 });
+    assert_eq!(m.counts(0).pending, 0);
+}
+
+/// Kubernetes leaves pods the cluster has no room for Pending (`spec.replicas` counts them) and
+/// schedules them, oldest first, when room frees; a scale-down deletes Pending pods first.
+#[test]
+fn pods_beyond_the_cluster_maximum_wait_pending_and_start_when_room_frees() {
+    let (c, mut a) = app(1, 10, 30);
+    let mut other = a.services[0].clone();
+    other.name = "front".into();
+    a.services.push(other);
+    let mut m = ScalingManager::new(&c, &a);
+    m.bootstrap(SimTime::ZERO, 0, 3); // cart: ids 0, 1, 2; the cluster holds 4
+    m.bootstrap(SimTime::ZERO, 1, 1); // front: id 3
+    let t = SimTime::from_secs;
+    // cart 3 -> 5 at t=10: no room, both Pending; front 1 -> 2 at t=20 queues behind them.
+    let ch = m.set_replicas(t(10), 0, 5);
+    assert_eq!((ch.from, ch.to, ch.pending, ch.refused.clone()), (3, 5, 2, None));
+    assert!(ch.started.is_empty());
+    assert_eq!(m.counts(0), ReplicaCounts { active: 3, starting: 0, draining: 0, pending: 2 });
+    assert_eq!(m.set_replicas(t(20), 1, 2).pending, 1);
+    assert_eq!(m.refusals(), 0, "Pending is not a refusal");
+    // cart 5 -> 4: one Pending cart pod is deleted; nothing else moves.
+    let ch = m.set_replicas(t(30), 0, 4);
+    assert_eq!((ch.from, ch.to), (5, 4));
+    assert_eq!(m.counts(0), ReplicaCounts { active: 3, starting: 0, draining: 0, pending: 1 });
+    assert_eq!(m.status_summary().total, 4);
+    // cart 4 -> 3 deletes its remaining Pending pod first: no instance goes, no room frees.
+    let ch = m.set_replicas(t(40), 0, 3);
+    assert_eq!((ch.to, m.counts(0).pending, m.status_summary().total), (3, 0, 4));
+    // Now a real removal: cart 3 -> 2 drains an idle instance at t=50, and front's Pending pod
+    // (the oldest waiting) starts at once on the freed room, Active 30 s later.
+    let ch = m.set_replicas(t(50), 0, 2);
+    assert_eq!(ch.started.len(), 1);
+    let up = ch.started[0];
+    assert_eq!((m.instance(up.instance).service(), up.ready_at), (1, t(80)));
+    assert_eq!(m.counts(1), ReplicaCounts { active: 1, starting: 1, draining: 0, pending: 0 });
+    assert!(m.schedule_pending(t(60)).is_empty(), "no pod left waiting");
+    let events: Vec<String> = m.take_events().map(|e| e.to_string()).collect();
+    assert!(events.iter().any(|e| e.contains("2 cart pod(s) Pending")), "{events:?}");
+    assert!(events.iter().any(|e| e.contains("deleted 1 Pending cart pod(s)")), "{events:?}");
 }
 
 #[test]

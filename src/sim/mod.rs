@@ -750,6 +750,19 @@ impl Simulator {
 
     // ---- ticks and decisions -------------------------------------------------------------------
 
+    /// Starts Pending pods the cluster now has room for (checked at every tick: a removal frees
+    /// room at any time, and the pods wait at most one timeline interval for it, as they wait
+    /// for the scheduler's retry on Kubernetes).
+    fn place_pending(&mut self) {
+        let placed = self.scaling.schedule_pending(self.now);
+        if !placed.is_empty() {
+            for up in &placed {
+                self.queue.push(up.ready_at, Event::InstanceReady(up.instance));
+            }
+            self.track_new_instances();
+        }
+    }
+
     fn track_new_instances(&mut self) {
         self.meter.track_new_instances(&self.scaling);
     }
@@ -790,6 +803,7 @@ impl Simulator {
             }
         }
         self.meter.forget_removed(&self.scaling);
+        self.place_pending();
         self.last_tick = t1;
         if t1 < self.horizon {
             let next = (t1 + self.metrics_cfg.timeline_interval).min(self.horizon);

@@ -279,3 +279,58 @@ workload:
     control.run_until(&mut sim, SimTime::from_secs(8), &mut |_| {}).unwrap();
     assert_eq!(sim.totals().completed, 1);
 }
+
+/// Two scripted decisions on a cluster of at most 3 instances holding `api` x2 and `aux` x1:
+/// at 15 s `api` 2 -> 3, which has no room and stays Pending (as Kubernetes leaves an
+/// unschedulable pod: the decision stands, `spec.replicas` counts it); at 30 s `aux` 1 -> 0, whose
+/// idle instance goes at once, and the Pending `api` pod starts on the freed room, Active 10 s
+/// later (40 s).
+struct RoomPolicy;
+
+impl Autoscaler for RoomPolicy {
+    fn name(&self) -> String {
+        "room".into()
+    }
+    fn period(&self) -> SimTime {
+        SimTime::from_secs(15)
+    }
+    fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
+        if view.now == SimTime::from_secs(15) {
+            out.push(ScaleDecision::replicas(0, 3, "up".into()));
+        }
+        if view.now == SimTime::from_secs(30) {
+            assert_eq!(view.services[0].counts.pending, 1, "the policy sees its Pending pod");
+            out.push(ScaleDecision::replicas(1, 0, "down".into()));
+        }
+    }
+}
+
+#[test]
+fn a_pod_without_room_stays_pending_and_starts_when_room_frees() {
+    let yaml = YAML.replace("max_instances: 10", "max_instances: 3").replace(
+        "request_types:",
+        "  - { name: aux, replicas: 1, min_replicas: 0, cpu_request_m: 1000, cpu_limit_m: 1000, \
+         demand: { dist: constant, ms: 1 } }\nrequest_types:",
+    );
+    let sc = crate::scenario(&yaml);
+    assert_eq!(sc.app.services.len(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let actions = std::fs::File::create(dir.path().join("actions.csv")).unwrap();
+    let actions = ActionsWriter::new(Box::new(actions)).unwrap();
+    let (sim, s) = simulate(&sc, Box::new(RoomPolicy), 1, Sinks::discard(), actions).unwrap();
+    // Instances 0, 1 (api), 2 (aux); the Pending pod becomes instance 3 at 30 s.
+    let placed = sim.scaling().instance(3);
+    assert_eq!(
+        (placed.service(), placed.created_at(), placed.active_at()),
+        (0, SimTime::from_secs(30), Some(SimTime::from_secs(40)))
+    );
+    assert_eq!(sim.scaling().instance(2).state(), InstanceState::Removed);
+    assert_eq!(sim.scaling().refusals(), 0, "Pending is not a refusal");
+    // Cost by hand: api 2 x 40 s + aux 30 s + the placed pod 10 s = 120 server-seconds at
+    // 3.6/h -> 0.12 (a Pending pod rents nothing).
+    assert!((s.cost - 0.12).abs() < 1e-9, "cost {}", s.cost);
+    drop(sim);
+    let actions = std::fs::read_to_string(dir.path().join("actions.csv")).unwrap();
+    assert!(actions.contains("15.000,api,2,3,3,up,1 pod(s) Pending: no room in the cluster,"), "{actions}");
+    assert!(actions.contains("30.000,aux,1,0,0,down,,"), "{actions}");
+}

@@ -57,6 +57,7 @@ impl HpaPolicy {
         for p in &sv.pods {
             self.samples.push(PodSample {
                 deleting: p.state == PodPhase::Draining,
+                pending: p.state == PodPhase::Pending,
                 ready: p.state == PodPhase::Active,
                 start_time: p.created_at,
                 ready_transition: p.ready_at.unwrap_or(p.created_at),
@@ -64,6 +65,17 @@ impl HpaPolicy {
                 request,
             });
         }
+        // Pods waiting for room in the cluster: Pending, with no node, no start and no metric.
+        let waiting = PodSample {
+            deleting: false,
+            pending: true,
+            ready: false,
+            start_time: SimTime::ZERO,
+            ready_transition: SimTime::ZERO,
+            value: None,
+            request,
+        };
+        self.samples.extend((0..sv.counts.pending).map(|_| waiting));
     }
 
     /// One metric's proposal, and its description for the log.

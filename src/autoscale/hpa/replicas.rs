@@ -2,8 +2,8 @@
 //! (Kubernetes 1.30) rule for rule, including its integer arithmetic: metric values are integer
 //! milli-units, utilisation is a truncated integer percent.
 //!
-//! Pods are grouped as the controller groups them: deleted (Draining) pods are ignored; pods
-//! without a metric are *missing*; for CPU, a pod is *unready* if it is not Ready, or if it is
+//! Pods are grouped as the controller groups them: deleted (Draining) pods are ignored; Pending
+//! pods (not running yet) are *unready*; other pods without a metric are *missing*; for CPU, a pod is *unready* if it is not Ready, or if it is
 //! within the CPU initialisation period and its sample does not cover a full window since it became
 //! Ready, or if it has never been Ready within the initial readiness delay. The ratio is computed
 //! over ready pods only. If that would scale up while there are unready pods, or if any pods are
@@ -18,6 +18,9 @@ use crate::engine::SimTime;
 pub struct PodSample {
     /// Being deleted (Draining): ignored entirely.
     pub deleting: bool,
+    /// Phase Pending (not running: waiting for room, or its container being created): grouped
+    /// with the unready pods whatever its metric, as `groupPods` does.
+    pub pending: bool,
     /// The Ready condition.
     pub ready: bool,
     /// Pod start time.
@@ -90,6 +93,10 @@ fn group(pods: &[PodSample], is_cpu: bool, p: &CalcParams) -> Groups {
     for (i, pod) in pods.iter().enumerate() {
         if pod.deleting {
             g.ignored += 1;
+            continue;
+        }
+        if pod.pending {
+            g.unready.push(i);
             continue;
         }
         if pod.value.is_none() {

@@ -20,6 +20,7 @@ fn params(now_s: u64) -> CalcParams {
 fn ready(m: i64) -> PodSample {
     PodSample {
         deleting: false,
+        pending: false,
         ready: true,
         start_time: T0,
         ready_transition: SimTime::from_secs(10),
@@ -31,7 +32,15 @@ fn ready(m: i64) -> PodSample {
 /// A pod that is not Ready yet (Starting), started at `start_s`, with a metric of `m`.
 fn unready(start_s: u64, m: i64) -> PodSample {
     let t = SimTime::from_secs(start_s);
-    PodSample { deleting: false, ready: false, start_time: t, ready_transition: t, value: Some(m), request: 100 }
+    PodSample {
+        deleting: false,
+        pending: false,
+        ready: false,
+        start_time: t,
+        ready_transition: t,
+        value: Some(m),
+        request: 100,
+    }
 }
 
 fn missing() -> PodSample {
@@ -195,6 +204,31 @@ fn replica_calculation_table() {
             target: PodTarget::Utilization(50),
             is_cpu: true,
             want: 2,
+            rule: "within tolerance after assuming missing/unready pods",
+        },
+        // Pending pods (`groupPods` in replica_calculator.go puts phase Pending with the unready
+        // pods, before it looks for a metric). Scale-down: 2 ready at 30m -> 30% vs 60%: ratio 0.5
+        // < 1, so unready pods are not rebalanced and nothing is missing: ceil(0.5 * 2) = 1. The
+        // same pod counted missing would be assumed at max(100%, target) = 100%:
+        // (30 + 30 + 100) / 300 = 53% -> ratio 0.883, ceil(0.883 * 3) = 3.
+        Case {
+            name: "a Pending pod is unready, not missing, on a scale-down",
+            current: 3,
+            pods: vec![ready(30), ready(30), PodSample { pending: true, value: None, ..ready(0) }],
+            target: PodTarget::Utilization(60),
+            is_cpu: true,
+            want: 1,
+            rule: "scale down",
+        },
+        // Scale-up: 2 ready at 90m -> 90% vs 60%: ratio 1.5 > 1 with an unready (Pending) pod at
+        // 0%: (90 + 90 + 0) / 300 = 60% -> ratio 1.0, inside tolerance: keep 3.
+        Case {
+            name: "a Pending pod counts as 0% on a scale-up",
+            current: 3,
+            pods: vec![ready(90), ready(90), PodSample { pending: true, value: None, ..ready(0) }],
+            target: PodTarget::Utilization(60),
+            is_cpu: true,
+            want: 3,
             rule: "within tolerance after assuming missing/unready pods",
         },
     ];

@@ -223,12 +223,14 @@ impl KubeBackend {
                 PodPhase::Draining
             } else if ready.is_some() {
                 PodPhase::Active
+            } else if phase == "Pending" {
+                PodPhase::Pending
             } else {
                 PodPhase::Starting
             };
             match state {
                 PodPhase::Active => sv.counts.active += 1,
-                PodPhase::Starting => sv.counts.starting += 1,
+                PodPhase::Pending | PodPhase::Starting => sv.counts.starting += 1,
                 PodPhase::Draining => sv.counts.draining += 1,
             }
             let containers = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
@@ -407,6 +409,7 @@ impl ClusterBackend for KubeBackend {
                 to: 0,
                 started: Vec::new(),
                 refused: Some(Refusal::NotAllowed { service: name }),
+                pending: 0,
             });
         };
         let (target, refused) = if desired > spec.max_replicas {
@@ -423,12 +426,12 @@ impl ClusterBackend for KubeBackend {
         };
         let from = current["spec"]["replicas"].as_u64().unwrap_or(0) as u32;
         if from == target {
-            return Ok(ReplicaChange { from, to: from, started: Vec::new(), refused });
+            return Ok(ReplicaChange { from, to: from, started: Vec::new(), refused, pending: 0 });
         }
         if self.dry_run {
             let msg = format!("dry run: would scale deployment {}/{d} from {from} to {target}", self.cfg.namespace);
             self.say(&msg);
-            return Ok(ReplicaChange { from, to: from, started: Vec::new(), refused });
+            return Ok(ReplicaChange { from, to: from, started: Vec::new(), refused, pending: 0 });
         }
         let ns = self.cfg.namespace.clone();
         let api = &self.api;
@@ -450,7 +453,7 @@ impl ClusterBackend for KubeBackend {
             Ok(v) => {
                 let to = v["spec"]["replicas"].as_u64().map_or(target, |r| r as u32);
                 self.say(&format!("scaled deployment {ns}/{d} from {from} to {to}"));
-                Ok(ReplicaChange { from, to, started: Vec::new(), refused })
+                Ok(ReplicaChange { from, to, started: Vec::new(), refused, pending: 0 })
             }
             Err(e) => Err(self.lose(e)),
         }

@@ -325,7 +325,11 @@ impl LocalBackend {
                 _ => {}
             }
         }
-        if changed {
+        // Room freed by a removal goes to pods waiting for it.
+        let placed = self.scaling.schedule_pending(now);
+        if !placed.is_empty() {
+            self.spawn_started(&placed)?;
+        } else if changed {
             self.sync_routes();
         }
         Ok(())
