@@ -217,3 +217,26 @@ fn a_training_log_gets_its_curve() {
     let png = std::fs::read(run.join("charts/training.png")).unwrap();
     assert_eq!(png_size(&png), (1100, 620));
 }
+
+/// A fluid sweep over three seeds has confidence intervals: fluid runs draw their counted
+/// arrivals from the seed, so the seeds' SLO violations differ and the 95% interval is not a
+/// point.
+#[test]
+fn a_fluid_sweep_over_three_seeds_has_non_zero_intervals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("fluid.yaml");
+    let peak = crate::root().join("scenarios/online_boutique_peak.yaml");
+    let text = format!(
+        "name: fl\nscenarios: [{}]\nhorizon_s: 120\nfidelity: fluid\npolicies:\n  - {{ label: hpa, policy: hpa }}\nseeds: [1, 2, 3]\n",
+        peak.display()
+    );
+    std::fs::write(&f, text).unwrap();
+    let out = sweep(&f, &tmp.path().join("out"), &[]);
+    let stats = std::fs::read_to_string(out.join("comparison_reports/statistics.csv")).unwrap();
+    let row = stats.lines().find(|l| l.contains(",slo_violation_pct,")).expect("an SLO row");
+    let cells: Vec<&str> = row.split(',').collect();
+    let (n, std, low, high): (u32, f64, f64, f64) =
+        (cells[4].parse().unwrap(), cells[6].parse().unwrap(), cells[7].parse().unwrap(), cells[8].parse().unwrap());
+    assert_eq!(n, 3);
+    assert!(std > 0.0 && high - low > 0.0, "{row}");
+}
