@@ -123,6 +123,19 @@ pub struct FluidModel {
     z: [f64; BANDS.len()],
     /// Requests in the system at the last tick (Little's law), for the end of the run.
     in_system: f64,
+    /// Per service: the inputs of the last tick's queue model (offered visits, backlog, Active
+    /// instances, slot cores, tick length; as bits) and its outputs (served, wait, wait variance,
+    /// backlog cap). Between decisions a steady load gives the same inputs tick after tick, and
+    /// the model is a pure function of them: the outputs are reused, bit for bit.
+    queue_key: Vec<[u64; 5]>,
+    queue_out: Vec<[f64; 4]>,
+    /// Per request type, the last tick's latency and survival (valid while no service's queue
+    /// changed): mean, log-normal mu and sigma, survival, share within the SLO.
+    type_out: Vec<[f64; 5]>,
+    type_out_valid: bool,
+    /// Whether `reached_visits` (and the reach and survival per node) follow the current drop
+    /// shares.
+    reach_valid: bool,
 }
 
 impl FluidModel {
@@ -190,6 +203,11 @@ impl FluidModel {
             next_trace: 0,
             z,
             in_system: 0.0,
+            queue_key: vec![[u64::MAX; 5]; n],
+            queue_out: vec![[0.0; 4]; n],
+            type_out: vec![[0.0; 5]; app.request_types.len()],
+            type_out_valid: false,
+            reach_valid: false,
         }
     }
 
@@ -252,6 +270,7 @@ impl FluidModel {
         let counted = self.counted(arrivals);
         self.update_reach(app);
         let mut visit_drops = std::mem::take(&mut self.visit_drops);
+        let mut queues_changed = false;
         for s in 0..n {
             let spec = &app.services[s];
             let offered_new: f64 = arrivals * self.reached_visits[s];
@@ -264,8 +283,15 @@ impl FluidModel {
             let d = self.demand[s];
             let svc = d / slot;
             let full_queues = active * spec.shape.queue_capacity as f64;
+            let key =
+                [offered_new.to_bits(), self.backlog[s].to_bits(), active.to_bits(), slot.to_bits(), dt.to_bits()];
             // `queue_cap`: the most backlog the service keeps; beyond it, visits are dropped.
-            let (served, wait, wait_var, queue_cap) = if active == 0.0 || d <= 0.0 {
+            // Compared field by field: an array compare calls memcmp, a tenth of a cached tick.
+            let same = (0..5).all(|i| self.queue_key[s][i] == key[i]);
+            let (served, wait, wait_var, queue_cap) = if same {
+                let [a, b, c, d] = self.queue_out[s];
+                (a, b, c, d)
+            } else if active == 0.0 || d <= 0.0 {
                 (if active == 0.0 { 0.0 } else { offered }, 0.0, 0.0, full_queues)
             } else {
                 let mu_slot = 1.0 / svc;
@@ -329,13 +355,22 @@ impl FluidModel {
                     _ => (served, wait, mmc_var, full_queues),
                 }
             };
+            if !same {
+                self.queue_key[s] = key;
+                self.queue_out[s] = [served, wait, wait_var, queue_cap];
+                queues_changed = true;
+            }
             let mut left = offered - served;
             let dropped = if active == 0.0 { left } else { (left - queue_cap).max(0.0) };
             left -= dropped;
             self.backlog[s] = left;
             // The share of this tick's arrivals that were dropped (the backlog is made of visits
             // that were already admitted).
-            self.drop_share[s] = if offered_new > 0.0 { (dropped / offered_new).min(1.0) } else { 0.0 };
+            let share = if offered_new > 0.0 { (dropped / offered_new).min(1.0) } else { 0.0 };
+            if share.to_bits() != self.drop_share[s].to_bits() {
+                self.drop_share[s] = share;
+                self.reach_valid = false;
+            }
             visit_drops[s] = dropped;
             self.wait[s] = wait;
             self.wait_var[s] = wait_var;
@@ -359,7 +394,18 @@ impl FluidModel {
         resp_w.iter_mut().for_each(|x| *x = 0.0);
         let mut requests = std::mem::take(&mut self.requests);
         requests.clear();
+        // With every queue as it was, every call tree's latency and survival are too.
+        let reuse = self.type_out_valid && !queues_changed;
         for k in 0..self.order.len() {
+            let a_k = counted * self.mix[k];
+            if reuse {
+                let [mean, mu_ln, sigma, survive, within] = self.type_out[k];
+                Self::count_requests(&mut requests, a_k, dt, mean, survive, within);
+                if latency_points {
+                    self.push_latency_points(&mut requests, a_k * survive, mu_ln, sigma);
+                }
+                continue;
+            }
             for i in 0..self.order[k].len() {
                 let node = self.order[k][i];
                 let nd = &app.nodes[node as usize];
@@ -390,9 +436,7 @@ impl FluidModel {
             }
             let root = app.request_types[k].root as usize;
             let (mean, var) = (self.node_mean[root], self.node_var[root]);
-            let a_k = counted * self.mix[k];
             let survive = self.subtree_survival(app, k);
-            let completed = a_k * survive;
             // Log-normal with this mean and variance: sigma^2 = ln(1 + var/mean^2).
             let s2 = if mean > 0.0 { (1.0 + var / (mean * mean)).ln() } else { 0.0 };
             let (mu_ln, sigma) = (mean.max(1e-9).ln() - s2 / 2.0, s2.sqrt());
@@ -403,17 +447,13 @@ impl FluidModel {
             } else {
                 0.0
             };
-            requests.arrived += a_k;
-            requests.completed += completed;
-            requests.within_slo += completed * within;
-            requests.latency_sum_us += completed * mean * 1e6;
-            requests.in_system += a_k / dt * mean;
+            self.type_out[k] = [mean, mu_ln, sigma, survive, within];
+            Self::count_requests(&mut requests, a_k, dt, mean, survive, within);
             if latency_points {
-                for (z, (lo, hi)) in self.z.iter().zip(BANDS) {
-                    requests.latency_points.push(((mu_ln + sigma * z).exp() * 1e6, completed * (hi - lo)));
-                }
+                self.push_latency_points(&mut requests, a_k * survive, mu_ln, sigma);
             }
         }
+        self.type_out_valid = true;
         // Request drops, attributed to services in proportion to the visits they dropped.
         let total_visit_drops: f64 = visit_drops.iter().sum();
         let dropped_requests = requests.arrived - requests.completed;
@@ -424,7 +464,9 @@ impl FluidModel {
             }
         }
         for s in 0..n {
-            self.response[s] = if resp_w[s] > 0.0 { resp_sum[s] / resp_w[s] } else { 0.0 };
+            if !reuse {
+                self.response[s] = if resp_w[s] > 0.0 { resp_sum[s] / resp_w[s] } else { 0.0 };
+            }
             let held = arrivals * self.reached_visits[s] / dt * self.response[s];
             let active = scaling.active_instances(s).len();
             let share = if active == 0 { 0.0 } else { held / active as f64 };
@@ -455,6 +497,23 @@ impl FluidModel {
         }
     }
 
+    /// Adds `a_k` requests of one type, with the type's latency and survival, to the tick's counts.
+    fn count_requests(requests: &mut FluidRequests, a_k: f64, dt: f64, mean: f64, survive: f64, within: f64) {
+        let completed = a_k * survive;
+        requests.arrived += a_k;
+        requests.completed += completed;
+        requests.within_slo += completed * within;
+        requests.latency_sum_us += completed * mean * 1e6;
+        requests.in_system += a_k / dt * mean;
+    }
+
+    /// The tick's latency distribution of `completed` requests of one type, by quantile band.
+    fn push_latency_points(&self, requests: &mut FluidRequests, completed: f64, mu_ln: f64, sigma: f64) {
+        for (z, (lo, hi)) in self.z.iter().zip(BANDS) {
+            requests.latency_points.push(((mu_ln + sigma * z).exp() * 1e6, completed * (hi - lo)));
+        }
+    }
+
     fn served_visits(&self, s: usize, truth: &GroundTruth) -> f64 {
         truth.fluid_served(s)
     }
@@ -479,6 +538,12 @@ impl FluidModel {
     /// request's sequence (later sequential calls are skipped, as at request fidelity), so services
     /// behind a dropping one see less load.
     fn update_reach(&mut self, app: &AppSpec) {
+        // A pure function of the drop shares: unchanged shares (most ticks: no drops at all) leave
+        // it as it is.
+        if self.reach_valid {
+            return;
+        }
+        self.reach_valid = true;
         self.reached_visits.iter_mut().for_each(|v| *v = 0.0);
         for k in 0..self.order.len() {
             self.subtree_survival(app, k);
