@@ -11,11 +11,17 @@ again with `timeline_interval_s=15` (the fluid model integrated in 15 s steps).
 
 import os
 import subprocess
+import sys
 import time
 
-import numpy as np
+# `python python/bench.py` puts this folder first on the path, where `scalesim/` is the source
+# tree (no compiled core, or a stale one from a `maturin develop`): measure the installed package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
-import scalesim
+import numpy as np  # noqa: E402
+
+import scalesim  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PEAK = os.path.join(ROOT, "scenarios", "online_boutique_peak.yaml")

@@ -135,6 +135,8 @@ class ScalesimEnv(gym.Env):
         self._services, self._edges, self._skus = self._core.dims
         self._sizes = self._core.feature_sizes
         self._edge_index = np.asarray(self._core.edge_index, dtype=np.int64).reshape(self._edges, 2)
+        # The same at every step: observations share one read-only array instead of a copy each.
+        self._edge_index.flags.writeable = False
         self.service_names = list(self._core.service_names)
         self.flatten = flatten
         self.observation_space, self.action_space = _spaces(self._core, action, flatten)
@@ -148,7 +150,7 @@ class ScalesimEnv(gym.Env):
         glob = np.frombuffer(parts[3], np.float32)
         if self.flatten:
             return np.concatenate([services.ravel(), edges.ravel(), skus.ravel(), glob])
-        return {"services": services, "edges": edges, "edge_index": self._edge_index.copy(), "skus": skus, "global": glob}
+        return {"services": services, "edges": edges, "edge_index": self._edge_index, "skus": skus, "global": glob}
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
         """Starts an episode. With ``seed`` the episode (and the ones after it) are reproducible.
@@ -167,7 +169,10 @@ class ScalesimEnv(gym.Env):
         return obs, {"time_s": 0.0, "episode_seed": episode_seed}
 
     def step(self, action):
-        a = np.asarray(action, dtype=np.int64).reshape(-1).tolist()
+        if isinstance(action, (int, np.integer)):
+            a = [int(action)]
+        else:
+            a = np.asarray(action, dtype=np.int64).reshape(-1).tolist()
         parts, reward, terminated, truncated, info = self._core.step(a)
         time_s, slo, cost, replicas, executed, blocked, terms = info
         return (
