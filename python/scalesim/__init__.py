@@ -135,8 +135,6 @@ class ScalesimEnv(gym.Env):
         self._services, self._edges, self._skus = self._core.dims
         self._sizes = self._core.feature_sizes
         self._edge_index = np.asarray(self._core.edge_index, dtype=np.int64).reshape(self._edges, 2)
-        # The same at every step: observations share one read-only array instead of a copy each.
-        self._edge_index.flags.writeable = False
         self.service_names = list(self._core.service_names)
         self.flatten = flatten
         self.observation_space, self.action_space = _spaces(self._core, action, flatten)
@@ -150,7 +148,8 @@ class ScalesimEnv(gym.Env):
         glob = np.frombuffer(parts[3], np.float32)
         if self.flatten:
             return np.concatenate([services.ravel(), edges.ravel(), skus.ravel(), glob])
-        return {"services": services, "edges": edges, "edge_index": self._edge_index, "skus": skus, "global": glob}
+        # A copy at every step: gymnasium wants no two observations to share an object.
+        return {"services": services, "edges": edges, "edge_index": self._edge_index.copy(), "skus": skus, "global": glob}
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
         """Starts an episode. With ``seed`` the episode (and the ones after it) are reproducible.
