@@ -133,6 +133,9 @@ pub struct FluidModel {
     /// changed): mean, log-normal mu and sigma, survival, share within the SLO.
     type_out: Vec<[f64; 5]>,
     type_out_valid: bool,
+    /// Per service: the last finite-queue figures and their inputs (rate, servers, places, slot
+    /// rate, variability; as bits).
+    finite_memo: Vec<Option<([u64; 5], FiniteQueue)>>,
     /// Whether `reached_visits` (and the reach and survival per node) follow the current drop
     /// shares.
     reach_valid: bool,
@@ -207,6 +210,7 @@ impl FluidModel {
             queue_out: vec![[0.0; 4]; n],
             type_out: vec![[0.0; 5]; app.request_types.len()],
             type_out_valid: false,
+            finite_memo: vec![None; n],
             reach_valid: false,
         }
     }
@@ -321,8 +325,20 @@ impl FluidModel {
                     LoadBalancing::LeastOutstanding => (full_queues, 1.0),
                     _ => (spec.shape.queue_capacity as f64, active),
                 };
-                let finite = (rate >= NEAR_SATURATION * servers * mu_slot)
-                    .then(|| finite_queue(servers as u32, places as u32, rate, mu_slot, factor));
+                let finite = (rate >= NEAR_SATURATION * servers * mu_slot).then(|| {
+                    // Its inputs stay put while an overloaded backlog moves (the queue key above
+                    // changes, this does not): kept per service, bit for bit.
+                    let key =
+                        [rate.to_bits(), servers.to_bits(), places.to_bits(), mu_slot.to_bits(), factor.to_bits()];
+                    match &self.finite_memo[s] {
+                        Some((k, f)) if *k == key => *f,
+                        _ => {
+                            let f = finite_queue(servers as u32, places as u32, rate, mu_slot, factor);
+                            self.finite_memo[s] = Some((key, f));
+                            f
+                        }
+                    }
+                });
                 let (mmc, mmc_var) = if let (Some(f), true) = (finite, rate < servers * mu_slot) {
                     (f.wait, f.wait_var)
                 } else if rate < servers * mu_slot {
