@@ -386,14 +386,10 @@ impl ScalingManager {
         let mut pending = 0;
         while self.counts[service].desired_basis() < target {
             // With older pods waiting for room, a new pod queues behind them.
-            let check = if self.pending.is_empty() {
-                self.check_scale_up(service, sku)
-            } else {
-                Err(Refusal::ClusterFull { service: String::new(), max: self.cluster.max_instances })
-            };
-            match check {
-                Ok(sku) => started.push(self.start(now, service, sku)),
-                Err(Refusal::ClusterFull { .. }) => {
+            let behind_older = !self.pending.is_empty();
+            match self.check_scale_up(service, sku) {
+                Ok(sku) if !behind_older => started.push(self.start(now, service, sku)),
+                Ok(_) | Err(Refusal::ClusterFull { .. }) => {
                     pending = target - self.counts[service].desired_basis();
                     break;
                 }
