@@ -93,7 +93,8 @@ fn spec(
         other => return Err(bad_input(format!("reward: `{other}` is not `weighted`, `cost`, `latency` or `multi`"))),
     };
     if let Some(ws) = weights {
-        let RewardConfig::Weighted { slo, slack, overshoot, lag, changes, capacity, .. } = &mut reward else {
+        let RewardConfig::Weighted { slo, slack, overshoot, lag, changes, reversals, capacity, .. } = &mut reward
+        else {
             return Err(bad_input("reward_weights: only the `weighted` reward has weights"));
         };
         for (name, v) in ws {
@@ -106,12 +107,11 @@ fn spec(
                 "overshoot" => &mut *overshoot,
                 "lag" => &mut *lag,
                 "changes" => &mut *changes,
+                "reversals" => &mut *reversals,
                 "capacity" => &mut *capacity,
-                other => {
-                    return Err(bad_input(format!(
-                        "reward_weights: unknown term `{other}` (slo, slack, overshoot, lag, changes, capacity)"
-                    )))
-                }
+                other => return Err(bad_input(format!(
+                    "reward_weights: unknown term `{other}` (slo, slack, overshoot, lag, changes, reversals, capacity)"
+                ))),
             };
             *slot = v;
         }
@@ -129,7 +129,7 @@ fn spec(
         reward,
         ..Default::default()
     };
-    let randomization = Randomization { rate_scale, start_offset_s, random_shapes };
+    let randomization = Randomization { rate_scale, start_offset_s, random_shapes, second_scale_bursts: 0.0 };
     Ok(Spec { scenarios: list, config, randomization, per_service })
 }
 

@@ -118,6 +118,7 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
                         rate_scale: (0.8, 1.2),
                         start_offset_s: (0.0, 0.0),
                         random_shapes: config.training_loads == TrainingLoads::RandomShapes,
+                        second_scale_bursts: config.second_scale_bursts,
                     },
                 )),
             )

@@ -223,14 +223,17 @@ pub struct ActionReport {
     pub replica_changes: u32,
     /// Services that gained at least one replica.
     pub scaled_up: Vec<usize>,
+    /// Services that lost at least one replica.
+    pub scaled_down: Vec<usize>,
 }
 
 impl ActionReport {
     /// One replica of `service` (named `name`) was added (`up`) or removed.
     fn moved(&mut self, service: usize, name: &str, up: bool) {
         self.replica_changes += 1;
-        if up && self.scaled_up.last() != Some(&service) {
-            self.scaled_up.push(service);
+        let moved = if up { &mut self.scaled_up } else { &mut self.scaled_down };
+        if moved.last() != Some(&service) {
+            moved.push(service);
         }
         self.executed.push(format!("{name} {}", if up { "+1" } else { "-1" }));
     }

@@ -50,11 +50,19 @@ pub struct Randomization {
     /// ([`crate::workload::random_shape`]: ramps, staircases, spikes, diurnal curves, bursts).
     /// Trace replays keep their trace.
     pub random_shapes: bool,
+    /// With `random_shapes`, the share of episodes (0-1) whose shape is also switched on and off
+    /// at the scale of seconds ([`crate::workload::modulate_seconds`]), as request traces arrive.
+    pub second_scale_bursts: f64,
 }
 
 impl Default for Randomization {
     fn default() -> Self {
-        Randomization { rate_scale: (1.0, 1.0), start_offset_s: (0.0, 0.0), random_shapes: false }
+        Randomization {
+            rate_scale: (1.0, 1.0),
+            start_offset_s: (0.0, 0.0),
+            random_shapes: false,
+            second_scale_bursts: 0.0,
+        }
     }
 }
 
@@ -150,6 +158,11 @@ impl SimFactory {
                 let (shape, kind) = crate::workload::random_shape(&mut rng, mean, horizon);
                 *schedule = shape;
                 label.push_str(&format!(" {}", kind.name()));
+                // Drawn only when asked for, so that episodes without it keep their old stream.
+                if r.second_scale_bursts > 0.0 && rng.gen_bool(r.second_scale_bursts.min(1.0)) {
+                    *schedule = crate::workload::modulate_seconds(&mut rng, schedule, horizon);
+                    label.push_str(" +1s bursts");
+                }
             }
         }
         Ok((sc, label))
@@ -214,6 +227,9 @@ pub struct Env {
     last_violation: f64,
     mask: Option<ActionMask>,
     stabilizer: super::DownscaleStabilizer,
+    /// Each service's last replica change this episode: +1 up, -1 down, 0 none yet (for the
+    /// reward's reversal count).
+    last_direction: Vec<i8>,
     /// The last observation's view, kept so each step refills it instead of allocating one.
     view: crate::metrics::ClusterView,
     steps: u64,
@@ -232,6 +248,7 @@ impl Env {
             last_violation: 0.0,
             mask: None,
             stabilizer: Default::default(),
+            last_direction: Vec::new(),
             view: Default::default(),
             steps: 0,
             episodes: 0,
@@ -291,6 +308,7 @@ impl Env {
         self.last_violation = 0.0;
         let view = ep.backend.observe();
         self.stabilizer = super::DownscaleStabilizer::new(self.config.action.downscale_stabilization);
+        self.last_direction = vec![0; ep.backend.app().services.len()];
         let mut mask = ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster());
         self.stabilizer.apply(ep.backend.now(), &mut mask);
         self.mask = Some(mask);
@@ -315,6 +333,7 @@ impl Env {
         for &s in &report.scaled_up {
             self.stabilizer.scaled_up(backend.now(), s);
         }
+        let reversals = count_reversals(&mut self.last_direction, &report);
         let until = (backend.now() + self.config.decision_interval).min(backend.horizon());
         backend.advance(until)?;
         let after = backend.totals();
@@ -328,6 +347,7 @@ impl Env {
             &self.prev,
             &after,
             report.replica_changes,
+            reversals,
             ep.slo_ms,
             self.config.decision_interval.as_secs_f64() / 3600.0,
         );
@@ -367,6 +387,21 @@ impl Env {
             obs,
         })
     }
+}
+
+/// Services whose change in `report` reverses their last change in `last` (down after up, up
+/// after down), as the evaluation's reversals per hour count them; `last` is brought up to date.
+fn count_reversals(last: &mut [i8], report: &ActionReport) -> u32 {
+    let mut n = 0;
+    for (moved, dir) in [(&report.scaled_up, 1i8), (&report.scaled_down, -1i8)] {
+        for &s in moved {
+            if let Some(l) = last.get_mut(s) {
+                n += u32::from(*l == -dir);
+                *l = dir;
+            }
+        }
+    }
+    n
 }
 
 /// Steps every environment with its action; one whose episode ends is reset with its seed in

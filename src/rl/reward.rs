@@ -17,6 +17,11 @@
 //!   (clamped to 1). Weighted 0 by default; a positive weight charges churn, which nothing else in
 //!   the reward does (a team with one agent per service otherwise reverses direction hundreds of
 //!   times an hour).
+//! - `reversals`: services whose replica change in the step reverses the direction of their last
+//!   change (down after up, or up after down), as the evaluation's reversals per hour count them.
+//!   A count, not a share: its weight is the price of one reversal in the reward's unit. Weighted 0
+//!   by default. The `changes` term charges every move, including a needed ramp; this one charges
+//!   only a move that undoes an earlier one.
 //! - `capacity`: replica-hours held in the step (replicas Active + Starting at its end, times the
 //!   step's length in hours): the price of capacity. Its weight is the price of one replica-hour in
 //!   the reward's unit, where a step in which every request breaks the SLO costs the `slo` weight.
@@ -38,10 +43,21 @@ use super::observation::ObservationLayout;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RewardConfig {
-    Weighted { slo: f64, slack: f64, overshoot: f64, lag: f64, changes: f64, capacity: f64, slack_basis: SlackBasis },
+    Weighted {
+        slo: f64,
+        slack: f64,
+        overshoot: f64,
+        lag: f64,
+        changes: f64,
+        reversals: f64,
+        capacity: f64,
+        slack_basis: SlackBasis,
+    },
     Cost,
     Latency,
-    Multi { lambda: f64 },
+    Multi {
+        lambda: f64,
+    },
 }
 
 /// What the slack term measures CPU use against (`request` or `limit` in agent configs).
@@ -71,6 +87,7 @@ impl RewardConfig {
             overshoot: DEFAULT_OVERSHOOT_WEIGHT,
             lag: DEFAULT_LAG_WEIGHT,
             changes: 0.0,
+            reversals: 0.0,
             capacity: 0.0,
             slack_basis,
         }
@@ -91,6 +108,8 @@ pub struct RewardTerms {
     pub replica_lag: f64,
     /// Replicas added or removed by the step's action / sum of max replicas.
     pub changes: f64,
+    /// Services whose change in the step reversed the direction of their last change.
+    pub reversals: u32,
     /// Mean end-to-end latency of requests completed in the interval / SLO.
     pub latency_ratio: f64,
     /// Replicas (Active + Starting) / sum of max replicas.
@@ -101,7 +120,7 @@ pub struct RewardTerms {
 }
 
 /// The terms and the reward for the interval between `before` and `after`, in which the action
-/// added or removed `replica_changes` replicas.
+/// added or removed `replica_changes` replicas and reversed the direction of `reversals` services.
 #[allow(clippy::too_many_arguments)] // each is one distinct input of the formula
 pub fn compute(
     cfg: &RewardConfig,
@@ -111,6 +130,7 @@ pub fn compute(
     before: &RunTotals,
     after: &RunTotals,
     replica_changes: u32,
+    reversals: u32,
     slo_ms: f64,
     step_hours: f64,
 ) -> RewardTerms {
@@ -156,13 +176,21 @@ pub fn compute(
     let latency_ratio = if completed > 0.0 { latency_sum / completed / 1000.0 / slo_ms } else { 0.0 };
     let reward = match *cfg {
         RewardConfig::Weighted {
-            slo, slack: w_slack, overshoot: w_over, lag, changes: w_changes, capacity, ..
+            slo,
+            slack: w_slack,
+            overshoot: w_over,
+            lag,
+            changes: w_changes,
+            reversals: w_reversals,
+            capacity,
+            ..
         } => {
             -(slo * slo_violation
                 + w_slack * slack
                 + w_over * overshoot
                 + lag * replica_lag
                 + w_changes * changes
+                + w_reversals * reversals as f64
                 + capacity * replicas * step_hours)
         }
         RewardConfig::Cost => -cost,
@@ -170,5 +198,16 @@ pub fn compute(
         RewardConfig::Multi { lambda } => -(cost + lambda * (latency_ratio - 1.0).max(0.0)),
     };
     let replica_hours = replicas * step_hours;
-    RewardTerms { slo_violation, slack, overshoot, replica_lag, changes, latency_ratio, cost, replica_hours, reward }
+    RewardTerms {
+        slo_violation,
+        slack,
+        overshoot,
+        replica_lag,
+        changes,
+        reversals,
+        latency_ratio,
+        cost,
+        replica_hours,
+        reward,
+    }
 }

@@ -10,7 +10,7 @@ mod shape;
 mod trace;
 
 pub use arrivals::{ArrivalGenerator, ArrivalProcess};
-pub use random_shape::{random_shape, ShapeKind};
+pub use random_shape::{modulate_seconds, random_shape, ShapeKind};
 pub use shape::{RateSchedule, Stage, StageLevel};
 pub use trace::{parse_time_us, read_trace, resolve_path, TraceData, TraceError, TraceFormat, TraceSpec};
 

@@ -10,6 +10,7 @@
 use rand::Rng;
 
 use super::RateSchedule;
+use crate::engine::SimTime;
 
 /// The families, in the order a draw picks them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +104,35 @@ pub fn random_shape<R: Rng>(rng: &mut R, mean_rps: f64, horizon_s: f64) -> (Rate
     (schedule, kind)
 }
 
+/// `shape` switched on and off at the scale of seconds, as real request traces arrive: clusters
+/// of requests lasting 1-3 seconds, then 1 to `longest_quiet` (3-12, drawn) seconds at 0-15% of
+/// the level; the result keeps `shape`'s mean over `[0, horizon_s)`. The envelope still moves as
+/// `shape` does, so an episode teaches both the slow trend and the second-scale surges on top of
+/// it, in 1-second steps.
+pub fn modulate_seconds<R: Rng>(rng: &mut R, shape: &RateSchedule, horizon_s: f64) -> RateSchedule {
+    let seconds = horizon_s.ceil().max(1.0) as usize;
+    let longest_quiet = rng.gen_range(3..=12);
+    let quiet_level = rng.gen_range(0.0..0.15);
+    let mut on = rng.gen_bool(0.5);
+    let mut gate = Vec::with_capacity(seconds);
+    while gate.len() < seconds {
+        let len = if on { rng.gen_range(1..=3) } else { rng.gen_range(1..=longest_quiet) };
+        gate.extend(std::iter::repeat_n(if on { 1.0 } else { quiet_level }, len));
+        on = !on;
+    }
+    gate.truncate(seconds);
+    let raw: Vec<f64> = gate.iter().enumerate().map(|(i, g)| g * shape.rate_at(i as f64 + 0.5)).collect();
+    let (before, after) = (
+        shape.expected_arrivals(SimTime::from_secs_f64(horizon_s)),
+        raw.iter().enumerate().map(|(i, r)| r * (horizon_s - i as f64).min(1.0)).sum::<f64>(),
+    );
+    let k = if after > 0.0 { before / after } else { 0.0 };
+    let rows: Vec<(f64, f64)> = raw.iter().enumerate().map(|(i, r)| (i as f64, r * k)).collect();
+    let mut schedule = RateSchedule::from_table(&rows, 1.0);
+    schedule.end = horizon_s;
+    schedule
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +158,22 @@ mod tests {
         let a = random_shape(&mut rand_pcg::Pcg64Mcg::seed_from_u64(3), 10.0, 900.0);
         let b = random_shape(&mut rand_pcg::Pcg64Mcg::seed_from_u64(3), 10.0, 900.0);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn second_scale_modulation_keeps_the_mean_and_switches_within_seconds() {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
+        for _ in 0..50 {
+            let (shape, _) = random_shape(&mut rng, 80.0, 600.0);
+            let m = modulate_seconds(&mut rng, &shape, 600.0);
+            let mean = m.expected_arrivals(crate::engine::SimTime::from_secs(600)) / 600.0;
+            assert!((mean - 80.0).abs() < 1e-6, "mean {mean}");
+            assert_eq!(m.end, 600.0);
+            assert!(m.rates.iter().all(|r| r.is_finite() && *r >= 0.0));
+            // Quiet seconds (at most 15% of the envelope) and surges alternate: the busiest
+            // second is well above the mean.
+            let peak = m.rates.iter().cloned().fold(0.0, f64::max);
+            assert!(peak > 1.5 * 80.0, "peak {peak}");
+        }
     }
 }

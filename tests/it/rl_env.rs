@@ -165,6 +165,34 @@ fn the_change_term_charges_each_replica_the_action_moves() {
 }
 
 #[test]
+fn the_reversal_term_charges_only_a_change_that_undoes_the_last_one() {
+    // One replica, max 5, min 1. Actions +1 (1 -> 2), +1 (-> 3: same direction, no reversal),
+    // -1 (-> 2: down after up, 1 reversal), 0, -1 (-> 1: down after down, none), +2 (-> 3: up
+    // after down, 1), -1 (-> 2: 1). With weight 0.75 the reward is the unweighted one minus
+    // 0.75 per reversal, exactly; the `changes` term counts every move alike.
+    let run = |weight: f64| {
+        let mut reward = RewardConfig::default();
+        if let RewardConfig::Weighted { reversals, .. } = &mut reward {
+            *reversals = weight;
+        }
+        let cfg = EnvConfig { decision_interval: SimTime::from_secs(15), reward, ..Default::default() };
+        let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+        e.reset(1).unwrap();
+        [one(1), one(1), one(-1), one(0), one(-1), one(2), one(-1)].map(|a| {
+            let st = e.step(&a).unwrap();
+            (st.info.terms.reversals, st.reward)
+        })
+    };
+    let (plain, charged) = (run(0.0), run(0.75));
+    let counts: Vec<u32> = plain.iter().map(|x| x.0).collect();
+    assert_eq!(counts, vec![0, 0, 1, 0, 0, 1, 1]);
+    for ((n, r0), (n2, r2)) in plain.iter().zip(&charged) {
+        assert_eq!(n, n2, "the count does not depend on its weight");
+        assert!((r2 - (r0 - 0.75 * *n as f64)).abs() < 1e-12, "{r2} vs {r0} - 0.75 x {n}");
+    }
+}
+
+#[test]
 fn scale_downs_stay_masked_for_the_stabilisation_window_after_a_scale_up() {
     // Window 60 s, decisions every 15 s. +1 at t = 0; scale-downs are masked at 15, 30 and 45 s
     // (a -1 asked for at 15 s is blocked, not executed) and allowed again at 60 s; scale-ups never.
@@ -241,7 +269,12 @@ fn reset_with_a_seed_replays_the_episode_and_randomises_the_load() {
     let sc = scalesim::scenario::load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
     let mut fluid = sc.clone();
     fluid.fidelity = scalesim::scenario::Fidelity::Fluid;
-    let r = Randomization { rate_scale: (0.5, 1.5), start_offset_s: (0.0, 120.0), random_shapes: false };
+    let r = Randomization {
+        rate_scale: (0.5, 1.5),
+        start_offset_s: (0.0, 120.0),
+        random_shapes: false,
+        second_scale_bursts: 0.0,
+    };
     let mk = || Env::new(EnvConfig::default(), Box::new(SimFactory::new(vec![sc.clone(), fluid.clone()], r)));
     let (mut a, mut b) = (mk(), mk());
     let x = episode(&mut a, 42);
@@ -258,6 +291,42 @@ fn reset_with_a_seed_replays_the_episode_and_randomises_the_load() {
         })
         .collect();
     assert!(labels.len() >= 5, "randomisation gave {labels:?}");
+}
+
+#[test]
+fn second_scale_bursts_switch_a_random_shape_on_and_off_and_keep_its_mean() {
+    // With share 1 every episode's random shape is modulated in 1-second steps with the same mean
+    // as the unmodulated shape of the same seed; with share 0 the stream is untouched (the same
+    // shape as before the option existed).
+    let sc = scalesim::scenario::load_scenario(&crate::root().join("scenarios/online_boutique_peak.yaml")).unwrap();
+    let factory = |share: f64| {
+        SimFactory::new(
+            vec![sc.clone()],
+            Randomization {
+                rate_scale: (1.0, 1.0),
+                start_offset_s: (0.0, 0.0),
+                random_shapes: true,
+                second_scale_bursts: share,
+            },
+        )
+    };
+    let rates = |share: f64, seed: u64| {
+        let (s, label) = factory(share).episode_scenario(seed).unwrap();
+        let scalesim::workload::ArrivalSource::Rate { schedule, .. } = s.workload.source else { panic!("a rate load") };
+        (schedule, label, s.horizon)
+    };
+    for seed in 0..8 {
+        let (plain, label, horizon) = rates(0.0, seed);
+        let (bursty, blabel, _) = rates(1.0, seed);
+        assert_eq!(blabel, format!("{label} +1s bursts"));
+        let mean = |s: &scalesim::workload::RateSchedule| s.expected_arrivals(horizon) / horizon.as_secs_f64();
+        assert!((mean(&plain) - mean(&bursty)).abs() < 1e-6 * mean(&plain), "seed {seed}");
+        // Changes on whole seconds (equal neighbours merge), and many of them: runs last 1-12 s.
+        assert!(bursty.starts.iter().all(|t| t.fract() == 0.0), "changes on whole seconds");
+        assert!(bursty.starts.len() as f64 > horizon.as_secs_f64() / 12.0, "{} changes", bursty.starts.len());
+        let peak = bursty.rates.iter().cloned().fold(0.0, f64::max);
+        assert!(peak > 1.5 * mean(&plain), "seed {seed}: busiest second {peak} vs mean {}", mean(&plain));
+    }
 }
 
 #[test]

@@ -137,6 +137,10 @@ pub struct RewardWeights {
     pub lag: f64,
     #[serde(default)]
     pub changes: f64,
+    /// The price of one direction reversal of a service's replicas (`src/rl/reward.rs`). Written
+    /// into checkpoints only when set, so older checkpoints read unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reversals: f64,
     /// The price of a replica-hour (`src/rl/reward.rs`: the trade-off it sets). Written into
     /// checkpoints only when set, so older checkpoints read unchanged.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -151,6 +155,7 @@ impl Default for RewardWeights {
             overshoot: w_overshoot(),
             lag: w_lag(),
             changes: 0.0,
+            reversals: 0.0,
             capacity: 0.0,
         }
     }
@@ -249,6 +254,11 @@ pub struct AgentConfig {
     /// `scenario` (default) or `random_shapes`. Written into checkpoints only when not the default.
     #[serde(default, skip_serializing_if = "is_scenario_loads")]
     pub training_loads: TrainingLoads,
+    /// With `training_loads: random_shapes`, the share of episodes (0-1) whose random shape is
+    /// also switched on and off at the scale of seconds (clusters of 1-3 s, quiet gaps of up to
+    /// 12 s), as request traces arrive. Written into checkpoints only when not 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub second_scale_bursts: f64,
     /// `single` (default) or `per_service`. Written into checkpoints only when not the default.
     #[serde(default, skip_serializing_if = "is_single")]
     pub action: ActionMode,
@@ -349,7 +359,7 @@ impl AgentConfig {
         // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
         // are far past any useful setting and only stop values that make every weight NaN
         // (a learning rate of 1e308) or a run that cannot end.
-        let ranges: [(f64, &str, f64, bool, f64); 10] = [
+        let ranges: [(f64, &str, f64, bool, f64); 11] = [
             (c.learning_rate, "learning_rate", 0.0, false, 1.0),
             (c.decision_interval_s, "decision_interval_s", MIN_INTERVAL_S, true, 86_400.0),
             (c.quota_step_cores, "quota_step_cores", 0.0, false, 1_000.0),
@@ -360,6 +370,7 @@ impl AgentConfig {
             (c.gae_lambda, "gae_lambda", 0.0, true, 1.0),
             (c.clip, "clip", 0.0, true, 1.0),
             (c.downscale_stabilization_s, "downscale_stabilization_s", 0.0, true, 86_400.0),
+            (c.second_scale_bursts, "second_scale_bursts", 0.0, true, 1.0),
         ];
         for (v, f, lo, inclusive, hi) in ranges {
             let above = if inclusive { v >= lo } else { v > lo };
@@ -375,6 +386,7 @@ impl AgentConfig {
             (w.overshoot, "overshoot"),
             (w.lag, "lag"),
             (w.changes, "changes"),
+            (w.reversals, "reversals"),
             (w.capacity, "capacity"),
         ] {
             if !(v.is_finite() && (0.0..=1e6).contains(&v)) {
@@ -401,6 +413,11 @@ impl AgentConfig {
         }
         if c.checkpoint_every == 0 {
             return err("checkpoint_every", "must be at least 1".into());
+        }
+        if c.second_scale_bursts > 0.0 && c.training_loads != TrainingLoads::RandomShapes {
+            // It modulates the random shapes; silently ignoring it would train on other loads
+            // than the config says.
+            return err("second_scale_bursts", "needs `training_loads: random_shapes`".into());
         }
         if c.action == ActionMode::PerService {
             // The per-service heads score replica deltas only; a node type or quota per service
@@ -432,6 +449,7 @@ impl AgentConfig {
                         overshoot: w.overshoot,
                         lag: w.lag,
                         changes: w.changes,
+                        reversals: w.reversals,
                         capacity: w.capacity,
                         slack_basis: self.slack_basis,
                     }
@@ -468,13 +486,29 @@ mod tests {
         }
     }
 
+    /// `second_scale_bursts` is a share, and modulates random shapes only: set without them, or
+    /// outside 0-1, it is refused by name.
+    #[test]
+    fn second_scale_bursts_needs_random_shapes_and_a_share() {
+        let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\n";
+        let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
+        assert_eq!(parse("training_loads: random_shapes\nsecond_scale_bursts: 0.5\n").validate(), Ok(()));
+        for extra in ["second_scale_bursts: 0.5\n", "training_loads: random_shapes\nsecond_scale_bursts: 1.5\n"] {
+            assert_eq!(parse(extra).validate().unwrap_err().field, "second_scale_bursts", "{extra}");
+        }
+    }
+
     /// Weights left out keep their defaults; those given reach the environment's reward.
     #[test]
     fn reward_weights_reach_the_environment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.yaml");
         let base = "format_version: 1\nencoder: mlp\nalgorithm: ppo\n";
-        std::fs::write(&path, format!("{base}reward_weights: {{ slack: 2, changes: 0.5, capacity: 12 }}\n")).unwrap();
+        std::fs::write(
+            &path,
+            format!("{base}reward_weights: {{ slack: 2, changes: 0.5, reversals: 0.25, capacity: 12 }}\n"),
+        )
+        .unwrap();
         let reward = AgentConfig::load(&path).unwrap().env_config().reward;
         let want = RewardConfig::Weighted {
             slo: 5.0,
@@ -482,6 +516,7 @@ mod tests {
             overshoot: 3.0,
             lag: 2.0,
             changes: 0.5,
+            reversals: 0.25,
             capacity: 12.0,
             slack_basis: SlackBasis::Request,
         };
