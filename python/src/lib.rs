@@ -109,9 +109,10 @@ fn spec(
                 "changes" => &mut *changes,
                 "reversals" => &mut *reversals,
                 "capacity" => &mut *capacity,
-                other => return Err(bad_input(format!(
-                    "reward_weights: unknown term `{other}` (slo, slack, overshoot, lag, changes, reversals, capacity)"
-                ))),
+                other => {
+                    let known = "slo, slack, overshoot, lag, changes, reversals, capacity";
+                    return Err(bad_input(format!("reward_weights: unknown term `{other}` ({known})")));
+                }
             };
             *slot = v;
         }
