@@ -1,6 +1,8 @@
 //! Randomised load shapes for training agents that must generalise: ramps, staircases, spikes,
 //! diurnal curves and bursts, each drawn from a random stream, as a piecewise-constant rate in
 //! 10-second steps (1-second steps for bursts of a few seconds) with a given mean over the horizon.
+//! [`modulate_seconds`] switches any of them on and off at the scale of seconds, for training on
+//! the clustered arrivals of request traces.
 //!
 //! None of these is a bundled evaluation load: no rush (a held plateau between two steep
 //! ramps) and no trace window. The families and their ranges are chosen to cover what an
