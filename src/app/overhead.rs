@@ -79,7 +79,7 @@ impl OverheadSamples {
         if all.is_empty() {
             return (0.0, 0.0);
         }
-        let mean = all.iter().sum::<u64>() as f64 / all.len() as f64;
+        let mean = mean_us(&all);
         all.sort_unstable();
         let rank = ((0.95 * all.len() as f64).ceil() as usize).clamp(1, all.len());
         (mean / 1000.0, all[rank - 1] as f64 / 1000.0)
@@ -87,9 +87,13 @@ impl OverheadSamples {
 
     /// Mean of each bucket, milliseconds (`None` for an empty one).
     pub fn bucket_means_ms(&self) -> Vec<Option<f64>> {
-        let mean = |v: &Vec<u64>| (!v.is_empty()).then(|| v.iter().sum::<u64>() as f64 / v.len() as f64 / 1000.0);
-        self.by_load.iter().map(mean).collect()
+        self.by_load.iter().map(|v| (!v.is_empty()).then(|| mean_us(v) / 1000.0)).collect()
     }
+}
+
+/// Mean of a non-empty slice of microsecond samples.
+fn mean_us(v: &[u64]) -> f64 {
+    v.iter().sum::<u64>() as f64 / v.len() as f64
 }
 
 /// Measured per-request and per-visit overhead of a real platform.

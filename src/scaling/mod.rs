@@ -444,9 +444,7 @@ impl ScalingManager {
             };
             self.counts[service].pending -= 1;
             let sku = self.templates[service].sku;
-            let ready_at = now + self.templates[service].startup_time;
-            let (instance, server) = self.create(now, service, sku);
-            started.push(ScaleUp { instance, server, ready_at });
+            started.push(self.start(now, service, sku));
         }
         started
     }

@@ -601,7 +601,6 @@ fn erlang_c(c: u32, lambda: f64, mu: f64) -> (f64, f64) {
     erlang_c_with(c, lambda, mu, &inv)
 }
 
-/// [`erlang_c`] with `inv[k] = 1/k` for `k < c` given.
 /// Load (of the servers' capacity) from which a tick's wait comes from the finite queue.
 const NEAR_SATURATION: f64 = 0.9;
 
@@ -667,6 +666,7 @@ fn finite_queue(n: u32, places: u32, lambda: f64, mu: f64, variability: f64) -> 
     FiniteQueue { wait, wait_var: (second - wait * wait).max(0.0), mean_queue: queue / total }
 }
 
+/// [`erlang_c`] with `inv[k] = 1/k` for `k < c` given.
 fn erlang_c_with(c: u32, lambda: f64, mu: f64, inv: &[f64]) -> (f64, f64) {
     if lambda <= 0.0 {
         return (0.0, 0.0);
