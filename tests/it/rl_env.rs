@@ -135,23 +135,37 @@ fn reward_terms_match_hand_computed_values() {
     assert!((e.step(&one(0)).unwrap().reward - -0.6).abs() < 1e-12);
 }
 
+/// The default weighted reward, changed by `set`.
+fn weighted(set: impl FnOnce(&mut RewardConfig)) -> RewardConfig {
+    let mut reward = RewardConfig::default();
+    set(&mut reward);
+    reward
+}
+
+/// The steps of `actions` on `tiny(1)` (one replica, max 5, min 1), decisions every 15 s, under
+/// `reward`.
+fn steps_on_one_replica(reward: RewardConfig, actions: &[Action]) -> Vec<scalesim::rl::Step> {
+    let cfg = EnvConfig { decision_interval: SimTime::from_secs(15), reward, ..Default::default() };
+    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+    e.reset(1).unwrap();
+    actions.iter().map(|a| e.step(a).unwrap()).collect()
+}
+
 #[test]
 fn the_change_term_charges_each_replica_the_action_moves() {
     // One replica, max 5, min 1. Actions +2 (1 -> 3: changes 2/5 = 0.4), -1 (3 -> 2: 0.2), none
     // (0), -1 (2 -> 1: 0.2), -1 (at the minimum: masked, 0). With weight 2 the reward is the
     // unweighted one minus 2 x changes, exactly; every other term is the same.
     let run = |weight: f64| {
-        let mut reward = RewardConfig::default();
-        if let RewardConfig::Weighted { changes, .. } = &mut reward {
-            *changes = weight;
-        }
-        let cfg = EnvConfig { decision_interval: SimTime::from_secs(15), reward, ..Default::default() };
-        let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
-        e.reset(1).unwrap();
-        [one(2), one(-1), one(0), one(-1), one(-1)].map(|a| {
-            let st = e.step(&a).unwrap();
-            (st.info.terms.changes, st.reward, st.info.report.replica_changes)
-        })
+        let reward = weighted(|w| {
+            if let RewardConfig::Weighted { changes, .. } = w {
+                *changes = weight;
+            }
+        });
+        steps_on_one_replica(reward, &[one(2), one(-1), one(0), one(-1), one(-1)])
+            .into_iter()
+            .map(|st| (st.info.terms.changes, st.reward, st.info.report.replica_changes))
+            .collect::<Vec<_>>()
     };
     let (plain, charged) = (run(0.0), run(2.0));
     let counts: Vec<u32> = plain.iter().map(|x| x.2).collect();
@@ -171,17 +185,15 @@ fn the_reversal_term_charges_only_a_change_that_undoes_the_last_one() {
     // after down, 1), -1 (-> 2: 1). With weight 0.75 the reward is the unweighted one minus
     // 0.75 per reversal, exactly; the `changes` term counts every move alike.
     let run = |weight: f64| {
-        let mut reward = RewardConfig::default();
-        if let RewardConfig::Weighted { reversals, .. } = &mut reward {
-            *reversals = weight;
-        }
-        let cfg = EnvConfig { decision_interval: SimTime::from_secs(15), reward, ..Default::default() };
-        let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
-        e.reset(1).unwrap();
-        [one(1), one(1), one(-1), one(0), one(-1), one(2), one(-1)].map(|a| {
-            let st = e.step(&a).unwrap();
-            (st.info.terms.reversals, st.reward)
-        })
+        let reward = weighted(|w| {
+            if let RewardConfig::Weighted { reversals, .. } = w {
+                *reversals = weight;
+            }
+        });
+        steps_on_one_replica(reward, &[one(1), one(1), one(-1), one(0), one(-1), one(2), one(-1)])
+            .into_iter()
+            .map(|st| (st.info.terms.reversals, st.reward))
+            .collect::<Vec<_>>()
     };
     let (plain, charged) = (run(0.0), run(0.75));
     let counts: Vec<u32> = plain.iter().map(|x| x.0).collect();
