@@ -225,12 +225,18 @@ pub struct ActionReport {
     pub scaled_up: Vec<usize>,
     /// Services that lost at least one replica.
     pub scaled_down: Vec<usize>,
+    /// Replicas added or removed, by service (as long as the highest service that moved).
+    pub moves: Vec<u32>,
 }
 
 impl ActionReport {
     /// One replica of `service` (named `name`) was added (`up`) or removed.
     fn moved(&mut self, service: usize, name: &str, up: bool) {
         self.replica_changes += 1;
+        if self.moves.len() <= service {
+            self.moves.resize(service + 1, 0);
+        }
+        self.moves[service] += 1;
         let moved = if up { &mut self.scaled_up } else { &mut self.scaled_down };
         if moved.last() != Some(&service) {
             moved.push(service);

@@ -73,6 +73,10 @@ pub struct EnvConfig {
     pub reward: RewardConfig,
     /// CPU target of the HPA-formula feature (gym-hpa's desired replicas).
     pub hpa_target: f64,
+    /// Credit per service: each step also splits its reward among the services
+    /// ([`super::reward::service_rewards`]), with this share of each part the team's mean. `None`:
+    /// not split (`StepInfo::service_rewards` stays empty).
+    pub service_credit: Option<f64>,
 }
 
 impl Default for EnvConfig {
@@ -82,6 +86,7 @@ impl Default for EnvConfig {
             action: ActionConfig::default(),
             reward: RewardConfig::default(),
             hpa_target: 0.6,
+            service_credit: None,
         }
     }
 }
@@ -202,6 +207,9 @@ pub struct StepInfo {
     /// Set by [`VecEnv`] when the episode ended and the environment was reset: the last
     /// observation of the finished episode.
     pub final_observation: Option<Box<Observation>>,
+    /// With [`EnvConfig::service_credit`], the reward split among the services (they add up to
+    /// it); empty otherwise.
+    pub service_rewards: Vec<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -230,6 +238,8 @@ pub struct Env {
     /// Each service's last replica change this episode: +1 up, -1 down, 0 none yet (for the
     /// reward's reversal count).
     last_direction: Vec<i8>,
+    /// The services the last step reversed (refilled every step).
+    reversed: Vec<usize>,
     /// The last observation's view, kept so each step refills it instead of allocating one.
     view: crate::metrics::ClusterView,
     steps: u64,
@@ -249,6 +259,7 @@ impl Env {
             mask: None,
             stabilizer: Default::default(),
             last_direction: Vec::new(),
+            reversed: Vec::new(),
             view: Default::default(),
             steps: 0,
             episodes: 0,
@@ -333,12 +344,13 @@ impl Env {
         for &s in &report.scaled_up {
             self.stabilizer.scaled_up(backend.now(), s);
         }
-        let reversals = count_reversals(&mut self.last_direction, &report);
+        let reversals = count_reversals(&mut self.last_direction, &report, &mut self.reversed);
         let until = (backend.now() + self.config.decision_interval).min(backend.horizon());
         backend.advance(until)?;
         let after = backend.totals();
         backend.observe_into(&mut self.view);
         let view = &self.view;
+        let step_hours = self.config.decision_interval.as_secs_f64() / 3600.0;
         let terms = compute(
             &self.config.reward,
             layout,
@@ -349,8 +361,25 @@ impl Env {
             report.replica_changes,
             reversals,
             ep.slo_ms,
-            self.config.decision_interval.as_secs_f64() / 3600.0,
+            step_hours,
         );
+        let service_rewards = match self.config.service_credit {
+            Some(shared) => {
+                let dropped = after.dropped.saturating_sub(self.prev.dropped) as f64;
+                let slow = after.violating().saturating_sub(self.prev.violating()) as f64 - dropped;
+                let blame = super::reward::blame(layout, backend, view, dropped, slow.max(0.0));
+                let credit = super::reward::StepCredit {
+                    terms: &terms,
+                    blame: &blame,
+                    moves: &report.moves,
+                    reversed: &self.reversed,
+                    step_hours,
+                    shared,
+                };
+                super::reward::service_rewards(&self.config.reward, layout, backend, view, &credit)
+            }
+            None => Vec::new(),
+        };
         self.prev = after;
         self.last_violation = terms.slo_violation;
         let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
@@ -383,25 +412,28 @@ impl Env {
             reward: terms.reward,
             terminated: false,
             truncated,
-            info: StepInfo { time_s: obs.time_s, terms, report, final_observation: None },
+            info: StepInfo { time_s: obs.time_s, terms, report, final_observation: None, service_rewards },
             obs,
         })
     }
 }
 
 /// Services whose change in `report` reverses their last change in `last` (down after up, up
-/// after down), as the evaluation's reversals per hour count them; `last` is brought up to date.
-fn count_reversals(last: &mut [i8], report: &ActionReport) -> u32 {
-    let mut n = 0;
+/// after down), as the evaluation's reversals per hour count them; `last` is brought up to date
+/// and `reversed` refilled with those services.
+fn count_reversals(last: &mut [i8], report: &ActionReport, reversed: &mut Vec<usize>) -> u32 {
+    reversed.clear();
     for (moved, dir) in [(&report.scaled_up, 1i8), (&report.scaled_down, -1i8)] {
         for &s in moved {
             if let Some(l) = last.get_mut(s) {
-                n += u32::from(*l == -dir);
+                if *l == -dir {
+                    reversed.push(s);
+                }
                 *l = dir;
             }
         }
     }
-    n
+    reversed.len() as u32
 }
 
 /// Steps every environment with its action; one whose episode ends is reset with its seed in

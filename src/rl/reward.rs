@@ -30,6 +30,16 @@
 //!   15 s (n = 240), `slo: 5` and `capacity: 12`, by one percentage point. Weighted 0 by default
 //!   (older agents' rewards are unchanged); `configs/agents/gat_ppo.yaml` prices capacity so.
 //!
+//! **Credit per service** ([`service_rewards`], for agents with `credit: per_service`): the step's
+//! reward split among the services so that the parts add up to it, each service charged for what
+//! it did. SLO violation goes by [`blame`]; capacity by the service's own replica-hours; overshoot
+//! by its own excess replicas; churn and reversals by its own moves; slack and lag (no figure per
+//! service) in equal parts. A share
+//! `shared` of every part is the team's mean instead (the reward / services), so that a service
+//! still feels what its neighbours suffer. A shared reward leaves a service that should scale (one
+//! whose queue overflows) with the same signal as eleven that should not: credited this way, its
+//! advantage carries its own drops.
+//!
 //! Goals: `weighted` (default): `r = -(5 slo + 1 slack + 3 overshoot + 2 lag + 0 changes)`, weights
 //! configurable; the gym-hpa goals `cost` (`r = -replicas / max replicas`), `latency`
 //! (`r = -min(1, mean latency / SLO)`), and `multi` (Lagrangian: `r = -(cost + lambda *
@@ -38,6 +48,7 @@
 use crate::backend::ClusterBackend;
 use crate::metrics::ClusterView;
 use crate::metrics::RunTotals;
+use crate::sim::erlang_c_wait;
 
 use super::observation::ObservationLayout;
 
@@ -150,16 +161,9 @@ pub fn compute(
     let slack = if alloc > 0.0 { ((alloc - used) / alloc).clamp(0.0, 1.0) } else { 0.0 };
     let (mut over, mut max_sum, mut replicas) = (0.0, 0.0, 0.0);
     for (s, sv) in view.services.iter().enumerate() {
-        let current = (sv.counts.active + sv.counts.starting) as f64;
-        let per_instance = layout.capacity(app, s, 1, backend.cpu_limit(s));
-        let needed = if per_instance.is_finite() && per_instance > 0.0 {
-            (sv.rps / per_instance).ceil().max(sv.min_replicas as f64)
-        } else {
-            sv.min_replicas as f64
-        };
-        over += (current - needed).max(0.0);
+        over += excess_replicas(layout, backend, view, s);
         max_sum += sv.max_replicas as f64;
-        replicas += current;
+        replicas += (sv.counts.active + sv.counts.starting) as f64;
     }
     let overshoot = if max_sum > 0.0 { (over / max_sum).clamp(0.0, 1.0) } else { 0.0 };
     let cost = if max_sum > 0.0 { replicas / max_sum } else { 0.0 };
@@ -210,4 +214,122 @@ pub fn compute(
         replica_hours,
         reward,
     }
+}
+
+/// Replicas (Active + Starting) of service `s` above what its demand needs: the overshoot term's
+/// count. Needed = `ceil(rps / capacity of one instance)`, at least the minimum.
+fn excess_replicas(layout: &ObservationLayout, backend: &dyn ClusterBackend, view: &ClusterView, s: usize) -> f64 {
+    let sv = &view.services[s];
+    let current = (sv.counts.active + sv.counts.starting) as f64;
+    let per_instance = layout.capacity(backend.app(), s, 1, backend.cpu_limit(s));
+    let needed = if per_instance.is_finite() && per_instance > 0.0 {
+        (sv.rps / per_instance).ceil().max(sv.min_replicas as f64)
+    } else {
+        sv.min_replicas as f64
+    };
+    (current - needed).max(0.0)
+}
+
+/// Each service's share of an interval's SLO violations (the shares add up to 1), from what a
+/// controller sees: the `dropped` requests in proportion to the visits each service refused (its
+/// error rate x its arrival rate), the `slow` ones in proportion to the requests each service
+/// keeps waiting, which by Little's law is its share of the time requests spent queueing. That
+/// queue is M/M/c's mean length at the service's arrival rate over its Active capacity (every
+/// queue full once it is overloaded). Equal shares where no service refused or queued anything.
+pub fn blame(
+    layout: &ObservationLayout,
+    backend: &dyn ClusterBackend,
+    view: &ClusterView,
+    dropped: f64,
+    slow: f64,
+) -> Vec<f64> {
+    let app = backend.app();
+    let n = view.services.len();
+    let mut refused = Vec::with_capacity(n);
+    let mut waiting = Vec::with_capacity(n);
+    for (s, sv) in view.services.iter().enumerate() {
+        refused.push((sv.error_rate * sv.rps).max(0.0));
+        let active = sv.counts.active;
+        let shape = &app.services[s].shape;
+        let capacity = layout.capacity(app, s, active, backend.cpu_limit(s));
+        let queued = if active == 0 || sv.rps <= 0.0 || !capacity.is_finite() {
+            // No instance: every visit is refused, which `refused` counts.
+            0.0
+        } else if sv.rps >= capacity {
+            (active * shape.queue_capacity) as f64
+        } else {
+            let slots = active * shape.concurrency;
+            sv.rps * erlang_c_wait(slots, sv.rps, capacity / slots as f64)
+        };
+        waiting.push(queued);
+    }
+    let shares = |x: &[f64]| -> Vec<f64> {
+        let total: f64 = x.iter().sum();
+        if total > 0.0 {
+            x.iter().map(|v| v / total).collect()
+        } else {
+            vec![1.0 / n.max(1) as f64; n]
+        }
+    };
+    let (by_drops, by_waits) = (shares(&refused), shares(&waiting));
+    let violating = dropped + slow;
+    let d = if violating > 0.0 { dropped / violating } else { 0.5 };
+    by_drops.iter().zip(&by_waits).map(|(a, b)| d * a + (1.0 - d) * b).collect()
+}
+
+/// What one step's reward is split by in [`service_rewards`].
+#[derive(Clone, Copy, Debug)]
+pub struct StepCredit<'a> {
+    pub terms: &'a RewardTerms,
+    /// [`blame`]'s shares.
+    pub blame: &'a [f64],
+    /// Replicas each service added or removed (shorter than the services when the last did not
+    /// move).
+    pub moves: &'a [u32],
+    /// Services whose move reversed their last one.
+    pub reversed: &'a [usize],
+    pub step_hours: f64,
+    /// The share of each service's part that is the team's mean reward.
+    pub shared: f64,
+}
+
+/// The step's reward split among the services (module docs: credit per service); the parts add
+/// up to `credit.terms.reward`. Goals other than `weighted` have no terms to split: every service
+/// gets the mean.
+pub fn service_rewards(
+    cfg: &RewardConfig,
+    layout: &ObservationLayout,
+    backend: &dyn ClusterBackend,
+    view: &ClusterView,
+    credit: &StepCredit,
+) -> Vec<f64> {
+    let n = view.services.len();
+    let t = credit.terms;
+    let mean = t.reward / n.max(1) as f64;
+    let RewardConfig::Weighted { slo, slack, overshoot, lag, changes, reversals, capacity, .. } = *cfg else {
+        return vec![mean; n];
+    };
+    // Slack and lag have no per-service figure here: equal parts.
+    let common = (slack * t.slack + lag * t.replica_lag) / n as f64;
+    let excess: Vec<f64> = (0..n).map(|s| excess_replicas(layout, backend, view, s)).collect();
+    let total_excess: f64 = excess.iter().sum();
+    let moved: u32 = credit.moves.iter().sum();
+    view.services
+        .iter()
+        .enumerate()
+        .map(|(s, sv)| {
+            let replicas = (sv.counts.active + sv.counts.starting) as f64;
+            let own_moves = credit.moves.get(s).copied().unwrap_or(0);
+            let churn = if moved > 0 { t.changes * own_moves as f64 / moved as f64 } else { 0.0 };
+            let reversed = credit.reversed.iter().filter(|&&r| r == s).count() as f64;
+            let over = if total_excess > 0.0 { t.overshoot * excess[s] / total_excess } else { 0.0 };
+            let own = -(slo * t.slo_violation * credit.blame.get(s).copied().unwrap_or(0.0)
+                + common
+                + overshoot * over
+                + changes * churn
+                + reversals * reversed
+                + capacity * replicas * credit.step_hours);
+            (1.0 - credit.shared) * own + credit.shared * mean
+        })
+        .collect()
 }

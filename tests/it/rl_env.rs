@@ -204,6 +204,120 @@ fn the_reversal_term_charges_only_a_change_that_undoes_the_last_one() {
     }
 }
 
+/// `front -> back`, one core and one slot each, 50 ms per call (20 visits/s an instance),
+/// queues of 50, one replica each (max 4), `rps` requests per second.
+fn pair(rps: u32) -> Scenario {
+    crate::scenario(&format!(
+        r#"
+name: pair
+slo_ms: 1000
+horizon_s: 120
+cluster:
+  max_instances: 8
+  skus: [ {{ name: one, cores: 1, memory_gib: 4, price_per_hour: 1 }} ]
+services:
+  - {{ name: front, replicas: 1, min_replicas: 1, max_replicas: 4, cpu_request_m: 1000, concurrency: 1, queue_capacity: 50,
+       scale_up_delay_s: 10, demand: {{ dist: constant, ms: 50 }} }}
+  - {{ name: back, replicas: 1, min_replicas: 1, max_replicas: 4, cpu_request_m: 1000, concurrency: 1, queue_capacity: 50,
+       scale_up_delay_s: 10, demand: {{ dist: constant, ms: 50 }} }}
+request_types: [ {{ name: r, call: {{ service: front, calls: [ {{ service: back }} ] }} }} ]
+workload:
+  arrivals: {{ process: deterministic }}
+  stages: [ {{ duration_s: 120, rps: {rps} }} ]
+"#
+    ))
+}
+
+#[test]
+fn blame_splits_drops_by_refused_visits_and_slow_requests_by_queue_length() {
+    // Hand-set metrics on `pair`. Only drops: front refused 10% of 100 visits/s (10/s), back 30%
+    // (30/s): 0.25 / 0.75. Then 1 dropped and 3 slow requests: blame = 0.25 x the drops' shares +
+    // 0.75 x the queues' shares, where front at 10/s of its 20/s is M/M/1 at load 0.5 (mean queue
+    // 0.5^2 / (1 - 0.5) = 0.5) and back, overloaded, has its whole queue, 50.
+    let mut e = env(pair(10), 15);
+    e.reset(1).unwrap();
+    let backend = e.backend().unwrap();
+    let mut view = backend.observe();
+    (view.services[0].error_rate, view.services[0].rps) = (0.1, 100.0);
+    (view.services[1].error_rate, view.services[1].rps) = (0.3, 100.0);
+    let layout = e.layout().unwrap();
+    let by_drops = scalesim::rl::reward::blame(layout, backend, &view, 1.0, 0.0);
+    assert!((by_drops[0] - 0.25).abs() < 1e-12 && (by_drops[1] - 0.75).abs() < 1e-12, "{by_drops:?}");
+    // Front at 10/s refuses 1/s, back at 33.3/s 10/s: drops split 1/11 and 10/11.
+    (view.services[0].error_rate, view.services[0].rps) = (0.1, 10.0);
+    (view.services[1].error_rate, view.services[1].rps) = (0.3, 100.0 / 3.0);
+    let b = scalesim::rl::reward::blame(layout, backend, &view, 1.0, 3.0);
+    let (front_drops, back_drops) = (1.0 / 11.0, 10.0 / 11.0);
+    let (front_q, back_q) = (0.5 / 50.5, 50.0 / 50.5);
+    assert!((b[0] - (0.25 * front_drops + 0.75 * front_q)).abs() < 1e-9, "{b:?}");
+    assert!((b[1] - (0.25 * back_drops + 0.75 * back_q)).abs() < 1e-9, "{b:?}");
+    assert!((b.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    // Nothing refused or queued: equal shares.
+    for sv in &mut view.services {
+        (sv.error_rate, sv.rps) = (0.0, 0.0);
+    }
+    assert_eq!(scalesim::rl::reward::blame(layout, backend, &view, 2.0, 2.0), vec![0.5, 0.5]);
+}
+
+#[test]
+fn service_rewards_add_up_to_the_reward_and_charge_each_its_own_replicas() {
+    // `pair` at 30 RPS overloads both services (20/s each). Decisions every 15 s: front +2, back
+    // holds, then nothing. Every step's parts add up to its reward; with only capacity priced
+    // (12 per replica-hour), each service pays for its own replicas: front 3 x 12 x 15/3600 =
+    // 0.15 once its two start, back 1 x 12 x 15/3600 = 0.05. With `shared` 1 every part is the
+    // mean.
+    let run = |reward: RewardConfig, shared: f64| {
+        let cfg = EnvConfig {
+            decision_interval: SimTime::from_secs(15),
+            reward,
+            service_credit: Some(shared),
+            ..Default::default()
+        };
+        let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![pair(30)], Randomization::default())));
+        e.reset(1).unwrap();
+        let act = |front: i32| {
+            Action::All(vec![
+                ServiceAction { node_type: 0, delta: front, quota: 0.0 },
+                ServiceAction { node_type: 0, delta: 0, quota: 0.0 },
+            ])
+        };
+        [act(2), act(0), act(0)].iter().map(|a| e.step(a).unwrap()).collect::<Vec<_>>()
+    };
+    for st in run(RewardConfig::default(), 0.0).iter().chain(&run(
+        weighted(|w| {
+            if let RewardConfig::Weighted { changes, reversals, capacity, .. } = w {
+                (*changes, *reversals, *capacity) = (2.0, 0.5, 6.0);
+            }
+        }),
+        0.0,
+    )) {
+        let parts = &st.info.service_rewards;
+        assert_eq!(parts.len(), 2);
+        assert!((parts.iter().sum::<f64>() - st.reward).abs() < 1e-9, "{parts:?} vs {}", st.reward);
+        assert!(st.info.terms.slo_violation > 0.0, "the load overloads the pair");
+    }
+    let capacity_only = RewardConfig::Weighted {
+        slo: 0.0,
+        slack: 0.0,
+        overshoot: 0.0,
+        lag: 0.0,
+        changes: 0.0,
+        reversals: 0.0,
+        capacity: 12.0,
+        slack_basis: SlackBasis::Request,
+    };
+    for st in run(capacity_only, 0.0) {
+        let p = &st.info.service_rewards;
+        assert!((p[0] - -0.15).abs() < 1e-12 && (p[1] - -0.05).abs() < 1e-12, "{p:?}");
+    }
+    for st in run(RewardConfig::default(), 1.0) {
+        let p = &st.info.service_rewards;
+        assert!((p[0] - st.reward / 2.0).abs() < 1e-12 && (p[1] - st.reward / 2.0).abs() < 1e-12, "{p:?}");
+    }
+    // Not asked for: not split.
+    assert!(steps_on_one_replica(RewardConfig::default(), &[one(0)])[0].info.service_rewards.is_empty());
+}
+
 #[test]
 fn scale_downs_stay_masked_for_the_stabilisation_window_after_a_scale_up() {
     // Window 60 s, decisions every 15 s. +1 at t = 0; scale-downs are masked at 15, 30 and 45 s

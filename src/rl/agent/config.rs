@@ -112,6 +112,19 @@ pub enum ActionMode {
     PerService,
 }
 
+/// How a step's reward reaches the services' decisions: `shared` (default; every service's choice
+/// is judged by the whole reward, through one value) or `per_service` (the reward split among the
+/// services, `src/rl/reward.rs`; a value and an advantage per service, and PPO's ratio clipped
+/// per service). Per service needs `action: per_service` and a graph encoder, whose nodes give
+/// the values.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Credit {
+    #[default]
+    Shared,
+    PerService,
+}
+
 /// The reward an agent trains on: `weighted` (default), `cost`, `latency` or `multi`.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -267,6 +280,13 @@ pub struct AgentConfig {
     /// checkpoints only when set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub normalize_returns: bool,
+    /// `shared` (default) or `per_service`. Written into checkpoints only when not the default.
+    #[serde(default, skip_serializing_if = "is_shared")]
+    pub credit: Credit,
+    /// With `credit: per_service`, the share (0-1) of each service's reward that is the team's
+    /// mean rather than its own part. Written into checkpoints only when not 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub credit_shared: f64,
 }
 
 fn quota_step() -> f64 {
@@ -328,6 +348,10 @@ fn is_single(a: &ActionMode) -> bool {
     *a == ActionMode::Single
 }
 
+fn is_shared(c: &Credit) -> bool {
+    *c == Credit::Shared
+}
+
 fn is_scenario_loads(l: &TrainingLoads) -> bool {
     *l == TrainingLoads::Scenario
 }
@@ -359,7 +383,7 @@ impl AgentConfig {
         // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
         // are far past any useful setting and only stop values that make every weight NaN
         // (a learning rate of 1e308) or a run that cannot end.
-        let ranges: [(f64, &str, f64, bool, f64); 11] = [
+        let ranges: [(f64, &str, f64, bool, f64); 12] = [
             (c.learning_rate, "learning_rate", 0.0, false, 1.0),
             (c.decision_interval_s, "decision_interval_s", MIN_INTERVAL_S, true, 86_400.0),
             (c.quota_step_cores, "quota_step_cores", 0.0, false, 1_000.0),
@@ -371,6 +395,7 @@ impl AgentConfig {
             (c.clip, "clip", 0.0, true, 1.0),
             (c.downscale_stabilization_s, "downscale_stabilization_s", 0.0, true, 86_400.0),
             (c.second_scale_bursts, "second_scale_bursts", 0.0, true, 1.0),
+            (c.credit_shared, "credit_shared", 0.0, true, 1.0),
         ];
         for (v, f, lo, inclusive, hi) in ranges {
             let above = if inclusive { v >= lo } else { v > lo };
@@ -431,6 +456,19 @@ impl AgentConfig {
                 return err("team", "must be 1 with `action: per_service` (one agent scales every service)".into());
             }
         }
+        if c.credit == Credit::PerService {
+            if c.action != ActionMode::PerService {
+                return err("credit", "`per_service` needs `action: per_service` (a decision per service)".into());
+            }
+            if !c.encoder.is_graph() {
+                return err(
+                    "credit",
+                    "`per_service` needs a graph encoder (gcn or gat): its nodes give the values".into(),
+                );
+            }
+        } else if c.credit_shared > 0.0 {
+            return err("credit_shared", "needs `credit: per_service`".into());
+        }
         Ok(())
     }
 
@@ -462,6 +500,7 @@ impl AgentConfig {
                 downscale_stabilization: SimTime::from_secs_f64(self.downscale_stabilization_s),
                 ..Default::default()
             },
+            service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),
             ..Default::default()
         }
     }
@@ -495,6 +534,29 @@ mod tests {
         assert_eq!(parse("training_loads: random_shapes\nsecond_scale_bursts: 0.5\n").validate(), Ok(()));
         for extra in ["second_scale_bursts: 0.5\n", "training_loads: random_shapes\nsecond_scale_bursts: 1.5\n"] {
             assert_eq!(parse(extra).validate().unwrap_err().field, "second_scale_bursts", "{extra}");
+        }
+    }
+
+    /// `credit: per_service` needs per-service decisions and a graph encoder; `credit_shared` needs
+    /// it and is a share: each refused by name. The share reaches the environment.
+    #[test]
+    fn per_service_credit_needs_per_service_graph_decisions() {
+        let parse =
+            |text: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("format_version: 1\n{text}")).unwrap() };
+        let ok = parse("encoder: gat\nalgorithm: ppo\naction: per_service\ncredit: per_service\ncredit_shared: 0.25\n");
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.env_config().service_credit, Some(0.25));
+        assert_eq!(parse("encoder: gat\nalgorithm: ppo\n").env_config().service_credit, None);
+        for (text, field) in [
+            ("encoder: gat\nalgorithm: ppo\ncredit: per_service\n", "credit"),
+            ("encoder: mlp\nalgorithm: ppo\naction: per_service\ncredit: per_service\n", "credit"),
+            ("encoder: gat\nalgorithm: ppo\naction: per_service\ncredit_shared: 0.5\n", "credit_shared"),
+            (
+                "encoder: gat\nalgorithm: ppo\naction: per_service\ncredit: per_service\ncredit_shared: 2\n",
+                "credit_shared",
+            ),
+        ] {
+            assert_eq!(parse(text).validate().unwrap_err().field, field, "{text}");
         }
     }
 

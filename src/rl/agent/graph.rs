@@ -15,7 +15,10 @@
 //!   `z_i = relu(h_i W_a + state W_b)`, the logits of the 5 replica deltas (`z_i W_out`) and the
 //!   quota head's mean (`z_i w_mu`) and log standard deviation (squashed `z_i w_std`); per server
 //!   type `j`, the node-type logit `relu(relu(y_j W_sku_in) W_c + state W_d) w_sku`; value from
-//!   `state W_v`. Every head scores nodes, so the network runs on any number of services and types.
+//!   `state W_v`, or, with credit per service, a value per service from its own node's readout,
+//!   `tanh(h_i W_n + s W_s + g W_g) W_v` (the same weights: no parameter is added, and a checkpoint
+//!   has the same shapes either way). Every head scores nodes, so the network runs on any number
+//!   of services and types.
 //!
 //! Two layers of either kind. Hidden width [`GH`]. On the CPU the GAT layer is one hand-written
 //! operation (`gat_kernel`, walking only the edges); on the GPU, and as the tests' reference, it
@@ -167,8 +170,8 @@ pub struct GraphNet {
 
 pub type Taped<S> = Tensor<S, f32, Dev, OwnedTape<f32, Dev>>;
 
-/// The policy heads and the values `(B, 1)` of a batch, on tape `T` (`NoneTape` to act,
-/// `OwnedTape` to learn).
+/// The policy heads and the values of a batch, `(B, 1)` or per service `(B x n, 1)`
+/// (service-major within each observation), on tape `T` (`NoneTape` to act, `OwnedTape` to learn).
 pub type GraphOutput<T> = (Heads<T>, Tensor<(usize, Const<1>), f32, Dev, T>);
 
 impl GraphNet {
@@ -209,7 +212,8 @@ impl GraphNet {
         }
     }
 
-    /// The policy heads (per-service logits `(B, n * 5)`, service-major) and values `(B, 1)`.
+    /// The policy heads (per-service logits `(B, n * 5)`, service-major) and values (`(B, 1)`, or
+    /// `(B x n, 1)` with `on.service_values`).
     pub fn forward<T: Tape<f32, Dev> + std::fmt::Debug>(
         &self,
         batch: &GraphBatch,
@@ -248,11 +252,19 @@ impl GraphNet {
         let (a, tape) = a.split_tape();
         let c = self.read_s.forward(s.put_tape(tape));
         let (c, tape) = c.split_tape();
-        let d = self.read_g.forward(batch.g.clone().put_tape(tape));
-        let state = (d + a + c).tanh();
+        let (d, tape) = self.read_g.forward(batch.g.clone().put_tape(tape)).split_tape();
+        let state = (d.clone().put_tape(tape) + a + c.clone()).tanh();
         let (state, tape) = state.split_tape();
-        let value = self.value.forward(state.clone().put_tape(tape));
-        let (value, tape) = value.split_tape();
+        let (value, tape) = if on.service_values {
+            // Each node's own readout: the graph's mean replaced by the node's embedding.
+            let (own, tape) = self.read_n.forward(hv.clone().put_tape(tape)).split_tape();
+            let ctx = (d.put_tape(tape) + c)
+                .broadcast_like::<_, Axis<1>>(&(b, n, Const::<GH>))
+                .reshape_like(&(b * n, Const::<GH>));
+            self.value.forward((ctx + own).tanh()).split_tape()
+        } else {
+            self.value.forward(state.clone().put_tape(tape)).split_tape()
+        };
         let ctx = self
             .act_state
             .forward(state.clone().put_tape(tape))
@@ -470,7 +482,7 @@ impl Params for GraphNet {
 mod tests {
     use super::*;
 
-    const ALL: HeadsOn = HeadsOn { node_type: true, quota: true };
+    const ALL: HeadsOn = HeadsOn { node_type: true, quota: true, service_values: false };
 
     fn obs(services: Vec<[f32; SERVICE_FEATURES]>, edges: Vec<((usize, usize), [f32; EDGE_FEATURES])>) -> Observation {
         Observation {

@@ -116,6 +116,9 @@ pub struct Heads<T> {
 pub struct HeadsOn {
     pub node_type: bool,
     pub quota: bool,
+    /// Graph encoders: a value per service node (`(B x n, 1)`, credit per service) instead of one
+    /// per observation.
+    pub service_values: bool,
 }
 
 /// The quota head's log standard deviation is `LOG_STD_MID + LOG_STD_HALF * tanh(raw)`: bounded

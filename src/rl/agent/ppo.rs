@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use super::checkpoint::Checkpoint;
-use super::config::{ActionMode, AgentConfig, Algorithm, Encoder, TrainingFidelity};
+use super::config::{ActionMode, AgentConfig, Algorithm, Credit, Encoder, TrainingFidelity};
 use super::decision::{
     action_index, allowed, argmax_allowed, decode_action, gaussian_log_prob, masked_log_softmax, per_service_action,
     per_service_allowed, per_service_log_softmax, sku_allowed, team_action, Choice, HALF_LN_2PI,
@@ -30,12 +30,18 @@ pub struct Outputs {
     /// Per service: the quota head's mean and log standard deviation.
     pub mu: Vec<f32>,
     pub log_std: Vec<f32>,
+    /// The state's value (with credit per service: the sum of the services' values).
     pub value: f64,
+    /// Credit per service: each service's value (empty otherwise).
+    pub service_values: Vec<f64>,
 }
 
-/// Splits a batch's heads and values into one [`Outputs`] per observation.
+/// Splits a batch's heads and values (one per observation, or one per service of each) into one
+/// [`Outputs`] per observation.
 fn outputs<T: Tape<f32, Dev>>(heads: Heads<T>, values: Vec<f32>) -> Vec<Outputs> {
-    let b = values.len();
+    let b = heads.joint.shape().0;
+    let per_obs = values.len() / b.max(1);
+    let values: Vec<Vec<f64>> = values.chunks(per_obs.max(1)).map(|c| c.iter().map(|&v| v as f64).collect()).collect();
     let rows = |v: Vec<f32>| -> Vec<Vec<f32>> {
         let w = v.len() / b.max(1);
         v.chunks(w.max(1)).map(|c| c.to_vec()).collect()
@@ -47,7 +53,14 @@ fn outputs<T: Tape<f32, Dev>>(heads: Heads<T>, values: Vec<f32>) -> Vec<Outputs>
         .zip(sku)
         .zip(mu.into_iter().zip(log_std))
         .zip(values)
-        .map(|(((joint, sku), (mu, log_std)), v)| Outputs { joint, sku, mu, log_std, value: v as f64 })
+        .map(|(((joint, sku), (mu, log_std)), v)| Outputs {
+            joint,
+            sku,
+            mu,
+            log_std,
+            value: v.iter().sum(),
+            service_values: if per_obs > 1 { v } else { Vec::new() },
+        })
         .collect()
 }
 
@@ -301,7 +314,11 @@ impl Agent {
 
     /// The optional heads this agent's configuration uses.
     pub fn heads_on(&self) -> HeadsOn {
-        HeadsOn { node_type: self.config.node_type_head, quota: self.config.quota_head }
+        HeadsOn {
+            node_type: self.config.node_type_head,
+            quota: self.config.quota_head,
+            service_values: self.per_service_credit(),
+        }
     }
 
     /// The policy network's outputs and the state value of each input.
@@ -361,6 +378,12 @@ impl Agent {
         self.config.action == ActionMode::PerService
     }
 
+    /// Whether each service's decision is judged by its own part of the reward, against its own
+    /// value (`credit: per_service`).
+    pub fn per_service_credit(&self) -> bool {
+        self.config.credit == Credit::PerService
+    }
+
     /// Per-service mode: the greedy action (each service's most likely allowed delta).
     pub fn act_greedy_per_service(&self, obs: &Observation, mask: &ActionMask) -> Action {
         let out = self.evaluate_inputs(&[&self.act_input(obs)]).remove(0);
@@ -370,19 +393,19 @@ impl Agent {
         per_service_action(&picks, mask.deltas.len())
     }
 
-    /// Per-service mode: samples every slot's delta; returns the delta index of each slot, the
-    /// decision's log-probability (the sum over slots) and the mask it was sampled under.
-    fn decide_per_service(&mut self, out: &Outputs, joint_ok: &[bool]) -> (Vec<u8>, f64, Vec<bool>) {
+    /// Per-service mode: samples every slot's delta; returns the delta index of each slot, each
+    /// slot's log-probability (the decision's is their sum) and the mask it was sampled under.
+    fn decide_per_service(&mut self, out: &Outputs, joint_ok: &[bool]) -> (Vec<u8>, Vec<f64>, Vec<bool>) {
         let ok = per_service_allowed(joint_ok);
         let lp = per_service_log_softmax(&out.joint, &ok);
         let mut picks = Vec::with_capacity(lp.len() / 5);
-        let mut logp = 0.0;
+        let mut slot_logps = Vec::with_capacity(lp.len() / 5);
         for row in lp.chunks(5) {
             let d = self.sample(row);
-            logp += row[d];
+            slot_logps.push(row[d]);
             picks.push(d as u8);
         }
-        (picks, logp, ok)
+        (picks, slot_logps, ok)
     }
 
     /// Samples every head in use; returns the decision, its log-probability and the node-type
@@ -443,7 +466,7 @@ impl Agent {
         mb: &Minibatch,
         ppo: bool,
     ) -> (Taped<()>, Vec<f32>, f64) {
-        let b = mb.adv.len();
+        let b = mb.joint.len();
         let eps = self.config.clip as f32;
         let rows = |v: &[f32]| dev.tensor_from_vec(v.to_vec(), (b, v.len() / b));
         let col = |v: Vec<f32>| dev.tensor_from_vec(v, (b,));
@@ -469,6 +492,9 @@ impl Agent {
         // services' entropies (independent choices).
         let (mut neg_ent, tape) =
             (lp.clone().put_tape(tape).exp() * lp.clone()).sum::<(usize,), Axis<1>>().split_tape();
+        if mb.slots > 0 {
+            return self.slot_policy_loss(dev, lp, neg_ent, tape, mb, ppo);
+        }
         let (mut logp, mut tape) = if self.per_service() {
             (lp.put_tape(tape) * rows(&mb.onehot)).sum::<(usize,), Axis<1>>().split_tape()
         } else {
@@ -513,14 +539,51 @@ impl Agent {
         (loss, logp_vec, entropy)
     }
 
+    /// [`Self::policy_loss`] with credit per service: each service's delta has its own ratio,
+    /// clipped on its own, and its own advantage; the objective is their sum, averaged over the
+    /// minibatch (a service's gradient is what it would be alone). `lp` are the per-slot
+    /// log-softmaxes `(B, S x 5)`, `neg_ent` the summed `p log p` per sample.
+    fn slot_policy_loss(
+        &self,
+        dev: &Dev,
+        lp: Tensor<(usize, usize), f32, Dev>,
+        neg_ent: Tensor<(usize,), f32, Dev>,
+        tape: OwnedTape<f32, Dev>,
+        mb: &Minibatch,
+        ppo: bool,
+    ) -> (Taped<()>, Vec<f32>, f64) {
+        let (b, slots) = (mb.joint.len(), mb.slots);
+        let eps = self.config.clip as f32;
+        let onehot = dev.tensor_from_vec(mb.onehot.clone(), (b, slots * 5));
+        let flat = |v: Vec<f32>| dev.tensor_from_vec(v, (b * slots,));
+        let entropy = -neg_ent.as_vec().iter().map(|&x| x as f64).sum::<f64>() / b as f64;
+        let (ent_term, tape) = (neg_ent.put_tape(tape).mean() * self.config.entropy_coef as f32).split_tape();
+        let (logp, tape) =
+            (lp.put_tape(tape) * onehot).reshape_like(&(b * slots, Const::<5>)).sum::<(usize,), Axis<1>>().split_tape();
+        // The decision's log-probability (the sum of its slots'), for the update's statistics.
+        let logp_vec: Vec<f32> = logp.as_vec().chunks(slots).map(|c| c.iter().sum()).collect();
+        let a = flat(mb.adv.iter().map(|&x| x as f32).collect());
+        let per_sample = 1.0 / b as f32;
+        let loss = if ppo {
+            let upper = flat(mb.adv.iter().map(|&x| if x >= 0.0 { 1.0 + eps } else { 1e9 }).collect());
+            let lower = flat(mb.adv.iter().map(|&x| if x >= 0.0 { -1e9 } else { 1.0 - eps }).collect());
+            let ratio = (logp.put_tape(tape) - flat(mb.logp_old.clone())).exp();
+            -((ratio.minimum(upper).maximum(lower) * a).sum::<(), _>() * per_sample) + ent_term
+        } else {
+            -((logp.put_tape(tape) * a).sum::<(), _>() * per_sample) + ent_term
+        };
+        (loss, logp_vec, entropy)
+    }
+
     /// One PPO (or A2C) update on a rollout.
     fn update(&mut self, buf: &Buffer, adv: &[f64], returns: &[f64]) -> UpdateStats {
         let n = buf.inputs.len();
         let ppo = self.config.algorithm == Algorithm::Ppo;
         let (epochs, mb) = if ppo { (self.config.epochs, self.config.minibatch.min(n)) } else { (1, n) };
-        // Normalised advantages.
-        let mean = adv.iter().sum::<f64>() / n as f64;
-        let std = (adv.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / n as f64).sqrt().max(1e-8);
+        // Normalised advantages (over every sample, and with credit per service every service).
+        let count = adv.len() as f64;
+        let mean = adv.iter().sum::<f64>() / count;
+        let std = (adv.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / count).sqrt().max(1e-8);
         let adv: Vec<f64> = adv.iter().map(|a| (a - mean) / std).collect();
         let mut idx: Vec<usize> = (0..n).collect();
         let mut stats = UpdateStats::default();
@@ -563,7 +626,11 @@ impl Agent {
             stats.approx_kl /= batches;
             stats.clip_fraction /= batches;
         }
-        stats.explained_variance = explained_variance(&buf.values, returns);
+        stats.explained_variance = if buf.service_values.is_empty() {
+            explained_variance(&buf.values, returns)
+        } else {
+            explained_variance(&buf.service_values.concat(), returns)
+        };
         stats
     }
 }
@@ -685,8 +752,11 @@ impl Agent {
         let ppo = self.config.algorithm == Algorithm::Ppo;
         let xs: Vec<&Input> = part.iter().map(|&i| &buf.inputs[i]).collect();
         let batch = Minibatch::new(buf, part, adv);
-        let ret: Vec<f32> = part.iter().map(|&i| returns[i] as f32).collect();
-        let ret = dev.tensor_from_vec(ret, (part.len(), Const::<1>));
+        // One return per sample, or per service of each (credit per service).
+        let per = returns.len() / buf.inputs.len().max(1);
+        let ret: Vec<f32> =
+            part.iter().flat_map(|&i| returns[i * per..(i + 1) * per].iter().map(|&r| r as f32)).collect();
+        let ret = dev.tensor_from_vec(ret, (part.len() * per, Const::<1>));
         let (heads, value) =
             g.forward(&GraphBatch::new(dev, &graph_inputs(&xs)), OwnedTape::default(), self.heads_on());
         let (value, tape) = value.split_tape();
@@ -715,12 +785,16 @@ struct Minibatch {
     onehot: Vec<f32>,
     logp_old: Vec<f32>,
     adv: Vec<f64>,
+    /// Credit per service: the services per sample, and `logp_old` and `adv` are per service
+    /// (sample-major); 0 otherwise.
+    slots: usize,
 }
 
 impl Minibatch {
     fn new(buf: &Buffer, chunk: &[usize], adv: &[f64]) -> Minibatch {
         let addend = |ok: &bool| if *ok { 0.0f32 } else { -1e9 };
         let pick = |f: &dyn Fn(&Choice) -> usize| chunk.iter().map(|&i| f(&buf.choices[i])).collect::<Vec<usize>>();
+        let slots = buf.service_values.first().map_or(0, Vec::len);
         Minibatch {
             joint_mask: chunk.iter().flat_map(|&i| buf.masks[i].iter().map(addend)).collect(),
             sku_mask: chunk.iter().flat_map(|&i| buf.sku_masks[i].iter().map(addend)).collect(),
@@ -739,8 +813,17 @@ impl Minibatch {
                     })
                     .collect()
             },
-            logp_old: chunk.iter().map(|&i| buf.logps[i] as f32).collect(),
-            adv: chunk.iter().map(|&i| adv[i]).collect(),
+            logp_old: if slots > 0 {
+                chunk.iter().flat_map(|&i| buf.slot_logps[i].iter().map(|&l| l as f32)).collect()
+            } else {
+                chunk.iter().map(|&i| buf.logps[i] as f32).collect()
+            },
+            adv: if slots > 0 {
+                chunk.iter().flat_map(|&i| adv[i * slots..(i + 1) * slots].iter().copied()).collect()
+            } else {
+                chunk.iter().map(|&i| adv[i]).collect()
+            },
+            slots,
         }
     }
 }
@@ -782,8 +865,12 @@ struct Buffer {
     choices: Vec<Choice>,
     /// Per-service mode: the delta index each service slot chose (empty otherwise).
     picks: Vec<Vec<u8>>,
+    /// Per-service mode: each slot's log-probability (`logps` holds their sum).
+    slot_logps: Vec<Vec<f64>>,
     logps: Vec<f64>,
     values: Vec<f64>,
+    /// Credit per service: each service's value (empty otherwise).
+    service_values: Vec<Vec<f64>>,
     finals: Vec<Option<Input>>,
 }
 
@@ -824,8 +911,11 @@ pub fn train_team(
         current.push(e.reset(ep_seed(i, 0))?);
     }
     let mut ep_reward = vec![0.0; n];
-    // Each environment's discounted return so far (`normalize_returns`).
+    // Each environment's discounted return so far (`normalize_returns`); with credit per service,
+    // each service's.
     let mut discounted = vec![0.0; n];
+    let credit = m == 1 && team[0].per_service_credit();
+    let mut service_discounted: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut finished: Vec<f64> = Vec::new();
     let target = team[0].steps + steps;
     // A request-level step simulates thousands of requests (milliseconds): worth a thread each. A
@@ -834,6 +924,8 @@ pub fn train_team(
     while team[0].steps < target {
         let mut bufs: Vec<Buffer> = (0..m).map(|_| Buffer::default()).collect();
         let (mut rews, mut term, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+        // Credit per service: each step's reward split among the services.
+        let mut service_rews: Vec<Vec<f64>> = Vec::new();
         // Rollout, time-major: index t * n + i.
         for _t in 0..t_len {
             let mut xs: Vec<Vec<Input>> = Vec::with_capacity(m);
@@ -851,7 +943,7 @@ pub fn train_team(
                 if m == 1 && team[0].per_service() {
                     let env_mask = envs[i].mask().expect("reset");
                     let ok = team[0].allowed(env_mask);
-                    let (picks, logp, ok) = team[0].decide_per_service(&outs[0][i], &ok);
+                    let (picks, slot_logps, ok) = team[0].decide_per_service(&outs[0][i], &ok);
                     actions.push(per_service_action(&picks, env_mask.deltas.len()));
                     let b = &mut bufs[0];
                     b.inputs.push(xs[0][i].clone());
@@ -859,8 +951,12 @@ pub fn train_team(
                     b.sku_masks.push(Vec::new());
                     b.choices.push(Choice { joint: action_index(0, 2), sku: None, u: None });
                     b.picks.push(picks);
-                    b.logps.push(logp);
+                    b.logps.push(slot_logps.iter().sum());
+                    b.slot_logps.push(slot_logps);
                     b.values.push(outs[0][i].value);
+                    if credit {
+                        b.service_values.push(outs[0][i].service_values.clone());
+                    }
                     continue;
                 }
                 let mut choices = Vec::with_capacity(m);
@@ -887,7 +983,28 @@ pub fn train_team(
                 rews.push(st.reward);
                 term.push(st.terminated);
                 let done = st.terminated || st.truncated;
-                if team[0].config.normalize_returns {
+                if credit {
+                    let parts = &st.info.service_rewards;
+                    let deciding = bufs[0].service_values.last().map_or(0, Vec::len);
+                    if parts.len() != deciding {
+                        return Err(EnvError::Stopped(format!(
+                            "credit per service: a step split its reward among {} services, the agent decides for {deciding}",
+                            parts.len(),
+                        )));
+                    }
+                    if team[0].config.normalize_returns {
+                        let d = &mut service_discounted[i];
+                        d.resize(parts.len(), 0.0);
+                        for (acc, &r) in d.iter_mut().zip(parts) {
+                            *acc = *acc * team[0].config.gamma + r;
+                            team[0].returns.update(*acc);
+                            if done {
+                                *acc = 0.0;
+                            }
+                        }
+                    }
+                    service_rews.push(st.info.service_rewards.clone());
+                } else if team[0].config.normalize_returns {
                     discounted[i] = discounted[i] * team[0].config.gamma + st.reward;
                     for ag in team.iter_mut() {
                         ag.returns.update(discounted[i]);
@@ -919,42 +1036,53 @@ pub fn train_team(
             let b = &bufs[p];
             // V(s_{t+1}): the next step's value in the same environment, the final observation's
             // at a truncation, the current observation's after the last step.
+            // Each step's values and rewards as columns: one, or one per service (credit per
+            // service, `cols` services), in the time-major order of the rollout.
+            let credit = credit && p == 0;
+            let cols = if credit { b.service_values.first().map_or(1, Vec::len) } else { 1 };
+            let values_of = |o: &Outputs| if credit { o.service_values.clone() } else { vec![o.value] };
             let last: Vec<Input> = current.iter().map(|o| ag.act_input(o)).collect();
-            let last_vals: Vec<f64> =
-                ag.evaluate_inputs(&last.iter().collect::<Vec<_>>()).iter().map(|o| o.value).collect();
+            let last_vals: Vec<Vec<f64>> =
+                ag.evaluate_inputs(&last.iter().collect::<Vec<_>>()).iter().map(values_of).collect();
             let len = b.inputs.len();
-            let next_vals: Vec<f64> = (0..len)
+            let stored: Vec<Vec<f64>> =
+                if credit { b.service_values.clone() } else { b.values.iter().map(|&v| vec![v]).collect() };
+            let next_vals: Vec<Vec<f64>> = (0..len)
                 .map(|k| match &b.finals[k] {
-                    Some(f) => ag.evaluate_inputs(&[f])[0].value,
-                    None if k + n < len => b.values[k + n],
-                    None => last_vals[k % n],
+                    Some(f) => values_of(&ag.evaluate_inputs(&[f])[0]),
+                    None if k + n < len => stored[k + n].clone(),
+                    None => last_vals[k % n].clone(),
                 })
                 .collect();
             // Rewards over the returns' standard deviation (one scale for the whole rollout).
-            let rews: Vec<f64> = if ag.config.normalize_returns {
-                rews.iter().map(|&r| ag.returns.scale(r)).collect()
+            let scale = |r: f64| if ag.config.normalize_returns { ag.returns.scale(r) } else { r };
+            let rews: Vec<Vec<f64>> = if credit {
+                service_rews.iter().map(|row| row.iter().map(|&r| scale(r)).collect()).collect()
             } else {
-                rews.clone()
+                rews.iter().map(|&r| vec![scale(r)]).collect()
             };
-            // GAE per environment (the rollout interleaves them).
-            let mut adv = vec![0.0; len];
-            let mut ret = vec![0.0; len];
+            // GAE per environment (the rollout interleaves them) and column; advantages and
+            // returns come out sample-major, `k * cols + c`.
+            let mut adv = vec![0.0; len * cols];
+            let mut ret = vec![0.0; len * cols];
             for i in 0..n {
                 let ks: Vec<usize> = (i..len).step_by(n).collect();
-                let pick = |v: &[f64]| ks.iter().map(|&k| v[k]).collect::<Vec<f64>>();
                 let pickb = |v: &[bool]| ks.iter().map(|&k| v[k]).collect::<Vec<bool>>();
-                let (a, r) = gae(
-                    &pick(&rews),
-                    &pick(&b.values),
-                    &pick(&next_vals),
-                    &pickb(&term),
-                    &pickb(&ends),
-                    ag.config.gamma,
-                    ag.config.gae_lambda,
-                );
-                for (j, &k) in ks.iter().enumerate() {
-                    adv[k] = a[j];
-                    ret[k] = r[j];
+                for c in 0..cols {
+                    let pick = |v: &[Vec<f64>]| ks.iter().map(|&k| v[k][c]).collect::<Vec<f64>>();
+                    let (a, r) = gae(
+                        &pick(&rews),
+                        &pick(&stored),
+                        &pick(&next_vals),
+                        &pickb(&term),
+                        &pickb(&ends),
+                        ag.config.gamma,
+                        ag.config.gae_lambda,
+                    );
+                    for (j, &k) in ks.iter().enumerate() {
+                        adv[k * cols + c] = a[j];
+                        ret[k * cols + c] = r[j];
+                    }
                 }
             }
             let s = ag.update(b, &adv, &ret);
@@ -1163,7 +1291,8 @@ mod tests {
             let joint_ok = ag.allowed(&mask);
             let mut buf = Buffer::default();
             for _ in 0..300 {
-                let (picks, logp, ok) = ag.decide_per_service(&out, &joint_ok);
+                let (picks, slot_logps, ok) = ag.decide_per_service(&out, &joint_ok);
+                let logp: f64 = slot_logps.iter().sum();
                 // By hand: the sum over slots of each slot's own masked log-softmax.
                 let by_hand: f64 = picks
                     .iter()
@@ -1193,6 +1322,52 @@ mod tests {
                 .sum();
             assert!((entropy - by_hand).abs() < 1e-4, "{encoder}: entropy {entropy} vs {by_hand}");
         }
+    }
+
+    /// Credit per service: the network gives a value per service; each slot's stored
+    /// log-probability is what the loss recomputes; and at the rollout's own policy (every ratio
+    /// 1, inside the clip) the loss is, by hand, `-(sum of the advantages) / B - c_e x entropy`.
+    #[test]
+    fn per_service_credit_has_a_value_and_an_advantage_per_service() {
+        let obs = three_services();
+        let mask = ActionMask { deltas: vec![[true; 5]; 3], node_types: vec![vec![true]; 3] };
+        let config: AgentConfig = serde_yaml_ng::from_str(
+            "encoder: gat\nalgorithm: ppo\naction: per_service\ncredit: per_service\nentropy_coef: 0.05",
+        )
+        .unwrap();
+        let mut ag = Agent::new(config, obs.flat().len(), 5);
+        let x = ag.act_input(&obs);
+        let out = ag.evaluate_inputs(&[&x]).remove(0);
+        assert_eq!(out.service_values.len(), 3);
+        assert!((out.value - out.service_values.iter().sum::<f64>()).abs() < 1e-9);
+        let joint_ok = ag.allowed(&mask);
+        let mut buf = Buffer::default();
+        for _ in 0..8 {
+            let (picks, slot_logps, ok) = ag.decide_per_service(&out, &joint_ok);
+            buf.inputs.push(x.clone());
+            buf.masks.push(ok);
+            buf.sku_masks.push(Vec::new());
+            buf.choices.push(Choice { joint: action_index(0, 2), sku: None, u: None });
+            buf.picks.push(picks);
+            buf.logps.push(slot_logps.iter().sum());
+            buf.slot_logps.push(slot_logps);
+            buf.service_values.push(out.service_values.clone());
+        }
+        // Advantages per (sample, service), sample-major.
+        let adv: Vec<f64> = (0..24).map(|i| ((i * 7) % 5) as f64 - 1.5).collect();
+        let chunk: Vec<usize> = (0..8).collect();
+        let mb = Minibatch::new(&buf, &chunk, &adv);
+        assert_eq!((mb.slots, mb.adv.len(), mb.logp_old.len()), (3, 24, 24));
+        let Nets::Graph(g) = &ag.nets else { unreachable!() };
+        let (heads, value) =
+            g.forward(&ag.graph_batch(&buf.inputs.iter().collect::<Vec<_>>()), OwnedTape::default(), ag.heads_on());
+        assert_eq!(value.shape().0, 24, "a value per service of each sample");
+        let (loss, logp, entropy) = ag.policy_loss(&ag.dev, heads, value.split_tape().1, &mb, true);
+        for (k, lp) in logp.iter().enumerate() {
+            assert!((buf.logps[k] - *lp as f64).abs() < 1e-4, "{} vs {lp}", buf.logps[k]);
+        }
+        let by_hand = -adv.iter().sum::<f64>() / 8.0 - 0.05 * entropy;
+        assert!((loss.array() as f64 - by_hand).abs() < 1e-4, "{} vs {by_hand}", loss.array());
     }
 
     #[test]
