@@ -122,9 +122,10 @@ pub struct ScalingManager {
     history: Vec<StatusChange>,
     events: Vec<ScalingEvent>,
     refusals: u64,
-    /// Pending pods in the order they were created (one entry per pod, its service): room that
-    /// frees goes to the oldest first, as the scheduler's queue takes pods of equal priority.
-    pending: std::collections::VecDeque<usize>,
+    /// Pending pods in the order they were created (one entry per pod: its service and the
+    /// server type it was asked on): room that frees goes to the oldest first, as the scheduler's
+    /// queue takes pods of equal priority, and it starts on the type it was asked on.
+    pending: std::collections::VecDeque<(usize, usize)>,
 }
 
 impl ScalingManager {
@@ -208,15 +209,16 @@ impl ScalingManager {
         if self.counts[service].desired_basis() >= t.max_replicas {
             return Err(Refusal::MaxReplicas { service: t.name.clone(), max: t.max_replicas });
         }
-        if self.live_instances >= self.cluster.max_instances {
-            return Err(Refusal::ClusterFull { service: t.name.clone(), max: self.cluster.max_instances });
-        }
+        // The server type first: a pod that fits no server is refused, not left Pending.
         let sku = sku.unwrap_or(t.sku);
         let Some(k) = self.cluster.skus.get(sku) else {
             return Err(Refusal::NoSuchSku { service: t.name.clone(), sku });
         };
         if t.shape.cpu_request > k.cores || t.shape.memory_mib > k.memory_gib * 1024.0 {
             return Err(Refusal::SkuTooSmall { service: t.name.clone(), sku: k.name.clone() });
+        }
+        if self.live_instances >= self.cluster.max_instances {
+            return Err(Refusal::ClusterFull { service: t.name.clone(), max: self.cluster.max_instances });
         }
         Ok(sku)
     }
@@ -384,6 +386,8 @@ impl ScalingManager {
         }
         let mut started = Vec::new();
         let mut pending = 0;
+        // The server type Pending pods keep (a node selector): the one asked for, or the service's.
+        let pending_sku = sku.unwrap_or(self.templates[service].sku);
         while self.counts[service].desired_basis() < target {
             // With older pods waiting for room, a new pod queues behind them.
             let behind_older = !self.pending.is_empty();
@@ -401,7 +405,7 @@ impl ScalingManager {
         }
         if pending > 0 {
             self.counts[service].pending += pending;
-            self.pending.extend((0..pending).map(|_| service));
+            self.pending.extend((0..pending).map(|_| (service, pending_sku)));
             let name = self.templates[service].name.clone();
             self.events.push(ScalingEvent::Pending { time: now, service: name, pods: pending });
         }
@@ -409,7 +413,7 @@ impl ScalingManager {
         // unscheduled pods before scheduled ones.
         let mut deleted = 0;
         while self.counts[service].desired_basis() > target && self.counts[service].pending > 0 {
-            if let Some(pos) = self.pending.iter().rposition(|&s| s == service) {
+            if let Some(pos) = self.pending.iter().rposition(|&(s, _)| s == service) {
                 self.pending.remove(pos);
             }
             self.counts[service].pending -= 1;
@@ -439,11 +443,10 @@ impl ScalingManager {
     pub fn schedule_pending(&mut self, now: SimTime) -> Vec<ScaleUp> {
         let mut started = Vec::new();
         while self.live_instances < self.cluster.max_instances {
-            let Some(service) = self.pending.pop_front() else {
+            let Some((service, sku)) = self.pending.pop_front() else {
                 break;
             };
             self.counts[service].pending -= 1;
-            let sku = self.templates[service].sku;
             started.push(self.start(now, service, sku));
         }
         started

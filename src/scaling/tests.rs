@@ -76,6 +76,29 @@ fn a_one_instance_scale_up_on_a_full_cluster_is_refused() {
 
 /// Kubernetes leaves pods the cluster has no room for Pending (`spec.replicas` counts them) and
 /// schedules them, oldest first, when room frees; a scale-down deletes Pending pods first.
+/// A pod asked for on another server type (a decision's `sku`) that waits Pending starts on that
+/// type when room frees, as a pod keeps its node selector; one asked for on a type it does not
+/// fit is refused at once, not left Pending.
+#[test]
+fn pending_pods_start_on_the_server_type_they_were_asked_on() {
+    let (mut c, a) = app(1, 10, 30);
+    c.skus.push(ServerSku { name: "big".into(), cores: 8.0, memory_gib: 32.0, price_per_hour: 1.2 });
+    c.skus.push(ServerSku { name: "tiny".into(), cores: 0.1, memory_gib: 1.0, price_per_hour: 0.01 });
+    let mut m = ScalingManager::new(&c, &a);
+    m.bootstrap(SimTime::ZERO, 0, 4); // the cluster holds 4: full
+    let t = SimTime::from_secs;
+    let ch = m.set_replicas_on(t(10), 0, 5, Some(1));
+    assert_eq!((ch.pending, ch.refused.clone()), (1, None));
+    let ch = m.set_replicas_on(t(15), 0, 6, Some(2));
+    assert!(ch.refused.is_some() && ch.pending == 0, "does not fit the tiny type: {ch:?}");
+    // Room frees: the Pending pod starts on a big server.
+    let victim = m.active_instances(0)[0];
+    m.scale_down_full(t(20), victim).unwrap();
+    let started = m.schedule_pending(t(20));
+    assert_eq!(started.len(), 1);
+    assert_eq!(m.servers()[started[0].server as usize].sku, 1);
+}
+
 #[test]
 fn pods_beyond_the_cluster_maximum_wait_pending_and_start_when_room_frees() {
     let (c, mut a) = app(1, 10, 30);
