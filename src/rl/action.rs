@@ -29,9 +29,22 @@ pub struct ActionConfig {
     /// LLM action: replicas per unit of pool delta, and instances per unit of migration.
     pub action_scale_step: f64,
     pub action_mig_step: f64,
-    /// Scale-downs of a service are masked for this long after its last scale-up (0: off); see
-    /// [`DownscaleStabilizer`].
+    /// The scale-down stabilisation window (0: off); see [`DownscaleStabilizer`].
     pub downscale_stabilization: SimTime,
+    /// What the window holds back.
+    pub stabilization: Stabilization,
+}
+
+/// How an agent's scale-downs are stabilised over [`ActionConfig::downscale_stabilization`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stabilization {
+    /// Scale-downs are masked for the window after the service's last scale-up.
+    #[default]
+    AfterScaleUp,
+    /// As the Kubernetes HPA: every decision is a recommendation (current + delta), and a
+    /// scale-down goes only as low as the highest recommendation within the window.
+    Recommendations,
 }
 
 impl Default for ActionConfig {
@@ -43,6 +56,7 @@ impl Default for ActionConfig {
             action_scale_step: 5.0,
             action_mig_step: 3.0,
             downscale_stabilization: SimTime::ZERO,
+            stabilization: Stabilization::AfterScaleUp,
         }
     }
 }
@@ -175,20 +189,86 @@ impl ActionMask {
     }
 }
 
-/// The scale-down stabilisation window of the Kubernetes HPA, for agents: after a service scales
-/// up, its scale-downs are masked for `window`, so a policy cannot undo a scale-up at the next
-/// decision. The environment (training) and a deployed agent each keep one, so both mask alike.
-/// A scale-up is never held back: following a rise is what the window protects.
+/// The scale-down stabilisation window of the Kubernetes HPA, for agents. After a scale-up
+/// ([`Stabilization::AfterScaleUp`]): a service's scale-downs are masked for `window` after it
+/// scales up, so a policy cannot undo a scale-up at the next decision. On recommendations
+/// ([`Stabilization::Recommendations`], the HPA's own rule): each decision recommends current +
+/// delta replicas, and a scale-down goes only as low as the highest recommendation of the last
+/// `window` ([`Self::stabilize`]); a policy that asks for less once, at a quiet moment, is held
+/// until it has asked for less for the whole window. The environment (training) and a deployed
+/// agent each keep one, so both act alike. A scale-up is never held back: following a rise is
+/// what the window protects.
 #[derive(Clone, Debug, Default)]
 pub struct DownscaleStabilizer {
     window: SimTime,
+    mode: Stabilization,
     /// When each service last scaled up.
     last_up: Vec<Option<SimTime>>,
+    /// On recommendations: each service's recommendations within the window, oldest first.
+    recommendations: Vec<std::collections::VecDeque<(SimTime, i64)>>,
 }
 
 impl DownscaleStabilizer {
     pub fn new(window: SimTime) -> Self {
-        DownscaleStabilizer { window, last_up: Vec::new() }
+        Self::with_mode(window, Stabilization::AfterScaleUp)
+    }
+
+    pub fn with_mode(window: SimTime, mode: Stabilization) -> Self {
+        DownscaleStabilizer { window, mode, last_up: Vec::new(), recommendations: Vec::new() }
+    }
+
+    /// On recommendations: records that `service`, at `current` replicas, was asked to move by
+    /// `delta` at `now`, and returns the delta to execute: `delta` itself for a scale-up or a
+    /// hold; for a scale-down, down only to the highest recommendation within the window (0 when
+    /// that is the current count or more). Other modes return `delta`.
+    pub fn stabilize(&mut self, now: SimTime, service: usize, current: i64, delta: i32) -> i32 {
+        if self.mode != Stabilization::Recommendations || self.window == SimTime::ZERO {
+            return delta;
+        }
+        if self.recommendations.len() <= service {
+            self.recommendations.resize_with(service + 1, Default::default);
+        }
+        let recs = &mut self.recommendations[service];
+        while recs.front().is_some_and(|&(t, _)| t + self.window <= now) {
+            recs.pop_front();
+        }
+        recs.push_back((now, current + delta as i64));
+        if delta >= 0 {
+            return delta;
+        }
+        let highest = recs.iter().map(|&(_, r)| r).max().unwrap_or(current);
+        (highest.min(current) - current) as i32
+    }
+
+    /// On recommendations: `action` as it is to be executed, every delta through
+    /// [`Self::stabilize`] against the replicas (Active + Starting) in `view`, with a note for each
+    /// scale-down held back. LLM actions pass unchanged.
+    pub fn stabilize_action(&mut self, now: SimTime, view: &ClusterView, action: &Action) -> (Action, Vec<String>) {
+        let mut notes = Vec::new();
+        let mut one = |s: usize, delta: i32| -> i32 {
+            let Some(sv) = view.services.get(s) else {
+                return delta;
+            };
+            let current = (sv.counts.active + sv.counts.starting) as i64;
+            let done = self.stabilize(now, s, current, delta);
+            if done != delta {
+                notes.push(format!(
+                    "{} {delta:+}: held at {done:+} by the scale-down stabilisation (a higher recommendation within its window)",
+                    sv.name
+                ));
+            }
+            done
+        };
+        let out = match action {
+            Action::One { service, node_type, delta, quota } => {
+                Action::One { service: *service, node_type: *node_type, delta: one(*service, *delta), quota: *quota }
+            }
+            Action::All(v) => {
+                Action::All(v.iter().enumerate().map(|(s, a)| ServiceAction { delta: one(s, a.delta), ..*a }).collect())
+            }
+            Action::Llm { .. } => action.clone(),
+        };
+        (out, notes)
     }
 
     /// Service `service` scaled up at `now`.
@@ -199,9 +279,10 @@ impl DownscaleStabilizer {
         self.last_up[service] = Some(now);
     }
 
-    /// Masks the scale-downs of every service that scaled up less than `window` before `now`.
+    /// After a scale-up: masks the scale-downs of every service that scaled up less than `window`
+    /// before `now`. (On recommendations nothing is masked.)
     pub fn apply(&self, now: SimTime, mask: &mut ActionMask) {
-        if self.window == SimTime::ZERO {
+        if self.window == SimTime::ZERO || self.mode != Stabilization::AfterScaleUp {
             return;
         }
         for (row, up) in mask.deltas.iter_mut().zip(&self.last_up) {

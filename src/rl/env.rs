@@ -318,7 +318,8 @@ impl Env {
         self.prev = ep.backend.totals();
         self.last_violation = 0.0;
         let view = ep.backend.observe();
-        self.stabilizer = super::DownscaleStabilizer::new(self.config.action.downscale_stabilization);
+        let action = &self.config.action;
+        self.stabilizer = super::DownscaleStabilizer::with_mode(action.downscale_stabilization, action.stabilization);
         self.last_direction = vec![0; ep.backend.app().services.len()];
         let mut mask = ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster());
         self.stabilizer.apply(ep.backend.now(), &mut mask);
@@ -340,7 +341,14 @@ impl Env {
             return Err(EnvError::EpisodeOver);
         }
         let mask = self.mask.as_ref().ok_or(EnvError::NotReset)?;
-        let report = execute(backend, action, mask, &self.config.action);
+        let report = if self.config.action.stabilization == super::action::Stabilization::Recommendations {
+            let (stabilized, held) = self.stabilizer.stabilize_action(backend.now(), &self.view, action);
+            let mut report = execute(backend, &stabilized, mask, &self.config.action);
+            report.blocked.extend(held);
+            report
+        } else {
+            execute(backend, action, mask, &self.config.action)
+        };
         for &s in &report.scaled_up {
             self.stabilizer.scaled_up(backend.now(), s);
         }

@@ -346,6 +346,34 @@ fn scale_downs_stay_masked_for_the_stabilisation_window_after_a_scale_up() {
 }
 
 #[test]
+fn on_recommendations_a_scale_down_goes_only_as_low_as_the_highest_recommendation_in_the_window() {
+    // Window 60 s, decisions every 15 s, one replica. Asked: +2 at 0 s (recommends 3), then -1 at
+    // every decision. At 15, 30 and 45 s the recommendation of 0 s (3) is in the window: held. At
+    // 60 s it has left (0 + 60 <= 60): the window holds 2, 2, 2, 2 -> down to 2. At 75 s the
+    // recommendations of 15-60 s (2) are in it: held; nothing is masked meanwhile.
+    let cfg = EnvConfig {
+        decision_interval: SimTime::from_secs(15),
+        action: ActionConfig {
+            downscale_stabilization: SimTime::from_secs(60),
+            stabilization: scalesim::rl::action::Stabilization::Recommendations,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+    e.reset(1).unwrap();
+    let mut replicas = Vec::new();
+    for delta in [2, -1, -1, -1, -1, -1] {
+        assert!(e.mask().unwrap().allows_delta(0, -1) || replicas.is_empty(), "nothing masked but the minimum");
+        let st = e.step(&one(delta)).unwrap();
+        let held = st.info.report.blocked.iter().any(|b| b.contains("held at +0 by the scale-down stabilisation"));
+        let c = e.backend().unwrap().observe().services[0].counts;
+        replicas.push((c.active + c.starting, held));
+    }
+    assert_eq!(replicas, vec![(3, false), (3, true), (3, true), (3, true), (2, false), (2, true)]);
+}
+
+#[test]
 fn slack_against_limits_charges_a_raised_limit() {
     // As `tiny`, with 0.5-core requests and 1-core limits: over [15 s, 30 s) 150 requests use 7.5
     // core-seconds. Against requests (3 x 0.5 x 15 = 22.5) slack is 1 - 7.5/22.5 = 0.6667;

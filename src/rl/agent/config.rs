@@ -249,6 +249,12 @@ pub struct AgentConfig {
     /// Written into checkpoints only when not 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub downscale_stabilization_s: f64,
+    /// What that window holds back: `after_scale_up` (default; scale-downs masked for the window
+    /// after a scale-up) or `recommendations` (the HPA's rule: a scale-down only as low as the
+    /// highest replica count the agent recommended within the window). Written into checkpoints
+    /// only when not the default.
+    #[serde(default, skip_serializing_if = "is_after_scale_up")]
+    pub stabilization: crate::rl::action::Stabilization,
     /// 1: one agent scales every service. N > 1: a team of N agents, agent `p` scaling service `p`
     /// (the two-agent mode of LLM prompt and token pools: `team: 2`).
     #[serde(default = "one_usize")]
@@ -346,6 +352,10 @@ fn is_false(b: &bool) -> bool {
 
 fn is_single(a: &ActionMode) -> bool {
     *a == ActionMode::Single
+}
+
+fn is_after_scale_up(s: &crate::rl::action::Stabilization) -> bool {
+    *s == crate::rl::action::Stabilization::AfterScaleUp
 }
 
 fn is_shared(c: &Credit) -> bool {
@@ -456,6 +466,9 @@ impl AgentConfig {
                 return err("team", "must be 1 with `action: per_service` (one agent scales every service)".into());
             }
         }
+        if c.stabilization == crate::rl::action::Stabilization::Recommendations && c.downscale_stabilization_s == 0.0 {
+            return err("stabilization", "`recommendations` needs a window: set `downscale_stabilization_s`".into());
+        }
         if c.credit == Credit::PerService {
             if c.action != ActionMode::PerService {
                 return err("credit", "`per_service` needs `action: per_service` (a decision per service)".into());
@@ -498,6 +511,7 @@ impl AgentConfig {
                 quota_head: self.quota_head,
                 quota_step_cores: self.quota_step_cores,
                 downscale_stabilization: SimTime::from_secs_f64(self.downscale_stabilization_s),
+                stabilization: self.stabilization,
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),

@@ -34,7 +34,10 @@ impl AgentPolicy {
         check_fits(&ck, &layout, scenario).map_err(fail)?;
         let period = SimTime::from_secs_f64(ck.config.decision_interval_s);
         let size = ck.config.team;
-        let stabilizer = DownscaleStabilizer::new(SimTime::from_secs_f64(ck.config.downscale_stabilization_s));
+        let stabilizer = DownscaleStabilizer::with_mode(
+            SimTime::from_secs_f64(ck.config.downscale_stabilization_s),
+            ck.config.stabilization,
+        );
         let members = (1..size).map(|p| load_member(path, p, &ck)).collect::<Result<Vec<_>, _>>()?;
         let team = std::iter::once(ck).chain(members).map(|c| Agent::from_checkpoint(c, 0)).collect();
         Ok(AgentPolicy {
@@ -114,7 +117,10 @@ impl Autoscaler for AgentPolicy {
         let obs = collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms);
         let mut mask = ActionMask::from_view(view, &self.app, &self.cluster);
         self.stabilizer.apply(view.now, &mut mask);
-        let parts: Vec<(usize, ServiceAction)> = match team_greedy(&self.team, &obs, &mask) {
+        let chosen = team_greedy(&self.team, &obs, &mask);
+        // On recommendations the stabiliser may hold a scale-down back (as in training).
+        let (action, held) = self.stabilizer.stabilize_action(view.now, view, &chosen);
+        let parts: Vec<(usize, ServiceAction)> = match action {
             Action::One { service, node_type, delta, quota } => {
                 vec![(service, ServiceAction { node_type, delta, quota })]
             }
@@ -131,6 +137,9 @@ impl Autoscaler for AgentPolicy {
                 self.stabilizer.scaled_up(view.now, service);
             }
             let mut reason = format!("agent: {} {:+}", sv.name, a.delta);
+            if let Some(note) = held.iter().find(|n| n.starts_with(&format!("{} ", sv.name))) {
+                reason = format!("agent: {note}");
+            }
             let sku = (cfg.node_type_head && a.delta > 0).then_some(a.node_type);
             if let Some(k) = sku.and_then(|k| self.cluster.skus.get(k)) {
                 reason.push_str(&format!(" on {}", k.name));
