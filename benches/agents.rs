@@ -3,7 +3,8 @@
 //! included, as `scalesim train` runs it: dfdx's matrix products on one thread, the update on two
 //! (the MLP's actor and critic side by side; a graph network's minibatch in two halves), with the
 //! allocator kept from returning memory to the kernel; GAT-PPO also with the whole action
-//! (node-type and quota heads).
+//! (node-type and quota heads), and with the shared reward in place of its credit per service
+//! (`gat_shared`: what the per-service split, values and advantages cost).
 //!
 //! Each agent trains three times (fresh agent, same seed); the median and the best are printed,
 //! since a shared 2-core VM's speed drifts between runs.
@@ -29,14 +30,19 @@ fn main() {
     sc.metrics.timeline_interval = SimTime::from_secs(15);
     sc.metrics.scrape_interval = SimTime::from_secs(15);
     // `SCALESIM_BENCH_ENCODERS=mlp,gat` runs a subset (for profiling one); `gat_full_action` is
-    // GAT-PPO with the node-type and quota heads on.
-    let only = std::env::var("SCALESIM_BENCH_ENCODERS").unwrap_or_else(|_| "mlp,gcn,gat,gat_full_action".into());
-    for enc in ["mlp", "gcn", "gat", "gat_full_action"].into_iter().filter(|e| only.split(',').any(|o| o == *e)) {
+    // GAT-PPO with the node-type and quota heads on, `gat_shared` with the shared reward.
+    let all = ["mlp", "gcn", "gat", "gat_shared", "gat_full_action"];
+    let only = std::env::var("SCALESIM_BENCH_ENCODERS").unwrap_or_else(|_| all.join(","));
+    for enc in all.into_iter().filter(|e| only.split(',').any(|o| o == *e)) {
         let file = match enc {
             "gat_full_action" => "configs/agents/gat_ppo_full_action.yaml".to_string(),
+            "gat_shared" => "configs/agents/gat_ppo.yaml".to_string(),
             _ => format!("configs/agents/{enc}_ppo.yaml"),
         };
-        let cfg = AgentConfig::load(Path::new(&file)).unwrap();
+        let mut cfg = AgentConfig::load(Path::new(&file)).unwrap();
+        if enc == "gat_shared" {
+            cfg.credit = scalesim::rl::agent::config::Credit::Shared;
+        }
         let steps = 12_000;
         let mut rates: Vec<f64> = (0..3)
             .map(|_| {

@@ -3,13 +3,23 @@
 #
 # Trains each agent of AGENTS once per seed of SEEDS (STEPS environment steps each, at fluid
 # fidelity, on random load shapes drawn around TRAIN_SCENARIOS' means: see
-# configs/agents/<agent>_ppo.yaml), evaluates every checkpoint with its own seed on each of
-# EVAL_SCENARIOS at request fidelity, runs the baselines (HPA at the CPU targets of HPA_TARGETS,
-# which form the front; KPA; target tracking) with the same seeds, and writes
+# configs/agents/<agent>_ppo.yaml), picks each training's checkpoint on the validation loads of
+# SELECT_SCENARIOS (below), evaluates it with its own seed on each of EVAL_SCENARIOS at request
+# fidelity, runs the baselines (HPA at the CPU targets of HPA_TARGETS, which form the front; KPA;
+# target tracking) with the same seeds, and writes
 #   OUT/pareto.csv, OUT/pareto.png, OUT/pareto.svg   (scalesim pareto)
 #   OUT/runs/<policy>/<scenario>/s<seed>/            (every run folder)
-#   OUT/train/<agent>_s<seed>/                       (every training folder)
-# Refuses to train on an evaluation scenario. Run from anywhere; builds the binary if needed.
+#   OUT/train/<agent>_s<seed>/                       (every training folder; selected.ckpt)
+#   OUT/select/selection.csv                         (each checkpoint's mean gap on validation)
+# Refuses to train on, or select on, an evaluation scenario. Run from anywhere; builds the binary
+# if needed.
+#
+# Checkpoint selection (model selection on validation loads, as early stopping does): every
+# periodic checkpoint of a training (checkpoint_every steps apart) runs greedy, with the
+# training's seed, on each SELECT_SCENARIOS load at request fidelity; HPA at HPA_TARGETS (seed 1)
+# gives each load's front; the checkpoint with the lowest mean gap to those fronts
+# (slo_gap_pct, as pareto.csv defines it) is evaluated, ties going to the later one.
+# SELECT_SCENARIOS="" evaluates the final checkpoint instead.
 #
 #   AGENTS=gat SEEDS="1 2 3 4 5 6 7 8 9 10" scripts/agents_vs_hpa.sh
 #
@@ -18,6 +28,7 @@
 # SEEDS (default 1..10), STEPS (default 200000), OUT (default runs/agents_vs_hpa),
 # EVAL_SCENARIOS (default the rush shape and the Azure trace), TRAIN_SCENARIOS (default Online
 # Boutique offpeak, peak and fluctuating), HPA_TARGETS (default 20 40 60 80 100 120 150),
+# SELECT_SCENARIOS (default the loads of scenarios/validation/; "" for none),
 # JOBS (parallel trainings and runs; default the number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,18 +39,20 @@ SEEDS=${SEEDS:-1 2 3 4 5 6 7 8 9 10}
 EVAL_SCENARIOS=${EVAL_SCENARIOS:-scenarios/online_boutique_rush.yaml scenarios/online_boutique_azure_trace.yaml}
 TRAIN_SCENARIOS=${TRAIN_SCENARIOS:-scenarios/online_boutique_offpeak.yaml scenarios/online_boutique_peak.yaml scenarios/online_boutique_fluctuating.yaml}
 HPA_TARGETS=${HPA_TARGETS:-20 40 60 80 100 120 150}
+SELECT_SCENARIOS=${SELECT_SCENARIOS-$(echo scenarios/validation/*.yaml)}
 JOBS=${JOBS:-$(nproc)}
 B=./target/release/scalesim
 [ -x "$B" ] || cargo build --release -q
 
 for e in $EVAL_SCENARIOS; do
   [ -f "$e" ] || { echo "agents_vs_hpa: no such scenario: $e" >&2; exit 2; }
-  for t in $TRAIN_SCENARIOS; do
+  for t in $TRAIN_SCENARIOS $SELECT_SCENARIOS; do
     if [ "$(readlink -f "$e")" = "$(readlink -f "$t")" ]; then
-      echo "agents_vs_hpa: $e is both a training and an evaluation scenario" >&2; exit 2
+      echo "agents_vs_hpa: $e is both an evaluation scenario and a training or selection one" >&2; exit 2
     fi
   done
 done
+for v in $SELECT_SCENARIOS; do [ -f "$v" ] || { echo "agents_vs_hpa: no such scenario: $v" >&2; exit 2; }; done
 config_of() {
   case "$1" in
     gatsingle) echo configs/agents/gat_ppo_single.yaml ;;
@@ -68,22 +81,63 @@ train_one() {
   "$B" train --agent "$cfg" $TRAIN_ARGS --steps "$STEPS" --seed "$s" --out "$OUT/train/${a}_s$s" -q
 }
 export -f train_one config_of
-xargs -P "$JOBS" -L 1 bash -c 'train_one "$0" "$1"' <"$jobs_file"
+xargs -r -P "$JOBS" -L 1 bash -c 'train_one "$0" "$1"' <"$jobs_file"
 echo "trained $(wc -l <"$jobs_file") agents in $(( $(date +%s) - started )) s" >&2
 
-# 2. Evaluation runs: agents with their own seed, baselines with every seed. A run folder that
-# is complete (summary.json) is kept, so a rerun of the script resumes where it stopped.
-runs_file=$OUT/runs.txt
-: >"$runs_file"
+# A run folder that is complete (summary.json) is kept, so a rerun of the script resumes where it
+# stopped.
 add_run() { # OUT_FOLDER ARGS...
   local out=$1; shift
   [ -f "$out/summary.json" ] || echo "$* -q --out $out" >>"$runs_file"
 }
+
+# 2. Checkpoint selection on the validation loads (see the top of this file).
+for a in $AGENTS; do for s in $SEEDS; do
+  cp "$OUT/train/${a}_s$s/checkpoint.ckpt" "$OUT/train/${a}_s$s/selected.ckpt"
+done; done
+if [ -n "$SELECT_SCENARIOS" ]; then
+  sel=$OUT/select
+  mkdir -p "$sel"
+  runs_file=$sel/runs.txt
+  : >"$runs_file"
+  for v in $SELECT_SCENARIOS; do
+    stem=$(basename "$v" .yaml)
+    for n in $HPA_TARGETS; do
+      add_run "$sel/runs/hpa$n/$stem/s1" run "$v" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed 1
+    done
+    for a in $AGENTS; do for s in $SEEDS; do
+      # (A training shorter than checkpoint_every has no periodic checkpoint: its final one stays.)
+      for ck in $(ls "$OUT/train/${a}_s$s"/checkpoint_*.ckpt 2>/dev/null); do
+        at=$(basename "$ck" .ckpt); at=${at#checkpoint_}
+        add_run "$sel/runs/${a}_s${s}_at$at/$stem/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s"
+      done
+    done; done
+  done
+  xargs -r -P "$JOBS" -L 1 "$B" <"$runs_file"
+  "$B" pareto "$sel/runs" --out "$sel" >/dev/null
+  # Mean gap per checkpoint over the validation loads: agent_s<seed>_at<step>,mean_gap.
+  awk -F, 'NR > 1 && $2 ~ /_at[0-9]+$/ { sum[$2] += $10; n[$2]++ }
+           END { for (p in sum) printf "%s,%.4f\n", p, sum[p] / n[p] }' "$sel/pareto.csv" | sort >"$sel/gaps.csv"
+  echo "agent,seed,checkpoint,mean_gap_pct,selected" >"$sel/selection.csv"
+  for a in $AGENTS; do for s in $SEEDS; do
+    best=$(grep "^${a}_s${s}_at" "$sel/gaps.csv" | sort -t, -k2,2g -k1,1r | head -1 | cut -d, -f1 || true)
+    [ -n "$best" ] || continue
+    grep "^${a}_s${s}_at" "$sel/gaps.csv" | while IFS=, read -r p g; do
+      echo "$a,$s,checkpoint_${p##*_at}.ckpt,$g,$([ "$p" = "$best" ] && echo yes || echo no)"
+    done >>"$sel/selection.csv"
+    cp "$OUT/train/${a}_s$s/checkpoint_${best##*_at}.ckpt" "$OUT/train/${a}_s$s/selected.ckpt"
+  done; done
+  echo "selected checkpoints on $(echo $SELECT_SCENARIOS | wc -w) validation loads: $sel/selection.csv; $(( $(date +%s) - started )) s in all" >&2
+fi
+
+# 3. Evaluation runs: agents with their own seed, baselines with every seed.
+runs_file=$OUT/runs.txt
+: >"$runs_file"
 for e in $EVAL_SCENARIOS; do
   stem=$(basename "$e" .yaml)
   for s in $SEEDS; do
     for a in $AGENTS; do
-      add_run "$OUT/runs/${a}-ppo/$stem/s$s" eval --checkpoint "$OUT/train/${a}_s$s/checkpoint.ckpt" --scenario "$e" --seed "$s"
+      add_run "$OUT/runs/${a}-ppo/$stem/s$s" eval --checkpoint "$OUT/train/${a}_s$s/selected.ckpt" --scenario "$e" --seed "$s"
     done
     for n in $HPA_TARGETS; do
       add_run "$OUT/runs/hpa$n/$stem/s$s" run "$e" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed "$s"
@@ -92,8 +146,8 @@ for e in $EVAL_SCENARIOS; do
     add_run "$OUT/runs/target/$stem/s$s" run "$e" --policy target --policy-config configs/policies/target.yaml --seed "$s"
   done
 done
-xargs -P "$JOBS" -L 1 "$B" <"$runs_file"
+xargs -r -P "$JOBS" -L 1 "$B" <"$runs_file"
 echo "ran $(wc -l <"$runs_file") evaluation runs; $(( $(date +%s) - started )) s in all" >&2
 
-# 3. The table and the chart.
+# 4. The table and the chart.
 "$B" pareto "$OUT/runs" --out "$OUT"
