@@ -874,6 +874,33 @@ struct Buffer {
     finals: Vec<Option<Input>>,
 }
 
+impl Buffer {
+    /// Records one per-service decision: its input, mask, each slot's pick and log-probability,
+    /// and the values it was taken with (each service's too with credit per service).
+    fn push_per_service(
+        &mut self,
+        input: Input,
+        ok: Vec<bool>,
+        picks: Vec<u8>,
+        slot_logps: Vec<f64>,
+        out: &Outputs,
+        credit: bool,
+    ) {
+        self.inputs.push(input);
+        self.masks.push(ok);
+        self.sku_masks.push(Vec::new());
+        // The one-service decision's fields hold a placeholder: the decision is in `picks`.
+        self.choices.push(Choice { joint: action_index(0, 2), sku: None, u: None });
+        self.picks.push(picks);
+        self.logps.push(slot_logps.iter().sum());
+        self.slot_logps.push(slot_logps);
+        self.values.push(out.value);
+        if credit {
+            self.service_values.push(out.service_values.clone());
+        }
+    }
+}
+
 /// The allowed joint actions of team member `member` of `size`: a lone agent may act on any
 /// service; in a team, member `p` acts on service `p` only (the two-agent mode of LLM pools: one
 /// policy per pool).
@@ -945,18 +972,7 @@ pub fn train_team(
                     let ok = team[0].allowed(env_mask);
                     let (picks, slot_logps, ok) = team[0].decide_per_service(&outs[0][i], &ok);
                     actions.push(per_service_action(&picks, env_mask.deltas.len()));
-                    let b = &mut bufs[0];
-                    b.inputs.push(xs[0][i].clone());
-                    b.masks.push(ok);
-                    b.sku_masks.push(Vec::new());
-                    b.choices.push(Choice { joint: action_index(0, 2), sku: None, u: None });
-                    b.picks.push(picks);
-                    b.logps.push(slot_logps.iter().sum());
-                    b.slot_logps.push(slot_logps);
-                    b.values.push(outs[0][i].value);
-                    if credit {
-                        b.service_values.push(outs[0][i].service_values.clone());
-                    }
+                    bufs[0].push_per_service(xs[0][i].clone(), ok, picks, slot_logps, &outs[0][i], credit);
                     continue;
                 }
                 let mut choices = Vec::with_capacity(m);
@@ -1300,12 +1316,7 @@ mod tests {
                     .map(|(s, &d)| masked_log_softmax(&out.joint[s * 5..s * 5 + 5], &ok[s * 5..s * 5 + 5])[d as usize])
                     .sum();
                 assert!((logp - by_hand).abs() < 1e-9);
-                buf.inputs.push(x.clone());
-                buf.masks.push(ok);
-                buf.sku_masks.push(Vec::new());
-                buf.choices.push(Choice { joint: action_index(0, 2), sku: None, u: None });
-                buf.picks.push(picks);
-                buf.logps.push(logp);
+                buf.push_per_service(x.clone(), ok, picks, slot_logps, &out, false);
             }
             // Masked deltas are never picked; padding slots of the MLP always hold.
             assert!(buf.picks.iter().all(|p| p[0] >= 2 && p[2] != 4 && p[3..].iter().all(|&d| d == 2)));
@@ -1344,14 +1355,7 @@ mod tests {
         let mut buf = Buffer::default();
         for _ in 0..8 {
             let (picks, slot_logps, ok) = ag.decide_per_service(&out, &joint_ok);
-            buf.inputs.push(x.clone());
-            buf.masks.push(ok);
-            buf.sku_masks.push(Vec::new());
-            buf.choices.push(Choice { joint: action_index(0, 2), sku: None, u: None });
-            buf.picks.push(picks);
-            buf.logps.push(slot_logps.iter().sum());
-            buf.slot_logps.push(slot_logps);
-            buf.service_values.push(out.service_values.clone());
+            buf.push_per_service(x.clone(), ok, picks, slot_logps, &out, true);
         }
         // Advantages per (sample, service), sample-major.
         let adv: Vec<f64> = (0..24).map(|i| ((i * 7) % 5) as f64 - 1.5).collect();
