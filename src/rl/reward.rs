@@ -34,11 +34,10 @@
 //! reward split among the services so that the parts add up to it, each service charged for what
 //! it did. SLO violation goes by [`blame`]; capacity by the service's own replica-hours; overshoot
 //! by its own excess replicas; churn and reversals by its own moves; slack and lag (no figure per
-//! service) in equal parts. A share
-//! `shared` of every part is the team's mean instead (the reward / services), so that a service
-//! still feels what its neighbours suffer. A shared reward leaves a service that should scale (one
-//! whose queue overflows) with the same signal as eleven that should not: credited this way, its
-//! advantage carries its own drops.
+//! service) in equal parts. A share `shared` of every part is the team's mean instead (the reward
+//! / services), so that a service still feels what its neighbours suffer. Why: a shared reward
+//! gives a service that should scale (one whose queue overflows) the same signal as the ten that
+//! should not; credited this way, its advantage carries its own drops.
 //!
 //! Goals: `weighted` (default): `r = -(5 slo + 1 slack + 3 overshoot + 2 lag + 0 changes)`, weights
 //! configurable; the gym-hpa goals `cost` (`r = -replicas / max replicas`), `latency`
