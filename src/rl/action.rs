@@ -33,6 +33,31 @@ pub struct ActionConfig {
     pub downscale_stabilization: SimTime,
     /// What the window holds back.
     pub stabilization: Stabilization,
+    /// Replica deltas scale with the service's size ([`multiplied_target`]) instead of moving
+    /// one or two replicas.
+    pub multiplicative_steps: bool,
+}
+
+/// The replica count a delta of `delta` (-2..=2) asks for from `current` with multiplicative
+/// steps: x1.5 for +1 and x2 for +2 (rounded up), x0.75 for -1 and x0.5 for -2 (rounded down),
+/// and at least the additive step either way; then clamped to `[min, max]` and, going up, to
+/// `current + room` (the cluster's free instance slots). With 3 replicas: +1 -> 5, +2 -> 6,
+/// -1 -> 2, -2 -> 1. The HPA moves as far in one sync (it doubles under its default policy);
+/// steps of one or two replicas take four decisions to go from 1 to 7.
+pub fn multiplied_target(current: i64, delta: i32, min: i64, max: i64, room: i64) -> i64 {
+    let c = current as f64;
+    let target = match delta {
+        1 => ((c * 1.5).ceil() as i64).max(current + 1),
+        2 => ((c * 2.0).ceil() as i64).max(current + 2),
+        -1 => ((c * 0.75).floor() as i64).min(current - 1),
+        -2 => ((c * 0.5).floor() as i64).min(current - 2),
+        _ => current + delta as i64,
+    };
+    if delta > 0 {
+        target.min(max).min(current + room.max(0))
+    } else {
+        target.max(min)
+    }
 }
 
 /// How an agent's scale-downs are stabilised over [`ActionConfig::downscale_stabilization`].
@@ -57,6 +82,7 @@ impl Default for ActionConfig {
             action_mig_step: 3.0,
             downscale_stabilization: SimTime::ZERO,
             stabilization: Stabilization::AfterScaleUp,
+            multiplicative_steps: false,
         }
     }
 }
@@ -362,7 +388,19 @@ pub fn execute(
                     a.delta
                 ));
             } else {
-                for _ in 0..a.delta.unsigned_abs() {
+                let replicas = if cfg.multiplicative_steps {
+                    let c = backend.counts(s);
+                    let current = (c.active + c.starting) as i64;
+                    let spec = &backend.app().services[s];
+                    let (live, max_instances) = backend.instances();
+                    let room = max_instances as i64 - live as i64;
+                    let target =
+                        multiplied_target(current, a.delta, spec.min_replicas as i64, spec.max_replicas as i64, room);
+                    (target - current).unsigned_abs() as u32
+                } else {
+                    a.delta.unsigned_abs()
+                };
+                for _ in 0..replicas {
                     let r = if a.delta > 0 { backend.scale_up(s, Some(sku)) } else { backend.scale_down(s) };
                     match r {
                         Ok(()) => report.moved(s, service_name(backend, s), a.delta > 0),
@@ -433,4 +471,22 @@ fn execute_llm(backend: &mut dyn ClusterBackend, deltas: [f32; 2], migrate: f32,
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multiplied_target;
+
+    /// By hand, min 1, max 7, room 10: from 3, +1 -> ceil(4.5) = 5, +2 -> 6, -1 -> floor(2.25) =
+    /// 2, -2 -> floor(1.5) = 1; from 1, +1 -> max(ceil(1.5), 2) = 2, +2 -> 3 (the additive step is
+    /// the least); from 5, +2 -> 10, clamped to 7, and with 1 free slot to 6; from 2, -2 -> the
+    /// minimum, 1; 0 holds.
+    #[test]
+    fn multiplicative_steps_by_hand() {
+        let t = |current, delta| multiplied_target(current, delta, 1, 7, 10);
+        assert_eq!((t(3, 1), t(3, 2), t(3, -1), t(3, -2)), (5, 6, 2, 1));
+        assert_eq!((t(1, 1), t(1, 2)), (2, 3));
+        assert_eq!((t(5, 2), multiplied_target(5, 2, 1, 7, 1)), (7, 6));
+        assert_eq!((t(2, -2), t(4, 0)), (1, 4));
+    }
 }

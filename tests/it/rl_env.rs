@@ -374,6 +374,27 @@ fn on_recommendations_a_scale_down_goes_only_as_low_as_the_highest_recommendatio
 }
 
 #[test]
+fn multiplicative_steps_move_a_service_by_its_size() {
+    // One replica, max 5, decisions every 15 s, multiplicative steps: +2 from 1 -> 3 (the additive
+    // step is the least), +1 from 3 -> ceil(4.5) = 5, -2 from 5 -> floor(2.5) = 2; each replica
+    // moved is one executed +1 / -1.
+    let cfg = EnvConfig {
+        decision_interval: SimTime::from_secs(15),
+        action: ActionConfig { multiplicative_steps: true, ..Default::default() },
+        ..Default::default()
+    };
+    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+    e.reset(1).unwrap();
+    let mut seen = Vec::new();
+    for delta in [2, 1, -2] {
+        let st = e.step(&one(delta)).unwrap();
+        let c = e.backend().unwrap().observe().services[0].counts;
+        seen.push((c.active + c.starting, st.info.report.replica_changes));
+    }
+    assert_eq!(seen, vec![(3, 2), (5, 2), (2, 3)]);
+}
+
+#[test]
 fn slack_against_limits_charges_a_raised_limit() {
     // As `tiny`, with 0.5-core requests and 1-core limits: over [15 s, 30 s) 150 requests use 7.5
     // core-seconds. Against requests (3 x 0.5 x 15 = 22.5) slack is 1 - 7.5/22.5 = 0.6667;

@@ -112,6 +112,17 @@ pub enum ActionMode {
     PerService,
 }
 
+/// How far a replica delta moves a service: `additive` (default; -2..=2 replicas) or
+/// `multiplicative` (x0.5, x0.75, hold, x1.5, x2, at least the additive step:
+/// [`crate::rl::action::multiplied_target`]).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Steps {
+    #[default]
+    Additive,
+    Multiplicative,
+}
+
 /// How a step's reward reaches the services' decisions: `shared` (default; every service's choice
 /// is judged by the whole reward, through one value) or `per_service` (the reward split among the
 /// services, `src/rl/reward.rs`; a value and an advantage per service, and PPO's ratio clipped
@@ -293,6 +304,10 @@ pub struct AgentConfig {
     /// mean rather than its own part. Written into checkpoints only when not 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub credit_shared: f64,
+    /// `additive` (default) or `multiplicative`. Written into checkpoints only when not the
+    /// default.
+    #[serde(default, skip_serializing_if = "is_additive")]
+    pub steps: Steps,
 }
 
 fn quota_step() -> f64 {
@@ -356,6 +371,10 @@ fn is_single(a: &ActionMode) -> bool {
 
 fn is_after_scale_up(s: &crate::rl::action::Stabilization) -> bool {
     *s == crate::rl::action::Stabilization::AfterScaleUp
+}
+
+fn is_additive(s: &Steps) -> bool {
+    *s == Steps::Additive
 }
 
 fn is_shared(c: &Credit) -> bool {
@@ -512,6 +531,7 @@ impl AgentConfig {
                 quota_step_cores: self.quota_step_cores,
                 downscale_stabilization: SimTime::from_secs_f64(self.downscale_stabilization_s),
                 stabilization: self.stabilization,
+                multiplicative_steps: self.steps == Steps::Multiplicative,
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),
@@ -561,6 +581,11 @@ mod tests {
         assert_eq!(ok.validate(), Ok(()));
         assert_eq!(ok.env_config().service_credit, Some(0.25));
         assert_eq!(parse("encoder: gat\nalgorithm: ppo\n").env_config().service_credit, None);
+        // (And `steps` reaches the action executor the same way.)
+        assert!(
+            parse("encoder: gat\nalgorithm: ppo\nsteps: multiplicative\n").env_config().action.multiplicative_steps
+        );
+        assert!(!ok.env_config().action.multiplicative_steps);
         for (text, field) in [
             ("encoder: gat\nalgorithm: ppo\ncredit: per_service\n", "credit"),
             ("encoder: mlp\nalgorithm: ppo\naction: per_service\ncredit: per_service\n", "credit"),

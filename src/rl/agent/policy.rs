@@ -148,13 +148,14 @@ impl Autoscaler for AgentPolicy {
                 reason.push_str(&format!(", quota {:+.3}", a.quota));
                 sv.cpu_limit_cores + a.quota as f64 * cfg.quota_step_cores
             });
-            out.push(ScaleDecision {
-                service,
-                desired: (current + a.delta as i64).max(0) as u32,
-                reason,
-                sku,
-                cpu_limit,
-            });
+            let desired = if cfg.steps == super::config::Steps::Multiplicative && a.delta != 0 {
+                let room = view.instances.1 as i64 - view.instances.0 as i64;
+                let (min, max) = (sv.min_replicas as i64, sv.max_replicas as i64);
+                crate::rl::action::multiplied_target(current, a.delta, min, max, room)
+            } else {
+                current + a.delta as i64
+            };
+            out.push(ScaleDecision { service, desired: desired.max(0) as u32, reason, sku, cpu_limit });
         }
     }
 }
