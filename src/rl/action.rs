@@ -268,8 +268,13 @@ impl DownscaleStabilizer {
 
     /// On recommendations: `action` as it is to be executed, every delta through
     /// [`Self::stabilize`] against the replicas (Active + Starting) in `view`, with a note for each
-    /// scale-down held back. LLM actions pass unchanged.
-    pub fn stabilize_action(&mut self, now: SimTime, view: &ClusterView, action: &Action) -> (Action, Vec<String>) {
+    /// scale-down held back (by service). LLM actions pass unchanged.
+    pub fn stabilize_action(
+        &mut self,
+        now: SimTime,
+        view: &ClusterView,
+        action: &Action,
+    ) -> (Action, Vec<(usize, String)>) {
         let mut notes = Vec::new();
         let mut one = |s: usize, delta: i32| -> i32 {
             let Some(sv) = view.services.get(s) else {
@@ -278,9 +283,12 @@ impl DownscaleStabilizer {
             let current = (sv.counts.active + sv.counts.starting) as i64;
             let done = self.stabilize(now, s, current, delta);
             if done != delta {
-                notes.push(format!(
+                notes.push((
+                    s,
+                    format!(
                     "{} {delta:+}: held at {done:+} by the scale-down stabilisation (a higher recommendation within its window)",
-                    sv.name
+                        sv.name
+                    ),
                 ));
             }
             done

@@ -344,7 +344,7 @@ impl Env {
         let report = if self.config.action.stabilization == super::action::Stabilization::Recommendations {
             let (stabilized, held) = self.stabilizer.stabilize_action(backend.now(), &self.view, action);
             let mut report = execute(backend, &stabilized, mask, &self.config.action);
-            report.blocked.extend(held);
+            report.blocked.extend(held.into_iter().map(|(_, note)| note));
             report
         } else {
             execute(backend, action, mask, &self.config.action)

@@ -137,7 +137,7 @@ impl Autoscaler for AgentPolicy {
                 self.stabilizer.scaled_up(view.now, service);
             }
             let mut reason = format!("agent: {} {:+}", sv.name, a.delta);
-            if let Some(note) = held.iter().find(|n| n.starts_with(&format!("{} ", sv.name))) {
+            if let Some((_, note)) = held.iter().find(|(s, _)| *s == service) {
                 reason = format!("agent: {note}");
             }
             let sku = (cfg.node_type_head && a.delta > 0).then_some(a.node_type);

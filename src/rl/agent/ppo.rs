@@ -1054,7 +1054,6 @@ pub fn train_team(
             // at a truncation, the current observation's after the last step.
             // Each step's values and rewards as columns: one, or one per service (credit per
             // service, `cols` services), in the time-major order of the rollout.
-            let credit = credit && p == 0;
             let cols = if credit { b.service_values.first().map_or(1, Vec::len) } else { 1 };
             let values_of = |o: &Outputs| if credit { o.service_values.clone() } else { vec![o.value] };
             let last: Vec<Input> = current.iter().map(|o| ag.act_input(o)).collect();
