@@ -467,7 +467,6 @@ impl Agent {
         ppo: bool,
     ) -> (Taped<()>, Vec<f32>, f64) {
         let b = mb.joint.len();
-        let eps = self.config.clip as f32;
         let rows = |v: &[f32]| dev.tensor_from_vec(v.to_vec(), (b, v.len() / b));
         let col = |v: Vec<f32>| dev.tensor_from_vec(v, (b,));
         let idx = |v: &[usize]| dev.tensor_from_vec(v.to_vec(), (b,));
@@ -522,21 +521,41 @@ impl Agent {
             let (e, t) = (neg_ent.put_tape(t) - ls_s - (0.5 + HALF_LN_2PI) as f32).split_tape();
             (logp, neg_ent, tape) = (l, e, t);
         }
-        let entropy = -neg_ent.as_vec().iter().map(|&x| x as f64).sum::<f64>() / b as f64;
-        let (ent_term, tape) = (neg_ent.put_tape(tape).mean() * self.config.entropy_coef as f32).split_tape();
+        let (ent_term, tape, entropy) = self.entropy_bonus(neg_ent, tape);
         let logp_vec = logp.as_vec();
+        let loss = -self.surrogate(dev, logp.put_tape(tape), mb, ppo).mean() + ent_term;
+        (loss, logp_vec, entropy)
+    }
+
+    /// The entropy bonus of a minibatch (`entropy_coef` x the mean of `neg_ent`, each sample's
+    /// summed `p log p`; taped) and the mean entropy it reports.
+    fn entropy_bonus(
+        &self,
+        neg_ent: Tensor<(usize,), f32, Dev>,
+        tape: OwnedTape<f32, Dev>,
+    ) -> (Tensor<(), f32, Dev>, OwnedTape<f32, Dev>, f64) {
+        let entropy = -neg_ent.as_vec().iter().map(|&x| x as f64).sum::<f64>() / neg_ent.shape().0 as f64;
+        let (ent_term, tape) = (neg_ent.put_tape(tape).mean() * self.config.entropy_coef as f32).split_tape();
+        (ent_term, tape, entropy)
+    }
+
+    /// The policy-gradient objective of each element of `logp` (a decision's log-probability, or
+    /// with credit per service a slot's) against `mb`'s advantages and old log-probabilities, laid
+    /// out alike: PPO's clipped `min(r A, clip(r) A)`, or A2C's `logp A`.
+    fn surrogate(&self, dev: &Dev, logp: Taped<(usize,)>, mb: &Minibatch, ppo: bool) -> Taped<(usize,)> {
+        let eps = self.config.clip as f32;
+        let col = |v: Vec<f32>| dev.tensor_from_vec(v, (mb.adv.len(),));
         let a = col(mb.adv.iter().map(|&x| x as f32).collect());
-        let loss = if ppo {
-            // Per-sample bounds make min(r A, clip(r) A) a single use of r: for A >= 0 it is
+        if ppo {
+            // Per-element bounds make min(r A, clip(r) A) a single use of r: for A >= 0 it is
             // A * min(r, 1 + eps), for A < 0 it is A * max(r, 1 - eps).
             let upper = col(mb.adv.iter().map(|&x| if x >= 0.0 { 1.0 + eps } else { 1e9 }).collect());
             let lower = col(mb.adv.iter().map(|&x| if x >= 0.0 { -1e9 } else { 1.0 - eps }).collect());
-            let ratio = (logp.put_tape(tape) - col(mb.logp_old.clone())).exp();
-            -(ratio.minimum(upper).maximum(lower) * a).mean() + ent_term
+            let ratio = (logp - col(mb.logp_old.clone())).exp();
+            ratio.minimum(upper).maximum(lower) * a
         } else {
-            -(logp.put_tape(tape) * a).mean() + ent_term
-        };
-        (loss, logp_vec, entropy)
+            logp * a
+        }
     }
 
     /// [`Self::policy_loss`] with credit per service: each service's delta has its own ratio,
@@ -553,25 +572,14 @@ impl Agent {
         ppo: bool,
     ) -> (Taped<()>, Vec<f32>, f64) {
         let (b, slots) = (mb.joint.len(), mb.slots);
-        let eps = self.config.clip as f32;
         let onehot = dev.tensor_from_vec(mb.onehot.clone(), (b, slots * 5));
-        let flat = |v: Vec<f32>| dev.tensor_from_vec(v, (b * slots,));
-        let entropy = -neg_ent.as_vec().iter().map(|&x| x as f64).sum::<f64>() / b as f64;
-        let (ent_term, tape) = (neg_ent.put_tape(tape).mean() * self.config.entropy_coef as f32).split_tape();
+        let (ent_term, tape, entropy) = self.entropy_bonus(neg_ent, tape);
         let (logp, tape) =
             (lp.put_tape(tape) * onehot).reshape_like(&(b * slots, Const::<5>)).sum::<(usize,), Axis<1>>().split_tape();
         // The decision's log-probability (the sum of its slots'), for the update's statistics.
         let logp_vec: Vec<f32> = logp.as_vec().chunks(slots).map(|c| c.iter().sum()).collect();
-        let a = flat(mb.adv.iter().map(|&x| x as f32).collect());
         let per_sample = 1.0 / b as f32;
-        let loss = if ppo {
-            let upper = flat(mb.adv.iter().map(|&x| if x >= 0.0 { 1.0 + eps } else { 1e9 }).collect());
-            let lower = flat(mb.adv.iter().map(|&x| if x >= 0.0 { -1e9 } else { 1.0 - eps }).collect());
-            let ratio = (logp.put_tape(tape) - flat(mb.logp_old.clone())).exp();
-            -((ratio.minimum(upper).maximum(lower) * a).sum::<(), _>() * per_sample) + ent_term
-        } else {
-            -((logp.put_tape(tape) * a).sum::<(), _>() * per_sample) + ent_term
-        };
+        let loss = -(self.surrogate(dev, logp.put_tape(tape), mb, ppo).sum::<(), _>() * per_sample) + ent_term;
         (loss, logp_vec, entropy)
     }
 
@@ -994,7 +1002,7 @@ pub fn train_team(
             let next_seeds: Vec<u64> = (0..n).map(|i| ep_seed(i, episode[i] + 1)).collect();
             let stepped = crate::rl::env::step_all(envs, &actions, &next_seeds, parallel_steps);
             for (i, result) in stepped.into_iter().enumerate() {
-                let (st, reset_obs) = result?;
+                let (mut st, reset_obs) = result?;
                 ep_reward[i] += st.reward;
                 rews.push(st.reward);
                 term.push(st.terminated);
@@ -1019,7 +1027,7 @@ pub fn train_team(
                             }
                         }
                     }
-                    service_rews.push(st.info.service_rewards.clone());
+                    service_rews.push(std::mem::take(&mut st.info.service_rewards));
                 } else if team[0].config.normalize_returns {
                     discounted[i] = discounted[i] * team[0].config.gamma + st.reward;
                     for ag in team.iter_mut() {
