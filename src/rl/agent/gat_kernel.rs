@@ -190,14 +190,29 @@ impl Forward {
         let nb = &graph.neighbours;
         let entries = nb.node.len();
         let weights: Vec<HeadValues> = heads.iter().map(HeadValues::of).collect();
-        // z = x W^T + bias for every head.
-        let mut z = vec![0f32; b * n * GH];
-        for (xr, zr) in x.chunks_exact(GH).zip(z.chunks_exact_mut(GH)) {
-            for (p, zq) in weights.iter().zip(zr.chunks_exact_mut(HD)) {
-                for (o, zo) in zq.iter_mut().enumerate() {
-                    *zo = p.b[o] + dot(&p.w[o * GH..(o + 1) * GH], xr);
+        // z = x W^T + bias for every head. Every head's weights transposed side by side,
+        // `wt[c][q HD + o] = W_q[o][c]`, so that the inner loop runs over the 32 outputs at once
+        // (vector instructions) while each output still sums its products in `dot`'s order
+        // (from -0.0, input 0 first): the same bits as 32 separate dot products, several times
+        // faster, since those were chains of dependent additions.
+        let mut wt = [0f32; GH * GH];
+        let mut bias = [0f32; GH];
+        for (q, p) in weights.iter().enumerate() {
+            for o in 0..HD {
+                bias[q * HD + o] = p.b[o];
+                for c in 0..GH {
+                    wt[c * GH + q * HD + o] = p.w[o * GH + c];
                 }
             }
+        }
+        let mut z = vec![0f32; b * n * GH];
+        for (xr, zr) in x.chunks_exact(GH).zip(z.chunks_exact_mut(GH)) {
+            let mut acc = [-0.0f32; GH];
+            for (c, &xc) in xr.iter().enumerate() {
+                let w = &wt[c * GH..(c + 1) * GH];
+                acc.iter_mut().zip(w).for_each(|(a, w)| *a += w * xc);
+            }
+            zr.iter_mut().zip(acc.iter().zip(&bias)).for_each(|(z, (a, b))| *z = b + a);
         }
         let mut score = vec![0f32; b * HEADS * entries];
         let mut alpha = vec![0f32; b * HEADS * entries];
