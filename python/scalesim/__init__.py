@@ -48,6 +48,7 @@ def _core_kwargs(
     reward: str,
     reward_weights: Optional[Dict[str, float]],
     action: str,
+    credit: str,
     randomisation: Dict[str, Any],
 ) -> Dict[str, Any]:
     allowed = {"rate_scale", "start_offset_s", "random_shapes", "timeline_interval_s"}
@@ -60,6 +61,7 @@ def _core_kwargs(
         reward=reward,
         reward_weights=None if reward_weights is None else [(str(k), float(v)) for k, v in reward_weights.items()],
         action=action,
+        credit=credit,
     )
     for key in ("rate_scale", "start_offset_s"):
         if key in randomisation:
@@ -124,13 +126,14 @@ class ScalesimEnv(gym.Env):
         reward_weights: Optional[Dict[str, float]] = None,
         action: str = "single",
         flatten: bool = False,
+        credit: str = "shared",
         **randomisation: Any,
     ) -> None:
         if action not in _ACTIONS:
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
         self._core = _core.CoreEnv(
             _scenario_list(scenario),
-            **_core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, randomisation),
+            **_core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, credit, randomisation),
         )
         self._services, self._edges, self._skus = self._core.dims
         self._sizes = self._core.feature_sizes
@@ -173,7 +176,10 @@ class ScalesimEnv(gym.Env):
         else:
             a = np.asarray(action, dtype=np.int64).reshape(-1).tolist()
         parts, reward, terminated, truncated, info = self._core.step(a)
-        time_s, slo, cost, replicas, executed, blocked, terms = info
+        time_s, slo, cost, replicas, executed, blocked, terms, service_rewards = info
+        extra = {}
+        if service_rewards:
+            extra["service_rewards"] = dict(zip(self.service_names, service_rewards))
         return (
             self._obs(parts),
             float(reward),
@@ -192,6 +198,7 @@ class ScalesimEnv(gym.Env):
                 "changes": terms[3],
                 "latency_ratio": terms[4],
                 "replica_hours": terms[5],
+                **extra,
             },
         )
 
@@ -224,11 +231,12 @@ class ScalesimVecEnv(VectorEnv):
         action: str = "single",
         flatten: bool = False,
         threads: Optional[int] = None,
+        credit: str = "shared",
         **randomisation: Any,
     ) -> None:
         if action not in _ACTIONS:
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
-        kw = _core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, randomisation)
+        kw = _core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, credit, randomisation)
         self._core = _core.CoreVecEnv(_scenario_list(scenario), int(num_envs), threads=threads, **kw)
         self.num_envs = int(num_envs)
         self.single_observation_space, self.single_action_space = _spaces(self._core, action, flatten)
@@ -273,11 +281,13 @@ class ScalesimVecEnv(VectorEnv):
 
     def step(self, actions):
         a = np.ascontiguousarray(np.asarray(actions, dtype=np.int64).reshape(self.num_envs, self._width))
-        parts, (rew, term, trunc, slo, cost) = self._core.step(a.tobytes())
+        parts, (rew, term, trunc, slo, cost, service) = self._core.step(a.tobytes())
         info = {
             "slo_violation": np.frombuffer(slo, np.float64),
             "cost": np.frombuffer(cost, np.float64),
         }
+        if service:
+            info["service_rewards"] = np.frombuffer(service, np.float64).reshape(self.num_envs, self._services)
         return (
             self._obs(parts),
             np.frombuffer(rew, np.float64),
@@ -297,7 +307,11 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
 
     Keywords: ``fidelity`` ("fluid" or "request"), ``decision_interval_s`` (15), ``reward``
     ("weighted", "cost", "latency", "multi"), ``reward_weights`` (``{"slo": 5, "capacity": 6, ...}``),
-    ``action`` ("single" or "per_service"), ``flatten`` (a flat ``Box`` observation), and domain
+    ``action`` ("single" or "per_service"), ``credit`` ("shared", or "per_service" with
+    ``action="per_service"``: ``info["service_rewards"]`` then splits each step's reward among the
+    services, by service name, adding up to the reward; a vector environment's is an array
+    ``(num_envs, services)``, zeros where an environment was reset), ``flatten`` (a flat ``Box``
+    observation), and domain
     randomisation: ``rate_scale=(lo, hi)``, ``start_offset_s=(lo, hi)``, ``random_shapes=True``.
     ``timeline_interval_s`` overrides the scenario's timeline interval (the fluid model's
     integration step, 1 s in the bundled scenarios); 15 s makes fluid steps about 7x faster and

@@ -18,6 +18,7 @@ class CoreEnv:
         start_offset_s: Tuple[float, float] = (0.0, 0.0),
         random_shapes: bool = False,
         timeline_interval_s: Optional[float] = None,
+        credit: str = "shared",
     ) -> None: ...
     @property
     def dims(self) -> Tuple[int, int, int]: ...
@@ -39,7 +40,9 @@ class CoreEnv:
         float,
         bool,
         bool,
-        Tuple[float, float, float, List[int], str, str, Tuple[float, float, float, float, float, float]],
+        Tuple[
+            float, float, float, List[int], str, str, Tuple[float, float, float, float, float, float], List[float]
+        ],
     ]: ...
     def action_mask(self) -> bytes: ...
 
@@ -58,6 +61,7 @@ class CoreVecEnv:
         random_shapes: bool = False,
         timeline_interval_s: Optional[float] = None,
         threads: Optional[int] = None,
+        credit: str = "shared",
     ) -> None: ...
     @property
     def dims(self) -> Tuple[int, int, int]: ...
@@ -72,7 +76,7 @@ class CoreVecEnv:
     def reset(self, seed: int) -> Tuple[bytes, bytes, bytes, bytes]: ...
     def step(
         self, actions: bytes
-    ) -> Tuple[Tuple[bytes, bytes, bytes, bytes], Tuple[bytes, bytes, bytes, bytes, bytes]]: ...
+    ) -> Tuple[Tuple[bytes, bytes, bytes, bytes], Tuple[bytes, bytes, bytes, bytes, bytes, bytes]]: ...
     def action_masks(self) -> bytes: ...
 
 def run(

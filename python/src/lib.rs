@@ -51,6 +51,7 @@ fn spec(
     start_offset_s: (f64, f64),
     random_shapes: bool,
     timeline_interval_s: Option<f64>,
+    credit: &str,
 ) -> PyResult<Spec> {
     if scenarios.is_empty() {
         return Err(bad_input("make_env: no scenario given"));
@@ -84,6 +85,16 @@ fn spec(
         "single" => false,
         "per_service" => true,
         other => return Err(bad_input(format!("action: `{other}` is not `single` or `per_service`"))),
+    };
+    let service_credit = match credit {
+        "shared" => None,
+        // As an agent config's `credit: per_service` (its `credit_shared` left at 0): each
+        // service's own part of the weighted reward's terms (equal parts of the other rewards).
+        "per_service" if !per_service => {
+            return Err(bad_input("credit: `per_service` needs `action=\"per_service\"` (a decision per service)"))
+        }
+        "per_service" => Some(0.0),
+        other => return Err(bad_input(format!("credit: `{other}` is not `shared` or `per_service`"))),
     };
     let mut reward = match reward {
         "weighted" => RewardConfig::weighted(SlackBasis::Request),
@@ -128,6 +139,7 @@ fn spec(
         decision_interval: SimTime::from_secs_f64(decision_interval_s),
         action: ActionConfig { node_type_head: false, quota_head: false, ..Default::default() },
         reward,
+        service_credit,
         ..Default::default()
     };
     let randomization = Randomization { rate_scale, start_offset_s, random_shapes, second_scale_bursts: 0.0 };
@@ -271,7 +283,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared"))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -283,6 +295,7 @@ impl CoreEnv {
         start_offset_s: (f64, f64),
         random_shapes: bool,
         timeline_interval_s: Option<f64>,
+        credit: &str,
     ) -> PyResult<Self> {
         let spec = spec(
             scenarios,
@@ -295,6 +308,7 @@ impl CoreEnv {
             start_offset_s,
             random_shapes,
             timeline_interval_s,
+            credit,
         )?;
         let (env, obs) = build(&spec)?;
         Ok(CoreEnv { per_service: spec.per_service, dims: dims_of(&obs), about: describe(&env, &obs), env, done: true })
@@ -355,14 +369,21 @@ impl CoreEnv {
     }
 
     /// Steps with `action` (see `decode`); returns `(obs parts, reward, terminated, truncated,
-    /// info)` where info is `(time_s, slo_violation, cost, replicas, executed, blocked, terms)`.
+    /// info)` where info is `(time_s, slo_violation, cost, replicas, executed, blocked, terms,
+    /// service_rewards)` (`service_rewards`: the reward split among the services with
+    /// `credit="per_service"`, empty otherwise).
     #[allow(clippy::type_complexity)]
     fn step<'py>(
         &mut self,
         py: Python<'py>,
         action: Vec<i64>,
-    ) -> PyResult<([Bound<'py, PyBytes>; 4], f64, bool, bool, (f64, f64, f64, Vec<u32>, String, String, [f64; 6]))>
-    {
+    ) -> PyResult<(
+        [Bound<'py, PyBytes>; 4],
+        f64,
+        bool,
+        bool,
+        (f64, f64, f64, Vec<u32>, String, String, [f64; 6], Vec<f64>),
+    )> {
         if self.done {
             return Err(failed("step() after the episode ended (or before reset()): call reset()"));
         }
@@ -380,6 +401,7 @@ impl CoreEnv {
             st.info.report.executed.join("; "),
             st.info.report.blocked.join("; "),
             [t.slack, t.overshoot, t.replica_lag, t.changes, t.latency_ratio, t.replica_hours],
+            st.info.service_rewards,
         );
         Ok((b.into_py(py), st.reward, st.terminated, st.truncated, info))
     }
@@ -409,6 +431,8 @@ struct SlotOut {
     truncated: bool,
     slo: f64,
     cost: f64,
+    /// The reward split among the services (`credit="per_service"`); empty otherwise.
+    service_rewards: Vec<f64>,
     error: Option<String>,
 }
 
@@ -418,6 +442,8 @@ struct SlotOut {
 struct CoreVecEnv {
     slots: Vec<Slot>,
     per_service: bool,
+    /// Steps return the reward split among the services (`credit="per_service"`).
+    credit: bool,
     dims: Dims,
     about: Described,
     base_seed: u64,
@@ -450,6 +476,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
                     truncated: st.truncated,
                     slo: st.info.terms.slo_violation,
                     cost: st.info.terms.cost,
+                    service_rewards: st.info.service_rewards,
                     obs: Some(st.obs),
                     error: None,
                 }
@@ -486,7 +513,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared"))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -500,6 +527,7 @@ impl CoreVecEnv {
         random_shapes: bool,
         timeline_interval_s: Option<f64>,
         threads: Option<usize>,
+        credit: &str,
     ) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
             return Err(bad_input(format!("num_envs: {num_envs} is outside 1..=4096")));
@@ -515,6 +543,7 @@ impl CoreVecEnv {
             start_offset_s,
             random_shapes,
             timeline_interval_s,
+            credit,
         )?;
         let mut slots = Vec::with_capacity(num_envs);
         let mut first = None;
@@ -528,6 +557,7 @@ impl CoreVecEnv {
         Ok(CoreVecEnv {
             slots,
             per_service: spec.per_service,
+            credit: spec.config.service_credit.is_some(),
             dims,
             about,
             base_seed: 0,
@@ -583,13 +613,15 @@ impl CoreVecEnv {
     /// environment, or `services` per environment per-service). An environment whose episode
     /// ended at the previous step is reset instead (its action ignored, reward 0, neither
     /// terminated nor truncated), as gymnasium 1.x's next-step autoreset specifies. Returns
-    /// `(obs parts, rewards f64, terminated u8, truncated u8, slo f64, cost f64)` as bytes.
+    /// `(obs parts, rewards f64, terminated u8, truncated u8, slo f64, cost f64, service rewards
+    /// f64)` as bytes; the service rewards (`credit="per_service"`; empty otherwise) are `services`
+    /// per environment, zeros for an environment that was reset.
     #[allow(clippy::type_complexity)]
     fn step<'py>(
         &mut self,
         py: Python<'py>,
         actions: &[u8],
-    ) -> PyResult<([Bound<'py, PyBytes>; 4], [Bound<'py, PyBytes>; 5])> {
+    ) -> PyResult<([Bound<'py, PyBytes>; 4], [Bound<'py, PyBytes>; 6])> {
         let n = self.slots.len();
         let width = if self.per_service { self.dims.services } else { 1 };
         if actions.len() != n * width * 8 {
@@ -612,8 +644,14 @@ impl CoreVecEnv {
         let slots = &mut self.slots;
         let outs = py.detach(move || step_slots(slots, &decoded, &seeds, threads));
         let mut b = ObsBytes::default();
-        let (mut rew, mut term, mut trunc, mut slo, mut cost) =
-            (Vec::with_capacity(n * 8), Vec::with_capacity(n), Vec::with_capacity(n), Vec::new(), Vec::new());
+        let (mut rew, mut term, mut trunc, mut slo, mut cost, mut service) = (
+            Vec::with_capacity(n * 8),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         for (i, o) in outs.into_iter().enumerate() {
             if let Some(e) = o.error {
                 return Err(failed(format!("env {i}: {e}")));
@@ -624,6 +662,11 @@ impl CoreVecEnv {
             trunc.push(o.truncated as u8);
             slo.extend_from_slice(&o.slo.to_le_bytes());
             cost.extend_from_slice(&o.cost.to_le_bytes());
+            if self.credit {
+                let services = self.dims.services;
+                let split = if o.service_rewards.is_empty() { vec![0.0; services] } else { o.service_rewards };
+                split.iter().for_each(|r| service.extend_from_slice(&r.to_le_bytes()));
+            }
         }
         Ok((
             b.into_py(py),
@@ -633,6 +676,7 @@ impl CoreVecEnv {
                 PyBytes::new(py, &trunc),
                 PyBytes::new(py, &slo),
                 PyBytes::new(py, &cost),
+                PyBytes::new(py, &service),
             ],
         ))
     }

@@ -143,6 +143,40 @@ def test_vector_env_matches_single_environments():
             assert np.array_equal(o["services"], vo["services"][i])
 
 
+def test_credit_per_service_splits_the_reward_among_the_services():
+    env = scalesim.make_env(PEAK, action="per_service", credit="per_service")
+    env.reset(options={"episode_seed": 4})
+    v = scalesim.make_vec_env(PEAK, 2, action="per_service", credit="per_service")
+    v.reset(seed=4)
+    single = scalesim.make_env(PEAK, action="per_service", credit="per_service")
+    single.reset(options={"episode_seed": v._seed_of(1, 0)})
+    hold = np.full(11, 2)
+    grow = hold.copy()
+    grow[0] = 4  # the frontend +2, every other service holds
+    for act in (grow, hold, hold):
+        _, reward, _, _, info = env.step(act)
+        split = info["service_rewards"]
+        assert list(split) == env.service_names
+        # The parts add up to the reward, and are each service's own (not equal shares).
+        assert sum(split.values()) == pytest.approx(reward, abs=1e-9)
+        assert max(split.values()) - min(split.values()) > 1e-6
+        _, vr, _, _, vinfo = v.step(np.stack([act, act]))
+        _, r1, _, _, info1 = single.step(act)
+        assert vinfo["service_rewards"].shape == (2, 11)
+        assert np.array_equal(vinfo["service_rewards"][1], np.array(list(info1["service_rewards"].values())))
+        assert vinfo["service_rewards"][1].sum() == pytest.approx(vr[1], abs=1e-9)
+    # The frontend's two new replicas are charged to the frontend: its part is the lowest.
+    assert min(split, key=split.get) == "frontend"
+    # The shared reward carries no split; a split needs a decision per service.
+    shared = scalesim.make_env(PEAK)
+    shared.reset(seed=1)
+    assert "service_rewards" not in shared.step(27)[4]
+    with pytest.raises(ValueError, match="credit"):
+        scalesim.make_env(PEAK, credit="per_service")
+    with pytest.raises(ValueError, match="credit"):
+        scalesim.make_env(PEAK, action="per_service", credit="mine")
+
+
 def test_bad_input_raises_with_the_file_and_field():
     with pytest.raises(ValueError, match="does_not_exist.yaml"):
         scalesim.make_env("scenarios/does_not_exist.yaml")
