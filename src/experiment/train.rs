@@ -107,23 +107,8 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
         }
     };
     let done = resumed.as_ref().map_or(0, |c| c.steps);
-    let scenarios = load_scenarios(&req.scenarios, &config)?;
-    let mut envs: Vec<Env> = (0..config.envs)
-        .map(|_| {
-            Env::new(
-                config.env_config(),
-                Box::new(SimFactory::new(
-                    scenarios.clone(),
-                    Randomization {
-                        rate_scale: (0.8, 1.2),
-                        start_offset_s: (0.0, 0.0),
-                        random_shapes: config.training_loads == TrainingLoads::RandomShapes,
-                        second_scale_bursts: config.second_scale_bursts,
-                    },
-                )),
-            )
-        })
-        .collect();
+    let scenarios = load_scenarios(&req.scenarios, config.fidelity.scenario(), config.decision_interval_s)?;
+    let mut envs = training_envs(&config, &scenarios);
     envs[0].reset(req.seed)?;
     let layout = envs[0].layout().expect("an environment has a layout after reset").clone();
     let graph = graph_kind(config.encoder).is_some();
@@ -189,16 +174,40 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
     run_training(team, &mut envs, &config, &dir, req, progress)
 }
 
-/// The scenarios to train on, at the config's fidelity.
-fn load_scenarios(files: &[PathBuf], config: &AgentConfig) -> Result<Vec<crate::scenario::Scenario>, TrainError> {
+/// One environment per `config.envs`, each drawing its episodes among `scenarios`.
+fn training_envs(config: &AgentConfig, scenarios: &[crate::scenario::Scenario]) -> Vec<Env> {
+    (0..config.envs)
+        .map(|_| {
+            Env::new(
+                config.env_config(),
+                Box::new(SimFactory::new(
+                    scenarios.to_vec(),
+                    Randomization {
+                        rate_scale: (0.8, 1.2),
+                        start_offset_s: (0.0, 0.0),
+                        random_shapes: config.training_loads == TrainingLoads::RandomShapes,
+                        second_scale_bursts: config.second_scale_bursts,
+                    },
+                )),
+            )
+        })
+        .collect()
+}
+
+/// The scenarios to train on, at `fidelity`, a decision's interval apart at fluid fidelity.
+fn load_scenarios(
+    files: &[PathBuf],
+    fidelity: Fidelity,
+    decision_interval_s: f64,
+) -> Result<Vec<crate::scenario::Scenario>, TrainError> {
     let mut scenarios = Vec::new();
     for f in files {
         let mut sc = load_scenario(f)?;
         super::check_run_size(&sc, false)?;
-        sc.fidelity = config.fidelity.scenario();
+        sc.fidelity = fidelity;
         if sc.fidelity == Fidelity::Fluid {
             // Training needs no per-second rows: one tick per decision keeps the fluid model cheap.
-            sc.metrics.timeline_interval = SimTime::from_secs_f64(config.decision_interval_s);
+            sc.metrics.timeline_interval = SimTime::from_secs_f64(decision_interval_s);
             sc.metrics.scrape_interval = sc.metrics.timeline_interval;
         }
         scenarios.push(sc);
@@ -264,7 +273,7 @@ fn run_training(
     let mut last_reward = None;
     let mut failure: Option<TrainError> = None;
     let mut stall = (config.algorithm == Algorithm::Ppo).then(StallWatch::default);
-    let result = train_team(&mut team, envs, req.seed, req.steps - start, &mut |team, row| {
+    let mut on_update = |team: &[Agent], row: &LogRow| {
         let r = log_row(&mut log, &log_path, row).and_then(|()| {
             if let Some(what) = non_finite(row) {
                 return Err(TrainError::Invalid(format!(
@@ -295,7 +304,24 @@ fn run_training(
             failure = Some(e);
             EnvError::Stopped(text)
         })
-    });
+    };
+    // The fine-tune's share of the steps runs at request fidelity, in environments of its own
+    // (the same scenarios and randomisation); a resumed training past the switch goes straight
+    // to it.
+    let switch = req.steps.saturating_sub(config.request_fine_tune_steps);
+    let mut result = Ok(());
+    if start < switch {
+        result = train_team(&mut team, envs, req.seed, switch - start, &mut on_update);
+    }
+    if result.is_ok() && team[0].steps < req.steps {
+        let remaining = req.steps - team[0].steps;
+        result = load_scenarios(&req.scenarios, Fidelity::Request, config.decision_interval_s)
+            .map_err(|e| EnvError::Stopped(e.to_string()))
+            .and_then(|scenarios| {
+                let mut fine = training_envs(config, &scenarios);
+                train_team(&mut team, &mut fine, req.seed, remaining, &mut on_update)
+            });
+    }
     progress.finish();
     if let Err(e) = result {
         return Err(failure.take().unwrap_or(TrainError::Env(e)));

@@ -103,6 +103,12 @@ pub struct Episode {
 /// on several threads ([`step_all`]).
 pub trait BackendFactory: Send {
     fn build(&mut self, seed: u64) -> Result<Episode, EnvError>;
+
+    /// Whether a step takes long enough (milliseconds: requests simulated one by one) to be worth
+    /// a thread of its own when environments step side by side.
+    fn heavy_steps(&self) -> bool {
+        false
+    }
 }
 
 /// Simulator episodes from one or more scenarios, randomised by the seed.
@@ -189,6 +195,10 @@ fn shift_schedule(s: &RateSchedule, offset: f64) -> RateSchedule {
 }
 
 impl BackendFactory for SimFactory {
+    fn heavy_steps(&self) -> bool {
+        self.scenarios.iter().any(|s| s.fidelity == crate::scenario::Fidelity::Request)
+    }
+
     fn build(&mut self, seed: u64) -> Result<Episode, EnvError> {
         let (sc, label) = self.episode_scenario(seed)?;
         let mut sim = Simulator::new(&sc, seed, Sinks::discard())?;
@@ -291,6 +301,11 @@ impl Env {
 
     pub fn config(&self) -> &EnvConfig {
         &self.config
+    }
+
+    /// Whether this environment's steps are worth a thread each ([`BackendFactory::heavy_steps`]).
+    pub fn heavy_steps(&self) -> bool {
+        self.factory.heavy_steps()
     }
 
     pub fn layout(&self) -> Option<&ObservationLayout> {

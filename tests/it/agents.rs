@@ -465,3 +465,42 @@ fn graph_training_refuses_scenarios_of_two_shapes() {
     assert!(err.contains("chain_5_two_types.yaml") && err.contains("2 server types"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `request_fine_tune_steps`: a training's last steps run at request fidelity. Over all of its
+/// steps it logs exactly what a `fidelity: request` training logs; over the last half, its first
+/// half logs what the fluid training logs and its second half does not.
+#[test]
+fn request_fine_tune_runs_the_last_steps_at_request_fidelity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(crate::root().join("configs/agents/mlp_ppo.yaml")).unwrap();
+    let variant = |name: &str, lines: &str| {
+        let kept: String = base.lines().filter(|l| !l.starts_with("fidelity:")).map(|l| format!("{l}\n")).collect();
+        let p = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(&p, format!("{kept}{lines}\n")).unwrap();
+        p
+    };
+    let chain = crate::root().join("scenarios/chain_5.yaml");
+    let log = |name: &str, cfg: &Path| {
+        let out = tmp.path().join(name);
+        cli_train(cfg, &chain, 512, 3, &out);
+        let text = std::fs::read_to_string(out.join("training_log.csv")).unwrap();
+        text.lines().skip(1).map(str::to_string).collect::<Vec<_>>()
+    };
+    let fluid = log("fluid", &variant("fluid", "fidelity: fluid"));
+    let request = log("request", &variant("request", "fidelity: request"));
+    let all = log("all", &variant("all", "fidelity: fluid\nrequest_fine_tune_steps: 512"));
+    let half = log("half", &variant("half", "fidelity: fluid\nrequest_fine_tune_steps: 256"));
+    assert_eq!((fluid.len(), half.len()), (2, 2), "two rollouts of 64 x 4 steps");
+    assert_ne!(fluid, request, "the two fidelities must train differently for this test to mean anything");
+    assert_eq!(all, request, "a fine-tune of every step is a request-fidelity training");
+    assert_eq!(half[0], fluid[0], "before the switch: the fluid training");
+    assert_ne!(half[1], fluid[1], "after the switch: request fidelity");
+    // A request-fidelity training has nothing to fine-tune: refused, naming the field.
+    let bad = variant("bad", "fidelity: request\nrequest_fine_tune_steps: 100");
+    let o = std::process::Command::new(crate::bin())
+        .args(["train", "--agent", bad.to_str().unwrap(), "--scenario", chain.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("request_fine_tune_steps") && err.contains("fluid"), "{err}");
+}

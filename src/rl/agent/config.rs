@@ -239,6 +239,11 @@ pub struct AgentConfig {
     /// `fluid` (fast, the default) or `request`.
     #[serde(default)]
     pub fidelity: TrainingFidelity,
+    /// With `fidelity: fluid`, the last this many of a training's steps (its `--steps` in all) run
+    /// at request fidelity: a fine-tune on what the fluid model averages away (queues filling
+    /// within a second, requests dropped by a burst). Written into checkpoints only when not 0.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub request_fine_tune_steps: u64,
     /// Environment steps between checkpoints.
     #[serde(default = "every")]
     pub checkpoint_every: u64,
@@ -389,6 +394,10 @@ fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
 
+fn is_zero_u64(x: &u64) -> bool {
+    *x == 0
+}
+
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
         let cfg = ConfigText::read(path)?;
@@ -467,6 +476,12 @@ impl AgentConfig {
         }
         if c.checkpoint_every == 0 {
             return err("checkpoint_every", "must be at least 1".into());
+        }
+        if c.request_fine_tune_steps > 0 && c.fidelity == TrainingFidelity::Request {
+            return err(
+                "request_fine_tune_steps",
+                "needs `fidelity: fluid` (a training at request fidelity has nothing to fine-tune)".into(),
+            );
         }
         if c.second_scale_bursts > 0.0 && c.training_loads != TrainingLoads::RandomShapes {
             // It modulates the random shapes; silently ignoring it would train on other loads

@@ -955,7 +955,7 @@ pub fn train_team(
     let target = team[0].steps + steps;
     // A request-level step simulates thousands of requests (milliseconds): worth a thread each. A
     // fluid step takes microseconds, less than handing it to another thread.
-    let parallel_steps = team[0].config.fidelity == TrainingFidelity::Request;
+    let parallel_steps = team[0].config.fidelity == TrainingFidelity::Request || envs.iter().any(Env::heavy_steps);
     while team[0].steps < target {
         let mut bufs: Vec<Buffer> = (0..m).map(|_| Buffer::default()).collect();
         let (mut rews, mut term, mut ends) = (Vec::new(), Vec::new(), Vec::new());
