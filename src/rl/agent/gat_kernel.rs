@@ -338,19 +338,33 @@ impl Forward {
                 }
             }
         }
-        // Through z = x W^T + bias.
+        // Through z = x W^T + bias, in two passes whose running sums stay in registers: the input
+        // gradient row by row, then each weight row's gradient over every row of the batch. Each
+        // element still adds its terms in the order of one pass over rows, heads and outputs
+        // (the same bits), with far fewer loads and stores than updating both in one pass.
         let mut dx = vec![0f32; b * n * GH];
-        for ((xr, dzr), dxr) in self.x.chunks_exact(GH).zip(dz.chunks_exact(GH)).zip(dx.chunks_exact_mut(GH)) {
-            for ((p, g), dzq) in self.weights.iter().zip(dw.iter_mut()).zip(dzr.chunks_exact(HD)) {
+        for (dzr, dxr) in dz.chunks_exact(GH).zip(dx.chunks_exact_mut(GH)) {
+            let mut acc = [0f32; GH];
+            for (p, dzq) in self.weights.iter().zip(dzr.chunks_exact(HD)) {
                 for (o, &d) in dzq.iter().enumerate() {
-                    g.b[o] += d;
                     let w = &p.w[o * GH..(o + 1) * GH];
-                    let gw = &mut g.w[o * GH..(o + 1) * GH];
-                    for c in 0..GH {
-                        gw[c] += d * xr[c];
-                        dxr[c] += d * w[c];
-                    }
+                    acc.iter_mut().zip(w).for_each(|(a, w)| *a += d * w);
                 }
+            }
+            dxr.copy_from_slice(&acc);
+        }
+        for (q, g) in dw.iter_mut().enumerate() {
+            for o in 0..HD {
+                let col = q * HD + o;
+                let (mut gb, mut gw) = (g.b[o], [0f32; GH]);
+                gw.copy_from_slice(&g.w[o * GH..(o + 1) * GH]);
+                for (xr, dzr) in self.x.chunks_exact(GH).zip(dz.chunks_exact(GH)) {
+                    let d = dzr[col];
+                    gb += d;
+                    gw.iter_mut().zip(xr).for_each(|(g, x)| *g += d * x);
+                }
+                g.b[o] = gb;
+                g.w[o * GH..(o + 1) * GH].copy_from_slice(&gw);
             }
         }
         (dx, dw)
