@@ -840,7 +840,10 @@ impl Minibatch {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LogRow {
     pub step: u64,
+    /// The mean reward of the last 10 episodes finished (NaN before the first).
     pub mean_episode_reward: f64,
+    /// Episodes finished since this call to [`train_team`] began: a resumed training, and a
+    /// request fine-tune's first rollout, count from 0 again (their episodes are new ones).
     pub episodes: u64,
     pub stats: UpdateStats,
 }
