@@ -85,6 +85,10 @@ pub struct FluidModel {
     /// coefficient of variation (the mixture's, over the calls that visit the service).
     demand: Vec<f64>,
     demand_cv2: Vec<f64>,
+    /// Squared coefficient of variation of the gaps between arrivals: 1 for Poisson arrivals and
+    /// traces, `cv^2` for gamma gaps, 0 for deterministic ones. Every service's visits are taken
+    /// to arrive as variably as the requests (each request visits through its call tree).
+    arrival_ca2: f64,
     /// Post-order of each request type's call tree (children before parents).
     order: Vec<Vec<u32>>,
     /// Per node: the call's mean CPU demand (core-seconds) and its squared coefficient of
@@ -178,12 +182,18 @@ impl FluidModel {
         for (zi, (lo, hi)) in z.iter_mut().zip(BANDS) {
             *zi = std_normal.inverse_cdf((lo + hi) / 2.0);
         }
+        let arrival_ca2 = match &workload.source {
+            ArrivalSource::Rate { process: ArrivalProcess::Gamma { cv, .. }, .. } => cv * cv,
+            ArrivalSource::Rate { process: ArrivalProcess::Deterministic, .. } => 0.0,
+            ArrivalSource::Rate { process: ArrivalProcess::Poisson, .. } | ArrivalSource::Replay { .. } => 1.0,
+        };
         FluidModel {
             count_rng,
             source: workload.source.clone(),
             mix,
             demand,
             demand_cv2,
+            arrival_ca2,
             order,
             node_demand: app.nodes.iter().map(|nd| nd.demand.mean_core_us() / 1e6).collect(),
             node_cv2: app.nodes.iter().map(|nd| nd.demand.cv2()).collect(),
@@ -307,13 +317,15 @@ impl FluidModel {
                 // E[W] = C / (c mu - lambda) and Var[W] = E[W]^2 (2 - C) / C; scaled by the
                 // Allen-Cunneen factor (ca^2 + cs^2) / 2 for the real arrival and service
                 // variability. Least-outstanding balancing behaves like one shared queue over all
-                // instances; round-robin splits Poisson arrivals into Erlang-n streams
-                // (ca^2 = 1/n); random keeps them Poisson. An unstable queue has no steady state:
-                // its wait is the backlog's, below.
+                // instances; round-robin hands each instance every n-th arrival, a gap of n gaps
+                // (ca^2 / n: Erlang-n streams for Poisson arrivals); random thinning to a share
+                // p = 1/n gives 1 + p (ca^2 - 1) (Poisson stays Poisson). An unstable queue has no
+                // steady state: its wait is the backlog's, below.
+                let ca = self.arrival_ca2;
                 let (servers, rate, ca2) = match spec.load_balancing {
-                    LoadBalancing::LeastOutstanding => (active * c, lambda, 1.0),
-                    LoadBalancing::RoundRobin => (c, per_instance, 1.0 / active),
-                    LoadBalancing::Random => (c, per_instance, 1.0),
+                    LoadBalancing::LeastOutstanding => (active * c, lambda, ca),
+                    LoadBalancing::RoundRobin => (c, per_instance, ca / active),
+                    LoadBalancing::Random => (c, per_instance, 1.0 + (ca - 1.0) / active),
                 };
                 let factor = (ca2 + self.demand_cv2[s]) / 2.0;
                 // Near or above saturation the queue's finite capacity shapes the wait: an M/M/n/K
