@@ -242,6 +242,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
                 start_offset_s: start_offset.unwrap_or((0.0, 0.0)),
                 random_shapes,
                 second_scale_bursts: 0.0,
+                arrival_cv: None,
             };
             let cfg = EnvConfig { decision_interval: SimTime::from_secs_f64(interval), ..Default::default() };
             let mut env = Env::new(cfg, Box::new(SimFactory::new(list, randomization)));

@@ -187,6 +187,7 @@ fn training_envs(config: &AgentConfig, scenarios: &[crate::scenario::Scenario]) 
                         start_offset_s: (0.0, 0.0),
                         random_shapes: config.training_loads == TrainingLoads::RandomShapes,
                         second_scale_bursts: config.second_scale_bursts,
+                        arrival_cv: config.arrival_cv.map(|[lo, hi]| (lo, hi)),
                     },
                 )),
             )

@@ -53,6 +53,10 @@ pub struct Randomization {
     /// With `random_shapes`, the share of episodes (0-1) whose shape is also switched on and off
     /// at the scale of seconds ([`crate::workload::modulate_seconds`]), as request traces arrive.
     pub second_scale_bursts: f64,
+    /// `Some((lo, hi))`: a rate load's arrivals get gamma gaps with a coefficient of variation
+    /// drawn from `[lo, hi]` (1 is as variable as Poisson, more is burstier). Trace replays keep
+    /// their own arrivals.
+    pub arrival_cv: Option<(f64, f64)>,
 }
 
 impl Default for Randomization {
@@ -62,6 +66,7 @@ impl Default for Randomization {
             start_offset_s: (0.0, 0.0),
             random_shapes: false,
             second_scale_bursts: 0.0,
+            arrival_cv: None,
         }
     }
 }
@@ -175,6 +180,12 @@ impl SimFactory {
                     label.push_str(" +1s bursts");
                 }
             }
+        }
+        // Drawn last and only when asked for, so that episodes without it keep their old stream.
+        if let (Some((lo, hi)), ArrivalSource::Rate { process, .. }) = (r.arrival_cv, &mut sc.workload.source) {
+            let cv = if hi > lo { rng.gen_range(lo..=hi) } else { lo };
+            *process = crate::workload::ArrivalProcess::gamma(cv);
+            label.push_str(&format!(" cv {cv:.2}"));
         }
         Ok((sc, label))
     }

@@ -149,6 +149,8 @@ fn item5_agent_config_numbers_are_validated() {
         ("max_grad_norm: .inf", "max_grad_norm"),
         ("decision_interval_s: 0", "decision_interval_s"),
         ("rollout_steps: 0", "rollout_steps"),
+        ("arrival_cv: [3, 1]", "arrival_cv"),
+        ("arrival_cv: [0, 2]", "arrival_cv"),
     ] {
         let cfg = agent_config_with(t.path(), line);
         let lines = std::fs::read_to_string(&cfg).unwrap().lines().count();

@@ -9,6 +9,7 @@ use scalesim::rl::{
     SlackBasis, VecEnv, DELTAS,
 };
 use scalesim::scenario::Scenario;
+use scalesim::workload::ArrivalProcess;
 
 /// One service, 1 core per instance (1 slot), every call exactly 50 ms, 10 arrivals per second
 /// (at 0.1, 0.2, ...), scale-up delay 10 s.
@@ -449,6 +450,7 @@ fn reset_with_a_seed_replays_the_episode_and_randomises_the_load() {
         start_offset_s: (0.0, 120.0),
         random_shapes: false,
         second_scale_bursts: 0.0,
+        arrival_cv: None,
     };
     let mk = || Env::new(EnvConfig::default(), Box::new(SimFactory::new(vec![sc.clone(), fluid.clone()], r)));
     let (mut a, mut b) = (mk(), mk());
@@ -482,6 +484,7 @@ fn second_scale_bursts_switch_a_random_shape_on_and_off_and_keep_its_mean() {
                 start_offset_s: (0.0, 0.0),
                 random_shapes: true,
                 second_scale_bursts: share,
+                arrival_cv: None,
             },
         )
     };
@@ -502,6 +505,36 @@ fn second_scale_bursts_switch_a_random_shape_on_and_off_and_keep_its_mean() {
         let peak = bursty.rates.iter().cloned().fold(0.0, f64::max);
         assert!(peak > 1.5 * mean(&plain), "seed {seed}: busiest second {peak} vs mean {}", mean(&plain));
     }
+}
+
+#[test]
+fn arrival_cv_gives_each_episode_gamma_gaps_from_its_range() {
+    // Off: the scenario's Poisson arrivals and the old stream (the same shape and label). On: gamma
+    // gaps whose cv lies in the range and varies with the seed, on the same shape.
+    let sc = scalesim::scenario::load_scenario(&crate::root().join("scenarios/online_boutique_peak.yaml")).unwrap();
+    let draw = |cv: Option<(f64, f64)>, seed: u64| {
+        let r = Randomization { random_shapes: true, arrival_cv: cv, ..Randomization::default() };
+        let (s, label) = SimFactory::new(vec![sc.clone()], r).episode_scenario(seed).unwrap();
+        let scalesim::workload::ArrivalSource::Rate { schedule, process } = s.workload.source else {
+            panic!("a rate load")
+        };
+        (schedule, process, label)
+    };
+    let mut drawn = Vec::new();
+    for seed in 0..12 {
+        let (plain, process, label) = draw(None, seed);
+        assert_eq!(process.name(), "poisson");
+        let (shape, gamma, glabel) = draw(Some((1.0, 3.0)), seed);
+        assert_eq!(shape, plain, "seed {seed}: the same shape");
+        let ArrivalProcess::Gamma { cv, .. } = gamma else { panic!("seed {seed}: {}", gamma.name()) };
+        assert!((1.0..=3.0).contains(&cv), "cv {cv}");
+        assert_eq!(glabel, format!("{label} cv {cv:.2}"));
+        drawn.push(cv);
+        let (_, fixed, _) = draw(Some((2.5, 2.5)), seed);
+        assert_eq!(fixed.name(), "gamma(cv 2.5)");
+    }
+    drawn.sort_by(f64::total_cmp);
+    assert!(drawn[11] - drawn[0] > 1.0, "cv varies with the seed: {drawn:?}");
 }
 
 #[test]

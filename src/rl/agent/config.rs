@@ -294,6 +294,11 @@ pub struct AgentConfig {
     /// 12 s), as request traces arrive. Written into checkpoints only when not 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub second_scale_bursts: f64,
+    /// `[lo, hi]`: every training episode's arrivals get gamma gaps with a coefficient of
+    /// variation drawn from the range (1 is as variable as Poisson; more is burstier, and at fluid
+    /// fidelity the queues wait accordingly). Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_cv: Option<[f64; 2]>,
     /// `single` (default) or `per_service`. Written into checkpoints only when not the default.
     #[serde(default, skip_serializing_if = "is_single")]
     pub action: ActionMode,
@@ -476,6 +481,11 @@ impl AgentConfig {
         }
         if c.checkpoint_every == 0 {
             return err("checkpoint_every", "must be at least 1".into());
+        }
+        if let Some([lo, hi]) = c.arrival_cv {
+            if !(lo.is_finite() && hi.is_finite() && (0.1..=10.0).contains(&lo) && lo <= hi && hi <= 10.0) {
+                return err("arrival_cv", format!("[{lo}, {hi}] is not a range 0.1 <= lo <= hi <= 10"));
+            }
         }
         if c.request_fine_tune_steps > 0 && c.fidelity == TrainingFidelity::Request {
             return err(
