@@ -142,7 +142,8 @@ fn spec(
         service_credit,
         ..Default::default()
     };
-    let randomization = Randomization { rate_scale, start_offset_s, random_shapes, second_scale_bursts: 0.0, arrival_cv: None };
+    let randomization =
+        Randomization { rate_scale, start_offset_s, random_shapes, second_scale_bursts: 0.0, arrival_cv: None };
     Ok(Spec { scenarios: list, config, randomization, per_service })
 }
 
