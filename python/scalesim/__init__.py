@@ -51,7 +51,7 @@ def _core_kwargs(
     credit: str,
     randomisation: Dict[str, Any],
 ) -> Dict[str, Any]:
-    allowed = {"rate_scale", "start_offset_s", "random_shapes", "timeline_interval_s"}
+    allowed = {"rate_scale", "start_offset_s", "random_shapes", "timeline_interval_s", "arrival_cv"}
     unknown = set(randomisation) - allowed
     if unknown:
         raise TypeError(f"unknown keyword(s) {sorted(unknown)}; randomisation takes {sorted(allowed)}")
@@ -63,7 +63,7 @@ def _core_kwargs(
         action=action,
         credit=credit,
     )
-    for key in ("rate_scale", "start_offset_s"):
+    for key in ("rate_scale", "start_offset_s", "arrival_cv"):
         if key in randomisation:
             lo, hi = randomisation[key]
             kw[key] = (float(lo), float(hi))
@@ -312,7 +312,9 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     services, by service name, adding up to the reward; a vector environment's is an array
     ``(num_envs, services)``, zeros where an environment was reset), ``flatten`` (a flat ``Box``
     observation), and domain
-    randomisation: ``rate_scale=(lo, hi)``, ``start_offset_s=(lo, hi)``, ``random_shapes=True``.
+    randomisation: ``rate_scale=(lo, hi)``, ``start_offset_s=(lo, hi)``, ``random_shapes=True``,
+    ``arrival_cv=(lo, hi)`` (each episode's arrivals get gamma gaps of a coefficient of variation
+    drawn from the range; 1 is as variable as Poisson, more is burstier).
     ``timeline_interval_s`` overrides the scenario's timeline interval (the fluid model's
     integration step, 1 s in the bundled scenarios); 15 s makes fluid steps about 7x faster and
     coarser.

@@ -19,6 +19,7 @@ class CoreEnv:
         random_shapes: bool = False,
         timeline_interval_s: Optional[float] = None,
         credit: str = "shared",
+        arrival_cv: Optional[Tuple[float, float]] = None,
     ) -> None: ...
     @property
     def dims(self) -> Tuple[int, int, int]: ...
@@ -62,6 +63,7 @@ class CoreVecEnv:
         timeline_interval_s: Optional[float] = None,
         threads: Optional[int] = None,
         credit: str = "shared",
+        arrival_cv: Optional[Tuple[float, float]] = None,
     ) -> None: ...
     @property
     def dims(self) -> Tuple[int, int, int]: ...

@@ -52,6 +52,7 @@ fn spec(
     random_shapes: bool,
     timeline_interval_s: Option<f64>,
     credit: &str,
+    arrival_cv: Option<(f64, f64)>,
 ) -> PyResult<Spec> {
     if scenarios.is_empty() {
         return Err(bad_input("make_env: no scenario given"));
@@ -142,8 +143,13 @@ fn spec(
         service_credit,
         ..Default::default()
     };
+    if let Some((lo, hi)) = arrival_cv {
+        if !(lo.is_finite() && hi.is_finite() && (0.1..=10.0).contains(&lo) && lo <= hi && hi <= 10.0) {
+            return Err(bad_input(format!("arrival_cv: ({lo}, {hi}) is not a range 0.1 <= lo <= hi <= 10")));
+        }
+    }
     let randomization =
-        Randomization { rate_scale, start_offset_s, random_shapes, second_scale_bursts: 0.0, arrival_cv: None };
+        Randomization { rate_scale, start_offset_s, random_shapes, second_scale_bursts: 0.0, arrival_cv };
     Ok(Spec { scenarios: list, config, randomization, per_service })
 }
 
@@ -284,7 +290,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared"))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -297,6 +303,7 @@ impl CoreEnv {
         random_shapes: bool,
         timeline_interval_s: Option<f64>,
         credit: &str,
+        arrival_cv: Option<(f64, f64)>,
     ) -> PyResult<Self> {
         let spec = spec(
             scenarios,
@@ -310,6 +317,7 @@ impl CoreEnv {
             random_shapes,
             timeline_interval_s,
             credit,
+            arrival_cv,
         )?;
         let (env, obs) = build(&spec)?;
         Ok(CoreEnv { per_service: spec.per_service, dims: dims_of(&obs), about: describe(&env, &obs), env, done: true })
@@ -514,7 +522,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared"))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -529,6 +537,7 @@ impl CoreVecEnv {
         timeline_interval_s: Option<f64>,
         threads: Option<usize>,
         credit: &str,
+        arrival_cv: Option<(f64, f64)>,
     ) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
             return Err(bad_input(format!("num_envs: {num_envs} is outside 1..=4096")));
@@ -545,6 +554,7 @@ impl CoreVecEnv {
             random_shapes,
             timeline_interval_s,
             credit,
+            arrival_cv,
         )?;
         let mut slots = Vec::with_capacity(num_envs);
         let mut first = None;

@@ -177,6 +177,20 @@ def test_credit_per_service_splits_the_reward_among_the_services():
         scalesim.make_env(PEAK, action="per_service", credit="mine")
 
 
+def test_bursty_arrivals_raise_the_observed_latency():
+    # The same episode and actions, Poisson arrivals against gamma gaps of cv 3: the services'
+    # p95 latency feature (index 6) is higher with bursty arrivals at every step.
+    def p95s(**kw):
+        env = scalesim.make_env(PEAK, action="per_service", **kw)
+        env.reset(options={"episode_seed": 5})
+        return [env.step(np.full(11, 2))[0]["services"][:, 6].sum() for _ in range(4)]
+
+    plain, bursty = p95s(), p95s(arrival_cv=(3, 3))
+    assert all(b > p for p, b in zip(plain, bursty)), (plain, bursty)
+    with pytest.raises(ValueError, match="arrival_cv"):
+        scalesim.make_env(PEAK, arrival_cv=(3, 1))
+
+
 def test_bad_input_raises_with_the_file_and_field():
     with pytest.raises(ValueError, match="does_not_exist.yaml"):
         scalesim.make_env("scenarios/does_not_exist.yaml")
