@@ -48,23 +48,30 @@ fn compare(label: &str, r: &Summary, f: &Summary) {
     }
 }
 
-#[test]
-fn single_service_from_10_to_90_percent_utilisation() {
-    let yaml = r#"
+/// One service of 2 instances x 2 slots x 0.5 core at 10 ms a visit: 200 visits/s of capacity.
+/// `arrivals` is the workload's `arrivals:` line, or empty for Poisson.
+fn one_service(arrivals: &str) -> Scenario {
+    crate::scenario(&format!(
+        r#"
 name: one
 slo_ms: 100
 cluster:
   max_instances: 4
-  skus: [ { name: s, cores: 8, memory_gib: 8, price_per_hour: 1 } ]
+  skus: [ {{ name: s, cores: 8, memory_gib: 8, price_per_hour: 1 }} ]
 services:
-  - { name: q, replicas: 2, cpu_request_m: 1000, cpu_limit_m: 1000, concurrency: 2, queue_capacity: 1000,
-      demand: { dist: exponential, mean_ms: 10 } }
-request_types: [ { name: r, call: { service: q } } ]
+  - {{ name: q, replicas: 2, cpu_request_m: 1000, cpu_limit_m: 1000, concurrency: 2, queue_capacity: 1000,
+      demand: {{ dist: exponential, mean_ms: 10 }} }}
+request_types: [ {{ name: r, call: {{ service: q }} }} ]
 workload:
-  stages: [ { duration_s: 600, rps: 100 } ]
-"#;
-    // 2 instances x 2 slots x 0.5 core / 10 ms = 200 visits/s of capacity.
-    let base = crate::scenario(yaml);
+  {arrivals}
+  stages: [ {{ duration_s: 600, rps: 100 }} ]
+"#
+    ))
+}
+
+#[test]
+fn single_service_from_10_to_90_percent_utilisation() {
+    let base = one_service("");
     for pct in [10, 30, 50, 70, 90] {
         let sc = steady(base.clone(), 2.0 * pct as f64, 600);
         let (r, f) = (run(&sc, Fidelity::Request, "static"), run(&sc, Fidelity::Fluid, "static"));
@@ -223,22 +230,8 @@ fn fluid_request_counts_vary_with_the_seed() {
 /// short before.
 #[test]
 fn bursty_arrivals_wait_alike_in_fluid() {
-    let yaml = r#"
-name: one
-slo_ms: 100
-cluster:
-  max_instances: 4
-  skus: [ { name: s, cores: 8, memory_gib: 8, price_per_hour: 1 } ]
-services:
-  - { name: q, replicas: 2, cpu_request_m: 1000, cpu_limit_m: 1000, concurrency: 2, queue_capacity: 1000,
-      demand: { dist: exponential, mean_ms: 10 } }
-request_types: [ { name: r, call: { service: q } } ]
-workload:
-  arrivals: { process: gamma, cv: CV }
-  stages: [ { duration_s: 600, rps: 100 } ]
-"#;
     for (cv, tolerance) in [("2", 0.15), ("3", 0.30)] {
-        let base = crate::scenario(&yaml.replace("CV", cv));
+        let base = one_service(&format!("arrivals: {{ process: gamma, cv: {cv} }}"));
         for pct in [30, 50, 70] {
             let sc = steady(base.clone(), 2.0 * pct as f64, 600);
             let (r, f) = (run(&sc, Fidelity::Request, "static"), run(&sc, Fidelity::Fluid, "static"));
