@@ -101,6 +101,15 @@ impl Progress {
         }
     }
 
+    /// Prints an information line above the bar (or as a plain line); nothing with `--quiet`.
+    pub fn note(&self, message: &str) {
+        match &self.shown {
+            Shown::Hidden => {}
+            Shown::Bar(b) => b.println(message),
+            Shown::Plain(_) => eprintln!("{message}"),
+        }
+    }
+
     /// Prints a warning line above the bar (or as a plain line), even with `--quiet`: a warning
     /// is not progress.
     pub fn warn(&self, message: &str) {

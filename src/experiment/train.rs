@@ -316,6 +316,10 @@ fn run_training(
     }
     if result.is_ok() && team[0].steps < req.steps {
         let remaining = req.steps - team[0].steps;
+        progress.note(&format!(
+            "steps {} to {}: fine-tuning at request fidelity (request_fine_tune_steps)",
+            team[0].steps, req.steps
+        ));
         result = load_scenarios(&req.scenarios, Fidelity::Request, config.decision_interval_s)
             .map_err(|e| EnvError::Stopped(e.to_string()))
             .and_then(|scenarios| {

@@ -495,6 +495,21 @@ fn request_fine_tune_runs_the_last_steps_at_request_fidelity() {
     assert_eq!(all, request, "a fine-tune of every step is a request-fidelity training");
     assert_eq!(half[0], fluid[0], "before the switch: the fluid training");
     assert_ne!(half[1], fluid[1], "after the switch: request fidelity");
+    // Without --quiet the switch is announced.
+    let o = std::process::Command::new(crate::bin())
+        .args(["train", "--agent", variant("say", "fidelity: fluid\nrequest_fine_tune_steps: 256").to_str().unwrap()])
+        .args([
+            "--scenario",
+            chain.to_str().unwrap(),
+            "--steps",
+            "512",
+            "--out",
+            tmp.path().join("say").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("steps 256 to 512: fine-tuning at request fidelity"), "{err}");
     // A request-fidelity training has nothing to fine-tune: refused, naming the field.
     let bad = variant("bad", "fidelity: request\nrequest_fine_tune_steps: 100");
     let o = std::process::Command::new(crate::bin())
