@@ -376,7 +376,9 @@ impl StallWatch {
 }
 
 /// Version of `training_log.csv`'s columns. 2: `explained_variance` before `format_version`.
-pub const TRAINING_LOG_FORMAT_VERSION: u32 = 2;
+/// 3: then the gradient norms and each head's entropy (empty where a head or a separate critic
+/// does not exist).
+pub const TRAINING_LOG_FORMAT_VERSION: u32 = 3;
 
 /// One `training_log.csv` row. A mean episode reward before any episode has finished is left
 /// empty (not NaN): no output holds NaN.
@@ -384,9 +386,10 @@ fn log_row(log: &mut std::fs::File, path: &Path, row: &LogRow) -> Result<(), Tra
     let s = &row.stats;
     let reward =
         if row.mean_episode_reward.is_finite() { format!("{:.6}", row.mean_episode_reward) } else { String::new() };
+    let cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
     writeln!(
         log,
-        "{},{reward},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{TRAINING_LOG_FORMAT_VERSION}",
+        "{},{reward},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.6},{},{},{TRAINING_LOG_FORMAT_VERSION}",
         row.step,
         row.episodes,
         s.policy_loss,
@@ -394,7 +397,12 @@ fn log_row(log: &mut std::fs::File, path: &Path, row: &LogRow) -> Result<(), Tra
         s.entropy,
         s.approx_kl,
         s.clip_fraction,
-        s.explained_variance
+        s.explained_variance,
+        s.grad_norm,
+        cell(s.critic_grad_norm),
+        s.heads.replicas,
+        cell(s.heads.node_type),
+        cell(s.heads.quota),
     )
     .map_err(|e| io_err(path, e))
 }
@@ -409,6 +417,7 @@ fn non_finite(row: &LogRow) -> Option<&'static str> {
         (s.approx_kl, "approximate KL"),
         (s.clip_fraction, "clip fraction"),
         (s.explained_variance, "explained variance"),
+        (s.grad_norm, "gradient norm"),
     ]
     .into_iter()
     .find(|(v, _)| !v.is_finite())

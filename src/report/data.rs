@@ -144,7 +144,7 @@ pub fn series_label(policy: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// The columns of a `training_log.csv` a training report draws: (column, chart title, y label).
-pub const TRAINING_COLUMNS: [(&str, &str, &str); 7] = [
+pub const TRAINING_COLUMNS: [(&str, &str, &str); 8] = [
     ("mean_episode_reward", "Mean episode reward (last 10 episodes)", "reward"),
     ("policy_loss", "Policy loss", "loss"),
     ("value_loss", "Value loss", "loss"),
@@ -152,6 +152,7 @@ pub const TRAINING_COLUMNS: [(&str, &str, &str); 7] = [
     ("approx_kl", "Approximate KL divergence per update", "KL"),
     ("clip_fraction", "Fraction of samples clipped", "fraction"),
     ("explained_variance", "Explained variance of the returns by the critic", "1 - Var(R - V) / Var(R)"),
+    ("grad_norm", "Gradient norm of the policy network, before clipping", "L2 norm"),
 ];
 
 /// Each of `columns` of a `training_log.csv` against its `step` column; empty cells (no episode

@@ -519,3 +519,37 @@ fn request_fine_tune_runs_the_last_steps_at_request_fidelity() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("request_fine_tune_steps") && err.contains("fluid"), "{err}");
 }
+
+/// `training_log.csv` (format 3) carries the gradient norms and each head's entropy: the MLP's
+/// critic has its own norm, a graph agent's critic shares its network (empty cell); heads that are
+/// off leave their column empty; the heads' parts add up to the entropy.
+#[test]
+fn training_log_has_gradient_norms_and_entropy_by_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = crate::root();
+    for (cfg, scenario, critic, extra_heads) in [
+        ("configs/agents/mlp_ppo.yaml", "scenarios/chain_5.yaml", true, false),
+        ("configs/agents/gat_ppo_full_action.yaml", "scenarios/chain_5_two_types.yaml", false, true),
+    ] {
+        let out = tmp.path().join(cfg.replace('/', "_"));
+        cli_train(&root.join(cfg), &root.join(scenario), 512, 1, &out);
+        let text = std::fs::read_to_string(out.join("training_log.csv")).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |name: &str| header.iter().position(|c| *c == name).unwrap_or_else(|| panic!("{cfg}: no {name}"));
+        for line in lines {
+            let row: Vec<&str> = line.split(',').collect();
+            let num = |name: &str| row[col(name)].parse::<f64>().ok();
+            assert_eq!(row[col("format_version")], "3");
+            let norm = num("grad_norm").unwrap();
+            assert!(norm.is_finite() && norm > 0.0, "{cfg}: {line}");
+            assert_eq!(num("critic_grad_norm").is_some(), critic, "{cfg}: {line}");
+            assert_eq!(num("entropy_node_type").is_some(), extra_heads, "{cfg}: {line}");
+            assert_eq!(num("entropy_quota").is_some(), extra_heads, "{cfg}: {line}");
+            let parts: f64 =
+                ["entropy_replicas", "entropy_node_type", "entropy_quota"].iter().filter_map(|c| num(c)).sum();
+            let total = num("entropy").unwrap();
+            assert!((parts - total).abs() < 1e-4, "{cfg}: parts {parts} vs entropy {total} in {line}");
+        }
+    }
+}

@@ -108,6 +108,44 @@ pub struct UpdateStats {
     /// `1 - Var(returns - values) / Var(returns)`. 1 is a perfect critic, 0 one that predicts the
     /// mean, negative one worse than that (its advantages are then mostly noise).
     pub explained_variance: f64,
+    /// The policy network's gradient norm before clipping (a graph agent's one network, critic
+    /// included), mean over the update's minibatches.
+    pub grad_norm: f64,
+    /// The MLP critic's own gradient norm before clipping; `None` where the critic shares the
+    /// policy's network (graph agents).
+    pub critic_grad_norm: Option<f64>,
+    /// Each head's part of `entropy` (they add up to it).
+    pub heads: HeadEntropies,
+}
+
+/// Each head's part of a decision's entropy, nats, mean over samples: the replica deltas (the
+/// joint service-and-delta choice, or the sum over services), the node type (counted on the
+/// scale-ups that chose one, as in the total) and the CPU quota (the Gaussian's entropy). `None`:
+/// the head is off.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HeadEntropies {
+    pub replicas: f64,
+    pub node_type: Option<f64>,
+    pub quota: Option<f64>,
+}
+
+impl HeadEntropies {
+    /// `self + w * other`, head by head (an average's running sum).
+    fn add_scaled(&mut self, other: &HeadEntropies, w: f64) {
+        self.replicas += w * other.replicas;
+        let add = |a: &mut Option<f64>, b: Option<f64>| {
+            if let Some(b) = b {
+                *a = Some(a.unwrap_or(0.0) + w * b);
+            }
+        };
+        add(&mut self.node_type, other.node_type);
+        add(&mut self.quota, other.quota);
+    }
+}
+
+/// The mean over samples of `-x` (an entropy from summed `p log p` values).
+fn mean_neg(x: &[f32]) -> f64 {
+    -x.iter().map(|&v| v as f64).sum::<f64>() / x.len().max(1) as f64
 }
 
 /// `1 - Var(returns - values) / Var(returns)` (0 when the returns do not vary).
@@ -465,7 +503,7 @@ impl Agent {
         tape: OwnedTape<f32, Dev>,
         mb: &Minibatch,
         ppo: bool,
-    ) -> (Taped<()>, Vec<f32>, f64) {
+    ) -> (Taped<()>, Vec<f32>, f64, HeadEntropies) {
         let b = mb.joint.len();
         let rows = |v: &[f32]| dev.tensor_from_vec(v.to_vec(), (b, v.len() / b));
         let col = |v: Vec<f32>| dev.tensor_from_vec(v, (b,));
@@ -491,8 +529,10 @@ impl Agent {
         // services' entropies (independent choices).
         let (mut neg_ent, tape) =
             (lp.clone().put_tape(tape).exp() * lp.clone()).sum::<(usize,), Axis<1>>().split_tape();
+        let mut heads = HeadEntropies { replicas: mean_neg(&neg_ent.as_vec()), ..Default::default() };
         if mb.slots > 0 {
-            return self.slot_policy_loss(dev, lp, neg_ent, tape, mb, ppo);
+            let (loss, logp_vec, entropy) = self.slot_policy_loss(dev, lp, neg_ent, tape, mb, ppo);
+            return (loss, logp_vec, entropy, heads);
         }
         let (mut logp, mut tape) = if self.per_service() {
             (lp.put_tape(tape) * rows(&mb.onehot)).sum::<(usize,), Axis<1>>().split_tape()
@@ -504,6 +544,8 @@ impl Agent {
             let used = col(mb.sku_used.clone());
             let (sl, t) = (sku.put_tape(tape) + rows(&mb.sku_mask)).log_softmax::<Axis<1>>().split_tape();
             let (sku_neg_ent, t) = (sl.clone().put_tape(t).exp() * sl.clone()).sum::<(usize,), Axis<1>>().split_tape();
+            let counted: Vec<f32> = sku_neg_ent.as_vec().iter().zip(&mb.sku_used).map(|(e, u)| e * u).collect();
+            heads.node_type = Some(mean_neg(&counted));
             let (sku_lp, t) = sl.put_tape(t).select(idx(&mb.sku)).split_tape();
             let (l, t) = (logp.put_tape(t) + sku_lp * used.clone()).split_tape();
             let (e, t) = (neg_ent.put_tape(t) + sku_neg_ent * used).split_tape();
@@ -516,6 +558,8 @@ impl Agent {
             let (z, t) = ((mu_s.put_tape(t) - col(mb.u.clone())) * inv_sigma).split_tape();
             let (q_lp, t) = (z.put_tape(t).square() * -0.5 - ls_s.clone() - HALF_LN_2PI as f32).split_tape();
             let (l, t) = (logp.put_tape(t) + q_lp).split_tape();
+            let gaussian: Vec<f32> = ls_s.as_vec().iter().map(|l| -(l + (0.5 + HALF_LN_2PI) as f32)).collect();
+            heads.quota = Some(mean_neg(&gaussian));
             // The Gaussian's entropy, ln sigma + (1 + ln 2 pi) / 2, stands in for the squashed
             // one's (which has no closed form).
             let (e, t) = (neg_ent.put_tape(t) - ls_s - (0.5 + HALF_LN_2PI) as f32).split_tape();
@@ -524,7 +568,7 @@ impl Agent {
         let (ent_term, tape, entropy) = self.entropy_bonus(neg_ent, tape);
         let logp_vec = logp.as_vec();
         let loss = -self.surrogate(dev, logp.put_tape(tape), mb, ppo).mean() + ent_term;
-        (loss, logp_vec, entropy)
+        (loss, logp_vec, entropy, heads)
     }
 
     /// The entropy bonus of a minibatch (`entropy_coef` x the mean of `neg_ent`, each sample's
@@ -604,10 +648,11 @@ impl Agent {
             }
             for chunk in idx.chunks(mb) {
                 let b = chunk.len();
-                let (loss_v, vloss_v, logp_vec, entropy) = match self.nets {
+                let out = match self.nets {
                     Nets::Mlp { .. } => self.mlp_minibatch(buf, chunk, &adv, returns, ppo),
                     Nets::Graph(_) => self.graph_minibatch(buf, chunk, &adv, returns),
                 };
+                let logp_vec = &out.logp;
                 let (mut kl, mut clipped) = (0.0, 0.0);
                 for (k, &i) in chunk.iter().enumerate() {
                     // d = log(old/new); with r = new/old = exp(-d), KL(old || new) is estimated
@@ -619,9 +664,14 @@ impl Agent {
                         clipped += 1.0;
                     }
                 }
-                stats.policy_loss += loss_v;
-                stats.value_loss += vloss_v;
-                stats.entropy += entropy;
+                stats.policy_loss += out.policy_loss;
+                stats.value_loss += out.value_loss;
+                stats.entropy += out.entropy;
+                stats.heads.add_scaled(&out.heads, 1.0);
+                stats.grad_norm += out.grad_norm;
+                if let Some(c) = out.critic_grad_norm {
+                    stats.critic_grad_norm = Some(stats.critic_grad_norm.unwrap_or(0.0) + c);
+                }
                 stats.approx_kl += kl / b as f64;
                 stats.clip_fraction += clipped / b as f64;
                 batches += 1.0;
@@ -633,6 +683,11 @@ impl Agent {
             stats.entropy /= batches;
             stats.approx_kl /= batches;
             stats.clip_fraction /= batches;
+            stats.grad_norm /= batches;
+            stats.critic_grad_norm = stats.critic_grad_norm.map(|c| c / batches);
+            let mut heads = HeadEntropies::default();
+            heads.add_scaled(&stats.heads, 1.0 / batches);
+            stats.heads = heads;
         }
         stats.explained_variance = if buf.service_values.is_empty() {
             explained_variance(&buf.values, returns)
@@ -644,7 +699,7 @@ impl Agent {
 }
 
 impl Agent {
-    /// One minibatch step of the MLP agent: `(policy loss, value loss, log-probabilities, entropy)`.
+    /// One minibatch step of the MLP agent.
     /// Actor and critic are separate networks with separate optimisers: their updates run side by
     /// side on two threads (same arithmetic as one after the other, so the result does not depend
     /// on scheduling), each on its own device.
@@ -655,7 +710,7 @@ impl Agent {
         adv: &[f64],
         returns: &[f64],
         ppo: bool,
-    ) -> (f64, f64, Vec<f32>, f64) {
+    ) -> MinibatchOut {
         let Nets::Mlp { actor, critic } = &self.nets else { unreachable!("called for MLP agents") };
         let b = chunk.len();
         let xs: Vec<&Input> = chunk.iter().map(|&i| &buf.inputs[i]).collect();
@@ -669,37 +724,34 @@ impl Agent {
         let mut actor_opt = std::mem::replace(&mut self.actor_opt, Adam::new(&[], 0.0, 0.0));
         let mut critic_opt = std::mem::replace(&mut self.critic_opt, Adam::new(&[], 0.0, 0.0));
         let this = &*self;
-        let ((loss_v, logp_vec, entropy), vloss_v) = std::thread::scope(|scope| {
+        let (mut out, (vloss_v, critic_norm)) = std::thread::scope(|scope| {
             let value_side = scope.spawn(|| {
                 let v = critic.forward(xc.traced(Gradients::leaky()));
                 let vloss = (v - ret).square().mean() * vc;
                 let vloss_v = vloss.array() as f64;
-                critic_opt.step(&mut critic, &mut vloss.backward());
-                vloss_v
+                let norm = critic_opt.step(&mut critic, &mut vloss.backward());
+                (vloss_v, norm)
             });
             let heads = actor.forward(x.traced(Gradients::leaky()), this.heads_on());
-            let (loss, logp_vec, entropy) = this.policy_loss(&this.dev, heads, OwnedTape::default(), &batch, ppo);
-            let loss_v = loss.array() as f64;
-            actor_opt.step(&mut actor, &mut loss.backward());
-            ((loss_v, logp_vec, entropy), value_side.join().expect("the critic's update thread"))
+            let (loss, logp, entropy, heads) = this.policy_loss(&this.dev, heads, OwnedTape::default(), &batch, ppo);
+            let policy_loss = loss.array() as f64;
+            let grad_norm = actor_opt.step(&mut actor, &mut loss.backward());
+            let out = MinibatchOut { policy_loss, logp, entropy, heads, grad_norm, ..Default::default() };
+            (out, value_side.join().expect("the critic's update thread"))
         });
         self.actor_opt = actor_opt;
         self.critic_opt = critic_opt;
         self.nets = Nets::Mlp { actor, critic };
-        (loss_v, vloss_v, logp_vec, entropy)
+        out.value_loss = vloss_v;
+        out.critic_grad_norm = Some(critic_norm);
+        out
     }
 
-    /// One minibatch step of a graph agent: `(policy loss, value loss, log-probabilities, entropy)`.
+    /// One minibatch step of a graph agent.
     /// Data parallel on two threads: each half of the minibatch gets its own forward and backward
     /// pass; every loss is a mean, so the minibatch's gradient is the halves' gradients weighted by
     /// their sizes, summed in a fixed order (the result does not depend on scheduling).
-    fn graph_minibatch(
-        &mut self,
-        buf: &Buffer,
-        chunk: &[usize],
-        adv: &[f64],
-        returns: &[f64],
-    ) -> (f64, f64, Vec<f32>, f64) {
+    fn graph_minibatch(&mut self, buf: &Buffer, chunk: &[usize], adv: &[f64], returns: &[f64]) -> MinibatchOut {
         let Nets::Graph(g) = &self.nets else { unreachable!("called for graph agents") };
         let b = chunk.len();
         // The second thread works on its own copy of the network, on its own device.
@@ -726,13 +778,35 @@ impl Agent {
             }
         }
         let mut g = g.clone();
-        self.actor_opt.step_with(&mut g, grads);
+        let grad_norm = self.actor_opt.step_with(&mut g, grads);
         self.nets = Nets::Graph(g);
         self.par_net = Some(g2);
         let avg = |f: &dyn Fn(&PartGradients) -> f64| halves.iter().map(|h| weight(h) * f(h)).sum::<f64>();
-        let logp_vec = halves.iter().flat_map(|h| h.logp.iter().copied()).collect::<Vec<f32>>();
-        (avg(&|h| h.loss), avg(&|h| h.value_loss), logp_vec, avg(&|h| h.entropy))
+        let mut heads = HeadEntropies::default();
+        halves.iter().for_each(|h| heads.add_scaled(&h.heads, weight(h)));
+        MinibatchOut {
+            policy_loss: avg(&|h| h.loss),
+            value_loss: avg(&|h| h.value_loss),
+            logp: halves.iter().flat_map(|h| h.logp.iter().copied()).collect(),
+            entropy: avg(&|h| h.entropy),
+            heads,
+            grad_norm,
+            critic_grad_norm: None,
+        }
     }
+}
+
+/// What one minibatch step reports.
+#[derive(Default)]
+struct MinibatchOut {
+    policy_loss: f64,
+    value_loss: f64,
+    /// The decisions' log-probabilities under the network before the step.
+    logp: Vec<f32>,
+    entropy: f64,
+    heads: HeadEntropies,
+    grad_norm: f64,
+    critic_grad_norm: Option<f64>,
 }
 
 /// One part of a minibatch's gradient (data-parallel graph updates), with its statistics.
@@ -742,6 +816,7 @@ struct PartGradients {
     loss: f64,
     value_loss: f64,
     entropy: f64,
+    heads: HeadEntropies,
     logp: Vec<f32>,
 }
 
@@ -768,13 +843,13 @@ impl Agent {
         let (heads, value) =
             g.forward(&GraphBatch::new(dev, &graph_inputs(&xs)), OwnedTape::default(), self.heads_on());
         let (value, tape) = value.split_tape();
-        let (loss, logp, entropy) = self.policy_loss(dev, heads, tape, &batch, ppo);
+        let (loss, logp, entropy, heads) = self.policy_loss(dev, heads, tape, &batch, ppo);
         let loss_v = loss.array() as f64;
         let (loss, tape) = loss.split_tape();
         let vloss = (value.put_tape(tape) - ret).square().mean() * self.config.value_coef as f32;
         let value_loss = vloss.array() as f64;
         let mut grads = (vloss + loss).backward();
-        PartGradients { len: part.len(), grads: g.grads(&mut grads), loss: loss_v, value_loss, entropy, logp }
+        PartGradients { len: part.len(), grads: g.grads(&mut grads), loss: loss_v, value_loss, entropy, heads, logp }
     }
 }
 
@@ -849,7 +924,7 @@ pub struct LogRow {
 }
 
 pub const TRAINING_LOG_HEADER: &str =
-    "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,explained_variance,format_version";
+    "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,explained_variance,grad_norm,critic_grad_norm,entropy_replicas,entropy_node_type,entropy_quota,format_version";
 
 /// Trains `agent` on `envs` for `steps` environment steps (over all environments), calling
 /// `on_update` after every rollout and update.
@@ -1118,6 +1193,11 @@ pub fn train_team(
             stats.approx_kl += s.approx_kl / m as f64;
             stats.clip_fraction += s.clip_fraction / m as f64;
             stats.explained_variance += s.explained_variance / m as f64;
+            stats.grad_norm += s.grad_norm / m as f64;
+            if let Some(c) = s.critic_grad_norm {
+                stats.critic_grad_norm = Some(stats.critic_grad_norm.unwrap_or(0.0) + c / m as f64);
+            }
+            stats.heads.add_scaled(&s.heads, 1.0 / m as f64);
         }
         let recent = &finished[finished.len().saturating_sub(10)..];
         let mean = if recent.is_empty() { f64::NAN } else { recent.iter().sum::<f64>() / recent.len() as f64 };
@@ -1247,13 +1327,13 @@ mod tests {
             buf.choices.push(c);
             buf.logps.push(logp);
         }
-        let (recomputed, _) = loss_log_probabilities(&ag, &buf);
+        let (recomputed, _, _) = loss_log_probabilities(&ag, &buf);
         (buf, recomputed)
     }
 
     /// The log-probabilities of `buf`'s decisions as the loss recomputes them from the network,
-    /// and the entropy it reports.
-    fn loss_log_probabilities(ag: &Agent, buf: &Buffer) -> (Vec<f32>, f64) {
+    /// and the entropy it reports, in all and by head.
+    fn loss_log_probabilities(ag: &Agent, buf: &Buffer) -> (Vec<f32>, f64, HeadEntropies) {
         let chunk: Vec<usize> = (0..buf.inputs.len()).collect();
         let mb = Minibatch::new(buf, &chunk, &vec![1.0; chunk.len()]);
         let xs: Vec<&Input> = buf.inputs.iter().collect();
@@ -1266,8 +1346,45 @@ mod tests {
                 (heads, value.split_tape().1)
             }
         };
-        let (_, recomputed, entropy) = ag.policy_loss(&ag.dev, heads, tape, &mb, true);
-        (recomputed, entropy)
+        let (_, recomputed, entropy, by_head) = ag.policy_loss(&ag.dev, heads, tape, &mb, true);
+        (recomputed, entropy, by_head)
+    }
+
+    #[test]
+    fn each_heads_entropy_by_hand_and_their_sum() {
+        // The setting of the test below: every head on, some choices masked. By hand from the
+        // network's outputs: the joint softmax's entropy; each scale-up's node-type softmax
+        // entropy (0 for the other decisions); the chosen service's Gaussian,
+        // ln sigma + (1 + ln 2 pi) / 2.
+        let mut mask = ActionMask { deltas: vec![[true; 5]; 3], node_types: vec![vec![true, true]; 3] };
+        mask.node_types[1][0] = false;
+        mask.deltas[1][4] = false;
+        let h = |lp: &[f64]| -lp.iter().filter(|l| l.is_finite()).map(|l| l.exp() * l).sum::<f64>();
+        for encoder in ["mlp", "gat"] {
+            let (buf, _) = sampled_and_recomputed(encoder, &mask);
+            let obs = three_services();
+            let ag = Agent::new(full_action(encoder), obs.flat().len(), 5);
+            let x = ag.act_input(&obs);
+            let out = ag.evaluate_inputs(&[&x]).remove(0);
+            let (_, entropy, by_head) = loss_log_probabilities(&ag, &buf);
+            let n = buf.choices.len() as f64;
+            let replicas = h(&masked_log_softmax(&out.joint, &ag.allowed(&mask)));
+            let node_type = buf
+                .choices
+                .iter()
+                .filter(|c| c.sku.is_some())
+                .map(|c| h(&masked_log_softmax(&out.sku, &sku_allowed(&mask, c.service(), out.sku.len()))))
+                .sum::<f64>()
+                / n;
+            let quota =
+                buf.choices.iter().map(|c| out.log_std[c.service()] as f64 + 0.5 + HALF_LN_2PI).sum::<f64>() / n;
+            assert!((by_head.replicas - replicas).abs() < 1e-4, "{encoder}: {} vs {replicas}", by_head.replicas);
+            assert!((by_head.node_type.unwrap() - node_type).abs() < 1e-4, "{encoder}: {by_head:?} vs {node_type}");
+            assert!((by_head.quota.unwrap() - quota).abs() < 1e-4, "{encoder}: {by_head:?} vs {quota}");
+            assert!(node_type > 0.01 && replicas > 1.0, "{encoder}: the heads are not degenerate");
+            let sum = by_head.replicas + by_head.node_type.unwrap() + by_head.quota.unwrap();
+            assert!((sum - entropy).abs() < 1e-4, "{encoder}: the parts {sum} vs the total {entropy}");
+        }
     }
 
     #[test]
@@ -1332,7 +1449,7 @@ mod tests {
             assert!(buf.picks.iter().all(|p| p[0] >= 2 && p[2] != 4 && p[3..].iter().all(|&d| d == 2)));
             // Every service moves in both directions in some decisions (they choose independently).
             assert!(buf.picks.iter().any(|p| p[1] < 2) && buf.picks.iter().any(|p| p[1] > 2 && p[2] > 2));
-            let (recomputed, entropy) = loss_log_probabilities(&ag, &buf);
+            let (recomputed, entropy, _) = loss_log_probabilities(&ag, &buf);
             for (k, lp) in buf.logps.iter().enumerate() {
                 assert!((lp - recomputed[k] as f64).abs() < 1e-4, "{encoder}: {lp} vs {}", recomputed[k]);
             }
@@ -1376,7 +1493,7 @@ mod tests {
         let (heads, value) =
             g.forward(&ag.graph_batch(&buf.inputs.iter().collect::<Vec<_>>()), OwnedTape::default(), ag.heads_on());
         assert_eq!(value.shape().0, 24, "a value per service of each sample");
-        let (loss, logp, entropy) = ag.policy_loss(&ag.dev, heads, value.split_tape().1, &mb, true);
+        let (loss, logp, entropy, _) = ag.policy_loss(&ag.dev, heads, value.split_tape().1, &mb, true);
         for (k, lp) in logp.iter().enumerate() {
             assert!((buf.logps[k] - *lp as f64).abs() < 1e-4, "{} vs {lp}", buf.logps[k]);
         }
