@@ -170,7 +170,9 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
     if done >= req.steps {
         return Ok(TrainOutcome { dir, trained: 0, total: done, last_reward: None });
     }
-    let team = build_team(&config, resumed, &req.resume, layout.flat_len(), req.seed)?;
+    let mut team = build_team(&config, resumed, &req.resume, layout.flat_len(), req.seed)?;
+    // The schedules run over the whole training, a fine-tune's steps included.
+    team.iter_mut().for_each(|a| a.schedule_horizon = req.steps);
     run_training(team, &mut envs, &config, &dir, req, progress)
 }
 

@@ -553,3 +553,28 @@ fn training_log_has_gradient_norms_and_entropy_by_head() {
         }
     }
 }
+
+/// Schedules and per-minibatch advantages from the CLI: a training's last update runs at the
+/// schedule's end (the checkpoint's optimiser holds `learning_rate_end`), and the options change
+/// what is learned.
+#[test]
+fn schedules_and_minibatch_advantages_train_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(crate::root().join("configs/agents/mlp_ppo.yaml")).unwrap();
+    let chain = crate::root().join("scenarios/chain_5.yaml");
+    let train_with = |name: &str, lines: &str| {
+        let cfg = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(&cfg, format!("{base}{lines}\n")).unwrap();
+        let out = tmp.path().join(name);
+        cli_train(&cfg, &chain, 512, 2, &out);
+        Checkpoint::load(&out.join("checkpoint.ckpt")).unwrap()
+    };
+    let plain = train_with("plain", "");
+    let scheduled = train_with("scheduled", "learning_rate_end: 0.00001\nentropy_coef_end: 0.0");
+    let per_mb = train_with("per_mb", "advantage_normalization: minibatch");
+    assert!((scheduled.actor_opt.lr - 0.00001).abs() < 1e-15, "last update at the end: {}", scheduled.actor_opt.lr);
+    assert!((scheduled.critic_opt.lr - 0.00001).abs() < 1e-15);
+    assert_eq!(plain.actor_opt.lr, plain.config.learning_rate, "no schedule: constant");
+    assert_ne!(plain.actor, scheduled.actor, "the schedules change what is learned");
+    assert_ne!(plain.actor, per_mb.actor, "per-minibatch advantages change what is learned");
+}

@@ -151,6 +151,8 @@ fn item5_agent_config_numbers_are_validated() {
         ("rollout_steps: 0", "rollout_steps"),
         ("arrival_cv: [3, 1]", "arrival_cv"),
         ("arrival_cv: [0, 2]", "arrival_cv"),
+        ("learning_rate_end: 2", "learning_rate_end"),
+        ("entropy_coef_end: -0.1", "entropy_coef_end"),
     ] {
         let cfg = agent_config_with(t.path(), line);
         let lines = std::fs::read_to_string(&cfg).unwrap().lines().count();

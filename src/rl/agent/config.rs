@@ -314,6 +314,19 @@ pub struct AgentConfig {
     /// mean rather than its own part. Written into checkpoints only when not 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub credit_shared: f64,
+    /// Linear schedules over the training's steps (its `--steps` in all): the learning rate goes
+    /// from `learning_rate` to `learning_rate_end`, the entropy coefficient from `entropy_coef` to
+    /// `entropy_coef_end`, each set before every update. Unset: constant. Written into checkpoints
+    /// only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rate_end: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy_coef_end: Option<f64>,
+    /// `rollout` (default: advantages normalised over the whole rollout) or `minibatch` (within
+    /// each minibatch, as many PPO implementations do). Written into checkpoints only when not the
+    /// default.
+    #[serde(default, skip_serializing_if = "is_rollout")]
+    pub advantage_normalization: AdvantageNormalization,
     /// `additive` (default) or `multiplicative`. Written into checkpoints only when not the
     /// default.
     #[serde(default, skip_serializing_if = "is_additive")]
@@ -403,6 +416,19 @@ fn is_zero_u64(x: &u64) -> bool {
     *x == 0
 }
 
+fn is_rollout(a: &AdvantageNormalization) -> bool {
+    *a == AdvantageNormalization::Rollout
+}
+
+/// Over which samples advantages are normalised to mean 0 and standard deviation 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdvantageNormalization {
+    #[default]
+    Rollout,
+    Minibatch,
+}
+
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
         let cfg = ConfigText::read(path)?;
@@ -426,7 +452,7 @@ impl AgentConfig {
         // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
         // are far past any useful setting and only stop values that make every weight NaN
         // (a learning rate of 1e308) or a run that cannot end.
-        let ranges: [(f64, &str, f64, bool, f64); 12] = [
+        let ranges: [(f64, &str, f64, bool, f64); 14] = [
             (c.learning_rate, "learning_rate", 0.0, false, 1.0),
             (c.decision_interval_s, "decision_interval_s", MIN_INTERVAL_S, true, 86_400.0),
             (c.quota_step_cores, "quota_step_cores", 0.0, false, 1_000.0),
@@ -439,6 +465,8 @@ impl AgentConfig {
             (c.downscale_stabilization_s, "downscale_stabilization_s", 0.0, true, 86_400.0),
             (c.second_scale_bursts, "second_scale_bursts", 0.0, true, 1.0),
             (c.credit_shared, "credit_shared", 0.0, true, 1.0),
+            (c.learning_rate_end.unwrap_or(c.learning_rate), "learning_rate_end", 0.0, true, 1.0),
+            (c.entropy_coef_end.unwrap_or(c.entropy_coef), "entropy_coef_end", 0.0, true, 1_000.0),
         ];
         for (v, f, lo, inclusive, hi) in ranges {
             let above = if inclusive { v >= lo } else { v > lo };

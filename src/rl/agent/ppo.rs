@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use super::checkpoint::Checkpoint;
-use super::config::{ActionMode, AgentConfig, Algorithm, Credit, Encoder, TrainingFidelity};
+use super::config::{ActionMode, AdvantageNormalization, AgentConfig, Algorithm, Credit, Encoder, TrainingFidelity};
 use super::decision::{
     action_index, allowed, argmax_allowed, decode_action, gaussian_log_prob, masked_log_softmax, per_service_action,
     per_service_allowed, per_service_log_softmax, sku_allowed, team_action, Choice, HALF_LN_2PI,
@@ -143,6 +143,26 @@ impl HeadEntropies {
     }
 }
 
+/// Shifts and scales `v` to mean 0 and standard deviation 1 (the deviation floored at 1e-8).
+pub fn normalize(v: &mut [f64]) {
+    let count = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / count;
+    let std = (v.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / count).sqrt().max(1e-8);
+    v.iter_mut().for_each(|a| *a = (*a - mean) / std);
+}
+
+/// `adv` (`per` values per sample) with the samples of `chunk` normalised among themselves; the
+/// others left as they are (a minibatch reads only its own).
+fn minibatch_normalized(adv: &[f64], chunk: &[usize], per: usize) -> Vec<f64> {
+    let mut mine: Vec<f64> = chunk.iter().flat_map(|&i| adv[i * per..(i + 1) * per].iter().copied()).collect();
+    normalize(&mut mine);
+    let mut all = adv.to_vec();
+    for (k, &i) in chunk.iter().enumerate() {
+        all[i * per..(i + 1) * per].copy_from_slice(&mine[k * per..(k + 1) * per]);
+    }
+    all
+}
+
 /// The mean over samples of `-x` (an entropy from summed `p log p` values).
 fn mean_neg(x: &[f32]) -> f64 {
     -x.iter().map(|&v| v as f64).sum::<f64>() / x.len().max(1) as f64
@@ -208,6 +228,11 @@ pub struct Agent {
     /// Graph encoders: the second thread's copy of the network, on `par_dev`, refreshed before
     /// each minibatch (kept, so that it is not built and randomly initialised every time).
     par_net: Option<GraphNet>,
+    /// The steps the learning-rate and entropy schedules run over (the training's `--steps` in
+    /// all); 0: the end of the current [`train_team`] call.
+    pub schedule_horizon: u64,
+    /// The entropy coefficient of the next update (`entropy_coef`, or its schedule's value).
+    entropy_coef_now: f64,
 }
 
 /// Why an application is too large for the MLP's fixed-width input and heads (`None`: it fits).
@@ -262,6 +287,7 @@ impl Agent {
                 (Nets::Mlp { actor, critic }, a, c)
             }
         };
+        let config_entropy = config.entropy_coef;
         Agent {
             rng: rand_pcg::Pcg64Mcg::new(crate::engine::stream_seed(seed, "agent/sampling")),
             par_dev,
@@ -275,7 +301,23 @@ impl Agent {
             returns: ReturnNorm::default(),
             steps: 0,
             flat_len,
+            schedule_horizon: 0,
+            entropy_coef_now: config_entropy,
         }
+    }
+
+    /// Sets the learning rate and the entropy coefficient for the next update from their linear
+    /// schedules (`learning_rate_end`, `entropy_coef_end`) at `steps / horizon` of the way; a
+    /// config without schedules keeps both constant.
+    pub fn apply_schedules(&mut self, horizon: u64) {
+        let done = (self.steps as f64 / horizon.max(1) as f64).min(1.0);
+        let along = |start: f64, end: Option<f64>| end.map_or(start, |end| start + (end - start) * done);
+        if self.config.learning_rate_end.is_some() {
+            let lr = along(self.config.learning_rate, self.config.learning_rate_end);
+            self.actor_opt.lr = lr;
+            self.critic_opt.lr = lr;
+        }
+        self.entropy_coef_now = along(self.config.entropy_coef, self.config.entropy_coef_end);
     }
 
     /// The parameter shapes of the actor part and the critic part (empty for graph encoders).
@@ -579,7 +621,7 @@ impl Agent {
         tape: OwnedTape<f32, Dev>,
     ) -> (Tensor<(), f32, Dev>, OwnedTape<f32, Dev>, f64) {
         let entropy = -neg_ent.as_vec().iter().map(|&x| x as f64).sum::<f64>() / neg_ent.shape().0 as f64;
-        let (ent_term, tape) = (neg_ent.put_tape(tape).mean() * self.config.entropy_coef as f32).split_tape();
+        let (ent_term, tape) = (neg_ent.put_tape(tape).mean() * self.entropy_coef_now as f32).split_tape();
         (ent_term, tape, entropy)
     }
 
@@ -633,10 +675,11 @@ impl Agent {
         let ppo = self.config.algorithm == Algorithm::Ppo;
         let (epochs, mb) = if ppo { (self.config.epochs, self.config.minibatch.min(n)) } else { (1, n) };
         // Normalised advantages (over every sample, and with credit per service every service).
-        let count = adv.len() as f64;
-        let mean = adv.iter().sum::<f64>() / count;
-        let std = (adv.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / count).sqrt().max(1e-8);
-        let adv: Vec<f64> = adv.iter().map(|a| (a - mean) / std).collect();
+        let mut adv = adv.to_vec();
+        normalize(&mut adv);
+        let per_minibatch = self.config.advantage_normalization == AdvantageNormalization::Minibatch;
+        // Advantages per sample: one, or one per service (credit per service).
+        let per = adv.len() / n.max(1);
         let mut idx: Vec<usize> = (0..n).collect();
         let mut stats = UpdateStats::default();
         let mut batches = 0.0;
@@ -648,9 +691,16 @@ impl Agent {
             }
             for chunk in idx.chunks(mb) {
                 let b = chunk.len();
+                let local;
+                let adv: &[f64] = if per_minibatch {
+                    local = minibatch_normalized(&adv, chunk, per);
+                    &local
+                } else {
+                    &adv
+                };
                 let out = match self.nets {
-                    Nets::Mlp { .. } => self.mlp_minibatch(buf, chunk, &adv, returns, ppo),
-                    Nets::Graph(_) => self.graph_minibatch(buf, chunk, &adv, returns),
+                    Nets::Mlp { .. } => self.mlp_minibatch(buf, chunk, adv, returns, ppo),
+                    Nets::Graph(_) => self.graph_minibatch(buf, chunk, adv, returns),
                 };
                 let logp_vec = &out.logp;
                 let (mut kl, mut clipped) = (0.0, 0.0);
@@ -1186,6 +1236,7 @@ pub fn train_team(
                     }
                 }
             }
+            ag.apply_schedules(if ag.schedule_horizon > 0 { ag.schedule_horizon } else { target });
             let s = ag.update(b, &adv, &ret);
             stats.policy_loss += s.policy_loss / m as f64;
             stats.value_loss += s.value_loss / m as f64;
@@ -1348,6 +1399,44 @@ mod tests {
         };
         let (_, recomputed, entropy, by_head) = ag.policy_loss(&ag.dev, heads, tape, &mb, true);
         (recomputed, entropy, by_head)
+    }
+
+    #[test]
+    fn advantage_normalization_by_hand() {
+        // [1, 2, 3]: mean 2, standard deviation sqrt(2/3); (x - 2) / sqrt(2/3) = -1.2247, 0, 1.2247.
+        let mut v = vec![1.0, 2.0, 3.0];
+        normalize(&mut v);
+        let z = (1.5f64).sqrt();
+        assert!((v[0] + z).abs() < 1e-12 && v[1].abs() < 1e-12 && (v[2] - z).abs() < 1e-12, "{v:?}");
+        // Per minibatch: samples 2 and 0 (two values each) normalised among themselves,
+        // [10, 20 | 0, 0 | 30, 40] -> samples 0 and 2 over {10, 20, 30, 40}: mean 25, sd sqrt(125).
+        let all = minibatch_normalized(&[10.0, 20.0, 0.0, 0.0, 30.0, 40.0], &[2, 0], 2);
+        let s = 125f64.sqrt();
+        let want = [-15.0 / s, -5.0 / s, 0.0, 0.0, 5.0 / s, 15.0 / s];
+        assert!(all.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{all:?}");
+    }
+
+    #[test]
+    fn learning_rate_and_entropy_schedules_by_hand() {
+        let cfg: AgentConfig = serde_yaml_ng::from_str(
+            "encoder: mlp\nalgorithm: ppo\nlearning_rate: 0.001\nlearning_rate_end: 0.0001\nentropy_coef: 0.01\nentropy_coef_end: 0.0",
+        )
+        .unwrap();
+        let mut ag = Agent::new(cfg.clone(), 40, 1);
+        // A quarter of the way: 0.001 - 0.25 x 0.0009 = 0.000775; 0.01 - 0.25 x 0.01 = 0.0075.
+        ag.steps = 250;
+        ag.apply_schedules(1000);
+        assert!((ag.actor_opt.lr - 0.000775).abs() < 1e-15 && (ag.critic_opt.lr - 0.000775).abs() < 1e-15);
+        assert!((ag.entropy_coef_now - 0.0075).abs() < 1e-15);
+        // Past the horizon: the end values.
+        ag.steps = 2000;
+        ag.apply_schedules(1000);
+        assert!((ag.actor_opt.lr - 0.0001).abs() < 1e-15 && ag.entropy_coef_now.abs() < 1e-15);
+        // Without schedules: constant.
+        let mut plain = Agent::new(AgentConfig { learning_rate_end: None, entropy_coef_end: None, ..cfg }, 40, 1);
+        plain.steps = 500;
+        plain.apply_schedules(1000);
+        assert_eq!((plain.actor_opt.lr, plain.entropy_coef_now), (0.001, 0.01));
     }
 
     #[test]
