@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use super::checkpoint::Checkpoint;
-use super::config::{ActionMode, AdvantageNormalization, AgentConfig, Algorithm, Credit, Encoder, TrainingFidelity};
+use super::config::{ActionMode, AdvantageNormalization, AgentConfig, Algorithm, Credit, Encoder};
 use super::decision::{
     action_index, allowed, argmax_allowed, decode_action, gaussian_log_prob, masked_log_softmax, per_service_action,
     per_service_allowed, per_service_log_softmax, sku_allowed, team_action, Choice, HALF_LN_2PI,
@@ -133,13 +133,16 @@ impl HeadEntropies {
     /// `self + w * other`, head by head (an average's running sum).
     fn add_scaled(&mut self, other: &HeadEntropies, w: f64) {
         self.replicas += w * other.replicas;
-        let add = |a: &mut Option<f64>, b: Option<f64>| {
-            if let Some(b) = b {
-                *a = Some(a.unwrap_or(0.0) + w * b);
-            }
-        };
-        add(&mut self.node_type, other.node_type);
-        add(&mut self.quota, other.quota);
+        add_present(&mut self.node_type, other.node_type.map(|b| w * b));
+        add_present(&mut self.quota, other.quota.map(|b| w * b));
+    }
+}
+
+/// Adds `b` to the running sum `a` of a statistic that not every network or head has: `None`
+/// stays `None` until a value comes.
+fn add_present(a: &mut Option<f64>, b: Option<f64>) {
+    if let Some(b) = b {
+        *a = Some(a.unwrap_or(0.0) + b);
     }
 }
 
@@ -620,7 +623,7 @@ impl Agent {
         neg_ent: Tensor<(usize,), f32, Dev>,
         tape: OwnedTape<f32, Dev>,
     ) -> (Tensor<(), f32, Dev>, OwnedTape<f32, Dev>, f64) {
-        let entropy = -neg_ent.as_vec().iter().map(|&x| x as f64).sum::<f64>() / neg_ent.shape().0 as f64;
+        let entropy = mean_neg(&neg_ent.as_vec());
         let (ent_term, tape) = (neg_ent.put_tape(tape).mean() * self.entropy_coef_now as f32).split_tape();
         (ent_term, tape, entropy)
     }
@@ -719,9 +722,7 @@ impl Agent {
                 stats.entropy += out.entropy;
                 stats.heads.add_scaled(&out.heads, 1.0);
                 stats.grad_norm += out.grad_norm;
-                if let Some(c) = out.critic_grad_norm {
-                    stats.critic_grad_norm = Some(stats.critic_grad_norm.unwrap_or(0.0) + c);
-                }
+                add_present(&mut stats.critic_grad_norm, out.critic_grad_norm);
                 stats.approx_kl += kl / b as f64;
                 stats.clip_fraction += clipped / b as f64;
                 batches += 1.0;
@@ -1082,8 +1083,9 @@ pub fn train_team(
     let mut finished: Vec<f64> = Vec::new();
     let target = team[0].steps + steps;
     // A request-level step simulates thousands of requests (milliseconds): worth a thread each. A
-    // fluid step takes microseconds, less than handing it to another thread.
-    let parallel_steps = team[0].config.fidelity == TrainingFidelity::Request || envs.iter().any(Env::heavy_steps);
+    // fluid step takes microseconds, less than handing it to another thread. The environments
+    // know which they run (a fluid training's request fine-tune included).
+    let parallel_steps = envs.iter().any(Env::heavy_steps);
     while team[0].steps < target {
         let mut bufs: Vec<Buffer> = (0..m).map(|_| Buffer::default()).collect();
         let (mut rews, mut term, mut ends) = (Vec::new(), Vec::new(), Vec::new());
@@ -1245,9 +1247,7 @@ pub fn train_team(
             stats.clip_fraction += s.clip_fraction / m as f64;
             stats.explained_variance += s.explained_variance / m as f64;
             stats.grad_norm += s.grad_norm / m as f64;
-            if let Some(c) = s.critic_grad_norm {
-                stats.critic_grad_norm = Some(stats.critic_grad_norm.unwrap_or(0.0) + c / m as f64);
-            }
+            add_present(&mut stats.critic_grad_norm, s.critic_grad_norm.map(|c| c / m as f64));
             stats.heads.add_scaled(&s.heads, 1.0 / m as f64);
         }
         let recent = &finished[finished.len().saturating_sub(10)..];
