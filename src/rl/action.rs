@@ -36,6 +36,37 @@ pub struct ActionConfig {
     /// Replica deltas scale with the service's size ([`multiplied_target`]) instead of moving
     /// one or two replicas.
     pub multiplicative_steps: bool,
+    /// What a replica delta moves from ([`Anchor`]).
+    pub anchor: Anchor,
+}
+
+/// What a per-service replica delta moves from. `current` (default): the service's replicas
+/// (Active + Starting). `hpa`: the HPA formula's recommendation ([`hpa_recommendation`] at the
+/// observation's HPA target, 60%), so a delta of 0 does what the HPA would and the policy learns
+/// corrections to it (a residual policy: it starts on the HPA front rather than at random).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    #[default]
+    Current,
+    Hpa,
+}
+
+/// The Kubernetes HPA's replica count for a service at `target` CPU utilisation of request:
+/// `ceil(active x utilisation / target)`, held at the current count (Active + Starting) within
+/// the HPA's 10% tolerance, when no Active replica reports a utilisation, and, while replicas are
+/// starting, against going below the current count (the HPA does not scale down pods it is still
+/// waiting for); then clamped to the service's min and max replicas.
+pub fn hpa_recommendation(sv: &crate::metrics::ServiceView, target: f64) -> i64 {
+    let current = (sv.counts.active + sv.counts.starting) as i64;
+    let (min, max) = (sv.min_replicas as i64, sv.max_replicas as i64);
+    let Some(util) = sv.cpu_utilization.filter(|_| sv.counts.active > 0) else {
+        return current.clamp(min, max);
+    };
+    let ratio = util / target;
+    let wanted = if (ratio - 1.0).abs() <= 0.1 { current } else { (sv.counts.active as f64 * ratio).ceil() as i64 };
+    let wanted = if sv.counts.starting > 0 { wanted.max(current) } else { wanted };
+    wanted.clamp(min, max)
 }
 
 /// The replica count a delta of `delta` (-2..=2) asks for from `current` with multiplicative
@@ -83,6 +114,7 @@ impl Default for ActionConfig {
             downscale_stabilization: SimTime::ZERO,
             stabilization: Stabilization::AfterScaleUp,
             multiplicative_steps: false,
+            anchor: Anchor::Current,
         }
     }
 }
@@ -165,40 +197,64 @@ impl Action {
 }
 
 /// What is allowed now: per service, each of [`DELTAS`]; per service, each SKU for a scale-up.
+/// A delta moves from the service's anchor (its current count, or the HPA's recommendation under
+/// [`Anchor::Hpa`]); it is allowed when the count it asks for is within the service's min and max
+/// replicas and, going up, within the cluster's room. A delta of 0 is always allowed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ActionMask {
     /// `[service][delta index]`.
     pub deltas: Vec<[bool; 5]>,
     /// `[service][sku]`: the service's instance fits the SKU.
     pub node_types: Vec<Vec<bool>>,
+    /// `[service]`: the count a delta moves from.
+    pub anchor: Vec<i64>,
+    /// `[service]`: replicas now (Active + Starting).
+    pub current: Vec<i64>,
+    /// `[service]`: (min, max) replicas.
+    bounds: Vec<(i64, i64)>,
+    /// Free instance slots in the cluster.
+    room: i64,
 }
 
 impl ActionMask {
     /// From min/max replicas (Active + Starting) and the cluster's room for new instances, as a
-    /// controller sees them: the environment and a deployed agent mask alike.
-    pub fn from_view(view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec) -> ActionMask {
-        let mut mask = ActionMask { deltas: Vec::new(), node_types: Vec::new() };
-        mask.refill(view, app, cluster);
+    /// controller sees them: the environment and a deployed agent mask alike. `hpa_anchor`: the
+    /// HPA target of [`Anchor::Hpa`] (None: deltas move from the current count).
+    pub fn from_view(view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec, hpa_anchor: Option<f64>) -> ActionMask {
+        let mut mask = ActionMask::default();
+        mask.refill(view, app, cluster, hpa_anchor);
         mask
     }
 
+    /// Every delta and every SKU allowed for `services` services on `skus` SKUs, deltas moving
+    /// from the current count (for tests and hand-made actions).
+    pub fn open(services: usize, skus: usize) -> ActionMask {
+        ActionMask {
+            deltas: vec![[true; 5]; services],
+            node_types: vec![vec![true; skus]; services],
+            ..Default::default()
+        }
+    }
+
     /// [`Self::from_view`] into this mask's storage (the environment refills one mask per step).
-    pub fn refill(&mut self, view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec) {
+    pub fn refill(&mut self, view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec, hpa_anchor: Option<f64>) {
         let (live, max_instances) = view.instances;
-        let room = max_instances.saturating_sub(live) as i64;
+        self.room = max_instances.saturating_sub(live) as i64;
         let n = app.services.len();
         self.deltas.resize(n, [false; 5]);
         self.node_types.resize_with(n, Vec::new);
+        self.anchor.resize(n, 0);
+        self.current.resize(n, 0);
+        self.bounds.resize(n, (0, 0));
         for (s, spec) in app.services.iter().enumerate() {
-            let c = view.services[s].counts;
-            let current = (c.active + c.starting) as i64;
-            for (i, &d) in DELTAS.iter().enumerate() {
-                let target = current + d as i64;
-                self.deltas[s][i] = d == 0
-                    || (target >= spec.min_replicas as i64
-                        && target <= spec.max_replicas as i64
-                        && (d < 0 || d as i64 <= room));
-            }
+            let sv = &view.services[s];
+            self.current[s] = (sv.counts.active + sv.counts.starting) as i64;
+            self.bounds[s] = (spec.min_replicas as i64, spec.max_replicas as i64);
+            self.anchor[s] = match hpa_anchor {
+                Some(target) => hpa_recommendation(sv, target),
+                None => self.current[s],
+            };
+            self.deltas[s] = self.row(s);
             let fits = &mut self.node_types[s];
             fits.clear();
             fits.extend(
@@ -208,6 +264,21 @@ impl ActionMask {
                     .map(|k| spec.shape.cpu_request <= k.cores && spec.shape.memory_mib <= k.memory_gib * 1024.0),
             );
         }
+    }
+
+    /// Which deltas service `s` may take from its anchor.
+    fn row(&self, s: usize) -> [bool; 5] {
+        let (anchor, current, (min, max)) = (self.anchor[s], self.current[s], self.bounds[s]);
+        DELTAS.map(|d| {
+            let target = anchor + d as i64;
+            d == 0 || (target >= min && target <= max && target - current <= self.room)
+        })
+    }
+
+    /// The replica count delta `delta` of service `s` asks for (the current count plus the delta
+    /// for a mask built by hand, without anchors).
+    pub fn target(&self, s: usize, current: i64, delta: i32) -> i64 {
+        self.anchor.get(s).copied().unwrap_or(current) + delta as i64
     }
 
     pub fn allows_delta(&self, service: usize, delta: i32) -> bool {
@@ -314,17 +385,28 @@ impl DownscaleStabilizer {
     }
 
     /// After a scale-up: masks the scale-downs of every service that scaled up less than `window`
-    /// before `now`. (On recommendations nothing is masked.)
+    /// before `now`: every delta whose count is below the current one. An anchor below the
+    /// current count (the HPA's recommendation) is first raised to it, so a delta of 0 holds.
+    /// (On recommendations nothing is masked.)
     pub fn apply(&self, now: SimTime, mask: &mut ActionMask) {
         if self.window == SimTime::ZERO || self.mode != Stabilization::AfterScaleUp {
             return;
         }
-        for (row, up) in mask.deltas.iter_mut().zip(&self.last_up) {
-            if up.is_some_and(|t| now < t + self.window) {
-                for (ok, &d) in row.iter_mut().zip(&DELTAS) {
-                    *ok &= d >= 0;
-                }
+        for (s, up) in self.last_up.iter().enumerate() {
+            if s >= mask.deltas.len() || !up.is_some_and(|t| now < t + self.window) {
+                continue;
             }
+            let Some(&current) = mask.current.get(s) else {
+                // A mask built by hand, without anchors: deltas move from the current count.
+                mask.deltas[s].iter_mut().zip(&DELTAS).for_each(|(ok, &d)| *ok &= d >= 0);
+                continue;
+            };
+            if mask.anchor[s] < current {
+                mask.anchor[s] = current;
+                mask.deltas[s] = mask.row(s);
+            }
+            let anchor = mask.anchor[s];
+            mask.deltas[s].iter_mut().zip(&DELTAS).for_each(|(ok, &d)| *ok &= anchor + d as i64 >= current);
         }
     }
 }
@@ -382,14 +464,21 @@ pub fn execute(
             continue;
         }
         let sku = if cfg.node_type_head { a.node_type } else { backend.app().services[s].sku };
-        if a.delta != 0 {
+        let c = backend.counts(s);
+        let current = (c.active + c.starting) as i64;
+        // Under the HPA anchor a delta of 0 still moves the service to the HPA's count.
+        let wanted = match cfg.anchor {
+            Anchor::Hpa => mask.target(s, current, a.delta) - current,
+            Anchor::Current => a.delta as i64,
+        };
+        if wanted != 0 {
             if !mask.allows_delta(s, a.delta) {
                 report.blocked.push(format!(
                     "{} {:+}: masked (min/max replicas or cluster capacity)",
                     service_name(backend, s),
                     a.delta
                 ));
-            } else if a.delta > 0 && !mask.node_types[s].get(sku).copied().unwrap_or(false) {
+            } else if wanted > 0 && !mask.node_types[s].get(sku).copied().unwrap_or(false) {
                 report.blocked.push(format!(
                     "{} {:+} on node type #{sku}: masked (does not fit)",
                     service_name(backend, s),
@@ -397,8 +486,6 @@ pub fn execute(
                 ));
             } else {
                 let replicas = if cfg.multiplicative_steps {
-                    let c = backend.counts(s);
-                    let current = (c.active + c.starting) as i64;
                     let spec = &backend.app().services[s];
                     let (live, max_instances) = backend.instances();
                     let room = max_instances as i64 - live as i64;
@@ -406,12 +493,12 @@ pub fn execute(
                         multiplied_target(current, a.delta, spec.min_replicas as i64, spec.max_replicas as i64, room);
                     (target - current).unsigned_abs() as u32
                 } else {
-                    a.delta.unsigned_abs()
+                    wanted.unsigned_abs() as u32
                 };
                 for _ in 0..replicas {
-                    let r = if a.delta > 0 { backend.scale_up(s, Some(sku)) } else { backend.scale_down(s) };
+                    let r = if wanted > 0 { backend.scale_up(s, Some(sku)) } else { backend.scale_down(s) };
                     match r {
-                        Ok(()) => report.moved(s, service_name(backend, s), a.delta > 0),
+                        Ok(()) => report.moved(s, service_name(backend, s), wanted > 0),
                         Err(e) => report.blocked.push(format!("{}: {e}", service_name(backend, s))),
                     }
                 }

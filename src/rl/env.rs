@@ -336,6 +336,11 @@ impl Env {
         self.episode.as_ref().map(|e| e.label.as_str())
     }
 
+    /// The HPA target deltas move from under [`super::action::Anchor::Hpa`] (the observation's).
+    fn hpa_anchor(&self) -> Option<f64> {
+        (self.config.action.anchor == super::action::Anchor::Hpa).then_some(self.config.hpa_target)
+    }
+
     /// Starts an episode; the same seed gives the same episode.
     pub fn reset(&mut self, seed: u64) -> Result<Observation, EnvError> {
         let ep = self.factory.build(seed)?;
@@ -347,7 +352,7 @@ impl Env {
         let action = &self.config.action;
         self.stabilizer = super::DownscaleStabilizer::with_mode(action.downscale_stabilization, action.stabilization);
         self.last_direction = vec![0; ep.backend.app().services.len()];
-        let mut mask = ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster());
+        let mut mask = ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster(), self.hpa_anchor());
         self.stabilizer.apply(ep.backend.now(), &mut mask);
         self.mask = Some(mask);
         let obs = collect(&layout, &view, ep.backend.app(), ep.backend.cluster(), ep.slo_ms);
@@ -417,8 +422,9 @@ impl Env {
         self.prev = after;
         self.last_violation = terms.slo_violation;
         let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
+        let hpa_anchor = (self.config.action.anchor == super::action::Anchor::Hpa).then_some(self.config.hpa_target);
         let mask = self.mask.get_or_insert_with(Default::default);
-        mask.refill(view, backend.app(), backend.cluster());
+        mask.refill(view, backend.app(), backend.cluster(), hpa_anchor);
         self.stabilizer.apply(backend.now(), mask);
         let truncated = backend.now() >= backend.horizon();
         self.steps += 1;

@@ -446,6 +446,42 @@ fn a_deployed_agent_keeps_the_scale_down_stabilisation_it_trained_with() {
     assert!(ups60 > 0 && quick60 == 0, "with a 60 s window: {ups60} scale-ups, {quick60} quick reversals");
 }
 
+/// `anchor: hpa`, deployed: every decision moves a service to the HPA's count plus the delta the
+/// agent chose (its reason names both), and the HPA's count moves services on a delta of 0.
+#[test]
+fn a_deployed_agent_on_the_hpa_anchor_moves_from_the_hpa_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = crate::root().join("scenarios/chain_5.yaml");
+    let base = std::fs::read_to_string(crate::root().join("configs/agents/gat_ppo.yaml")).unwrap();
+    let cfg = tmp.path().join("anchor.yaml");
+    std::fs::write(&cfg, format!("{base}\nanchor: hpa\n")).unwrap();
+    let out = tmp.path().join("tr");
+    cli_train(&cfg, &chain, 256, 1, &out);
+    let run = tmp.path().join("run");
+    let policy = format!("agent:{}", out.join("checkpoint.ckpt").display());
+    let o = std::process::Command::new(crate::bin())
+        .args(["run", chain.to_str().unwrap(), "--policy", &policy, "--seed", "1", "-q", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let actions = std::fs::read_to_string(run.join("actions.csv")).unwrap();
+    let (mut rows, mut moved_on_zero) = (0, 0);
+    for line in actions.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (from, desired, reason) = (f[2].parse::<i64>().unwrap(), f[4].parse::<i64>().unwrap(), f[5]);
+        let (delta, anchor) = reason
+            .strip_prefix("agent: ")
+            .and_then(|r| r.split_once(" from the HPA's "))
+            .map(|(d, a)| (d.rsplit(' ').next().unwrap().parse::<i64>().unwrap(), a.parse::<i64>().unwrap()))
+            .unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(desired, anchor + delta, "{line}");
+        rows += 1;
+        moved_on_zero += (delta == 0 && desired != from) as usize;
+    }
+    assert!(rows > 0 && moved_on_zero > 0, "{rows} decisions, {moved_on_zero} moved by the HPA's count alone");
+}
+
 /// A graph agent's training batches one graph shape: scenarios of two shapes are refused by
 /// name (they used to panic in the tensor library).
 #[test]

@@ -3,6 +3,7 @@
 //! reproducible.
 
 use scalesim::engine::SimTime;
+use scalesim::rl::action::Anchor;
 use scalesim::rl::env::action_rng;
 use scalesim::rl::{
     Action, ActionConfig, ActionMask, Env, EnvConfig, Randomization, RewardConfig, ServiceAction, SimFactory,
@@ -393,6 +394,69 @@ fn multiplicative_steps_move_a_service_by_its_size() {
         seen.push((c.active + c.starting, st.info.report.replica_changes));
     }
     assert_eq!(seen, vec![(3, 2), (5, 2), (2, 3)]);
+}
+
+/// Every service's part of a per-service action: `delta`, on the service's own SKU.
+fn every(delta: i32) -> Action {
+    Action::All(vec![ServiceAction { node_type: 0, delta, quota: 0.0 }])
+}
+
+#[test]
+fn under_the_hpa_anchor_each_delta_moves_from_the_hpa_count() {
+    // `tiny` on one replica: 10 requests/s of 50 ms use half its core. At an HPA target of 20%
+    // the HPA asks for ceil(1 x 0.5 / 0.2) = 3. Before the first metric the anchor is the current
+    // count: a delta of 0 holds at 1. Then every delta of the row is allowed (1..=5 within min 1,
+    // max 5 and the room), and -1 asks for 3 - 1 = 2: one scale-up.
+    let cfg = EnvConfig {
+        decision_interval: SimTime::from_secs(15),
+        hpa_target: 0.2,
+        action: ActionConfig {
+            anchor: Anchor::Hpa,
+            node_type_head: false,
+            quota_head: false,
+            downscale_stabilization: SimTime::from_secs(60),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+    e.reset(1).unwrap();
+    assert_eq!(e.mask().unwrap().anchor, vec![1]);
+    assert_eq!(e.step(&every(0)).unwrap().info.report.replica_changes, 0);
+    let m = e.mask().unwrap();
+    assert_eq!((m.anchor[0], m.deltas[0]), (3, [true; 5]));
+    let st = e.step(&every(-1)).unwrap();
+    assert_eq!((st.info.report.scaled_up.clone(), st.info.report.replica_changes), (vec![0], 1));
+    // The delta from the anchor (at least the current 2, raised so by the window) to the maximum.
+    let to_max = 5 - e.mask().unwrap().anchor[0];
+    assert!((0..=2).contains(&to_max), "anchor {}", 5 - to_max);
+    let st = e.step(&every(to_max as i32)).unwrap();
+    let replicas = |e: &Env| {
+        let c = e.backend().unwrap().observe().services[0].counts;
+        (c.active + c.starting) as i64
+    };
+    assert_eq!(replicas(&e), 5, "{:?}", st.info.report);
+    // Within the 60 s window after that scale-up (30 s to 90 s), the anchor is raised to the
+    // current 5 whenever the HPA asks for less (it does once the new replicas report), so 0 holds
+    // and every scale-down is masked.
+    let hpa = |e: &Env| {
+        let sv = &e.backend().unwrap().observe().services[0];
+        ((sv.counts.active as f64 * sv.cpu_utilization.unwrap() / 0.2).ceil() as i64).clamp(1, 5)
+    };
+    let mut asked_less = false;
+    while e.backend().unwrap().now() < SimTime::from_secs(90) {
+        asked_less |= hpa(&e) < 5;
+        let m = e.mask().unwrap();
+        assert_eq!((m.anchor[0], m.deltas[0]), (5, [false, false, true, false, false]));
+        assert_eq!(e.step(&every(0)).unwrap().info.report.replica_changes, 0);
+    }
+    assert!(asked_less);
+    // 60 s after the scale-up: the anchor is the HPA's count again, and 0 scales down to it.
+    let (anchor, wanted) = (e.mask().unwrap().anchor[0], hpa(&e));
+    assert_eq!(anchor, wanted);
+    assert!(wanted < 5, "the HPA's count {wanted}");
+    e.step(&every(0)).unwrap();
+    assert_eq!(replicas(&e), wanted);
 }
 
 #[test]

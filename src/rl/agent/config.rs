@@ -331,6 +331,11 @@ pub struct AgentConfig {
     /// default.
     #[serde(default, skip_serializing_if = "is_additive")]
     pub steps: Steps,
+    /// What a replica delta moves from: `current` (default) or `hpa`, the HPA formula's
+    /// recommendation at 60% CPU ([`crate::rl::action::Anchor`]): a residual policy over the
+    /// HPA. Needs `action: per_service`. Written into checkpoints only when not the default.
+    #[serde(default, skip_serializing_if = "is_current")]
+    pub anchor: crate::rl::action::Anchor,
 }
 
 fn quota_step() -> f64 {
@@ -394,6 +399,10 @@ fn is_single(a: &ActionMode) -> bool {
 
 fn is_after_scale_up(s: &crate::rl::action::Stabilization) -> bool {
     *s == crate::rl::action::Stabilization::AfterScaleUp
+}
+
+fn is_current(a: &crate::rl::action::Anchor) -> bool {
+    *a == crate::rl::action::Anchor::Current
 }
 
 fn is_additive(s: &Steps) -> bool {
@@ -538,6 +547,22 @@ impl AgentConfig {
                 return err("team", "must be 1 with `action: per_service` (one agent scales every service)".into());
             }
         }
+        if c.anchor == crate::rl::action::Anchor::Hpa {
+            // Every service must move each decision for the HPA's count to be followed; a
+            // multiplicative step or a recommendation window would move from another count.
+            if c.action != ActionMode::PerService {
+                return err(
+                    "anchor",
+                    "`hpa` needs `action: per_service` (every service moves from its HPA count)".into(),
+                );
+            }
+            if c.steps == Steps::Multiplicative {
+                return err("anchor", "`hpa` moves from the HPA's count: it takes `steps: additive`".into());
+            }
+            if c.stabilization == crate::rl::action::Stabilization::Recommendations {
+                return err("anchor", "`hpa` takes `stabilization: after_scale_up`".into());
+            }
+        }
         if c.stabilization == crate::rl::action::Stabilization::Recommendations && c.downscale_stabilization_s == 0.0 {
             return err("stabilization", "`recommendations` needs a window: set `downscale_stabilization_s`".into());
         }
@@ -585,6 +610,7 @@ impl AgentConfig {
                 downscale_stabilization: SimTime::from_secs_f64(self.downscale_stabilization_s),
                 stabilization: self.stabilization,
                 multiplicative_steps: self.steps == Steps::Multiplicative,
+                anchor: self.anchor,
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),
@@ -599,6 +625,22 @@ mod tests {
 
     /// `action: per_service` scores deltas only, for one agent: the other heads and teams are refused
     /// by name.
+    #[test]
+    fn the_hpa_anchor_needs_per_service_additive_steps_stabilised_after_scale_ups() {
+        let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\nanchor: hpa\n";
+        let ok: AgentConfig = serde_yaml_ng::from_str(&format!("{base}action: per_service\n")).unwrap();
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.env_config().action.anchor, crate::rl::action::Anchor::Hpa);
+        for extra in [
+            "",
+            "action: per_service\nsteps: multiplicative\n",
+            "action: per_service\nstabilization: recommendations\ndownscale_stabilization_s: 60\n",
+        ] {
+            let c: AgentConfig = serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap();
+            assert_eq!(c.validate().unwrap_err().field, "anchor", "{extra}");
+        }
+    }
+
     #[test]
     fn per_service_refuses_the_heads_it_has_not() {
         let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\naction: per_service\n";

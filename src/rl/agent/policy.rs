@@ -115,7 +115,9 @@ impl Autoscaler for AgentPolicy {
 
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         let obs = collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms);
-        let mut mask = ActionMask::from_view(view, &self.app, &self.cluster);
+        let cfg = &self.team[0].config;
+        let hpa_anchor = (cfg.anchor == crate::rl::action::Anchor::Hpa).then_some(self.layout.hpa_target);
+        let mut mask = ActionMask::from_view(view, &self.app, &self.cluster, hpa_anchor);
         self.stabilizer.apply(view.now, &mut mask);
         let chosen = team_greedy(&self.team, &obs, &mask);
         // On recommendations the stabiliser may hold a scale-down back (as in training).
@@ -127,16 +129,25 @@ impl Autoscaler for AgentPolicy {
             Action::All(v) => v.into_iter().enumerate().collect(),
             Action::Llm { .. } => Vec::new(),
         };
-        let cfg = &self.team[0].config;
         for (service, a) in parts {
             let Some(sv) = view.services.get(service) else {
                 continue;
             };
             let current = (sv.counts.active + sv.counts.starting) as i64;
-            if a.delta > 0 {
+            let desired = if cfg.steps == super::config::Steps::Multiplicative && a.delta != 0 {
+                let room = view.instances.1 as i64 - view.instances.0 as i64;
+                let (min, max) = (sv.min_replicas as i64, sv.max_replicas as i64);
+                crate::rl::action::multiplied_target(current, a.delta, min, max, room)
+            } else {
+                mask.target(service, current, a.delta)
+            };
+            if desired > current {
                 self.stabilizer.scaled_up(view.now, service);
             }
-            let mut reason = format!("agent: {} {:+}", sv.name, a.delta);
+            let mut reason = match hpa_anchor {
+                Some(_) => format!("agent: {} {:+} from the HPA's {}", sv.name, a.delta, mask.anchor[service]),
+                None => format!("agent: {} {:+}", sv.name, a.delta),
+            };
             if let Some((_, note)) = held.iter().find(|(s, _)| *s == service) {
                 reason = format!("agent: {note}");
             }
@@ -148,13 +159,6 @@ impl Autoscaler for AgentPolicy {
                 reason.push_str(&format!(", quota {:+.3}", a.quota));
                 sv.cpu_limit_cores + a.quota as f64 * cfg.quota_step_cores
             });
-            let desired = if cfg.steps == super::config::Steps::Multiplicative && a.delta != 0 {
-                let room = view.instances.1 as i64 - view.instances.0 as i64;
-                let (min, max) = (sv.min_replicas as i64, sv.max_replicas as i64);
-                crate::rl::action::multiplied_target(current, a.delta, min, max, room)
-            } else {
-                current + a.delta as i64
-            };
             out.push(ScaleDecision { service, desired: desired.max(0) as u32, reason, sku, cpu_limit });
         }
     }

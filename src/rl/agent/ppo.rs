@@ -1445,7 +1445,7 @@ mod tests {
         // network's outputs: the joint softmax's entropy; each scale-up's node-type softmax
         // entropy (0 for the other decisions); the chosen service's Gaussian,
         // ln sigma + (1 + ln 2 pi) / 2.
-        let mut mask = ActionMask { deltas: vec![[true; 5]; 3], node_types: vec![vec![true, true]; 3] };
+        let mut mask = ActionMask::open(3, 2);
         mask.node_types[1][0] = false;
         mask.deltas[1][4] = false;
         let h = |lp: &[f64]| -lp.iter().filter(|l| l.is_finite()).map(|l| l.exp() * l).sum::<f64>();
@@ -1479,7 +1479,7 @@ mod tests {
     #[test]
     fn stored_log_probabilities_are_what_the_loss_computes_with_every_head() {
         // Service 1 fits only server type 1; its +2 is masked.
-        let mut mask = ActionMask { deltas: vec![[true; 5]; 3], node_types: vec![vec![true, true]; 3] };
+        let mut mask = ActionMask::open(3, 2);
         mask.node_types[1][0] = false;
         mask.deltas[1][4] = false;
         for encoder in ["mlp", "gat"] {
@@ -1511,7 +1511,7 @@ mod tests {
     #[test]
     fn per_service_decisions_sum_the_services_log_probabilities() {
         let obs = three_services();
-        let mut mask = ActionMask { deltas: vec![[true; 5]; 3], node_types: vec![vec![true, true]; 3] };
+        let mut mask = ActionMask::open(3, 2);
         mask.deltas[0] = [false, false, true, true, true]; // service 0 at its minimum
         mask.deltas[2][4] = false;
         for encoder in ["mlp", "gat"] {
@@ -1557,7 +1557,7 @@ mod tests {
     #[test]
     fn per_service_credit_has_a_value_and_an_advantage_per_service() {
         let obs = three_services();
-        let mask = ActionMask { deltas: vec![[true; 5]; 3], node_types: vec![vec![true]; 3] };
+        let mask = ActionMask::open(3, 1);
         let config: AgentConfig = serde_yaml_ng::from_str(
             "encoder: gat\nalgorithm: ppo\naction: per_service\ncredit: per_service\nentropy_coef: 0.05",
         )
