@@ -107,7 +107,7 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
         }
     };
     let done = resumed.as_ref().map_or(0, |c| c.steps);
-    let scenarios = load_scenarios(&req.scenarios, config.fidelity.scenario(), config.decision_interval_s)?;
+    let scenarios = load_scenarios(&req.scenarios, config.fidelity.scenario(), &config)?;
     let mut envs = training_envs(&config, &scenarios);
     envs[0].reset(req.seed)?;
     let layout = envs[0].layout().expect("an environment has a layout after reset").clone();
@@ -201,7 +201,7 @@ fn training_envs(config: &AgentConfig, scenarios: &[crate::scenario::Scenario]) 
 fn load_scenarios(
     files: &[PathBuf],
     fidelity: Fidelity,
-    decision_interval_s: f64,
+    config: &AgentConfig,
 ) -> Result<Vec<crate::scenario::Scenario>, TrainError> {
     let mut scenarios = Vec::new();
     for f in files {
@@ -209,9 +209,11 @@ fn load_scenarios(
         super::check_run_size(&sc, false)?;
         sc.fidelity = fidelity;
         if sc.fidelity == Fidelity::Fluid {
-            // Training needs no per-second rows: one tick per decision keeps the fluid model cheap.
-            sc.metrics.timeline_interval = SimTime::from_secs_f64(decision_interval_s);
-            sc.metrics.scrape_interval = sc.metrics.timeline_interval;
+            // One scrape per decision; by default also one tick per decision, which keeps the
+            // fluid model cheapest but averages away everything shorter (`fluid_tick_s`).
+            sc.metrics.scrape_interval = SimTime::from_secs_f64(config.decision_interval_s);
+            sc.metrics.timeline_interval =
+                SimTime::from_secs_f64(config.fluid_tick_s.unwrap_or(config.decision_interval_s));
         }
         scenarios.push(sc);
     }
@@ -322,7 +324,7 @@ fn run_training(
             "steps {} to {}: fine-tuning at request fidelity (request_fine_tune_steps)",
             team[0].steps, req.steps
         ));
-        result = load_scenarios(&req.scenarios, Fidelity::Request, config.decision_interval_s)
+        result = load_scenarios(&req.scenarios, Fidelity::Request, config)
             .map_err(|e| EnvError::Stopped(e.to_string()))
             .and_then(|scenarios| {
                 let mut fine = training_envs(config, &scenarios);
@@ -465,6 +467,28 @@ mod tests {
             episodes: 1,
             stats: UpdateStats { clip_fraction: clip, entropy, ..Default::default() },
         }
+    }
+
+    /// A fluid training ticks once per decision unless `fluid_tick_s` says otherwise; it scrapes
+    /// once per decision either way. A request-fidelity fine-tune keeps the scenario's own.
+    #[test]
+    fn the_fluid_tick_is_the_decision_interval_unless_set() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/online_boutique_peak.yaml");
+        let mut config: AgentConfig =
+            serde_yaml_ng::from_str("format_version: 1\nencoder: gat\nalgorithm: ppo\ndecision_interval_s: 15\n")
+                .unwrap();
+        let intervals = |config: &AgentConfig, fidelity: Fidelity| {
+            let sc = &load_scenarios(std::slice::from_ref(&file), fidelity, config).unwrap()[0];
+            (sc.metrics.timeline_interval.as_secs_f64(), sc.metrics.scrape_interval.as_secs_f64())
+        };
+        assert_eq!(intervals(&config, Fidelity::Fluid), (15.0, 15.0));
+        config.fluid_tick_s = Some(1.0);
+        assert_eq!(intervals(&config, Fidelity::Fluid), (1.0, 15.0));
+        let own = load_scenario(&file).unwrap().metrics;
+        assert_eq!(
+            intervals(&config, Fidelity::Request),
+            (own.timeline_interval.as_secs_f64(), own.scrape_interval.as_secs_f64())
+        );
     }
 
     /// Hand-made logs: 8 updates with no clipping and entropy 2.0794 (ln 8) alternating +0.5%

@@ -245,3 +245,31 @@ fn bursty_arrivals_wait_alike_in_fluid() {
         }
     }
 }
+
+/// The fluid model's tick averages the load within it (why `fluid_tick_s` exists for training):
+/// `one_service` (200 visits/s of capacity) at 50 requests/s with a 3-second surge to 500/s. With
+/// 1-second ticks the surge builds a backlog of 900 visits (4.5 s of work, far past the 100 ms
+/// SLO), as request fidelity does; with 15-second ticks the surge's tick averages 140/s, 70% load,
+/// and nearly every request meets the SLO (measured: 41.0% and 2.3% of requests violate, against
+/// 43.7% at request fidelity).
+#[test]
+fn a_surge_shorter_than_the_tick_is_averaged_away() {
+    let mut sc = steady(one_service(""), 50.0, 60);
+    if let ArrivalSource::Rate { schedule, .. } = &mut sc.workload.source {
+        *schedule = RateSchedule { starts: vec![0.0, 30.0, 33.0], rates: vec![50.0, 500.0, 50.0], end: 60.0 };
+    }
+    sc.metrics.scrape_interval = SimTime::from_secs(15);
+    let violation = |tick_s: u64, fidelity: Fidelity| {
+        let mut sc = sc.clone();
+        sc.metrics.timeline_interval = SimTime::from_secs(tick_s);
+        run(&sc, fidelity, "static").slo_violation_pct
+    };
+    let (fine, coarse, request) =
+        (violation(1, Fidelity::Fluid), violation(15, Fidelity::Fluid), violation(1, Fidelity::Request));
+    assert!(request > 20.0, "request fidelity {request:.1}%");
+    assert!(
+        fine > 20.0 && (fine - request).abs() < 0.3 * request,
+        "1 s ticks {fine:.1}% against request {request:.1}%"
+    );
+    assert!(coarse < 5.0, "15 s ticks {coarse:.1}%");
+}

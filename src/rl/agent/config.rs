@@ -239,6 +239,13 @@ pub struct AgentConfig {
     /// `fluid` (fast, the default) or `request`.
     #[serde(default)]
     pub fidelity: TrainingFidelity,
+    /// With `fidelity: fluid`, the fluid model's tick in training, in seconds (default: the
+    /// decision interval, one tick per decision). A tick averages the load within it: at 15 s a
+    /// surge of a few seconds, and the queue it builds, do not exist in training, which then
+    /// under-prices the capacity that bursts need. 1 s sees them, as the bundled scenarios' own
+    /// timelines do. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fluid_tick_s: Option<f64>,
     /// With `fidelity: fluid`, the last this many of a training's steps (its `--steps` in all) run
     /// at request fidelity: a fine-tune on what the fluid model averages away (queues filling
     /// within a second, requests dropped by a burst). Written into checkpoints only when not 0.
@@ -461,9 +468,10 @@ impl AgentConfig {
         // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
         // are far past any useful setting and only stop values that make every weight NaN
         // (a learning rate of 1e308) or a run that cannot end.
-        let ranges: [(f64, &str, f64, bool, f64); 14] = [
+        let ranges: [(f64, &str, f64, bool, f64); 15] = [
             (c.learning_rate, "learning_rate", 0.0, false, 1.0),
             (c.decision_interval_s, "decision_interval_s", MIN_INTERVAL_S, true, 86_400.0),
+            (c.fluid_tick_s.unwrap_or(c.decision_interval_s), "fluid_tick_s", 0.1, true, c.decision_interval_s),
             (c.quota_step_cores, "quota_step_cores", 0.0, false, 1_000.0),
             (c.value_coef, "value_coef", 0.0, true, 1_000.0),
             (c.entropy_coef, "entropy_coef", 0.0, true, 1_000.0),
@@ -523,6 +531,9 @@ impl AgentConfig {
             if !(lo.is_finite() && hi.is_finite() && (0.1..=10.0).contains(&lo) && lo <= hi && hi <= 10.0) {
                 return err("arrival_cv", format!("[{lo}, {hi}] is not a range 0.1 <= lo <= hi <= 10"));
             }
+        }
+        if c.fluid_tick_s.is_some() && c.fidelity == TrainingFidelity::Request {
+            return err("fluid_tick_s", "needs `fidelity: fluid` (request fidelity has no ticks)".into());
         }
         if c.request_fine_tune_steps > 0 && c.fidelity == TrainingFidelity::Request {
             return err(
@@ -625,6 +636,17 @@ mod tests {
 
     /// `action: per_service` scores deltas only, for one agent: the other heads and teams are refused
     /// by name.
+    #[test]
+    fn the_fluid_tick_is_at_most_the_decision_interval_and_only_for_fluid_training() {
+        let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\ndecision_interval_s: 15\n";
+        let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
+        assert_eq!(parse("fluid_tick_s: 1\n").validate(), Ok(()));
+        assert_eq!(parse("fluid_tick_s: 15\n").validate(), Ok(()));
+        for extra in ["fluid_tick_s: 16\n", "fluid_tick_s: 0\n", "fluid_tick_s: 1\nfidelity: request\n"] {
+            assert_eq!(parse(extra).validate().unwrap_err().field, "fluid_tick_s", "{extra}");
+        }
+    }
+
     #[test]
     fn the_hpa_anchor_needs_per_service_additive_steps_stabilised_after_scale_ups() {
         let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\nanchor: hpa\n";
