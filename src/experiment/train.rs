@@ -176,29 +176,28 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
     run_training(team, &mut envs, &config, &dir, req, progress)
 }
 
+/// How a training with `config` varies its episodes' loads.
+pub fn training_randomization(config: &AgentConfig) -> Randomization {
+    Randomization {
+        rate_scale: (0.8, 1.2),
+        start_offset_s: (0.0, 0.0),
+        random_shapes: config.training_loads == TrainingLoads::RandomShapes,
+        second_scale_bursts: config.second_scale_bursts,
+        arrival_cv: config.arrival_cv.map(|[lo, hi]| (lo, hi)),
+    }
+}
+
 /// One environment per `config.envs`, each drawing its episodes among `scenarios`.
 fn training_envs(config: &AgentConfig, scenarios: &[crate::scenario::Scenario]) -> Vec<Env> {
     (0..config.envs)
         .map(|_| {
-            Env::new(
-                config.env_config(),
-                Box::new(SimFactory::new(
-                    scenarios.to_vec(),
-                    Randomization {
-                        rate_scale: (0.8, 1.2),
-                        start_offset_s: (0.0, 0.0),
-                        random_shapes: config.training_loads == TrainingLoads::RandomShapes,
-                        second_scale_bursts: config.second_scale_bursts,
-                        arrival_cv: config.arrival_cv.map(|[lo, hi]| (lo, hi)),
-                    },
-                )),
-            )
+            Env::new(config.env_config(), Box::new(SimFactory::new(scenarios.to_vec(), training_randomization(config))))
         })
         .collect()
 }
 
 /// The scenarios to train on, at `fidelity`, a decision's interval apart at fluid fidelity.
-fn load_scenarios(
+pub fn load_scenarios(
     files: &[PathBuf],
     fidelity: Fidelity,
     config: &AgentConfig,
