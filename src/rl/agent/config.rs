@@ -535,6 +535,17 @@ impl AgentConfig {
         if c.fluid_tick_s.is_some() && c.fidelity == TrainingFidelity::Request {
             return err("fluid_tick_s", "needs `fidelity: fluid` (request fidelity has no ticks)".into());
         }
+        if let Some(tick) = c.fluid_tick_s {
+            // Every scrape (one per decision) must fall on a tick's end, in the simulator's
+            // microseconds.
+            let (decision, tick_us) = (SimTime::from_secs_f64(c.decision_interval_s), SimTime::from_secs_f64(tick));
+            if tick_us.0 == 0 || decision.0 % tick_us.0 != 0 {
+                return err(
+                    "fluid_tick_s",
+                    format!("{tick} s does not divide decision_interval_s ({} s)", c.decision_interval_s),
+                );
+            }
+        }
         if c.request_fine_tune_steps > 0 && c.fidelity == TrainingFidelity::Request {
             return err(
                 "request_fine_tune_steps",
@@ -637,12 +648,15 @@ mod tests {
     /// `action: per_service` scores deltas only, for one agent: the other heads and teams are refused
     /// by name.
     #[test]
-    fn the_fluid_tick_is_at_most_the_decision_interval_and_only_for_fluid_training() {
+    fn the_fluid_tick_divides_the_decision_interval_and_is_only_for_fluid_training() {
         let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\ndecision_interval_s: 15\n";
         let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
         assert_eq!(parse("fluid_tick_s: 1\n").validate(), Ok(()));
         assert_eq!(parse("fluid_tick_s: 15\n").validate(), Ok(()));
-        for extra in ["fluid_tick_s: 16\n", "fluid_tick_s: 0\n", "fluid_tick_s: 1\nfidelity: request\n"] {
+        assert_eq!(parse("fluid_tick_s: 2.5\n").validate(), Ok(()));
+        for extra in
+            ["fluid_tick_s: 16\n", "fluid_tick_s: 0\n", "fluid_tick_s: 4\n", "fluid_tick_s: 1\nfidelity: request\n"]
+        {
             assert_eq!(parse(extra).validate().unwrap_err().field, "fluid_tick_s", "{extra}");
         }
     }
