@@ -49,6 +49,7 @@ def _core_kwargs(
     reward_weights: Optional[Dict[str, float]],
     action: str,
     credit: str,
+    anchor: str,
     randomisation: Dict[str, Any],
 ) -> Dict[str, Any]:
     allowed = {"rate_scale", "start_offset_s", "random_shapes", "timeline_interval_s", "arrival_cv"}
@@ -62,6 +63,7 @@ def _core_kwargs(
         reward_weights=None if reward_weights is None else [(str(k), float(v)) for k, v in reward_weights.items()],
         action=action,
         credit=credit,
+        anchor=anchor,
     )
     for key in ("rate_scale", "start_offset_s", "arrival_cv"):
         if key in randomisation:
@@ -127,13 +129,14 @@ class ScalesimEnv(gym.Env):
         action: str = "single",
         flatten: bool = False,
         credit: str = "shared",
+        anchor: str = "current",
         **randomisation: Any,
     ) -> None:
         if action not in _ACTIONS:
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
         self._core = _core.CoreEnv(
             _scenario_list(scenario),
-            **_core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, credit, randomisation),
+            **_core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, randomisation),
         )
         self._services, self._edges, self._skus = self._core.dims
         self._sizes = self._core.feature_sizes
@@ -232,11 +235,12 @@ class ScalesimVecEnv(VectorEnv):
         flatten: bool = False,
         threads: Optional[int] = None,
         credit: str = "shared",
+        anchor: str = "current",
         **randomisation: Any,
     ) -> None:
         if action not in _ACTIONS:
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
-        kw = _core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, credit, randomisation)
+        kw = _core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, randomisation)
         self._core = _core.CoreVecEnv(_scenario_list(scenario), int(num_envs), threads=threads, **kw)
         self.num_envs = int(num_envs)
         self.single_observation_space, self.single_action_space = _spaces(self._core, action, flatten)
@@ -310,8 +314,10 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     ``action`` ("single" or "per_service"), ``credit`` ("shared", or "per_service" with
     ``action="per_service"``: ``info["service_rewards"]`` then splits each step's reward among the
     services, by service name, adding up to the reward; a vector environment's is an array
-    ``(num_envs, services)``, zeros where an environment was reset), ``flatten`` (a flat ``Box``
-    observation), and domain
+    ``(num_envs, services)``, zeros where an environment was reset), ``anchor`` ("current", or
+    "hpa" with ``action="per_service"``: every delta moves from the HPA formula's replica count at
+    60% CPU rather than the current count, so the hold action follows the HPA: a residual policy),
+    ``flatten`` (a flat ``Box`` observation), and domain
     randomisation: ``rate_scale=(lo, hi)``, ``start_offset_s=(lo, hi)``, ``random_shapes=True``,
     ``arrival_cv=(lo, hi)`` (each episode's arrivals get gamma gaps of a coefficient of variation
     drawn from the range; 1 is as variable as Poisson, more is burstier).

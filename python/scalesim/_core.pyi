@@ -20,6 +20,7 @@ class CoreEnv:
         timeline_interval_s: Optional[float] = None,
         credit: str = "shared",
         arrival_cv: Optional[Tuple[float, float]] = None,
+        anchor: str = "current",
     ) -> None: ...
     @property
     def dims(self) -> Tuple[int, int, int]: ...
@@ -64,6 +65,7 @@ class CoreVecEnv:
         threads: Optional[int] = None,
         credit: str = "shared",
         arrival_cv: Optional[Tuple[float, float]] = None,
+        anchor: str = "current",
     ) -> None: ...
     @property
     def dims(self) -> Tuple[int, int, int]: ...

@@ -53,6 +53,7 @@ fn spec(
     timeline_interval_s: Option<f64>,
     credit: &str,
     arrival_cv: Option<(f64, f64)>,
+    anchor: &str,
 ) -> PyResult<Spec> {
     if scenarios.is_empty() {
         return Err(bad_input("make_env: no scenario given"));
@@ -97,6 +98,17 @@ fn spec(
         "per_service" => Some(0.0),
         other => return Err(bad_input(format!("credit: `{other}` is not `shared` or `per_service`"))),
     };
+    let anchor = match anchor {
+        "current" => scalesim::rl::action::Anchor::Current,
+        // Every service must move each step for the HPA's count to be followed.
+        "hpa" if !per_service => {
+            return Err(bad_input(
+                "anchor: `hpa` needs `action=\"per_service\"` (every service moves from its HPA count)",
+            ))
+        }
+        "hpa" => scalesim::rl::action::Anchor::Hpa,
+        other => return Err(bad_input(format!("anchor: `{other}` is not `current` or `hpa`"))),
+    };
     let mut reward = match reward {
         "weighted" => RewardConfig::weighted(SlackBasis::Request),
         "cost" => RewardConfig::Cost,
@@ -138,7 +150,7 @@ fn spec(
     }
     let config = EnvConfig {
         decision_interval: SimTime::from_secs_f64(decision_interval_s),
-        action: ActionConfig { node_type_head: false, quota_head: false, ..Default::default() },
+        action: ActionConfig { node_type_head: false, quota_head: false, anchor, ..Default::default() },
         reward,
         service_credit,
         ..Default::default()
@@ -290,7 +302,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current"))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -304,6 +316,7 @@ impl CoreEnv {
         timeline_interval_s: Option<f64>,
         credit: &str,
         arrival_cv: Option<(f64, f64)>,
+        anchor: &str,
     ) -> PyResult<Self> {
         let spec = spec(
             scenarios,
@@ -318,6 +331,7 @@ impl CoreEnv {
             timeline_interval_s,
             credit,
             arrival_cv,
+            anchor,
         )?;
         let (env, obs) = build(&spec)?;
         Ok(CoreEnv { per_service: spec.per_service, dims: dims_of(&obs), about: describe(&env, &obs), env, done: true })
@@ -522,7 +536,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current"))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -538,6 +552,7 @@ impl CoreVecEnv {
         threads: Option<usize>,
         credit: &str,
         arrival_cv: Option<(f64, f64)>,
+        anchor: &str,
     ) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
             return Err(bad_input(format!("num_envs: {num_envs} is outside 1..=4096")));
@@ -555,6 +570,7 @@ impl CoreVecEnv {
             timeline_interval_s,
             credit,
             arrival_cv,
+            anchor,
         )?;
         let mut slots = Vec::with_capacity(num_envs);
         let mut first = None;

@@ -191,6 +191,28 @@ def test_bursty_arrivals_raise_the_observed_latency():
         scalesim.make_env(PEAK, arrival_cv=(3, 1))
 
 
+def test_the_hpa_anchor_moves_services_on_the_hold_action():
+    # Holding every service (delta index 2) keeps the replicas where they are from the current
+    # count, and follows the HPA's recommendations from the HPA's: on peak it scales up.
+    def replicas_after_holds(anchor):
+        env = scalesim.make_env(PEAK, action="per_service", anchor=anchor)
+        env.reset(options={"episode_seed": 5})
+        first = None
+        for _ in range(8):
+            info = env.step(np.full(11, 2))[4]
+            first = first or dict(info["replicas"])
+        return first, info["replicas"]
+
+    first, last = replicas_after_holds("current")
+    assert last == first
+    first, last = replicas_after_holds("hpa")
+    assert sum(last.values()) > sum(first.values()), (first, last)
+    with pytest.raises(ValueError, match="anchor"):
+        scalesim.make_env(PEAK, anchor="hpa")
+    with pytest.raises(ValueError, match="anchor"):
+        scalesim.make_env(PEAK, action="per_service", anchor="sideways")
+
+
 def test_bad_input_raises_with_the_file_and_field():
     with pytest.raises(ValueError, match="does_not_exist.yaml"):
         scalesim.make_env("scenarios/does_not_exist.yaml")
