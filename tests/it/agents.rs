@@ -417,6 +417,18 @@ fn quick_reversals(actions_csv: &str, window_s: f64) -> (usize, usize) {
     (ups, quick)
 }
 
+/// `scalesim run SCENARIO --policy agent:CHECKPOINT --seed 1` into `out`; its `actions.csv`.
+fn cli_run_agent(scenario: &Path, checkpoint: &Path, out: &Path) -> String {
+    let policy = format!("agent:{}", checkpoint.display());
+    let o = std::process::Command::new(crate::bin())
+        .args(["run", scenario.to_str().unwrap(), "--policy", &policy, "--seed", "1", "-q", "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(out.join("actions.csv")).unwrap()
+}
+
 #[test]
 fn a_deployed_agent_keeps_the_scale_down_stabilisation_it_trained_with() {
     // The same briefly trained agent (near random, so it scales both ways often), with and without
@@ -431,15 +443,8 @@ fn a_deployed_agent_keeps_the_scale_down_stabilisation_it_trained_with() {
         std::fs::write(&cfg, format!("{base}\ndownscale_stabilization_s: {window}\n")).unwrap();
         let out = tmp.path().join(format!("tr{window}"));
         cli_train(&cfg, &chain, 300, 4, &out);
-        let run = tmp.path().join(format!("run{window}"));
-        let policy = format!("agent:{}", out.join("checkpoint.ckpt").display());
-        let o = std::process::Command::new(crate::bin())
-            .args(["run", chain.to_str().unwrap(), "--policy", &policy, "--seed", "1", "-q", "--out"])
-            .arg(&run)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        seen.push(quick_reversals(&std::fs::read_to_string(run.join("actions.csv")).unwrap(), 60.0));
+        let actions = cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &tmp.path().join(format!("run{window}")));
+        seen.push(quick_reversals(&actions, 60.0));
     }
     let ((ups0, quick0), (ups60, quick60)) = (seen[0], seen[1]);
     assert!(quick0 > 0, "without a window the agent reverses quickly ({ups0} scale-ups)");
@@ -457,15 +462,7 @@ fn a_deployed_agent_on_the_hpa_anchor_moves_from_the_hpa_count() {
     std::fs::write(&cfg, format!("{base}\nanchor: hpa\n")).unwrap();
     let out = tmp.path().join("tr");
     cli_train(&cfg, &chain, 256, 1, &out);
-    let run = tmp.path().join("run");
-    let policy = format!("agent:{}", out.join("checkpoint.ckpt").display());
-    let o = std::process::Command::new(crate::bin())
-        .args(["run", chain.to_str().unwrap(), "--policy", &policy, "--seed", "1", "-q", "--out"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let actions = std::fs::read_to_string(run.join("actions.csv")).unwrap();
+    let actions = cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &tmp.path().join("run"));
     let (mut rows, mut moved_on_zero) = (0, 0);
     for line in actions.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
