@@ -196,7 +196,8 @@ fn training_envs(config: &AgentConfig, scenarios: &[crate::scenario::Scenario]) 
         .collect()
 }
 
-/// The scenarios to train on, at `fidelity`, a decision's interval apart at fluid fidelity.
+/// The scenarios to train on, at `fidelity`; at fluid fidelity scraped once per decision and
+/// ticked every `fluid_tick_s` (default: once per decision).
 pub fn load_scenarios(
     files: &[PathBuf],
     fidelity: Fidelity,

@@ -365,6 +365,7 @@ impl Env {
     }
 
     pub fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
+        let hpa_anchor = self.hpa_anchor();
         let ep = self.episode.as_mut().ok_or(EnvError::NotReset)?;
         let layout = self.layout.as_ref().ok_or(EnvError::NotReset)?;
         let backend = ep.backend.as_mut();
@@ -422,7 +423,6 @@ impl Env {
         self.prev = after;
         self.last_violation = terms.slo_violation;
         let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
-        let hpa_anchor = (self.config.action.anchor == super::action::Anchor::Hpa).then_some(self.config.hpa_target);
         let mask = self.mask.get_or_insert_with(Default::default);
         mask.refill(view, backend.app(), backend.cluster(), hpa_anchor);
         self.stabilizer.apply(backend.now(), mask);
