@@ -52,6 +52,14 @@ pub enum Anchor {
     Hpa,
 }
 
+impl Anchor {
+    /// The HPA target a mask takes its anchors at ([`ActionMask::from_view`]): `hpa_target` under
+    /// [`Anchor::Hpa`], none (the current count) under [`Anchor::Current`].
+    pub fn hpa_target(self, hpa_target: f64) -> Option<f64> {
+        (self == Anchor::Hpa).then_some(hpa_target)
+    }
+}
+
 /// The Kubernetes HPA's replica count for a service at `target` CPU utilisation of request:
 /// `ceil(active x utilisation / target)`, held at the current count (Active + Starting) within
 /// the HPA's 10% tolerance, when no Active replica reports a utilisation, and, while replicas are
@@ -275,10 +283,24 @@ impl ActionMask {
         })
     }
 
-    /// The replica count delta `delta` of service `s` asks for (the current count plus the delta
-    /// for a mask built by hand, without anchors).
-    pub fn target(&self, s: usize, current: i64, delta: i32) -> i64 {
-        self.anchor.get(s).copied().unwrap_or(current) + delta as i64
+    /// The replica count delta `delta` of service `s`, at `current` replicas, asks for: its
+    /// anchor plus the delta (the current count plus the delta for a mask built by hand, without
+    /// anchors) or, with `multiplicative` steps, [`multiplied_target`] from `current` within
+    /// `(min, max)` and `room` free instance slots. The executor and a deployed agent both ask it.
+    pub fn requested(
+        &self,
+        s: usize,
+        current: i64,
+        delta: i32,
+        multiplicative: bool,
+        (min, max): (i64, i64),
+        room: i64,
+    ) -> i64 {
+        if multiplicative && delta != 0 {
+            multiplied_target(current, delta, min, max, room)
+        } else {
+            self.anchor.get(s).copied().unwrap_or(current) + delta as i64
+        }
     }
 
     pub fn allows_delta(&self, service: usize, delta: i32) -> bool {
@@ -466,12 +488,13 @@ pub fn execute(
         let sku = if cfg.node_type_head { a.node_type } else { backend.app().services[s].sku };
         let c = backend.counts(s);
         let current = (c.active + c.starting) as i64;
+        let spec = &backend.app().services[s];
+        let (live, max_instances) = backend.instances();
+        let bounds = (spec.min_replicas as i64, spec.max_replicas as i64);
+        let room = max_instances as i64 - live as i64;
         // Under the HPA anchor a delta of 0 still moves the service to the HPA's count.
-        let wanted = match cfg.anchor {
-            Anchor::Hpa => mask.target(s, current, a.delta) - current,
-            Anchor::Current => a.delta as i64,
-        };
-        if wanted != 0 {
+        let wanted = mask.requested(s, current, a.delta, cfg.multiplicative_steps, bounds, room) - current;
+        if wanted != 0 || a.delta != 0 {
             if !mask.allows_delta(s, a.delta) {
                 report.blocked.push(format!(
                     "{} {:+}: masked (min/max replicas or cluster capacity)",
@@ -485,17 +508,7 @@ pub fn execute(
                     a.delta
                 ));
             } else {
-                let replicas = if cfg.multiplicative_steps {
-                    let spec = &backend.app().services[s];
-                    let (live, max_instances) = backend.instances();
-                    let room = max_instances as i64 - live as i64;
-                    let target =
-                        multiplied_target(current, a.delta, spec.min_replicas as i64, spec.max_replicas as i64, room);
-                    (target - current).unsigned_abs() as u32
-                } else {
-                    wanted.unsigned_abs() as u32
-                };
-                for _ in 0..replicas {
+                for _ in 0..wanted.unsigned_abs() {
                     let r = if wanted > 0 { backend.scale_up(s, Some(sku)) } else { backend.scale_down(s) };
                     match r {
                         Ok(()) => report.moved(s, service_name(backend, s), wanted > 0),

@@ -338,7 +338,7 @@ impl Env {
 
     /// The HPA target deltas move from under [`super::action::Anchor::Hpa`] (the observation's).
     fn hpa_anchor(&self) -> Option<f64> {
-        (self.config.action.anchor == super::action::Anchor::Hpa).then_some(self.config.hpa_target)
+        self.config.action.anchor.hpa_target(self.config.hpa_target)
     }
 
     /// Starts an episode; the same seed gives the same episode.

@@ -116,7 +116,7 @@ impl Autoscaler for AgentPolicy {
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         let obs = collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms);
         let cfg = &self.team[0].config;
-        let hpa_anchor = (cfg.anchor == crate::rl::action::Anchor::Hpa).then_some(self.layout.hpa_target);
+        let hpa_anchor = cfg.anchor.hpa_target(self.layout.hpa_target);
         let mut mask = ActionMask::from_view(view, &self.app, &self.cluster, hpa_anchor);
         self.stabilizer.apply(view.now, &mut mask);
         let chosen = team_greedy(&self.team, &obs, &mask);
@@ -134,13 +134,10 @@ impl Autoscaler for AgentPolicy {
                 continue;
             };
             let current = (sv.counts.active + sv.counts.starting) as i64;
-            let desired = if cfg.steps == super::config::Steps::Multiplicative && a.delta != 0 {
-                let room = view.instances.1 as i64 - view.instances.0 as i64;
-                let (min, max) = (sv.min_replicas as i64, sv.max_replicas as i64);
-                crate::rl::action::multiplied_target(current, a.delta, min, max, room)
-            } else {
-                mask.target(service, current, a.delta)
-            };
+            let multiplicative = cfg.steps == super::config::Steps::Multiplicative;
+            let bounds = (sv.min_replicas as i64, sv.max_replicas as i64);
+            let room = view.instances.1 as i64 - view.instances.0 as i64;
+            let desired = mask.requested(service, current, a.delta, multiplicative, bounds, room);
             if desired > current {
                 self.stabilizer.scaled_up(view.now, service);
             }
