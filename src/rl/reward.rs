@@ -310,7 +310,13 @@ pub fn service_rewards(
     };
     // Slack and lag have no per-service figure here: equal parts.
     let common = (slack * t.slack + lag * t.replica_lag) / n as f64;
-    let excess: Vec<f64> = (0..n).map(|s| excess_replicas(layout, backend, view, s)).collect();
+    // Each service's excess was counted for the overshoot term already; counted again here only
+    // when that term has a weight (it has none by default), as the split is all it serves.
+    let excess: Vec<f64> = if overshoot > 0.0 {
+        (0..n).map(|s| excess_replicas(layout, backend, view, s)).collect()
+    } else {
+        vec![0.0; n]
+    };
     let total_excess: f64 = excess.iter().sum();
     let moved: u32 = credit.moves.iter().sum();
     view.services
