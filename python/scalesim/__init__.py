@@ -50,6 +50,7 @@ def _core_kwargs(
     action: str,
     credit: str,
     anchor: str,
+    hpa_floor: Optional[float],
     randomisation: Dict[str, Any],
 ) -> Dict[str, Any]:
     allowed = {"rate_scale", "start_offset_s", "random_shapes", "timeline_interval_s", "arrival_cv"}
@@ -64,6 +65,7 @@ def _core_kwargs(
         action=action,
         credit=credit,
         anchor=anchor,
+        hpa_floor=None if hpa_floor is None else float(hpa_floor),
     )
     for key in ("rate_scale", "start_offset_s", "arrival_cv"):
         if key in randomisation:
@@ -130,13 +132,16 @@ class ScalesimEnv(gym.Env):
         flatten: bool = False,
         credit: str = "shared",
         anchor: str = "current",
+        hpa_floor: Optional[float] = None,
         **randomisation: Any,
     ) -> None:
         if action not in _ACTIONS:
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
         self._core = _core.CoreEnv(
             _scenario_list(scenario),
-            **_core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, randomisation),
+            **_core_kwargs(
+                fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, hpa_floor, randomisation
+            ),
         )
         self._services, self._edges, self._skus = self._core.dims
         self._sizes = self._core.feature_sizes
@@ -236,11 +241,14 @@ class ScalesimVecEnv(VectorEnv):
         threads: Optional[int] = None,
         credit: str = "shared",
         anchor: str = "current",
+        hpa_floor: Optional[float] = None,
         **randomisation: Any,
     ) -> None:
         if action not in _ACTIONS:
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
-        kw = _core_kwargs(fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, randomisation)
+        kw = _core_kwargs(
+            fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, hpa_floor, randomisation
+        )
         self._core = _core.CoreVecEnv(_scenario_list(scenario), int(num_envs), threads=threads, **kw)
         self.num_envs = int(num_envs)
         self.single_observation_space, self.single_action_space = _spaces(self._core, action, flatten)
@@ -317,6 +325,9 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     ``(num_envs, services)``, zeros where an environment was reset), ``anchor`` ("current", or
     "hpa" with ``action="per_service"``: every delta moves from the HPA formula's replica count at
     60% CPU rather than the current count, so the hold action follows the HPA: a residual policy),
+    ``hpa_floor`` (a CPU target, 1.0 = 100%, with ``action="per_service"``: no service goes below the
+    HPA formula's count at that target; a delta that would is masked, and one that lands below it is
+    raised to it, as ``configs/agents/gat_ppo.yaml`` trains),
     ``flatten`` (a flat ``Box`` observation), and domain
     randomisation: ``rate_scale=(lo, hi)``, ``start_offset_s=(lo, hi)``, ``random_shapes=True``,
     ``arrival_cv=(lo, hi)`` (each episode's arrivals get gamma gaps of a coefficient of variation

@@ -54,6 +54,7 @@ fn spec(
     credit: &str,
     arrival_cv: Option<(f64, f64)>,
     anchor: &str,
+    hpa_floor: Option<f64>,
 ) -> PyResult<Spec> {
     if scenarios.is_empty() {
         return Err(bad_input("make_env: no scenario given"));
@@ -109,6 +110,15 @@ fn spec(
         "hpa" => scalesim::rl::action::Anchor::Hpa,
         other => return Err(bad_input(format!("anchor: `{other}` is not `current` or `hpa`"))),
     };
+    // As an agent config's `hpa_floor`: no service below the HPA's count at that CPU target.
+    if let Some(t) = hpa_floor {
+        if !(t.is_finite() && t > 0.0 && t <= 10.0) {
+            return Err(bad_input(format!("hpa_floor: {t} is outside 0 < hpa_floor <= 10 (a CPU target, 1.0 = 100%)")));
+        }
+        if !per_service {
+            return Err(bad_input("hpa_floor: needs `action=\"per_service\"` (every service is kept above its floor)"));
+        }
+    }
     let mut reward = match reward {
         "weighted" => RewardConfig::weighted(SlackBasis::Request),
         "cost" => RewardConfig::Cost,
@@ -150,7 +160,7 @@ fn spec(
     }
     let config = EnvConfig {
         decision_interval: SimTime::from_secs_f64(decision_interval_s),
-        action: ActionConfig { node_type_head: false, quota_head: false, anchor, ..Default::default() },
+        action: ActionConfig { node_type_head: false, quota_head: false, anchor, hpa_floor, ..Default::default() },
         reward,
         service_credit,
         ..Default::default()
@@ -302,7 +312,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current"))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -317,6 +327,7 @@ impl CoreEnv {
         credit: &str,
         arrival_cv: Option<(f64, f64)>,
         anchor: &str,
+        hpa_floor: Option<f64>,
     ) -> PyResult<Self> {
         let spec = spec(
             scenarios,
@@ -332,6 +343,7 @@ impl CoreEnv {
             credit,
             arrival_cv,
             anchor,
+            hpa_floor,
         )?;
         let (env, obs) = build(&spec)?;
         Ok(CoreEnv { per_service: spec.per_service, dims: dims_of(&obs), about: describe(&env, &obs), env, done: true })
@@ -536,7 +548,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current"))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -553,6 +565,7 @@ impl CoreVecEnv {
         credit: &str,
         arrival_cv: Option<(f64, f64)>,
         anchor: &str,
+        hpa_floor: Option<f64>,
     ) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
             return Err(bad_input(format!("num_envs: {num_envs} is outside 1..=4096")));
@@ -571,6 +584,7 @@ impl CoreVecEnv {
             credit,
             arrival_cv,
             anchor,
+            hpa_floor,
         )?;
         let mut slots = Vec::with_capacity(num_envs);
         let mut first = None;

@@ -267,3 +267,27 @@ def test_run_and_load_run(tmp_path):
     with pytest.raises(ValueError, match="policy"):
         scalesim.run(CHAIN, policy="nonsense", out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_an_hpa_floor_raises_held_services_to_the_hpa_count():
+    # Holding every service keeps the replicas where they are without a floor; with one at 40%
+    # CPU the hold is raised to the HPA's count, which on peak is above one replica. A delta that
+    # would go below the floor is masked.
+    def after_holds(floor):
+        env = scalesim.make_env(PEAK, action="per_service", hpa_floor=floor)
+        env.reset(options={"episode_seed": 5})
+        for _ in range(8):
+            info = env.step(np.full(11, 2))[4]
+        return env, info["replicas"]
+
+    _, free = after_holds(None)
+    env, floored = after_holds(0.4)
+    assert sum(floored.values()) > sum(free.values()), (free, floored)
+    masks = env.action_masks().reshape(11, 5)
+    # Above its minimum of one replica, only the floor masks -2 (no scale-down window here).
+    on_floor = [n for i, n in enumerate(env.service_names) if floored[n] >= 3 and not masks[i, 0]]
+    assert on_floor, (floored, masks)
+    with pytest.raises(ValueError, match="hpa_floor"):
+        scalesim.make_env(PEAK, hpa_floor=1.0)
+    with pytest.raises(ValueError, match="hpa_floor"):
+        scalesim.make_env(PEAK, action="per_service", hpa_floor=0)

@@ -203,6 +203,16 @@ pub fn load_scenarios(
     fidelity: Fidelity,
     config: &AgentConfig,
 ) -> Result<Vec<crate::scenario::Scenario>, TrainError> {
+    load_scenarios_ticked(files, fidelity, config, config.fluid_tick_s)
+}
+
+/// [`load_scenarios`] with the fluid tick given (`None`: one per decision).
+fn load_scenarios_ticked(
+    files: &[PathBuf],
+    fidelity: Fidelity,
+    config: &AgentConfig,
+    fluid_tick_s: Option<f64>,
+) -> Result<Vec<crate::scenario::Scenario>, TrainError> {
     let mut scenarios = Vec::new();
     for f in files {
         let mut sc = load_scenario(f)?;
@@ -212,8 +222,7 @@ pub fn load_scenarios(
             // One scrape per decision; by default also one tick per decision, which keeps the
             // fluid model cheapest but averages away everything shorter (`fluid_tick_s`).
             sc.metrics.scrape_interval = SimTime::from_secs_f64(config.decision_interval_s);
-            sc.metrics.timeline_interval =
-                SimTime::from_secs_f64(config.fluid_tick_s.unwrap_or(config.decision_interval_s));
+            sc.metrics.timeline_interval = SimTime::from_secs_f64(fluid_tick_s.unwrap_or(config.decision_interval_s));
         }
         scenarios.push(sc);
     }
@@ -310,25 +319,30 @@ fn run_training(
             EnvError::Stopped(text)
         })
     };
-    // The fine-tune's share of the steps runs at request fidelity, in environments of its own
-    // (the same scenarios and randomisation); a resumed training past the switch goes straight
-    // to it.
-    let switch = req.steps.saturating_sub(config.request_fine_tune_steps);
+    // The fine-tunes' shares of the steps run last, in environments of their own (the same
+    // scenarios and randomisation): first at the finer fluid tick, then at request fidelity. A
+    // resumed training goes straight to the stage its steps are in.
+    let request_at = req.steps.saturating_sub(config.request_fine_tune_steps);
+    let tick_at = request_at.saturating_sub(config.tick_fine_tune_steps);
     let mut result = Ok(());
-    if start < switch {
-        result = train_team(&mut team, envs, req.seed, switch - start, &mut on_update);
+    if start < tick_at {
+        result = train_team(&mut team, envs, req.seed, tick_at - start, &mut on_update);
     }
-    if result.is_ok() && team[0].steps < req.steps {
-        let remaining = req.steps - team[0].steps;
-        progress.note(&format!(
-            "steps {} to {}: fine-tuning at request fidelity (request_fine_tune_steps)",
-            team[0].steps, req.steps
-        ));
-        result = load_scenarios(&req.scenarios, Fidelity::Request, config)
+    let stages = [
+        (request_at, Fidelity::Fluid, config.fine_tune_fluid_tick_s, "at the fluid tick of fine_tune_fluid_tick_s"),
+        (req.steps, Fidelity::Request, None, "at request fidelity (request_fine_tune_steps)"),
+    ];
+    for (until, fidelity, tick, what) in stages {
+        let from = team[0].steps;
+        if result.is_err() || from >= until {
+            continue;
+        }
+        progress.note(&format!("steps {from} to {until}: fine-tuning {what}"));
+        result = load_scenarios_ticked(&req.scenarios, fidelity, config, tick)
             .map_err(|e| EnvError::Stopped(e.to_string()))
             .and_then(|scenarios| {
                 let mut fine = training_envs(config, &scenarios);
-                train_team(&mut team, &mut fine, req.seed, remaining, &mut on_update)
+                train_team(&mut team, &mut fine, req.seed, until - from, &mut on_update)
             });
     }
     progress.finish();

@@ -38,6 +38,9 @@ pub struct ActionConfig {
     pub multiplicative_steps: bool,
     /// What a replica delta moves from ([`Anchor`]).
     pub anchor: Anchor,
+    /// A floor under every service's count: the HPA formula's recommendation
+    /// ([`hpa_recommendation`]) at this CPU target (a fraction of request). None: no floor.
+    pub hpa_floor: Option<f64>,
 }
 
 /// What a per-service replica delta moves from. `current` (default): the service's replicas
@@ -52,11 +55,20 @@ pub enum Anchor {
     Hpa,
 }
 
-impl Anchor {
-    /// The HPA target a mask takes its anchors at ([`ActionMask::from_view`]): `hpa_target` under
-    /// [`Anchor::Hpa`], none (the current count) under [`Anchor::Current`].
-    pub fn hpa_target(self, hpa_target: f64) -> Option<f64> {
-        (self == Anchor::Hpa).then_some(hpa_target)
+/// The HPA targets a mask takes its counts at ([`ActionMask::from_view`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MaskTargets {
+    /// Deltas move from the HPA's recommendation at this target ([`Anchor::Hpa`]); None: from
+    /// the current count.
+    pub anchor: Option<f64>,
+    /// No count goes below the HPA's recommendation at this target ([`ActionConfig::hpa_floor`]).
+    pub floor: Option<f64>,
+}
+
+impl ActionConfig {
+    /// The targets of this config's masks; `hpa_target` is the observation's (the anchor's).
+    pub fn mask_targets(&self, hpa_target: f64) -> MaskTargets {
+        MaskTargets { anchor: (self.anchor == Anchor::Hpa).then_some(hpa_target), floor: self.hpa_floor }
     }
 }
 
@@ -123,6 +135,7 @@ impl Default for ActionConfig {
             stabilization: Stabilization::AfterScaleUp,
             multiplicative_steps: false,
             anchor: Anchor::Current,
+            hpa_floor: None,
         }
     }
 }
@@ -207,7 +220,9 @@ impl Action {
 /// What is allowed now: per service, each of [`DELTAS`]; per service, each SKU for a scale-up.
 /// A delta moves from the service's anchor (its current count, or the HPA's recommendation under
 /// [`Anchor::Hpa`]); it is allowed when the count it asks for is within the service's min and max
-/// replicas and, going up, within the cluster's room. A delta of 0 is always allowed.
+/// replicas and, going up, within the cluster's room, and, going down, not below the service's
+/// floor ([`ActionConfig::hpa_floor`]; a count below it is raised to it). A delta of 0 is always
+/// allowed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ActionMask {
     /// `[service][delta index]`.
@@ -218,6 +233,8 @@ pub struct ActionMask {
     pub anchor: Vec<i64>,
     /// `[service]`: replicas now (Active + Starting).
     pub current: Vec<i64>,
+    /// `[service]`: the count no delta goes below (the service's min without a floor).
+    pub floor: Vec<i64>,
     /// `[service]`: (min, max) replicas.
     bounds: Vec<(i64, i64)>,
     /// Free instance slots in the cluster.
@@ -226,11 +243,11 @@ pub struct ActionMask {
 
 impl ActionMask {
     /// From min/max replicas (Active + Starting) and the cluster's room for new instances, as a
-    /// controller sees them: the environment and a deployed agent mask alike. `hpa_anchor`: the
-    /// HPA target of [`Anchor::Hpa`] (None: deltas move from the current count).
-    pub fn from_view(view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec, hpa_anchor: Option<f64>) -> ActionMask {
+    /// controller sees them: the environment and a deployed agent mask alike, anchors and floors
+    /// at `targets`.
+    pub fn from_view(view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec, targets: MaskTargets) -> ActionMask {
         let mut mask = ActionMask::default();
-        mask.refill(view, app, cluster, hpa_anchor);
+        mask.refill(view, app, cluster, targets);
         mask
     }
 
@@ -245,7 +262,7 @@ impl ActionMask {
     }
 
     /// [`Self::from_view`] into this mask's storage (the environment refills one mask per step).
-    pub fn refill(&mut self, view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec, hpa_anchor: Option<f64>) {
+    pub fn refill(&mut self, view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec, targets: MaskTargets) {
         let (live, max_instances) = view.instances;
         self.room = max_instances.saturating_sub(live) as i64;
         let n = app.services.len();
@@ -253,15 +270,17 @@ impl ActionMask {
         self.node_types.resize_with(n, Vec::new);
         self.anchor.resize(n, 0);
         self.current.resize(n, 0);
+        self.floor.resize(n, 0);
         self.bounds.resize(n, (0, 0));
         for (s, spec) in app.services.iter().enumerate() {
             let sv = &view.services[s];
             self.current[s] = (sv.counts.active + sv.counts.starting) as i64;
             self.bounds[s] = (spec.min_replicas as i64, spec.max_replicas as i64);
-            self.anchor[s] = match hpa_anchor {
+            self.anchor[s] = match targets.anchor {
                 Some(target) => hpa_recommendation(sv, target),
                 None => self.current[s],
             };
+            self.floor[s] = targets.floor.map_or(spec.min_replicas as i64, |target| hpa_recommendation(sv, target));
             self.deltas[s] = self.row(s);
             let fits = &mut self.node_types[s];
             fits.clear();
@@ -274,19 +293,22 @@ impl ActionMask {
         }
     }
 
-    /// Which deltas service `s` may take from its anchor.
+    /// Which deltas service `s` may take from its anchor. (A delta that would go below the
+    /// floor is masked, not raised: it would repeat another delta.)
     fn row(&self, s: usize) -> [bool; 5] {
-        let (anchor, current, (min, max)) = (self.anchor[s], self.current[s], self.bounds[s]);
+        let (anchor, current, floor, (min, max)) = (self.anchor[s], self.current[s], self.floor[s], self.bounds[s]);
         DELTAS.map(|d| {
-            let target = anchor + d as i64;
-            d == 0 || (target >= min && target <= max && target - current <= self.room)
+            let asked = anchor + d as i64;
+            let target = asked.max(floor);
+            d == 0 || (target >= min && target <= max && target - current <= self.room && (d > 0 || asked >= floor))
         })
     }
 
     /// The replica count delta `delta` of service `s`, at `current` replicas, asks for: its
     /// anchor plus the delta (the current count plus the delta for a mask built by hand, without
     /// anchors) or, with `multiplicative` steps, [`multiplied_target`] from `current` within
-    /// `(min, max)` and `room` free instance slots. The executor and a deployed agent both ask it.
+    /// `(min, max)` and `room` free instance slots; then raised to the service's floor. The
+    /// executor and a deployed agent both ask it.
     pub fn requested(
         &self,
         s: usize,
@@ -296,11 +318,12 @@ impl ActionMask {
         (min, max): (i64, i64),
         room: i64,
     ) -> i64 {
-        if multiplicative && delta != 0 {
+        let asked = if multiplicative && delta != 0 {
             multiplied_target(current, delta, min, max, room)
         } else {
             self.anchor.get(s).copied().unwrap_or(current) + delta as i64
-        }
+        };
+        asked.max(self.floor.get(s).copied().unwrap_or(i64::MIN))
     }
 
     pub fn allows_delta(&self, service: usize, delta: i32) -> bool {

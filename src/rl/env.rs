@@ -336,9 +336,9 @@ impl Env {
         self.episode.as_ref().map(|e| e.label.as_str())
     }
 
-    /// The HPA target deltas move from under [`super::action::Anchor::Hpa`] (the observation's).
-    fn hpa_anchor(&self) -> Option<f64> {
-        self.config.action.anchor.hpa_target(self.config.hpa_target)
+    /// The HPA targets of the masks' anchors and floors (the anchor's is the observation's).
+    fn mask_targets(&self) -> super::action::MaskTargets {
+        self.config.action.mask_targets(self.config.hpa_target)
     }
 
     /// Starts an episode; the same seed gives the same episode.
@@ -352,7 +352,7 @@ impl Env {
         let action = &self.config.action;
         self.stabilizer = super::DownscaleStabilizer::with_mode(action.downscale_stabilization, action.stabilization);
         self.last_direction = vec![0; ep.backend.app().services.len()];
-        let mut mask = ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster(), self.hpa_anchor());
+        let mut mask = ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster(), self.mask_targets());
         self.stabilizer.apply(ep.backend.now(), &mut mask);
         self.mask = Some(mask);
         let obs = collect(&layout, &view, ep.backend.app(), ep.backend.cluster(), ep.slo_ms);
@@ -365,7 +365,7 @@ impl Env {
     }
 
     pub fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
-        let hpa_anchor = self.hpa_anchor();
+        let targets = self.mask_targets();
         let ep = self.episode.as_mut().ok_or(EnvError::NotReset)?;
         let layout = self.layout.as_ref().ok_or(EnvError::NotReset)?;
         let backend = ep.backend.as_mut();
@@ -424,7 +424,7 @@ impl Env {
         self.last_violation = terms.slo_violation;
         let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
         let mask = self.mask.get_or_insert_with(Default::default);
-        mask.refill(view, backend.app(), backend.cluster(), hpa_anchor);
+        mask.refill(view, backend.app(), backend.cluster(), targets);
         self.stabilizer.apply(backend.now(), mask);
         let truncated = backend.now() >= backend.horizon();
         self.steps += 1;

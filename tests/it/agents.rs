@@ -451,19 +451,26 @@ fn a_deployed_agent_keeps_the_scale_down_stabilisation_it_trained_with() {
     assert!(ups60 > 0 && quick60 == 0, "with a 60 s window: {ups60} scale-ups, {quick60} quick reversals");
 }
 
+/// `configs/agents/gat_ppo.yaml`'s text without its `hpa_floor` line.
+fn gat_config_without_floor() -> String {
+    let base = std::fs::read_to_string(crate::root().join("configs/agents/gat_ppo.yaml")).unwrap();
+    base.lines().filter(|l| !l.starts_with("hpa_floor:")).map(|l| format!("{l}\n")).collect()
+}
+
 /// `anchor: hpa`, deployed: every decision moves a service to the HPA's count plus the delta the
-/// agent chose (its reason names both), and the HPA's count moves services on a delta of 0.
+/// agent chose (its reason names both), and some of those HPA counts are not the current count.
 #[test]
 fn a_deployed_agent_on_the_hpa_anchor_moves_from_the_hpa_count() {
     let tmp = tempfile::tempdir().unwrap();
     let chain = crate::root().join("scenarios/chain_5.yaml");
-    let base = std::fs::read_to_string(crate::root().join("configs/agents/gat_ppo.yaml")).unwrap();
+    // Without the config's floor, which would raise some counts above the anchor plus the delta.
+    let base = gat_config_without_floor();
     let cfg = tmp.path().join("anchor.yaml");
     std::fs::write(&cfg, format!("{base}\nanchor: hpa\n")).unwrap();
     let out = tmp.path().join("tr");
     cli_train(&cfg, &chain, 256, 1, &out);
     let actions = cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &tmp.path().join("run"));
-    let (mut rows, mut moved_on_zero) = (0, 0);
+    let (mut rows, mut off_current) = (0, 0);
     for line in actions.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         let (from, desired, reason) = (f[2].parse::<i64>().unwrap(), f[4].parse::<i64>().unwrap(), f[5]);
@@ -474,9 +481,37 @@ fn a_deployed_agent_on_the_hpa_anchor_moves_from_the_hpa_count() {
             .unwrap_or_else(|| panic!("{line}"));
         assert_eq!(desired, anchor + delta, "{line}");
         rows += 1;
-        moved_on_zero += (delta == 0 && desired != from) as usize;
+        // Where the HPA's count is not the current one, the delta moved from the HPA's.
+        off_current += (anchor != from) as usize;
     }
-    assert!(rows > 0 && moved_on_zero > 0, "{rows} decisions, {moved_on_zero} moved by the HPA's count alone");
+    assert!(rows > 0 && off_current > 0, "{rows} decisions, {off_current} from an HPA count other than the current");
+}
+
+/// `hpa_floor`, deployed: a decision that would leave a service below the HPA's count at the
+/// floor's target is raised to it (the reason names the floor, and the desired count is it).
+#[test]
+fn a_deployed_agent_is_raised_to_its_hpa_floor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = crate::root().join("scenarios/chain_5.yaml");
+    let base = gat_config_without_floor();
+    let cfg = tmp.path().join("floor.yaml");
+    // A low target, so that the floor rises above what a barely trained agent keeps.
+    std::fs::write(&cfg, format!("{base}\nhpa_floor: 0.3\n")).unwrap();
+    let out = tmp.path().join("tr");
+    cli_train(&cfg, &chain, 256, 1, &out);
+    let actions = cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &tmp.path().join("run"));
+    let mut raised = 0;
+    for line in actions.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (from, desired) = (f[2].parse::<i64>().unwrap(), f[4].parse::<i64>().unwrap());
+        // (The reason is quoted: it holds a comma.)
+        if let Some((_, rest)) = line.split_once(", raised to the HPA floor ") {
+            assert_eq!(desired, rest.split('"').next().unwrap().parse::<i64>().unwrap(), "{line}");
+            assert!(desired > from, "{line}");
+            raised += 1;
+        }
+    }
+    assert!(raised > 0, "no decision was raised to the floor:\n{actions}");
 }
 
 /// A graph agent's training batches one graph shape: scenarios of two shapes are refused by
@@ -551,6 +586,38 @@ fn request_fine_tune_runs_the_last_steps_at_request_fidelity() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("request_fine_tune_steps") && err.contains("fluid"), "{err}");
+}
+
+/// `tick_fine_tune_steps`: a training's last steps run the fluid model at
+/// `fine_tune_fluid_tick_s`. A fine-tune of every step is a training at that tick; over the last
+/// half, the first half is the plain training and the second is not.
+#[test]
+fn tick_fine_tune_runs_the_last_steps_at_the_finer_tick() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(crate::root().join("configs/agents/mlp_ppo.yaml")).unwrap();
+    let variant = |name: &str, lines: &str| {
+        let kept: String = base.lines().filter(|l| !l.starts_with("fidelity:")).map(|l| format!("{l}\n")).collect();
+        let p = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(&p, format!("{kept}fidelity: fluid\n{lines}\n")).unwrap();
+        p
+    };
+    // Bursts of a few seconds, so that a 1 s tick sees what a 15 s one averages away.
+    let scenario = crate::root().join("scenarios/online_boutique_azure_trace.yaml");
+    let log = |name: &str, cfg: &Path| {
+        let out = tmp.path().join(name);
+        cli_train(cfg, &scenario, 512, 3, &out);
+        let text = std::fs::read_to_string(out.join("training_log.csv")).unwrap();
+        text.lines().skip(1).map(str::to_string).collect::<Vec<_>>()
+    };
+    let plain = log("plain", &variant("plain", ""));
+    let fine = log("fine", &variant("fine", "fluid_tick_s: 1"));
+    let all = log("all", &variant("all", "fine_tune_fluid_tick_s: 1\ntick_fine_tune_steps: 512"));
+    let half = log("half", &variant("half", "fine_tune_fluid_tick_s: 1\ntick_fine_tune_steps: 256"));
+    assert_eq!((plain.len(), half.len()), (2, 2), "two rollouts of 64 x 4 steps");
+    assert_ne!(plain, fine, "the two ticks must train differently for this test to mean anything");
+    assert_eq!(all, fine, "a fine-tune of every step is a training at its tick");
+    assert_eq!(half[0], plain[0], "before the switch: the training at one tick per decision");
+    assert_ne!(half[1], plain[1], "after the switch: the finer tick");
 }
 
 /// `training_log.csv` (format 3) carries the gradient norms and each head's entropy: the MLP's

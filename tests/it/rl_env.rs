@@ -460,6 +460,48 @@ fn under_the_hpa_anchor_each_delta_moves_from_the_hpa_count() {
 }
 
 #[test]
+fn under_an_hpa_floor_no_count_goes_below_the_hpas() {
+    // `tiny` on one replica: 10 requests/s of 50 ms use half its core; at a floor target of 20%
+    // the HPA asks for ceil(1 x 0.5 / 0.2) = 3. Before the first metric the floor is the current
+    // count (1). Then -2 and -1 are masked (they ask for less than 3), and 0 asks for the floor:
+    // two scale-ups. +1 from 1 asks for 2, raised to 3 as well.
+    let cfg = EnvConfig {
+        decision_interval: SimTime::from_secs(15),
+        action: ActionConfig { hpa_floor: Some(0.2), node_type_head: false, quota_head: false, ..Default::default() },
+        ..Default::default()
+    };
+    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+    e.reset(1).unwrap();
+    assert_eq!((e.mask().unwrap().floor.clone(), e.mask().unwrap().anchor.clone()), (vec![1], vec![1]));
+    assert_eq!(e.step(&every(0)).unwrap().info.report.replica_changes, 0);
+    let m = e.mask().unwrap();
+    assert_eq!((m.floor[0], m.anchor[0], m.deltas[0]), (3, 1, [false, false, true, true, true]));
+    let blocked = e.step(&every(-1)).unwrap().info.report;
+    assert_eq!(blocked.replica_changes, 0, "a delta below the floor is masked: {blocked:?}");
+    let st = e.step(&every(0)).unwrap();
+    assert_eq!(st.info.report.replica_changes, 2, "{:?}", st.info.report);
+    let c = e.backend().unwrap().observe().services[0].counts;
+    assert_eq!(c.active + c.starting, 3);
+    // The same from one replica with +1: raised to the floor, not to 2.
+    let mut e = Env::new(
+        EnvConfig {
+            decision_interval: SimTime::from_secs(15),
+            action: ActionConfig {
+                hpa_floor: Some(0.2),
+                node_type_head: false,
+                quota_head: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())),
+    );
+    e.reset(1).unwrap();
+    e.step(&every(0)).unwrap();
+    assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 2);
+}
+
+#[test]
 fn slack_against_limits_charges_a_raised_limit() {
     // As `tiny`, with 0.5-core requests and 1-core limits: over [15 s, 30 s) 150 requests use 7.5
     // core-seconds. Against requests (3 x 0.5 x 15 = 22.5) slack is 1 - 7.5/22.5 = 0.6667;

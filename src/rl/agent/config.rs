@@ -251,6 +251,15 @@ pub struct AgentConfig {
     /// within a second, requests dropped by a burst). Written into checkpoints only when not 0.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub request_fine_tune_steps: u64,
+    /// With `fidelity: fluid`, the fluid tick of a fine-tune (`tick_fine_tune_steps`): train at
+    /// the cheap tick, where smooth loads are learnt, then on what a finer tick shows (surges of
+    /// a few seconds and their queues). Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fine_tune_fluid_tick_s: Option<f64>,
+    /// The steps of that fine-tune: the last this many before any request fine-tune. Written
+    /// into checkpoints only when not 0.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub tick_fine_tune_steps: u64,
     /// Environment steps between checkpoints.
     #[serde(default = "every")]
     pub checkpoint_every: u64,
@@ -343,6 +352,13 @@ pub struct AgentConfig {
     /// HPA. Needs `action: per_service`. Written into checkpoints only when not the default.
     #[serde(default, skip_serializing_if = "is_current")]
     pub anchor: crate::rl::action::Anchor,
+    /// A floor under every service's replicas: the HPA formula's recommendation at this CPU
+    /// target (a fraction of request, as `hpa_target` in policy configs; 1.0 = 100%). The agent
+    /// adds capacity above what an HPA at that target would keep and never goes below it
+    /// (a shield: a policy that learns to run lean cannot run leaner than a safe HPA). Needs
+    /// `action: per_service`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hpa_floor: Option<f64>,
 }
 
 fn quota_step() -> f64 {
@@ -468,10 +484,17 @@ impl AgentConfig {
         // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
         // are far past any useful setting and only stop values that make every weight NaN
         // (a learning rate of 1e308) or a run that cannot end.
-        let ranges: [(f64, &str, f64, bool, f64); 15] = [
+        let ranges: [(f64, &str, f64, bool, f64); 16] = [
             (c.learning_rate, "learning_rate", 0.0, false, 1.0),
             (c.decision_interval_s, "decision_interval_s", MIN_INTERVAL_S, true, 86_400.0),
             (c.fluid_tick_s.unwrap_or(c.decision_interval_s), "fluid_tick_s", 0.1, true, c.decision_interval_s),
+            (
+                c.fine_tune_fluid_tick_s.unwrap_or(c.decision_interval_s),
+                "fine_tune_fluid_tick_s",
+                0.1,
+                true,
+                c.decision_interval_s,
+            ),
             (c.quota_step_cores, "quota_step_cores", 0.0, false, 1_000.0),
             (c.value_coef, "value_coef", 0.0, true, 1_000.0),
             (c.entropy_coef, "entropy_coef", 0.0, true, 1_000.0),
@@ -535,16 +558,26 @@ impl AgentConfig {
         if c.fluid_tick_s.is_some() && c.fidelity == TrainingFidelity::Request {
             return err("fluid_tick_s", "needs `fidelity: fluid` (request fidelity has no ticks)".into());
         }
-        if let Some(tick) = c.fluid_tick_s {
+        for (tick, field) in [(c.fluid_tick_s, "fluid_tick_s"), (c.fine_tune_fluid_tick_s, "fine_tune_fluid_tick_s")] {
+            let Some(tick) = tick else { continue };
             // Every scrape (one per decision) must fall on a tick's end, in the simulator's
             // microseconds.
             let (decision, tick_us) = (SimTime::from_secs_f64(c.decision_interval_s), SimTime::from_secs_f64(tick));
             if tick_us.0 == 0 || decision.0 % tick_us.0 != 0 {
                 return err(
-                    "fluid_tick_s",
+                    field,
                     format!("{tick} s does not divide decision_interval_s ({} s)", c.decision_interval_s),
                 );
             }
+        }
+        if c.fine_tune_fluid_tick_s.is_some() != (c.tick_fine_tune_steps > 0) {
+            return err(
+                "tick_fine_tune_steps",
+                "and fine_tune_fluid_tick_s go together: the fine-tune's steps and its fluid tick".into(),
+            );
+        }
+        if c.fine_tune_fluid_tick_s.is_some() && c.fidelity == TrainingFidelity::Request {
+            return err("fine_tune_fluid_tick_s", "needs `fidelity: fluid` (request fidelity has no ticks)".into());
         }
         if c.request_fine_tune_steps > 0 && c.fidelity == TrainingFidelity::Request {
             return err(
@@ -583,6 +616,14 @@ impl AgentConfig {
             }
             if c.stabilization == crate::rl::action::Stabilization::Recommendations {
                 return err("anchor", "`hpa` takes `stabilization: after_scale_up`".into());
+            }
+        }
+        if let Some(t) = c.hpa_floor {
+            if !(t.is_finite() && t > 0.0 && t <= 10.0) {
+                return err("hpa_floor", format!("{t} is outside 0 < hpa_floor <= 10 (a CPU target, 1.0 = 100%)"));
+            }
+            if c.action != ActionMode::PerService {
+                return err("hpa_floor", "needs `action: per_service` (every service is kept above its floor)".into());
             }
         }
         if c.stabilization == crate::rl::action::Stabilization::Recommendations && c.downscale_stabilization_s == 0.0 {
@@ -633,6 +674,7 @@ impl AgentConfig {
                 stabilization: self.stabilization,
                 multiplicative_steps: self.steps == Steps::Multiplicative,
                 anchor: self.anchor,
+                hpa_floor: self.hpa_floor,
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),
@@ -658,6 +700,36 @@ mod tests {
             ["fluid_tick_s: 16\n", "fluid_tick_s: 0\n", "fluid_tick_s: 4\n", "fluid_tick_s: 1\nfidelity: request\n"]
         {
             assert_eq!(parse(extra).validate().unwrap_err().field, "fluid_tick_s", "{extra}");
+        }
+    }
+
+    /// The fine-tune's tick obeys the training tick's rules, and comes with its steps.
+    #[test]
+    fn a_tick_fine_tune_has_steps_and_a_tick_that_divides_the_decision_interval() {
+        let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\ndecision_interval_s: 15\n";
+        let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
+        assert_eq!(parse("fine_tune_fluid_tick_s: 1\ntick_fine_tune_steps: 100\n").validate(), Ok(()));
+        for (extra, field) in [
+            ("fine_tune_fluid_tick_s: 4\ntick_fine_tune_steps: 100\n", "fine_tune_fluid_tick_s"),
+            ("fine_tune_fluid_tick_s: 30\ntick_fine_tune_steps: 100\n", "fine_tune_fluid_tick_s"),
+            ("fine_tune_fluid_tick_s: 1\ntick_fine_tune_steps: 100\nfidelity: request\n", "fine_tune_fluid_tick_s"),
+            ("fine_tune_fluid_tick_s: 1\n", "tick_fine_tune_steps"),
+            ("tick_fine_tune_steps: 100\n", "tick_fine_tune_steps"),
+        ] {
+            assert_eq!(parse(extra).validate().unwrap_err().field, field, "{extra}");
+        }
+    }
+
+    /// A floor is a CPU target above 0 and needs per-service actions.
+    #[test]
+    fn an_hpa_floor_is_a_positive_target_for_per_service_actions() {
+        let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\n";
+        let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
+        let ok = parse("action: per_service\nhpa_floor: 1.0\n");
+        assert_eq!((ok.validate(), ok.env_config().action.hpa_floor), (Ok(()), Some(1.0)));
+        for extra in ["hpa_floor: 1.0\n", "action: per_service\nhpa_floor: 0\n", "action: per_service\nhpa_floor: -1\n"]
+        {
+            assert_eq!(parse(extra).validate().unwrap_err().field, "hpa_floor", "{extra}");
         }
     }
 

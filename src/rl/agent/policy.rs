@@ -116,8 +116,9 @@ impl Autoscaler for AgentPolicy {
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         let obs = collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms);
         let cfg = &self.team[0].config;
-        let hpa_anchor = cfg.anchor.hpa_target(self.layout.hpa_target);
-        let mut mask = ActionMask::from_view(view, &self.app, &self.cluster, hpa_anchor);
+        let targets = crate::rl::ActionConfig { anchor: cfg.anchor, hpa_floor: cfg.hpa_floor, ..Default::default() }
+            .mask_targets(self.layout.hpa_target);
+        let mut mask = ActionMask::from_view(view, &self.app, &self.cluster, targets);
         self.stabilizer.apply(view.now, &mut mask);
         let chosen = team_greedy(&self.team, &obs, &mask);
         // On recommendations the stabiliser may hold a scale-down back (as in training).
@@ -141,10 +142,17 @@ impl Autoscaler for AgentPolicy {
             if desired > current {
                 self.stabilizer.scaled_up(view.now, service);
             }
-            let mut reason = match hpa_anchor {
+            let mut reason = match targets.anchor {
                 Some(_) => format!("agent: {} {:+} from the HPA's {}", sv.name, a.delta, mask.anchor[service]),
                 None => format!("agent: {} {:+}", sv.name, a.delta),
             };
+            if targets.floor.is_some()
+                && !multiplicative
+                && desired == mask.floor[service]
+                && desired - current > a.delta as i64
+            {
+                reason.push_str(&format!(", raised to the HPA floor {}", mask.floor[service]));
+            }
             if let Some((_, note)) = held.iter().find(|(s, _)| *s == service) {
                 reason = format!("agent: {note}");
             }
