@@ -645,6 +645,12 @@ impl AgentConfig {
         Ok(())
     }
 
+    /// The HPA targets of this agent's action masks, as its training environment's
+    /// ([`crate::rl::ActionConfig::mask_targets`]; `hpa_target` is the observation's).
+    pub fn mask_targets(&self, hpa_target: f64) -> crate::rl::action::MaskTargets {
+        self.env_config().action.mask_targets(hpa_target)
+    }
+
     pub fn env_config(&self) -> EnvConfig {
         EnvConfig {
             decision_interval: SimTime::from_secs_f64(self.decision_interval_s),

@@ -116,8 +116,7 @@ impl Autoscaler for AgentPolicy {
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         let obs = collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms);
         let cfg = &self.team[0].config;
-        let targets = crate::rl::ActionConfig { anchor: cfg.anchor, hpa_floor: cfg.hpa_floor, ..Default::default() }
-            .mask_targets(self.layout.hpa_target);
+        let targets = cfg.mask_targets(self.layout.hpa_target);
         let mut mask = ActionMask::from_view(view, &self.app, &self.cluster, targets);
         self.stabilizer.apply(view.now, &mut mask);
         let chosen = team_greedy(&self.team, &obs, &mask);
