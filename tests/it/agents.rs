@@ -1,7 +1,7 @@
 //! RL agents: learning beats random on a small bottleneck chain (fluid fidelity), checkpoints
 //! round-trip and refuse corruption, training is deterministic, agents run as policies.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use scalesim::engine::SimTime;
 use scalesim::rl::agent::checkpoint::Checkpoint;
@@ -457,19 +457,24 @@ fn gat_config_without_floor() -> String {
     base.lines().filter(|l| !l.starts_with("hpa_floor:")).map(|l| format!("{l}\n")).collect()
 }
 
+/// `actions.csv` of the GAT config, without its floor and with `extra` lines, trained 256 steps
+/// on `chain_5` (seed 1) and run there as a policy.
+fn deployed_gat_actions(dir: &Path, extra: &str) -> String {
+    let chain = crate::root().join("scenarios/chain_5.yaml");
+    let cfg = dir.join("agent.yaml");
+    std::fs::write(&cfg, format!("{}\n{extra}\n", gat_config_without_floor())).unwrap();
+    let out = dir.join("tr");
+    cli_train(&cfg, &chain, 256, 1, &out);
+    cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &dir.join("run"))
+}
+
 /// `anchor: hpa`, deployed: every decision moves a service to the HPA's count plus the delta the
 /// agent chose (its reason names both), and some of those HPA counts are not the current count.
 #[test]
 fn a_deployed_agent_on_the_hpa_anchor_moves_from_the_hpa_count() {
     let tmp = tempfile::tempdir().unwrap();
-    let chain = crate::root().join("scenarios/chain_5.yaml");
     // Without the config's floor, which would raise some counts above the anchor plus the delta.
-    let base = gat_config_without_floor();
-    let cfg = tmp.path().join("anchor.yaml");
-    std::fs::write(&cfg, format!("{base}\nanchor: hpa\n")).unwrap();
-    let out = tmp.path().join("tr");
-    cli_train(&cfg, &chain, 256, 1, &out);
-    let actions = cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &tmp.path().join("run"));
+    let actions = deployed_gat_actions(tmp.path(), "anchor: hpa");
     let (mut rows, mut off_current) = (0, 0);
     for line in actions.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
@@ -492,14 +497,8 @@ fn a_deployed_agent_on_the_hpa_anchor_moves_from_the_hpa_count() {
 #[test]
 fn a_deployed_agent_is_raised_to_its_hpa_floor() {
     let tmp = tempfile::tempdir().unwrap();
-    let chain = crate::root().join("scenarios/chain_5.yaml");
-    let base = gat_config_without_floor();
-    let cfg = tmp.path().join("floor.yaml");
     // A low target, so that the floor rises above what a barely trained agent keeps.
-    std::fs::write(&cfg, format!("{base}\nhpa_floor: 0.3\n")).unwrap();
-    let out = tmp.path().join("tr");
-    cli_train(&cfg, &chain, 256, 1, &out);
-    let actions = cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &tmp.path().join("run"));
+    let actions = deployed_gat_actions(tmp.path(), "hpa_floor: 0.3");
     let mut raised = 0;
     for line in actions.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
@@ -534,35 +533,51 @@ fn graph_training_refuses_scenarios_of_two_shapes() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// `configs/agents/mlp_ppo.yaml` written to `dir/NAME.yaml` with its `fidelity:` line replaced
+/// by `lines`.
+fn mlp_variant(dir: &Path, name: &str, lines: &str) -> PathBuf {
+    let base = std::fs::read_to_string(crate::root().join("configs/agents/mlp_ppo.yaml")).unwrap();
+    let kept: String = base.lines().filter(|l| !l.starts_with("fidelity:")).map(|l| format!("{l}\n")).collect();
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(&p, format!("{kept}{lines}\n")).unwrap();
+    p
+}
+
+/// The rows of `training_log.csv` of a 512-step training (seed 3) of `cfg` on `scenario`, into
+/// `dir/NAME`.
+fn training_log_rows(dir: &Path, name: &str, cfg: &Path, scenario: &Path) -> Vec<String> {
+    let out = dir.join(name);
+    cli_train(cfg, scenario, 512, 3, &out);
+    let text = std::fs::read_to_string(out.join("training_log.csv")).unwrap();
+    text.lines().skip(1).map(str::to_string).collect()
+}
+
+/// The training logs (two rollouts each) of a fine-tune's test: `plain` trains as before the
+/// fine-tune, `tuned` as the fine-tune does throughout, `all` fine-tunes every step and `half`
+/// the last half. A fine-tune of every step is the tuned training; half of one is the plain
+/// training until the switch and not after it.
+fn assert_fine_tune_logs(plain: &[String], tuned: &[String], all: &[String], half: &[String]) {
+    assert_eq!((plain.len(), half.len()), (2, 2), "two rollouts of 64 x 4 steps");
+    assert_ne!(plain, tuned, "the two trainings must differ for this test to mean anything");
+    assert_eq!(all, tuned, "a fine-tune of every step is the tuned training");
+    assert_eq!(half[0], plain[0], "before the switch: the plain training");
+    assert_ne!(half[1], plain[1], "after the switch: the fine-tune");
+}
+
 /// `request_fine_tune_steps`: a training's last steps run at request fidelity. Over all of its
 /// steps it logs exactly what a `fidelity: request` training logs; over the last half, its first
 /// half logs what the fluid training logs and its second half does not.
 #[test]
 fn request_fine_tune_runs_the_last_steps_at_request_fidelity() {
     let tmp = tempfile::tempdir().unwrap();
-    let base = std::fs::read_to_string(crate::root().join("configs/agents/mlp_ppo.yaml")).unwrap();
-    let variant = |name: &str, lines: &str| {
-        let kept: String = base.lines().filter(|l| !l.starts_with("fidelity:")).map(|l| format!("{l}\n")).collect();
-        let p = tmp.path().join(format!("{name}.yaml"));
-        std::fs::write(&p, format!("{kept}{lines}\n")).unwrap();
-        p
-    };
+    let variant = |name: &str, lines: &str| mlp_variant(tmp.path(), name, lines);
     let chain = crate::root().join("scenarios/chain_5.yaml");
-    let log = |name: &str, cfg: &Path| {
-        let out = tmp.path().join(name);
-        cli_train(cfg, &chain, 512, 3, &out);
-        let text = std::fs::read_to_string(out.join("training_log.csv")).unwrap();
-        text.lines().skip(1).map(str::to_string).collect::<Vec<_>>()
-    };
+    let log = |name: &str, cfg: &Path| training_log_rows(tmp.path(), name, cfg, &chain);
     let fluid = log("fluid", &variant("fluid", "fidelity: fluid"));
     let request = log("request", &variant("request", "fidelity: request"));
     let all = log("all", &variant("all", "fidelity: fluid\nrequest_fine_tune_steps: 512"));
     let half = log("half", &variant("half", "fidelity: fluid\nrequest_fine_tune_steps: 256"));
-    assert_eq!((fluid.len(), half.len()), (2, 2), "two rollouts of 64 x 4 steps");
-    assert_ne!(fluid, request, "the two fidelities must train differently for this test to mean anything");
-    assert_eq!(all, request, "a fine-tune of every step is a request-fidelity training");
-    assert_eq!(half[0], fluid[0], "before the switch: the fluid training");
-    assert_ne!(half[1], fluid[1], "after the switch: request fidelity");
+    assert_fine_tune_logs(&fluid, &request, &all, &half);
     // Without --quiet the switch is announced.
     let o = std::process::Command::new(crate::bin())
         .args(["train", "--agent", variant("say", "fidelity: fluid\nrequest_fine_tune_steps: 256").to_str().unwrap()])
@@ -594,30 +609,15 @@ fn request_fine_tune_runs_the_last_steps_at_request_fidelity() {
 #[test]
 fn tick_fine_tune_runs_the_last_steps_at_the_finer_tick() {
     let tmp = tempfile::tempdir().unwrap();
-    let base = std::fs::read_to_string(crate::root().join("configs/agents/mlp_ppo.yaml")).unwrap();
-    let variant = |name: &str, lines: &str| {
-        let kept: String = base.lines().filter(|l| !l.starts_with("fidelity:")).map(|l| format!("{l}\n")).collect();
-        let p = tmp.path().join(format!("{name}.yaml"));
-        std::fs::write(&p, format!("{kept}fidelity: fluid\n{lines}\n")).unwrap();
-        p
-    };
+    let variant = |name: &str, lines: &str| mlp_variant(tmp.path(), name, &format!("fidelity: fluid\n{lines}"));
     // Bursts of a few seconds, so that a 1 s tick sees what a 15 s one averages away.
     let scenario = crate::root().join("scenarios/online_boutique_azure_trace.yaml");
-    let log = |name: &str, cfg: &Path| {
-        let out = tmp.path().join(name);
-        cli_train(cfg, &scenario, 512, 3, &out);
-        let text = std::fs::read_to_string(out.join("training_log.csv")).unwrap();
-        text.lines().skip(1).map(str::to_string).collect::<Vec<_>>()
-    };
+    let log = |name: &str, cfg: &Path| training_log_rows(tmp.path(), name, cfg, &scenario);
     let plain = log("plain", &variant("plain", ""));
     let fine = log("fine", &variant("fine", "fluid_tick_s: 1"));
     let all = log("all", &variant("all", "fine_tune_fluid_tick_s: 1\ntick_fine_tune_steps: 512"));
     let half = log("half", &variant("half", "fine_tune_fluid_tick_s: 1\ntick_fine_tune_steps: 256"));
-    assert_eq!((plain.len(), half.len()), (2, 2), "two rollouts of 64 x 4 steps");
-    assert_ne!(plain, fine, "the two ticks must train differently for this test to mean anything");
-    assert_eq!(all, fine, "a fine-tune of every step is a training at its tick");
-    assert_eq!(half[0], plain[0], "before the switch: the training at one tick per decision");
-    assert_ne!(half[1], plain[1], "after the switch: the finer tick");
+    assert_fine_tune_logs(&plain, &fine, &all, &half);
 }
 
 /// `training_log.csv` (format 3) carries the gradient norms and each head's entropy: the MLP's
