@@ -112,9 +112,7 @@ fn spec(
     };
     // As an agent config's `hpa_floor`: no service below the HPA's count at that CPU target.
     if let Some(t) = hpa_floor {
-        if !(t.is_finite() && t > 0.0 && t <= 10.0) {
-            return Err(bad_input(format!("hpa_floor: {t} is outside 0 < hpa_floor <= 10 (a CPU target, 1.0 = 100%)")));
-        }
+        scalesim::rl::action::check_hpa_floor(t).map_err(|why| bad_input(format!("hpa_floor: {why}")))?;
         if !per_service {
             return Err(bad_input("hpa_floor: needs `action=\"per_service\"` (every service is kept above its floor)"));
         }

@@ -65,6 +65,16 @@ pub struct MaskTargets {
     pub floor: Option<f64>,
 }
 
+/// Why `target` is no floor's CPU target ([`ActionConfig::hpa_floor`]), if it is not: the agent
+/// config and the Python binding check it alike.
+pub fn check_hpa_floor(target: f64) -> Result<(), String> {
+    if target.is_finite() && target > 0.0 && target <= 10.0 {
+        Ok(())
+    } else {
+        Err(format!("{target} is outside 0 < hpa_floor <= 10 (a CPU target, 1.0 = 100%)"))
+    }
+}
+
 impl ActionConfig {
     /// The targets of this config's masks; `hpa_target` is the observation's (the anchor's).
     pub fn mask_targets(&self, hpa_target: f64) -> MaskTargets {

@@ -619,8 +619,8 @@ impl AgentConfig {
             }
         }
         if let Some(t) = c.hpa_floor {
-            if !(t.is_finite() && t > 0.0 && t <= 10.0) {
-                return err("hpa_floor", format!("{t} is outside 0 < hpa_floor <= 10 (a CPU target, 1.0 = 100%)"));
+            if let Err(why) = crate::rl::action::check_hpa_floor(t) {
+                return err("hpa_floor", why);
             }
             if c.action != ActionMode::PerService {
                 return err("hpa_floor", "needs `action: per_service` (every service is kept above its floor)".into());
