@@ -290,7 +290,8 @@ impl ActionMask {
                 Some(target) => hpa_recommendation(sv, target),
                 None => self.current[s],
             };
-            self.floor[s] = targets.floor.map_or(spec.min_replicas as i64, |target| hpa_recommendation(sv, target));
+            let min = spec.min_replicas as i64;
+            self.floor[s] = targets.floor.map_or(min, |target| hpa_recommendation(sv, target).max(min));
             self.deltas[s] = self.row(s);
             let fits = &mut self.node_types[s];
             fits.clear();
@@ -304,13 +305,14 @@ impl ActionMask {
     }
 
     /// Which deltas service `s` may take from its anchor. (A delta that would go below the
-    /// floor is masked, not raised: it would repeat another delta.)
+    /// floor is masked, not raised: it would repeat another delta. The floor is at least the
+    /// service's min, so no count it allows is below the min.)
     fn row(&self, s: usize) -> [bool; 5] {
-        let (anchor, current, floor, (min, max)) = (self.anchor[s], self.current[s], self.floor[s], self.bounds[s]);
+        let (anchor, current, floor, (_, max)) = (self.anchor[s], self.current[s], self.floor[s], self.bounds[s]);
         DELTAS.map(|d| {
             let asked = anchor + d as i64;
             let target = asked.max(floor);
-            d == 0 || (target >= min && target <= max && target - current <= self.room && (d > 0 || asked >= floor))
+            d == 0 || (target <= max && target - current <= self.room && (d > 0 || asked >= floor))
         })
     }
 
