@@ -227,6 +227,14 @@ impl Action {
     }
 }
 
+/// The replica count a delta asks for ([`ActionMask::requested`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requested {
+    pub count: i64,
+    /// The delta alone asked for less: the count is the service's floor.
+    pub raised_to_floor: bool,
+}
+
 /// What is allowed now: per service, each of [`DELTAS`]; per service, each SKU for a scale-up.
 /// A delta moves from the service's anchor (its current count, or the HPA's recommendation under
 /// [`Anchor::Hpa`]); it is allowed when the count it asks for is within the service's min and max
@@ -329,13 +337,14 @@ impl ActionMask {
         multiplicative: bool,
         (min, max): (i64, i64),
         room: i64,
-    ) -> i64 {
+    ) -> Requested {
         let asked = if multiplicative && delta != 0 {
             multiplied_target(current, delta, min, max, room)
         } else {
             self.anchor.get(s).copied().unwrap_or(current) + delta as i64
         };
-        asked.max(self.floor.get(s).copied().unwrap_or(i64::MIN))
+        let floor = self.floor.get(s).copied().unwrap_or(i64::MIN);
+        Requested { count: asked.max(floor), raised_to_floor: asked < floor }
     }
 
     pub fn allows_delta(&self, service: usize, delta: i32) -> bool {
@@ -528,7 +537,7 @@ pub fn execute(
         let bounds = (spec.min_replicas as i64, spec.max_replicas as i64);
         let room = max_instances as i64 - live as i64;
         // Under the HPA anchor a delta of 0 still moves the service to the HPA's count.
-        let wanted = mask.requested(s, current, a.delta, cfg.multiplicative_steps, bounds, room) - current;
+        let wanted = mask.requested(s, current, a.delta, cfg.multiplicative_steps, bounds, room).count - current;
         if wanted != 0 || a.delta != 0 {
             if !mask.allows_delta(s, a.delta) {
                 report.blocked.push(format!(

@@ -137,7 +137,8 @@ impl Autoscaler for AgentPolicy {
             let multiplicative = cfg.steps == super::config::Steps::Multiplicative;
             let bounds = (sv.min_replicas as i64, sv.max_replicas as i64);
             let room = view.instances.1 as i64 - view.instances.0 as i64;
-            let desired = mask.requested(service, current, a.delta, multiplicative, bounds, room);
+            let requested = mask.requested(service, current, a.delta, multiplicative, bounds, room);
+            let desired = requested.count;
             if desired > current {
                 self.stabilizer.scaled_up(view.now, service);
             }
@@ -145,11 +146,7 @@ impl Autoscaler for AgentPolicy {
                 Some(_) => format!("agent: {} {:+} from the HPA's {}", sv.name, a.delta, mask.anchor[service]),
                 None => format!("agent: {} {:+}", sv.name, a.delta),
             };
-            if targets.floor.is_some()
-                && !multiplicative
-                && desired == mask.floor[service]
-                && desired - current > a.delta as i64
-            {
+            if requested.raised_to_floor {
                 reason.push_str(&format!(", raised to the HPA floor {}", mask.floor[service]));
             }
             if let Some((_, note)) = held.iter().find(|(s, _)| *s == service) {
