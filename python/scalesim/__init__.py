@@ -42,6 +42,14 @@ def _scenario_list(scenario: Union[PathLike, Sequence[PathLike]]) -> list:
     return [os.fspath(s) for s in scenario]
 
 
+def _levels(levels: Sequence[float]) -> Tuple[float, float, float, float, float]:
+    """``hpa_levels`` as the extension takes them: five CPU targets."""
+    values = tuple(float(v) for v in levels)
+    if len(values) != 5:
+        raise ValueError(f"hpa_levels: {len(values)} targets given; it takes five (for the deltas -2..=2)")
+    return values  # type: ignore[return-value]
+
+
 def _core_kwargs(
     fidelity: str,
     decision_interval_s: float,
@@ -50,7 +58,7 @@ def _core_kwargs(
     action: str,
     credit: str,
     anchor: str,
-    hpa_floor: Optional[float],
+    hpa: Dict[str, Any],
     randomisation: Dict[str, Any],
 ) -> Dict[str, Any]:
     allowed = {"rate_scale", "start_offset_s", "random_shapes", "timeline_interval_s", "arrival_cv"}
@@ -65,7 +73,9 @@ def _core_kwargs(
         action=action,
         credit=credit,
         anchor=anchor,
-        hpa_floor=None if hpa_floor is None else float(hpa_floor),
+        hpa_floor=None if hpa.get("hpa_floor") is None else float(hpa["hpa_floor"]),
+        hpa_ceiling=None if hpa.get("hpa_ceiling") is None else float(hpa["hpa_ceiling"]),
+        hpa_levels=None if hpa.get("hpa_levels") is None else _levels(hpa["hpa_levels"]),
     )
     for key in ("rate_scale", "start_offset_s", "arrival_cv"):
         if key in randomisation:
@@ -133,14 +143,17 @@ class ScalesimEnv(gym.Env):
         credit: str = "shared",
         anchor: str = "current",
         hpa_floor: Optional[float] = None,
+        hpa_ceiling: Optional[float] = None,
+        hpa_levels: Optional[Sequence[float]] = None,
         **randomisation: Any,
     ) -> None:
         if action not in _ACTIONS:
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
+        hpa = dict(hpa_floor=hpa_floor, hpa_ceiling=hpa_ceiling, hpa_levels=hpa_levels)
         self._core = _core.CoreEnv(
             _scenario_list(scenario),
             **_core_kwargs(
-                fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, hpa_floor, randomisation
+                fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, hpa, randomisation
             ),
         )
         self._services, self._edges, self._skus = self._core.dims
@@ -242,12 +255,15 @@ class ScalesimVecEnv(VectorEnv):
         credit: str = "shared",
         anchor: str = "current",
         hpa_floor: Optional[float] = None,
+        hpa_ceiling: Optional[float] = None,
+        hpa_levels: Optional[Sequence[float]] = None,
         **randomisation: Any,
     ) -> None:
         if action not in _ACTIONS:
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
+        hpa = dict(hpa_floor=hpa_floor, hpa_ceiling=hpa_ceiling, hpa_levels=hpa_levels)
         kw = _core_kwargs(
-            fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, hpa_floor, randomisation
+            fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, hpa, randomisation
         )
         self._core = _core.CoreVecEnv(_scenario_list(scenario), int(num_envs), threads=threads, **kw)
         self.num_envs = int(num_envs)
@@ -327,7 +343,11 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     60% CPU rather than the current count, so the hold action follows the HPA: a residual policy),
     ``hpa_floor`` (a CPU target, 1.0 = 100%, with ``action="per_service"``: no service goes below the
     HPA formula's count at that target; a delta that would is masked, and one that lands below it is
-    raised to it, as ``configs/agents/gat_ppo.yaml`` trains),
+    raised to it, as ``configs/agents/gat_ppo.yaml`` trains), ``hpa_ceiling`` (a lower CPU target,
+    with ``action="per_service"``: no scale-up goes above the HPA formula's count at that target,
+    and a count above it is lowered to it), ``hpa_levels`` (five falling CPU targets, with
+    ``action="per_service"`` and no floor or ceiling: each delta -2..=2 in turn asks for the HPA
+    formula's count at its target, so the policy picks each service's headroom),
     ``flatten`` (a flat ``Box`` observation), and domain
     randomisation: ``rate_scale=(lo, hi)``, ``start_offset_s=(lo, hi)``, ``random_shapes=True``,
     ``arrival_cv=(lo, hi)`` (each episode's arrivals get gamma gaps of a coefficient of variation

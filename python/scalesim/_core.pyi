@@ -21,6 +21,9 @@ class CoreEnv:
         credit: str = "shared",
         arrival_cv: Optional[Tuple[float, float]] = None,
         anchor: str = "current",
+        hpa_floor: Optional[float] = None,
+        hpa_ceiling: Optional[float] = None,
+        hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
     ) -> None: ...
     @property
     def dims(self) -> Tuple[int, int, int]: ...
@@ -66,6 +69,9 @@ class CoreVecEnv:
         credit: str = "shared",
         arrival_cv: Optional[Tuple[float, float]] = None,
         anchor: str = "current",
+        hpa_floor: Optional[float] = None,
+        hpa_ceiling: Optional[float] = None,
+        hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
     ) -> None: ...
     @property
     def dims(self) -> Tuple[int, int, int]: ...

@@ -55,6 +55,8 @@ fn spec(
     arrival_cv: Option<(f64, f64)>,
     anchor: &str,
     hpa_floor: Option<f64>,
+    hpa_ceiling: Option<f64>,
+    hpa_levels: Option<[f64; 5]>,
 ) -> PyResult<Spec> {
     if scenarios.is_empty() {
         return Err(bad_input("make_env: no scenario given"));
@@ -110,11 +112,25 @@ fn spec(
         "hpa" => scalesim::rl::action::Anchor::Hpa,
         other => return Err(bad_input(format!("anchor: `{other}` is not `current` or `hpa`"))),
     };
-    // As an agent config's `hpa_floor`: no service below the HPA's count at that CPU target.
-    if let Some(t) = hpa_floor {
-        scalesim::rl::action::check_hpa_floor(t).map_err(|why| bad_input(format!("hpa_floor: {why}")))?;
-        if !per_service {
-            return Err(bad_input("hpa_floor: needs `action=\"per_service\"` (every service is kept above its floor)"));
+    // As an agent config's `hpa_floor`, `hpa_ceiling` and `hpa_levels`: the HPA's counts at CPU
+    // targets bound or choose each service's count.
+    scalesim::rl::action::check_hpa_band(hpa_floor, hpa_ceiling)
+        .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
+    for (field, set) in [("hpa_floor", hpa_floor.is_some()), ("hpa_ceiling", hpa_ceiling.is_some())] {
+        if set && !per_service {
+            return Err(bad_input(format!("{field}: needs `action=\"per_service\"` (it bounds every service)")));
+        }
+    }
+    if let Some(levels) = &hpa_levels {
+        scalesim::rl::action::check_hpa_levels(levels).map_err(|why| bad_input(format!("hpa_levels: {why}")))?;
+        if !per_service
+            || anchor != scalesim::rl::action::Anchor::Current
+            || hpa_floor.is_some()
+            || hpa_ceiling.is_some()
+        {
+            return Err(bad_input(
+                "hpa_levels: needs `action=\"per_service\"`, `anchor=\"current\"` and no `hpa_floor` or `hpa_ceiling` (the levels are the band)",
+            ));
         }
     }
     let mut reward = match reward {
@@ -158,7 +174,15 @@ fn spec(
     }
     let config = EnvConfig {
         decision_interval: SimTime::from_secs_f64(decision_interval_s),
-        action: ActionConfig { node_type_head: false, quota_head: false, anchor, hpa_floor, ..Default::default() },
+        action: ActionConfig {
+            node_type_head: false,
+            quota_head: false,
+            anchor,
+            hpa_floor,
+            hpa_ceiling,
+            hpa_levels,
+            ..Default::default()
+        },
         reward,
         service_credit,
         ..Default::default()
@@ -310,7 +334,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, hpa_ceiling=None, hpa_levels=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -326,6 +350,8 @@ impl CoreEnv {
         arrival_cv: Option<(f64, f64)>,
         anchor: &str,
         hpa_floor: Option<f64>,
+        hpa_ceiling: Option<f64>,
+        hpa_levels: Option<[f64; 5]>,
     ) -> PyResult<Self> {
         let spec = spec(
             scenarios,
@@ -342,6 +368,8 @@ impl CoreEnv {
             arrival_cv,
             anchor,
             hpa_floor,
+            hpa_ceiling,
+            hpa_levels,
         )?;
         let (env, obs) = build(&spec)?;
         Ok(CoreEnv { per_service: spec.per_service, dims: dims_of(&obs), about: describe(&env, &obs), env, done: true })
@@ -546,7 +574,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, hpa_ceiling=None, hpa_levels=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -564,6 +592,8 @@ impl CoreVecEnv {
         arrival_cv: Option<(f64, f64)>,
         anchor: &str,
         hpa_floor: Option<f64>,
+        hpa_ceiling: Option<f64>,
+        hpa_levels: Option<[f64; 5]>,
     ) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
             return Err(bad_input(format!("num_envs: {num_envs} is outside 1..=4096")));
@@ -583,6 +613,8 @@ impl CoreVecEnv {
             arrival_cv,
             anchor,
             hpa_floor,
+            hpa_ceiling,
+            hpa_levels,
         )?;
         let mut slots = Vec::with_capacity(num_envs);
         let mut first = None;

@@ -291,3 +291,30 @@ def test_an_hpa_floor_raises_held_services_to_the_hpa_count():
         scalesim.make_env(PEAK, hpa_floor=1.0)
     with pytest.raises(ValueError, match="hpa_floor"):
         scalesim.make_env(PEAK, action="per_service", hpa_floor=0)
+
+
+def test_an_hpa_ceiling_caps_and_hpa_levels_choose_the_hpa_count():
+    # Asking +2 of every service for 8 decisions: without a ceiling the counts climb; with one at
+    # 40% CPU no service ends above the HPA's count there, which on peak is below the maximum.
+    def after(action, **kw):
+        env = scalesim.make_env(PEAK, action="per_service", **kw)
+        env.reset(options={"episode_seed": 5})
+        for _ in range(8):
+            info = env.step(np.full(11, action))[4]
+        return sum(info["replicas"].values())
+
+    free, capped = after(4), after(4, hpa_ceiling=0.4)
+    assert capped < free, (free, capped)
+    # Levels: the richest level (20%) keeps more replicas than the leanest (100%).
+    levels = [1.0, 0.8, 0.6, 0.4, 0.2]
+    assert after(4, hpa_levels=levels) > after(0, hpa_levels=levels)
+    for bad in [
+        dict(hpa_ceiling=0.4, action="single"),
+        dict(hpa_ceiling=0.6, hpa_floor=0.6),
+        dict(hpa_levels=[1.0, 0.8, 0.6, 0.4]),
+        dict(hpa_levels=[0.2, 0.4, 0.6, 0.8, 1.0]),
+        dict(hpa_levels=levels, hpa_floor=1.0),
+    ]:
+        kw = {"action": "per_service", **bad}
+        with pytest.raises(ValueError, match="hpa_"):
+            scalesim.make_env(PEAK, **kw)

@@ -41,6 +41,18 @@ pub struct ActionConfig {
     /// A floor under every service's count: the HPA formula's recommendation
     /// ([`hpa_recommendation`]) at this CPU target (a fraction of request). None: no floor.
     pub hpa_floor: Option<f64>,
+    /// A ceiling over every service's count: the HPA formula's recommendation at this CPU
+    /// target (a lower target than the floor's: more replicas). Scale-ups above it are masked,
+    /// and once the service's scale-down window has passed a count above it is lowered to it, so
+    /// spare capacity the load no longer needs is given back even when the policy holds. None:
+    /// no ceiling.
+    pub hpa_ceiling: Option<f64>,
+    /// HPA levels: each delta of [`DELTAS`] in turn asks for the HPA formula's recommendation at
+    /// one of these CPU targets (from the leanest, for -2, to the richest, for +2) instead of
+    /// moving the count by itself: the policy chooses, per service and decision, how much
+    /// headroom an HPA keeps, and every choice follows the load. A level below the current
+    /// count holds it during the scale-down window. None: deltas move the count.
+    pub hpa_levels: Option<[f64; 5]>,
 }
 
 /// What a per-service replica delta moves from. `current` (default): the service's replicas
@@ -63,22 +75,57 @@ pub struct MaskTargets {
     pub anchor: Option<f64>,
     /// No count goes below the HPA's recommendation at this target ([`ActionConfig::hpa_floor`]).
     pub floor: Option<f64>,
+    /// No scale-up asks above the HPA's recommendation at this target
+    /// ([`ActionConfig::hpa_ceiling`]).
+    pub ceiling: Option<f64>,
+    /// Each delta asks for the HPA's recommendation at its level ([`ActionConfig::hpa_levels`]).
+    pub levels: Option<[f64; 5]>,
 }
 
-/// Why `target` is no floor's CPU target ([`ActionConfig::hpa_floor`]), if it is not: the agent
-/// config and the Python binding check it alike.
-pub fn check_hpa_floor(target: f64) -> Result<(), String> {
-    if target.is_finite() && target > 0.0 && target <= 10.0 {
-        Ok(())
-    } else {
-        Err(format!("{target} is outside 0 < hpa_floor <= 10 (a CPU target, 1.0 = 100%)"))
+/// Why `floor` and `ceiling` are no CPU targets for [`ActionConfig::hpa_floor`] and
+/// [`ActionConfig::hpa_ceiling`], if they are not, as `(field, why)`: each in (0, 10], and the
+/// ceiling's below the floor's (a lower target keeps more replicas). The agent config and the
+/// Python binding check them alike.
+pub fn check_hpa_band(floor: Option<f64>, ceiling: Option<f64>) -> Result<(), (&'static str, String)> {
+    for (field, target) in [("hpa_floor", floor), ("hpa_ceiling", ceiling)] {
+        if let Some(t) = target.filter(|t| !(t.is_finite() && *t > 0.0 && *t <= 10.0)) {
+            return Err((field, format!("{t} is outside 0 < {field} <= 10 (a CPU target, 1.0 = 100%)")));
+        }
     }
+    if let (Some(f), Some(c)) = (floor, ceiling) {
+        if c >= f {
+            return Err((
+                "hpa_ceiling",
+                format!("{c} is not below hpa_floor {f} (a lower CPU target keeps more replicas: the ceiling's)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why `levels` are no [`ActionConfig::hpa_levels`], if they are not: five CPU targets in
+/// (0, 10], each below the one before (from the leanest to the richest).
+pub fn check_hpa_levels(levels: &[f64; 5]) -> Result<(), String> {
+    if let Some(t) = levels.iter().find(|t| !(t.is_finite() && **t > 0.0 && **t <= 10.0)) {
+        return Err(format!("{t} is outside 0 < level <= 10 (a CPU target, 1.0 = 100%)"));
+    }
+    if levels.windows(2).any(|w| w[1] >= w[0]) {
+        return Err(format!(
+            "{levels:?} do not fall from the leanest target (for -2) to the richest (for +2): each must be below the one before"
+        ));
+    }
+    Ok(())
 }
 
 impl ActionConfig {
     /// The targets of this config's masks; `hpa_target` is the observation's (the anchor's).
     pub fn mask_targets(&self, hpa_target: f64) -> MaskTargets {
-        MaskTargets { anchor: (self.anchor == Anchor::Hpa).then_some(hpa_target), floor: self.hpa_floor }
+        MaskTargets {
+            anchor: (self.anchor == Anchor::Hpa).then_some(hpa_target),
+            floor: self.hpa_floor,
+            ceiling: self.hpa_ceiling,
+            levels: self.hpa_levels,
+        }
     }
 }
 
@@ -146,6 +193,8 @@ impl Default for ActionConfig {
             multiplicative_steps: false,
             anchor: Anchor::Current,
             hpa_floor: None,
+            hpa_ceiling: None,
+            hpa_levels: None,
         }
     }
 }
@@ -233,14 +282,16 @@ pub struct Requested {
     pub count: i64,
     /// The delta alone asked for less: the count is the service's floor.
     pub raised_to_floor: bool,
+    /// The delta alone asked for more: the count is the service's ceiling.
+    pub lowered_to_ceiling: bool,
 }
 
 /// What is allowed now: per service, each of [`DELTAS`]; per service, each SKU for a scale-up.
 /// A delta moves from the service's anchor (its current count, or the HPA's recommendation under
 /// [`Anchor::Hpa`]); it is allowed when the count it asks for is within the service's min and max
 /// replicas and, going up, within the cluster's room, and, going down, not below the service's
-/// floor ([`ActionConfig::hpa_floor`]; a count below it is raised to it). A delta of 0 is always
-/// allowed.
+/// floor ([`ActionConfig::hpa_floor`]; a count below it is raised to it) and, going up, not above
+/// its ceiling ([`ActionConfig::hpa_ceiling`]). A delta of 0 is always allowed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ActionMask {
     /// `[service][delta index]`.
@@ -253,6 +304,12 @@ pub struct ActionMask {
     pub current: Vec<i64>,
     /// `[service]`: the count no delta goes below (the service's min without a floor).
     pub floor: Vec<i64>,
+    /// `[service]`: the count no delta asks above (the service's max without a ceiling; at
+    /// least the floor; within the scale-down window, at least the current count).
+    pub ceiling: Vec<i64>,
+    /// `[service][delta index]`: under HPA levels ([`ActionConfig::hpa_levels`]), the count each
+    /// delta asks for (empty without levels: a delta asks for its anchor plus itself).
+    pub levels: Vec<[i64; 5]>,
     /// `[service]`: (min, max) replicas.
     bounds: Vec<(i64, i64)>,
     /// Free instance slots in the cluster.
@@ -284,11 +341,17 @@ impl ActionMask {
         let (live, max_instances) = view.instances;
         self.room = max_instances.saturating_sub(live) as i64;
         let n = app.services.len();
+        if targets.levels.is_some() {
+            self.levels.resize(n, [0; 5]);
+        } else {
+            self.levels.clear();
+        }
         self.deltas.resize(n, [false; 5]);
         self.node_types.resize_with(n, Vec::new);
         self.anchor.resize(n, 0);
         self.current.resize(n, 0);
         self.floor.resize(n, 0);
+        self.ceiling.resize(n, 0);
         self.bounds.resize(n, (0, 0));
         for (s, spec) in app.services.iter().enumerate() {
             let sv = &view.services[s];
@@ -300,6 +363,13 @@ impl ActionMask {
             };
             let min = spec.min_replicas as i64;
             self.floor[s] = targets.floor.map_or(min, |target| hpa_recommendation(sv, target).max(min));
+            let max = spec.max_replicas as i64;
+            self.ceiling[s] = targets.ceiling.map_or(max, |target| hpa_recommendation(sv, target)).max(self.floor[s]);
+            if let Some(levels) = targets.levels {
+                // Going up, no level asks for more than the cluster's room.
+                let most = self.current[s] + self.room;
+                self.levels[s] = levels.map(|target| hpa_recommendation(sv, target).min(most));
+            }
             self.deltas[s] = self.row(s);
             let fits = &mut self.node_types[s];
             fits.clear();
@@ -314,21 +384,26 @@ impl ActionMask {
 
     /// Which deltas service `s` may take from its anchor. (A delta that would go below the
     /// floor is masked, not raised: it would repeat another delta. The floor is at least the
-    /// service's min, so no count it allows is below the min.)
+    /// service's min, so no count it allows is below the min. A scale-up above the ceiling is
+    /// masked; the ceiling is at most the max unless the floor is above it.)
     fn row(&self, s: usize) -> [bool; 5] {
         let (anchor, current, floor, (_, max)) = (self.anchor[s], self.current[s], self.floor[s], self.bounds[s]);
-        DELTAS.map(|d| {
-            let asked = anchor + d as i64;
+        let ceiling = self.ceiling[s];
+        let mut row = [false; 5];
+        for (i, &d) in DELTAS.iter().enumerate() {
+            let asked = self.levels.get(s).map_or(anchor + d as i64, |levels| levels[i]);
             let target = asked.max(floor);
-            d == 0 || (target <= max && target - current <= self.room && (d > 0 || asked >= floor))
-        })
+            let within = if d > 0 { target <= ceiling } else { asked >= floor };
+            row[i] = d == 0 || (target <= max && target - current <= self.room && within);
+        }
+        row
     }
 
     /// The replica count delta `delta` of service `s`, at `current` replicas, asks for: its
     /// anchor plus the delta (the current count plus the delta for a mask built by hand, without
     /// anchors) or, with `multiplicative` steps, [`multiplied_target`] from `current` within
-    /// `(min, max)` and `room` free instance slots; then raised to the service's floor. The
-    /// executor and a deployed agent both ask it.
+    /// `(min, max)` and `room` free instance slots; then lowered to the service's ceiling and
+    /// raised to its floor. The executor and a deployed agent both ask it.
     pub fn requested(
         &self,
         s: usize,
@@ -340,11 +415,18 @@ impl ActionMask {
     ) -> Requested {
         let asked = if multiplicative && delta != 0 {
             multiplied_target(current, delta, min, max, room)
+        } else if let Some(levels) = self.levels.get(s) {
+            DELTAS.iter().position(|&d| d == delta).map_or(current, |i| levels[i])
         } else {
             self.anchor.get(s).copied().unwrap_or(current) + delta as i64
         };
+        let ceiling = self.ceiling.get(s).copied().unwrap_or(i64::MAX);
         let floor = self.floor.get(s).copied().unwrap_or(i64::MIN);
-        Requested { count: asked.max(floor), raised_to_floor: asked < floor }
+        Requested {
+            count: asked.min(ceiling).max(floor),
+            raised_to_floor: asked < floor,
+            lowered_to_ceiling: asked > ceiling,
+        }
     }
 
     pub fn allows_delta(&self, service: usize, delta: i32) -> bool {
@@ -452,7 +534,8 @@ impl DownscaleStabilizer {
 
     /// After a scale-up: masks the scale-downs of every service that scaled up less than `window`
     /// before `now`: every delta whose count is below the current one. An anchor below the
-    /// current count (the HPA's recommendation) is first raised to it, so a delta of 0 holds.
+    /// current count (the HPA's recommendation) is first raised to it, so a delta of 0 holds; so
+    /// is a ceiling ([`ActionConfig::hpa_ceiling`]), which lowers no count within the window.
     /// (On recommendations nothing is masked.)
     pub fn apply(&self, now: SimTime, mask: &mut ActionMask) {
         if self.window == SimTime::ZERO || self.mode != Stabilization::AfterScaleUp {
@@ -467,6 +550,17 @@ impl DownscaleStabilizer {
                 mask.deltas[s].iter_mut().zip(&DELTAS).for_each(|(ok, &d)| *ok &= d >= 0);
                 continue;
             };
+            // Within the window no ceiling lowers the count.
+            if let Some(ceiling) = mask.ceiling.get_mut(s) {
+                *ceiling = (*ceiling).max(current);
+                mask.deltas[s] = mask.row(s);
+            }
+            if let Some(levels) = mask.levels.get_mut(s) {
+                // A level below the current count holds it: every level stays allowed.
+                levels.iter_mut().for_each(|count| *count = (*count).max(current));
+                mask.deltas[s] = mask.row(s);
+                continue;
+            }
             if mask.anchor[s] < current {
                 mask.anchor[s] = current;
                 mask.deltas[s] = mask.row(s);

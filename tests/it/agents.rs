@@ -451,18 +451,22 @@ fn a_deployed_agent_keeps_the_scale_down_stabilisation_it_trained_with() {
     assert!(ups60 > 0 && quick60 == 0, "with a 60 s window: {ups60} scale-ups, {quick60} quick reversals");
 }
 
-/// `configs/agents/gat_ppo.yaml`'s text without its `hpa_floor` line.
-fn gat_config_without_floor() -> String {
+/// `configs/agents/gat_ppo.yaml`'s text without its lines that set one of `keys`.
+fn gat_config_without(keys: &[&str]) -> String {
     let base = std::fs::read_to_string(crate::root().join("configs/agents/gat_ppo.yaml")).unwrap();
-    base.lines().filter(|l| !l.starts_with("hpa_floor:")).map(|l| format!("{l}\n")).collect()
+    let set = |l: &str| keys.iter().any(|k| l.strip_prefix(k).is_some_and(|rest| rest.starts_with(':')));
+    base.lines().filter(|l| !set(l)).map(|l| format!("{l}\n")).collect()
 }
 
-/// `actions.csv` of the GAT config, without its floor and with `extra` lines, trained 256 steps
-/// on `chain_5` (seed 1) and run there as a policy.
+/// `actions.csv` of the GAT config, without its floor and with `extra` lines (each replacing the
+/// config's own line for its key), trained 256 steps on `chain_5` (seed 1) and run there as a
+/// policy.
 fn deployed_gat_actions(dir: &Path, extra: &str) -> String {
     let chain = crate::root().join("scenarios/chain_5.yaml");
     let cfg = dir.join("agent.yaml");
-    std::fs::write(&cfg, format!("{}\n{extra}\n", gat_config_without_floor())).unwrap();
+    let mut keys: Vec<&str> = extra.lines().filter_map(|l| l.split_once(':').map(|(k, _)| k)).collect();
+    keys.push("hpa_floor");
+    std::fs::write(&cfg, format!("{}\n{extra}\n", gat_config_without(&keys))).unwrap();
     let out = dir.join("tr");
     cli_train(&cfg, &chain, 256, 1, &out);
     cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &dir.join("run"))
@@ -511,6 +515,46 @@ fn a_deployed_agent_is_raised_to_its_hpa_floor() {
         }
     }
     assert!(raised > 0, "no decision was raised to the floor:\n{actions}");
+}
+
+/// `hpa_ceiling`, deployed: once a service's window has passed, a decision that would keep it
+/// above the HPA's count at the ceiling's target is lowered to it (the reason names the
+/// ceiling, and the desired count is it).
+#[test]
+fn a_deployed_agent_is_lowered_to_its_hpa_ceiling() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A lean target and a short window, so that a barely trained agent's spare replicas are
+    // above the ceiling within the run.
+    let actions = deployed_gat_actions(tmp.path(), "hpa_ceiling: 0.9\ndownscale_stabilization_s: 30");
+    let mut lowered = 0;
+    for line in actions.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (from, desired) = (f[2].parse::<i64>().unwrap(), f[4].parse::<i64>().unwrap());
+        if let Some((_, rest)) = line.split_once(", lowered to the HPA ceiling ") {
+            assert_eq!(desired, rest.split('"').next().unwrap().parse::<i64>().unwrap(), "{line}");
+            assert!(desired < from, "{line}");
+            lowered += 1;
+        }
+    }
+    assert!(lowered > 0, "no decision was lowered to the ceiling:\n{actions}");
+}
+
+/// `hpa_levels`, deployed: every decision names the level it chose, one of the config's five,
+/// and the levels move services both ways (as the HPA at each target would).
+#[test]
+fn a_deployed_agent_on_hpa_levels_names_its_level() {
+    let tmp = tempfile::tempdir().unwrap();
+    let actions = deployed_gat_actions(tmp.path(), "hpa_levels: [1.0, 0.8, 0.6, 0.4, 0.2]");
+    let (mut ups, mut downs) = (0, 0);
+    for line in actions.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (from, to) = (f[2].parse::<i64>().unwrap(), f[3].parse::<i64>().unwrap());
+        let level = f[5].split_once(" the HPA's count at ").map(|(_, l)| l.trim_end_matches("% CPU"));
+        assert!(matches!(level, Some("100" | "80" | "60" | "40" | "20")), "{line}");
+        ups += (to > from) as usize;
+        downs += (to < from) as usize;
+    }
+    assert!(ups > 0 && downs > 0, "{ups} scale-ups, {downs} scale-downs:\n{actions}");
 }
 
 /// A graph agent's training batches one graph shape: scenarios of two shapes are refused by

@@ -15,6 +15,11 @@ use scalesim::workload::ArrivalProcess;
 /// One service, 1 core per instance (1 slot), every call exactly 50 ms, 10 arrivals per second
 /// (at 0.1, 0.2, ...), scale-up delay 10 s.
 fn tiny(replicas: u32) -> Scenario {
+    tiny_stages(replicas, "[ { duration_s: 120, rps: 10 } ]")
+}
+
+/// [`tiny`] under the workload stages `stages` (YAML).
+fn tiny_stages(replicas: u32, stages: &str) -> Scenario {
     crate::scenario(&format!(
         r#"
 name: tiny
@@ -29,7 +34,7 @@ services:
 request_types: [ {{ name: r, call: {{ service: api }} }} ]
 workload:
   arrivals: {{ process: deterministic }}
-  stages: [ {{ duration_s: 120, rps: 10 }} ]
+  stages: {stages}
 "#
     ))
 }
@@ -499,6 +504,120 @@ fn under_an_hpa_floor_no_count_goes_below_the_hpas() {
     e.reset(1).unwrap();
     e.step(&every(0)).unwrap();
     assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 2);
+}
+
+#[test]
+fn under_an_hpa_ceiling_no_scale_up_goes_above_the_hpas() {
+    // `tiny` on one replica of max 5: 10 requests/s of 50 ms use half its core. At a ceiling
+    // target of 25% the HPA asks for ceil(1 x 0.5 / 0.25) = 2: from 1, +1 (2) is allowed and +2
+    // (3) is masked. Before the first metric the ceiling is the current count, so no scale-up is
+    // allowed. From 2 (each at a quarter of a core, on the ceiling's target) +1 and +2 are masked
+    // and 0 holds.
+    let cfg = EnvConfig {
+        decision_interval: SimTime::from_secs(15),
+        action: ActionConfig {
+            hpa_ceiling: Some(0.25),
+            node_type_head: false,
+            quota_head: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+    e.reset(1).unwrap();
+    let m = e.mask().unwrap();
+    assert_eq!((m.ceiling[0], m.deltas[0]), (1, [false, false, true, false, false]));
+    e.step(&every(0)).unwrap();
+    let m = e.mask().unwrap();
+    assert_eq!((m.ceiling[0], m.deltas[0]), (2, [false, false, true, true, false]));
+    let blocked = e.step(&every(2)).unwrap().info.report;
+    assert_eq!(blocked.replica_changes, 0, "a scale-up above the ceiling is masked: {blocked:?}");
+    assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 1);
+    // Once both report (a 15 s start-up delay at most), the ceiling holds at 2.
+    for _ in 0..2 {
+        e.step(&every(0)).unwrap();
+    }
+    let m = e.mask().unwrap();
+    assert_eq!((m.current[0], m.ceiling[0]), (2, 2));
+    assert_eq!(m.deltas[0][3..], [false, false]);
+    // Without a ceiling the same mask allows +2 from 1.
+    let mut open = Env::new(
+        EnvConfig { decision_interval: SimTime::from_secs(15), ..Default::default() },
+        Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())),
+    );
+    open.reset(1).unwrap();
+    open.step(&every(0)).unwrap();
+    assert_eq!(open.mask().unwrap().deltas[0], [false, false, true, true, true]);
+}
+
+#[test]
+fn an_hpa_ceiling_lowers_spare_replicas_once_the_window_has_passed() {
+    // As `tiny`, but the load falls from 10 to 2 requests/s at 30 s. +1 at 15 s (ceiling 2, as
+    // above) opens a 60 s window. After the fall two replicas use 0.1 cores: the HPA at 25% asks
+    // for ceil(2 x 0.05 / 0.25) = 1. Within the window holds keep 2; the first hold after it
+    // (at 75 s) is lowered to the ceiling: one scale-down.
+    let sc = tiny_stages(1, "[ { duration_s: 30, rps: 10 }, { duration_s: 90, rps: 2 } ]");
+    let cfg = EnvConfig {
+        decision_interval: SimTime::from_secs(15),
+        action: ActionConfig {
+            hpa_ceiling: Some(0.25),
+            downscale_stabilization: SimTime::from_secs(60),
+            node_type_head: false,
+            quota_head: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![sc], Randomization::default())));
+    e.reset(1).unwrap();
+    e.step(&every(0)).unwrap();
+    assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 1);
+    while e.backend().unwrap().now() < SimTime::from_secs(75) {
+        let (now, m) = (e.backend().unwrap().now(), e.mask().unwrap());
+        // (At 30 s the CPU window still holds the load before the fall: the ceiling is 4.)
+        assert!(m.current[0] == 2 && m.ceiling[0] >= 2, "at {now:?}: {m:?}");
+        assert_eq!(e.step(&every(0)).unwrap().info.report.replica_changes, 0, "at {now:?}");
+    }
+    assert_eq!(e.mask().unwrap().ceiling[0], 1);
+    assert_eq!(e.step(&every(0)).unwrap().info.report.replica_changes, 1);
+    let c = e.backend().unwrap().observe().services[0].counts;
+    assert_eq!(c.active + c.starting, 1);
+}
+
+#[test]
+fn under_hpa_levels_each_delta_asks_for_the_hpas_count_at_its_target() {
+    // `tiny` on one replica: 10 requests/s of 50 ms use half its core. At the levels 100, 80, 60,
+    // 40 and 20% the HPA asks for ceil(0.5 / t) = 1, 1, 1, 2 and 3 replicas. Before the first
+    // metric every level is the current count. +2 asks for 3: two scale-ups. Within the 60 s
+    // window after it every level below 3 holds 3; after it, with the three at a sixth of a core
+    // each, -2 (100%: ceil(3 x 0.167 / 1) = 1) scales down to one.
+    let cfg = EnvConfig {
+        decision_interval: SimTime::from_secs(15),
+        action: ActionConfig {
+            hpa_levels: Some([1.0, 0.8, 0.6, 0.4, 0.2]),
+            downscale_stabilization: SimTime::from_secs(60),
+            node_type_head: false,
+            quota_head: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+    e.reset(1).unwrap();
+    assert_eq!(e.mask().unwrap().levels, vec![[1; 5]]);
+    e.step(&every(0)).unwrap();
+    assert_eq!(e.mask().unwrap().levels, vec![[1, 1, 1, 2, 3]]);
+    assert_eq!(e.step(&every(2)).unwrap().info.report.replica_changes, 2);
+    while e.backend().unwrap().now() < SimTime::from_secs(75) {
+        // (At 30 s the CPU window still holds the single replica's half core: 20% asks for 5.)
+        let levels = e.mask().unwrap().levels[0];
+        assert_eq!(levels[..4], [3; 4], "at {:?}", e.backend().unwrap().now());
+        assert_eq!(e.step(&every(-2)).unwrap().info.report.replica_changes, 0);
+    }
+    assert_eq!(e.mask().unwrap().levels, vec![[1, 1, 1, 2, 3]]);
+    assert_eq!(e.step(&every(-2)).unwrap().info.report.replica_changes, 2);
+    let c = e.backend().unwrap().observe().services[0].counts;
+    assert_eq!(c.active + c.starting, 1);
 }
 
 #[test]

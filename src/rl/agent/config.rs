@@ -359,6 +359,21 @@ pub struct AgentConfig {
     /// `action: per_service`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hpa_floor: Option<f64>,
+    /// A ceiling over every service's count: the HPA formula's recommendation at this CPU
+    /// target (below `hpa_floor`'s, if both are set). No delta scales above it, and after the
+    /// scale-down window a count above it is lowered to it. With a floor, the agent chooses
+    /// within the band of two HPAs, per service. Needs `action: per_service` and
+    /// `stabilization: after_scale_up`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hpa_ceiling: Option<f64>,
+    /// HPA levels: five CPU targets, from the leanest to the richest; each delta -2..=2 asks
+    /// for the HPA formula's count at its target instead of moving the count
+    /// ([`crate::rl::ActionConfig::hpa_levels`]): the agent chooses each service's headroom
+    /// and every choice follows the load. Needs `action: per_service`, additive steps,
+    /// `stabilization: after_scale_up` and the current anchor, and takes no floor or ceiling
+    /// (the levels are the band). Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hpa_levels: Option<[f64; 5]>,
 }
 
 fn quota_step() -> f64 {
@@ -618,12 +633,37 @@ impl AgentConfig {
                 return err("anchor", "`hpa` takes `stabilization: after_scale_up`".into());
             }
         }
-        if let Some(t) = c.hpa_floor {
-            if let Err(why) = crate::rl::action::check_hpa_floor(t) {
-                return err("hpa_floor", why);
-            }
-            if c.action != ActionMode::PerService {
-                return err("hpa_floor", "needs `action: per_service` (every service is kept above its floor)".into());
+        if let Err((field, why)) = crate::rl::action::check_hpa_band(c.hpa_floor, c.hpa_ceiling) {
+            return err(field, why);
+        }
+        if c.hpa_floor.is_some() && c.action != ActionMode::PerService {
+            return err("hpa_floor", "needs `action: per_service` (every service is kept above its floor)".into());
+        }
+        if c.hpa_ceiling.is_some() && c.action != ActionMode::PerService {
+            return err("hpa_ceiling", "needs `action: per_service` (every service is kept below its ceiling)".into());
+        }
+        if c.hpa_ceiling.is_some() && c.stabilization == crate::rl::action::Stabilization::Recommendations {
+            // The ceiling waits for the window after a scale-up; recommendations keep no such time.
+            return err("hpa_ceiling", "takes `stabilization: after_scale_up`".into());
+        }
+        if let Some(levels) = &c.hpa_levels {
+            crate::rl::action::check_hpa_levels(levels)
+                .map_err(|why| Invalid { field: "hpa_levels".into(), message: why })?;
+            let conflict = if c.action != ActionMode::PerService {
+                Some("needs `action: per_service` (every service picks its level)")
+            } else if c.steps == Steps::Multiplicative {
+                Some("takes `steps: additive` (a level sets the count)")
+            } else if c.stabilization == crate::rl::action::Stabilization::Recommendations {
+                Some("takes `stabilization: after_scale_up`")
+            } else if c.anchor != crate::rl::action::Anchor::Current {
+                Some("takes `anchor: current` (a level is its own anchor)")
+            } else if c.hpa_floor.is_some() || c.hpa_ceiling.is_some() {
+                Some("takes no `hpa_floor` or `hpa_ceiling` (the leanest and richest levels are the band)")
+            } else {
+                None
+            };
+            if let Some(why) = conflict {
+                return err("hpa_levels", why.into());
             }
         }
         if c.stabilization == crate::rl::action::Stabilization::Recommendations && c.downscale_stabilization_s == 0.0 {
@@ -681,6 +721,8 @@ impl AgentConfig {
                 multiplicative_steps: self.steps == Steps::Multiplicative,
                 anchor: self.anchor,
                 hpa_floor: self.hpa_floor,
+                hpa_ceiling: self.hpa_ceiling,
+                hpa_levels: self.hpa_levels,
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),
@@ -726,17 +768,55 @@ mod tests {
         }
     }
 
-    /// A floor is a CPU target above 0 and needs per-service actions.
+    /// A floor and a ceiling are CPU targets above 0 for per-service actions, the ceiling's
+    /// below the floor's.
     #[test]
-    fn an_hpa_floor_is_a_positive_target_for_per_service_actions() {
+    fn an_hpa_floor_and_ceiling_are_positive_targets_for_per_service_actions() {
         let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\n";
         let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
         let ok = parse("action: per_service\nhpa_floor: 1.0\n");
         assert_eq!((ok.validate(), ok.env_config().action.hpa_floor), (Ok(()), Some(1.0)));
-        for extra in ["hpa_floor: 1.0\n", "action: per_service\nhpa_floor: 0\n", "action: per_service\nhpa_floor: -1\n"]
-        {
-            assert_eq!(parse(extra).validate().unwrap_err().field, "hpa_floor", "{extra}");
+        let band = parse("action: per_service\nhpa_floor: 1.0\nhpa_ceiling: 0.4\n").env_config().action;
+        assert_eq!((band.hpa_floor, band.hpa_ceiling), (Some(1.0), Some(0.4)));
+        assert_eq!(parse("action: per_service\nhpa_ceiling: 0.4\n").validate(), Ok(()));
+        for (extra, field) in [
+            ("hpa_floor: 1.0\n", "hpa_floor"),
+            ("action: per_service\nhpa_floor: 0\n", "hpa_floor"),
+            ("action: per_service\nhpa_floor: -1\n", "hpa_floor"),
+            ("hpa_ceiling: 0.4\n", "hpa_ceiling"),
+            ("action: per_service\nhpa_ceiling: 0\n", "hpa_ceiling"),
+            ("action: per_service\nhpa_ceiling: .nan\n", "hpa_ceiling"),
+            ("action: per_service\nhpa_floor: 0.6\nhpa_ceiling: 0.6\n", "hpa_ceiling"),
+            ("action: per_service\nhpa_floor: 0.6\nhpa_ceiling: 0.8\n", "hpa_ceiling"),
+        ] {
+            assert_eq!(parse(extra).validate().unwrap_err().field, field, "{extra}");
         }
+    }
+
+    /// HPA levels: five falling CPU targets, for per-service additive actions stabilised after
+    /// scale-ups, moving from the current count, with no floor or ceiling.
+    #[test]
+    fn hpa_levels_are_five_falling_targets_for_per_service_actions() {
+        let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\n";
+        let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
+        let ok = parse("action: per_service\nhpa_levels: [1.0, 0.8, 0.6, 0.4, 0.2]\n");
+        assert_eq!((ok.validate(), ok.env_config().action.hpa_levels), (Ok(()), Some([1.0, 0.8, 0.6, 0.4, 0.2])));
+        let levels = "hpa_levels: [1.0, 0.8, 0.6, 0.4, 0.2]\n";
+        for extra in [
+            levels.to_string(),
+            "action: per_service\nhpa_levels: [1.0, 0.8, 0.8, 0.4, 0.2]\n".into(),
+            "action: per_service\nhpa_levels: [0.2, 0.4, 0.6, 0.8, 1.0]\n".into(),
+            "action: per_service\nhpa_levels: [1.0, 0.8, 0.6, 0.4, 0]\n".into(),
+            format!("action: per_service\nsteps: multiplicative\n{levels}"),
+            format!("action: per_service\nanchor: hpa\n{levels}"),
+            format!("action: per_service\nstabilization: recommendations\ndownscale_stabilization_s: 60\n{levels}"),
+            format!("action: per_service\nhpa_floor: 1.0\n{levels}"),
+        ] {
+            assert_eq!(parse(&extra).validate().unwrap_err().field, "hpa_levels", "{extra}");
+        }
+        // Four targets are not five: refused when read.
+        let four = serde_yaml_ng::from_str::<AgentConfig>(&format!("{base}hpa_levels: [1.0, 0.8, 0.6, 0.4]\n"));
+        assert!(four.is_err());
     }
 
     #[test]

@@ -142,12 +142,19 @@ impl Autoscaler for AgentPolicy {
             if desired > current {
                 self.stabilizer.scaled_up(view.now, service);
             }
-            let mut reason = match targets.anchor {
-                Some(_) => format!("agent: {} {:+} from the HPA's {}", sv.name, a.delta, mask.anchor[service]),
-                None => format!("agent: {} {:+}", sv.name, a.delta),
+            let level = targets.levels.zip(crate::rl::action::DELTAS.iter().position(|&d| d == a.delta));
+            let mut reason = match (level, targets.anchor) {
+                (Some((levels, i)), _) => {
+                    format!("agent: {} the HPA's count at {:.0}% CPU", sv.name, levels[i] * 100.0)
+                }
+                (None, Some(_)) => format!("agent: {} {:+} from the HPA's {}", sv.name, a.delta, mask.anchor[service]),
+                (None, None) => format!("agent: {} {:+}", sv.name, a.delta),
             };
             if requested.raised_to_floor {
                 reason.push_str(&format!(", raised to the HPA floor {}", mask.floor[service]));
+            }
+            if requested.lowered_to_ceiling {
+                reason.push_str(&format!(", lowered to the HPA ceiling {}", mask.ceiling[service]));
             }
             if let Some((_, note)) = held.iter().find(|(s, _)| *s == service) {
                 reason = format!("agent: {note}");
