@@ -274,6 +274,9 @@ fn run_training(
         .truncate(fresh)
         .open(&log_path)
         .map_err(|e| io_err(&log_path, e))?;
+    if !fresh {
+        check_log_header(&log_path)?;
+    }
     if fresh {
         writeln!(log, "{TRAINING_LOG_HEADER}").map_err(|e| io_err(&log_path, e))?;
         let yaml = serde_yaml_ng::to_string(config).map_err(|e| io_err(&dir.join("agent.yaml"), e))?;
@@ -287,8 +290,10 @@ fn run_training(
     let mut last_reward = None;
     let mut failure: Option<TrainError> = None;
     let mut stall = (config.algorithm == Algorithm::Ppo).then(StallWatch::default);
+    // The stage the rows belong to (the callback outlives each stage's training).
+    let stage = std::cell::Cell::new(Stage::Train);
     let mut on_update = |team: &[Agent], row: &LogRow| {
-        let r = log_row(&mut log, &log_path, row).and_then(|()| {
+        let r = log_row(&mut log, &log_path, row, stage.get()).and_then(|()| {
             if let Some(what) = non_finite(row) {
                 return Err(TrainError::Invalid(format!(
                     "training diverged at step {}: the {what} is not finite; lower learning_rate or max_grad_norm \
@@ -329,14 +334,19 @@ fn run_training(
         result = train_team(&mut team, envs, req.seed, tick_at - start, &mut on_update);
     }
     let stages = [
-        (request_at, Fidelity::Fluid, config.fine_tune_fluid_tick_s, "at the fluid tick of fine_tune_fluid_tick_s"),
-        (req.steps, Fidelity::Request, None, "at request fidelity (request_fine_tune_steps)"),
+        (request_at, Stage::TickFineTune, Fidelity::Fluid, config.fine_tune_fluid_tick_s),
+        (req.steps, Stage::RequestFineTune, Fidelity::Request, None),
     ];
-    for (until, fidelity, tick, what) in stages {
+    for (until, this, fidelity, tick) in stages {
         let from = team[0].steps;
         if result.is_err() || from >= until {
             continue;
         }
+        stage.set(this);
+        let what = match this {
+            Stage::TickFineTune => "at the fluid tick of fine_tune_fluid_tick_s",
+            _ => "at request fidelity (request_fine_tune_steps)",
+        };
         progress.note(&format!("steps {from} to {until}: fine-tuning {what}"));
         result = load_scenarios_ticked(&req.scenarios, fidelity, config, tick)
             .map_err(|e| EnvError::Stopped(e.to_string()))
@@ -395,19 +405,55 @@ impl StallWatch {
 
 /// Version of `training_log.csv`'s columns. 2: `explained_variance` before `format_version`.
 /// 3: then the gradient norms and each head's entropy (empty where a head or a separate critic
-/// does not exist).
-pub const TRAINING_LOG_FORMAT_VERSION: u32 = 3;
+/// does not exist). 4: then the stage each row belongs to ([`Stage`]).
+pub const TRAINING_LOG_FORMAT_VERSION: u32 = 4;
+
+/// Which part of a training a `training_log.csv` row belongs to: the training at the config's
+/// fidelity, or one of the fine-tunes its last steps run (`tick_fine_tune_steps`, then
+/// `request_fine_tune_steps`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Train,
+    TickFineTune,
+    RequestFineTune,
+}
+
+impl Stage {
+    /// The `stage` column's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Train => "train",
+            Stage::TickFineTune => "tick_fine_tune",
+            Stage::RequestFineTune => "request_fine_tune",
+        }
+    }
+}
+
+/// A resumed training appends to its `training_log.csv`: refused when the log's columns are not
+/// this build's (an older format), rather than appending rows under another header.
+fn check_log_header(path: &Path) -> Result<(), TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+    let header = text.lines().next().unwrap_or("");
+    if header == TRAINING_LOG_HEADER {
+        return Ok(());
+    }
+    Err(TrainError::Invalid(format!(
+        "{}: line 1: its columns are not this build's (format {TRAINING_LOG_FORMAT_VERSION}, which adds `stage`); \
+         resume with the build that wrote it, or move the log away to start a new one",
+        path.display()
+    )))
+}
 
 /// One `training_log.csv` row. A mean episode reward before any episode has finished is left
 /// empty (not NaN): no output holds NaN.
-fn log_row(log: &mut std::fs::File, path: &Path, row: &LogRow) -> Result<(), TrainError> {
+fn log_row(log: &mut std::fs::File, path: &Path, row: &LogRow, stage: Stage) -> Result<(), TrainError> {
     let s = &row.stats;
     let reward =
         if row.mean_episode_reward.is_finite() { format!("{:.6}", row.mean_episode_reward) } else { String::new() };
     let cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
     writeln!(
         log,
-        "{},{reward},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.6},{},{},{TRAINING_LOG_FORMAT_VERSION}",
+        "{},{reward},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.6},{},{},{},{TRAINING_LOG_FORMAT_VERSION}",
         row.step,
         row.episodes,
         s.policy_loss,
@@ -421,6 +467,7 @@ fn log_row(log: &mut std::fs::File, path: &Path, row: &LogRow) -> Result<(), Tra
         s.heads.replicas,
         cell(s.heads.node_type),
         cell(s.heads.quota),
+        stage.name(),
     )
     .map_err(|e| io_err(path, e))
 }

@@ -587,25 +587,42 @@ fn mlp_variant(dir: &Path, name: &str, lines: &str) -> PathBuf {
     p
 }
 
+/// A training log's rows without their `stage` column, and the stages.
+struct LogRows {
+    rows: Vec<String>,
+    stages: Vec<String>,
+}
+
 /// The rows of `training_log.csv` of a 512-step training (seed 3) of `cfg` on `scenario`, into
 /// `dir/NAME`.
-fn training_log_rows(dir: &Path, name: &str, cfg: &Path, scenario: &Path) -> Vec<String> {
+fn training_log_rows(dir: &Path, name: &str, cfg: &Path, scenario: &Path) -> LogRows {
     let out = dir.join(name);
     cli_train(cfg, scenario, 512, 3, &out);
     let text = std::fs::read_to_string(out.join("training_log.csv")).unwrap();
-    text.lines().skip(1).map(str::to_string).collect()
+    let stage = text.lines().next().unwrap().split(',').position(|c| c == "stage").expect("a stage column");
+    let (mut rows, mut stages) = (vec![], vec![]);
+    for line in text.lines().skip(1) {
+        let mut cells: Vec<&str> = line.split(',').collect();
+        stages.push(cells.remove(stage).to_string());
+        rows.push(cells.join(","));
+    }
+    LogRows { rows, stages }
 }
 
 /// The training logs (two rollouts each) of a fine-tune's test: `plain` trains as before the
 /// fine-tune, `tuned` as the fine-tune does throughout, `all` fine-tunes every step and `half`
 /// the last half. A fine-tune of every step is the tuned training; half of one is the plain
-/// training until the switch and not after it.
-fn assert_fine_tune_logs(plain: &[String], tuned: &[String], all: &[String], half: &[String]) {
-    assert_eq!((plain.len(), half.len()), (2, 2), "two rollouts of 64 x 4 steps");
-    assert_ne!(plain, tuned, "the two trainings must differ for this test to mean anything");
-    assert_eq!(all, tuned, "a fine-tune of every step is the tuned training");
-    assert_eq!(half[0], plain[0], "before the switch: the plain training");
-    assert_ne!(half[1], plain[1], "after the switch: the fine-tune");
+/// training until the switch and not after it. Each row names its stage: `stage` for a
+/// fine-tune's.
+fn assert_fine_tune_logs(plain: &LogRows, tuned: &LogRows, all: &LogRows, half: &LogRows, stage: &str) {
+    assert_eq!((plain.rows.len(), half.rows.len()), (2, 2), "two rollouts of 64 x 4 steps");
+    assert_ne!(plain.rows, tuned.rows, "the two trainings must differ for this test to mean anything");
+    assert_eq!(all.rows, tuned.rows, "a fine-tune of every step is the tuned training");
+    assert_eq!(half.rows[0], plain.rows[0], "before the switch: the plain training");
+    assert_ne!(half.rows[1], plain.rows[1], "after the switch: the fine-tune");
+    let stages = |l: &LogRows| l.stages.join(" ");
+    assert_eq!((stages(plain), stages(tuned)), ("train train".to_string(), "train train".to_string()));
+    assert_eq!((stages(all), stages(half)), (format!("{stage} {stage}"), format!("train {stage}")));
 }
 
 /// `request_fine_tune_steps`: a training's last steps run at request fidelity. Over all of its
@@ -621,7 +638,7 @@ fn request_fine_tune_runs_the_last_steps_at_request_fidelity() {
     let request = log("request", &variant("request", "fidelity: request"));
     let all = log("all", &variant("all", "fidelity: fluid\nrequest_fine_tune_steps: 512"));
     let half = log("half", &variant("half", "fidelity: fluid\nrequest_fine_tune_steps: 256"));
-    assert_fine_tune_logs(&fluid, &request, &all, &half);
+    assert_fine_tune_logs(&fluid, &request, &all, &half, "request_fine_tune");
     // Without --quiet the switch is announced.
     let o = std::process::Command::new(crate::bin())
         .args(["train", "--agent", variant("say", "fidelity: fluid\nrequest_fine_tune_steps: 256").to_str().unwrap()])
@@ -661,10 +678,10 @@ fn tick_fine_tune_runs_the_last_steps_at_the_finer_tick() {
     let fine = log("fine", &variant("fine", "fluid_tick_s: 1"));
     let all = log("all", &variant("all", "fine_tune_fluid_tick_s: 1\ntick_fine_tune_steps: 512"));
     let half = log("half", &variant("half", "fine_tune_fluid_tick_s: 1\ntick_fine_tune_steps: 256"));
-    assert_fine_tune_logs(&plain, &fine, &all, &half);
+    assert_fine_tune_logs(&plain, &fine, &all, &half, "tick_fine_tune");
 }
 
-/// `training_log.csv` (format 3) carries the gradient norms and each head's entropy: the MLP's
+/// `training_log.csv` (format 4) carries the gradient norms and each head's entropy: the MLP's
 /// critic has its own norm, a graph agent's critic shares its network (empty cell); heads that are
 /// off leave their column empty; the heads' parts add up to the entropy.
 #[test]
@@ -684,7 +701,7 @@ fn training_log_has_gradient_norms_and_entropy_by_head() {
         for line in lines {
             let row: Vec<&str> = line.split(',').collect();
             let num = |name: &str| row[col(name)].parse::<f64>().ok();
-            assert_eq!(row[col("format_version")], "3");
+            assert_eq!((row[col("stage")], row[col("format_version")]), ("train", "4"));
             let norm = num("grad_norm").unwrap();
             assert!(norm.is_finite() && norm > 0.0, "{cfg}: {line}");
             assert_eq!(num("critic_grad_norm").is_some(), critic, "{cfg}: {line}");

@@ -975,7 +975,7 @@ pub struct LogRow {
 }
 
 pub const TRAINING_LOG_HEADER: &str =
-    "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,explained_variance,grad_norm,critic_grad_norm,entropy_replicas,entropy_node_type,entropy_quota,format_version";
+    "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,explained_variance,grad_norm,critic_grad_norm,entropy_replicas,entropy_node_type,entropy_quota,stage,format_version";
 
 /// Trains `agent` on `envs` for `steps` environment steps (over all environments), calling
 /// `on_update` after every rollout and update.
