@@ -496,6 +496,22 @@ fn a_deployed_agent_on_the_hpa_anchor_moves_from_the_hpa_count() {
     assert!(rows > 0 && off_current > 0, "{rows} decisions, {off_current} from an HPA count other than the current");
 }
 
+/// The decisions in `actions` (`actions.csv`) whose reason says `marker` and the count after it
+/// (the reason is quoted: it holds a comma), as `(from, desired)`; each desired count is that
+/// named count.
+fn bound_decisions(actions: &str, marker: &str) -> Vec<(i64, i64)> {
+    let mut out = vec![];
+    for line in actions.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (from, desired) = (f[2].parse::<i64>().unwrap(), f[4].parse::<i64>().unwrap());
+        if let Some((_, rest)) = line.split_once(marker) {
+            assert_eq!(desired, rest.split('"').next().unwrap().parse::<i64>().unwrap(), "{line}");
+            out.push((from, desired));
+        }
+    }
+    out
+}
+
 /// `hpa_floor`, deployed: a decision that would leave a service below the HPA's count at the
 /// floor's target is raised to it (the reason names the floor, and the desired count is it).
 #[test]
@@ -503,18 +519,9 @@ fn a_deployed_agent_is_raised_to_its_hpa_floor() {
     let tmp = tempfile::tempdir().unwrap();
     // A low target, so that the floor rises above what a barely trained agent keeps.
     let actions = deployed_gat_actions(tmp.path(), "hpa_floor: 0.3");
-    let mut raised = 0;
-    for line in actions.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let (from, desired) = (f[2].parse::<i64>().unwrap(), f[4].parse::<i64>().unwrap());
-        // (The reason is quoted: it holds a comma.)
-        if let Some((_, rest)) = line.split_once(", raised to the HPA floor ") {
-            assert_eq!(desired, rest.split('"').next().unwrap().parse::<i64>().unwrap(), "{line}");
-            assert!(desired > from, "{line}");
-            raised += 1;
-        }
-    }
-    assert!(raised > 0, "no decision was raised to the floor:\n{actions}");
+    let raised = bound_decisions(&actions, ", raised to the HPA floor ");
+    assert!(!raised.is_empty(), "no decision was raised to the floor:\n{actions}");
+    assert!(raised.iter().all(|(from, desired)| desired > from), "{raised:?}");
 }
 
 /// `hpa_ceiling`, deployed: once a service's window has passed, a decision that would keep it
@@ -526,17 +533,9 @@ fn a_deployed_agent_is_lowered_to_its_hpa_ceiling() {
     // A lean target and a short window, so that a barely trained agent's spare replicas are
     // above the ceiling within the run.
     let actions = deployed_gat_actions(tmp.path(), "hpa_ceiling: 0.9\ndownscale_stabilization_s: 30");
-    let mut lowered = 0;
-    for line in actions.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let (from, desired) = (f[2].parse::<i64>().unwrap(), f[4].parse::<i64>().unwrap());
-        if let Some((_, rest)) = line.split_once(", lowered to the HPA ceiling ") {
-            assert_eq!(desired, rest.split('"').next().unwrap().parse::<i64>().unwrap(), "{line}");
-            assert!(desired < from, "{line}");
-            lowered += 1;
-        }
-    }
-    assert!(lowered > 0, "no decision was lowered to the ceiling:\n{actions}");
+    let lowered = bound_decisions(&actions, ", lowered to the HPA ceiling ");
+    assert!(!lowered.is_empty(), "no decision was lowered to the ceiling:\n{actions}");
+    assert!(lowered.iter().all(|(from, desired)| desired < from), "{lowered:?}");
 }
 
 /// `hpa_levels`, deployed: every decision names the level it chose, one of the config's five,

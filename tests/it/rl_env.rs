@@ -44,6 +44,14 @@ fn env(sc: Scenario, interval_s: u64) -> Env {
     Env::new(cfg, Box::new(SimFactory::new(vec![sc], Randomization::default())))
 }
 
+/// A 15 s decision environment on `sc` with `action`'s replica rules and neither the node-type
+/// nor the quota head.
+fn replica_env(action: ActionConfig, sc: Scenario) -> Env {
+    let action = ActionConfig { node_type_head: false, quota_head: false, ..action };
+    let cfg = EnvConfig { decision_interval: SimTime::from_secs(15), action, ..Default::default() };
+    Env::new(cfg, Box::new(SimFactory::new(vec![sc], Randomization::default())))
+}
+
 fn one(delta: i32) -> Action {
     Action::One { service: 0, node_type: 0, delta, quota: 0.0 }
 }
@@ -470,12 +478,7 @@ fn under_an_hpa_floor_no_count_goes_below_the_hpas() {
     // the HPA asks for ceil(1 x 0.5 / 0.2) = 3. Before the first metric the floor is the current
     // count (1). Then -2 and -1 are masked (they ask for less than 3), and 0 asks for the floor:
     // two scale-ups. +1 from 1 asks for 2, raised to 3 as well.
-    let cfg = EnvConfig {
-        decision_interval: SimTime::from_secs(15),
-        action: ActionConfig { hpa_floor: Some(0.2), node_type_head: false, quota_head: false, ..Default::default() },
-        ..Default::default()
-    };
-    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+    let mut e = replica_env(ActionConfig { hpa_floor: Some(0.2), ..Default::default() }, tiny(1));
     e.reset(1).unwrap();
     assert_eq!((e.mask().unwrap().floor.clone(), e.mask().unwrap().anchor.clone()), (vec![1], vec![1]));
     assert_eq!(e.step(&every(0)).unwrap().info.report.replica_changes, 0);
@@ -488,19 +491,7 @@ fn under_an_hpa_floor_no_count_goes_below_the_hpas() {
     let c = e.backend().unwrap().observe().services[0].counts;
     assert_eq!(c.active + c.starting, 3);
     // The same from one replica with +1: raised to the floor, not to 2.
-    let mut e = Env::new(
-        EnvConfig {
-            decision_interval: SimTime::from_secs(15),
-            action: ActionConfig {
-                hpa_floor: Some(0.2),
-                node_type_head: false,
-                quota_head: false,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())),
-    );
+    let mut e = replica_env(ActionConfig { hpa_floor: Some(0.2), ..Default::default() }, tiny(1));
     e.reset(1).unwrap();
     e.step(&every(0)).unwrap();
     assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 2);
@@ -513,17 +504,7 @@ fn under_an_hpa_ceiling_no_scale_up_goes_above_the_hpas() {
     // (3) is masked. Before the first metric the ceiling is the current count, so no scale-up is
     // allowed. From 2 (each at a quarter of a core, on the ceiling's target) +1 and +2 are masked
     // and 0 holds.
-    let cfg = EnvConfig {
-        decision_interval: SimTime::from_secs(15),
-        action: ActionConfig {
-            hpa_ceiling: Some(0.25),
-            node_type_head: false,
-            quota_head: false,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+    let mut e = replica_env(ActionConfig { hpa_ceiling: Some(0.25), ..Default::default() }, tiny(1));
     e.reset(1).unwrap();
     let m = e.mask().unwrap();
     assert_eq!((m.ceiling[0], m.deltas[0]), (1, [false, false, true, false, false]));
@@ -557,18 +538,10 @@ fn an_hpa_ceiling_lowers_spare_replicas_once_the_window_has_passed() {
     // for ceil(2 x 0.05 / 0.25) = 1. Within the window holds keep 2; the first hold after it
     // (at 75 s) is lowered to the ceiling: one scale-down.
     let sc = tiny_stages(1, "[ { duration_s: 30, rps: 10 }, { duration_s: 90, rps: 2 } ]");
-    let cfg = EnvConfig {
-        decision_interval: SimTime::from_secs(15),
-        action: ActionConfig {
-            hpa_ceiling: Some(0.25),
-            downscale_stabilization: SimTime::from_secs(60),
-            node_type_head: false,
-            quota_head: false,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![sc], Randomization::default())));
+    let mut e = replica_env(
+        ActionConfig { hpa_ceiling: Some(0.25), downscale_stabilization: SimTime::from_secs(60), ..Default::default() },
+        sc,
+    );
     e.reset(1).unwrap();
     e.step(&every(0)).unwrap();
     assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 1);
@@ -591,18 +564,14 @@ fn under_hpa_levels_each_delta_asks_for_the_hpas_count_at_its_target() {
     // metric every level is the current count. +2 asks for 3: two scale-ups. Within the 60 s
     // window after it every level below 3 holds 3; after it, with the three at a sixth of a core
     // each, -2 (100%: ceil(3 x 0.167 / 1) = 1) scales down to one.
-    let cfg = EnvConfig {
-        decision_interval: SimTime::from_secs(15),
-        action: ActionConfig {
+    let mut e = replica_env(
+        ActionConfig {
             hpa_levels: Some([1.0, 0.8, 0.6, 0.4, 0.2]),
             downscale_stabilization: SimTime::from_secs(60),
-            node_type_head: false,
-            quota_head: false,
             ..Default::default()
         },
-        ..Default::default()
-    };
-    let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![tiny(1)], Randomization::default())));
+        tiny(1),
+    );
     e.reset(1).unwrap();
     assert_eq!(e.mask().unwrap().levels, vec![[1; 5]]);
     e.step(&every(0)).unwrap();
