@@ -75,8 +75,8 @@ pub struct MaskTargets {
     pub anchor: Option<f64>,
     /// No count goes below the HPA's recommendation at this target ([`ActionConfig::hpa_floor`]).
     pub floor: Option<f64>,
-    /// No scale-up asks above the HPA's recommendation at this target
-    /// ([`ActionConfig::hpa_ceiling`]).
+    /// No count goes above the HPA's recommendation at this target once the scale-down window
+    /// has passed ([`ActionConfig::hpa_ceiling`]).
     pub ceiling: Option<f64>,
     /// Each delta asks for the HPA's recommendation at its level ([`ActionConfig::hpa_levels`]).
     pub levels: Option<[f64; 5]>,

@@ -788,6 +788,10 @@ mod tests {
             ("action: per_service\nhpa_ceiling: .nan\n", "hpa_ceiling"),
             ("action: per_service\nhpa_floor: 0.6\nhpa_ceiling: 0.6\n", "hpa_ceiling"),
             ("action: per_service\nhpa_floor: 0.6\nhpa_ceiling: 0.8\n", "hpa_ceiling"),
+            (
+                "action: per_service\nhpa_ceiling: 0.4\nstabilization: recommendations\ndownscale_stabilization_s: 60\n",
+                "hpa_ceiling",
+            ),
         ] {
             assert_eq!(parse(extra).validate().unwrap_err().field, field, "{extra}");
         }
