@@ -155,20 +155,31 @@ pub const TRAINING_COLUMNS: [(&str, &str, &str); 8] = [
     ("grad_norm", "Gradient norm of the policy network, before clipping", "L2 norm"),
 ];
 
-/// Each of `columns` of a `training_log.csv` against its `step` column; empty cells (no episode
-/// finished yet) are skipped, a column the log lacks gives no series.
-pub fn training_series(path: &Path, columns: &[&str]) -> Result<Vec<Option<Series>>, ReportError> {
+/// Each of `columns` of a `training_log.csv` against its `step` column, one series per stage
+/// (`stage` column, format 4: a fine-tune's rows are drawn apart from the training's, each named
+/// after its stage; one series named `column` when the log has one stage or no such column).
+/// Empty cells (no episode finished yet) are skipped; a column the log lacks gives no series.
+pub fn training_series(path: &Path, columns: &[&str]) -> Result<Vec<Vec<Series>>, ReportError> {
     let (mut r, h) = reader(path)?;
     let s = col(path, &h, "step")?;
+    let stage_col = col(path, &h, "stage").ok();
     let idx: Vec<Option<usize>> = columns.iter().map(|c| col(path, &h, c).ok()).collect();
-    let mut points: Vec<Vec<(f64, f64)>> = vec![Vec::new(); columns.len()];
+    let mut stages: Vec<String> = Vec::new();
+    // [column][stage]: the points.
+    let mut points: Vec<Vec<Vec<(f64, f64)>>> = vec![Vec::new(); columns.len()];
     for (i, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| io_err(path, e))?;
         let x = num(path, i + 2, &rec, s)?;
+        let stage = stage_col.and_then(|c| rec.get(c)).unwrap_or("");
+        let at = stages.iter().position(|st| st == stage).unwrap_or_else(|| {
+            stages.push(stage.to_string());
+            stages.len() - 1
+        });
         for (k, c) in idx.iter().enumerate() {
             if let Some(c) = c {
                 if let Ok(y) = num(path, i + 2, &rec, *c) {
-                    points[k].push((x, y));
+                    points[k].resize_with(stages.len(), Vec::new);
+                    points[k][at].push((x, y));
                 }
             }
         }
@@ -177,7 +188,23 @@ pub fn training_series(path: &Path, columns: &[&str]) -> Result<Vec<Option<Serie
         .iter()
         .zip(idx)
         .zip(points)
-        .map(|((name, c), pts)| c.map(|_| Series { name: name.to_string(), points: pts }))
+        .map(|((name, c), by_stage)| {
+            let Some(_) = c else { return Vec::new() };
+            // The chart's title names the column; the legend (which cuts long labels) the stage.
+            let named = |st: &str| if stages.len() > 1 { st.to_string() } else { name.to_string() };
+            let drawn: Vec<Series> = stages
+                .iter()
+                .zip(by_stage.into_iter().chain(std::iter::repeat_with(Vec::new)))
+                .filter(|(_, pts)| !pts.is_empty())
+                .map(|(st, pts)| Series { name: named(st), points: pts })
+                .collect();
+            // A column with no number at all still gets its (empty) chart, as before stages.
+            if drawn.is_empty() {
+                vec![Series { name: name.to_string(), points: Vec::new() }]
+            } else {
+                drawn
+            }
+        })
         .collect())
 }
 

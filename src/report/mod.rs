@@ -304,9 +304,11 @@ fn training_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let series = data::training_series(&log, &columns)?;
     let mut files = Vec::new();
     for ((column, title, y_label), s) in data::TRAINING_COLUMNS.iter().zip(series) {
-        let Some(s) = s else { continue };
+        if s.is_empty() {
+            continue;
+        }
         files.extend(both(&out, &format!("training_{column}"), |p| {
-            charts::lines_against(p, title, "environment steps", y_label, std::slice::from_ref(&s))
+            charts::lines_against(p, title, "environment steps", y_label, &s)
         })?);
     }
     let mut body = String::new();

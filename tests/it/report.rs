@@ -114,6 +114,34 @@ fn training_folder_report_has_curves_with_true_axes() {
     }
 }
 
+/// A log with stages (format 4): a fine-tune's rows are drawn as their own line, and the legend
+/// names the stages; a log of one stage keeps one line named after its column.
+#[test]
+fn a_training_report_draws_each_stage_apart() {
+    let t = tempfile::tempdir().unwrap();
+    let tr = t.path().join("tr");
+    std::fs::create_dir_all(&tr).unwrap();
+    let mut log = String::from("step,mean_episode_reward,episodes,entropy,stage,format_version\n");
+    for i in 1..=8u32 {
+        let stage = if i <= 5 { "train" } else { "request_fine_tune" };
+        log.push_str(&format!("{},{},{i},{},{stage},4\n", i * 256, -100.0 + i as f64, 2.0 - 0.1 * i as f64));
+    }
+    std::fs::write(tr.join("training_log.csv"), &log).unwrap();
+    let (ok, out) = cli(&["report", tr.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let legend = |file: &str| -> Vec<String> {
+        let svg = std::fs::read_to_string(tr.join("charts").join(file)).unwrap();
+        let right = frame(&svg).2;
+        svg_texts(&svg).into_iter().filter(|(x, _, _)| *x > right + 20.0).map(|(_, _, t)| t).collect()
+    };
+    assert_eq!(legend("training_entropy.svg"), ["train", "request_fine_tune"]);
+    // One stage: one line, named after the column.
+    std::fs::write(tr.join("training_log.csv"), log.replace("request_fine_tune", "train")).unwrap();
+    let (ok, out) = cli(&["report", tr.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert_eq!(legend("training_entropy.svg"), ["entropy"]);
+}
+
 fn png_pixels(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
     let mut reader = decoder.read_info().unwrap();
