@@ -334,19 +334,21 @@ fn run_training(
         result = train_team(&mut team, envs, req.seed, tick_at - start, &mut on_update);
     }
     let stages = [
-        (request_at, Stage::TickFineTune, Fidelity::Fluid, config.fine_tune_fluid_tick_s),
-        (req.steps, Stage::RequestFineTune, Fidelity::Request, None),
+        (
+            request_at,
+            Stage::TickFineTune,
+            Fidelity::Fluid,
+            config.fine_tune_fluid_tick_s,
+            "at the fluid tick of fine_tune_fluid_tick_s",
+        ),
+        (req.steps, Stage::RequestFineTune, Fidelity::Request, None, "at request fidelity (request_fine_tune_steps)"),
     ];
-    for (until, this, fidelity, tick) in stages {
+    for (until, this, fidelity, tick, what) in stages {
         let from = team[0].steps;
         if result.is_err() || from >= until {
             continue;
         }
         stage.set(this);
-        let what = match this {
-            Stage::TickFineTune => "at the fluid tick of fine_tune_fluid_tick_s",
-            _ => "at request fidelity (request_fine_tune_steps)",
-        };
         progress.note(&format!("steps {from} to {until}: fine-tuning {what}"));
         result = load_scenarios_ticked(&req.scenarios, fidelity, config, tick)
             .map_err(|e| EnvError::Stopped(e.to_string()))
