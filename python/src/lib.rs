@@ -112,27 +112,6 @@ fn spec(
         "hpa" => scalesim::rl::action::Anchor::Hpa,
         other => return Err(bad_input(format!("anchor: `{other}` is not `current` or `hpa`"))),
     };
-    // As an agent config's `hpa_floor`, `hpa_ceiling` and `hpa_levels`: the HPA's counts at CPU
-    // targets bound or choose each service's count.
-    scalesim::rl::action::check_hpa_band(hpa_floor, hpa_ceiling)
-        .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
-    for (field, set) in [("hpa_floor", hpa_floor.is_some()), ("hpa_ceiling", hpa_ceiling.is_some())] {
-        if set && !per_service {
-            return Err(bad_input(format!("{field}: needs `action=\"per_service\"` (it bounds every service)")));
-        }
-    }
-    if let Some(levels) = &hpa_levels {
-        scalesim::rl::action::check_hpa_levels(levels).map_err(|why| bad_input(format!("hpa_levels: {why}")))?;
-        if !per_service
-            || anchor != scalesim::rl::action::Anchor::Current
-            || hpa_floor.is_some()
-            || hpa_ceiling.is_some()
-        {
-            return Err(bad_input(
-                "hpa_levels: needs `action=\"per_service\"`, `anchor=\"current\"` and no `hpa_floor` or `hpa_ceiling` (the levels are the band)",
-            ));
-        }
-    }
     let mut reward = match reward {
         "weighted" => RewardConfig::weighted(SlackBasis::Request),
         "cost" => RewardConfig::Cost,
@@ -187,6 +166,9 @@ fn spec(
         service_credit,
         ..Default::default()
     };
+    // As an agent config's `hpa_floor`, `hpa_ceiling` and `hpa_levels`: one check for both.
+    scalesim::rl::action::check_hpa_shields(&config.action, per_service)
+        .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
     if let Some((lo, hi)) = arrival_cv {
         if !(lo.is_finite() && hi.is_finite() && (0.1..=10.0).contains(&lo) && lo <= hi && hi <= 10.0) {
             return Err(bad_input(format!("arrival_cv: ({lo}, {hi}) is not a range 0.1 <= lo <= hi <= 10")));

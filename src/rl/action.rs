@@ -82,17 +82,28 @@ pub struct MaskTargets {
     pub levels: Option<[f64; 5]>,
 }
 
-/// Why `floor` and `ceiling` are no CPU targets for [`ActionConfig::hpa_floor`] and
-/// [`ActionConfig::hpa_ceiling`], if they are not, as `(field, why)`: each in (0, 10], and the
-/// ceiling's below the floor's (a lower target keeps more replicas). The agent config and the
-/// Python binding check them alike.
-pub fn check_hpa_band(floor: Option<f64>, ceiling: Option<f64>) -> Result<(), (&'static str, String)> {
-    for (field, target) in [("hpa_floor", floor), ("hpa_ceiling", ceiling)] {
-        if let Some(t) = target.filter(|t| !(t.is_finite() && *t > 0.0 && *t <= 10.0)) {
-            return Err((field, format!("{t} is outside 0 < {field} <= 10 (a CPU target, 1.0 = 100%)")));
+/// The index of `delta` in [`DELTAS`] (the mask's and the categorical head's order), if it is one.
+pub fn delta_index(delta: i32) -> Option<usize> {
+    DELTAS.iter().position(|&d| d == delta)
+}
+
+/// Why `action`'s HPA shields ([`ActionConfig::hpa_floor`], [`ActionConfig::hpa_ceiling`],
+/// [`ActionConfig::hpa_levels`]) are not valid, alone or together, if they are not, as `(field,
+/// why)`; `per_service`: every service gets its own delta. Each target is a CPU target in
+/// (0, 10]; the ceiling's is below the floor's (a lower target keeps more replicas); the levels
+/// fall from the leanest to the richest. The agent config and the Python binding check alike.
+pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(), (&'static str, String)> {
+    let levels = action.hpa_levels.as_ref().map_or(&[][..], |l| &l[..]);
+    let targets = [("hpa_floor", action.hpa_floor), ("hpa_ceiling", action.hpa_ceiling)]
+        .into_iter()
+        .filter_map(|(field, t)| t.map(|t| (field, t)))
+        .chain(levels.iter().map(|&t| ("hpa_levels", t)));
+    for (field, t) in targets {
+        if !(t.is_finite() && t > 0.0 && t <= 10.0) {
+            return Err((field, format!("{t} is outside 0 < target <= 10 (a CPU target, 1.0 = 100%)")));
         }
     }
-    if let (Some(f), Some(c)) = (floor, ceiling) {
+    if let (Some(f), Some(c)) = (action.hpa_floor, action.hpa_ceiling) {
         if c >= f {
             return Err((
                 "hpa_ceiling",
@@ -100,19 +111,42 @@ pub fn check_hpa_band(floor: Option<f64>, ceiling: Option<f64>) -> Result<(), (&
             ));
         }
     }
-    Ok(())
-}
-
-/// Why `levels` are no [`ActionConfig::hpa_levels`], if they are not: five CPU targets in
-/// (0, 10], each below the one before (from the leanest to the richest).
-pub fn check_hpa_levels(levels: &[f64; 5]) -> Result<(), String> {
-    if let Some(t) = levels.iter().find(|t| !(t.is_finite() && **t > 0.0 && **t <= 10.0)) {
-        return Err(format!("{t} is outside 0 < level <= 10 (a CPU target, 1.0 = 100%)"));
+    let set = [
+        ("hpa_floor", action.hpa_floor.is_some()),
+        ("hpa_ceiling", action.hpa_ceiling.is_some()),
+        ("hpa_levels", action.hpa_levels.is_some()),
+    ];
+    if let Some((field, _)) = set.iter().find(|(_, on)| *on && !per_service) {
+        return Err((field, "needs per-service actions (`action: per_service`): it sets every service's count".into()));
     }
-    if levels.windows(2).any(|w| w[1] >= w[0]) {
-        return Err(format!(
-            "{levels:?} do not fall from the leanest target (for -2) to the richest (for +2): each must be below the one before"
-        ));
+    let recommendations = action.stabilization == Stabilization::Recommendations;
+    if action.hpa_ceiling.is_some() && recommendations {
+        // The ceiling waits for the window after a scale-up; recommendations keep no such time.
+        return Err(("hpa_ceiling", "takes `stabilization: after_scale_up`".into()));
+    }
+    if action.hpa_levels.is_some() {
+        if levels.windows(2).any(|w| w[1] >= w[0]) {
+            return Err((
+                "hpa_levels",
+                format!(
+                    "{levels:?} do not fall from the leanest target (for -2) to the richest (for +2): each must be below the one before"
+                ),
+            ));
+        }
+        let conflict = if action.multiplicative_steps {
+            Some("takes `steps: additive` (a level sets the count)")
+        } else if recommendations {
+            Some("takes `stabilization: after_scale_up`")
+        } else if action.anchor != Anchor::Current {
+            Some("takes `anchor: current` (a level is its own anchor)")
+        } else if action.hpa_floor.is_some() || action.hpa_ceiling.is_some() {
+            Some("takes no `hpa_floor` or `hpa_ceiling` (the leanest and richest levels are the band)")
+        } else {
+            None
+        };
+        if let Some(why) = conflict {
+            return Err(("hpa_levels", why.into()));
+        }
     }
     Ok(())
 }
@@ -416,7 +450,7 @@ impl ActionMask {
         let asked = if multiplicative && delta != 0 {
             multiplied_target(current, delta, min, max, room)
         } else if let Some(levels) = self.levels.get(s) {
-            DELTAS.iter().position(|&d| d == delta).map_or(current, |i| levels[i])
+            delta_index(delta).map_or(current, |i| levels[i])
         } else {
             self.anchor.get(s).copied().unwrap_or(current) + delta as i64
         };
@@ -430,7 +464,7 @@ impl ActionMask {
     }
 
     pub fn allows_delta(&self, service: usize, delta: i32) -> bool {
-        DELTAS.iter().position(|&d| d == delta).is_some_and(|i| self.deltas.get(service).is_some_and(|r| r[i]))
+        delta_index(delta).is_some_and(|i| self.deltas.get(service).is_some_and(|r| r[i]))
     }
 }
 

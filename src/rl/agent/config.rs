@@ -633,38 +633,9 @@ impl AgentConfig {
                 return err("anchor", "`hpa` takes `stabilization: after_scale_up`".into());
             }
         }
-        if let Err((field, why)) = crate::rl::action::check_hpa_band(c.hpa_floor, c.hpa_ceiling) {
+        let per_service = c.action == ActionMode::PerService;
+        if let Err((field, why)) = crate::rl::action::check_hpa_shields(&c.env_config().action, per_service) {
             return err(field, why);
-        }
-        if c.hpa_floor.is_some() && c.action != ActionMode::PerService {
-            return err("hpa_floor", "needs `action: per_service` (every service is kept above its floor)".into());
-        }
-        if c.hpa_ceiling.is_some() && c.action != ActionMode::PerService {
-            return err("hpa_ceiling", "needs `action: per_service` (every service is kept below its ceiling)".into());
-        }
-        if c.hpa_ceiling.is_some() && c.stabilization == crate::rl::action::Stabilization::Recommendations {
-            // The ceiling waits for the window after a scale-up; recommendations keep no such time.
-            return err("hpa_ceiling", "takes `stabilization: after_scale_up`".into());
-        }
-        if let Some(levels) = &c.hpa_levels {
-            crate::rl::action::check_hpa_levels(levels)
-                .map_err(|why| Invalid { field: "hpa_levels".into(), message: why })?;
-            let conflict = if c.action != ActionMode::PerService {
-                Some("needs `action: per_service` (every service picks its level)")
-            } else if c.steps == Steps::Multiplicative {
-                Some("takes `steps: additive` (a level sets the count)")
-            } else if c.stabilization == crate::rl::action::Stabilization::Recommendations {
-                Some("takes `stabilization: after_scale_up`")
-            } else if c.anchor != crate::rl::action::Anchor::Current {
-                Some("takes `anchor: current` (a level is its own anchor)")
-            } else if c.hpa_floor.is_some() || c.hpa_ceiling.is_some() {
-                Some("takes no `hpa_floor` or `hpa_ceiling` (the leanest and richest levels are the band)")
-            } else {
-                None
-            };
-            if let Some(why) = conflict {
-                return err("hpa_levels", why.into());
-            }
         }
         if c.stabilization == crate::rl::action::Stabilization::Recommendations && c.downscale_stabilization_s == 0.0 {
             return err("stabilization", "`recommendations` needs a window: set `downscale_stabilization_s`".into());

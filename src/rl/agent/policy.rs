@@ -142,7 +142,7 @@ impl Autoscaler for AgentPolicy {
             if desired > current {
                 self.stabilizer.scaled_up(view.now, service);
             }
-            let level = targets.levels.zip(crate::rl::action::DELTAS.iter().position(|&d| d == a.delta));
+            let level = targets.levels.zip(crate::rl::action::delta_index(a.delta));
             let mut reason = match (level, targets.anchor) {
                 (Some((levels, i)), _) => {
                     format!("agent: {} the HPA's count at {:.0}% CPU", sv.name, levels[i] * 100.0)
