@@ -165,8 +165,8 @@ pub fn training_series(path: &Path, columns: &[&str]) -> Result<Vec<Vec<Series>>
     let stage_col = col(path, &h, "stage").ok();
     let idx: Vec<Option<usize>> = columns.iter().map(|c| col(path, &h, c).ok()).collect();
     let mut stages: Vec<String> = Vec::new();
-    // [column][stage]: the points.
-    let mut points: Vec<Vec<Vec<(f64, f64)>>> = vec![Vec::new(); columns.len()];
+    // [column]: (stage, point), in the log's order.
+    let mut points: Vec<Vec<(usize, (f64, f64))>> = vec![Vec::new(); columns.len()];
     for (i, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| io_err(path, e))?;
         let x = num(path, i + 2, &rec, s)?;
@@ -178,8 +178,7 @@ pub fn training_series(path: &Path, columns: &[&str]) -> Result<Vec<Vec<Series>>
         for (k, c) in idx.iter().enumerate() {
             if let Some(c) = c {
                 if let Ok(y) = num(path, i + 2, &rec, *c) {
-                    points[k].resize_with(stages.len(), Vec::new);
-                    points[k][at].push((x, y));
+                    points[k].push((at, (x, y)));
                 }
             }
         }
@@ -188,21 +187,22 @@ pub fn training_series(path: &Path, columns: &[&str]) -> Result<Vec<Vec<Series>>
         .iter()
         .zip(idx)
         .zip(points)
-        .map(|((name, c), by_stage)| {
-            let Some(_) = c else { return Vec::new() };
+        .map(|((name, c), pts)| {
+            if c.is_none() {
+                return Vec::new();
+            }
             // The chart's title names the column; the legend (which cuts long labels) the stage.
-            let named = |st: &str| if stages.len() > 1 { st.to_string() } else { name.to_string() };
-            let drawn: Vec<Series> = stages
-                .iter()
-                .zip(by_stage.into_iter().chain(std::iter::repeat_with(Vec::new)))
-                .filter(|(_, pts)| !pts.is_empty())
-                .map(|(st, pts)| Series { name: named(st), points: pts })
+            let by_stage: Vec<Series> = (0..stages.len())
+                .filter_map(|st| {
+                    let mine: Vec<(f64, f64)> = pts.iter().filter(|(at, _)| *at == st).map(|p| p.1).collect();
+                    (!mine.is_empty()).then(|| Series { name: stages[st].clone(), points: mine })
+                })
                 .collect();
-            // A column with no number at all still gets its (empty) chart, as before stages.
-            if drawn.is_empty() {
-                vec![Series { name: name.to_string(), points: Vec::new() }]
+            if stages.len() > 1 && !by_stage.is_empty() {
+                by_stage
             } else {
-                drawn
+                // One stage (or no number at all): one line named after the column.
+                vec![Series { name: name.to_string(), points: pts.into_iter().map(|p| p.1).collect() }]
             }
         })
         .collect())
