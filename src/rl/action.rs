@@ -585,8 +585,8 @@ impl DownscaleStabilizer {
                 continue;
             };
             // Within the window no ceiling lowers the count.
-            if let Some(ceiling) = mask.ceiling.get_mut(s) {
-                *ceiling = (*ceiling).max(current);
+            if mask.ceiling.get(s).is_some_and(|&c| c < current) {
+                mask.ceiling[s] = current;
                 mask.deltas[s] = mask.row(s);
             }
             if let Some(levels) = mask.levels.get_mut(s) {
