@@ -434,9 +434,11 @@ impl Stage {
 /// A resumed training appends to its `training_log.csv`: refused when the log's columns are not
 /// this build's (an older format), rather than appending rows under another header.
 fn check_log_header(path: &Path) -> Result<(), TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
-    let header = text.lines().next().unwrap_or("");
-    if header == TRAINING_LOG_HEADER {
+    // The header only: a long training's log runs to megabytes.
+    let mut header = String::new();
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(file), &mut header).map_err(|e| io_err(path, e))?;
+    if header.trim_end_matches(['\n', '\r']) == TRAINING_LOG_HEADER {
         return Ok(());
     }
     Err(TrainError::Invalid(format!(
