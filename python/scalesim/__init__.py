@@ -74,6 +74,7 @@ def _core_kwargs(
         credit=credit,
         anchor=anchor,
         hpa_floor=None if hpa.get("hpa_floor") is None else float(hpa["hpa_floor"]),
+        floor_counts_refused=bool(hpa.get("floor_counts_refused", False)),
         hpa_ceiling=None if hpa.get("hpa_ceiling") is None else float(hpa["hpa_ceiling"]),
         hpa_levels=None if hpa.get("hpa_levels") is None else _levels(hpa["hpa_levels"]),
     )
@@ -143,13 +144,19 @@ class ScalesimEnv(gym.Env):
         credit: str = "shared",
         anchor: str = "current",
         hpa_floor: Optional[float] = None,
+        floor_counts_refused: bool = False,
         hpa_ceiling: Optional[float] = None,
         hpa_levels: Optional[Sequence[float]] = None,
         **randomisation: Any,
     ) -> None:
         if action not in _ACTIONS:
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
-        hpa = dict(hpa_floor=hpa_floor, hpa_ceiling=hpa_ceiling, hpa_levels=hpa_levels)
+        hpa = dict(
+            hpa_floor=hpa_floor,
+            floor_counts_refused=floor_counts_refused,
+            hpa_ceiling=hpa_ceiling,
+            hpa_levels=hpa_levels,
+        )
         self._core = _core.CoreEnv(
             _scenario_list(scenario),
             **_core_kwargs(
@@ -255,13 +262,19 @@ class ScalesimVecEnv(VectorEnv):
         credit: str = "shared",
         anchor: str = "current",
         hpa_floor: Optional[float] = None,
+        floor_counts_refused: bool = False,
         hpa_ceiling: Optional[float] = None,
         hpa_levels: Optional[Sequence[float]] = None,
         **randomisation: Any,
     ) -> None:
         if action not in _ACTIONS:
             raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
-        hpa = dict(hpa_floor=hpa_floor, hpa_ceiling=hpa_ceiling, hpa_levels=hpa_levels)
+        hpa = dict(
+            hpa_floor=hpa_floor,
+            floor_counts_refused=floor_counts_refused,
+            hpa_ceiling=hpa_ceiling,
+            hpa_levels=hpa_levels,
+        )
         kw = _core_kwargs(
             fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, hpa, randomisation
         )
@@ -343,7 +356,9 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     60% CPU rather than the current count, so the hold action follows the HPA: a residual policy),
     ``hpa_floor`` (a CPU target, 1.0 = 100%, with ``action="per_service"``: no service goes below the
     HPA formula's count at that target; a delta that would is masked, and one that lands below it is
-    raised to it, as ``configs/agents/gat_ppo.yaml`` trains), ``hpa_ceiling`` (a lower CPU target,
+    raised to it, as ``configs/agents/gat_ppo.yaml`` trains), ``floor_counts_refused`` (True, with
+    ``hpa_floor``: the floor's formula takes utilisation / (1 - the share of visits refused), so a
+    saturated service's floor asks at once for what its arrivals need), ``hpa_ceiling`` (a lower CPU target,
     with ``action="per_service"``: no scale-up goes above the HPA formula's count at that target,
     and a count above it is lowered to it), ``hpa_levels`` (five falling CPU targets, with
     ``action="per_service"`` and no floor or ceiling: each delta -2..=2 in turn asks for the HPA

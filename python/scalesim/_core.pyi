@@ -22,6 +22,7 @@ class CoreEnv:
         arrival_cv: Optional[Tuple[float, float]] = None,
         anchor: str = "current",
         hpa_floor: Optional[float] = None,
+        floor_counts_refused: bool = False,
         hpa_ceiling: Optional[float] = None,
         hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
     ) -> None: ...
@@ -70,6 +71,7 @@ class CoreVecEnv:
         arrival_cv: Optional[Tuple[float, float]] = None,
         anchor: str = "current",
         hpa_floor: Optional[float] = None,
+        floor_counts_refused: bool = False,
         hpa_ceiling: Optional[float] = None,
         hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
     ) -> None: ...

@@ -55,6 +55,7 @@ fn spec(
     arrival_cv: Option<(f64, f64)>,
     anchor: &str,
     hpa_floor: Option<f64>,
+    floor_counts_refused: bool,
     hpa_ceiling: Option<f64>,
     hpa_levels: Option<[f64; 5]>,
 ) -> PyResult<Spec> {
@@ -158,6 +159,7 @@ fn spec(
             quota_head: false,
             anchor,
             hpa_floor,
+            floor_counts_refused,
             hpa_ceiling,
             hpa_levels,
             ..Default::default()
@@ -316,7 +318,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, hpa_ceiling=None, hpa_levels=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, hpa_levels=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -332,6 +334,7 @@ impl CoreEnv {
         arrival_cv: Option<(f64, f64)>,
         anchor: &str,
         hpa_floor: Option<f64>,
+        floor_counts_refused: bool,
         hpa_ceiling: Option<f64>,
         hpa_levels: Option<[f64; 5]>,
     ) -> PyResult<Self> {
@@ -350,6 +353,7 @@ impl CoreEnv {
             arrival_cv,
             anchor,
             hpa_floor,
+            floor_counts_refused,
             hpa_ceiling,
             hpa_levels,
         )?;
@@ -556,7 +560,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, hpa_ceiling=None, hpa_levels=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, hpa_levels=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -574,6 +578,7 @@ impl CoreVecEnv {
         arrival_cv: Option<(f64, f64)>,
         anchor: &str,
         hpa_floor: Option<f64>,
+        floor_counts_refused: bool,
         hpa_ceiling: Option<f64>,
         hpa_levels: Option<[f64; 5]>,
     ) -> PyResult<Self> {
@@ -595,6 +600,7 @@ impl CoreVecEnv {
             arrival_cv,
             anchor,
             hpa_floor,
+            floor_counts_refused,
             hpa_ceiling,
             hpa_levels,
         )?;

@@ -291,6 +291,19 @@ def test_an_hpa_floor_raises_held_services_to_the_hpa_count():
         scalesim.make_env(PEAK, hpa_floor=1.0)
     with pytest.raises(ValueError, match="hpa_floor"):
         scalesim.make_env(PEAK, action="per_service", hpa_floor=0)
+    # Counting refused visits as load: on peak's first minutes one replica of the frontend refuses
+    # visits, so the floor at 100% CPU asks for more than the plain one (which sees a CPU at its
+    # limit). Without a floor the switch is refused.
+    def floored_at_100(counts_refused):
+        env = scalesim.make_env(PEAK, action="per_service", hpa_floor=1.0, floor_counts_refused=counts_refused)
+        env.reset(options={"episode_seed": 5})
+        for _ in range(4):
+            info = env.step(np.full(11, 2))[4]
+        return sum(info["replicas"].values())
+
+    assert floored_at_100(True) > floored_at_100(False)
+    with pytest.raises(ValueError, match="floor_counts_refused"):
+        scalesim.make_env(PEAK, action="per_service", floor_counts_refused=True)
 
 
 def test_an_hpa_ceiling_caps_and_hpa_levels_choose_the_hpa_count():

@@ -41,6 +41,12 @@ pub struct ActionConfig {
     /// A floor under every service's count: the HPA formula's recommendation
     /// ([`hpa_recommendation`]) at this CPU target (a fraction of request). None: no floor.
     pub hpa_floor: Option<f64>,
+    /// The floor counts refused visits as load: its HPA formula takes the utilisation the
+    /// offered load would cause, `utilisation / (1 - refused share)` ([`offered_utilization`]),
+    /// not the one the served load caused. A saturated service's CPU stops at its limit while its
+    /// queue overflows, so the plain formula at most doubles the count per decision there; this
+    /// one asks at once for what the arrivals need.
+    pub floor_counts_refused: bool,
     /// A ceiling over every service's count: the HPA formula's recommendation at this CPU
     /// target (a lower target than the floor's: more replicas). Scale-ups above it are masked,
     /// and once the service's scale-down window has passed a count above it is lowered to it, so
@@ -75,6 +81,8 @@ pub struct MaskTargets {
     pub anchor: Option<f64>,
     /// No count goes below the HPA's recommendation at this target ([`ActionConfig::hpa_floor`]).
     pub floor: Option<f64>,
+    /// The floor's formula counts refused visits as load ([`ActionConfig::floor_counts_refused`]).
+    pub floor_counts_refused: bool,
     /// No count goes above the HPA's recommendation at this target once the scale-down window
     /// has passed ([`ActionConfig::hpa_ceiling`]).
     pub ceiling: Option<f64>,
@@ -110,6 +118,9 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
                 format!("{c} is not below hpa_floor {f} (a lower CPU target keeps more replicas: the ceiling's)"),
             ));
         }
+    }
+    if action.floor_counts_refused && action.hpa_floor.is_none() {
+        return Err(("floor_counts_refused", "needs `hpa_floor`: it changes the floor's formula".into()));
     }
     let set = [
         ("hpa_floor", action.hpa_floor.is_some()),
@@ -157,6 +168,7 @@ impl ActionConfig {
         MaskTargets {
             anchor: (self.anchor == Anchor::Hpa).then_some(hpa_target),
             floor: self.hpa_floor,
+            floor_counts_refused: self.floor_counts_refused,
             ceiling: self.hpa_ceiling,
             levels: self.hpa_levels,
         }
@@ -169,9 +181,34 @@ impl ActionConfig {
 /// starting, against going below the current count (the HPA does not scale down pods it is still
 /// waiting for); then clamped to the service's min and max replicas.
 pub fn hpa_recommendation(sv: &crate::metrics::ServiceView, target: f64) -> i64 {
+    recommendation_at(sv, target, sv.cpu_utilization)
+}
+
+/// The most of a service's offered load [`offered_utilization`] infers from its served load: a
+/// tenth served (ten times the utilisation), so one window of near-total refusal (a service
+/// with no room at all) does not ask for an unbounded count.
+const MOST_REFUSED_SHARE: f64 = 0.9;
+
+/// The CPU utilisation (of request) a service's offered visits would cause: its utilisation
+/// over the share of the window's visits it served, `utilisation / (1 - refused share)`, the
+/// refused share held to at most [`MOST_REFUSED_SHARE`]. A saturated service runs at its CPU
+/// limit whatever arrives; its refusals say how much more arrived. (Visits in a growing queue are
+/// not counted: they are served later.)
+pub fn offered_utilization(sv: &crate::metrics::ServiceView) -> Option<f64> {
+    let refused = sv.error_rate.clamp(0.0, MOST_REFUSED_SHARE);
+    sv.cpu_utilization.map(|u| u / (1.0 - refused))
+}
+
+/// [`hpa_recommendation`] at the utilisation the offered load would cause
+/// ([`offered_utilization`]): the same count when nothing was refused.
+pub fn offered_load_recommendation(sv: &crate::metrics::ServiceView, target: f64) -> i64 {
+    recommendation_at(sv, target, offered_utilization(sv))
+}
+
+fn recommendation_at(sv: &crate::metrics::ServiceView, target: f64, utilization: Option<f64>) -> i64 {
     let current = (sv.counts.active + sv.counts.starting) as i64;
     let (min, max) = (sv.min_replicas as i64, sv.max_replicas as i64);
-    let Some(util) = sv.cpu_utilization.filter(|_| sv.counts.active > 0) else {
+    let Some(util) = utilization.filter(|_| sv.counts.active > 0) else {
         return current.clamp(min, max);
     };
     let ratio = util / target;
@@ -227,6 +264,7 @@ impl Default for ActionConfig {
             multiplicative_steps: false,
             anchor: Anchor::Current,
             hpa_floor: None,
+            floor_counts_refused: false,
             hpa_ceiling: None,
             hpa_levels: None,
         }
@@ -396,7 +434,9 @@ impl ActionMask {
                 None => self.current[s],
             };
             let min = spec.min_replicas as i64;
-            self.floor[s] = targets.floor.map_or(min, |target| hpa_recommendation(sv, target).max(min));
+            let floor_formula =
+                if targets.floor_counts_refused { offered_load_recommendation } else { hpa_recommendation };
+            self.floor[s] = targets.floor.map_or(min, |target| floor_formula(sv, target).max(min));
             let max = spec.max_replicas as i64;
             self.ceiling[s] = targets.ceiling.map_or(max, |target| hpa_recommendation(sv, target)).max(self.floor[s]);
             if let Some(levels) = targets.levels {

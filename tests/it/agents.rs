@@ -458,14 +458,14 @@ fn gat_config_without(keys: &[&str]) -> String {
     base.lines().filter(|l| !set(l)).map(|l| format!("{l}\n")).collect()
 }
 
-/// `actions.csv` of the GAT config, without its floor and with `extra` lines (each replacing the
-/// config's own line for its key), trained 256 steps on `chain_5` (seed 1) and run there as a
-/// policy.
+/// `actions.csv` of the GAT config, without its floor and ceiling and with `extra` lines (each
+/// replacing the config's own line for its key), trained 256 steps on `chain_5` (seed 1) and run
+/// there as a policy.
 fn deployed_gat_actions(dir: &Path, extra: &str) -> String {
     let chain = crate::root().join("scenarios/chain_5.yaml");
     let cfg = dir.join("agent.yaml");
     let mut keys: Vec<&str> = extra.lines().filter_map(|l| l.split_once(':').map(|(k, _)| k)).collect();
-    keys.push("hpa_floor");
+    keys.extend(["hpa_floor", "floor_counts_refused", "hpa_ceiling"]);
     std::fs::write(&cfg, format!("{}\n{extra}\n", gat_config_without(&keys))).unwrap();
     let out = dir.join("tr");
     cli_train(&cfg, &chain, 256, 1, &out);

@@ -498,6 +498,43 @@ fn under_an_hpa_floor_no_count_goes_below_the_hpas() {
 }
 
 #[test]
+fn a_floor_that_counts_refused_visits_asks_for_what_the_arrivals_need() {
+    // One replica of one core serves one 50 ms visit at a time (20/s) and queues one more; 40
+    // arrive each second, evenly, so from the start every other one finds the queue full: about
+    // half the window's visits are refused while the CPU runs at 100% of its request. At a floor
+    // target of 100% the plain HPA formula is within its tolerance of the target and keeps 1 (a
+    // saturated service never grows); counting the refused visits, the utilisation the arrivals
+    // would cause is 1.0 / (1 - 0.5) = 2, and the floor asks for ceil(1 x 2 / 1.0) = 2. At a
+    // target of 50%: 2 and 4.
+    let sc = crate::scenario(
+        r#"
+name: saturated
+slo_ms: 1000
+horizon_s: 120
+cluster: { max_instances: 6, skus: [ { name: one, cores: 1, memory_gib: 4, price_per_hour: 1 } ] }
+services:
+  - { name: api, replicas: 1, min_replicas: 1, max_replicas: 5, cpu_request_m: 1000, concurrency: 1, queue_capacity: 1,
+      scale_up_delay_s: 10, demand: { dist: constant, ms: 50 } }
+request_types: [ { name: r, call: { service: api } } ]
+workload: { arrivals: { process: deterministic }, stages: [ { duration_s: 120, rps: 40 } ] }
+"#,
+    );
+    let floor_after_one_window = |target: f64, counts_refused: bool| {
+        let action =
+            ActionConfig { hpa_floor: Some(target), floor_counts_refused: counts_refused, ..Default::default() };
+        let mut e = replica_env(action, sc.clone());
+        e.reset(1).unwrap();
+        e.step(&every(0)).unwrap();
+        let sv = &e.backend().unwrap().observe().services[0];
+        assert!((sv.error_rate - 0.5).abs() < 0.01, "refused share {}", sv.error_rate);
+        assert!((sv.cpu_utilization.unwrap() - 1.0).abs() < 0.01, "utilisation {:?}", sv.cpu_utilization);
+        e.mask().unwrap().floor[0]
+    };
+    assert_eq!((floor_after_one_window(1.0, false), floor_after_one_window(1.0, true)), (1, 2));
+    assert_eq!((floor_after_one_window(0.5, false), floor_after_one_window(0.5, true)), (2, 4));
+}
+
+#[test]
 fn under_an_hpa_ceiling_no_scale_up_goes_above_the_hpas() {
     // `tiny` on one replica of max 5: 10 requests/s of 50 ms use half its core. At a ceiling
     // target of 25% the HPA asks for ceil(1 x 0.5 / 0.25) = 2: from 1, +1 (2) is allowed and +2

@@ -359,6 +359,11 @@ pub struct AgentConfig {
     /// `action: per_service`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hpa_floor: Option<f64>,
+    /// The floor's HPA formula counts refused visits as load: `utilisation / (1 - refused
+    /// share)` ([`crate::rl::action::offered_utilization`]), so a saturated service's floor asks at
+    /// once for what its arrivals need. Needs `hpa_floor`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub floor_counts_refused: bool,
     /// A ceiling over every service's count: the HPA formula's recommendation at this CPU
     /// target (below `hpa_floor`'s, if both are set). No delta scales above it, and after the
     /// scale-down window a count above it is lowered to it. With a floor, the agent chooses
@@ -692,6 +697,7 @@ impl AgentConfig {
                 multiplicative_steps: self.steps == Steps::Multiplicative,
                 anchor: self.anchor,
                 hpa_floor: self.hpa_floor,
+                floor_counts_refused: self.floor_counts_refused,
                 hpa_ceiling: self.hpa_ceiling,
                 hpa_levels: self.hpa_levels,
                 ..Default::default()
@@ -750,7 +756,10 @@ mod tests {
         let band = parse("action: per_service\nhpa_floor: 1.0\nhpa_ceiling: 0.4\n").env_config().action;
         assert_eq!((band.hpa_floor, band.hpa_ceiling), (Some(1.0), Some(0.4)));
         assert_eq!(parse("action: per_service\nhpa_ceiling: 0.4\n").validate(), Ok(()));
+        let refused = parse("action: per_service\nhpa_floor: 1.0\nfloor_counts_refused: true\n");
+        assert_eq!((refused.validate(), refused.env_config().action.floor_counts_refused), (Ok(()), true));
         for (extra, field) in [
+            ("action: per_service\nfloor_counts_refused: true\n", "floor_counts_refused"),
             ("hpa_floor: 1.0\n", "hpa_floor"),
             ("action: per_service\nhpa_floor: 0\n", "hpa_floor"),
             ("action: per_service\nhpa_floor: -1\n", "hpa_floor"),
