@@ -53,6 +53,11 @@ pub struct ActionConfig {
     /// spare capacity the load no longer needs is given back even when the policy holds. None:
     /// no ceiling.
     pub hpa_ceiling: Option<f64>,
+    /// The ceiling holds its peak: each service's ceiling is the highest of its counts over the
+    /// scale-down window ([`DownscaleStabilizer::apply`]), as the HPA's own stabilisation keeps
+    /// the highest recommendation. Replicas a recurring burst needs are kept while bursts recur
+    /// within the window; after a single surge they are given back a window after it.
+    pub ceiling_holds_peak: bool,
     /// HPA levels: each delta of [`DELTAS`] in turn asks for the HPA formula's recommendation at
     /// one of these CPU targets (from the leanest, for -2, to the richest, for +2) instead of
     /// moving the count by itself: the policy chooses, per service and decision, how much
@@ -118,6 +123,12 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
                 format!("{c} is not below hpa_floor {f} (a lower CPU target keeps more replicas: the ceiling's)"),
             ));
         }
+    }
+    if action.ceiling_holds_peak && (action.hpa_ceiling.is_none() || action.downscale_stabilization == SimTime::ZERO) {
+        return Err((
+            "ceiling_holds_peak",
+            "needs `hpa_ceiling` and a scale-down window (`downscale_stabilization_s`): it holds the ceiling's peak over the window".into(),
+        ));
     }
     if action.floor_counts_refused && action.hpa_floor.is_none() {
         return Err(("floor_counts_refused", "needs `hpa_floor`: it changes the floor's formula".into()));
@@ -266,6 +277,7 @@ impl Default for ActionConfig {
             hpa_floor: None,
             floor_counts_refused: false,
             hpa_ceiling: None,
+            ceiling_holds_peak: false,
             hpa_levels: None,
         }
     }
@@ -525,6 +537,9 @@ pub struct DownscaleStabilizer {
     last_up: Vec<Option<SimTime>>,
     /// On recommendations: each service's recommendations within the window, oldest first.
     recommendations: Vec<std::collections::VecDeque<(SimTime, i64)>>,
+    /// With [`ActionConfig::ceiling_holds_peak`]: each service's ceilings within the window,
+    /// oldest first (None: the ceiling is the current one).
+    ceiling_history: Option<Vec<std::collections::VecDeque<(SimTime, i64)>>>,
 }
 
 impl DownscaleStabilizer {
@@ -533,7 +548,17 @@ impl DownscaleStabilizer {
     }
 
     pub fn with_mode(window: SimTime, mode: Stabilization) -> Self {
-        DownscaleStabilizer { window, mode, last_up: Vec::new(), recommendations: Vec::new() }
+        DownscaleStabilizer { window, mode, last_up: Vec::new(), recommendations: Vec::new(), ceiling_history: None }
+    }
+
+    /// The stabiliser `action` asks for: its window and mode, holding the ceiling's peak over
+    /// the window if it says so. The environment and a deployed agent both build it here.
+    pub fn for_action(action: &ActionConfig) -> Self {
+        let mut stabilizer = Self::with_mode(action.downscale_stabilization, action.stabilization);
+        if action.ceiling_holds_peak {
+            stabilizer.ceiling_history = Some(Vec::new());
+        }
+        stabilizer
     }
 
     /// On recommendations: records that `service`, at `current` replicas, was asked to move by
@@ -610,10 +635,26 @@ impl DownscaleStabilizer {
     /// before `now`: every delta whose count is below the current one. An anchor below the
     /// current count (the HPA's recommendation) is first raised to it, so a delta of 0 holds; so
     /// is a ceiling ([`ActionConfig::hpa_ceiling`]), which lowers no count within the window.
-    /// (On recommendations nothing is masked.)
-    pub fn apply(&self, now: SimTime, mask: &mut ActionMask) {
+    /// (On recommendations nothing is masked.) Holding the ceiling's peak, it first records each
+    /// service's ceiling of this decision and raises it to the highest within the window: call it
+    /// once per decision.
+    pub fn apply(&mut self, now: SimTime, mask: &mut ActionMask) {
         if self.window == SimTime::ZERO || self.mode != Stabilization::AfterScaleUp {
             return;
+        }
+        if let Some(history) = &mut self.ceiling_history {
+            history.resize_with(mask.ceiling.len(), Default::default);
+            for (s, past) in history.iter_mut().enumerate() {
+                while past.front().is_some_and(|&(t, _)| t + self.window <= now) {
+                    past.pop_front();
+                }
+                past.push_back((now, mask.ceiling[s]));
+                let peak = past.iter().map(|&(_, c)| c).max().unwrap_or(mask.ceiling[s]);
+                if peak > mask.ceiling[s] {
+                    mask.ceiling[s] = peak;
+                    mask.deltas[s] = mask.row(s);
+                }
+            }
         }
         for (s, up) in self.last_up.iter().enumerate() {
             if s >= mask.deltas.len() || !up.is_some_and(|t| now < t + self.window) {

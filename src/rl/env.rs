@@ -350,7 +350,7 @@ impl Env {
         self.last_violation = 0.0;
         let view = ep.backend.observe();
         let action = &self.config.action;
-        self.stabilizer = super::DownscaleStabilizer::with_mode(action.downscale_stabilization, action.stabilization);
+        self.stabilizer = super::DownscaleStabilizer::for_action(action);
         self.last_direction = vec![0; ep.backend.app().services.len()];
         let mut mask = ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster(), self.mask_targets());
         self.stabilizer.apply(ep.backend.now(), &mut mask);

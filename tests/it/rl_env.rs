@@ -498,6 +498,38 @@ fn under_an_hpa_floor_no_count_goes_below_the_hpas() {
 }
 
 #[test]
+fn a_ceiling_that_holds_its_peak_gives_replicas_back_a_window_after_the_load_fell() {
+    // As above: +1 at 15 s opens a 60 s window and the load falls from 10 to 2 requests/s at 30 s.
+    // The decision at 30 s still sees the load before the fall (its CPU window is 15-30 s): the
+    // ceiling there is 4. From 45 s on it is 1. Holding every decision, the plain ceiling lowers
+    // the count at the first decision after the window (75 s); holding its peak, the ceiling stays
+    // at 4 while the 30 s decision is within the last 60 s, and the count is lowered at 90 s.
+    let first_lowered_at = |holds_peak: bool| {
+        let sc = tiny_stages(1, "[ { duration_s: 30, rps: 10 }, { duration_s: 90, rps: 2 } ]");
+        let action = ActionConfig {
+            hpa_ceiling: Some(0.25),
+            ceiling_holds_peak: holds_peak,
+            downscale_stabilization: SimTime::from_secs(60),
+            ..Default::default()
+        };
+        let mut e = replica_env(action, sc);
+        e.reset(1).unwrap();
+        e.step(&every(0)).unwrap();
+        assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 1);
+        loop {
+            let now = e.backend().unwrap().now().as_secs_f64();
+            let report = e.step(&every(0)).unwrap().info.report;
+            if report.replica_changes > 0 {
+                assert_eq!(report.scaled_down, vec![0], "at {now}: {report:?}");
+                return now;
+            }
+            assert!(now < 105.0, "never lowered");
+        }
+    };
+    assert_eq!((first_lowered_at(false), first_lowered_at(true)), (75.0, 90.0));
+}
+
+#[test]
 fn a_floor_that_counts_refused_visits_asks_for_what_the_arrivals_need() {
     // One replica of one core serves one 50 ms visit at a time (20/s) and queues one more; 40
     // arrive each second, evenly, so from the start every other one finds the queue full: about

@@ -371,6 +371,12 @@ pub struct AgentConfig {
     /// `stabilization: after_scale_up`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hpa_ceiling: Option<f64>,
+    /// The ceiling holds its peak: each service's is the highest of its counts over the
+    /// scale-down window, as the HPA's own stabilisation keeps its highest recommendation
+    /// ([`crate::rl::ActionConfig::ceiling_holds_peak`]). Needs `hpa_ceiling` and
+    /// `downscale_stabilization_s`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ceiling_holds_peak: bool,
     /// HPA levels: five CPU targets, from the leanest to the richest; each delta -2..=2 asks
     /// for the HPA formula's count at its target instead of moving the count
     /// ([`crate::rl::ActionConfig::hpa_levels`]): the agent chooses each service's headroom
@@ -699,6 +705,7 @@ impl AgentConfig {
                 hpa_floor: self.hpa_floor,
                 floor_counts_refused: self.floor_counts_refused,
                 hpa_ceiling: self.hpa_ceiling,
+                ceiling_holds_peak: self.ceiling_holds_peak,
                 hpa_levels: self.hpa_levels,
                 ..Default::default()
             },
@@ -758,8 +765,13 @@ mod tests {
         assert_eq!(parse("action: per_service\nhpa_ceiling: 0.4\n").validate(), Ok(()));
         let refused = parse("action: per_service\nhpa_floor: 1.0\nfloor_counts_refused: true\n");
         assert_eq!((refused.validate(), refused.env_config().action.floor_counts_refused), (Ok(()), true));
+        let peak =
+            parse("action: per_service\nhpa_ceiling: 0.4\nceiling_holds_peak: true\ndownscale_stabilization_s: 60\n");
+        assert_eq!((peak.validate(), peak.env_config().action.ceiling_holds_peak), (Ok(()), true));
         for (extra, field) in [
             ("action: per_service\nfloor_counts_refused: true\n", "floor_counts_refused"),
+            ("action: per_service\nceiling_holds_peak: true\ndownscale_stabilization_s: 60\n", "ceiling_holds_peak"),
+            ("action: per_service\nhpa_ceiling: 0.4\nceiling_holds_peak: true\ndownscale_stabilization_s: 0\n", "ceiling_holds_peak"),
             ("hpa_floor: 1.0\n", "hpa_floor"),
             ("action: per_service\nhpa_floor: 0\n", "hpa_floor"),
             ("action: per_service\nhpa_floor: -1\n", "hpa_floor"),

@@ -34,10 +34,7 @@ impl AgentPolicy {
         check_fits(&ck, &layout, scenario).map_err(fail)?;
         let period = SimTime::from_secs_f64(ck.config.decision_interval_s);
         let size = ck.config.team;
-        let stabilizer = DownscaleStabilizer::with_mode(
-            SimTime::from_secs_f64(ck.config.downscale_stabilization_s),
-            ck.config.stabilization,
-        );
+        let stabilizer = DownscaleStabilizer::for_action(&ck.config.env_config().action);
         let members = (1..size).map(|p| load_member(path, p, &ck)).collect::<Result<Vec<_>, _>>()?;
         let team = std::iter::once(ck).chain(members).map(|c| Agent::from_checkpoint(c, 0)).collect();
         Ok(AgentPolicy {
