@@ -50,6 +50,16 @@ def _levels(levels: Sequence[float]) -> Tuple[float, float, float, float, float]
     return values  # type: ignore[return-value]
 
 
+def _release_step(step: Optional[int]) -> Optional[int]:
+    """``ceiling_release_step`` as the extension takes it: a whole number of replicas, >= 0 here
+    (the extension refuses 0, naming the field, as an agent config does)."""
+    if step is None:
+        return None
+    if isinstance(step, bool) or int(step) != step or step < 0:
+        raise ValueError(f"ceiling_release_step: {step!r} is not a whole number of replicas >= 1")
+    return int(step)
+
+
 def _core_kwargs(
     fidelity: str,
     decision_interval_s: float,
@@ -76,6 +86,7 @@ def _core_kwargs(
         hpa_floor=None if hpa.get("hpa_floor") is None else float(hpa["hpa_floor"]),
         floor_counts_refused=bool(hpa.get("floor_counts_refused", False)),
         hpa_ceiling=None if hpa.get("hpa_ceiling") is None else float(hpa["hpa_ceiling"]),
+        ceiling_release_step=_release_step(hpa.get("ceiling_release_step")),
         hpa_levels=None if hpa.get("hpa_levels") is None else _levels(hpa["hpa_levels"]),
     )
     for key in ("rate_scale", "start_offset_s", "arrival_cv"):
@@ -146,6 +157,7 @@ class ScalesimEnv(gym.Env):
         hpa_floor: Optional[float] = None,
         floor_counts_refused: bool = False,
         hpa_ceiling: Optional[float] = None,
+        ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Sequence[float]] = None,
         **randomisation: Any,
     ) -> None:
@@ -155,6 +167,7 @@ class ScalesimEnv(gym.Env):
             hpa_floor=hpa_floor,
             floor_counts_refused=floor_counts_refused,
             hpa_ceiling=hpa_ceiling,
+            ceiling_release_step=ceiling_release_step,
             hpa_levels=hpa_levels,
         )
         self._core = _core.CoreEnv(
@@ -264,6 +277,7 @@ class ScalesimVecEnv(VectorEnv):
         hpa_floor: Optional[float] = None,
         floor_counts_refused: bool = False,
         hpa_ceiling: Optional[float] = None,
+        ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Sequence[float]] = None,
         **randomisation: Any,
     ) -> None:
@@ -273,6 +287,7 @@ class ScalesimVecEnv(VectorEnv):
             hpa_floor=hpa_floor,
             floor_counts_refused=floor_counts_refused,
             hpa_ceiling=hpa_ceiling,
+            ceiling_release_step=ceiling_release_step,
             hpa_levels=hpa_levels,
         )
         kw = _core_kwargs(
@@ -360,7 +375,8 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     ``hpa_floor``: the floor's formula takes utilisation / (1 - the share of visits refused), so a
     saturated service's floor asks at once for what its arrivals need), ``hpa_ceiling`` (a lower CPU target,
     with ``action="per_service"``: no scale-up goes above the HPA formula's count at that target,
-    and a count above it is lowered to it), ``hpa_levels`` (five falling CPU targets, with
+    and a count above it is lowered to it), ``ceiling_release_step`` (an int >= 1, with
+    ``hpa_ceiling``: the ceiling lowers a service by at most that many replicas a decision), ``hpa_levels`` (five falling CPU targets, with
     ``action="per_service"`` and no floor or ceiling: each delta -2..=2 in turn asks for the HPA
     formula's count at its target, so the policy picks each service's headroom),
     ``flatten`` (a flat ``Box`` observation), and domain

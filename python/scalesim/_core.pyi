@@ -24,6 +24,7 @@ class CoreEnv:
         hpa_floor: Optional[float] = None,
         floor_counts_refused: bool = False,
         hpa_ceiling: Optional[float] = None,
+        ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
     ) -> None: ...
     @property
@@ -73,6 +74,7 @@ class CoreVecEnv:
         hpa_floor: Optional[float] = None,
         floor_counts_refused: bool = False,
         hpa_ceiling: Optional[float] = None,
+        ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
     ) -> None: ...
     @property

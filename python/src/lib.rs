@@ -57,6 +57,7 @@ fn spec(
     hpa_floor: Option<f64>,
     floor_counts_refused: bool,
     hpa_ceiling: Option<f64>,
+    ceiling_release_step: Option<u32>,
     hpa_levels: Option<[f64; 5]>,
 ) -> PyResult<Spec> {
     if scenarios.is_empty() {
@@ -161,6 +162,7 @@ fn spec(
             hpa_floor,
             floor_counts_refused,
             hpa_ceiling,
+            ceiling_release_step,
             hpa_levels,
             ..Default::default()
         },
@@ -318,7 +320,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, hpa_levels=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -336,6 +338,7 @@ impl CoreEnv {
         hpa_floor: Option<f64>,
         floor_counts_refused: bool,
         hpa_ceiling: Option<f64>,
+        ceiling_release_step: Option<u32>,
         hpa_levels: Option<[f64; 5]>,
     ) -> PyResult<Self> {
         let spec = spec(
@@ -355,6 +358,7 @@ impl CoreEnv {
             hpa_floor,
             floor_counts_refused,
             hpa_ceiling,
+            ceiling_release_step,
             hpa_levels,
         )?;
         let (env, obs) = build(&spec)?;
@@ -560,7 +564,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, hpa_levels=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -580,6 +584,7 @@ impl CoreVecEnv {
         hpa_floor: Option<f64>,
         floor_counts_refused: bool,
         hpa_ceiling: Option<f64>,
+        ceiling_release_step: Option<u32>,
         hpa_levels: Option<[f64; 5]>,
     ) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
@@ -602,6 +607,7 @@ impl CoreVecEnv {
             hpa_floor,
             floor_counts_refused,
             hpa_ceiling,
+            ceiling_release_step,
             hpa_levels,
         )?;
         let mut slots = Vec::with_capacity(num_envs);

@@ -318,6 +318,12 @@ def test_an_hpa_ceiling_caps_and_hpa_levels_choose_the_hpa_count():
 
     free, capped = after(4), after(4, hpa_ceiling=0.4)
     assert capped < free, (free, capped)
+    # A release step (checked by hand in the Rust tests) is taken with a ceiling, refused without.
+    assert after(4, hpa_ceiling=0.4, ceiling_release_step=2) <= free
+    with pytest.raises(ValueError, match="ceiling_release_step"):
+        scalesim.make_env(PEAK, action="per_service", hpa_ceiling=0.4, ceiling_release_step=0)
+    with pytest.raises(ValueError, match="ceiling_release_step"):
+        scalesim.make_env(PEAK, action="per_service", hpa_ceiling=0.4, ceiling_release_step=-1)
     # Levels: the richest level (20%) keeps more replicas than the leanest (100%).
     levels = [1.0, 0.8, 0.6, 0.4, 0.2]
     assert after(4, hpa_levels=levels) > after(0, hpa_levels=levels)
@@ -327,6 +333,7 @@ def test_an_hpa_ceiling_caps_and_hpa_levels_choose_the_hpa_count():
         dict(hpa_levels=[1.0, 0.8, 0.6, 0.4]),
         dict(hpa_levels=[0.2, 0.4, 0.6, 0.8, 1.0]),
         dict(hpa_levels=levels, hpa_floor=1.0),
+        dict(ceiling_release_step=2),
     ]:
         kw = {"action": "per_service", **bad}
         with pytest.raises(ValueError, match="hpa_"):

@@ -58,6 +58,11 @@ pub struct ActionConfig {
     /// the highest recommendation. Replicas a recurring burst needs are kept while bursts recur
     /// within the window; after a single surge they are given back a window after it.
     pub ceiling_holds_peak: bool,
+    /// The most replicas the ceiling lowers a service by at one decision (None: down to the
+    /// ceiling at once). A service at 7 replicas whose ceiling falls to 1 between two bursts goes
+    /// 7, 5, 3, 1 over three decisions, as an HPA scale-down policy of so many pods per period
+    /// would, rather than 7 -> 1 just before the next burst.
+    pub ceiling_release_step: Option<u32>,
     /// HPA levels: each delta of [`DELTAS`] in turn asks for the HPA formula's recommendation at
     /// one of these CPU targets (from the leanest, for -2, to the richest, for +2) instead of
     /// moving the count by itself: the policy chooses, per service and decision, how much
@@ -91,6 +96,8 @@ pub struct MaskTargets {
     /// No count goes above the HPA's recommendation at this target once the scale-down window
     /// has passed ([`ActionConfig::hpa_ceiling`]).
     pub ceiling: Option<f64>,
+    /// The ceiling is at least the current count less this ([`ActionConfig::ceiling_release_step`]).
+    pub ceiling_release_step: Option<u32>,
     /// Each delta asks for the HPA's recommendation at its level ([`ActionConfig::hpa_levels`]).
     pub levels: Option<[f64; 5]>,
 }
@@ -129,6 +136,12 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
             "ceiling_holds_peak",
             "needs `hpa_ceiling` and a scale-down window (`downscale_stabilization_s`): it holds the ceiling's peak over the window".into(),
         ));
+    }
+    if action.ceiling_release_step.is_some() && action.hpa_ceiling.is_none() {
+        return Err(("ceiling_release_step", "needs `hpa_ceiling`: it slows the ceiling's release".into()));
+    }
+    if action.ceiling_release_step == Some(0) {
+        return Err(("ceiling_release_step", "0 would never lower a count: use at least 1".into()));
     }
     if action.floor_counts_refused && action.hpa_floor.is_none() {
         return Err(("floor_counts_refused", "needs `hpa_floor`: it changes the floor's formula".into()));
@@ -181,6 +194,7 @@ impl ActionConfig {
             floor: self.hpa_floor,
             floor_counts_refused: self.floor_counts_refused,
             ceiling: self.hpa_ceiling,
+            ceiling_release_step: self.ceiling_release_step,
             levels: self.hpa_levels,
         }
     }
@@ -278,6 +292,7 @@ impl Default for ActionConfig {
             floor_counts_refused: false,
             hpa_ceiling: None,
             ceiling_holds_peak: false,
+            ceiling_release_step: None,
             hpa_levels: None,
         }
     }
@@ -450,7 +465,11 @@ impl ActionMask {
                 if targets.floor_counts_refused { offered_load_recommendation } else { hpa_recommendation };
             self.floor[s] = targets.floor.map_or(min, |target| floor_formula(sv, target).max(min));
             let max = spec.max_replicas as i64;
-            self.ceiling[s] = targets.ceiling.map_or(max, |target| hpa_recommendation(sv, target)).max(self.floor[s]);
+            let slowest_release = targets.ceiling_release_step.map_or(min, |step| self.current[s] - step as i64);
+            self.ceiling[s] = targets
+                .ceiling
+                .map_or(max, |target| hpa_recommendation(sv, target).max(slowest_release))
+                .max(self.floor[s]);
             if let Some(levels) = targets.levels {
                 // Going up, no level asks for more than the cluster's room.
                 let most = self.current[s] + self.room;

@@ -465,7 +465,7 @@ fn deployed_gat_actions(dir: &Path, extra: &str) -> String {
     let chain = crate::root().join("scenarios/chain_5.yaml");
     let cfg = dir.join("agent.yaml");
     let mut keys: Vec<&str> = extra.lines().filter_map(|l| l.split_once(':').map(|(k, _)| k)).collect();
-    keys.extend(["hpa_floor", "floor_counts_refused", "hpa_ceiling"]);
+    keys.extend(["hpa_floor", "floor_counts_refused", "hpa_ceiling", "ceiling_release_step"]);
     std::fs::write(&cfg, format!("{}\n{extra}\n", gat_config_without(&keys))).unwrap();
     let out = dir.join("tr");
     cli_train(&cfg, &chain, 256, 1, &out);
@@ -505,7 +505,7 @@ fn bound_decisions(actions: &str, marker: &str) -> Vec<(i64, i64)> {
         let f: Vec<&str> = line.split(',').collect();
         let (from, desired) = (f[2].parse::<i64>().unwrap(), f[4].parse::<i64>().unwrap());
         if let Some((_, rest)) = line.split_once(marker) {
-            assert_eq!(desired, rest.split('"').next().unwrap().parse::<i64>().unwrap(), "{line}");
+            assert_eq!(desired, rest.split(['"', ' ']).next().unwrap().parse::<i64>().unwrap(), "{line}");
             out.push((from, desired));
         }
     }
@@ -536,6 +536,20 @@ fn a_deployed_agent_is_lowered_to_its_hpa_ceiling() {
     let lowered = bound_decisions(&actions, ", lowered to the HPA ceiling ");
     assert!(!lowered.is_empty(), "no decision was lowered to the ceiling:\n{actions}");
     assert!(lowered.iter().all(|(from, desired)| desired < from), "{lowered:?}");
+}
+
+/// `ceiling_release_step`, deployed: every decision lowered to the ceiling goes down by exactly
+/// the step (the HPA's count at 90% is far below a barely trained agent's spare replicas) or to
+/// the ceiling, never by more, and says so.
+#[test]
+fn a_deployed_agent_releases_at_most_its_step_to_the_ceiling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let actions =
+        deployed_gat_actions(tmp.path(), "hpa_ceiling: 0.9\ndownscale_stabilization_s: 30\nceiling_release_step: 1");
+    let lowered = bound_decisions(&actions, ", lowered to the HPA ceiling ");
+    assert!(!lowered.is_empty(), "no decision was lowered to the ceiling:\n{actions}");
+    assert!(lowered.iter().all(|(from, desired)| *desired == from - 1), "{lowered:?}");
+    assert!(actions.lines().filter(|l| l.contains("lowered to")).all(|l| l.contains("(at most 1 a decision)")));
 }
 
 /// `hpa_levels`, deployed: every decision names the level it chose, one of the config's five,

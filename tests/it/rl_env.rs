@@ -530,6 +530,29 @@ fn a_ceiling_that_holds_its_peak_gives_replicas_back_a_window_after_the_load_fel
 }
 
 #[test]
+fn a_ceiling_release_step_lowers_a_count_a_step_at_a_time() {
+    // Five replicas of `tiny` under 2 requests/s (a tenth of a core) never scale up, so no window
+    // holds the ceiling: at 25% CPU it is ceil(5 x 0.02 / 0.25) = 1 once the first metrics are in
+    // (15 s; before them it is the current count). Holding, the plain ceiling lowers 5 -> 1 at
+    // 15 s; with a release step of 2 the count goes 5 -> 3 at 15 s and 3 -> 1 at 30 s.
+    let counts_after_holds = |step: Option<u32>| {
+        let sc = tiny_stages(5, "[ { duration_s: 120, rps: 2 } ]");
+        let action = ActionConfig { hpa_ceiling: Some(0.25), ceiling_release_step: step, ..Default::default() };
+        let mut e = replica_env(action, sc);
+        e.reset(1).unwrap();
+        (0..3)
+            .map(|_| {
+                e.step(&every(0)).unwrap();
+                let c = e.backend().unwrap().observe().services[0].counts;
+                c.active + c.starting
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(counts_after_holds(None), vec![5, 1, 1]);
+    assert_eq!(counts_after_holds(Some(2)), vec![5, 3, 1]);
+}
+
+#[test]
 fn a_floor_that_counts_refused_visits_asks_for_what_the_arrivals_need() {
     // One replica of one core serves one 50 ms visit at a time (20/s) and queues one more; 40
     // arrive each second, evenly, so from the start every other one finds the queue full: about

@@ -377,6 +377,11 @@ pub struct AgentConfig {
     /// `downscale_stabilization_s`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub ceiling_holds_peak: bool,
+    /// The most replicas the ceiling lowers a service by at one decision
+    /// ([`crate::rl::ActionConfig::ceiling_release_step`]; at least 1). Needs `hpa_ceiling`.
+    /// Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceiling_release_step: Option<u32>,
     /// HPA levels: five CPU targets, from the leanest to the richest; each delta -2..=2 asks
     /// for the HPA formula's count at its target instead of moving the count
     /// ([`crate::rl::ActionConfig::hpa_levels`]): the agent chooses each service's headroom
@@ -706,6 +711,7 @@ impl AgentConfig {
                 floor_counts_refused: self.floor_counts_refused,
                 hpa_ceiling: self.hpa_ceiling,
                 ceiling_holds_peak: self.ceiling_holds_peak,
+                ceiling_release_step: self.ceiling_release_step,
                 hpa_levels: self.hpa_levels,
                 ..Default::default()
             },
@@ -770,6 +776,8 @@ mod tests {
         assert_eq!((peak.validate(), peak.env_config().action.ceiling_holds_peak), (Ok(()), true));
         for (extra, field) in [
             ("action: per_service\nfloor_counts_refused: true\n", "floor_counts_refused"),
+            ("action: per_service\nceiling_release_step: 2\n", "ceiling_release_step"),
+            ("action: per_service\nhpa_ceiling: 0.4\nceiling_release_step: 0\n", "ceiling_release_step"),
             ("action: per_service\nceiling_holds_peak: true\ndownscale_stabilization_s: 60\n", "ceiling_holds_peak"),
             ("action: per_service\nhpa_ceiling: 0.4\nceiling_holds_peak: true\ndownscale_stabilization_s: 0\n", "ceiling_holds_peak"),
             ("hpa_floor: 1.0\n", "hpa_floor"),

@@ -152,6 +152,10 @@ impl Autoscaler for AgentPolicy {
             }
             if requested.lowered_to_ceiling {
                 reason.push_str(&format!(", lowered to the HPA ceiling {}", mask.ceiling[service]));
+                if let Some(step) = targets.ceiling_release_step {
+                    // The ceiling in force: the HPA's count, or `step` below the current one.
+                    reason.push_str(&format!(" (at most {step} a decision)"));
+                }
             }
             if let Some((_, note)) = held.iter().find(|(s, _)| *s == service) {
                 reason = format!("agent: {note}");
