@@ -50,6 +50,27 @@ def _levels(levels: Sequence[float]) -> Tuple[float, float, float, float, float]
     return values  # type: ignore[return-value]
 
 
+def _shields(
+    action: str,
+    hpa_floor: Optional[float],
+    floor_counts_refused: bool,
+    hpa_ceiling: Optional[float],
+    ceiling_release_step: Optional[int],
+    hpa_levels: Optional[Sequence[float]],
+) -> Dict[str, Any]:
+    """The HPA shields' keywords as both environments pass them on, once ``action`` is known to
+    be one they take (the extension checks the shields themselves)."""
+    if action not in _ACTIONS:
+        raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
+    return dict(
+        hpa_floor=hpa_floor,
+        floor_counts_refused=floor_counts_refused,
+        hpa_ceiling=hpa_ceiling,
+        ceiling_release_step=ceiling_release_step,
+        hpa_levels=hpa_levels,
+    )
+
+
 def _release_step(step: Optional[int]) -> Optional[int]:
     """``ceiling_release_step`` as the extension takes it: a whole number of replicas, >= 0 here
     (the extension refuses 0, naming the field, as an agent config does)."""
@@ -161,15 +182,7 @@ class ScalesimEnv(gym.Env):
         hpa_levels: Optional[Sequence[float]] = None,
         **randomisation: Any,
     ) -> None:
-        if action not in _ACTIONS:
-            raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
-        hpa = dict(
-            hpa_floor=hpa_floor,
-            floor_counts_refused=floor_counts_refused,
-            hpa_ceiling=hpa_ceiling,
-            ceiling_release_step=ceiling_release_step,
-            hpa_levels=hpa_levels,
-        )
+        hpa = _shields(action, hpa_floor, floor_counts_refused, hpa_ceiling, ceiling_release_step, hpa_levels)
         self._core = _core.CoreEnv(
             _scenario_list(scenario),
             **_core_kwargs(
@@ -281,15 +294,7 @@ class ScalesimVecEnv(VectorEnv):
         hpa_levels: Optional[Sequence[float]] = None,
         **randomisation: Any,
     ) -> None:
-        if action not in _ACTIONS:
-            raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
-        hpa = dict(
-            hpa_floor=hpa_floor,
-            floor_counts_refused=floor_counts_refused,
-            hpa_ceiling=hpa_ceiling,
-            ceiling_release_step=ceiling_release_step,
-            hpa_levels=hpa_levels,
-        )
+        hpa = _shields(action, hpa_floor, floor_counts_refused, hpa_ceiling, ceiling_release_step, hpa_levels)
         kw = _core_kwargs(
             fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, hpa, randomisation
         )
