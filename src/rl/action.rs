@@ -108,10 +108,13 @@ pub fn delta_index(delta: i32) -> Option<usize> {
 }
 
 /// Why `action`'s HPA shields ([`ActionConfig::hpa_floor`], [`ActionConfig::hpa_ceiling`],
-/// [`ActionConfig::hpa_levels`]) are not valid, alone or together, if they are not, as `(field,
-/// why)`; `per_service`: every service gets its own delta. Each target is a CPU target in
-/// (0, 10]; the ceiling's is below the floor's (a lower target keeps more replicas); the levels
-/// fall from the leanest to the richest. The agent config and the Python binding check alike.
+/// [`ActionConfig::hpa_levels`] and the switches that refine them) are not valid, alone or
+/// together, if they are not, as `(field, why)`; `per_service`: every service gets its own delta.
+/// Each target is a CPU target in (0, 10]; the ceiling's is below the floor's (a lower target
+/// keeps more replicas); the levels fall from the leanest to the richest;
+/// [`ActionConfig::floor_counts_refused`] needs a floor, [`ActionConfig::ceiling_release_step`]
+/// (at least 1) and [`ActionConfig::ceiling_holds_peak`] (with a window) a ceiling. The agent
+/// config and the Python binding check alike.
 pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(), (&'static str, String)> {
     let levels = action.hpa_levels.as_ref().map_or(&[][..], |l| &l[..]);
     let targets = [("hpa_floor", action.hpa_floor), ("hpa_ceiling", action.hpa_ceiling)]
@@ -561,23 +564,33 @@ pub struct DownscaleStabilizer {
     ceiling_history: Option<Vec<std::collections::VecDeque<(SimTime, i64)>>>,
 }
 
+/// Records `value` at `now` in `past` (oldest first), forgets what is `window` old or older, and
+/// returns the highest value left: the HPA's "highest recommendation within the window", which
+/// the recommendations mode and a peak-holding ceiling both keep.
+fn highest_within(
+    past: &mut std::collections::VecDeque<(SimTime, i64)>,
+    now: SimTime,
+    window: SimTime,
+    value: i64,
+) -> i64 {
+    while past.front().is_some_and(|&(t, _)| t + window <= now) {
+        past.pop_front();
+    }
+    past.push_back((now, value));
+    past.iter().map(|&(_, v)| v).max().unwrap_or(value)
+}
+
 impl DownscaleStabilizer {
-    pub fn new(window: SimTime) -> Self {
-        Self::with_mode(window, Stabilization::AfterScaleUp)
-    }
-
-    pub fn with_mode(window: SimTime, mode: Stabilization) -> Self {
-        DownscaleStabilizer { window, mode, last_up: Vec::new(), recommendations: Vec::new(), ceiling_history: None }
-    }
-
     /// The stabiliser `action` asks for: its window and mode, holding the ceiling's peak over
     /// the window if it says so. The environment and a deployed agent both build it here.
     pub fn for_action(action: &ActionConfig) -> Self {
-        let mut stabilizer = Self::with_mode(action.downscale_stabilization, action.stabilization);
-        if action.ceiling_holds_peak {
-            stabilizer.ceiling_history = Some(Vec::new());
+        DownscaleStabilizer {
+            window: action.downscale_stabilization,
+            mode: action.stabilization,
+            last_up: Vec::new(),
+            recommendations: Vec::new(),
+            ceiling_history: action.ceiling_holds_peak.then(Vec::new),
         }
-        stabilizer
     }
 
     /// On recommendations: records that `service`, at `current` replicas, was asked to move by
@@ -591,15 +604,10 @@ impl DownscaleStabilizer {
         if self.recommendations.len() <= service {
             self.recommendations.resize_with(service + 1, Default::default);
         }
-        let recs = &mut self.recommendations[service];
-        while recs.front().is_some_and(|&(t, _)| t + self.window <= now) {
-            recs.pop_front();
-        }
-        recs.push_back((now, current + delta as i64));
+        let highest = highest_within(&mut self.recommendations[service], now, self.window, current + delta as i64);
         if delta >= 0 {
             return delta;
         }
-        let highest = recs.iter().map(|&(_, r)| r).max().unwrap_or(current);
         (highest.min(current) - current) as i32
     }
 
@@ -664,11 +672,7 @@ impl DownscaleStabilizer {
         if let Some(history) = &mut self.ceiling_history {
             history.resize_with(mask.ceiling.len(), Default::default);
             for (s, past) in history.iter_mut().enumerate() {
-                while past.front().is_some_and(|&(t, _)| t + self.window <= now) {
-                    past.pop_front();
-                }
-                past.push_back((now, mask.ceiling[s]));
-                let peak = past.iter().map(|&(_, c)| c).max().unwrap_or(mask.ceiling[s]);
+                let peak = highest_within(past, now, self.window, mask.ceiling[s]);
                 if peak > mask.ceiling[s] {
                     mask.ceiling[s] = peak;
                     mask.deltas[s] = mask.row(s);
