@@ -47,17 +47,20 @@ pub struct ActionConfig {
     /// queue overflows, so the plain formula at most doubles the count per decision there; this
     /// one asks at once for what the arrivals need.
     pub floor_counts_refused: bool,
+    /// The floor holds its peak: each service's floor is the highest of its floors over the
+    /// scale-down window ([`DownscaleStabilizer::apply`]). With `floor_counts_refused`, the
+    /// capacity a burst's arrivals needed is kept while bursts recur within the window, per
+    /// service, whatever the policy asks; a window after the last burst it is given back.
+    pub floor_holds_peak: bool,
     /// A ceiling over every service's count: the HPA formula's recommendation at this CPU
     /// target (a lower target than the floor's: more replicas). Scale-ups above it are masked,
     /// and once the service's scale-down window has passed a count above it is lowered to it, so
     /// spare capacity the load no longer needs is given back even when the policy holds. None:
     /// no ceiling.
     pub hpa_ceiling: Option<f64>,
-    /// The ceiling holds its peak: each service's ceiling is the highest of its counts over the
-    /// scale-down window ([`DownscaleStabilizer::apply`]), as the HPA's own stabilisation keeps
-    /// the highest recommendation. Replicas a recurring burst needs are kept while bursts recur
-    /// within the window; after a single surge they are given back a window after it.
-    pub ceiling_holds_peak: bool,
+    /// What the ceiling remembers of its past recommendations over the scale-down window
+    /// ([`CeilingHold`]; [`DownscaleStabilizer::apply`]).
+    pub ceiling_hold: CeilingHold,
     /// The most replicas the ceiling lowers a service by at one decision (None: down to the
     /// ceiling at once). A service at 7 replicas whose ceiling falls to 1 between two bursts goes
     /// 7, 5, 3, 1 over three decisions, as an HPA scale-down policy of so many pods per period
@@ -107,13 +110,33 @@ pub fn delta_index(delta: i32) -> Option<usize> {
     DELTAS.iter().position(|&d| d == delta)
 }
 
+/// What a ceiling ([`ActionConfig::hpa_ceiling`]) remembers over the scale-down window. Each
+/// decision's recommendation is the one before the release step
+/// ([`ActionConfig::ceiling_release_step`]), so a slowed release does not hold itself up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CeilingHold {
+    /// Nothing: the window restarts only when the service scales up.
+    #[default]
+    Off,
+    /// The ceiling is the highest of its recommendations within the window, as the HPA's own
+    /// stabilisation keeps its highest recommendation: a scale-up may go as high as the window's
+    /// peak, and replicas a recurring burst needs are kept while bursts recur within the window.
+    Peak,
+    /// The window restarts whenever the recommendation reaches the current count: a service is
+    /// lowered only after a whole window in which it never needed its count at the ceiling's
+    /// target. The HPA's stabilisation for scale-downs, without raising the room for scale-ups
+    /// above this decision's recommendation.
+    WhileNeeded,
+}
+
 /// Why `action`'s HPA shields ([`ActionConfig::hpa_floor`], [`ActionConfig::hpa_ceiling`],
 /// [`ActionConfig::hpa_levels`] and the switches that refine them) are not valid, alone or
 /// together, if they are not, as `(field, why)`; `per_service`: every service gets its own delta.
 /// Each target is a CPU target in (0, 10]; the ceiling's is below the floor's (a lower target
 /// keeps more replicas); the levels fall from the leanest to the richest;
-/// [`ActionConfig::floor_counts_refused`] needs a floor, [`ActionConfig::ceiling_release_step`]
-/// (at least 1) and [`ActionConfig::ceiling_holds_peak`] (with a window) a ceiling. The agent
+/// [`ActionConfig::floor_counts_refused`] and [`ActionConfig::floor_holds_peak`] (with a window)
+/// need a floor, [`ActionConfig::ceiling_release_step`]
+/// (at least 1) and [`ActionConfig::ceiling_hold`] (with a window) a ceiling. The agent
 /// config and the Python binding check alike.
 pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(), (&'static str, String)> {
     let levels = action.hpa_levels.as_ref().map_or(&[][..], |l| &l[..]);
@@ -134,10 +157,16 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
             ));
         }
     }
-    if action.ceiling_holds_peak && (action.hpa_ceiling.is_none() || action.downscale_stabilization == SimTime::ZERO) {
+    if action.ceiling_hold != CeilingHold::Off
+        && (action.hpa_ceiling.is_none() || action.downscale_stabilization == SimTime::ZERO)
+    {
+        let field = match action.ceiling_hold {
+            CeilingHold::Peak => "ceiling_holds_peak",
+            _ => "ceiling_holds_while_needed",
+        };
         return Err((
-            "ceiling_holds_peak",
-            "needs `hpa_ceiling` and a scale-down window (`downscale_stabilization_s`): it holds the ceiling's peak over the window".into(),
+            field,
+            "needs `hpa_ceiling` and a scale-down window (`downscale_stabilization_s`): it holds the ceiling over the window".into(),
         ));
     }
     if action.ceiling_release_step.is_some() && action.hpa_ceiling.is_none() {
@@ -145,6 +174,12 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
     }
     if action.ceiling_release_step == Some(0) {
         return Err(("ceiling_release_step", "0 would never lower a count: use at least 1".into()));
+    }
+    if action.floor_holds_peak && (action.hpa_floor.is_none() || action.downscale_stabilization == SimTime::ZERO) {
+        return Err((
+            "floor_holds_peak",
+            "needs `hpa_floor` and a scale-down window (`downscale_stabilization_s`): it holds the floor's peak over the window".into(),
+        ));
     }
     if action.floor_counts_refused && action.hpa_floor.is_none() {
         return Err(("floor_counts_refused", "needs `hpa_floor`: it changes the floor's formula".into()));
@@ -161,6 +196,10 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
     if action.hpa_ceiling.is_some() && recommendations {
         // The ceiling waits for the window after a scale-up; recommendations keep no such time.
         return Err(("hpa_ceiling", "takes `stabilization: after_scale_up`".into()));
+    }
+    if action.floor_holds_peak && recommendations {
+        // The held floor is kept by the after-scale-up stabiliser, as a holding ceiling is.
+        return Err(("floor_holds_peak", "takes `stabilization: after_scale_up`".into()));
     }
     if action.hpa_levels.is_some() {
         if levels.windows(2).any(|w| w[1] >= w[0]) {
@@ -293,8 +332,9 @@ impl Default for ActionConfig {
             anchor: Anchor::Current,
             hpa_floor: None,
             floor_counts_refused: false,
+            floor_holds_peak: false,
             hpa_ceiling: None,
-            ceiling_holds_peak: false,
+            ceiling_hold: CeilingHold::Off,
             ceiling_release_step: None,
             hpa_levels: None,
         }
@@ -409,6 +449,9 @@ pub struct ActionMask {
     /// `[service]`: the count no delta asks above (the service's max without a ceiling; at
     /// least the floor; within the scale-down window, at least the current count).
     pub ceiling: Vec<i64>,
+    /// `[service]`: the ceiling before the release step ([`ActionConfig::ceiling_release_step`]):
+    /// what a holding ceiling ([`CeilingHold`]) remembers.
+    pub unstepped_ceiling: Vec<i64>,
     /// `[service][delta index]`: under HPA levels ([`ActionConfig::hpa_levels`]), the count each
     /// delta asks for (empty without levels: a delta asks for its anchor plus itself).
     pub levels: Vec<[i64; 5]>,
@@ -454,6 +497,7 @@ impl ActionMask {
         self.current.resize(n, 0);
         self.floor.resize(n, 0);
         self.ceiling.resize(n, 0);
+        self.unstepped_ceiling.resize(n, 0);
         self.bounds.resize(n, (0, 0));
         for (s, spec) in app.services.iter().enumerate() {
             let sv = &view.services[s];
@@ -468,11 +512,12 @@ impl ActionMask {
                 if targets.floor_counts_refused { offered_load_recommendation } else { hpa_recommendation };
             self.floor[s] = targets.floor.map_or(min, |target| floor_formula(sv, target).max(min));
             let max = spec.max_replicas as i64;
-            let slowest_release = targets.ceiling_release_step.map_or(min, |step| self.current[s] - step as i64);
-            self.ceiling[s] = targets
-                .ceiling
-                .map_or(max, |target| hpa_recommendation(sv, target).max(slowest_release))
-                .max(self.floor[s]);
+            self.unstepped_ceiling[s] =
+                targets.ceiling.map_or(max, |target| hpa_recommendation(sv, target).max(min)).max(self.floor[s]);
+            self.ceiling[s] = match targets.ceiling_release_step {
+                Some(step) => self.unstepped_ceiling[s].max(self.current[s] - step as i64),
+                None => self.unstepped_ceiling[s],
+            };
             if let Some(levels) = targets.levels {
                 // Going up, no level asks for more than the cluster's room.
                 let most = self.current[s] + self.room;
@@ -559,9 +604,14 @@ pub struct DownscaleStabilizer {
     last_up: Vec<Option<SimTime>>,
     /// On recommendations: each service's recommendations within the window, oldest first.
     recommendations: Vec<std::collections::VecDeque<(SimTime, i64)>>,
-    /// With [`ActionConfig::ceiling_holds_peak`]: each service's ceilings within the window,
-    /// oldest first (None: the ceiling is the current one).
-    ceiling_history: Option<Vec<std::collections::VecDeque<(SimTime, i64)>>>,
+    /// What the ceiling holds ([`ActionConfig::ceiling_hold`]).
+    ceiling_hold: CeilingHold,
+    /// Unless the ceiling holds nothing: each service's ceilings before the release step within
+    /// the window, oldest first.
+    ceiling_history: Vec<std::collections::VecDeque<(SimTime, i64)>>,
+    /// With [`ActionConfig::floor_holds_peak`]: each service's floors within the window, oldest
+    /// first (None: the floor is this decision's).
+    floor_history: Option<Vec<std::collections::VecDeque<(SimTime, i64)>>>,
 }
 
 /// Records `value` at `now` in `past` (oldest first), forgets what is `window` old or older, and
@@ -589,7 +639,9 @@ impl DownscaleStabilizer {
             mode: action.stabilization,
             last_up: Vec::new(),
             recommendations: Vec::new(),
-            ceiling_history: action.ceiling_holds_peak.then(Vec::new),
+            ceiling_hold: action.ceiling_hold,
+            ceiling_history: Vec::new(),
+            floor_history: action.floor_holds_peak.then(Vec::new),
         }
     }
 
@@ -662,19 +714,44 @@ impl DownscaleStabilizer {
     /// before `now`: every delta whose count is below the current one. An anchor below the
     /// current count (the HPA's recommendation) is first raised to it, so a delta of 0 holds; so
     /// is a ceiling ([`ActionConfig::hpa_ceiling`]), which lowers no count within the window.
-    /// (On recommendations nothing is masked.) Holding the ceiling's peak, it first records each
-    /// service's ceiling of this decision and raises it to the highest within the window: call it
-    /// once per decision.
+    /// (On recommendations nothing is masked.) A floor that holds its peak
+    /// ([`ActionConfig::floor_holds_peak`]) first records each service's floor of this decision and
+    /// raises it to the highest within the window (and the ceiling with it). A holding ceiling ([`CeilingHold`]) first records
+    /// each service's ceiling of this decision (before the release step) and raises it to the
+    /// highest within the window (`Peak`), or to that highest but no higher than the current
+    /// count (`WhileNeeded`): call it once per decision.
     pub fn apply(&mut self, now: SimTime, mask: &mut ActionMask) {
         if self.window == SimTime::ZERO || self.mode != Stabilization::AfterScaleUp {
             return;
         }
-        if let Some(history) = &mut self.ceiling_history {
-            history.resize_with(mask.ceiling.len(), Default::default);
+        if let Some(history) = &mut self.floor_history {
+            history.resize_with(mask.floor.len(), Default::default);
             for (s, past) in history.iter_mut().enumerate() {
-                let peak = highest_within(past, now, self.window, mask.ceiling[s]);
-                if peak > mask.ceiling[s] {
-                    mask.ceiling[s] = peak;
+                let peak = highest_within(past, now, self.window, mask.floor[s]);
+                if peak > mask.floor[s] {
+                    // The held floor is at most the max; no ceiling goes below it.
+                    let held = mask.bounds.get(s).map_or(peak, |&(_, max)| peak.min(max));
+                    mask.floor[s] = held;
+                    mask.ceiling[s] = mask.ceiling[s].max(held);
+                    if let Some(c) = mask.unstepped_ceiling.get_mut(s) {
+                        *c = (*c).max(held);
+                    }
+                    mask.deltas[s] = mask.row(s);
+                }
+            }
+        }
+        if self.ceiling_hold != CeilingHold::Off {
+            self.ceiling_history.resize_with(mask.ceiling.len(), Default::default);
+            for (s, past) in self.ceiling_history.iter_mut().enumerate() {
+                let Some(&recommended) = mask.unstepped_ceiling.get(s) else { continue };
+                let peak = highest_within(past, now, self.window, recommended);
+                let held = match self.ceiling_hold {
+                    CeilingHold::Peak => peak,
+                    // Needed within the window: no lower than the current count, and no higher.
+                    _ => mask.current.get(s).map_or(recommended, |&current| peak.min(current)),
+                };
+                if held > mask.ceiling[s] {
+                    mask.ceiling[s] = held;
                     mask.deltas[s] = mask.row(s);
                 }
             }

@@ -17,7 +17,9 @@ pub mod env;
 pub mod observation;
 pub mod reward;
 
-pub use action::{Action, ActionConfig, ActionMask, ActionReport, DownscaleStabilizer, ServiceAction, DELTAS};
+pub use action::{
+    Action, ActionConfig, ActionMask, ActionReport, CeilingHold, DownscaleStabilizer, ServiceAction, DELTAS,
+};
 pub use env::{Env, EnvConfig, EnvError, Randomization, SimFactory, Step, StepInfo, VecEnv};
 pub use observation::{Observation, ObservationLayout};
 pub use reward::{RewardConfig, RewardTerms, SlackBasis};

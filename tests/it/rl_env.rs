@@ -498,17 +498,47 @@ fn under_an_hpa_floor_no_count_goes_below_the_hpas() {
 }
 
 #[test]
-fn a_ceiling_that_holds_its_peak_gives_replicas_back_a_window_after_the_load_fell() {
+fn a_floor_that_holds_its_peak_keeps_a_bursts_count_for_a_window() {
+    // `tiny` on one replica, 10 requests/s of 50 ms (half a core) for 30 s, then 2/s; a floor at
+    // 25% CPU, a 60 s window. The 15 s decision sees half a core on one replica: floor
+    // ceil(1 x 0.5 / 0.25) = 2. The 30 s decision sees it on two: 4. From 45 s the load is a
+    // tenth of a core: the plain floor is 1. Holding its peak, the floor stays at 4 while the
+    // 30 s decision is within the last 60 s (45, 60 and 75 s) and is 1 again at 90 s.
+    let floors = |holds_peak: bool| {
+        let sc = tiny_stages(1, "[ { duration_s: 30, rps: 10 }, { duration_s: 90, rps: 2 } ]");
+        let action = ActionConfig {
+            hpa_floor: Some(0.25),
+            floor_holds_peak: holds_peak,
+            downscale_stabilization: SimTime::from_secs(60),
+            ..Default::default()
+        };
+        let mut e = replica_env(action, sc);
+        e.reset(1).unwrap();
+        let mut seen = vec![e.mask().unwrap().floor[0]];
+        for _ in 0..7 {
+            e.step(&every(0)).unwrap();
+            seen.push(e.mask().unwrap().floor[0]);
+        }
+        seen
+    };
+    assert_eq!(floors(false), [1, 2, 4, 1, 1, 1, 1, 1]);
+    assert_eq!(floors(true), [1, 2, 4, 4, 4, 4, 1, 1]);
+}
+
+#[test]
+fn a_ceiling_that_holds_gives_replicas_back_a_window_after_the_load_fell() {
     // As above: +1 at 15 s opens a 60 s window and the load falls from 10 to 2 requests/s at 30 s.
     // The decision at 30 s still sees the load before the fall (its CPU window is 15-30 s): the
-    // ceiling there is 4. From 45 s on it is 1. Holding every decision, the plain ceiling lowers
-    // the count at the first decision after the window (75 s); holding its peak, the ceiling stays
-    // at 4 while the 30 s decision is within the last 60 s, and the count is lowered at 90 s.
-    let first_lowered_at = |holds_peak: bool| {
+    // ceiling there is 4, above the 2 replicas then. From 45 s on it is 1. Holding every
+    // decision, the plain ceiling lowers the count at the first decision after the window (75 s);
+    // holding its peak, or holding while needed (the 30 s recommendation reached the count), the
+    // ceiling stays up while the 30 s decision is within the last 60 s: lowered at 90 s.
+    use scalesim::rl::CeilingHold;
+    let env_with = |hold: CeilingHold| {
         let sc = tiny_stages(1, "[ { duration_s: 30, rps: 10 }, { duration_s: 90, rps: 2 } ]");
         let action = ActionConfig {
             hpa_ceiling: Some(0.25),
-            ceiling_holds_peak: holds_peak,
+            ceiling_hold: hold,
             downscale_stabilization: SimTime::from_secs(60),
             ..Default::default()
         };
@@ -516,6 +546,10 @@ fn a_ceiling_that_holds_its_peak_gives_replicas_back_a_window_after_the_load_fel
         e.reset(1).unwrap();
         e.step(&every(0)).unwrap();
         assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 1);
+        e
+    };
+    let first_lowered_at = |hold: CeilingHold| {
+        let mut e = env_with(hold);
         loop {
             let now = e.backend().unwrap().now().as_secs_f64();
             let report = e.step(&every(0)).unwrap().info.report;
@@ -526,7 +560,20 @@ fn a_ceiling_that_holds_its_peak_gives_replicas_back_a_window_after_the_load_fel
             assert!(now < 105.0, "never lowered");
         }
     };
-    assert_eq!((first_lowered_at(false), first_lowered_at(true)), (75.0, 90.0));
+    let lowered: Vec<f64> =
+        [CeilingHold::Off, CeilingHold::Peak, CeilingHold::WhileNeeded].into_iter().map(first_lowered_at).collect();
+    assert_eq!(lowered, [75.0, 90.0, 90.0]);
+    // At 45 s the ceiling's own recommendation is 1, but the service is within its window at 2
+    // replicas. A +1 there: the peak (4) leaves room for it; holding while needed keeps the count
+    // and no more, as the plain ceiling does.
+    let one_more_at_45s = |hold: CeilingHold| {
+        let mut e = env_with(hold);
+        e.step(&every(0)).unwrap(); // the 30 s decision
+        e.step(&every(1)).unwrap().info.report.replica_changes
+    };
+    let grown: Vec<u32> =
+        [CeilingHold::Off, CeilingHold::Peak, CeilingHold::WhileNeeded].into_iter().map(one_more_at_45s).collect();
+    assert_eq!(grown, [0, 1, 0]);
 }
 
 #[test]
@@ -550,6 +597,27 @@ fn a_ceiling_release_step_lowers_a_count_a_step_at_a_time() {
     };
     assert_eq!(counts_after_holds(None), vec![5, 1, 1]);
     assert_eq!(counts_after_holds(Some(2)), vec![5, 3, 1]);
+    // Holding its peak over a 60 s window, the ceiling stays at the count it saw before the
+    // metrics (5, at 0 s) until 60 s, then steps 5 -> 3 -> 1. What it remembers is the ceiling
+    // before the step, so the 3 it stepped to at 60 s does not hold 3 for another window.
+    let sc = tiny_stages(5, "[ { duration_s: 120, rps: 2 } ]");
+    let action = ActionConfig {
+        hpa_ceiling: Some(0.25),
+        ceiling_release_step: Some(2),
+        ceiling_hold: scalesim::rl::CeilingHold::Peak,
+        downscale_stabilization: SimTime::from_secs(60),
+        ..Default::default()
+    };
+    let mut e = replica_env(action, sc);
+    e.reset(1).unwrap();
+    let counts: Vec<u32> = (0..6)
+        .map(|_| {
+            e.step(&every(0)).unwrap();
+            let c = e.backend().unwrap().observe().services[0].counts;
+            c.active + c.starting
+        })
+        .collect();
+    assert_eq!(counts, [5, 5, 5, 5, 3, 1]);
 }
 
 #[test]

@@ -364,6 +364,11 @@ pub struct AgentConfig {
     /// once for what its arrivals need. Needs `hpa_floor`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub floor_counts_refused: bool,
+    /// The floor holds its peak: each service's floor is the highest of its floors over the
+    /// scale-down window ([`crate::rl::ActionConfig::floor_holds_peak`]). Needs `hpa_floor` and
+    /// `downscale_stabilization_s`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub floor_holds_peak: bool,
     /// A ceiling over every service's count: the HPA formula's recommendation at this CPU
     /// target (below `hpa_floor`'s, if both are set). No delta scales above it, and after the
     /// scale-down window a count above it is lowered to it. With a floor, the agent chooses
@@ -377,6 +382,14 @@ pub struct AgentConfig {
     /// `downscale_stabilization_s`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub ceiling_holds_peak: bool,
+    /// The ceiling holds while it is needed: a service's scale-down window restarts whenever the
+    /// ceiling's recommendation reaches its current count, so the ceiling lowers it only after a
+    /// whole window in which it never needed that count
+    /// ([`crate::rl::CeilingHold::WhileNeeded`]). Needs `hpa_ceiling` and
+    /// `downscale_stabilization_s`; not with `ceiling_holds_peak`. Written into checkpoints only
+    /// when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ceiling_holds_while_needed: bool,
     /// The most replicas the ceiling lowers a service by at one decision
     /// ([`crate::rl::ActionConfig::ceiling_release_step`]; at least 1). Needs `hpa_ceiling`.
     /// Written into checkpoints only when set.
@@ -650,6 +663,12 @@ impl AgentConfig {
             }
         }
         let per_service = c.action == ActionMode::PerService;
+        if c.ceiling_holds_peak && c.ceiling_holds_while_needed {
+            return err(
+                "ceiling_holds_while_needed",
+                "choose one hold: `ceiling_holds_peak` already holds the ceiling over the window".into(),
+            );
+        }
         if let Err((field, why)) = crate::rl::action::check_hpa_shields(&c.env_config().action, per_service) {
             return err(field, why);
         }
@@ -709,8 +728,13 @@ impl AgentConfig {
                 anchor: self.anchor,
                 hpa_floor: self.hpa_floor,
                 floor_counts_refused: self.floor_counts_refused,
+                floor_holds_peak: self.floor_holds_peak,
                 hpa_ceiling: self.hpa_ceiling,
-                ceiling_holds_peak: self.ceiling_holds_peak,
+                ceiling_hold: match (self.ceiling_holds_peak, self.ceiling_holds_while_needed) {
+                    (true, _) => crate::rl::CeilingHold::Peak,
+                    (false, true) => crate::rl::CeilingHold::WhileNeeded,
+                    (false, false) => crate::rl::CeilingHold::Off,
+                },
                 ceiling_release_step: self.ceiling_release_step,
                 hpa_levels: self.hpa_levels,
                 ..Default::default()
@@ -771,15 +795,32 @@ mod tests {
         assert_eq!(parse("action: per_service\nhpa_ceiling: 0.4\n").validate(), Ok(()));
         let refused = parse("action: per_service\nhpa_floor: 1.0\nfloor_counts_refused: true\n");
         assert_eq!((refused.validate(), refused.env_config().action.floor_counts_refused), (Ok(()), true));
+        let held =
+            parse("action: per_service\nhpa_floor: 1.0\nfloor_holds_peak: true\ndownscale_stabilization_s: 60\n");
+        assert_eq!((held.validate(), held.env_config().action.floor_holds_peak), (Ok(()), true));
         let peak =
             parse("action: per_service\nhpa_ceiling: 0.4\nceiling_holds_peak: true\ndownscale_stabilization_s: 60\n");
-        assert_eq!((peak.validate(), peak.env_config().action.ceiling_holds_peak), (Ok(()), true));
+        assert_eq!((peak.validate(), peak.env_config().action.ceiling_hold), (Ok(()), crate::rl::CeilingHold::Peak));
+        let needed = parse(
+            "action: per_service\nhpa_ceiling: 0.4\nceiling_holds_while_needed: true\ndownscale_stabilization_s: 60\n",
+        );
+        assert_eq!(
+            (needed.validate(), needed.env_config().action.ceiling_hold),
+            (Ok(()), crate::rl::CeilingHold::WhileNeeded)
+        );
         for (extra, field) in [
             ("action: per_service\nfloor_counts_refused: true\n", "floor_counts_refused"),
+            ("action: per_service\nfloor_holds_peak: true\ndownscale_stabilization_s: 60\n", "floor_holds_peak"),
+            ("action: per_service\nhpa_floor: 1.0\nfloor_holds_peak: true\ndownscale_stabilization_s: 0\n", "floor_holds_peak"),
             ("action: per_service\nceiling_release_step: 2\n", "ceiling_release_step"),
             ("action: per_service\nhpa_ceiling: 0.4\nceiling_release_step: 0\n", "ceiling_release_step"),
             ("action: per_service\nceiling_holds_peak: true\ndownscale_stabilization_s: 60\n", "ceiling_holds_peak"),
             ("action: per_service\nhpa_ceiling: 0.4\nceiling_holds_peak: true\ndownscale_stabilization_s: 0\n", "ceiling_holds_peak"),
+            ("action: per_service\nceiling_holds_while_needed: true\ndownscale_stabilization_s: 60\n", "ceiling_holds_while_needed"),
+            (
+                "action: per_service\nhpa_ceiling: 0.4\nceiling_holds_peak: true\nceiling_holds_while_needed: true\ndownscale_stabilization_s: 60\n",
+                "ceiling_holds_while_needed",
+            ),
             ("hpa_floor: 1.0\n", "hpa_floor"),
             ("action: per_service\nhpa_floor: 0\n", "hpa_floor"),
             ("action: per_service\nhpa_floor: -1\n", "hpa_floor"),
