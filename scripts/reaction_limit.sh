@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # How much of a load's SLO violation is the autoscaler's reaction time: the HPA front as the
-# scenario has it, next to the same HPA on an "instant" what-if of the scenario in which replicas
-# serve the moment they are asked for (scale_up_delay_s: 0), metrics are scraped every second and
-# the HPA decides every second. No deployable policy reacts faster than the instant HPA: what it
-# cannot reach at a cost, only a policy that acts before the load arrives can.
+# scenario has it, next to the same HPA on two what-ifs of the scenario:
+#   fast:    metrics scraped and the HPA deciding every second (replicas start as the scenario says);
+#   instant: the same, and replicas serve the moment they are asked for (scale_up_delay_s: 0).
+# No deployable policy reacts faster than the instant HPA: what it cannot reach at a cost, only a
+# policy that acts before the load arrives (or holds capacity for it) can.
 #
 #   scripts/reaction_limit.sh scenarios/online_boutique_azure_trace.yaml [OUT]
 #
-# Writes OUT/reaction_limit.csv (default OUT: runs/reaction_limit/<scenario stem>):
+# Writes OUT/reaction_limit.csv (default OUT: runs/reaction_limit/<scenario stem>), one row a run:
 #   variant,target_pct,downscale_window_s,seed,cost,slo_violation_pct,reversals_per_hour
+# and OUT/summary.csv, the means over seeds with the gap to the front at each variant's cost
+# (slo_gap_pct as pareto.csv defines it; the front is the scenario's own HPA rows).
 # TARGETS (default 20 40 60 80 100 120 150), WINDOWS (scale-down windows of the instant HPA,
 # default 30 60 300; the front keeps the HPA's default 300 s), SEEDS (default 1 2 3), JOBS.
 set -euo pipefail
@@ -25,13 +28,14 @@ B=./target/release/scalesim
 [ -x "$B" ] || cargo build --release -q
 mkdir -p "$OUT/configs" "$OUT/runs"
 
-# The what-if scenario sits in OUT, so a trace file it names by a relative path is made absolute.
+# The what-if scenarios sit in OUT, so a trace file they name by a relative path is made absolute.
 dir=$(cd "$(dirname "$sc")" && pwd)
+fast=$OUT/configs/${stem}_fast.yaml
+sed -E -e 's/scrape_interval_s: *[0-9.]+/scrape_interval_s: 1/' \
+  -e "s#^( *file: *)([^/ ][^ ]*)#\\1$dir/\\2#" "$sc" >"$fast"
+grep -q 'scrape_interval_s: 1$' "$fast" || { echo "reaction_limit: $sc sets no metrics.scrape_interval_s" >&2; exit 2; }
 instant=$OUT/configs/${stem}_instant.yaml
-sed -E -e 's/scale_up_delay_s: *[0-9.]+/scale_up_delay_s: 0/g' \
-  -e 's/scrape_interval_s: *[0-9.]+/scrape_interval_s: 1/' \
-  -e "s#^( *file: *)([^/ ][^ ]*)#\\1$dir/\\2#" "$sc" >"$instant"
-grep -q 'scrape_interval_s: 1$' "$instant" || { echo "reaction_limit: $sc sets no metrics.scrape_interval_s" >&2; exit 2; }
+sed -E -e 's/scale_up_delay_s: *[0-9.]+/scale_up_delay_s: 0/g' "$fast" >"$instant"
 
 runs=$OUT/runs.txt
 : >"$runs"
@@ -46,6 +50,7 @@ for n in $TARGETS; do
     sed -E -e 's/sync_period_s: *[0-9.]+/sync_period_s: 1/' \
       -e "s/^( *)downscale_stabilization_s: *[0-9.]+/\\1downscale_stabilization_s: $w/" "$base" >"$cfg"
     for s in $SEEDS; do
+      echo "run $fast --policy hpa --policy-config $cfg --seed $s -q --out $OUT/runs/fast_${n}_$w/s$s" >>"$runs"
       echo "run $instant --policy hpa --policy-config $cfg --seed $s -q --out $OUT/runs/instant_${n}_$w/s$s" >>"$runs"
     done
   done
@@ -67,7 +72,32 @@ done
 { echo "variant,target_pct,downscale_window_s,seed,cost,slo_violation_pct,reversals_per_hour"
   sort -t, -k1,1 -k2,2n -k3,3n -k4,4n "$rows"; } >"$csv"
 rm "$rows"
-echo "$csv"
-# Means over seeds, one line per variant.
-awk -F, 'NR > 1 { k = $1 " " $2 "% window " $3 " s"; c[k] += $5; v[k] += $6; r[k] += $7; n[k]++ }
-  END { for (k in c) printf "%-28s cost %.3f  SLO violation %6.2f%%  reversals/h %6.1f\n", k, c[k] / n[k], v[k] / n[k], r[k] / n[k] }' "$csv" | sort -k1,1 -k2,2n -k4,4n
+echo "$csv" >&2
+# Means over seeds, one row per variant, with the gap to the front (the HPA as the scenario has
+# it) at the variant's cost, as pareto.csv defines it: OUT/summary.csv, and printed.
+python3 - "$csv" "$OUT/summary.csv" <<'EOF'
+import csv, sys
+runs = {}
+for r in csv.DictReader(open(sys.argv[1])):
+    key = (r["variant"], int(r["target_pct"]), int(r["downscale_window_s"]))
+    runs.setdefault(key, []).append(r)
+def mean(rows, col):
+    return sum(float(r[col]) for r in rows) / len(rows)
+rows = [(k, mean(v, "cost"), mean(v, "slo_violation_pct"), mean(v, "reversals_per_hour")) for k, v in runs.items()]
+front = sorted((c, s) for (variant, _, _), c, s, _ in rows if variant == "front")
+def front_at(cost):
+    if cost <= front[0][0]:
+        return front[0][1]
+    for (c0, s0), (c1, s1) in zip(front, front[1:]):
+        if cost <= c1:
+            return s0 + (s1 - s0) * (cost - c0) / (c1 - c0)
+    return front[-1][1]
+order = {"front": 0, "fast": 1, "instant": 2}
+with open(sys.argv[2], "w") as out:
+    out.write("variant,target_pct,downscale_window_s,cost_mean,slo_mean,reversals_per_hour,front_slo_at_cost,slo_gap_pct\n")
+    for (variant, target, window), cost, slo, rev in sorted(rows, key=lambda r: (order.get(r[0][0], 9), r[0][1], r[0][2])):
+        f = front_at(cost)
+        gap = 100 * (slo - f) / max(f, 1)
+        out.write(f"{variant},{target},{window},{cost:.6f},{slo:.4f},{rev:.2f},{f:.4f},{gap:.2f}\n")
+        print(f"{variant:8} {target:4}% window {window:4} s  cost {cost:.3f}  SLO violation {slo:6.2f}%  reversals/h {rev:6.1f}  gap {gap:+4.0f}%")
+EOF
