@@ -12,8 +12,9 @@
 #   variant,target_pct,downscale_window_s,seed,cost,slo_violation_pct,reversals_per_hour
 # and OUT/summary.csv, the means over seeds with the gap to the front at each variant's cost
 # (slo_gap_pct as pareto.csv defines it; the front is the scenario's own HPA rows).
-# TARGETS (default 20 40 60 80 100 120 150), WINDOWS (scale-down windows of the instant HPA,
-# default 30 60 300; the front keeps the HPA's default 300 s), SEEDS (default 1 2 3), JOBS.
+# TARGETS (default 20 40 60 80 100 120 150), WINDOWS (scale-down windows of the fast and instant
+# HPAs, default 30 60 300; the front keeps the HPA's default 300 s), SEEDS (default 1 2 3), JOBS,
+# SCALESIM (the binary; default ./target/release/scalesim, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sc=${1:?usage: scripts/reaction_limit.sh SCENARIO [OUT]}
@@ -24,7 +25,7 @@ TARGETS=${TARGETS:-20 40 60 80 100 120 150}
 WINDOWS=${WINDOWS:-30 60 300}
 SEEDS=${SEEDS:-1 2 3}
 JOBS=${JOBS:-$(nproc)}
-B=./target/release/scalesim
+B=${SCALESIM:-./target/release/scalesim}
 [ -x "$B" ] || cargo build --release -q
 mkdir -p "$OUT/configs" "$OUT/runs"
 

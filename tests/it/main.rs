@@ -13,6 +13,7 @@ mod newcomer;
 mod pareto;
 mod policies;
 mod queueing;
+mod reaction_limit;
 mod report;
 mod rl_env;
 mod scenarios;
