@@ -6,11 +6,13 @@
 
 pub mod hpa;
 pub mod kpa;
+mod random_policy;
 mod static_policy;
 pub mod target;
 
 pub use hpa::HpaPolicy;
 pub use kpa::{KpaConfig, KpaPolicy};
+pub use random_policy::RandomPolicy;
 pub use static_policy::StaticPolicy;
 pub use target::{TargetConfig, TargetTrackingPolicy};
 
@@ -81,6 +83,10 @@ pub trait Autoscaler: Send {
     fn is_passive(&self) -> bool {
         false
     }
+
+    /// The run's seed, before the first decision. A policy that draws random numbers (`random`)
+    /// takes its stream from it; the others ignore it.
+    fn set_seed(&mut self, _seed: u64) {}
 }
 
 /// Per-service `(min, max)` replicas of a policy config: its own bounds, else the scenario's, for

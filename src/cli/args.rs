@@ -23,8 +23,9 @@ pub(crate) enum Command {
     Run {
         /// Scenario YAML (see scenarios/).
         scenario: PathBuf,
-        /// Scaling policy: static (keep the initial replicas), hpa (Kubernetes HPA), kpa (Knative),
-        /// target (AWS target tracking), or agent:CHECKPOINT (a trained RL agent).
+        /// Scaling policy: static (keep the initial replicas), random (a uniform random agent),
+        /// hpa (Kubernetes HPA), kpa (Knative), target (AWS target tracking), or agent:CHECKPOINT
+        /// (a trained RL agent).
         #[arg(long, default_value = "static")]
         policy: PolicyChoice,
         /// Policy configuration YAML (configs/policies/; HPA manifests paste as they are).
@@ -71,8 +72,9 @@ pub(crate) enum Command {
     ValidateBackend {
         /// Scenario YAML (with a `backends.local` section, e.g. scenarios/chain_local_small.yaml).
         scenario: PathBuf,
-        /// Scaling policy: static (keep the initial replicas), hpa (Kubernetes HPA), kpa (Knative),
-        /// target (AWS target tracking), or agent:CHECKPOINT (a trained RL agent).
+        /// Scaling policy: static (keep the initial replicas), random (a uniform random agent),
+        /// hpa (Kubernetes HPA), kpa (Knative), target (AWS target tracking), or agent:CHECKPOINT
+        /// (a trained RL agent).
         #[arg(long, default_value = "hpa")]
         policy: PolicyChoice,
         /// Policy configuration YAML.

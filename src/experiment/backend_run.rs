@@ -155,6 +155,7 @@ pub fn drive_local(
         verbose: options.verbose,
         prometheus_targets: options.prometheus_targets.clone(),
     };
+    policy.set_seed(seed);
     let mut local = LocalBackend::start(scenario, opts)?;
     let mut stderr = std::io::stderr();
     let log: Option<&mut dyn std::io::Write> = if options.verbose { Some(&mut stderr) } else { None };
@@ -175,6 +176,7 @@ pub fn drive_sim(
     progress: &mut dyn FnMut(SimTime, SimTime),
 ) -> Result<Driven, RunError> {
     let mut sim = Simulator::new(scenario, seed, Sinks::discard())?;
+    policy.set_seed(seed);
     let mut report = |b: &dyn ClusterBackend| progress(b.now(), b.horizon());
     let recording = drive(&mut sim, "sim", policy, actions, None, &mut report)?;
     Ok(Driven { recording, failures: 0, usage: sim.usage(), overhead: PlatformOverhead::default() })

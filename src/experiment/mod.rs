@@ -251,6 +251,7 @@ fn simulate_with_progress(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Simulator, Summary), RunError> {
     let mut sim = Simulator::new(scenario, seed, sinks)?;
+    policy.set_seed(seed);
     let mut report = |b: &dyn ClusterBackend| {
         let t = b.totals();
         progress(&Progress {

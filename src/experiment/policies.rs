@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::autoscale::{Autoscaler, HpaPolicy, KpaConfig, KpaPolicy, StaticPolicy, TargetConfig, TargetTrackingPolicy};
+use crate::autoscale::{
+    Autoscaler, HpaPolicy, KpaConfig, KpaPolicy, RandomPolicy, StaticPolicy, TargetConfig, TargetTrackingPolicy,
+};
 use crate::scenario::{ConfigError, Scenario};
 
 /// A policy name or config the CLI could not turn into a policy.
@@ -21,12 +23,14 @@ pub enum PolicyError {
 }
 
 /// Names `--policy` accepts.
-pub const POLICY_NAMES: &[&str] = &["static", "hpa", "kpa", "target", "agent:CHECKPOINT"];
+pub const POLICY_NAMES: &[&str] = &["static", "random", "hpa", "kpa", "target", "agent:CHECKPOINT"];
 
 /// A policy as chosen by name (`--policy`, a sweep's `policy:`): resolved once, matched as a type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PolicyChoice {
     Static,
+    /// A uniform random agent (a baseline).
+    Random,
     Hpa,
     Kpa,
     Target,
@@ -42,6 +46,7 @@ impl PolicyChoice {
         }
         Ok(match name {
             "static" => PolicyChoice::Static,
+            "random" => PolicyChoice::Random,
             "hpa" => PolicyChoice::Hpa,
             "kpa" => PolicyChoice::Kpa,
             "target" => PolicyChoice::Target,
@@ -75,11 +80,15 @@ impl PolicyChoice {
                 };
                 Ok(Box::new(TargetTrackingPolicy::new(cfg)))
             }
-            PolicyChoice::Static => {
+            PolicyChoice::Static | PolicyChoice::Random => {
                 if let Some(f) = config {
                     return Err(PolicyError::NoConfig { name: self.to_string(), file: f.display().to_string() });
                 }
-                Ok(Box::new(StaticPolicy))
+                Ok(match self {
+                    // The scenario's seed until the run sets its own (Autoscaler::set_seed).
+                    PolicyChoice::Random => Box::new(RandomPolicy::new(scenario.seed)),
+                    _ => Box::new(StaticPolicy),
+                })
             }
         }
     }
@@ -97,6 +106,7 @@ impl std::fmt::Display for PolicyChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PolicyChoice::Static => f.write_str("static"),
+            PolicyChoice::Random => f.write_str("random"),
             PolicyChoice::Hpa => f.write_str("hpa"),
             PolicyChoice::Kpa => f.write_str("kpa"),
             PolicyChoice::Target => f.write_str("target"),
@@ -122,7 +132,7 @@ mod tests {
     /// Names parse to their choice and print back as typed; an unknown name lists the known ones.
     #[test]
     fn policy_names_round_trip() {
-        for name in ["static", "hpa", "kpa", "target", "agent:runs/gat/checkpoint.ckpt"] {
+        for name in ["static", "random", "hpa", "kpa", "target", "agent:runs/gat/checkpoint.ckpt"] {
             assert_eq!(PolicyChoice::parse(name).unwrap().to_string(), name);
         }
         assert_eq!(PolicyChoice::parse("agent:x.ckpt").unwrap(), PolicyChoice::Agent(PathBuf::from("x.ckpt")));

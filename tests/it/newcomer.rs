@@ -53,7 +53,7 @@ fn help_describes_every_argument_and_lists_policies() {
     }
     assert!(missing.is_empty(), "arguments without a description: {missing:#?}");
     let (_, text) = cli(&["run", "--help"]);
-    for p in ["static", "hpa", "kpa", "target", "agent:CHECKPOINT"] {
+    for p in ["static", "random", "hpa", "kpa", "target", "agent:CHECKPOINT"] {
         assert!(text.contains(p), "run --help lacks {p}");
     }
 }

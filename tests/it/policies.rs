@@ -215,3 +215,39 @@ fn mean_active_replicas_is_exact_for_a_partial_last_interval() {
     let info = std::fs::read_to_string(out.join("experiment_info.json")).unwrap();
     assert!(info.contains("\"requests.csv\": 1") && info.contains("\"latency.csv\": 1"), "{info}");
 }
+
+/// The `random` baseline: on rush, every decision moves a service by at most two replicas within
+/// its bounds, says so in `actions.csv`, and the run is the same for a seed and another for
+/// another seed (its stream comes from the run's seed, not the scenario's). It takes no config.
+#[test]
+fn the_random_policy_moves_each_service_at_most_two_within_its_bounds_from_the_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
+    let run = |seed: u64, name: &str| {
+        let p = build_policy("random", None, &sc).unwrap();
+        let dir = tmp.path().join(name);
+        run_to_dir(&sc, p, seed, &dir, RunOptions::default(), &mut |_| {}).unwrap();
+        std::fs::read_to_string(dir.join("actions.csv")).unwrap()
+    };
+    let (a, again, other) = (run(3, "a"), run(3, "again"), run(4, "other"));
+    assert_eq!(a, again);
+    assert_ne!(a, other);
+    let bounds: std::collections::HashMap<&str, (i64, i64)> =
+        sc.app.services.iter().map(|s| (s.name.as_str(), (s.min_replicas as i64, s.max_replicas as i64))).collect();
+    let mut moves = 0;
+    for line in a.lines().skip(1) {
+        // time_s,service,from,to,desired,reason,blocked,format_version
+        let f: Vec<&str> = line.split(',').collect();
+        let (from, desired): (i64, i64) = (f[2].parse().unwrap(), f[4].parse().unwrap());
+        let (min, max) = bounds[f[1]];
+        assert!((1..=2).contains(&(desired - from).abs()) && (min..=max).contains(&desired), "{line}");
+        assert!(f[5].starts_with("uniform random delta "), "{line}");
+        moves += 1;
+    }
+    // 11 services, 60 decisions: most draws (4 of 5 deltas) move a service not at a bound.
+    assert!(moves > 300, "{moves} moves");
+    let cfg = tmp.path().join("random.yaml");
+    std::fs::write(&cfg, "seed: 1\n").unwrap();
+    let err = build_policy("random", Some(&cfg), &sc).err().unwrap().to_string();
+    assert!(err.contains("random") && err.contains("random.yaml"), "{err}");
+}
