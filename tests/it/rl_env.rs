@@ -497,37 +497,18 @@ fn under_an_hpa_floor_no_count_goes_below_the_hpas() {
     assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 2);
 }
 
-#[test]
-fn a_floor_that_holds_its_peak_keeps_a_bursts_count_for_a_window() {
-    // `tiny` on one replica, 10 requests/s of 50 ms (half a core) for 30 s, then 2/s; a floor at
-    // 25% CPU, a 60 s window. The 15 s decision sees half a core on one replica: floor
-    // ceil(1 x 0.5 / 0.25) = 2. The 30 s decision sees it on two: 4. From 45 s the load is a
-    // tenth of a core: the plain floor is 1. Holding its peak, the floor stays at 4 while the
-    // 30 s decision is within the last 60 s (45, 60 and 75 s) and is 1 again at 90 s.
-    let floors = |holds_peak: bool| {
-        let sc = tiny_stages(1, "[ { duration_s: 30, rps: 10 }, { duration_s: 90, rps: 2 } ]");
-        let action = ActionConfig {
-            hpa_floor: Some(0.25),
-            floor_holds_peak: holds_peak,
-            downscale_stabilization: SimTime::from_secs(60),
-            ..Default::default()
-        };
-        let mut e = replica_env(action, sc);
-        e.reset(1).unwrap();
-        let mut seen = vec![e.mask().unwrap().floor[0]];
-        for _ in 0..7 {
-            e.step(&every(0)).unwrap();
-            seen.push(e.mask().unwrap().floor[0]);
-        }
-        seen
-    };
-    assert_eq!(floors(false), [1, 2, 4, 1, 1, 1, 1, 1]);
-    assert_eq!(floors(true), [1, 2, 4, 4, 4, 4, 1, 1]);
+/// `tiny` on one replica under 10 requests/s of 50 ms (half a core) for 30 s, then 2/s, with
+/// `action`'s shields and a 60 s scale-down window; reset (seed 1).
+fn falling_load_env(action: ActionConfig) -> Env {
+    let sc = tiny_stages(1, "[ { duration_s: 30, rps: 10 }, { duration_s: 90, rps: 2 } ]");
+    let mut e = replica_env(ActionConfig { downscale_stabilization: SimTime::from_secs(60), ..action }, sc);
+    e.reset(1).unwrap();
+    e
 }
 
 #[test]
 fn a_ceiling_that_holds_gives_replicas_back_a_window_after_the_load_fell() {
-    // As above: +1 at 15 s opens a 60 s window and the load falls from 10 to 2 requests/s at 30 s.
+    // Under `falling_load_env`, a +1 at 15 s opens the 60 s window; the load falls at 30 s.
     // The decision at 30 s still sees the load before the fall (its CPU window is 15-30 s): the
     // ceiling there is 4, above the 2 replicas then. From 45 s on it is 1. Holding every
     // decision, the plain ceiling lowers the count at the first decision after the window (75 s);
@@ -535,15 +516,8 @@ fn a_ceiling_that_holds_gives_replicas_back_a_window_after_the_load_fell() {
     // ceiling stays up while the 30 s decision is within the last 60 s: lowered at 90 s.
     use scalesim::rl::CeilingHold;
     let env_with = |hold: CeilingHold| {
-        let sc = tiny_stages(1, "[ { duration_s: 30, rps: 10 }, { duration_s: 90, rps: 2 } ]");
-        let action = ActionConfig {
-            hpa_ceiling: Some(0.25),
-            ceiling_hold: hold,
-            downscale_stabilization: SimTime::from_secs(60),
-            ..Default::default()
-        };
-        let mut e = replica_env(action, sc);
-        e.reset(1).unwrap();
+        let mut e =
+            falling_load_env(ActionConfig { hpa_ceiling: Some(0.25), ceiling_hold: hold, ..Default::default() });
         e.step(&every(0)).unwrap();
         assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 1);
         e
@@ -574,6 +548,29 @@ fn a_ceiling_that_holds_gives_replicas_back_a_window_after_the_load_fell() {
     let grown: Vec<u32> =
         [CeilingHold::Off, CeilingHold::Peak, CeilingHold::WhileNeeded].into_iter().map(one_more_at_45s).collect();
     assert_eq!(grown, [0, 1, 0]);
+}
+
+#[test]
+fn a_floor_that_holds_its_peak_keeps_a_bursts_count_for_a_window() {
+    // Under `falling_load_env`, a floor at 25% CPU. The 15 s decision sees half a core on one replica: floor
+    // ceil(1 x 0.5 / 0.25) = 2. The 30 s decision sees it on two: 4. From 45 s the load is a
+    // tenth of a core: the plain floor is 1. Holding its peak, the floor stays at 4 while the
+    // 30 s decision is within the last 60 s (45, 60 and 75 s) and is 1 again at 90 s.
+    let floors = |holds_peak: bool| {
+        let mut e = falling_load_env(ActionConfig {
+            hpa_floor: Some(0.25),
+            floor_holds_peak: holds_peak,
+            ..Default::default()
+        });
+        let mut seen = vec![e.mask().unwrap().floor[0]];
+        for _ in 0..7 {
+            e.step(&every(0)).unwrap();
+            seen.push(e.mask().unwrap().floor[0]);
+        }
+        seen
+    };
+    assert_eq!(floors(false), [1, 2, 4, 1, 1, 1, 1, 1]);
+    assert_eq!(floors(true), [1, 2, 4, 4, 4, 4, 1, 1]);
 }
 
 #[test]
