@@ -135,9 +135,9 @@ pub enum CeilingHold {
 /// Each target is a CPU target in (0, 10]; the ceiling's is below the floor's (a lower target
 /// keeps more replicas); the levels fall from the leanest to the richest;
 /// [`ActionConfig::floor_counts_refused`] and [`ActionConfig::floor_holds_peak`] (with a window)
-/// need a floor, [`ActionConfig::ceiling_release_step`]
-/// (at least 1) and [`ActionConfig::ceiling_hold`] (with a window) a ceiling. The agent
-/// config and the Python binding check alike.
+/// need a floor, [`ActionConfig::ceiling_release_step`] (at least 1) and
+/// [`ActionConfig::ceiling_hold`] (with a window) a ceiling. The agent config and the Python
+/// binding check alike.
 pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(), (&'static str, String)> {
     let levels = action.hpa_levels.as_ref().map_or(&[][..], |l| &l[..]);
     let targets = [("hpa_floor", action.hpa_floor), ("hpa_ceiling", action.hpa_ceiling)]
@@ -729,12 +729,11 @@ impl DownscaleStabilizer {
             for (s, past) in history.iter_mut().enumerate() {
                 let peak = highest_within(past, now, self.window, mask.floor[s]);
                 if peak > mask.floor[s] {
-                    // The held floor is at most the max; no ceiling goes below it.
-                    let held = mask.bounds.get(s).map_or(peak, |&(_, max)| peak.min(max));
-                    mask.floor[s] = held;
-                    mask.ceiling[s] = mask.ceiling[s].max(held);
+                    // As `refill` keeps them: no ceiling below the floor.
+                    mask.floor[s] = peak;
+                    mask.ceiling[s] = mask.ceiling[s].max(peak);
                     if let Some(c) = mask.unstepped_ceiling.get_mut(s) {
-                        *c = (*c).max(held);
+                        *c = (*c).max(peak);
                     }
                     mask.deltas[s] = mask.row(s);
                 }
