@@ -14,7 +14,8 @@
 # (slo_gap_pct as pareto.csv defines it; the front is the scenario's own HPA rows).
 # TARGETS (default 20 40 60 80 100 120 150), WINDOWS (scale-down windows of the fast and instant
 # HPAs, default 30 60 300; the front keeps the HPA's default 300 s), SEEDS (default 1 2 3), JOBS,
-# SCALESIM (the binary; default ./target/release/scalesim, built if missing).
+# SCALESIM (the binary; default ./target/release/scalesim, built if missing). A run folder that is
+# complete (summary.json) is kept, so a rerun into the same OUT resumes where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sc=${1:?usage: scripts/reaction_limit.sh SCENARIO [OUT]}
@@ -40,23 +41,27 @@ sed -E -e 's/scale_up_delay_s: *[0-9.]+/scale_up_delay_s: 0/g' "$fast" >"$instan
 
 runs=$OUT/runs.txt
 : >"$runs"
+add_run() { # RUN_FOLDER ARGS...
+  local out=$1; shift
+  [ -f "$out/summary.json" ] || echo "run $* -q --out $out" >>"$runs"
+}
 for n in $TARGETS; do
   base=configs/policies/hpa_cpu$n.yaml
   [ -f "$base" ] || { echo "reaction_limit: no HPA config $base" >&2; exit 2; }
   for s in $SEEDS; do
-    echo "run $sc --policy hpa --policy-config $base --seed $s -q --out $OUT/runs/front_${n}_300/s$s" >>"$runs"
+    add_run "$OUT/runs/front_${n}_300/s$s" "$sc" --policy hpa --policy-config "$base" --seed "$s"
   done
   for w in $WINDOWS; do
-    cfg=$OUT/configs/hpa_cpu${n}_instant_$w.yaml
+    cfg=$OUT/configs/hpa_cpu${n}_every_second_$w.yaml
     sed -E -e 's/sync_period_s: *[0-9.]+/sync_period_s: 1/' \
       -e "s/^( *)downscale_stabilization_s: *[0-9.]+/\\1downscale_stabilization_s: $w/" "$base" >"$cfg"
     for s in $SEEDS; do
-      echo "run $fast --policy hpa --policy-config $cfg --seed $s -q --out $OUT/runs/fast_${n}_$w/s$s" >>"$runs"
-      echo "run $instant --policy hpa --policy-config $cfg --seed $s -q --out $OUT/runs/instant_${n}_$w/s$s" >>"$runs"
+      add_run "$OUT/runs/fast_${n}_$w/s$s" "$fast" --policy hpa --policy-config "$cfg" --seed "$s"
+      add_run "$OUT/runs/instant_${n}_$w/s$s" "$instant" --policy hpa --policy-config "$cfg" --seed "$s"
     done
   done
 done
-xargs -P "$JOBS" -L 1 "$B" >/dev/null <"$runs"
+xargs -r -P "$JOBS" -L 1 "$B" >/dev/null <"$runs"
 
 csv=$OUT/reaction_limit.csv
 rows=$OUT/rows.csv
