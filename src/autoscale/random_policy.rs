@@ -47,13 +47,8 @@ impl Autoscaler for RandomPolicy {
             let current = (sv.counts.active + sv.counts.starting) as i64;
             let desired = (current + delta).clamp(sv.min_replicas as i64, sv.max_replicas as i64);
             if desired != current {
-                out.push(ScaleDecision {
-                    service,
-                    desired: desired as u32,
-                    reason: format!("uniform random delta {delta:+} from {current}"),
-                    sku: None,
-                    cpu_limit: None,
-                });
+                let reason = format!("uniform random delta {delta:+} from {current}");
+                out.push(ScaleDecision::replicas(service, desired as u32, reason));
             }
         }
     }
