@@ -431,24 +431,28 @@ fn cli_run_agent(scenario: &Path, checkpoint: &Path, out: &Path) -> String {
 
 #[test]
 fn a_deployed_agent_keeps_the_scale_down_stabilisation_it_trained_with() {
-    // The same briefly trained agent (near random, so it scales both ways often), with and without
-    // a 60 s window: run as a policy, the windowed one never scales a service down within 60 s of
-    // scaling it up; the other one does.
+    // A briefly trained agent (near random) with and without a 60 s window: run as a policy, the
+    // windowed one never scales a service down within 60 s of scaling it up; the other one does.
+    // Whether a near-random greedy policy reverses at all depends on its initial weights, so the
+    // first training seed (of 1-5) whose unwindowed agent reverses quickly is the one compared.
     let tmp = tempfile::tempdir().unwrap();
     let chain = crate::root().join("scenarios/chain_5.yaml");
     let base = std::fs::read_to_string(crate::root().join("configs/agents/mlp_ppo.yaml")).unwrap();
-    let mut seen = vec![];
-    for window in [0, 60] {
-        let cfg = tmp.path().join(format!("w{window}.yaml"));
+    let trained_run = |window: u32, seed: u64| {
+        let cfg = tmp.path().join(format!("w{window}_s{seed}.yaml"));
         std::fs::write(&cfg, format!("{base}\ndownscale_stabilization_s: {window}\n")).unwrap();
-        let out = tmp.path().join(format!("tr{window}"));
-        cli_train(&cfg, &chain, 300, 4, &out);
-        let actions = cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &tmp.path().join(format!("run{window}")));
-        seen.push(quick_reversals(&actions, 60.0));
-    }
-    let ((ups0, quick0), (ups60, quick60)) = (seen[0], seen[1]);
-    assert!(quick0 > 0, "without a window the agent reverses quickly ({ups0} scale-ups)");
-    assert!(ups60 > 0 && quick60 == 0, "with a 60 s window: {ups60} scale-ups, {quick60} quick reversals");
+        let out = tmp.path().join(format!("tr{window}_s{seed}"));
+        cli_train(&cfg, &chain, 300, seed, &out);
+        let run = tmp.path().join(format!("run{window}_s{seed}"));
+        quick_reversals(&cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &run), 60.0)
+    };
+    let seed = (1..=5).find(|&seed| trained_run(0, seed).1 > 0);
+    let seed = seed.expect("without a window, an agent of seeds 1-5 reverses within 60 s");
+    let (ups60, quick60) = trained_run(60, seed);
+    assert!(
+        ups60 > 0 && quick60 == 0,
+        "with a 60 s window (seed {seed}): {ups60} scale-ups, {quick60} quick reversals"
+    );
 }
 
 /// `configs/agents/gat_ppo.yaml`'s text without its lines that set one of `keys`.
