@@ -2,40 +2,56 @@
 //! cross-check (`python/tests`): the same scenario, episode seed and actions must give the same
 //! observations and rewards from Python.
 //!
-//! Usage: `env_trajectory SCENARIO EPISODE_SEED single|per_service ACTIONS`, where ACTIONS is a
+//! Usage: `env_trajectory SCENARIO EPISODE_SEED single|per_service|agent:CONFIG ACTIONS`, where ACTIONS is a
 //! `;`-separated list of steps, each a `,`-separated list of action integers (the Python
 //! encoding: one `service * 5 + delta index`, or one delta index per service). Prints one line per
 //! step, `reward<TAB>flat observation`, every number in Rust's shortest round-trip form; the first
 //! line is the reset's observation with an empty reward. Fluid fidelity, 15 s decisions, the
-//! weighted reward, node-type and quota heads off: `scalesim.make_env`'s defaults.
+//! weighted reward, node-type and quota heads off: `scalesim.make_env`'s defaults. With
+//! `agent:CONFIG` (an agent config file), the environment `scalesim train --agent CONFIG` trains
+//! in instead (`make_env(..., agent_config=CONFIG)`); its action is per service or single as the
+//! config says.
 //!
 //! `env_trajectory SCENARIO EPISODE_SEED single --bench STEPS` instead times STEPS steps of the
 //! single action cycle `0, 1, ..., services*5 - 1` (episodes reset as they end) and prints
 //! steps per second: the Rust side of `python/bench.py`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use scalesim::rl::agent::config::{ActionMode, AgentConfig};
 use scalesim::rl::{Action, ActionConfig, Env, EnvConfig, Randomization, ServiceAction, SimFactory, DELTAS};
 use scalesim::scenario::{load_scenario, Fidelity};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 5 {
-        eprintln!("usage: env_trajectory SCENARIO EPISODE_SEED single|per_service ACTIONS");
+        eprintln!("usage: env_trajectory SCENARIO EPISODE_SEED single|per_service|agent:CONFIG ACTIONS");
         std::process::exit(2);
     }
-    let mut sc = load_scenario(Path::new(&args[1])).unwrap_or_else(|e| {
+    let fail = |e: &dyn std::fmt::Display| -> ! {
         eprintln!("{e}");
         std::process::exit(1)
-    });
-    sc.fidelity = Fidelity::Fluid;
-    let seed: u64 = args[2].parse().expect("an integer seed");
-    let per_service = args[3] == "per_service";
-    let config = EnvConfig {
-        action: ActionConfig { node_type_head: false, quota_head: false, ..Default::default() },
-        ..Default::default()
     };
-    let mut env = Env::new(config, Box::new(SimFactory::new(vec![sc], Randomization::default())));
+    let seed: u64 = args[2].parse().expect("an integer seed");
+    let (mut env, per_service) = match args[3].strip_prefix("agent:") {
+        Some(file) => {
+            use scalesim::experiment::train::{load_scenarios, training_env};
+            let agent = AgentConfig::load(Path::new(file)).unwrap_or_else(|e| fail(&e));
+            let files = [PathBuf::from(&args[1])];
+            let scenarios = load_scenarios(&files, agent.fidelity.scenario(), &agent).unwrap_or_else(|e| fail(&e));
+            (training_env(&agent, &scenarios), agent.action == ActionMode::PerService)
+        }
+        None => {
+            let mut sc = load_scenario(Path::new(&args[1])).unwrap_or_else(|e| fail(&e));
+            sc.fidelity = Fidelity::Fluid;
+            let config = EnvConfig {
+                action: ActionConfig { node_type_head: false, quota_head: false, ..Default::default() },
+                ..Default::default()
+            };
+            let env = Env::new(config, Box::new(SimFactory::new(vec![sc], Randomization::default())));
+            (env, args[3] == "per_service")
+        }
+    };
     let obs = env.reset(seed).expect("reset");
     if args[4].starts_with("--bench") {
         let steps: u64 = args[4].trim_start_matches("--bench").trim().parse().unwrap_or(100_000);

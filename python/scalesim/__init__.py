@@ -121,6 +121,50 @@ def _core_kwargs(
     return kw
 
 
+#: The environment keywords an agent config replaces, at their defaults.
+_ENV_DEFAULTS: Dict[str, Any] = dict(
+    fidelity="fluid",
+    decision_interval_s=15.0,
+    reward="weighted",
+    reward_weights=None,
+    action="single",
+    credit="shared",
+    anchor="current",
+    hpa_floor=None,
+    floor_counts_refused=False,
+    hpa_ceiling=None,
+    ceiling_release_step=None,
+    hpa_levels=None,
+)
+
+
+def _core_args(agent_config: Optional[PathLike], randomisation: Dict[str, Any], **env: Any) -> Dict[str, Any]:
+    """The extension's keywords: the environment ``agent_config`` trains in, or the one the
+    environment keywords ``env`` describe. Beside an agent config, an environment keyword would
+    be ignored, so one given (not at its default) is refused by name."""
+    if agent_config is None:
+        hpa_keys = ("hpa_floor", "floor_counts_refused", "hpa_ceiling", "ceiling_release_step", "hpa_levels")
+        hpa = _shields(env["action"], *(env[k] for k in hpa_keys))
+        return _core_kwargs(
+            env["fidelity"],
+            env["decision_interval_s"],
+            env["reward"],
+            env["reward_weights"],
+            env["action"],
+            env["credit"],
+            env["anchor"],
+            hpa,
+            randomisation,
+        )
+    clash = sorted(k for k, v in env.items() if v != _ENV_DEFAULTS[k]) + sorted(randomisation)
+    if clash:
+        raise ValueError(
+            f"agent_config: {os.fspath(agent_config)} sets the environment; {', '.join(clash)} "
+            "cannot be given beside it (set them in the agent config)"
+        )
+    return dict(agent_config=os.fspath(agent_config))
+
+
 def _graph_space(services: int, edges: int, skus: int, sizes: Tuple[int, int, int, int]) -> spaces.Dict:
     fs, fe, fk, fg = sizes
     return spaces.Dict(
@@ -180,15 +224,27 @@ class ScalesimEnv(gym.Env):
         hpa_ceiling: Optional[float] = None,
         ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Sequence[float]] = None,
+        agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
-        hpa = _shields(action, hpa_floor, floor_counts_refused, hpa_ceiling, ceiling_release_step, hpa_levels)
-        self._core = _core.CoreEnv(
-            _scenario_list(scenario),
-            **_core_kwargs(
-                fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, hpa, randomisation
-            ),
+        kw = _core_args(
+            agent_config,
+            randomisation,
+            fidelity=fidelity,
+            decision_interval_s=decision_interval_s,
+            reward=reward,
+            reward_weights=reward_weights,
+            action=action,
+            credit=credit,
+            anchor=anchor,
+            hpa_floor=hpa_floor,
+            floor_counts_refused=floor_counts_refused,
+            hpa_ceiling=hpa_ceiling,
+            ceiling_release_step=ceiling_release_step,
+            hpa_levels=hpa_levels,
         )
+        self._core = _core.CoreEnv(_scenario_list(scenario), **kw)
+        action = "per_service" if self._core.per_service else "single"
         self._services, self._edges, self._skus = self._core.dims
         self._sizes = self._core.feature_sizes
         self._edge_index = np.asarray(self._core.edge_index, dtype=np.int64).reshape(self._edges, 2)
@@ -292,13 +348,27 @@ class ScalesimVecEnv(VectorEnv):
         hpa_ceiling: Optional[float] = None,
         ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Sequence[float]] = None,
+        agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
-        hpa = _shields(action, hpa_floor, floor_counts_refused, hpa_ceiling, ceiling_release_step, hpa_levels)
-        kw = _core_kwargs(
-            fidelity, decision_interval_s, reward, reward_weights, action, credit, anchor, hpa, randomisation
+        kw = _core_args(
+            agent_config,
+            randomisation,
+            fidelity=fidelity,
+            decision_interval_s=decision_interval_s,
+            reward=reward,
+            reward_weights=reward_weights,
+            action=action,
+            credit=credit,
+            anchor=anchor,
+            hpa_floor=hpa_floor,
+            floor_counts_refused=floor_counts_refused,
+            hpa_ceiling=hpa_ceiling,
+            ceiling_release_step=ceiling_release_step,
+            hpa_levels=hpa_levels,
         )
         self._core = _core.CoreVecEnv(_scenario_list(scenario), int(num_envs), threads=threads, **kw)
+        action = "per_service" if self._core.per_service else "single"
         self.num_envs = int(num_envs)
         self.single_observation_space, self.single_action_space = _spaces(self._core, action, flatten)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
@@ -384,7 +454,11 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     ``hpa_ceiling``: the ceiling lowers a service by at most that many replicas a decision), ``hpa_levels`` (five falling CPU targets, with
     ``action="per_service"`` and no floor or ceiling: each delta -2..=2 in turn asks for the HPA
     formula's count at its target, so the policy picks each service's headroom),
-    ``flatten`` (a flat ``Box`` observation), and domain
+    ``flatten`` (a flat ``Box`` observation), ``agent_config`` (an agent config file such as
+    ``configs/agents/gat_ppo.yaml``: the environment that config trains in, as ``scalesim train``
+    builds it: its fidelity and fluid tick, reward, action and shields, scale-down window and load
+    randomisation, second-scale bursts included; no other environment keyword may be given beside
+    it, and configs with node-type or quota heads or teams are refused), and domain
     randomisation: ``rate_scale=(lo, hi)``, ``start_offset_s=(lo, hi)``, ``random_shapes=True``,
     ``arrival_cv=(lo, hi)`` (each episode's arrivals get gamma gaps of a coefficient of variation
     drawn from the range; 1 is as variable as Poisson, more is burstier).

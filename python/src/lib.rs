@@ -183,6 +183,41 @@ fn spec(
     Ok(Spec { scenarios: list, config, randomization, per_service })
 }
 
+/// How to build the environment an agent config trains in: its scenarios' fidelity and fluid
+/// tick, its reward, action shields, scale-down window and load randomisation, exactly as
+/// `scalesim train --agent CONFIG` builds them (`scalesim::experiment::train`). Configs whose
+/// actions are more than replica deltas (node-type or CPU-quota heads, teams) are the Python environments take replica deltas only.
+fn spec_from_agent(scenarios: Vec<String>, agent_config: &str) -> PyResult<Spec> {
+    use scalesim::experiment::train::{load_scenarios, training_randomization};
+    use scalesim::rl::agent::config::{ActionMode, AgentConfig};
+    if scenarios.is_empty() {
+        return Err(bad_input("make_env: no scenario given"));
+    }
+    let config = AgentConfig::load(Path::new(agent_config)).map_err(bad_input)?;
+    let refuse = |field: &str| {
+        bad_input(format!(
+            "{agent_config}: `{field}`: the Python environments take replica deltas only; use `scalesim train` for this config"
+        ))
+    };
+    if config.node_type_head {
+        return Err(refuse("node_type_head"));
+    }
+    if config.quota_head {
+        return Err(refuse("quota_head"));
+    }
+    if config.team > 1 {
+        return Err(refuse("team"));
+    }
+    let files: Vec<PathBuf> = scenarios.iter().map(PathBuf::from).collect();
+    let list = load_scenarios(&files, config.fidelity.scenario(), &config).map_err(bad_input)?;
+    Ok(Spec {
+        scenarios: list,
+        config: config.env_config(),
+        randomization: training_randomization(&config),
+        per_service: config.action == ActionMode::PerService,
+    })
+}
+
 /// The sizes of an environment's observation: services, call edges, server types.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Dims {
@@ -320,7 +355,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -340,27 +375,33 @@ impl CoreEnv {
         hpa_ceiling: Option<f64>,
         ceiling_release_step: Option<u32>,
         hpa_levels: Option<[f64; 5]>,
+        agent_config: Option<String>,
     ) -> PyResult<Self> {
-        let spec = spec(
-            scenarios,
-            fidelity,
-            decision_interval_s,
-            reward,
-            reward_weights,
-            action,
-            rate_scale,
-            start_offset_s,
-            random_shapes,
-            timeline_interval_s,
-            credit,
-            arrival_cv,
-            anchor,
-            hpa_floor,
-            floor_counts_refused,
-            hpa_ceiling,
-            ceiling_release_step,
-            hpa_levels,
-        )?;
+        // The Python side refuses other environment keywords beside `agent_config`.
+        let spec = if let Some(path) = agent_config {
+            spec_from_agent(scenarios, &path)?
+        } else {
+            spec(
+                scenarios,
+                fidelity,
+                decision_interval_s,
+                reward,
+                reward_weights,
+                action,
+                rate_scale,
+                start_offset_s,
+                random_shapes,
+                timeline_interval_s,
+                credit,
+                arrival_cv,
+                anchor,
+                hpa_floor,
+                floor_counts_refused,
+                hpa_ceiling,
+                ceiling_release_step,
+                hpa_levels,
+            )?
+        };
         let (env, obs) = build(&spec)?;
         Ok(CoreEnv { per_service: spec.per_service, dims: dims_of(&obs), about: describe(&env, &obs), env, done: true })
     }
@@ -564,7 +605,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -586,30 +627,36 @@ impl CoreVecEnv {
         hpa_ceiling: Option<f64>,
         ceiling_release_step: Option<u32>,
         hpa_levels: Option<[f64; 5]>,
+        agent_config: Option<String>,
     ) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
             return Err(bad_input(format!("num_envs: {num_envs} is outside 1..=4096")));
         }
-        let spec = spec(
-            scenarios,
-            fidelity,
-            decision_interval_s,
-            reward,
-            reward_weights,
-            action,
-            rate_scale,
-            start_offset_s,
-            random_shapes,
-            timeline_interval_s,
-            credit,
-            arrival_cv,
-            anchor,
-            hpa_floor,
-            floor_counts_refused,
-            hpa_ceiling,
-            ceiling_release_step,
-            hpa_levels,
-        )?;
+        // The Python side refuses other environment keywords beside `agent_config`.
+        let spec = if let Some(path) = agent_config {
+            spec_from_agent(scenarios, &path)?
+        } else {
+            spec(
+                scenarios,
+                fidelity,
+                decision_interval_s,
+                reward,
+                reward_weights,
+                action,
+                rate_scale,
+                start_offset_s,
+                random_shapes,
+                timeline_interval_s,
+                credit,
+                arrival_cv,
+                anchor,
+                hpa_floor,
+                floor_counts_refused,
+                hpa_ceiling,
+                ceiling_release_step,
+                hpa_levels,
+            )?
+        };
         let mut slots = Vec::with_capacity(num_envs);
         let mut first = None;
         for _ in 0..num_envs {
@@ -628,6 +675,12 @@ impl CoreVecEnv {
             base_seed: 0,
             threads: threads.unwrap_or(cores).clamp(1, num_envs),
         })
+    }
+
+    /// Every service moves at each step (`MultiDiscrete`), not one (`Discrete`).
+    #[getter]
+    fn per_service(&self) -> bool {
+        self.per_service
     }
 
     #[getter]

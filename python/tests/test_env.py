@@ -82,6 +82,40 @@ def test_observations_and_rewards_equal_the_rust_environment(mode):
         assert np.array_equal(obs, rust[k + 1][1]), f"step {k}"
 
 
+def test_an_agent_config_gives_the_environment_its_training_steps_in():
+    # The bundled GAT's config: per-service actions, HPA floor and ceiling, a 300 s scale-down
+    # window, 1 s fluid ticks, its reward weights and random load shapes with second-scale bursts.
+    # Stepped from Python, the observations and rewards equal those of the environment
+    # `scalesim train --agent` builds in Rust for the same episode seed and actions.
+    gat = os.path.join(ROOT, "configs", "agents", "gat_ppo.yaml")
+    env = scalesim.make_env(PEAK, agent_config=gat, flatten=True)
+    assert env.action_space == gym.spaces.MultiDiscrete([5] * 11)
+    obs, _ = env.reset(options={"episode_seed": 41})
+    env.action_space.seed(5)
+    actions = [env.action_space.sample() for _ in range(25)]
+    rust = _rust_trajectory(41, "agent:" + gat, actions)
+    assert np.array_equal(obs, rust[0][1])
+    for k, a in enumerate(actions):
+        obs, r, _, _, _ = env.step(a)
+        assert r == rust[k + 1][0], f"step {k}: {r} vs {rust[k + 1][0]}"
+        assert np.array_equal(obs, rust[k + 1][1]), f"step {k}"
+    # The plain environment of the same actions differs (another reward, no shields).
+    plain = scalesim.make_env(PEAK, action="per_service", flatten=True)
+    plain.reset(options={"episode_seed": 41})
+    assert plain.step(actions[0])[1] != rust[1][0]
+    venv = scalesim.make_vec_env(PEAK, 2, agent_config=gat)
+    assert venv.single_action_space == gym.spaces.MultiDiscrete([5] * 11)
+    # Beside an agent config, environment keywords are refused by name; so are configs whose
+    # actions are more than replica deltas.
+    with pytest.raises(ValueError, match="hpa_floor, reward"):
+        scalesim.make_env(PEAK, agent_config=gat, reward="cost", hpa_floor=1.0)
+    with pytest.raises(ValueError, match="random_shapes"):
+        scalesim.make_vec_env(PEAK, 2, agent_config=gat, random_shapes=True)
+    full = os.path.join(ROOT, "configs", "agents", "gat_ppo_full_action.yaml")
+    with pytest.raises(ValueError, match="gat_ppo_full_action.yaml.*node_type_head"):
+        scalesim.make_env(PEAK, agent_config=full)
+
+
 def test_masks_follow_the_replica_bounds():
     env = scalesim.make_env(PEAK)
     env.reset(seed=1)

@@ -189,11 +189,13 @@ pub fn training_randomization(config: &AgentConfig) -> Randomization {
 
 /// One environment per `config.envs`, each drawing its episodes among `scenarios`.
 fn training_envs(config: &AgentConfig, scenarios: &[crate::scenario::Scenario]) -> Vec<Env> {
-    (0..config.envs)
-        .map(|_| {
-            Env::new(config.env_config(), Box::new(SimFactory::new(scenarios.to_vec(), training_randomization(config))))
-        })
-        .collect()
+    (0..config.envs).map(|_| training_env(config, scenarios)).collect()
+}
+
+/// An environment as a training with `config` steps it, drawing its episodes among `scenarios`
+/// (loaded by [`load_scenarios`]).
+pub fn training_env(config: &AgentConfig, scenarios: &[crate::scenario::Scenario]) -> Env {
+    Env::new(config.env_config(), Box::new(SimFactory::new(scenarios.to_vec(), training_randomization(config))))
 }
 
 /// The scenarios to train on, at `fidelity`; at fluid fidelity scraped once per decision and
