@@ -59,9 +59,14 @@ fn spec(
     hpa_ceiling: Option<f64>,
     ceiling_release_step: Option<u32>,
     hpa_levels: Option<[f64; 5]>,
+    agent_config: Option<String>,
 ) -> PyResult<Spec> {
     if scenarios.is_empty() {
         return Err(bad_input("make_env: no scenario given"));
+    }
+    // The Python side refuses other environment keywords beside `agent_config`.
+    if let Some(path) = agent_config {
+        return spec_from_agent(scenarios, &path);
     }
     let fidelity = match fidelity {
         "fluid" => Fidelity::Fluid,
@@ -190,9 +195,6 @@ fn spec(
 fn spec_from_agent(scenarios: Vec<String>, agent_config: &str) -> PyResult<Spec> {
     use scalesim::experiment::train::{load_scenarios, training_randomization};
     use scalesim::rl::agent::config::{ActionMode, AgentConfig};
-    if scenarios.is_empty() {
-        return Err(bad_input("make_env: no scenario given"));
-    }
     let config = AgentConfig::load(Path::new(agent_config)).map_err(bad_input)?;
     let refuse = |field: &str| {
         bad_input(format!(
@@ -377,31 +379,27 @@ impl CoreEnv {
         hpa_levels: Option<[f64; 5]>,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
-        // The Python side refuses other environment keywords beside `agent_config`.
-        let spec = if let Some(path) = agent_config {
-            spec_from_agent(scenarios, &path)?
-        } else {
-            spec(
-                scenarios,
-                fidelity,
-                decision_interval_s,
-                reward,
-                reward_weights,
-                action,
-                rate_scale,
-                start_offset_s,
-                random_shapes,
-                timeline_interval_s,
-                credit,
-                arrival_cv,
-                anchor,
-                hpa_floor,
-                floor_counts_refused,
-                hpa_ceiling,
-                ceiling_release_step,
-                hpa_levels,
-            )?
-        };
+        let spec = spec(
+            scenarios,
+            fidelity,
+            decision_interval_s,
+            reward,
+            reward_weights,
+            action,
+            rate_scale,
+            start_offset_s,
+            random_shapes,
+            timeline_interval_s,
+            credit,
+            arrival_cv,
+            anchor,
+            hpa_floor,
+            floor_counts_refused,
+            hpa_ceiling,
+            ceiling_release_step,
+            hpa_levels,
+            agent_config,
+        )?;
         let (env, obs) = build(&spec)?;
         Ok(CoreEnv { per_service: spec.per_service, dims: dims_of(&obs), about: describe(&env, &obs), env, done: true })
     }
@@ -632,31 +630,27 @@ impl CoreVecEnv {
         if !(1..=4096).contains(&num_envs) {
             return Err(bad_input(format!("num_envs: {num_envs} is outside 1..=4096")));
         }
-        // The Python side refuses other environment keywords beside `agent_config`.
-        let spec = if let Some(path) = agent_config {
-            spec_from_agent(scenarios, &path)?
-        } else {
-            spec(
-                scenarios,
-                fidelity,
-                decision_interval_s,
-                reward,
-                reward_weights,
-                action,
-                rate_scale,
-                start_offset_s,
-                random_shapes,
-                timeline_interval_s,
-                credit,
-                arrival_cv,
-                anchor,
-                hpa_floor,
-                floor_counts_refused,
-                hpa_ceiling,
-                ceiling_release_step,
-                hpa_levels,
-            )?
-        };
+        let spec = spec(
+            scenarios,
+            fidelity,
+            decision_interval_s,
+            reward,
+            reward_weights,
+            action,
+            rate_scale,
+            start_offset_s,
+            random_shapes,
+            timeline_interval_s,
+            credit,
+            arrival_cv,
+            anchor,
+            hpa_floor,
+            floor_counts_refused,
+            hpa_ceiling,
+            ceiling_release_step,
+            hpa_levels,
+            agent_config,
+        )?;
         let mut slots = Vec::with_capacity(num_envs);
         let mut first = None;
         for _ in 0..num_envs {
