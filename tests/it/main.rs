@@ -5,6 +5,7 @@ mod architecture;
 mod bad_input;
 mod determinism;
 mod fluid;
+mod fresh_loads;
 mod fuzz;
 mod hardening;
 mod kubernetes;

@@ -1,0 +1,65 @@
+//! `scripts/fresh_loads.py`: loads no agent setting was chosen on, written outside the bundled
+//! scenarios; the published ones reproduce results.md's tables, a seed draws new ones.
+
+use std::path::Path;
+use std::process::Command;
+
+use scalesim::scenario::load_scenario;
+
+const FILES: [&str; 3] = ["fresh_mmpp.yaml", "fresh_spikes.yaml", "fresh_gamma_wave.yaml"];
+
+fn write_loads(out: &Path, seed: Option<u64>) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(crate::root().join("scripts/fresh_loads.py")).arg(out);
+    if let Some(s) = seed {
+        cmd.args(["--seed", &s.to_string()]);
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn contents(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<_> = FILES.iter().map(|f| dir.join(f)).collect();
+    files.push(dir.join("traces/mmpp_fresh.csv"));
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+#[test]
+fn fresh_loads_are_scenarios_the_repository_does_not_bundle_and_a_seed_redraws_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let published = tmp.path().join("published");
+    write_loads(&published, None);
+    let bundled: Vec<String> = std::fs::read_dir(crate::root().join("scenarios"))
+        .unwrap()
+        .chain(std::fs::read_dir(crate::root().join("scenarios/validation")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| load_scenario(&p).unwrap().name)
+        .collect();
+    for f in FILES {
+        let sc = load_scenario(&published.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(sc.name.starts_with("fresh_") && !bundled.contains(&sc.name), "{f}: {}", sc.name);
+    }
+    // The published loads: the MMPP trace of seed 777001 at 40 rows/s (35,911 rows, the last at
+    // 899.995 s), five spikes over 180 users.
+    let trace = std::fs::read_to_string(published.join("traces/mmpp_fresh.csv")).unwrap();
+    assert_eq!(trace.lines().count(), 1 + 35_911);
+    assert_eq!(trace.lines().last(), Some("899.995"));
+    let spikes = std::fs::read_to_string(published.join("fresh_spikes.yaml")).unwrap();
+    let users: Vec<&str> =
+        spikes.lines().filter_map(|l| l.split("users: ").nth(1)).map(|r| r.split([',', ' ']).next().unwrap()).collect();
+    assert_eq!(users, ["180", "600", "180", "750", "180", "500", "180", "700", "180", "650", "180"]);
+    // A seed draws other loads, the same ones every time.
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    write_loads(&a, Some(11));
+    write_loads(&b, Some(11));
+    write_loads(&c, Some(12));
+    assert_eq!(contents(&a), contents(&b));
+    let (ca, cc, cp) = (contents(&a), contents(&c), contents(&published));
+    for k in 0..ca.len() {
+        assert!(ca[k] != cc[k] && ca[k] != cp[k], "file {k} is the same for seeds 11 and 12 or the published one");
+    }
+    for f in FILES {
+        load_scenario(&a.join(f)).unwrap_or_else(|e| panic!("seed 11, {f}: {e}"));
+    }
+}
