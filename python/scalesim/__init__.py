@@ -457,7 +457,8 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     ``flatten`` (a flat ``Box`` observation), ``agent_config`` (an agent config file such as
     ``configs/agents/gat_ppo.yaml``: the environment that config trains in, as ``scalesim train``
     builds it: its fidelity and fluid tick, reward, action and shields, scale-down window and load
-    randomisation, second-scale bursts included; no other environment keyword may be given beside
+    randomisation, second-scale bursts included (its main phase: a config's fine-tune at request
+    fidelity or another tick is not applied); no other environment keyword may be given beside
     it, and configs with node-type or quota heads or teams are refused), and domain
     randomisation: ``rate_scale=(lo, hi)``, ``start_offset_s=(lo, hi)``, ``random_shapes=True``,
     ``arrival_cv=(lo, hi)`` (each episode's arrivals get gamma gaps of a coefficient of variation
