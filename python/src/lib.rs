@@ -184,7 +184,7 @@ fn spec(
         }
     }
     let randomization =
-        Randomization { rate_scale, start_offset_s, random_shapes, second_scale_bursts: 0.0, arrival_cv };
+        Randomization { rate_scale, start_offset_s, random_shapes, arrival_cv, ..Default::default() };
     Ok(Spec { scenarios: list, config, randomization, per_service })
 }
 

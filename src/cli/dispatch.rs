@@ -241,8 +241,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
                 rate_scale: rate_scale.unwrap_or((1.0, 1.0)),
                 start_offset_s: start_offset.unwrap_or((0.0, 0.0)),
                 random_shapes,
-                second_scale_bursts: 0.0,
-                arrival_cv: None,
+                ..Default::default()
             };
             let cfg = EnvConfig { decision_interval: SimTime::from_secs_f64(interval), ..Default::default() };
             let mut env = Env::new(cfg, Box::new(SimFactory::new(list, randomization)));

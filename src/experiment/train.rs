@@ -17,6 +17,7 @@ use crate::rl::agent::checkpoint::{Checkpoint, CheckpointError};
 use crate::rl::agent::config::{AgentConfig, Algorithm, TrainingLoads};
 use crate::rl::agent::policy::{check_fits, load_member, member_path};
 use crate::rl::agent::ppo::{graph_kind, mlp_too_small, train_team, Agent, LogRow, TRAINING_LOG_HEADER};
+use crate::rl::env::DEFAULT_SECOND_SCALE_QUIET_S;
 use crate::rl::{Env, EnvError, Randomization, SimFactory};
 use crate::scenario::{load_scenario, ConfigError, Fidelity};
 
@@ -183,6 +184,7 @@ pub fn training_randomization(config: &AgentConfig) -> Randomization {
         start_offset_s: (0.0, 0.0),
         random_shapes: config.training_loads == TrainingLoads::RandomShapes,
         second_scale_bursts: config.second_scale_bursts,
+        second_scale_quiet_up_to_s: config.second_scale_quiet_up_to_s.unwrap_or(DEFAULT_SECOND_SCALE_QUIET_S),
         arrival_cv: config.arrival_cv.map(|[lo, hi]| (lo, hi)),
     }
 }

@@ -53,11 +53,17 @@ pub struct Randomization {
     /// With `random_shapes`, the share of episodes (0-1) whose shape is also switched on and off
     /// at the scale of seconds ([`crate::workload::modulate_seconds`]), as request traces arrive.
     pub second_scale_bursts: f64,
+    /// The longest quiet gap between those surges may be drawn up to this many seconds (12: the
+    /// default; more gives sparser, higher surges).
+    pub second_scale_quiet_up_to_s: u32,
     /// `Some((lo, hi))`: a rate load's arrivals get gamma gaps with a coefficient of variation
     /// drawn from `[lo, hi]` (1 is as variable as Poisson, more is burstier). Trace replays keep
     /// their own arrivals.
     pub arrival_cv: Option<(f64, f64)>,
 }
+
+/// How long the quiet between second-scale surges may be drawn by default, seconds.
+pub const DEFAULT_SECOND_SCALE_QUIET_S: u32 = 12;
 
 impl Default for Randomization {
     fn default() -> Self {
@@ -66,6 +72,7 @@ impl Default for Randomization {
             start_offset_s: (0.0, 0.0),
             random_shapes: false,
             second_scale_bursts: 0.0,
+            second_scale_quiet_up_to_s: DEFAULT_SECOND_SCALE_QUIET_S,
             arrival_cv: None,
         }
     }
@@ -176,7 +183,8 @@ impl SimFactory {
                 label.push_str(&format!(" {}", kind.name()));
                 // Drawn only when asked for, so that episodes without it keep their old stream.
                 if r.second_scale_bursts > 0.0 && rng.gen_bool(r.second_scale_bursts.min(1.0)) {
-                    *schedule = crate::workload::modulate_seconds(&mut rng, schedule, horizon);
+                    *schedule =
+                        crate::workload::modulate_seconds(&mut rng, schedule, horizon, r.second_scale_quiet_up_to_s);
                     label.push_str(" +1s bursts");
                 }
             }

@@ -107,13 +107,14 @@ pub fn random_shape<R: Rng>(rng: &mut R, mean_rps: f64, horizon_s: f64) -> (Rate
 }
 
 /// `shape` switched on and off at the scale of seconds, as real request traces arrive: clusters
-/// of requests lasting 1-3 seconds, then 1 to `longest_quiet` (3-12, drawn) seconds at 0-15% of
-/// the level; the result keeps `shape`'s mean over `[0, horizon_s)`. The envelope still moves as
-/// `shape` does, so an episode teaches both the slow trend and the second-scale surges on top of
-/// it, in 1-second steps.
-pub fn modulate_seconds<R: Rng>(rng: &mut R, shape: &RateSchedule, horizon_s: f64) -> RateSchedule {
+/// of requests lasting 1-3 seconds, then 1 to `longest_quiet` (drawn from 3 to `quiet_up_to_s`,
+/// at least 3) seconds at 0-15% of the level; the result keeps `shape`'s mean over
+/// `[0, horizon_s)`. The envelope still moves as `shape` does, so an episode teaches both the
+/// slow trend and the second-scale surges on top of it, in 1-second steps. The longer the quiet,
+/// the higher and sparser the surges (the same mean in fewer seconds).
+pub fn modulate_seconds<R: Rng>(rng: &mut R, shape: &RateSchedule, horizon_s: f64, quiet_up_to_s: u32) -> RateSchedule {
     let seconds = horizon_s.ceil().max(1.0) as usize;
-    let longest_quiet = rng.gen_range(3..=12);
+    let longest_quiet = rng.gen_range(3..=quiet_up_to_s.max(3) as usize);
     let quiet_level = rng.gen_range(0.0..0.15);
     let mut on = rng.gen_bool(0.5);
     let mut gate = Vec::with_capacity(seconds);
@@ -167,7 +168,7 @@ mod tests {
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
         for _ in 0..50 {
             let (shape, _) = random_shape(&mut rng, 80.0, 600.0);
-            let m = modulate_seconds(&mut rng, &shape, 600.0);
+            let m = modulate_seconds(&mut rng, &shape, 600.0, 12);
             let mean = m.expected_arrivals(crate::engine::SimTime::from_secs(600)) / 600.0;
             assert!((mean - 80.0).abs() < 1e-6, "mean {mean}");
             assert_eq!(m.end, 600.0);
@@ -177,5 +178,39 @@ mod tests {
             let peak = m.rates.iter().cloned().fold(0.0, f64::max);
             assert!(peak > 1.5 * 80.0, "peak {peak}");
         }
+    }
+
+    /// The longest run of quiet seconds (below the mean) in `m`'s 1-second rates, read second by
+    /// second (equal neighbours are merged in the schedule).
+    fn longest_quiet(m: &RateSchedule, mean: f64) -> usize {
+        let (mut longest, mut run) = (0, 0);
+        for i in 0..m.end as usize {
+            run = if m.rate_at(i as f64 + 0.5) < mean { run + 1 } else { 0 };
+            longest = longest.max(run);
+        }
+        longest
+    }
+
+    #[test]
+    fn longer_quiet_gaps_make_sparser_higher_surges_with_the_same_mean() {
+        // On a flat shape at 80/s, surges last 1-3 s. Quiet gaps drawn up to 12 s never exceed
+        // 12 s; drawn up to 40 s, they exceed it in some episodes, and the busiest second is
+        // higher on average (the same arrivals in fewer seconds).
+        let flat = RateSchedule::from_table(&[(0.0, 80.0)], 600.0);
+        let draw = |up_to: u32| -> Vec<RateSchedule> {
+            let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
+            (0..40).map(|_| modulate_seconds(&mut rng, &flat, 600.0, up_to)).collect()
+        };
+        let (short, long) = (draw(12), draw(40));
+        for m in short.iter().chain(&long) {
+            let mean = m.expected_arrivals(crate::engine::SimTime::from_secs(600)) / 600.0;
+            assert!((mean - 80.0).abs() < 1e-6, "mean {mean}");
+        }
+        assert!(short.iter().all(|m| longest_quiet(m, 80.0) <= 12));
+        assert!(long.iter().any(|m| longest_quiet(m, 80.0) > 12));
+        let mean_peak = |ms: &[RateSchedule]| {
+            ms.iter().map(|m| m.rates.iter().cloned().fold(0.0, f64::max)).sum::<f64>() / ms.len() as f64
+        };
+        assert!(mean_peak(&long) > 1.5 * mean_peak(&short), "{} vs {}", mean_peak(&long), mean_peak(&short));
     }
 }

@@ -796,13 +796,7 @@ fn reset_with_a_seed_replays_the_episode_and_randomises_the_load() {
     let sc = scalesim::scenario::load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
     let mut fluid = sc.clone();
     fluid.fidelity = scalesim::scenario::Fidelity::Fluid;
-    let r = Randomization {
-        rate_scale: (0.5, 1.5),
-        start_offset_s: (0.0, 120.0),
-        random_shapes: false,
-        second_scale_bursts: 0.0,
-        arrival_cv: None,
-    };
+    let r = Randomization { rate_scale: (0.5, 1.5), start_offset_s: (0.0, 120.0), ..Default::default() };
     let mk = || Env::new(EnvConfig::default(), Box::new(SimFactory::new(vec![sc.clone(), fluid.clone()], r)));
     let (mut a, mut b) = (mk(), mk());
     let x = episode(&mut a, 42);
@@ -835,7 +829,7 @@ fn second_scale_bursts_switch_a_random_shape_on_and_off_and_keep_its_mean() {
                 start_offset_s: (0.0, 0.0),
                 random_shapes: true,
                 second_scale_bursts: share,
-                arrival_cv: None,
+                ..Default::default()
             },
         )
     };

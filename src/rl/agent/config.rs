@@ -310,6 +310,11 @@ pub struct AgentConfig {
     /// 12 s), as request traces arrive. Written into checkpoints only when not 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub second_scale_bursts: f64,
+    /// With `second_scale_bursts`, how long (seconds, 3-600) the longest quiet gap between the
+    /// surges may be drawn (default 12): longer gaps make the same mean arrive in sparser, higher
+    /// surges, as batched request traces do. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_scale_quiet_up_to_s: Option<u32>,
     /// `[lo, hi]`: every training episode's arrivals get gamma gaps with a coefficient of
     /// variation drawn from the range (1 is as variable as Poisson; more is burstier, and at fluid
     /// fidelity the queues wait accordingly). Written into checkpoints only when set.
@@ -629,6 +634,17 @@ impl AgentConfig {
                 "needs `fidelity: fluid` (a training at request fidelity has nothing to fine-tune)".into(),
             );
         }
+        if let Some(q) = c.second_scale_quiet_up_to_s {
+            if c.second_scale_bursts == 0.0 {
+                return err("second_scale_quiet_up_to_s", "needs `second_scale_bursts` above 0".into());
+            }
+            if !(3..=600).contains(&q) {
+                return err(
+                    "second_scale_quiet_up_to_s",
+                    format!("{q} is outside 3 <= second_scale_quiet_up_to_s <= 600"),
+                );
+            }
+        }
         if c.second_scale_bursts > 0.0 && c.training_loads != TrainingLoads::RandomShapes {
             // It modulates the random shapes; silently ignoring it would train on other loads
             // than the config says.
@@ -890,6 +906,22 @@ mod tests {
         {
             let c: AgentConfig = serde_yaml_ng::from_str(&format!("{base}{extra}\n")).unwrap();
             assert_eq!(c.validate().unwrap_err().field, field);
+        }
+    }
+
+    /// `second_scale_quiet_up_to_s` shapes the second-scale bursts: without them, or outside
+    /// 3-600 s, it is refused by name.
+    #[test]
+    fn second_scale_quiet_needs_the_bursts_and_a_range() {
+        let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\ntraining_loads: random_shapes\n";
+        let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
+        assert_eq!(parse("second_scale_bursts: 0.5\nsecond_scale_quiet_up_to_s: 40\n").validate(), Ok(()));
+        for extra in [
+            "second_scale_quiet_up_to_s: 40\n",
+            "second_scale_bursts: 0.5\nsecond_scale_quiet_up_to_s: 2\n",
+            "second_scale_bursts: 0.5\nsecond_scale_quiet_up_to_s: 601\n",
+        ] {
+            assert_eq!(parse(extra).validate().unwrap_err().field, "second_scale_quiet_up_to_s", "{extra}");
         }
     }
 
