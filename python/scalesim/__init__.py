@@ -121,7 +121,8 @@ def _core_kwargs(
     return kw
 
 
-#: The environment keywords an agent config replaces, at their defaults.
+#: The environment keywords (both environments take them; an agent config replaces them), at their
+#: defaults.
 _ENV_DEFAULTS: Dict[str, Any] = dict(
     fidelity="fluid",
     decision_interval_s=15.0,
@@ -227,22 +228,9 @@ class ScalesimEnv(gym.Env):
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
-        kw = _core_args(
-            agent_config,
-            randomisation,
-            fidelity=fidelity,
-            decision_interval_s=decision_interval_s,
-            reward=reward,
-            reward_weights=reward_weights,
-            action=action,
-            credit=credit,
-            anchor=anchor,
-            hpa_floor=hpa_floor,
-            floor_counts_refused=floor_counts_refused,
-            hpa_ceiling=hpa_ceiling,
-            ceiling_release_step=ceiling_release_step,
-            hpa_levels=hpa_levels,
-        )
+        # First, while the parameters are all that `locals()` holds: the environment keywords.
+        env_keywords = {k: v for k, v in locals().items() if k in _ENV_DEFAULTS}
+        kw = _core_args(agent_config, randomisation, **env_keywords)
         self._core = _core.CoreEnv(_scenario_list(scenario), **kw)
         action = "per_service" if self._core.per_service else "single"
         self._services, self._edges, self._skus = self._core.dims
@@ -351,22 +339,9 @@ class ScalesimVecEnv(VectorEnv):
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
-        kw = _core_args(
-            agent_config,
-            randomisation,
-            fidelity=fidelity,
-            decision_interval_s=decision_interval_s,
-            reward=reward,
-            reward_weights=reward_weights,
-            action=action,
-            credit=credit,
-            anchor=anchor,
-            hpa_floor=hpa_floor,
-            floor_counts_refused=floor_counts_refused,
-            hpa_ceiling=hpa_ceiling,
-            ceiling_release_step=ceiling_release_step,
-            hpa_levels=hpa_levels,
-        )
+        # First, while the parameters are all that `locals()` holds: the environment keywords.
+        env_keywords = {k: v for k, v in locals().items() if k in _ENV_DEFAULTS}
+        kw = _core_args(agent_config, randomisation, **env_keywords)
         self._core = _core.CoreVecEnv(_scenario_list(scenario), int(num_envs), threads=threads, **kw)
         action = "per_service" if self._core.per_service else "single"
         self.num_envs = int(num_envs)
