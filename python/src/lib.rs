@@ -183,8 +183,7 @@ fn spec(
             return Err(bad_input(format!("arrival_cv: ({lo}, {hi}) is not a range 0.1 <= lo <= hi <= 10")));
         }
     }
-    let randomization =
-        Randomization { rate_scale, start_offset_s, random_shapes, arrival_cv, ..Default::default() };
+    let randomization = Randomization { rate_scale, start_offset_s, random_shapes, arrival_cv, ..Default::default() };
     Ok(Spec { scenarios: list, config, randomization, per_service })
 }
 
