@@ -190,7 +190,8 @@ fn spec(
 /// How to build the environment an agent config trains in: its scenarios' fidelity and fluid
 /// tick, its reward, action shields, scale-down window and load randomisation, exactly as
 /// `scalesim train --agent CONFIG` builds them (`scalesim::experiment::train`). Configs whose
-/// actions are more than replica deltas (node-type or CPU-quota heads, teams) are the Python environments take replica deltas only.
+/// actions are more than replica deltas (node-type or CPU-quota heads, teams) are refused: the
+/// Python environments take replica deltas only.
 fn spec_from_agent(scenarios: Vec<String>, agent_config: &str) -> PyResult<Spec> {
     use scalesim::experiment::train::{load_scenarios, training_randomization};
     use scalesim::rl::agent::config::{ActionMode, AgentConfig};

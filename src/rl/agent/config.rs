@@ -307,7 +307,8 @@ pub struct AgentConfig {
     pub training_loads: TrainingLoads,
     /// With `training_loads: random_shapes`, the share of episodes (0-1) whose random shape is
     /// also switched on and off at the scale of seconds (clusters of 1-3 s, quiet gaps of up to
-    /// 12 s), as request traces arrive. Written into checkpoints only when not 0.
+    /// 12 s by default: `second_scale_quiet_up_to_s`), as request traces arrive. Written into
+    /// checkpoints only when not 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub second_scale_bursts: f64,
     /// With `second_scale_bursts`, how long (seconds, 3-600) the longest quiet gap between the
