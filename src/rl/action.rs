@@ -72,6 +72,13 @@ pub struct ActionConfig {
     /// headroom an HPA keeps, and every choice follows the load. A level below the current
     /// count holds it during the scale-down window. None: deltas move the count.
     pub hpa_levels: Option<[f64; 5]>,
+    /// A +1 at a service's bound renews its scale-down window: where every scale-up is masked
+    /// because the count is at its max or ceiling, +1 stays allowed and asks to hold the count
+    /// and restart the window ([`DownscaleStabilizer::scaled_up`]), as the HPA's stabilisation
+    /// keeps a recommendation above the max in its window. The policy, not a fixed rule, decides
+    /// how long capacity at the bound is kept: without it a service at its max cannot scale up,
+    /// so its window runs out under recurring bursts and the ceiling releases it.
+    pub renew_at_bound: bool,
 }
 
 /// What a per-service replica delta moves from. `current` (default): the service's replicas
@@ -103,6 +110,8 @@ pub struct MaskTargets {
     pub ceiling_release_step: Option<u32>,
     /// Each delta asks for the HPA's recommendation at its level ([`ActionConfig::hpa_levels`]).
     pub levels: Option<[f64; 5]>,
+    /// +1 at the bound holds and renews the window ([`ActionConfig::renew_at_bound`]).
+    pub renew_at_bound: bool,
 }
 
 /// The index of `delta` in [`DELTAS`] (the mask's and the categorical head's order), if it is one.
@@ -201,6 +210,22 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
         // The held floor is kept by the after-scale-up stabiliser, as a holding ceiling is.
         return Err(("floor_holds_peak", "takes `stabilization: after_scale_up`".into()));
     }
+    if action.renew_at_bound {
+        // A renewal restarts the window a scale-up starts; it holds the current count, so it
+        // needs counts that move from the current one, one replica at a time.
+        let conflict = if !per_service {
+            Some("needs per-service actions (`action: per_service`)")
+        } else if action.downscale_stabilization == SimTime::ZERO || recommendations {
+            Some("needs a scale-down window (`downscale_stabilization_s`) with `stabilization: after_scale_up`")
+        } else if action.multiplicative_steps || action.anchor != Anchor::Current || action.hpa_levels.is_some() {
+            Some("takes `steps: additive` and `anchor: current`, without `hpa_levels`")
+        } else {
+            None
+        };
+        if let Some(why) = conflict {
+            return Err(("renew_window_at_bound", why.into()));
+        }
+    }
     if action.hpa_levels.is_some() {
         if levels.windows(2).any(|w| w[1] >= w[0]) {
             return Err((
@@ -238,6 +263,7 @@ impl ActionConfig {
             ceiling: self.hpa_ceiling,
             ceiling_release_step: self.ceiling_release_step,
             levels: self.hpa_levels,
+            renew_at_bound: self.renew_at_bound,
         }
     }
 }
@@ -337,6 +363,7 @@ impl Default for ActionConfig {
             ceiling_hold: CeilingHold::Off,
             ceiling_release_step: None,
             hpa_levels: None,
+            renew_at_bound: false,
         }
     }
 }
@@ -426,6 +453,9 @@ pub struct Requested {
     pub raised_to_floor: bool,
     /// The delta alone asked for more: the count is the service's ceiling.
     pub lowered_to_ceiling: bool,
+    /// A +1 at the service's bound under [`ActionConfig::renew_at_bound`]: the count is the
+    /// current one, and the scale-down window restarts.
+    pub renews_window: bool,
 }
 
 /// What is allowed now: per service, each of [`DELTAS`]; per service, each SKU for a scale-up.
@@ -459,6 +489,8 @@ pub struct ActionMask {
     bounds: Vec<(i64, i64)>,
     /// Free instance slots in the cluster.
     room: i64,
+    /// +1 at the bound holds and renews the window ([`ActionConfig::renew_at_bound`]).
+    renew_at_bound: bool,
 }
 
 impl ActionMask {
@@ -485,6 +517,7 @@ impl ActionMask {
     pub fn refill(&mut self, view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec, targets: MaskTargets) {
         let (live, max_instances) = view.instances;
         self.room = max_instances.saturating_sub(live) as i64;
+        self.renew_at_bound = targets.renew_at_bound;
         let n = app.services.len();
         if targets.levels.is_some() {
             self.levels.resize(n, [0; 5]);
@@ -549,7 +582,19 @@ impl ActionMask {
             let within = if d > 0 { target <= ceiling } else { asked >= floor };
             row[i] = d == 0 || (target <= max && target - current <= self.room && within);
         }
+        if self.renew_at_bound && self.at_bound(s, anchor + 1) {
+            row[delta_index(1).expect("+1 is a delta")] = true;
+        }
         row
+    }
+
+    /// Under [`ActionConfig::renew_at_bound`]: `asked` (a +1's count) is above service `s`'s max
+    /// or ceiling, so the +1 holds the count and renews the window. (Not when only the
+    /// cluster's room stops it: that is no bound of the service's.)
+    fn at_bound(&self, s: usize, asked: i64) -> bool {
+        let max = self.bounds.get(s).map_or(i64::MAX, |&(_, max)| max);
+        let ceiling = self.ceiling.get(s).copied().unwrap_or(i64::MAX);
+        asked > max.min(ceiling)
     }
 
     /// The replica count delta `delta` of service `s`, at `current` replicas, asks for: its
@@ -573,12 +618,22 @@ impl ActionMask {
         } else {
             self.anchor.get(s).copied().unwrap_or(current) + delta as i64
         };
+        if self.renew_at_bound && delta == 1 && !multiplicative && self.at_bound(s, asked) {
+            return Requested {
+                // At the bound the count is at least the floor (the ceiling is never below it).
+                count: current,
+                raised_to_floor: false,
+                lowered_to_ceiling: false,
+                renews_window: true,
+            };
+        }
         let ceiling = self.ceiling.get(s).copied().unwrap_or(i64::MAX);
         let floor = self.floor.get(s).copied().unwrap_or(i64::MIN);
         Requested {
             count: asked.min(ceiling).max(floor),
             raised_to_floor: asked < floor,
             lowered_to_ceiling: asked > ceiling,
+            renews_window: false,
         }
     }
 
@@ -796,6 +851,9 @@ pub struct ActionReport {
     pub scaled_up: Vec<usize>,
     /// Services that lost at least one replica.
     pub scaled_down: Vec<usize>,
+    /// Services whose +1 at their bound renewed their scale-down window
+    /// ([`ActionConfig::renew_at_bound`]).
+    pub renewed: Vec<usize>,
     /// Replicas added or removed, by service (as long as the highest service that moved).
     pub moves: Vec<u32>,
 }
@@ -845,7 +903,8 @@ pub fn execute(
         let bounds = (spec.min_replicas as i64, spec.max_replicas as i64);
         let room = max_instances as i64 - live as i64;
         // Under the HPA anchor a delta of 0 still moves the service to the HPA's count.
-        let wanted = mask.requested(s, current, a.delta, cfg.multiplicative_steps, bounds, room).count - current;
+        let requested = mask.requested(s, current, a.delta, cfg.multiplicative_steps, bounds, room);
+        let wanted = requested.count - current;
         if wanted != 0 || a.delta != 0 {
             if !mask.allows_delta(s, a.delta) {
                 report.blocked.push(format!(
@@ -860,6 +919,10 @@ pub fn execute(
                     a.delta
                 ));
             } else {
+                if requested.renews_window {
+                    report.renewed.push(s);
+                    report.executed.push(format!("{} holds at its bound (window renewed)", service_name(backend, s)));
+                }
                 for _ in 0..wanted.unsigned_abs() {
                     let r = if wanted > 0 { backend.scale_up(s, Some(sku)) } else { backend.scale_down(s) };
                     match r {

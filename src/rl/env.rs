@@ -389,7 +389,7 @@ impl Env {
         } else {
             execute(backend, action, mask, &self.config.action)
         };
-        for &s in &report.scaled_up {
+        for &s in report.scaled_up.iter().chain(&report.renewed) {
             self.stabilizer.scaled_up(backend.now(), s);
         }
         let reversals = count_reversals(&mut self.last_direction, &report, &mut self.reversed);

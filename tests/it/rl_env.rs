@@ -551,6 +551,53 @@ fn a_ceiling_that_holds_gives_replicas_back_a_window_after_the_load_fell() {
 }
 
 #[test]
+fn a_plus_one_at_the_bound_renews_the_window_when_asked() {
+    // Under `falling_load_env` with a ceiling at 25%: a +1 at 15 s opens the 60 s window (2
+    // replicas); from 45 s the ceiling's recommendation is 1, raised to the current 2 within the
+    // window, so a +1 asks above the ceiling. Plainly it is masked, and the ceiling lowers the
+    // count at the first decision after the window (75 s, as in the test above). With
+    // `renew_at_bound` the +1 is allowed at 45 s (+2 is not), moves nothing, and restarts the
+    // window: the count is lowered at 105 s (45 + 60).
+    let first_lowered_at = |renew: bool, plus_one_at_45s: bool| {
+        let mut e =
+            falling_load_env(ActionConfig { hpa_ceiling: Some(0.25), renew_at_bound: renew, ..Default::default() });
+        e.step(&every(0)).unwrap();
+        assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 1);
+        e.step(&every(0)).unwrap(); // the 30 s decision
+        let row = e.mask().unwrap().deltas[0];
+        assert_eq!(row, [false, false, true, renew, false], "at 45 s");
+        if plus_one_at_45s {
+            let report = e.step(&every(1)).unwrap().info.report;
+            let renewed = if renew { vec![0] } else { vec![] };
+            assert_eq!((report.replica_changes, report.renewed.clone()), (0, renewed), "{report:?}");
+        }
+        loop {
+            let now = e.backend().unwrap().now().as_secs_f64();
+            let report = e.step(&every(0)).unwrap().info.report;
+            if report.replica_changes > 0 {
+                assert_eq!(report.scaled_down, vec![0], "at {now}: {report:?}");
+                return now;
+            }
+            assert!(now < 115.0, "never lowered");
+        }
+    };
+    assert_eq!(first_lowered_at(false, false), 75.0);
+    assert_eq!(first_lowered_at(false, true), 75.0, "a masked +1 renews nothing");
+    assert_eq!(first_lowered_at(true, false), 75.0, "holding is not renewing");
+    assert_eq!(first_lowered_at(true, true), 105.0);
+    // At the max (5 replicas, no ceiling) +1 renews too; below it, +1 scales up as before.
+    let mut e = replica_env(
+        ActionConfig { renew_at_bound: true, downscale_stabilization: SimTime::from_secs(60), ..Default::default() },
+        tiny_stages(5, "[ { duration_s: 120, rps: 2 } ]"),
+    );
+    e.reset(1).unwrap();
+    assert_eq!(e.mask().unwrap().deltas[0], [true, true, true, true, false]);
+    assert_eq!(e.step(&every(-1)).unwrap().info.report.replica_changes, 1);
+    let report = e.step(&every(1)).unwrap().info.report;
+    assert_eq!((report.scaled_up.clone(), report.renewed.clone()), (vec![0], vec![]), "{report:?}");
+}
+
+#[test]
 fn a_floor_that_holds_its_peak_keeps_a_bursts_count_for_a_window() {
     // Under `falling_load_env`, a floor at 25% CPU. The 15 s decision sees half a core on one replica: floor
     // ceil(1 x 0.5 / 0.25) = 2. The 30 s decision sees it on two: 4. From 45 s the load is a

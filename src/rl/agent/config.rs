@@ -401,6 +401,13 @@ pub struct AgentConfig {
     /// Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ceiling_release_step: Option<u32>,
+    /// A +1 at a service's max or ceiling holds its count and renews its scale-down window
+    /// ([`crate::rl::ActionConfig::renew_at_bound`]): the policy decides how long capacity at the
+    /// bound is kept. Needs `action: per_service`, `downscale_stabilization_s`,
+    /// `stabilization: after_scale_up`, additive steps and the current anchor, without
+    /// `hpa_levels`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub renew_window_at_bound: bool,
     /// HPA levels: five CPU targets, from the leanest to the richest; each delta -2..=2 asks
     /// for the HPA formula's count at its target instead of moving the count
     /// ([`crate::rl::ActionConfig::hpa_levels`]): the agent chooses each service's headroom
@@ -754,6 +761,7 @@ impl AgentConfig {
                 },
                 ceiling_release_step: self.ceiling_release_step,
                 hpa_levels: self.hpa_levels,
+                renew_at_bound: self.renew_window_at_bound,
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),
@@ -825,7 +833,19 @@ mod tests {
             (needed.validate(), needed.env_config().action.ceiling_hold),
             (Ok(()), crate::rl::CeilingHold::WhileNeeded)
         );
+        let renew = parse("action: per_service\nrenew_window_at_bound: true\ndownscale_stabilization_s: 300\n");
+        assert_eq!((renew.validate(), renew.env_config().action.renew_at_bound), (Ok(()), true));
         for (extra, field) in [
+            ("renew_window_at_bound: true\ndownscale_stabilization_s: 300\n", "renew_window_at_bound"),
+            ("action: per_service\nrenew_window_at_bound: true\n", "renew_window_at_bound"),
+            (
+                "action: per_service\nrenew_window_at_bound: true\ndownscale_stabilization_s: 300\nsteps: multiplicative\n",
+                "renew_window_at_bound",
+            ),
+            (
+                "action: per_service\nrenew_window_at_bound: true\ndownscale_stabilization_s: 300\nanchor: hpa\n",
+                "renew_window_at_bound",
+            ),
             ("action: per_service\nfloor_counts_refused: true\n", "floor_counts_refused"),
             ("action: per_service\nfloor_holds_peak: true\ndownscale_stabilization_s: 60\n", "floor_holds_peak"),
             ("action: per_service\nhpa_floor: 1.0\nfloor_holds_peak: true\ndownscale_stabilization_s: 0\n", "floor_holds_peak"),

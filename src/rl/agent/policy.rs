@@ -136,7 +136,7 @@ impl Autoscaler for AgentPolicy {
             let room = view.instances.1 as i64 - view.instances.0 as i64;
             let requested = mask.requested(service, current, a.delta, multiplicative, bounds, room);
             let desired = requested.count;
-            if desired > current {
+            if desired > current || requested.renews_window {
                 self.stabilizer.scaled_up(view.now, service);
             }
             let level = targets.levels.zip(crate::rl::action::delta_index(a.delta));
@@ -156,6 +156,9 @@ impl Autoscaler for AgentPolicy {
                     // The ceiling in force: the HPA's count, or `step` below the current one.
                     reason.push_str(&format!(" (at most {step} a decision)"));
                 }
+            }
+            if requested.renews_window {
+                reason.push_str(", held at its bound (scale-down window renewed)");
             }
             if let Some((_, note)) = held.iter().find(|(s, _)| *s == service) {
                 reason = format!("agent: {note}");
