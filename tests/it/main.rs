@@ -8,6 +8,7 @@ mod fluid;
 mod fresh_loads;
 mod fuzz;
 mod hardening;
+mod held_capacity;
 mod kubernetes;
 mod llm;
 mod newcomer;
