@@ -144,7 +144,7 @@ impl<E: Copy> EventQueue<E> {
 
     /// Schedules `event` at `time`. Events at equal times pop in push order.
     ///
-    /// Panics past [`MAX_PENDING`] pending events or [`MAX_PUSHES`] pushes in all: limits no
+    /// Panics past `MAX_PENDING` pending events or `MAX_PUSHES` pushes in all: limits no
     /// simulation of this crate approaches (its pending events are bounded by requests in flight).
     #[inline]
     pub fn push(&mut self, time: SimTime, event: E) {

@@ -1,6 +1,6 @@
 //! Reinforcement learning: the environment agents train in, and (later) the agents.
 //!
-//! - [`env`]: gymnasium-shaped `reset(seed)` / `step(action)` over any [`ClusterBackend`], a
+//! - [`mod@env`]: gymnasium-shaped `reset(seed)` / `step(action)` over any [`ClusterBackend`], a
 //!   decision every `decision_interval`, domain randomisation, a vectorised wrapper, episode logs.
 //! - [`observation`]: the state collector: a heterogeneous graph of services, call edges and server
 //!   SKUs, plus global scalars, normalised; and its flat view for MLP agents. It counts only

@@ -3,7 +3,7 @@
 //! (`backend::driver`) advances it to each decision time, reads its metrics-server view and
 //! applies decisions through its ScalingManager, as it does for every other backend.
 //!
-//! Everything that happens is one variant of the closed [`Event`] enum, handled by one exhaustive
+//! Everything that happens is one variant of the closed `Event` enum, handled by one exhaustive
 //! `match`; a new kind of event does not compile until it is handled. Work that happens "at the same
 //! time" as a handler (a callee's call after its caller's CPU work) is queued as an event, never run
 //! re-entrantly, except the bookkeeping of a visit returning to its caller, which is a plain loop up

@@ -4,9 +4,9 @@
 //! `pkg/controller/podautoscaler/horizontal.go` does:
 //! 1. current = the deployment's replicas (Active + Starting; Draining pods are terminating).
 //! 2. current above `maxReplicas` or below `minReplicas`: desired is that bound, no metrics read.
-//! 3. Otherwise each metric proposes a count ([`replicas`]); the largest wins. If every metric
+//! 3. Otherwise each metric proposes a count (`replicas.rs`); the largest wins. If every metric
 //!    fails, or some fail and the rest would scale down, nothing changes this cycle.
-//! 4. The proposal is stabilised and rate-limited and clamped to min/max ([`behavior`]): by the
+//! 4. The proposal is stabilised and rate-limited and clamped to min/max (`behavior.rs`): by the
 //!    spec's `behavior` (Kubernetes' defaults for what it leaves out) when the spec has one, else
 //!    by Go's older path for specs without it (`normalizeDesiredReplicas`: the highest
 //!    recommendation of the downscale window, at most max(2 x current, 4)). `actions.csv` says

@@ -67,7 +67,7 @@ pub struct RouterState {
     rr_next: Vec<usize>,
     lb_rng: Vec<SimRng>,
     demand_rng: Vec<SimRng>,
-    /// Since the last [`RouterState::take_interval`].
+    /// Since the backend's last metrics tick took them (`LocalBackend`'s `tick`).
     pub arrivals: Vec<u64>,
     pub dropped: Vec<u64>,
     pub visit_latencies: Vec<(usize, u64)>,

@@ -384,7 +384,7 @@ pub struct AgentConfig {
     pub hpa_ceiling: Option<f64>,
     /// The ceiling holds its peak: each service's is the highest of its counts over the
     /// scale-down window, as the HPA's own stabilisation keeps its highest recommendation
-    /// ([`crate::rl::ActionConfig::ceiling_holds_peak`]). Needs `hpa_ceiling` and
+    /// ([`crate::rl::CeilingHold::Peak`]). Needs `hpa_ceiling` and
     /// `downscale_stabilization_s`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub ceiling_holds_peak: bool,

@@ -1,0 +1,86 @@
+//! The replica counts the rules of an action ask for: the Kubernetes HPA formula's count at a CPU
+//! target (on the served load, or on the offered load, refused visits counted), and the count a
+//! multiplicative step moves to. Pure functions of a service's metrics; they know nothing of masks,
+//! windows or backends.
+
+/// The Kubernetes HPA's replica count for a service at `target` CPU utilisation of request:
+/// `ceil(active x utilisation / target)`, held at the current count (Active + Starting) within
+/// the HPA's 10% tolerance, when no Active replica reports a utilisation, and, while replicas are
+/// starting, against going below the current count (the HPA does not scale down pods it is still
+/// waiting for); then clamped to the service's min and max replicas.
+pub fn hpa_recommendation(sv: &crate::metrics::ServiceView, target: f64) -> i64 {
+    recommendation_at(sv, target, sv.cpu_utilization)
+}
+
+/// The most of a service's offered load [`offered_utilization`] infers from its served load: a
+/// tenth served (ten times the utilisation), so one window of near-total refusal (a service
+/// with no room at all) does not ask for an unbounded count.
+const MOST_REFUSED_SHARE: f64 = 0.9;
+
+/// The CPU utilisation (of request) a service's offered visits would cause: its utilisation
+/// over the share of the window's visits it served, `utilisation / (1 - refused share)`, the
+/// refused share held to at most `MOST_REFUSED_SHARE` (0.9). A saturated service runs at its CPU
+/// limit whatever arrives; its refusals say how much more arrived. (Visits in a growing queue are
+/// not counted: they are served later.)
+pub fn offered_utilization(sv: &crate::metrics::ServiceView) -> Option<f64> {
+    let refused = sv.error_rate.clamp(0.0, MOST_REFUSED_SHARE);
+    sv.cpu_utilization.map(|u| u / (1.0 - refused))
+}
+
+/// [`hpa_recommendation`] at the utilisation the offered load would cause
+/// ([`offered_utilization`]): the same count when nothing was refused.
+pub fn offered_load_recommendation(sv: &crate::metrics::ServiceView, target: f64) -> i64 {
+    recommendation_at(sv, target, offered_utilization(sv))
+}
+
+fn recommendation_at(sv: &crate::metrics::ServiceView, target: f64, utilization: Option<f64>) -> i64 {
+    let current = (sv.counts.active + sv.counts.starting) as i64;
+    let (min, max) = (sv.min_replicas as i64, sv.max_replicas as i64);
+    let Some(util) = utilization.filter(|_| sv.counts.active > 0) else {
+        return current.clamp(min, max);
+    };
+    let ratio = util / target;
+    let wanted = if (ratio - 1.0).abs() <= 0.1 { current } else { (sv.counts.active as f64 * ratio).ceil() as i64 };
+    let wanted = if sv.counts.starting > 0 { wanted.max(current) } else { wanted };
+    wanted.clamp(min, max)
+}
+
+/// The replica count a delta of `delta` (-2..=2) asks for from `current` with multiplicative
+/// steps: x1.5 for +1 and x2 for +2 (rounded up), x0.75 for -1 and x0.5 for -2 (rounded down),
+/// and at least the additive step either way; then clamped to `[min, max]` and, going up, to
+/// `current + room` (the cluster's free instance slots). With 3 replicas: +1 -> 5, +2 -> 6,
+/// -1 -> 2, -2 -> 1. The HPA moves as far in one sync (it doubles under its default policy);
+/// steps of one or two replicas take four decisions to go from 1 to 7.
+pub fn multiplied_target(current: i64, delta: i32, min: i64, max: i64, room: i64) -> i64 {
+    let c = current as f64;
+    let target = match delta {
+        1 => ((c * 1.5).ceil() as i64).max(current + 1),
+        2 => ((c * 2.0).ceil() as i64).max(current + 2),
+        -1 => ((c * 0.75).floor() as i64).min(current - 1),
+        -2 => ((c * 0.5).floor() as i64).min(current - 2),
+        _ => current + delta as i64,
+    };
+    if delta > 0 {
+        target.min(max).min(current + room.max(0))
+    } else {
+        target.max(min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multiplied_target;
+
+    /// By hand, min 1, max 7, room 10: from 3, +1 -> ceil(4.5) = 5, +2 -> 6, -1 -> floor(2.25) =
+    /// 2, -2 -> floor(1.5) = 1; from 1, +1 -> max(ceil(1.5), 2) = 2, +2 -> 3 (the additive step is
+    /// the least); from 5, +2 -> 10, clamped to 7, and with 1 free slot to 6; from 2, -2 -> the
+    /// minimum, 1; 0 holds.
+    #[test]
+    fn multiplicative_steps_by_hand() {
+        let t = |current, delta| multiplied_target(current, delta, 1, 7, 10);
+        assert_eq!((t(3, 1), t(3, 2), t(3, -1), t(3, -2)), (5, 6, 2, 1));
+        assert_eq!((t(1, 1), t(1, 2)), (2, 3));
+        assert_eq!((t(5, 2), multiplied_target(5, 2, 1, 7, 1)), (7, 6));
+        assert_eq!((t(2, -2), t(4, 0)), (1, 4));
+    }
+}

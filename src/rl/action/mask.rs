@@ -1,0 +1,230 @@
+//! The action mask: which deltas each service may take now, from what count they move (the anchor),
+//! and between which counts (the HPA floor and ceiling); and the count a delta asks for. Built from
+//! a controller's view of the cluster, alike in training and in a deployed agent; the scale-down
+//! window's changes to it are the stabiliser's.
+
+use super::counts::{hpa_recommendation, multiplied_target, offered_load_recommendation};
+use super::{delta_index, DELTAS};
+#[cfg(doc)]
+use super::{ActionConfig, Anchor, CeilingHold};
+use crate::app::AppSpec;
+use crate::cluster::ClusterSpec;
+use crate::metrics::ClusterView;
+
+/// The HPA targets a mask takes its counts at ([`ActionMask::from_view`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MaskTargets {
+    /// Deltas move from the HPA's recommendation at this target ([`Anchor::Hpa`]); None: from
+    /// the current count.
+    pub anchor: Option<f64>,
+    /// No count goes below the HPA's recommendation at this target ([`ActionConfig::hpa_floor`]).
+    pub floor: Option<f64>,
+    /// The floor's formula counts refused visits as load ([`ActionConfig::floor_counts_refused`]).
+    pub floor_counts_refused: bool,
+    /// No count goes above the HPA's recommendation at this target once the scale-down window
+    /// has passed ([`ActionConfig::hpa_ceiling`]).
+    pub ceiling: Option<f64>,
+    /// The ceiling is at least the current count less this ([`ActionConfig::ceiling_release_step`]).
+    pub ceiling_release_step: Option<u32>,
+    /// Each delta asks for the HPA's recommendation at its level ([`ActionConfig::hpa_levels`]).
+    pub levels: Option<[f64; 5]>,
+    /// +1 at the bound holds and renews the window ([`ActionConfig::renew_at_bound`]).
+    pub renew_at_bound: bool,
+}
+
+/// The replica count a delta asks for ([`ActionMask::requested`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requested {
+    pub count: i64,
+    /// The delta alone asked for less: the count is the service's floor.
+    pub raised_to_floor: bool,
+    /// The delta alone asked for more: the count is the service's ceiling.
+    pub lowered_to_ceiling: bool,
+    /// A +1 at the service's bound under [`ActionConfig::renew_at_bound`]: the count is the
+    /// current one, and the scale-down window restarts.
+    pub renews_window: bool,
+}
+
+/// What is allowed now: per service, each of [`DELTAS`]; per service, each SKU for a scale-up.
+/// A delta moves from the service's anchor (its current count, or the HPA's recommendation under
+/// [`Anchor::Hpa`]); it is allowed when the count it asks for is within the service's min and max
+/// replicas and, going up, within the cluster's room, and, going down, not below the service's
+/// floor ([`ActionConfig::hpa_floor`]; a count below it is raised to it) and, going up, not above
+/// its ceiling ([`ActionConfig::hpa_ceiling`]). A delta of 0 is always allowed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActionMask {
+    /// `[service][delta index]`.
+    pub deltas: Vec<[bool; 5]>,
+    /// `[service][sku]`: the service's instance fits the SKU.
+    pub node_types: Vec<Vec<bool>>,
+    /// `[service]`: the count a delta moves from.
+    pub anchor: Vec<i64>,
+    /// `[service]`: replicas now (Active + Starting).
+    pub current: Vec<i64>,
+    /// `[service]`: the count no delta goes below (the service's min without a floor).
+    pub floor: Vec<i64>,
+    /// `[service]`: the count no delta asks above (the service's max without a ceiling; at
+    /// least the floor; within the scale-down window, at least the current count).
+    pub ceiling: Vec<i64>,
+    /// `[service]`: the ceiling before the release step ([`ActionConfig::ceiling_release_step`]):
+    /// what a holding ceiling ([`CeilingHold`]) remembers.
+    pub unstepped_ceiling: Vec<i64>,
+    /// `[service][delta index]`: under HPA levels ([`ActionConfig::hpa_levels`]), the count each
+    /// delta asks for (empty without levels: a delta asks for its anchor plus itself).
+    pub levels: Vec<[i64; 5]>,
+    /// `[service]`: (min, max) replicas.
+    bounds: Vec<(i64, i64)>,
+    /// Free instance slots in the cluster.
+    room: i64,
+    /// +1 at the bound holds and renews the window ([`ActionConfig::renew_at_bound`]).
+    renew_at_bound: bool,
+}
+
+impl ActionMask {
+    /// From min/max replicas (Active + Starting) and the cluster's room for new instances, as a
+    /// controller sees them: the environment and a deployed agent mask alike, anchors and floors
+    /// at `targets`.
+    pub fn from_view(view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec, targets: MaskTargets) -> ActionMask {
+        let mut mask = ActionMask::default();
+        mask.refill(view, app, cluster, targets);
+        mask
+    }
+
+    /// Every delta and every SKU allowed for `services` services on `skus` SKUs, deltas moving
+    /// from the current count (for tests and hand-made actions).
+    pub fn open(services: usize, skus: usize) -> ActionMask {
+        ActionMask {
+            deltas: vec![[true; 5]; services],
+            node_types: vec![vec![true; skus]; services],
+            ..Default::default()
+        }
+    }
+
+    /// [`Self::from_view`] into this mask's storage (the environment refills one mask per step).
+    pub fn refill(&mut self, view: &ClusterView, app: &AppSpec, cluster: &ClusterSpec, targets: MaskTargets) {
+        let (live, max_instances) = view.instances;
+        self.room = max_instances.saturating_sub(live) as i64;
+        self.renew_at_bound = targets.renew_at_bound;
+        let n = app.services.len();
+        if targets.levels.is_some() {
+            self.levels.resize(n, [0; 5]);
+        } else {
+            self.levels.clear();
+        }
+        self.deltas.resize(n, [false; 5]);
+        self.node_types.resize_with(n, Vec::new);
+        self.anchor.resize(n, 0);
+        self.current.resize(n, 0);
+        self.floor.resize(n, 0);
+        self.ceiling.resize(n, 0);
+        self.unstepped_ceiling.resize(n, 0);
+        self.bounds.resize(n, (0, 0));
+        for (s, spec) in app.services.iter().enumerate() {
+            let sv = &view.services[s];
+            self.current[s] = (sv.counts.active + sv.counts.starting) as i64;
+            self.bounds[s] = (spec.min_replicas as i64, spec.max_replicas as i64);
+            self.anchor[s] = match targets.anchor {
+                Some(target) => hpa_recommendation(sv, target),
+                None => self.current[s],
+            };
+            let min = spec.min_replicas as i64;
+            let floor_formula =
+                if targets.floor_counts_refused { offered_load_recommendation } else { hpa_recommendation };
+            self.floor[s] = targets.floor.map_or(min, |target| floor_formula(sv, target).max(min));
+            let max = spec.max_replicas as i64;
+            self.unstepped_ceiling[s] =
+                targets.ceiling.map_or(max, |target| hpa_recommendation(sv, target).max(min)).max(self.floor[s]);
+            self.ceiling[s] = match targets.ceiling_release_step {
+                Some(step) => self.unstepped_ceiling[s].max(self.current[s] - step as i64),
+                None => self.unstepped_ceiling[s],
+            };
+            if let Some(levels) = targets.levels {
+                // Going up, no level asks for more than the cluster's room.
+                let most = self.current[s] + self.room;
+                self.levels[s] = levels.map(|target| hpa_recommendation(sv, target).min(most));
+            }
+            self.deltas[s] = self.row(s);
+            let fits = &mut self.node_types[s];
+            fits.clear();
+            fits.extend(
+                cluster
+                    .skus
+                    .iter()
+                    .map(|k| spec.shape.cpu_request <= k.cores && spec.shape.memory_mib <= k.memory_gib * 1024.0),
+            );
+        }
+    }
+
+    /// Which deltas service `s` may take from its anchor. (A delta that would go below the
+    /// floor is masked, not raised: it would repeat another delta. The floor is at least the
+    /// service's min, so no count it allows is below the min. A scale-up above the ceiling is
+    /// masked; the ceiling is at most the max unless the floor is above it.)
+    pub(super) fn row(&self, s: usize) -> [bool; 5] {
+        let (anchor, current, floor, (_, max)) = (self.anchor[s], self.current[s], self.floor[s], self.bounds[s]);
+        let ceiling = self.ceiling[s];
+        let mut row = [false; 5];
+        for (i, &d) in DELTAS.iter().enumerate() {
+            let asked = self.levels.get(s).map_or(anchor + d as i64, |levels| levels[i]);
+            let target = asked.max(floor);
+            let within = if d > 0 { target <= ceiling } else { asked >= floor };
+            row[i] = d == 0 || (target <= max && target - current <= self.room && within);
+        }
+        if self.renew_at_bound && self.at_bound(s, anchor + 1) {
+            row[delta_index(1).expect("+1 is a delta")] = true;
+        }
+        row
+    }
+
+    /// Under [`ActionConfig::renew_at_bound`]: `asked` (a +1's count) is above service `s`'s max
+    /// or ceiling, so the +1 holds the count and renews the window. (Not when only the
+    /// cluster's room stops it: that is no bound of the service's.)
+    fn at_bound(&self, s: usize, asked: i64) -> bool {
+        let max = self.bounds.get(s).map_or(i64::MAX, |&(_, max)| max);
+        let ceiling = self.ceiling.get(s).copied().unwrap_or(i64::MAX);
+        asked > max.min(ceiling)
+    }
+
+    /// The replica count delta `delta` of service `s`, at `current` replicas, asks for: its
+    /// anchor plus the delta (the current count plus the delta for a mask built by hand, without
+    /// anchors) or, with `multiplicative` steps, [`multiplied_target`] from `current` within
+    /// `(min, max)` and `room` free instance slots; then lowered to the service's ceiling and
+    /// raised to its floor. The executor and a deployed agent both ask it.
+    pub fn requested(
+        &self,
+        s: usize,
+        current: i64,
+        delta: i32,
+        multiplicative: bool,
+        (min, max): (i64, i64),
+        room: i64,
+    ) -> Requested {
+        let asked = if multiplicative && delta != 0 {
+            multiplied_target(current, delta, min, max, room)
+        } else if let Some(levels) = self.levels.get(s) {
+            delta_index(delta).map_or(current, |i| levels[i])
+        } else {
+            self.anchor.get(s).copied().unwrap_or(current) + delta as i64
+        };
+        if self.renew_at_bound && delta == 1 && !multiplicative && self.at_bound(s, asked) {
+            return Requested {
+                // At the bound the count is at least the floor (the ceiling is never below it).
+                count: current,
+                raised_to_floor: false,
+                lowered_to_ceiling: false,
+                renews_window: true,
+            };
+        }
+        let ceiling = self.ceiling.get(s).copied().unwrap_or(i64::MAX);
+        let floor = self.floor.get(s).copied().unwrap_or(i64::MIN);
+        Requested {
+            count: asked.min(ceiling).max(floor),
+            raised_to_floor: asked < floor,
+            lowered_to_ceiling: asked > ceiling,
+            renews_window: false,
+        }
+    }
+
+    pub fn allows_delta(&self, service: usize, delta: i32) -> bool {
+        delta_index(delta).is_some_and(|i| self.deltas.get(service).is_some_and(|r| r[i]))
+    }
+}

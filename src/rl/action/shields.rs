@@ -1,0 +1,120 @@
+//! Whether an action's HPA shields (floor, ceiling, levels) and the switches that refine them fit
+//! together: one check, which the agent config and the Python binding both call.
+
+use super::{ActionConfig, Anchor, CeilingHold, Stabilization};
+use crate::engine::SimTime;
+
+/// Why `action`'s HPA shields ([`ActionConfig::hpa_floor`], [`ActionConfig::hpa_ceiling`],
+/// [`ActionConfig::hpa_levels`] and the switches that refine them) are not valid, alone or
+/// together, if they are not, as `(field, why)`; `per_service`: every service gets its own delta.
+/// Each target is a CPU target in (0, 10]; the ceiling's is below the floor's (a lower target
+/// keeps more replicas); the levels fall from the leanest to the richest;
+/// [`ActionConfig::floor_counts_refused`] and [`ActionConfig::floor_holds_peak`] (with a window)
+/// need a floor, [`ActionConfig::ceiling_release_step`] (at least 1) and
+/// [`ActionConfig::ceiling_hold`] (with a window) a ceiling. The agent config and the Python
+/// binding check alike.
+pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(), (&'static str, String)> {
+    let levels = action.hpa_levels.as_ref().map_or(&[][..], |l| &l[..]);
+    let targets = [("hpa_floor", action.hpa_floor), ("hpa_ceiling", action.hpa_ceiling)]
+        .into_iter()
+        .filter_map(|(field, t)| t.map(|t| (field, t)))
+        .chain(levels.iter().map(|&t| ("hpa_levels", t)));
+    for (field, t) in targets {
+        if !(t.is_finite() && t > 0.0 && t <= 10.0) {
+            return Err((field, format!("{t} is outside 0 < target <= 10 (a CPU target, 1.0 = 100%)")));
+        }
+    }
+    if let (Some(f), Some(c)) = (action.hpa_floor, action.hpa_ceiling) {
+        if c >= f {
+            return Err((
+                "hpa_ceiling",
+                format!("{c} is not below hpa_floor {f} (a lower CPU target keeps more replicas: the ceiling's)"),
+            ));
+        }
+    }
+    if action.ceiling_hold != CeilingHold::Off
+        && (action.hpa_ceiling.is_none() || action.downscale_stabilization == SimTime::ZERO)
+    {
+        let field = match action.ceiling_hold {
+            CeilingHold::Peak => "ceiling_holds_peak",
+            _ => "ceiling_holds_while_needed",
+        };
+        return Err((
+            field,
+            "needs `hpa_ceiling` and a scale-down window (`downscale_stabilization_s`): it holds the ceiling over the window".into(),
+        ));
+    }
+    if action.ceiling_release_step.is_some() && action.hpa_ceiling.is_none() {
+        return Err(("ceiling_release_step", "needs `hpa_ceiling`: it slows the ceiling's release".into()));
+    }
+    if action.ceiling_release_step == Some(0) {
+        return Err(("ceiling_release_step", "0 would never lower a count: use at least 1".into()));
+    }
+    if action.floor_holds_peak && (action.hpa_floor.is_none() || action.downscale_stabilization == SimTime::ZERO) {
+        return Err((
+            "floor_holds_peak",
+            "needs `hpa_floor` and a scale-down window (`downscale_stabilization_s`): it holds the floor's peak over the window".into(),
+        ));
+    }
+    if action.floor_counts_refused && action.hpa_floor.is_none() {
+        return Err(("floor_counts_refused", "needs `hpa_floor`: it changes the floor's formula".into()));
+    }
+    let set = [
+        ("hpa_floor", action.hpa_floor.is_some()),
+        ("hpa_ceiling", action.hpa_ceiling.is_some()),
+        ("hpa_levels", action.hpa_levels.is_some()),
+    ];
+    if let Some((field, _)) = set.iter().find(|(_, on)| *on && !per_service) {
+        return Err((field, "needs per-service actions (`action: per_service`): it sets every service's count".into()));
+    }
+    let recommendations = action.stabilization == Stabilization::Recommendations;
+    if action.hpa_ceiling.is_some() && recommendations {
+        // The ceiling waits for the window after a scale-up; recommendations keep no such time.
+        return Err(("hpa_ceiling", "takes `stabilization: after_scale_up`".into()));
+    }
+    if action.floor_holds_peak && recommendations {
+        // The held floor is kept by the after-scale-up stabiliser, as a holding ceiling is.
+        return Err(("floor_holds_peak", "takes `stabilization: after_scale_up`".into()));
+    }
+    if action.renew_at_bound {
+        // A renewal restarts the window a scale-up starts; it holds the current count, so it
+        // needs counts that move from the current one, one replica at a time.
+        let conflict = if !per_service {
+            Some("needs per-service actions (`action: per_service`)")
+        } else if action.downscale_stabilization == SimTime::ZERO || recommendations {
+            Some("needs a scale-down window (`downscale_stabilization_s`) with `stabilization: after_scale_up`")
+        } else if action.multiplicative_steps || action.anchor != Anchor::Current || action.hpa_levels.is_some() {
+            Some("takes `steps: additive` and `anchor: current`, without `hpa_levels`")
+        } else {
+            None
+        };
+        if let Some(why) = conflict {
+            return Err(("renew_window_at_bound", why.into()));
+        }
+    }
+    if action.hpa_levels.is_some() {
+        if levels.windows(2).any(|w| w[1] >= w[0]) {
+            return Err((
+                "hpa_levels",
+                format!(
+                    "{levels:?} do not fall from the leanest target (for -2) to the richest (for +2): each must be below the one before"
+                ),
+            ));
+        }
+        let conflict = if action.multiplicative_steps {
+            Some("takes `steps: additive` (a level sets the count)")
+        } else if recommendations {
+            Some("takes `stabilization: after_scale_up`")
+        } else if action.anchor != Anchor::Current {
+            Some("takes `anchor: current` (a level is its own anchor)")
+        } else if action.hpa_floor.is_some() || action.hpa_ceiling.is_some() {
+            Some("takes no `hpa_floor` or `hpa_ceiling` (the leanest and richest levels are the band)")
+        } else {
+            None
+        };
+        if let Some(why) = conflict {
+            return Err(("hpa_levels", why.into()));
+        }
+    }
+    Ok(())
+}
