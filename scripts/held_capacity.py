@@ -3,18 +3,20 @@
 held from the start (a static allocation per service) leave on each side: the budget a policy has
 after its start-up, against what capacity held all along can reach at a cost.
 
-    # split run folders (any policy) at 100 s:
+    # split run folders (any policy) at 100 s, or into several intervals (0-60, 60-100, 100-end):
     python3 scripts/held_capacity.py split --at 100 runs/a runs/b
+    python3 scripts/held_capacity.py split --at 60,100 runs/a
     # run per-service allocations held from 0 s under the static policy (seeds 1-3), and split:
     python3 scripts/held_capacity.py static scenarios/online_boutique_azure_trace.yaml OUT \\
         --alloc frontend=7,productcatalogservice=3 --alloc frontend=5 --seeds 1 2 3 --at 100
 
 Each row: the run (or allocation), its policy, seeds, cost, SLO violation (%), and the points of
-that violation from requests arriving before `--at` and from or after it (the two add up to
-it: points are violating requests over all the run's requests, x100). `static` writes one
-scenario per allocation into OUT (services not named keep the scenario's replicas; a relative
-trace path is made absolute) and its run folders under OUT/runs, keeping complete ones, so a
-rerun resumes; SCALESIM names the binary (default ./target/release/scalesim).
+that violation from requests arriving in each interval the `--at` times cut the run into (they add
+up to it: points are violating requests over all the run's requests, x100), in columns
+`points_0_100s` and `points_100s_end` for `--at 100`. `static` writes one
+scenario per allocation into OUT, named by it (`frontend7-productcatalogservice3.yaml`; services not
+named keep the scenario's replicas; a relative trace path is made absolute), and its run folders
+under OUT/runs/<that name>/s<seed>, keeping complete ones, so a rerun resumes; SCALESIM names the binary (default ./target/release/scalesim).
 """
 import argparse
 import csv
@@ -32,15 +34,17 @@ def fail(msg):
     sys.exit(2)
 
 
-def split(run, at):
-    """(policy, seed, cost, slo %, points before `at`, points from `at`) of one run folder."""
+def split(run, cuts):
+    """(policy, seed, cost, slo %, points in each interval `cuts` (rising times) bound) of one run
+    folder."""
     summary_path = os.path.join(run, "summary.json")
     requests_path = os.path.join(run, "requests.csv")
     for p in (summary_path, requests_path):
         if not os.path.isfile(p):
             fail(f"{run}: no {os.path.basename(p)} (not a complete run folder)")
     summary = json.load(open(summary_path))
-    arrived = before = after = 0
+    arrived = 0
+    violating = [0] * (len(cuts) + 1)
     with open(requests_path, newline="") as f:
         for line, row in enumerate(csv.DictReader(f), start=2):
             try:
@@ -48,12 +52,9 @@ def split(run, at):
             except (KeyError, TypeError, ValueError) as e:
                 fail(f"{requests_path} line {line}: time_s/arrived/violating: {e}")
             arrived += n
-            if t < at:
-                before += v
-            else:
-                after += v
-    pts = (lambda v: 100.0 * v / arrived) if arrived else (lambda v: 0.0)
-    return summary["policy"], summary["seed"], summary["cost"], summary["slo_violation_pct"], pts(before), pts(after)
+            violating[sum(1 for c in cuts if t >= c)] += v
+    points = [100.0 * v / arrived if arrived else 0.0 for v in violating]
+    return (summary["policy"], summary["seed"], summary["cost"], summary["slo_violation_pct"], *points)
 
 
 def parse_alloc(text, services, scenario):
@@ -89,9 +90,11 @@ def with_replicas(text, alloc):
     return head + sep + section + sep2 + tail
 
 
-def print_rows(rows, at):
+def print_rows(rows, cuts):
     w = csv.writer(sys.stdout, lineterminator="\n")
-    w.writerow(["run", "policy", "seeds", "cost", "slo_violation_pct", f"points_before_{at:g}s", f"points_from_{at:g}s"])
+    bounds = ["0"] + [f"{c:g}s" for c in cuts] + ["end"]
+    intervals = [f"points_{a}_{b}" for a, b in zip(bounds, bounds[1:])]
+    w.writerow(["run", "policy", "seeds", "cost", "slo_violation_pct"] + intervals)
     for r in rows:
         w.writerow([r[0], r[1], r[2]] + [f"{x:.4f}" for x in r[3:]])
 
@@ -99,8 +102,8 @@ def print_rows(rows, at):
 def cmd_split(args):
     rows = []
     for run in args.runs:
-        policy, seed, cost, slo, before, after = split(run, args.at)
-        rows.append((run, policy, seed, cost, slo, before, after))
+        policy, seed, *numbers = split(run, args.at)
+        rows.append((run, policy, seed, *numbers))
     print_rows(rows, args.at)
 
 
@@ -121,41 +124,51 @@ def cmd_static(args):
         fail(f"no scalesim binary at {binary} (cargo build --release, or set SCALESIM)")
     os.makedirs(args.out, exist_ok=True)
     rows = []
-    for k, alloc in enumerate(allocs):
+    for alloc in allocs:
         label = "+".join(f"{n}={c}" for n, c in alloc.items())
-        path = os.path.join(args.out, f"alloc{k + 1}.yaml")
+        # Named by the allocation, so a rerun resumes only the runs of the same allocation.
+        stem = "-".join(f"{n}{c}" for n, c in sorted(alloc.items()))
+        path = os.path.join(args.out, f"{stem}.yaml")
         with open(path, "w") as f:
             f.write(f"# {scenario} with replicas held from 0 s: {label} (scripts/held_capacity.py).\n")
             f.write(with_replicas(text, alloc))
         splits = []
         for seed in args.seeds:
-            run = os.path.join(args.out, "runs", f"alloc{k + 1}", f"s{seed}")
+            run = os.path.join(args.out, "runs", stem, f"s{seed}")
             if not os.path.isfile(os.path.join(run, "summary.json")):
                 cmd = [binary, "run", path, "--policy", "static", "--seed", str(seed), "--out", run, "-q", "--force"]
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode != 0:
                     fail(f"{' '.join(cmd)}: {done.stderr.strip()}")
             splits.append(split(run, args.at)[2:])
-        means = [sum(s[i] for s in splits) / len(splits) for i in range(4)]
+        means = [sum(s[i] for s in splits) / len(splits) for i in range(len(splits[0]))]
         rows.append((label, "static", " ".join(map(str, args.seeds)), *means))
     print_rows(rows, args.at)
+
+
+def times(text):
+    """`--at`'s comma-separated times."""
+    try:
+        return [float(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated seconds (e.g. 60,100)")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("split", help="split run folders' SLO violation at a time")
-    sp.add_argument("--at", type=float, default=100.0, help="seconds (default 100)")
+    sp.add_argument("--at", type=times, default=[100.0], help="rising times in seconds, comma-separated (default 100)")
     sp.add_argument("runs", nargs="+", help="run folders (with summary.json and requests.csv)")
     st = sub.add_parser("static", help="run allocations held from 0 s, and split them")
     st.add_argument("scenario")
     st.add_argument("out")
     st.add_argument("--alloc", action="append", required=True, help="NAME=COUNT,... (repeat for more)")
     st.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    st.add_argument("--at", type=float, default=100.0, help="seconds (default 100)")
+    st.add_argument("--at", type=times, default=[100.0], help="rising times in seconds, comma-separated (default 100)")
     args = ap.parse_args()
-    if args.at < 0:
-        fail(f"--at {args.at}: a time in seconds, at least 0")
+    if any(t <= 0 for t in args.at) or any(b <= a for a, b in zip(args.at, args.at[1:])):
+        fail(f"--at {','.join(f'{t:g}' for t in args.at)}: times in seconds, above 0 and rising")
     {"split": cmd_split, "static": cmd_static}[args.cmd](args)
 
 

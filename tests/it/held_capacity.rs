@@ -21,7 +21,7 @@ fn rows(o: &Output) -> Vec<[f64; 4]> {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8(o.stdout.clone()).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("run,policy,seeds,cost,slo_violation_pct,points_before_180s,points_from_180s"));
+    assert_eq!(lines.next(), Some("run,policy,seeds,cost,slo_violation_pct,points_0_180s,points_180s_end"));
     lines
         .map(|l| {
             let f: Vec<f64> = l.rsplitn(5, ',').take(4).map(|x| x.parse().unwrap()).collect();
@@ -61,10 +61,10 @@ fn held_allocations_cost_more_and_split_their_violation_at_a_time() {
     for row in &r {
         assert!((row[2] + row[3] - row[1]).abs() < 1e-3, "{row:?}");
     }
-    let sc = load_scenario(&out.join("alloc2.yaml")).unwrap();
+    let sc = load_scenario(&out.join("frontend7-productcatalogservice4.yaml")).unwrap();
     let counts: Vec<u32> = sc.app.services.iter().map(|s| s.initial_replicas).collect();
     assert_eq!(&counts[..3], &[7, 4, 1]);
-    let run = Path::new(out_s).join("runs/alloc2/s1");
+    let run = Path::new(out_s).join("runs/frontend7-productcatalogservice4/s1");
     let split = rows(&held_capacity(&["split", "--at", "180", run.to_str().unwrap()]));
     assert_eq!(split, vec![held]);
     for (alloc, named) in [("fronted=7", "no service `fronted`"), ("frontend=0", "`frontend=0`")] {
