@@ -506,6 +506,20 @@ fn falling_load_env(action: ActionConfig) -> Env {
     e
 }
 
+/// Holds (delta 0) every decision until the service scales down, and returns when that decision
+/// was made (s); it must be before `by_s`.
+fn first_scale_down_at(e: &mut Env, by_s: f64) -> f64 {
+    loop {
+        let now = e.backend().unwrap().now().as_secs_f64();
+        let report = e.step(&every(0)).unwrap().info.report;
+        if report.replica_changes > 0 {
+            assert_eq!(report.scaled_down, vec![0], "at {now}: {report:?}");
+            return now;
+        }
+        assert!(now < by_s, "not lowered by {by_s} s");
+    }
+}
+
 #[test]
 fn a_ceiling_that_holds_gives_replicas_back_a_window_after_the_load_fell() {
     // Under `falling_load_env`, a +1 at 15 s opens the 60 s window; the load falls at 30 s.
@@ -522,18 +536,7 @@ fn a_ceiling_that_holds_gives_replicas_back_a_window_after_the_load_fell() {
         assert_eq!(e.step(&every(1)).unwrap().info.report.replica_changes, 1);
         e
     };
-    let first_lowered_at = |hold: CeilingHold| {
-        let mut e = env_with(hold);
-        loop {
-            let now = e.backend().unwrap().now().as_secs_f64();
-            let report = e.step(&every(0)).unwrap().info.report;
-            if report.replica_changes > 0 {
-                assert_eq!(report.scaled_down, vec![0], "at {now}: {report:?}");
-                return now;
-            }
-            assert!(now < 105.0, "never lowered");
-        }
-    };
+    let first_lowered_at = |hold: CeilingHold| first_scale_down_at(&mut env_with(hold), 105.0);
     let lowered: Vec<f64> =
         [CeilingHold::Off, CeilingHold::Peak, CeilingHold::WhileNeeded].into_iter().map(first_lowered_at).collect();
     assert_eq!(lowered, [75.0, 90.0, 90.0]);
@@ -571,15 +574,7 @@ fn a_plus_one_at_the_bound_renews_the_window_when_asked() {
             let renewed = if renew { vec![0] } else { vec![] };
             assert_eq!((report.replica_changes, report.renewed.clone()), (0, renewed), "{report:?}");
         }
-        loop {
-            let now = e.backend().unwrap().now().as_secs_f64();
-            let report = e.step(&every(0)).unwrap().info.report;
-            if report.replica_changes > 0 {
-                assert_eq!(report.scaled_down, vec![0], "at {now}: {report:?}");
-                return now;
-            }
-            assert!(now < 115.0, "never lowered");
-        }
+        first_scale_down_at(&mut e, 115.0)
     };
     assert_eq!(first_lowered_at(false, false), 75.0);
     assert_eq!(first_lowered_at(false, true), 75.0, "a masked +1 renews nothing");
