@@ -466,6 +466,11 @@ fn gat_config_without(keys: &[&str]) -> String {
 /// replacing the config's own line for its key), trained 256 steps on `chain_5` (seed 1) and run
 /// there as a policy.
 fn deployed_gat_actions(dir: &Path, extra: &str) -> String {
+    deployed_gat_actions_on(dir, extra, "scenarios/chain_5.yaml")
+}
+
+/// As [`deployed_gat_actions`], run on `scenario` (a GAT runs on any graph).
+fn deployed_gat_actions_on(dir: &Path, extra: &str, scenario: &str) -> String {
     let chain = crate::root().join("scenarios/chain_5.yaml");
     let cfg = dir.join("agent.yaml");
     let mut keys: Vec<&str> = extra.lines().filter_map(|l| l.split_once(':').map(|(k, _)| k)).collect();
@@ -473,7 +478,7 @@ fn deployed_gat_actions(dir: &Path, extra: &str) -> String {
     std::fs::write(&cfg, format!("{}\n{extra}\n", gat_config_without(&keys))).unwrap();
     let out = dir.join("tr");
     cli_train(&cfg, &chain, 256, 1, &out);
-    cli_run_agent(&chain, &out.join("checkpoint.ckpt"), &dir.join("run"))
+    cli_run_agent(&crate::root().join(scenario), &out.join("checkpoint.ckpt"), &dir.join("run"))
 }
 
 /// `anchor: hpa`, deployed: every decision moves a service to the HPA's count plus the delta the
@@ -790,4 +795,37 @@ fn a_gat_trained_on_a_chain_beats_static_and_random_on_online_boutique() {
         "agent {agent}% at ${agent_cost}, static {fixed}%, random {random}% at ${random_cost}"
     );
     assert!(agent < 5.0 && random > 20.0, "agent {agent}%, random {random}%");
+}
+
+/// `renew_window_at_bound`, deployed on rush (its load falls at 480 s, leaving counts above the
+/// ceiling): a +1 at a service's bound holds its count, says so, and no decision lowers that
+/// service within 30 s (the window) of it. (This barely trained agent asks for +1 at nearly every
+/// decision, so the window's restart itself, which only a later hold would show, is the
+/// environment test's `a_plus_one_at_the_bound_renews_the_window_when_asked`: the deployed agent
+/// and the environment share the mask and the stabiliser.)
+#[test]
+fn a_deployed_agent_renews_its_window_at_the_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let actions = deployed_gat_actions_on(
+        tmp.path(),
+        "renew_window_at_bound: true\nhpa_ceiling: 0.9\ndownscale_stabilization_s: 30",
+        "scenarios/online_boutique_rush.yaml",
+    );
+    let rows: Vec<(f64, String, i64, i64, bool)> = actions
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let (time, service) = (f[0].parse::<f64>().unwrap(), f[1].to_string());
+            let (from, to) = (f[2].parse::<i64>().unwrap(), f[3].parse::<i64>().unwrap());
+            (time, service, from, to, line.contains("held at its bound (scale-down window renewed)"))
+        })
+        .collect();
+    let renewals: Vec<&(f64, String, i64, i64, bool)> = rows.iter().filter(|r| r.4).collect();
+    assert!(!renewals.is_empty(), "no renewal:\n{actions}");
+    for (t, service, from, to, _) in &renewals {
+        assert_eq!(from, to, "a renewal moved {service} at {t}");
+        let lowered = rows.iter().find(|r| &r.1 == service && r.0 > *t && r.0 < t + 30.0 && r.3 < r.2);
+        assert!(lowered.is_none(), "{service} renewed at {t} s, lowered at {:?}", lowered.map(|r| r.0));
+    }
 }
