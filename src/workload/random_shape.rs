@@ -169,15 +169,25 @@ mod tests {
         for _ in 0..50 {
             let (shape, _) = random_shape(&mut rng, 80.0, 600.0);
             let m = modulate_seconds(&mut rng, &shape, 600.0, 12);
-            let mean = m.expected_arrivals(crate::engine::SimTime::from_secs(600)) / 600.0;
+            let mean = mean_rate(&m);
             assert!((mean - 80.0).abs() < 1e-6, "mean {mean}");
             assert_eq!(m.end, 600.0);
             assert!(m.rates.iter().all(|r| r.is_finite() && *r >= 0.0));
             // Quiet seconds (at most 15% of the envelope) and surges alternate: the busiest
             // second is well above the mean.
-            let peak = m.rates.iter().cloned().fold(0.0, f64::max);
+            let peak = peak_rate(&m);
             assert!(peak > 1.5 * 80.0, "peak {peak}");
         }
+    }
+
+    /// `m`'s mean rate over its 600 s.
+    fn mean_rate(m: &RateSchedule) -> f64 {
+        m.expected_arrivals(crate::engine::SimTime::from_secs(600)) / 600.0
+    }
+
+    /// `m`'s busiest second.
+    fn peak_rate(m: &RateSchedule) -> f64 {
+        m.rates.iter().cloned().fold(0.0, f64::max)
     }
 
     /// The longest run of quiet seconds (below the mean) in `m`'s 1-second rates, read second by
@@ -203,14 +213,12 @@ mod tests {
         };
         let (short, long) = (draw(12), draw(40));
         for m in short.iter().chain(&long) {
-            let mean = m.expected_arrivals(crate::engine::SimTime::from_secs(600)) / 600.0;
+            let mean = mean_rate(m);
             assert!((mean - 80.0).abs() < 1e-6, "mean {mean}");
         }
         assert!(short.iter().all(|m| longest_quiet(m, 80.0) <= 12));
         assert!(long.iter().any(|m| longest_quiet(m, 80.0) > 12));
-        let mean_peak = |ms: &[RateSchedule]| {
-            ms.iter().map(|m| m.rates.iter().cloned().fold(0.0, f64::max)).sum::<f64>() / ms.len() as f64
-        };
+        let mean_peak = |ms: &[RateSchedule]| ms.iter().map(peak_rate).sum::<f64>() / ms.len() as f64;
         assert!(mean_peak(&long) > 1.5 * mean_peak(&short), "{} vs {}", mean_peak(&long), mean_peak(&short));
     }
 }
