@@ -19,6 +19,7 @@ named keep the scenario's replicas; a relative trace path is made absolute), and
 under OUT/runs/<that name>/s<seed>, keeping complete ones, so a rerun resumes; SCALESIM names the binary (default ./target/release/scalesim).
 """
 import argparse
+import bisect
 import csv
 import json
 import os
@@ -52,7 +53,7 @@ def split(run, cuts):
             except (KeyError, TypeError, ValueError) as e:
                 fail(f"{requests_path} line {line}: time_s/arrived/violating: {e}")
             arrived += n
-            violating[sum(1 for c in cuts if t >= c)] += v
+            violating[bisect.bisect_right(cuts, t)] += v
     points = [100.0 * v / arrived if arrived else 0.0 for v in violating]
     return (summary["policy"], summary["seed"], summary["cost"], summary["slo_violation_pct"], *points)
 
@@ -100,11 +101,7 @@ def print_rows(rows, cuts):
 
 
 def cmd_split(args):
-    rows = []
-    for run in args.runs:
-        policy, seed, *numbers = split(run, args.at)
-        rows.append((run, policy, seed, *numbers))
-    print_rows(rows, args.at)
+    print_rows([(run, *split(run, args.at)) for run in args.runs], args.at)
 
 
 def cmd_static(args):
