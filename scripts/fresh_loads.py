@@ -5,6 +5,8 @@ contain:
 
     python3 scripts/fresh_loads.py OUT            # the three loads results.md reports
     python3 scripts/fresh_loads.py OUT --seed 5   # three new ones, drawn from the same families
+    for n in 1 2 3; do python3 scripts/fresh_loads.py POOL --seed $n --prefix d$n; done
+                                                  # a pool of drawn loads in one folder
     EVAL_SCENARIOS="$(ls OUT/*.yaml)" AGENTS=gat scripts/agents_vs_hpa.sh
 
 The families (none is a training shape, a validation load or an evaluation load):
@@ -105,23 +107,31 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="folder to write into (created; keep it outside scenarios/)")
     ap.add_argument("--seed", type=int, help="draw new loads from this seed (default: the published ones)")
+    ap.add_argument(
+        "--prefix",
+        default="",
+        help="put PREFIX_ before every scenario name, file and trace, so several sets share a folder",
+    )
     args = ap.parse_args()
+    if args.prefix and not re.fullmatch(r"[A-Za-z0-9-]+", args.prefix):
+        ap.error(f"--prefix {args.prefix!r}: use letters, digits and '-' only (it names files)")
+    pre = f"{args.prefix}_" if args.prefix else ""
     p = published() if args.seed is None else drawn(args.seed)
     how = "the published fresh loads" if args.seed is None else f"drawn from seed {args.seed}"
     os.makedirs(os.path.join(args.out, "traces"), exist_ok=True)
 
     rows = mmpp_times(p["mmpp_seed"], p["mmpp_rows_per_s"])
-    write_trace(os.path.join(args.out, "traces", "mmpp_fresh.csv"), rows)
+    write_trace(os.path.join(args.out, "traces", f"{pre}mmpp_fresh.csv"), rows)
     mmpp = renamed(
         read("ob_mmpp_trace.yaml"),
-        "fresh_mmpp",
+        f"{pre}fresh_mmpp",
         f"fresh: MMPP seed {p['mmpp_seed']}, batches of {p['mmpp_batch']}, about 200 RPS",
         how,
     )
-    mmpp = mmpp.replace("file: traces/mmpp_bursts.csv", "file: traces/mmpp_fresh.csv")
+    mmpp = mmpp.replace("file: traces/mmpp_bursts.csv", f"file: traces/{pre}mmpp_fresh.csv")
     mmpp = re.sub(r"(?m)^    rate_scale: \d+$", f"    rate_scale: {p['mmpp_batch']}", mmpp, count=1)
     mmpp = re.sub(r"(?m)^  # \d[\d,]* rows in .*\n", "", mmpp)
-    write(os.path.join(args.out, "fresh_mmpp.yaml"), mmpp)
+    write(os.path.join(args.out, f"{pre}fresh_mmpp.yaml"), mmpp)
 
     flash = read("ob_flash_crowds.yaml")
     spikes = p["spikes"]
@@ -130,8 +140,8 @@ def main():
     stages = [(d, u, ", spawn_rate: 50" if k == 0 else "") for k, (d, u) in enumerate(spikes)]
     desc = f"fresh: {low} users with {n} spikes (15-25 s) of {min(peaks)}-{max(peaks)} users, Poisson"
     write(
-        os.path.join(args.out, "fresh_spikes.yaml"),
-        with_stages(renamed(flash, "fresh_spikes", desc, how), "{ process: poisson }", stages),
+        os.path.join(args.out, f"{pre}fresh_spikes.yaml"),
+        with_stages(renamed(flash, f"{pre}fresh_spikes", desc, how), "{ process: poisson }", stages),
     )
 
     w = p["wave"]
@@ -143,8 +153,8 @@ def main():
     ]
     desc = f"fresh: a wave {w['base']} -> {w['peak']} -> {w['base']} users, gamma arrivals cv {w['cv']}"
     write(
-        os.path.join(args.out, "fresh_gamma_wave.yaml"),
-        with_stages(renamed(flash, "fresh_gamma_wave", desc, how), f"{{ process: gamma, cv: {w['cv']} }}", stages),
+        os.path.join(args.out, f"{pre}fresh_gamma_wave.yaml"),
+        with_stages(renamed(flash, f"{pre}fresh_gamma_wave", desc, how), f"{{ process: gamma, cv: {w['cv']} }}", stages),
     )
 
 

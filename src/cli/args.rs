@@ -190,6 +190,20 @@ pub(crate) enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Compare policies over many loads: for each policy of the pareto.csv tables given, its
+    /// gap to the HPA front (slo_gap_pct) on every load set against the reference policy's on
+    /// the same load (mean difference and its 95% t-interval over loads, loads better and worse).
+    Compare {
+        /// pareto.csv files (`scalesim pareto`); each load (scenario) in one of them.
+        #[arg(required = true)]
+        tables: Vec<PathBuf>,
+        /// The reference policy label (as in pareto.csv's `policy` column, e.g. gat-ppo).
+        #[arg(long)]
+        against: String,
+        /// Also write the table as CSV to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Train an RL agent (PPO or A2C) on one or more scenarios.
     Train {
         /// Agent hyper-parameters (configs/agents/*.yaml). Needed for a new training; on --resume

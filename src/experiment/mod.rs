@@ -8,6 +8,7 @@
 //! policy and seed give byte-identical files.
 
 pub mod backend_run;
+pub mod compare;
 pub mod outdir;
 pub mod pareto;
 pub mod policies;

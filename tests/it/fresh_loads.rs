@@ -63,3 +63,45 @@ fn fresh_loads_are_scenarios_the_repository_does_not_bundle_and_a_seed_redraws_t
         load_scenario(&a.join(f)).unwrap_or_else(|e| panic!("seed 11, {f}: {e}"));
     }
 }
+
+/// `--prefix` lets several drawn sets share one folder: every scenario name, file and trace gets
+/// the prefix, the loads themselves are those of the seed, and a prefix that cannot name a file
+/// is refused.
+#[test]
+fn a_prefix_puts_several_drawn_sets_in_one_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, pool) = (tmp.path().join("plain"), tmp.path().join("pool"));
+    write_loads(&plain, Some(11));
+    for (seed, prefix) in [(11, "d11"), (12, "d12")] {
+        let o = Command::new("python3")
+            .arg(crate::root().join("scripts/fresh_loads.py"))
+            .arg(&pool)
+            .args(["--seed", &seed.to_string(), "--prefix", prefix])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for f in FILES {
+        for prefix in ["d11", "d12"] {
+            let sc = load_scenario(&pool.join(format!("{prefix}_{f}"))).unwrap_or_else(|e| panic!("{prefix} {f}: {e}"));
+            assert_eq!(sc.name, format!("{prefix}_{}", f.trim_end_matches(".yaml")));
+        }
+        // The same load as without the prefix: only the names differ.
+        let with = std::fs::read_to_string(pool.join(format!("d11_{f}"))).unwrap();
+        let without = std::fs::read_to_string(plain.join(f)).unwrap();
+        assert_eq!(with.replace("d11_", ""), without, "{f}");
+    }
+    assert_eq!(
+        std::fs::read(pool.join("traces/d11_mmpp_fresh.csv")).unwrap(),
+        std::fs::read(plain.join("traces/mmpp_fresh.csv")).unwrap()
+    );
+    let o = Command::new("python3")
+        .arg(crate::root().join("scripts/fresh_loads.py"))
+        .arg(tmp.path().join("bad"))
+        .args(["--prefix", "a/b"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--prefix 'a/b'"), "{err}");
+    assert!(!tmp.path().join("bad").exists(), "a refused prefix wrote files");
+}

@@ -87,3 +87,47 @@ fn pareto_refuses_a_folder_without_runs() {
     assert!(err.contains("no run folders"), "{err}");
     assert!(!err.contains("panicked"));
 }
+
+/// `scalesim compare`: per-load differences of `slo_gap_pct` against a reference, recomputed by
+/// hand from two small tables; a load in two tables and a damaged cell are refused by file and
+/// line.
+#[test]
+fn compare_pairs_gaps_by_load_across_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let header =
+        "scenario,policy,n,cost_mean,cost_ci95,slo_mean,slo_ci95,reversals_per_hour,front_slo_at_cost,slo_gap_pct";
+    let row = |s: &str, p: &str, rev: f64, gap: f64| format!("{s},{p},10,0.3,0.01,5.0,0.5,{rev:.2},5.0,{gap:.2}");
+    let t1 = dir.path().join("one.csv");
+    let t2 = dir.path().join("two.csv");
+    std::fs::write(&t1, [header.to_string(), row("l1", "agent", 4.0, -20.0), row("l1", "hpa60", 2.0, 0.0)].join("\n"))
+        .unwrap();
+    let more = [row("l2", "agent", 8.0, 10.0), row("l2", "hpa60", 2.0, 0.0), row("l3", "agent", 6.0, -50.0)];
+    std::fs::write(&t2, format!("{header}\n{}\n{}\n", more.join("\n"), row("l3", "hpa60", 2.0, 0.0))).unwrap();
+    let out = dir.path().join("compare.csv");
+    let o = Command::new(crate::bin())
+        .arg("compare")
+        .args([&t1, &t2])
+        .args(["--against", "hpa60", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // agent - hpa60: -20, +10, -50: mean -20; sd sqrt((0 + 900 + 900) / 2) = 30; t(0.975, 2) =
+    // 4.302653: half-width 4.302653 * 30 / sqrt(3) = 74.52.
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "policy,loads,gap_mean,diff_mean,diff_ci95,better,worse,reversals_per_hour_mean\n\
+         agent,3,-20.00,-20.00,74.52,2,1,6.00\n\
+         hpa60,3,0.00,0.00,0.00,0,0,2.00\n"
+    );
+    // The same load in both tables.
+    std::fs::write(&t2, format!("{header}\n{}\n", row("l1", "agent", 4.0, -20.0))).unwrap();
+    let o = Command::new(crate::bin()).arg("compare").args([&t1, &t2]).args(["--against", "hpa60"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("two.csv: line 2: scenario `l1` is also in"), "{err}");
+    // A damaged cell, even one the comparison does not use.
+    std::fs::write(&t2, format!("{header}\nl9,agent,10,0.3,0.01,5.0,0.5,1.0,n/a,2.0\n")).unwrap();
+    let o = Command::new(crate::bin()).arg("compare").arg(&t2).args(["--against", "agent"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("line 2: `front_slo_at_cost`: `n/a` is not a number"), "{err}");
+}
