@@ -105,3 +105,50 @@ fn a_prefix_puts_several_drawn_sets_in_one_folder() {
     assert!(!o.status.success() && err.contains("--prefix 'a/b'"), "{err}");
     assert!(!tmp.path().join("bad").exists(), "a refused prefix wrote files");
 }
+
+/// `scripts/drawn_pool.sh`: draws a pool (three loads a seed), trains and evaluates the agents
+/// with `scripts/agents_vs_hpa.sh` on it, and compares them: each `compare.csv` difference is the
+/// mean over the pool's loads of the `pareto.csv` gaps, recomputed here. A seed that is not a
+/// number is refused before anything runs.
+#[test]
+fn a_drawn_pool_trains_evaluates_and_compares_agents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pool");
+    let pool = |seeds: &str| {
+        Command::new("bash")
+            .arg(crate::root().join("scripts/drawn_pool.sh"))
+            .env("AGENTS", "mlp gcn")
+            .env("POOL_SEEDS", seeds)
+            .env("SEEDS", "1")
+            .env("STEPS", "256")
+            .env("SELECT_SCENARIOS", "")
+            .env("HPA_TARGETS", "60 100")
+            .env("OUT", &out)
+            .output()
+            .unwrap()
+    };
+    let o = pool("5");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let loads: Vec<String> = FILES.iter().map(|f| format!("d5_{}", f.trim_end_matches(".yaml"))).collect();
+    let pareto = std::fs::read_to_string(out.join("pareto.csv")).unwrap();
+    let gap = |scenario: &str, policy: &str| -> f64 {
+        let row = pareto
+            .lines()
+            .find(|l| l.starts_with(&format!("{scenario},{policy},")))
+            .unwrap_or_else(|| panic!("no {scenario} {policy} row in\n{pareto}"));
+        row.rsplit(',').next().unwrap().parse().unwrap()
+    };
+    let compare = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = compare.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let policies: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(policies, ["gcn-ppo", "hpa100", "hpa60", "kpa", "mlp-ppo", "target"], "{compare}");
+    for r in &rows {
+        assert_eq!(r[1], "3", "{compare}");
+        let want = loads.iter().map(|l| gap(l, r[0]) - gap(l, "mlp-ppo")).sum::<f64>() / 3.0;
+        let got: f64 = r[3].parse().unwrap();
+        assert!((got - want).abs() < 0.006, "{}: diff {got} against {want} recomputed", r[0]);
+    }
+    let o = pool("5 x");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("POOL_SEEDS: `x` is not a seed"), "{err}");
+}

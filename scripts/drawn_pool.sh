@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Agents compared over a pool of drawn loads: the way settings are chosen here since four
+# variants in a row passed the four validation loads and lost on three fresh ones
+# (reports/agents_vs_hpa/results.md, top section).
+#
+#   AGENTS="gat tmp_variant" POOL_SEEDS="301 302 303 304 305" OUT=runs/pool scripts/drawn_pool.sh
+#
+# 1. Draws three loads per seed of POOL_SEEDS (scripts/fresh_loads.py --seed N --prefix dN: an
+#    MMPP trace, spikes, a gamma-arrival wave; none a training, validation or evaluation load)
+#    into OUT/loads/.
+# 2. Runs scripts/agents_vs_hpa.sh with those loads as EVAL_SCENARIOS into OUT (training the
+#    AGENTS, or reusing OUT/train/<agent>_s<seed>/ where a training is already there; every other
+#    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, HPA_TARGETS, TRAIN_SCENARIOS, JOBS).
+# 3. `scalesim compare` against REFERENCE (default: the first agent's label, <agent>-ppo) writes
+#    OUT/compare.csv: each policy's mean gap to the HPA front over the pool, and its per-load
+#    difference from the reference with a 95% t-interval, loads better and worse.
+#
+# Decide by a rule written before the pool is drawn (which seeds, which interval), and keep the
+# evaluation loads out of it: this script refuses none of that for you.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/drawn_pool}
+AGENTS=${AGENTS:-gat}
+POOL_SEEDS=${POOL_SEEDS:-301 302 303 304 305}
+first=${AGENTS%% *}
+REFERENCE=${REFERENCE:-$first-ppo}
+for n in $POOL_SEEDS; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "drawn_pool: POOL_SEEDS: \`$n\` is not a seed (a whole number)" >&2; exit 2; }
+done
+mkdir -p "$OUT/loads"
+for n in $POOL_SEEDS; do
+  python3 scripts/fresh_loads.py "$OUT/loads" --seed "$n" --prefix "d$n" >/dev/null
+done
+loads=$(for n in $POOL_SEEDS; do ls "$OUT/loads/d${n}_"*.yaml; done | tr '\n' ' ')
+AGENTS=$AGENTS EVAL_SCENARIOS=$loads OUT=$OUT scripts/agents_vs_hpa.sh
+./target/release/scalesim compare "$OUT/pareto.csv" --against "$REFERENCE" --out "$OUT/compare.csv"
