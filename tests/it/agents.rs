@@ -474,7 +474,7 @@ fn deployed_gat_actions_on(dir: &Path, extra: &str, scenario: &str) -> String {
     let chain = crate::root().join("scenarios/chain_5.yaml");
     let cfg = dir.join("agent.yaml");
     let mut keys: Vec<&str> = extra.lines().filter_map(|l| l.split_once(':').map(|(k, _)| k)).collect();
-    keys.extend(["hpa_floor", "floor_counts_refused", "hpa_ceiling", "ceiling_release_step"]);
+    keys.extend(["hpa_floor", "floor_counts_refused", "floor_holds_peak", "hpa_ceiling", "ceiling_release_step"]);
     std::fs::write(&cfg, format!("{}\n{extra}\n", gat_config_without(&keys))).unwrap();
     let out = dir.join("tr");
     cli_train(&cfg, &chain, 256, 1, &out);
