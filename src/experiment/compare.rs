@@ -54,6 +54,9 @@ pub const COMPARE_HEADER: &str = "policy,loads,gap_mean,diff_mean,diff_ci95,bett
 pub fn read_tables(paths: &[PathBuf]) -> Result<BTreeMap<(String, String), GapCell>, RunError> {
     let mut cells = BTreeMap::new();
     let mut scenario_file: BTreeMap<String, &Path> = BTreeMap::new();
+    let names: Vec<&str> = PARETO_HEADER.split(',').collect();
+    let column = |name: &str| names.iter().position(|n| *n == name).expect("a pareto.csv column");
+    let (gap_at, reversals_at) = (column("slo_gap_pct"), column("reversals_per_hour"));
     for path in paths {
         let text = std::fs::read_to_string(path).map_err(|e| out_err(path, e))?;
         let mut lines = text.lines();
@@ -67,7 +70,6 @@ pub fn read_tables(paths: &[PathBuf]) -> Result<BTreeMap<(String, String), GapCe
                 ));
             }
         }
-        let names: Vec<&str> = PARETO_HEADER.split(',').collect();
         for (k, line) in lines.enumerate() {
             let at = k + 2;
             if line.trim().is_empty() {
@@ -80,19 +82,17 @@ pub fn read_tables(paths: &[PathBuf]) -> Result<BTreeMap<(String, String), GapCe
                     format!("line {at}: {} fields where the header has {}", fields.len(), names.len()),
                 ));
             }
-            let number = |i: usize| -> Result<f64, RunError> {
-                fields[i].parse::<f64>().map_err(|_| {
+            // Every number is parsed once and checked, not only the two used: a table with a
+            // damaged cell is refused rather than half read. (The first two columns are text.)
+            let mut numbers = vec![f64::NAN; names.len()];
+            for i in 2..names.len() {
+                numbers[i] = fields[i].parse::<f64>().map_err(|_| {
                     let v = crate::text::clip_quote(fields[i]);
                     out_err(path, format!("line {at}: `{}`: `{v}` is not a number", names[i]))
-                })
-            };
-            // Every number is checked, not only the two used: a table with a damaged cell is
-            // refused rather than half read.
-            for i in 2..names.len() {
-                number(i)?;
+                })?;
             }
             let (scenario, policy) = (fields[0].to_string(), fields[1].to_string());
-            let cell = GapCell { slo_gap_pct: number(9)?, reversals_per_hour: number(7)? };
+            let cell = GapCell { slo_gap_pct: numbers[gap_at], reversals_per_hour: numbers[reversals_at] };
             if let Some(first) = scenario_file.get(&scenario) {
                 if *first != path.as_path() {
                     return Err(out_err(
