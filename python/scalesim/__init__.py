@@ -57,9 +57,12 @@ def _shields(
     hpa_ceiling: Optional[float],
     ceiling_release_step: Optional[int],
     hpa_levels: Optional[Sequence[float]],
+    floor_holds_peak: bool,
+    renew_window_at_bound: bool,
+    downscale_stabilization_s: float,
 ) -> Dict[str, Any]:
-    """The HPA shields' keywords as both environments pass them on, once ``action`` is known to
-    be one they take (the extension checks the shields themselves)."""
+    """The HPA shields' keywords and the scale-down window as both environments pass them on,
+    once ``action`` is known to be one they take (the extension checks the shields themselves)."""
     if action not in _ACTIONS:
         raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
     return dict(
@@ -68,6 +71,9 @@ def _shields(
         hpa_ceiling=hpa_ceiling,
         ceiling_release_step=ceiling_release_step,
         hpa_levels=hpa_levels,
+        floor_holds_peak=floor_holds_peak,
+        renew_window_at_bound=renew_window_at_bound,
+        downscale_stabilization_s=downscale_stabilization_s,
     )
 
 
@@ -109,6 +115,9 @@ def _core_kwargs(
         hpa_ceiling=None if hpa.get("hpa_ceiling") is None else float(hpa["hpa_ceiling"]),
         ceiling_release_step=_release_step(hpa.get("ceiling_release_step")),
         hpa_levels=None if hpa.get("hpa_levels") is None else _levels(hpa["hpa_levels"]),
+        floor_holds_peak=bool(hpa.get("floor_holds_peak", False)),
+        renew_window_at_bound=bool(hpa.get("renew_window_at_bound", False)),
+        downscale_stabilization_s=float(hpa.get("downscale_stabilization_s", 0.0)),
     )
     for key in ("rate_scale", "start_offset_s", "arrival_cv"):
         if key in randomisation:
@@ -136,6 +145,9 @@ _ENV_DEFAULTS: Dict[str, Any] = dict(
     hpa_ceiling=None,
     ceiling_release_step=None,
     hpa_levels=None,
+    floor_holds_peak=False,
+    renew_window_at_bound=False,
+    downscale_stabilization_s=0.0,
 )
 
 
@@ -144,7 +156,16 @@ def _core_args(agent_config: Optional[PathLike], randomisation: Dict[str, Any], 
     environment keywords ``env`` describe. Beside an agent config, an environment keyword would
     be ignored, so one given (not at its default) is refused by name."""
     if agent_config is None:
-        hpa_keys = ("hpa_floor", "floor_counts_refused", "hpa_ceiling", "ceiling_release_step", "hpa_levels")
+        hpa_keys = (
+            "hpa_floor",
+            "floor_counts_refused",
+            "hpa_ceiling",
+            "ceiling_release_step",
+            "hpa_levels",
+            "floor_holds_peak",
+            "renew_window_at_bound",
+            "downscale_stabilization_s",
+        )
         hpa = _shields(env["action"], *(env[k] for k in hpa_keys))
         return _core_kwargs(
             env["fidelity"],
@@ -225,6 +246,9 @@ class ScalesimEnv(gym.Env):
         hpa_ceiling: Optional[float] = None,
         ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Sequence[float]] = None,
+        floor_holds_peak: bool = False,
+        renew_window_at_bound: bool = False,
+        downscale_stabilization_s: float = 0.0,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
@@ -336,6 +360,9 @@ class ScalesimVecEnv(VectorEnv):
         hpa_ceiling: Optional[float] = None,
         ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Sequence[float]] = None,
+        floor_holds_peak: bool = False,
+        renew_window_at_bound: bool = False,
+        downscale_stabilization_s: float = 0.0,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
@@ -429,6 +456,11 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     ``hpa_ceiling``: the ceiling lowers a service by at most that many replicas a decision), ``hpa_levels`` (five falling CPU targets, with
     ``action="per_service"`` and no floor or ceiling: each delta -2..=2 in turn asks for the HPA
     formula's count at its target, so the policy picks each service's headroom),
+    ``downscale_stabilization_s`` (0: a service's scale-downs are masked for this long after its
+    last scale-up, and a ceiling releases replicas only after it, as the HPA's 300 s window),
+    ``floor_holds_peak`` (True, with ``hpa_floor`` and a window: the floor is its highest value
+    over the window), ``renew_window_at_bound`` (True, with ``action="per_service"`` and a window:
+    a +1 at a service's max or ceiling holds the count and restarts its window),
     ``flatten`` (a flat ``Box`` observation), ``agent_config`` (an agent config file such as
     ``configs/agents/gat_ppo.yaml``: the environment that config trains in, as ``scalesim train``
     builds it: its fidelity and fluid tick, reward, action and shields, scale-down window and load

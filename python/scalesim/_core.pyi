@@ -26,6 +26,9 @@ class CoreEnv:
         hpa_ceiling: Optional[float] = None,
         ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
+        floor_holds_peak: bool = False,
+        renew_window_at_bound: bool = False,
+        downscale_stabilization_s: float = 0.0,
         agent_config: Optional[str] = None,
     ) -> None: ...
     @property
@@ -77,6 +80,9 @@ class CoreVecEnv:
         hpa_ceiling: Optional[float] = None,
         ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
+        floor_holds_peak: bool = False,
+        renew_window_at_bound: bool = False,
+        downscale_stabilization_s: float = 0.0,
         agent_config: Optional[str] = None,
     ) -> None: ...
     @property

@@ -39,6 +39,19 @@ struct Spec {
     per_service: bool,
 }
 
+/// The HPA shields and the scale-down window as the keywords give them (an agent config's
+/// fields of the same names).
+struct ShieldArgs {
+    hpa_floor: Option<f64>,
+    floor_counts_refused: bool,
+    floor_holds_peak: bool,
+    hpa_ceiling: Option<f64>,
+    ceiling_release_step: Option<u32>,
+    hpa_levels: Option<[f64; 5]>,
+    renew_window_at_bound: bool,
+    downscale_stabilization_s: f64,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn spec(
     scenarios: Vec<String>,
@@ -54,11 +67,7 @@ fn spec(
     credit: &str,
     arrival_cv: Option<(f64, f64)>,
     anchor: &str,
-    hpa_floor: Option<f64>,
-    floor_counts_refused: bool,
-    hpa_ceiling: Option<f64>,
-    ceiling_release_step: Option<u32>,
-    hpa_levels: Option<[f64; 5]>,
+    shields: ShieldArgs,
     agent_config: Option<String>,
 ) -> PyResult<Spec> {
     if scenarios.is_empty() {
@@ -158,17 +167,24 @@ fn spec(
             return Err(bad_input(format!("{name}: ({lo}, {hi}) is not a range LO <= HI of finite numbers >= {min}")));
         }
     }
+    let window = shields.downscale_stabilization_s;
+    if !(window.is_finite() && (0.0..=86_400.0).contains(&window)) {
+        return Err(bad_input(format!("downscale_stabilization_s: {window} is outside 0..=86400")));
+    }
     let config = EnvConfig {
         decision_interval: SimTime::from_secs_f64(decision_interval_s),
         action: ActionConfig {
             node_type_head: false,
             quota_head: false,
             anchor,
-            hpa_floor,
-            floor_counts_refused,
-            hpa_ceiling,
-            ceiling_release_step,
-            hpa_levels,
+            hpa_floor: shields.hpa_floor,
+            floor_counts_refused: shields.floor_counts_refused,
+            floor_holds_peak: shields.floor_holds_peak,
+            hpa_ceiling: shields.hpa_ceiling,
+            ceiling_release_step: shields.ceiling_release_step,
+            hpa_levels: shields.hpa_levels,
+            renew_at_bound: shields.renew_window_at_bound,
+            downscale_stabilization: SimTime::from_secs_f64(window),
             ..Default::default()
         },
         reward,
@@ -357,7 +373,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, agent_config=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, downscale_stabilization_s=0.0, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -377,6 +393,9 @@ impl CoreEnv {
         hpa_ceiling: Option<f64>,
         ceiling_release_step: Option<u32>,
         hpa_levels: Option<[f64; 5]>,
+        floor_holds_peak: bool,
+        renew_window_at_bound: bool,
+        downscale_stabilization_s: f64,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
         let spec = spec(
@@ -393,11 +412,16 @@ impl CoreEnv {
             credit,
             arrival_cv,
             anchor,
-            hpa_floor,
-            floor_counts_refused,
-            hpa_ceiling,
-            ceiling_release_step,
-            hpa_levels,
+            ShieldArgs {
+                hpa_floor,
+                floor_counts_refused,
+                floor_holds_peak,
+                hpa_ceiling,
+                ceiling_release_step,
+                hpa_levels,
+                renew_window_at_bound,
+                downscale_stabilization_s,
+            },
             agent_config,
         )?;
         let (env, obs) = build(&spec)?;
@@ -603,7 +627,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, agent_config=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, downscale_stabilization_s=0.0, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -625,6 +649,9 @@ impl CoreVecEnv {
         hpa_ceiling: Option<f64>,
         ceiling_release_step: Option<u32>,
         hpa_levels: Option<[f64; 5]>,
+        floor_holds_peak: bool,
+        renew_window_at_bound: bool,
+        downscale_stabilization_s: f64,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
@@ -644,11 +671,16 @@ impl CoreVecEnv {
             credit,
             arrival_cv,
             anchor,
-            hpa_floor,
-            floor_counts_refused,
-            hpa_ceiling,
-            ceiling_release_step,
-            hpa_levels,
+            ShieldArgs {
+                hpa_floor,
+                floor_counts_refused,
+                floor_holds_peak,
+                hpa_ceiling,
+                ceiling_release_step,
+                hpa_levels,
+                renew_window_at_bound,
+                downscale_stabilization_s,
+            },
             agent_config,
         )?;
         let mut slots = Vec::with_capacity(num_envs);

@@ -373,3 +373,53 @@ def test_an_hpa_ceiling_caps_and_hpa_levels_choose_the_hpa_count():
         kw = {"action": "per_service", **bad}
         with pytest.raises(ValueError, match="hpa_"):
             scalesim.make_env(PEAK, **kw)
+
+
+def test_a_scale_down_window_holds_counts_and_a_plus_one_at_the_bound_renews_it():
+    # Every service +2 for four decisions, then -2: without a window the counts fall at once;
+    # with a 300 s window (20 decisions of 15 s) the scale-downs are masked and the counts hold.
+    def up_then_down(**kw):
+        env = scalesim.make_env(PEAK, action="per_service", **kw)
+        env.reset(options={"episode_seed": 5})
+        for _ in range(4):
+            env.step(np.full(11, 4))
+        replicas = env.step(np.full(11, 2))[4]["replicas"]
+        low = sum(env.step(np.full(11, 0))[4]["replicas"].values())
+        return replicas, low, env
+
+    replicas, low, _ = up_then_down()
+    assert low < sum(replicas.values()), (replicas, low)
+    replicas, low, env = up_then_down(downscale_stabilization_s=300.0)
+    assert low == sum(replicas.values()), (replicas, low)
+    # The services at their max (peak's: 3 for redis-cart, 7 for the others; four +2s from one
+    # replica reach it): +1 is masked there, unless it renews the window.
+    maxed = [i for i, n in enumerate(env.service_names) if replicas[n] == (3 if n == "redis-cart" else 7)]
+    assert maxed, replicas
+    assert not env.action_masks().reshape(11, 5)[maxed, 3].any()
+    _, _, renewing = up_then_down(downscale_stabilization_s=300.0, renew_window_at_bound=True)
+    assert renewing.action_masks().reshape(11, 5)[maxed, 3].all()
+    # The floor's peak over the window is held: after the +2s, holding (0) with the floor at 100%
+    # keeps at least as many replicas as the plain floor.
+    def held(holds_peak):
+        env = scalesim.make_env(
+            PEAK, action="per_service", hpa_floor=1.0, downscale_stabilization_s=300.0, floor_holds_peak=holds_peak
+        )
+        env.reset(options={"episode_seed": 5})
+        for _ in range(10):
+            info = env.step(np.full(11, 2))[4]
+        return sum(info["replicas"].values())
+
+    assert held(True) >= held(False)
+    for bad, field in [
+        (dict(renew_window_at_bound=True), "renew_window_at_bound"),
+        (dict(floor_holds_peak=True, downscale_stabilization_s=300.0), "floor_holds_peak"),
+        (dict(floor_holds_peak=True, hpa_floor=1.0), "floor_holds_peak"),
+        (dict(downscale_stabilization_s=-1.0), "downscale_stabilization_s"),
+        (dict(downscale_stabilization_s=float("nan")), "downscale_stabilization_s"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            scalesim.make_env(PEAK, action="per_service", **bad)
+    # Beside an agent config they are environment keywords too, refused by name.
+    gat = os.path.join(ROOT, "configs", "agents", "gat_ppo.yaml")
+    with pytest.raises(ValueError, match="renew_window_at_bound"):
+        scalesim.make_env(PEAK, agent_config=gat, renew_window_at_bound=True)
