@@ -5,9 +5,9 @@
 #
 #   AGENTS="gat tmp_variant" POOL_SEEDS="301 302 303 304 305" OUT=runs/pool scripts/drawn_pool.sh
 #
-# 1. Draws three loads per seed of POOL_SEEDS (scripts/fresh_loads.py --seed N --prefix dN: an
-#    MMPP trace, spikes, a gamma-arrival wave; none a training, validation or evaluation load)
-#    into OUT/loads/.
+# 1. Draws four loads per seed of POOL_SEEDS (scripts/fresh_loads.py --seed N --prefix dN: an
+#    MMPP trace, spikes, a gamma-arrival wave, a held surge; none a training, validation or
+#    evaluation load) into OUT/loads/.
 # 2. Runs scripts/agents_vs_hpa.sh with those loads as EVAL_SCENARIOS into OUT (training the
 #    AGENTS, or reusing OUT/train/<agent>_s<seed>/ where a training is already there; every other
 #    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, HPA_TARGETS, TRAIN_SCENARIOS, JOBS).

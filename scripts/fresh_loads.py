@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Writes three Online Boutique loads that no agent setting was chosen on, into a folder outside
-the bundled scenarios, for checking that a result carries over to loads the repository does not
+"""Writes Online Boutique loads that no agent setting was chosen on, into a folder outside the
+bundled scenarios, for checking that a result carries over to loads the repository does not
 contain:
 
     python3 scripts/fresh_loads.py OUT            # the three loads results.md reports
-    python3 scripts/fresh_loads.py OUT --seed 5   # three new ones, drawn from the same families
+    python3 scripts/fresh_loads.py OUT --seed 5   # four new ones, drawn from the four families
     for n in 1 2 3; do python3 scripts/fresh_loads.py POOL --seed $n --prefix d$n; done
                                                   # a pool of drawn loads in one folder
     EVAL_SCENARIOS="$(ls OUT/*.yaml)" AGENTS=gat scripts/agents_vs_hpa.sh
@@ -14,12 +14,18 @@ The families (none is a training shape, a validation load or an evaluation load)
 - `fresh_mmpp`: an MMPP request trace (`scripts/make_validation_trace.py`'s process) from another
   seed, in smaller batches than the validation trace's;
 - `fresh_spikes`: a low base of users with short spikes (15-25 s) under Poisson arrivals;
-- `fresh_gamma_wave`: a slow wave up and down under gamma arrivals (bursty gaps).
+- `fresh_gamma_wave`: a slow wave up and down under gamma arrivals (bursty gaps);
+- `fresh_surge` (drawn sets only): one or two surges that ramp up over 30-150 s to a level held
+  for 3-6 minutes and ramp back down, under Poisson or gamma arrivals. Added after the issue's
+  evaluation showed that none of the other families holds a high load for minutes (the rush
+  evaluation load does: a step from 100 to 800 RPS held 300 s); no surge here is a step, and its
+  levels, times and arrivals are drawn. Its draws come from their own stream, so the other three
+  loads of a seed are those drawn before it existed.
 
 Without `--seed` the files are those of the fresh-load tables in
 `reports/agents_vs_hpa/results.md` (MMPP seed 777001, batches of 5; five spikes of 500-750 users
-over 180; a wave 120 -> 650 -> 120 users at cv 3). With `--seed N` every level, time and
-duration is drawn from N instead: a check no one has seen before it runs. The application,
+over 180; a wave 120 -> 650 -> 120 users at cv 3; no surge). With `--seed N` every level, time
+and duration is drawn from N instead: a check no one has seen before it runs. The application,
 cluster and SLO are those of the validation scenarios (`scenarios/validation/`).
 """
 import argparse
@@ -72,7 +78,32 @@ def drawn(seed):
     # Users come and go at the rate that makes each ramp last its duration.
     wave["spawn"] = round((wave["peak"] - wave["base"]) / wave["ramp_s"], 2)
     # About 200 RPS whatever the batch size, as the published trace.
-    return dict(mmpp_seed=seed, mmpp_rows_per_s=200.0 / batch, mmpp_batch=batch, spikes=spikes, wave=wave)
+    return dict(
+        mmpp_seed=seed,
+        mmpp_rows_per_s=200.0 / batch,
+        mmpp_batch=batch,
+        spikes=spikes,
+        wave=wave,
+        surge=drawn_surge(seed),
+    )
+
+
+def drawn_surge(seed):
+    """The surge family's stages (duration, users, spawn rate or None) and arrivals, from a
+    stream of its own (so adding the family left the other draws of every seed as they were)."""
+    rng = random.Random(f"surge-{seed}")
+    base = rng.randint(100, 180)
+    stages = [(rng.randint(90, 180), base, 50.0)]
+    for _ in range(rng.randint(1, 2)):
+        peak, up, down = rng.randint(400, 750), rng.randint(30, 150), rng.randint(30, 150)
+        stages.append((up, peak, round((peak - base) / up, 2)))
+        stages.append((rng.randint(180, 360), peak, None))
+        stages.append((down, base, round((peak - base) / down, 2)))
+        stages.append((rng.randint(90, 180), base, None))
+    if rng.random() < 0.5:
+        return dict(stages=stages, arrivals="{ process: poisson }", arrivals_named="Poisson")
+    cv = round(rng.uniform(1.5, 3.0), 2)
+    return dict(stages=stages, arrivals=f"{{ process: gamma, cv: {cv} }}", arrivals_named=f"gamma arrivals cv {cv}")
 
 
 def read(name):
@@ -156,6 +187,17 @@ def main():
         os.path.join(args.out, f"{pre}fresh_gamma_wave.yaml"),
         with_stages(renamed(flash, f"{pre}fresh_gamma_wave", desc, how), f"{{ process: gamma, cv: {w['cv']} }}", stages),
     )
+
+    if "surge" in p:
+        sg = p["surge"]
+        stages = [(d, u, "" if rate is None else f", spawn_rate: {rate}") for (d, u, rate) in sg["stages"]]
+        held = [(d, u) for (d, u, rate) in sg["stages"][2::4]]
+        levels = ", ".join(f"{u} users for {d} s" for d, u in held)
+        desc = f"fresh: {sg['stages'][0][1]} users with surges ramped to {levels}, {sg['arrivals_named']}"
+        write(
+            os.path.join(args.out, f"{pre}fresh_surge.yaml"),
+            with_stages(renamed(flash, f"{pre}fresh_surge", desc, how), sg["arrivals"], stages),
+        )
 
 
 if __name__ == "__main__":

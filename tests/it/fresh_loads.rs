@@ -6,7 +6,13 @@ use std::process::Command;
 
 use scalesim::scenario::load_scenario;
 
+/// The published set's loads; a drawn set (`--seed`) has these and [`SURGE`].
 const FILES: [&str; 3] = ["fresh_mmpp.yaml", "fresh_spikes.yaml", "fresh_gamma_wave.yaml"];
+const SURGE: &str = "fresh_surge.yaml";
+
+fn drawn_files() -> Vec<&'static str> {
+    FILES.iter().copied().chain([SURGE]).collect()
+}
 
 fn write_loads(out: &Path, seed: Option<u64>) {
     let mut cmd = Command::new("python3");
@@ -20,6 +26,9 @@ fn write_loads(out: &Path, seed: Option<u64>) {
 
 fn contents(dir: &Path) -> Vec<Vec<u8>> {
     let mut files: Vec<_> = FILES.iter().map(|f| dir.join(f)).collect();
+    if dir.join(SURGE).exists() {
+        files.push(dir.join(SURGE));
+    }
     files.push(dir.join("traces/mmpp_fresh.csv"));
     files.iter().map(|f| std::fs::read(f).unwrap()).collect()
 }
@@ -49,6 +58,7 @@ fn fresh_loads_are_scenarios_the_repository_does_not_bundle_and_a_seed_redraws_t
     let users: Vec<&str> =
         spikes.lines().filter_map(|l| l.split("users: ").nth(1)).map(|r| r.split([',', ' ']).next().unwrap()).collect();
     assert_eq!(users, ["180", "600", "180", "750", "180", "500", "180", "700", "180", "650", "180"]);
+    assert!(!published.join(SURGE).exists(), "the published set has no surge");
     // A seed draws other loads, the same ones every time.
     let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
     write_loads(&a, Some(11));
@@ -56,11 +66,53 @@ fn fresh_loads_are_scenarios_the_repository_does_not_bundle_and_a_seed_redraws_t
     write_loads(&c, Some(12));
     assert_eq!(contents(&a), contents(&b));
     let (ca, cc, cp) = (contents(&a), contents(&c), contents(&published));
+    assert_eq!((ca.len(), cc.len()), (5, 5), "a drawn set is four loads and a trace");
     for k in 0..ca.len() {
-        assert!(ca[k] != cc[k] && ca[k] != cp[k], "file {k} is the same for seeds 11 and 12 or the published one");
+        assert!(ca[k] != cc[k], "file {k} is the same for seeds 11 and 12");
+        assert!(k == 4 || ca[k] != cp[k], "file {k} is the same for seed 11 and the published set");
     }
-    for f in FILES {
+    for f in drawn_files() {
         load_scenario(&a.join(f)).unwrap_or_else(|e| panic!("seed 11, {f}: {e}"));
+    }
+}
+
+/// A drawn surge: a base, then one or two surges, each ramped up (a spawn rate, 30-150 s; never a
+/// step), held 180-360 s at 400-750 users, ramped down to the base and followed by 90-180 s there.
+#[test]
+fn a_drawn_surge_ramps_to_a_level_held_for_minutes() {
+    let tmp = tempfile::tempdir().unwrap();
+    for seed in [11, 12, 13, 14] {
+        let dir = tmp.path().join(seed.to_string());
+        write_loads(&dir, Some(seed));
+        let text = std::fs::read_to_string(dir.join(SURGE)).unwrap();
+        let field = |line: &str, key: &str| -> Option<f64> {
+            let rest = line.split(&format!("{key}: ")).nth(1)?;
+            rest.split([',', ' ', '}']).next()?.parse().ok()
+        };
+        let stages: Vec<(f64, f64, Option<f64>)> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("- { duration_s:"))
+            .map(|l| (field(l, "duration_s").unwrap(), field(l, "users").unwrap(), field(l, "spawn_rate")))
+            .collect();
+        let surges = (stages.len() - 1) / 4;
+        assert!(matches!(surges, 1 | 2) && stages.len() == 1 + 4 * surges, "seed {seed}: {stages:?}");
+        let base = stages[0].1;
+        assert!((100.0..=180.0).contains(&base), "seed {seed}: base {base}");
+        for s in stages[1..].chunks(4) {
+            let (up, hold, down, rest) = (s[0], s[1], s[2], s[3]);
+            let peak = up.1;
+            assert!((400.0..=750.0).contains(&peak) && hold.1 == peak && hold.2.is_none(), "seed {seed}: {s:?}");
+            assert!((180.0..=360.0).contains(&hold.0), "seed {seed}: held {} s", hold.0);
+            for (ramp, to) in [(up, peak), (down, base)] {
+                assert!((30.0..=150.0).contains(&ramp.0) && ramp.1 == to, "seed {seed}: {ramp:?}");
+                // The spawn rate makes the ramp last its stage (rounded to 0.01 user/s).
+                let rate = ramp.2.expect("a ramp has a spawn rate");
+                assert!(((peak - base) / ramp.0 - rate).abs() <= 0.005 + 1e-9, "seed {seed}: {ramp:?}");
+            }
+            assert!(rest.1 == base && (90.0..=180.0).contains(&rest.0), "seed {seed}: {rest:?}");
+        }
+        let sc = load_scenario(&dir.join(SURGE)).unwrap();
+        assert!(sc.description.contains("surges ramped to"), "{}", sc.description);
     }
 }
 
@@ -81,7 +133,7 @@ fn a_prefix_puts_several_drawn_sets_in_one_folder() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    for f in FILES {
+    for f in drawn_files() {
         for prefix in ["d11", "d12"] {
             let sc = load_scenario(&pool.join(format!("{prefix}_{f}"))).unwrap_or_else(|e| panic!("{prefix} {f}: {e}"));
             assert_eq!(sc.name, format!("{prefix}_{}", f.trim_end_matches(".yaml")));
@@ -106,7 +158,7 @@ fn a_prefix_puts_several_drawn_sets_in_one_folder() {
     assert!(!tmp.path().join("bad").exists(), "a refused prefix wrote files");
 }
 
-/// `scripts/drawn_pool.sh`: draws a pool (three loads a seed), trains and evaluates the agents
+/// `scripts/drawn_pool.sh`: draws a pool (four loads a seed), trains and evaluates the agents
 /// with `scripts/agents_vs_hpa.sh` on it, and compares them: each `compare.csv` difference is the
 /// mean over the pool's loads of the `pareto.csv` gaps, recomputed here. A seed that is not a
 /// number is refused before anything runs.
@@ -129,7 +181,7 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
     };
     let o = pool("5");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let loads: Vec<String> = FILES.iter().map(|f| format!("d5_{}", f.trim_end_matches(".yaml"))).collect();
+    let loads: Vec<String> = drawn_files().iter().map(|f| format!("d5_{}", f.trim_end_matches(".yaml"))).collect();
     let pareto = std::fs::read_to_string(out.join("pareto.csv")).unwrap();
     let gap = |scenario: &str, policy: &str| -> f64 {
         let row = pareto
@@ -143,8 +195,8 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
     let policies: Vec<&str> = rows.iter().map(|r| r[0]).collect();
     assert_eq!(policies, ["gcn-ppo", "hpa100", "hpa60", "kpa", "mlp-ppo", "target"], "{compare}");
     for r in &rows {
-        assert_eq!(r[1], "3", "{compare}");
-        let want = loads.iter().map(|l| gap(l, r[0]) - gap(l, "mlp-ppo")).sum::<f64>() / 3.0;
+        assert_eq!(r[1], "4", "{compare}");
+        let want = loads.iter().map(|l| gap(l, r[0]) - gap(l, "mlp-ppo")).sum::<f64>() / 4.0;
         let got: f64 = r[3].parse().unwrap();
         assert!((got - want).abs() < 0.006, "{}: diff {got} against {want} recomputed", r[0]);
     }
