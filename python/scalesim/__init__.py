@@ -59,6 +59,7 @@ def _shields(
     hpa_levels: Optional[Sequence[float]],
     floor_holds_peak: bool,
     renew_window_at_bound: bool,
+    renew_only_while_needed: bool,
     downscale_stabilization_s: float,
 ) -> Dict[str, Any]:
     """The HPA shields' keywords and the scale-down window as both environments pass them on,
@@ -73,6 +74,7 @@ def _shields(
         hpa_levels=hpa_levels,
         floor_holds_peak=floor_holds_peak,
         renew_window_at_bound=renew_window_at_bound,
+        renew_only_while_needed=renew_only_while_needed,
         downscale_stabilization_s=downscale_stabilization_s,
     )
 
@@ -117,6 +119,7 @@ def _core_kwargs(
         hpa_levels=None if hpa.get("hpa_levels") is None else _levels(hpa["hpa_levels"]),
         floor_holds_peak=bool(hpa.get("floor_holds_peak", False)),
         renew_window_at_bound=bool(hpa.get("renew_window_at_bound", False)),
+        renew_only_while_needed=bool(hpa.get("renew_only_while_needed", False)),
         downscale_stabilization_s=float(hpa.get("downscale_stabilization_s", 0.0)),
     )
     for key in ("rate_scale", "start_offset_s", "arrival_cv"):
@@ -147,6 +150,7 @@ _ENV_DEFAULTS: Dict[str, Any] = dict(
     hpa_levels=None,
     floor_holds_peak=False,
     renew_window_at_bound=False,
+    renew_only_while_needed=False,
     downscale_stabilization_s=0.0,
 )
 
@@ -164,6 +168,7 @@ def _core_args(agent_config: Optional[PathLike], randomisation: Dict[str, Any], 
             "hpa_levels",
             "floor_holds_peak",
             "renew_window_at_bound",
+            "renew_only_while_needed",
             "downscale_stabilization_s",
         )
         hpa = _shields(env["action"], *(env[k] for k in hpa_keys))
@@ -248,6 +253,7 @@ class ScalesimEnv(gym.Env):
         hpa_levels: Optional[Sequence[float]] = None,
         floor_holds_peak: bool = False,
         renew_window_at_bound: bool = False,
+        renew_only_while_needed: bool = False,
         downscale_stabilization_s: float = 0.0,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
@@ -362,6 +368,7 @@ class ScalesimVecEnv(VectorEnv):
         hpa_levels: Optional[Sequence[float]] = None,
         floor_holds_peak: bool = False,
         renew_window_at_bound: bool = False,
+        renew_only_while_needed: bool = False,
         downscale_stabilization_s: float = 0.0,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
@@ -461,6 +468,8 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     ``floor_holds_peak`` (True, with ``hpa_floor`` and a window: the floor is its highest value
     over the window), ``renew_window_at_bound`` (True, with ``action="per_service"`` and a window:
     a +1 at a service's max or ceiling holds the count and restarts its window),
+    ``renew_only_while_needed`` (True, with ``renew_window_at_bound`` and ``hpa_ceiling``: the
+    +1 renews only while the ceiling's HPA count reaches the current count),
     ``flatten`` (a flat ``Box`` observation), ``agent_config`` (an agent config file such as
     ``configs/agents/gat_ppo.yaml``: the environment that config trains in, as ``scalesim train``
     builds it: its fidelity and fluid tick, reward, action and shields, scale-down window and load

@@ -28,6 +28,7 @@ class CoreEnv:
         hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
         floor_holds_peak: bool = False,
         renew_window_at_bound: bool = False,
+        renew_only_while_needed: bool = False,
         downscale_stabilization_s: float = 0.0,
         agent_config: Optional[str] = None,
     ) -> None: ...
@@ -82,6 +83,7 @@ class CoreVecEnv:
         hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
         floor_holds_peak: bool = False,
         renew_window_at_bound: bool = False,
+        renew_only_while_needed: bool = False,
         downscale_stabilization_s: float = 0.0,
         agent_config: Optional[str] = None,
     ) -> None: ...

@@ -49,6 +49,7 @@ struct ShieldArgs {
     ceiling_release_step: Option<u32>,
     hpa_levels: Option<[f64; 5]>,
     renew_window_at_bound: bool,
+    renew_only_while_needed: bool,
     downscale_stabilization_s: f64,
 }
 
@@ -184,6 +185,7 @@ fn spec(
             ceiling_release_step: shields.ceiling_release_step,
             hpa_levels: shields.hpa_levels,
             renew_at_bound: shields.renew_window_at_bound,
+            renew_only_while_needed: shields.renew_only_while_needed,
             downscale_stabilization: SimTime::from_secs_f64(window),
             ..Default::default()
         },
@@ -373,7 +375,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, downscale_stabilization_s=0.0, agent_config=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -395,6 +397,7 @@ impl CoreEnv {
         hpa_levels: Option<[f64; 5]>,
         floor_holds_peak: bool,
         renew_window_at_bound: bool,
+        renew_only_while_needed: bool,
         downscale_stabilization_s: f64,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
@@ -420,6 +423,7 @@ impl CoreEnv {
                 ceiling_release_step,
                 hpa_levels,
                 renew_window_at_bound,
+                renew_only_while_needed,
                 downscale_stabilization_s,
             },
             agent_config,
@@ -627,7 +631,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, downscale_stabilization_s=0.0, agent_config=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -651,6 +655,7 @@ impl CoreVecEnv {
         hpa_levels: Option<[f64; 5]>,
         floor_holds_peak: bool,
         renew_window_at_bound: bool,
+        renew_only_while_needed: bool,
         downscale_stabilization_s: f64,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
@@ -679,6 +684,7 @@ impl CoreVecEnv {
                 ceiling_release_step,
                 hpa_levels,
                 renew_window_at_bound,
+                renew_only_while_needed,
                 downscale_stabilization_s,
             },
             agent_config,

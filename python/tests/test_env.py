@@ -398,6 +398,10 @@ def test_a_scale_down_window_holds_counts_and_a_plus_one_at_the_bound_renews_it(
     assert not env.action_masks().reshape(11, 5)[maxed, 3].any()
     _, _, renewing = up_then_down(downscale_stabilization_s=300.0, renew_window_at_bound=True)
     assert renewing.action_masks().reshape(11, 5)[maxed, 3].all()
+    # The renewal only while the ceiling's HPA count reaches the count (its mask is checked by
+    # hand in the Rust tests) is taken with a ceiling and the renewal.
+    only = dict(hpa_ceiling=0.5, renew_window_at_bound=True, renew_only_while_needed=True)
+    up_then_down(downscale_stabilization_s=300.0, **only)
     # The floor's peak over the window is held: after the +2s, holding (0) with the floor at 100%
     # keeps at least as many replicas as the plain floor.
     def held(holds_peak):
@@ -412,6 +416,7 @@ def test_a_scale_down_window_holds_counts_and_a_plus_one_at_the_bound_renews_it(
     assert held(True) >= held(False)
     for bad, field in [
         (dict(renew_window_at_bound=True), "renew_window_at_bound"),
+        (dict(renew_window_at_bound=True, renew_only_while_needed=True, downscale_stabilization_s=300.0), "renew_only"),
         (dict(floor_holds_peak=True, downscale_stabilization_s=300.0), "floor_holds_peak"),
         (dict(floor_holds_peak=True, hpa_floor=1.0), "floor_holds_peak"),
         (dict(downscale_stabilization_s=-1.0), "downscale_stabilization_s"),

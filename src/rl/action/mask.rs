@@ -30,6 +30,9 @@ pub struct MaskTargets {
     pub levels: Option<[f64; 5]>,
     /// +1 at the bound holds and renews the window ([`ActionConfig::renew_at_bound`]).
     pub renew_at_bound: bool,
+    /// ... only while the ceiling's recommendation reaches the current count
+    /// ([`ActionConfig::renew_only_while_needed`]).
+    pub renew_only_while_needed: bool,
 }
 
 /// The replica count a delta asks for ([`ActionMask::requested`]).
@@ -78,6 +81,9 @@ pub struct ActionMask {
     room: i64,
     /// +1 at the bound holds and renews the window ([`ActionConfig::renew_at_bound`]).
     renew_at_bound: bool,
+    /// ... only while the ceiling's recommendation reaches the current count
+    /// ([`ActionConfig::renew_only_while_needed`]).
+    renew_only_while_needed: bool,
 }
 
 impl ActionMask {
@@ -105,6 +111,7 @@ impl ActionMask {
         let (live, max_instances) = view.instances;
         self.room = max_instances.saturating_sub(live) as i64;
         self.renew_at_bound = targets.renew_at_bound;
+        self.renew_only_while_needed = targets.renew_only_while_needed;
         let n = app.services.len();
         if targets.levels.is_some() {
             self.levels.resize(n, [0; 5]);
@@ -177,10 +184,18 @@ impl ActionMask {
 
     /// Under [`ActionConfig::renew_at_bound`]: `asked` (a +1's count) is above service `s`'s max
     /// or ceiling, so the +1 holds the count and renews the window. (Not when only the
-    /// cluster's room stops it: that is no bound of the service's.)
+    /// cluster's room stops it: that is no bound of the service's. Nor, under
+    /// [`ActionConfig::renew_only_while_needed`], when the ceiling's recommendation is below the
+    /// current count: the count is above it only because the window holds it.)
     fn at_bound(&self, s: usize, asked: i64) -> bool {
         let max = self.bounds.get(s).map_or(i64::MAX, |&(_, max)| max);
         let ceiling = self.ceiling.get(s).copied().unwrap_or(i64::MAX);
+        if self.renew_only_while_needed {
+            let current = self.current.get(s).copied().unwrap_or(i64::MIN);
+            if self.unstepped_ceiling.get(s).is_some_and(|&needed| needed < current) {
+                return false;
+            }
+        }
         asked > max.min(ceiling)
     }
 
@@ -226,5 +241,48 @@ impl ActionMask {
 
     pub fn allows_delta(&self, service: usize, delta: i32) -> bool {
         delta_index(delta).is_some_and(|i| self.deltas.get(service).is_some_and(|r| r[i]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One service of 1..=7 replicas at 4, its ceiling 4 (within its window: the count), the
+    /// ceiling's own recommendation `needed`, room for 10 more, renewing at the bound.
+    fn at_ceiling(needed: i64, only_while_needed: bool) -> ActionMask {
+        ActionMask {
+            deltas: vec![[false; 5]],
+            node_types: vec![vec![true]],
+            anchor: vec![4],
+            current: vec![4],
+            floor: vec![1],
+            ceiling: vec![4],
+            unstepped_ceiling: vec![needed],
+            levels: vec![],
+            bounds: vec![(1, 7)],
+            room: 10,
+            renew_at_bound: true,
+            renew_only_while_needed: only_while_needed,
+        }
+    }
+
+    #[test]
+    fn a_plus_one_renews_only_while_the_ceilings_recommendation_reaches_the_count() {
+        let renewal = Requested { count: 4, raised_to_floor: false, lowered_to_ceiling: false, renews_window: true };
+        // Needed (the recommendation is the count): +1 asks 5 > 4, holds and renews; +2 is masked.
+        for only in [false, true] {
+            let mask = at_ceiling(4, only);
+            assert_eq!(mask.row(0), [true, true, true, true, false], "only while needed: {only}");
+            assert_eq!(mask.requested(0, 4, 1, false, (1, 7), 10), renewal);
+        }
+        // The load fell (the recommendation is 2; the window holds 4): the plain renewal still
+        // holds all four; only while needed, +1 is masked and asks no renewal (lowered to 4).
+        assert_eq!(at_ceiling(2, false).row(0), [true, true, true, true, false]);
+        assert_eq!(at_ceiling(2, false).requested(0, 4, 1, false, (1, 7), 10), renewal);
+        let mask = at_ceiling(2, true);
+        assert_eq!(mask.row(0), [true, true, true, false, false]);
+        let plain = Requested { count: 4, raised_to_floor: false, lowered_to_ceiling: true, renews_window: false };
+        assert_eq!(mask.requested(0, 4, 1, false, (1, 7), 10), plain);
     }
 }

@@ -92,6 +92,13 @@ pub struct ActionConfig {
     /// how long capacity at the bound is kept: without it a service at its max cannot scale up,
     /// so its window runs out under recurring bursts and the ceiling releases it.
     pub renew_at_bound: bool,
+    /// Under [`Self::renew_at_bound`], a +1 renews only while the load backs the count: the
+    /// ceiling's own recommendation (the HPA's count at [`Self::hpa_ceiling`], before the release
+    /// step and at least the floor) reaches the service's current count. Without it a +1 renews
+    /// whenever the count is at or above the ceiling, so after the load falls the policy can
+    /// hold every replica by asking +1; the HPA's stabilisation holds only recommendations its
+    /// metrics made.
+    pub renew_only_while_needed: bool,
 }
 
 /// What a per-service replica delta moves from. `current` (default): the service's replicas
@@ -141,6 +148,7 @@ impl ActionConfig {
             ceiling_release_step: self.ceiling_release_step,
             levels: self.hpa_levels,
             renew_at_bound: self.renew_at_bound,
+            renew_only_while_needed: self.renew_only_while_needed,
         }
     }
 }
@@ -177,6 +185,7 @@ impl Default for ActionConfig {
             ceiling_release_step: None,
             hpa_levels: None,
             renew_at_bound: false,
+            renew_only_while_needed: false,
         }
     }
 }

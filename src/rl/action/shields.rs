@@ -92,6 +92,13 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
             return Err(("renew_window_at_bound", why.into()));
         }
     }
+    if action.renew_only_while_needed && (!action.renew_at_bound || action.hpa_ceiling.is_none()) {
+        // It narrows the renewal to counts the ceiling's recommendation reaches.
+        return Err((
+            "renew_only_while_needed",
+            "needs `renew_window_at_bound` and `hpa_ceiling`: it limits the renewal to counts the ceiling's recommendation reaches".into(),
+        ));
+    }
     if action.hpa_levels.is_some() {
         if levels.windows(2).any(|w| w[1] >= w[0]) {
             return Err((

@@ -233,6 +233,11 @@ pub struct AgentConfig {
     /// `hpa_levels`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub renew_window_at_bound: bool,
+    /// The renewal only while the load backs the count: the ceiling's recommendation reaches
+    /// the current count ([`crate::rl::ActionConfig::renew_only_while_needed`]). Needs
+    /// `renew_window_at_bound` and `hpa_ceiling`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub renew_only_while_needed: bool,
     /// HPA levels: five CPU targets, from the leanest to the richest; each delta -2..=2 asks
     /// for the HPA formula's count at its target instead of moving the count
     /// ([`crate::rl::ActionConfig::hpa_levels`]): the agent chooses each service's headroom
@@ -392,6 +397,7 @@ impl AgentConfig {
                 ceiling_release_step: self.ceiling_release_step,
                 hpa_levels: self.hpa_levels,
                 renew_at_bound: self.renew_window_at_bound,
+                renew_only_while_needed: self.renew_only_while_needed,
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),

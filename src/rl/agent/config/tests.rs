@@ -61,6 +61,10 @@ fn an_hpa_floor_and_ceiling_are_positive_targets_for_per_service_actions() {
     );
     let renew = parse("action: per_service\nrenew_window_at_bound: true\ndownscale_stabilization_s: 300\n");
     assert_eq!((renew.validate(), renew.env_config().action.renew_at_bound), (Ok(()), true));
+    let needed_renewal = parse(
+        "action: per_service\nhpa_ceiling: 0.5\nrenew_window_at_bound: true\nrenew_only_while_needed: true\ndownscale_stabilization_s: 300\n",
+    );
+    assert_eq!((needed_renewal.validate(), needed_renewal.env_config().action.renew_only_while_needed), (Ok(()), true));
     for (extra, field) in [
         ("renew_window_at_bound: true\ndownscale_stabilization_s: 300\n", "renew_window_at_bound"),
         ("action: per_service\nrenew_window_at_bound: true\n", "renew_window_at_bound"),
@@ -71,6 +75,14 @@ fn an_hpa_floor_and_ceiling_are_positive_targets_for_per_service_actions() {
         (
             "action: per_service\nrenew_window_at_bound: true\ndownscale_stabilization_s: 300\nanchor: hpa\n",
             "renew_window_at_bound",
+        ),
+        (
+            "action: per_service\nrenew_window_at_bound: true\nrenew_only_while_needed: true\ndownscale_stabilization_s: 300\n",
+            "renew_only_while_needed",
+        ),
+        (
+            "action: per_service\nhpa_ceiling: 0.5\nrenew_only_while_needed: true\ndownscale_stabilization_s: 300\n",
+            "renew_only_while_needed",
         ),
         ("action: per_service\nfloor_counts_refused: true\n", "floor_counts_refused"),
         ("action: per_service\nfloor_holds_peak: true\ndownscale_stabilization_s: 60\n", "floor_holds_peak"),
