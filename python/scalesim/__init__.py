@@ -50,35 +50,6 @@ def _levels(levels: Sequence[float]) -> Tuple[float, float, float, float, float]
     return values  # type: ignore[return-value]
 
 
-def _shields(
-    action: str,
-    hpa_floor: Optional[float],
-    floor_counts_refused: bool,
-    hpa_ceiling: Optional[float],
-    ceiling_release_step: Optional[int],
-    hpa_levels: Optional[Sequence[float]],
-    floor_holds_peak: bool,
-    renew_window_at_bound: bool,
-    renew_only_while_needed: bool,
-    downscale_stabilization_s: float,
-) -> Dict[str, Any]:
-    """The HPA shields' keywords and the scale-down window as both environments pass them on,
-    once ``action`` is known to be one they take (the extension checks the shields themselves)."""
-    if action not in _ACTIONS:
-        raise ValueError(f"action: {action!r} is not 'single' or 'per_service'")
-    return dict(
-        hpa_floor=hpa_floor,
-        floor_counts_refused=floor_counts_refused,
-        hpa_ceiling=hpa_ceiling,
-        ceiling_release_step=ceiling_release_step,
-        hpa_levels=hpa_levels,
-        floor_holds_peak=floor_holds_peak,
-        renew_window_at_bound=renew_window_at_bound,
-        renew_only_while_needed=renew_only_while_needed,
-        downscale_stabilization_s=downscale_stabilization_s,
-    )
-
-
 def _release_step(step: Optional[int]) -> Optional[int]:
     """``ceiling_release_step`` as the extension takes it: a whole number of replicas, >= 0 here
     (the extension refuses 0, naming the field, as an agent config does)."""
@@ -133,16 +104,9 @@ def _core_kwargs(
     return kw
 
 
-#: The environment keywords (both environments take them; an agent config replaces them), at their
-#: defaults.
-_ENV_DEFAULTS: Dict[str, Any] = dict(
-    fidelity="fluid",
-    decision_interval_s=15.0,
-    reward="weighted",
-    reward_weights=None,
-    action="single",
-    credit="shared",
-    anchor="current",
+#: The HPA shields' keywords and the scale-down window, at their defaults: both environments pass
+#: them to the extension as given, which checks them as an agent config's fields.
+_SHIELD_DEFAULTS: Dict[str, Any] = dict(
     hpa_floor=None,
     floor_counts_refused=False,
     hpa_ceiling=None,
@@ -154,24 +118,28 @@ _ENV_DEFAULTS: Dict[str, Any] = dict(
     downscale_stabilization_s=0.0,
 )
 
+#: The environment keywords (both environments take them; an agent config replaces them), at their
+#: defaults.
+_ENV_DEFAULTS: Dict[str, Any] = dict(
+    fidelity="fluid",
+    decision_interval_s=15.0,
+    reward="weighted",
+    reward_weights=None,
+    action="single",
+    credit="shared",
+    anchor="current",
+    **_SHIELD_DEFAULTS,
+)
+
 
 def _core_args(agent_config: Optional[PathLike], randomisation: Dict[str, Any], **env: Any) -> Dict[str, Any]:
     """The extension's keywords: the environment ``agent_config`` trains in, or the one the
     environment keywords ``env`` describe. Beside an agent config, an environment keyword would
     be ignored, so one given (not at its default) is refused by name."""
     if agent_config is None:
-        hpa_keys = (
-            "hpa_floor",
-            "floor_counts_refused",
-            "hpa_ceiling",
-            "ceiling_release_step",
-            "hpa_levels",
-            "floor_holds_peak",
-            "renew_window_at_bound",
-            "renew_only_while_needed",
-            "downscale_stabilization_s",
-        )
-        hpa = _shields(env["action"], *(env[k] for k in hpa_keys))
+        if env["action"] not in _ACTIONS:
+            raise ValueError(f"action: {env['action']!r} is not 'single' or 'per_service'")
+        hpa = {k: env[k] for k in _SHIELD_DEFAULTS}
         return _core_kwargs(
             env["fidelity"],
             env["decision_interval_s"],
