@@ -11,9 +11,10 @@
 # 2. Runs scripts/agents_vs_hpa.sh with those loads as EVAL_SCENARIOS into OUT (training the
 #    AGENTS, or reusing OUT/train/<agent>_s<seed>/ where a training is already there; every other
 #    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, HPA_TARGETS, TRAIN_SCENARIOS, JOBS).
-# 3. `scalesim compare` against REFERENCE (default: the first agent's label, <agent>-ppo) writes
-#    OUT/compare.csv: each policy's mean gap to the HPA front over the pool, and its per-load
-#    difference from the reference with a 95% t-interval, loads better and worse.
+# 3. `scalesim compare --by-family` against REFERENCE (default: the first agent's label,
+#    <agent>-ppo) writes OUT/compare.csv: each policy's mean gap to the HPA front over the pool,
+#    and its per-load difference from the reference with a 95% t-interval, loads better and worse,
+#    cost relative to the reference's; over all loads, then within each family.
 #
 # Decide by a rule written before the pool is drawn (which seeds, which interval), and keep the
 # evaluation loads out of it: this script refuses none of that for you.
@@ -33,4 +34,4 @@ for n in $POOL_SEEDS; do
 done
 loads=$(for n in $POOL_SEEDS; do ls "$OUT/loads/d${n}_"*.yaml; done | tr '\n' ' ')
 AGENTS=$AGENTS EVAL_SCENARIOS=$loads OUT=$OUT scripts/agents_vs_hpa.sh
-./target/release/scalesim compare "$OUT/pareto.csv" --against "$REFERENCE" --out "$OUT/compare.csv"
+./target/release/scalesim compare "$OUT/pareto.csv" --against "$REFERENCE" --by-family --out "$OUT/compare.csv"

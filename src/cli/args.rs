@@ -192,7 +192,8 @@ pub(crate) enum Command {
     },
     /// Compare policies over many loads: for each policy of the pareto.csv tables given, its
     /// gap to the HPA front (slo_gap_pct) on every load set against the reference policy's on
-    /// the same load (mean difference and its 95% t-interval over loads, loads better and worse).
+    /// the same load (mean difference and its 95% t-interval over loads, loads better and worse,
+    /// mean cost relative to the reference's).
     Compare {
         /// pareto.csv files (`scalesim pareto`); each load (scenario) in one of them.
         #[arg(required = true)]
@@ -203,6 +204,10 @@ pub(crate) enum Command {
         /// Also write the table as CSV to this file.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also compare within each family of drawn loads (`[PREFIX_]fresh_FAMILY` names from
+        /// scripts/fresh_loads.py; other loads form the family `other`).
+        #[arg(long)]
+        by_family: bool,
     },
     /// Train an RL agent (PPO or A2C) on one or more scenarios.
     Train {

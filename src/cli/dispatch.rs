@@ -350,30 +350,14 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             println!("{}", out.join("pareto.csv").display());
             Ok(())
         }
-        Command::Compare { tables, against, out } => {
+        Command::Compare { tables, against, out, by_family } => {
             use scalesim::experiment::compare;
             let cells = compare::read_tables(&tables)?;
-            let rows = compare::compare(&cells, &against).map_err(anyhow::Error::msg)?;
+            let rows = compare::compare(&cells, &against, by_family).map_err(anyhow::Error::msg)?;
             if let Some(out) = &out {
                 std::fs::write(out, compare::csv_text(&rows)).with_context(|| format!("writing {}", out.display()))?;
             }
-            println!(
-                "{:<16} {:>5} {:>9} {:>18} {:>13} {:>7}",
-                "policy", "loads", "gap", "gap - reference", "better/worse", "rev/h"
-            );
-            for r in &rows {
-                println!(
-                    "{:<16} {:>5} {:>8.2}% {:>+9.2} ± {:>5.2}  {:>6}/{:<6} {:>7.1}",
-                    r.policy,
-                    r.loads,
-                    r.gap_mean,
-                    r.diff_mean,
-                    r.diff_ci95,
-                    r.better,
-                    r.worse,
-                    r.reversals_per_hour_mean
-                );
-            }
+            print!("{}", compare::table_text(&rows));
             if let Some(out) = &out {
                 println!("{}", out.display());
             }

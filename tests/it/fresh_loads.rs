@@ -192,13 +192,19 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
     };
     let compare = std::fs::read_to_string(out.join("compare.csv")).unwrap();
     let rows: Vec<Vec<&str>> = compare.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    let policies: Vec<&str> = rows.iter().map(|r| r[0]).collect();
-    assert_eq!(policies, ["gcn-ppo", "hpa100", "hpa60", "kpa", "mlp-ppo", "target"], "{compare}");
+    let policies = ["gcn-ppo", "hpa100", "hpa60", "kpa", "mlp-ppo", "target"];
+    // Every load, then each of the four families (one load each), families in name order.
+    let families = ["all", "gamma_wave", "mmpp", "spikes", "surge"];
+    let labels: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[1])).collect();
+    let want: Vec<(&str, &str)> = families.iter().flat_map(|f| policies.iter().map(move |p| (*f, *p))).collect();
+    assert_eq!(labels, want, "{compare}");
     for r in &rows {
-        assert_eq!(r[1], "4", "{compare}");
-        let want = loads.iter().map(|l| gap(l, r[0]) - gap(l, "mlp-ppo")).sum::<f64>() / 4.0;
-        let got: f64 = r[3].parse().unwrap();
-        assert!((got - want).abs() < 0.006, "{}: diff {got} against {want} recomputed", r[0]);
+        let in_family: Vec<&String> =
+            loads.iter().filter(|l| r[0] == "all" || l.ends_with(&format!("_fresh_{}", r[0]))).collect();
+        assert_eq!(r[2], in_family.len().to_string(), "{compare}");
+        let want = in_family.iter().map(|l| gap(l, r[1]) - gap(l, "mlp-ppo")).sum::<f64>() / in_family.len() as f64;
+        let got: f64 = r[4].parse().unwrap();
+        assert!((got - want).abs() < 0.006, "{} on {}: diff {got} against {want} recomputed", r[1], r[0]);
     }
     let o = pool("5 x");
     let err = String::from_utf8_lossy(&o.stderr);

@@ -116,9 +116,9 @@ fn compare_pairs_gaps_by_load_across_tables() {
     // 4.302653: half-width 4.302653 * 30 / sqrt(3) = 74.52.
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
-        "policy,loads,gap_mean,diff_mean,diff_ci95,better,worse,reversals_per_hour_mean\n\
-         agent,3,-20.00,-20.00,74.52,2,1,6.00\n\
-         hpa60,3,0.00,0.00,0.00,0,0,2.00\n"
+        "family,policy,loads,gap_mean,diff_mean,diff_ci95,better,worse,reversals_per_hour_mean,cost_ratio_mean\n\
+         all,agent,3,-20.00,-20.00,74.52,2,1,6.00,1.000\n\
+         all,hpa60,3,0.00,0.00,0.00,0,0,2.00,1.000\n"
     );
     // The same load in both tables.
     std::fs::write(&t2, format!("{header}\n{}\n", row("l1", "agent", 4.0, -20.0))).unwrap();
