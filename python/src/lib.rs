@@ -44,6 +44,7 @@ struct Spec {
 struct ShieldArgs {
     hpa_floor: Option<f64>,
     floor_counts_refused: bool,
+    floor_peak_s: Option<f64>,
     floor_holds_peak: bool,
     hpa_ceiling: Option<f64>,
     ceiling_release_step: Option<u32>,
@@ -180,6 +181,7 @@ fn spec(
             anchor,
             hpa_floor: shields.hpa_floor,
             floor_counts_refused: shields.floor_counts_refused,
+            floor_peak_s: shields.floor_peak_s,
             floor_holds_peak: shields.floor_holds_peak,
             hpa_ceiling: shields.hpa_ceiling,
             ceiling_release_step: shields.ceiling_release_step,
@@ -375,7 +377,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -392,6 +394,7 @@ impl CoreEnv {
         anchor: &str,
         hpa_floor: Option<f64>,
         floor_counts_refused: bool,
+        floor_peak_s: Option<f64>,
         hpa_ceiling: Option<f64>,
         ceiling_release_step: Option<u32>,
         hpa_levels: Option<[f64; 5]>,
@@ -418,6 +421,7 @@ impl CoreEnv {
             ShieldArgs {
                 hpa_floor,
                 floor_counts_refused,
+                floor_peak_s,
                 floor_holds_peak,
                 hpa_ceiling,
                 ceiling_release_step,
@@ -631,7 +635,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -650,6 +654,7 @@ impl CoreVecEnv {
         anchor: &str,
         hpa_floor: Option<f64>,
         floor_counts_refused: bool,
+        floor_peak_s: Option<f64>,
         hpa_ceiling: Option<f64>,
         ceiling_release_step: Option<u32>,
         hpa_levels: Option<[f64; 5]>,
@@ -679,6 +684,7 @@ impl CoreVecEnv {
             ShieldArgs {
                 hpa_floor,
                 floor_counts_refused,
+                floor_peak_s,
                 floor_holds_peak,
                 hpa_ceiling,
                 ceiling_release_step,

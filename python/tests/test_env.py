@@ -338,6 +338,24 @@ def test_an_hpa_floor_raises_held_services_to_the_hpa_count():
     assert floored_at_100(True) > floored_at_100(False)
     with pytest.raises(ValueError, match="floor_counts_refused"):
         scalesim.make_env(PEAK, action="per_service", floor_counts_refused=True)
+    # Reading the busiest second of each 15 s window instead of its mean: peak's Poisson arrivals
+    # are never even. Holding, every count is its floor; the first decision finds every service
+    # at one replica either way, so the second sees the same history, and there each service's
+    # floor is at least the plain one and some are above it (11 -> 15 replicas in all against
+    # 11 -> 12). Later decisions differ in history, and the cluster's room is shared, so only
+    # that one compares service by service.
+    def floors(peak_s):
+        env = scalesim.make_env(PEAK, action="per_service", hpa_floor=1.0, floor_peak_s=peak_s)
+        env.reset(options={"episode_seed": 5})
+        first = env.step(np.full(11, 2))[4]["replicas"]
+        assert set(first.values()) == {1}, first
+        return env.step(np.full(11, 2))[4]["replicas"]
+
+    plain, busiest = floors(None), floors(1.0)
+    assert all(busiest[n] >= plain[n] for n in plain) and busiest != plain, (plain, busiest)
+    for bad in (dict(floor_peak_s=6.0), dict(hpa_floor=1.0, floor_peak_s=0.5)):
+        with pytest.raises(ValueError, match="floor_peak_s"):
+            scalesim.make_env(PEAK, action="per_service", **bad)
 
 
 def test_an_hpa_ceiling_caps_and_hpa_levels_choose_the_hpa_count():

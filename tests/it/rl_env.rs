@@ -697,6 +697,28 @@ workload: { arrivals: { process: deterministic }, stages: [ { duration_s: 120, r
 }
 
 #[test]
+fn a_floor_that_reads_the_busiest_seconds_asks_for_a_short_bursts_capacity() {
+    // `tiny` under 15 requests/s for 5 s, then none for 10 s: over the first 15 s window one
+    // replica is busy 75 x 50 ms = 3.75 s, a utilisation of 0.25. At a floor target of 30% the
+    // window's mean asks for ceil(1 x 0.25 / 0.3) = 1. The busiest 5 s carry all 75 arrivals,
+    // three times the window's mean rate (15 against 5 a second): 0.75 / 0.3 = 2.5, a floor of 3.
+    // The busiest 10 s hold them too: 7.5 a second, 1.5 times the mean, 0.375 / 0.3 = 1.25: 2.
+    // A span of the whole window (15 s) or more is its own mean: 1.
+    let sc = tiny_stages(1, "[ { duration_s: 5, rps: 15 }, { duration_s: 115, rps: 0 } ]");
+    let floor_after_one_window = |peak_s: Option<f64>| {
+        let action = ActionConfig { hpa_floor: Some(0.3), floor_peak_s: peak_s, ..Default::default() };
+        let mut e = replica_env(action, sc.clone());
+        e.reset(1).unwrap();
+        e.step(&every(0)).unwrap();
+        let sv = &e.backend().unwrap().observe().services[0];
+        assert!((sv.cpu_utilization.unwrap() - 0.25).abs() < 0.01, "utilisation {:?}", sv.cpu_utilization);
+        e.mask().unwrap().floor[0]
+    };
+    let floors: Vec<i64> = [None, Some(5.0), Some(10.0), Some(15.0), Some(60.0)].map(floor_after_one_window).to_vec();
+    assert_eq!(floors, [1, 3, 2, 1, 1]);
+}
+
+#[test]
 fn under_an_hpa_ceiling_no_scale_up_goes_above_the_hpas() {
     // `tiny` on one replica of max 5: 10 requests/s of 50 ms use half its core. At a ceiling
     // target of 25% the HPA asks for ceil(1 x 0.5 / 0.25) = 2: from 1, +1 (2) is allowed and +2

@@ -33,6 +33,33 @@ pub fn offered_load_recommendation(sv: &crate::metrics::ServiceView, target: f64
     recommendation_at(sv, target, offered_utilization(sv))
 }
 
+/// The floor's count ([`crate::rl::ActionConfig::hpa_floor`]): [`hpa_recommendation`], or
+/// [`offered_load_recommendation`] when `counts_refused`, at the utilisation times `peak` (the
+/// window's [`peak_ratio`] under [`crate::rl::ActionConfig::floor_peak_s`]; 1 otherwise, which
+/// leaves the utilisation exactly as it was).
+pub fn floor_recommendation(sv: &crate::metrics::ServiceView, target: f64, counts_refused: bool, peak: f64) -> i64 {
+    let utilization = if counts_refused { offered_utilization(sv) } else { sv.cpu_utilization };
+    recommendation_at(sv, target, utilization.map(|u| u * peak))
+}
+
+/// How much busier the busiest `peak_len` consecutive entries of the last `window_len` entries
+/// of `rps_history` (arrivals per second per interval, oldest first) are than those
+/// `window_len` entries on average: the ratio of the highest `peak_len`-entry mean to the
+/// window's mean, at least 1. 1 for a window with no arrivals or no history. A window shorter
+/// than `peak_len` entries is its own peak (ratio 1).
+///
+/// Over a 15 s window of 1 s entries, nine seconds at 400 and six at 0: the window's mean is 240,
+/// the busiest 6 s mean 400, ratio 5/3.
+pub fn peak_ratio(rps_history: &[f64], window_len: usize, peak_len: usize) -> f64 {
+    let window = &rps_history[rps_history.len().saturating_sub(window_len)..];
+    let mean = window.iter().sum::<f64>() / window.len().max(1) as f64;
+    if mean <= 0.0 || peak_len == 0 || window.len() <= peak_len {
+        return 1.0;
+    }
+    let busiest = window.windows(peak_len).map(|w| w.iter().sum::<f64>()).fold(0.0, f64::max) / peak_len as f64;
+    (busiest / mean).max(1.0)
+}
+
 fn recommendation_at(sv: &crate::metrics::ServiceView, target: f64, utilization: Option<f64>) -> i64 {
     let current = (sv.counts.active + sv.counts.starting) as i64;
     let (min, max) = (sv.min_replicas as i64, sv.max_replicas as i64);
@@ -69,7 +96,25 @@ pub fn multiplied_target(current: i64, delta: i32, min: i64, max: i64, room: i64
 
 #[cfg(test)]
 mod tests {
-    use super::multiplied_target;
+    use super::{multiplied_target, peak_ratio};
+
+    /// By hand: nine seconds at 400 and six at 0 (a 15 s window of 1 s entries) have a mean of
+    /// 240; the busiest 6 s, 400 (ratio 5/3); the busiest 10 s, (9 x 400 + 0) / 10 = 360 (ratio
+    /// 1.5). Only the last `window_len` entries count: an older 1,000 changes nothing. An even
+    /// load is its own peak (1); so are no arrivals, no history, and a span as long as the window.
+    #[test]
+    fn peak_ratio_by_hand() {
+        let mut burst = vec![1000.0];
+        burst.extend([400.0; 9]);
+        burst.extend([0.0; 6]);
+        assert!((peak_ratio(&burst, 15, 6) - 5.0 / 3.0).abs() < 1e-12);
+        assert!((peak_ratio(&burst, 15, 10) - 1.5).abs() < 1e-12);
+        assert_eq!(peak_ratio(&[7.0; 15], 15, 5), 1.0);
+        assert_eq!((peak_ratio(&[0.0; 15], 15, 5), peak_ratio(&[], 15, 5)), (1.0, 1.0));
+        assert_eq!((peak_ratio(&burst, 15, 15), peak_ratio(&burst[10..], 15, 6)), (1.0, 1.0));
+        // A window of six entries with a span of three: (0, 0, 0, 3, 3, 6): mean 2, busiest 4.
+        assert!((peak_ratio(&[9.0, 0.0, 0.0, 0.0, 3.0, 3.0, 6.0], 6, 3) - 2.0).abs() < 1e-12);
+    }
 
     /// By hand, min 1, max 7, room 10: from 3, +1 -> ceil(4.5) = 5, +2 -> 6, -1 -> floor(2.25) =
     /// 2, -2 -> floor(1.5) = 1; from 1, +1 -> max(ceil(1.5), 2) = 2, +2 -> 3 (the additive step is

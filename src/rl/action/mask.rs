@@ -3,7 +3,7 @@
 //! a controller's view of the cluster, alike in training and in a deployed agent; the scale-down
 //! window's changes to it are the stabiliser's.
 
-use super::counts::{hpa_recommendation, multiplied_target, offered_load_recommendation};
+use super::counts::{floor_recommendation, hpa_recommendation, multiplied_target, peak_ratio};
 use super::{delta_index, DELTAS};
 #[cfg(doc)]
 use super::{ActionConfig, Anchor, CeilingHold};
@@ -21,6 +21,8 @@ pub struct MaskTargets {
     pub floor: Option<f64>,
     /// The floor's formula counts refused visits as load ([`ActionConfig::floor_counts_refused`]).
     pub floor_counts_refused: bool,
+    /// The floor reads the busiest this-many seconds of the window ([`ActionConfig::floor_peak_s`]).
+    pub floor_peak_s: Option<f64>,
     /// No count goes above the HPA's recommendation at this target once the scale-down window
     /// has passed ([`ActionConfig::hpa_ceiling`]).
     pub ceiling: Option<f64>,
@@ -135,9 +137,10 @@ impl ActionMask {
                 None => self.current[s],
             };
             let min = spec.min_replicas as i64;
-            let floor_formula =
-                if targets.floor_counts_refused { offered_load_recommendation } else { hpa_recommendation };
-            self.floor[s] = targets.floor.map_or(min, |target| floor_formula(sv, target).max(min));
+            let peak = targets.floor_peak_s.map_or(1.0, |secs| window_peak_ratio(view, sv, secs));
+            self.floor[s] = targets
+                .floor
+                .map_or(min, |target| floor_recommendation(sv, target, targets.floor_counts_refused, peak).max(min));
             let max = spec.max_replicas as i64;
             self.unstepped_ceiling[s] =
                 targets.ceiling.map_or(max, |target| hpa_recommendation(sv, target).max(min)).max(self.floor[s]);
@@ -242,6 +245,17 @@ impl ActionMask {
     pub fn allows_delta(&self, service: usize, delta: i32) -> bool {
         delta_index(delta).is_some_and(|i| self.deltas.get(service).is_some_and(|r| r[i]))
     }
+}
+
+/// [`peak_ratio`] of a service's arrivals over the view's metrics window, for `peak_s` seconds
+/// ([`ActionConfig::floor_peak_s`]); 1 when the view keeps no per-interval history.
+fn window_peak_ratio(view: &ClusterView, sv: &crate::metrics::ServiceView, peak_s: f64) -> f64 {
+    let interval = view.history_interval.as_secs_f64();
+    if interval <= 0.0 {
+        return 1.0;
+    }
+    let entries = |secs: f64| (secs / interval).round().max(1.0) as usize;
+    peak_ratio(&sv.rps_history, entries(view.window.as_secs_f64()), entries(peak_s))
 }
 
 #[cfg(test)]

@@ -22,7 +22,10 @@ mod mask;
 mod shields;
 mod stabilizer;
 
-pub use counts::{hpa_recommendation, multiplied_target, offered_load_recommendation, offered_utilization};
+pub use counts::{
+    floor_recommendation, hpa_recommendation, multiplied_target, offered_load_recommendation, offered_utilization,
+    peak_ratio,
+};
 pub use execute::{execute, ActionReport};
 pub use mask::{ActionMask, MaskTargets, Requested};
 pub use shields::check_hpa_shields;
@@ -60,6 +63,13 @@ pub struct ActionConfig {
     /// queue overflows, so the plain formula at most doubles the count per decision there; this
     /// one asks at once for what the arrivals need.
     pub floor_counts_refused: bool,
+    /// The floor reads the load of the busiest this-many seconds of the metrics window rather
+    /// than the window's mean: its utilisation is multiplied by the ratio of the highest
+    /// N-second mean arrival rate within the window to the window's mean rate, at least 1
+    /// ([`peak_ratio`]). A burst of a few seconds inside a quiet 15 s window otherwise asks for a
+    /// fraction of what it needed (Knative reads a 6 s panic window beside its 60 s stable one
+    /// for the same reason). None: the window's mean.
+    pub floor_peak_s: Option<f64>,
     /// The floor holds its peak: each service's floor is the highest of its floors over the
     /// scale-down window ([`DownscaleStabilizer::apply`]). With `floor_counts_refused`, the
     /// capacity a burst's arrivals needed is kept while bursts recur within the window, per
@@ -144,6 +154,7 @@ impl ActionConfig {
             anchor: (self.anchor == Anchor::Hpa).then_some(hpa_target),
             floor: self.hpa_floor,
             floor_counts_refused: self.floor_counts_refused,
+            floor_peak_s: self.floor_peak_s,
             ceiling: self.hpa_ceiling,
             ceiling_release_step: self.ceiling_release_step,
             levels: self.hpa_levels,
@@ -179,6 +190,7 @@ impl Default for ActionConfig {
             anchor: Anchor::Current,
             hpa_floor: None,
             floor_counts_refused: false,
+            floor_peak_s: None,
             floor_holds_peak: false,
             hpa_ceiling: None,
             ceiling_hold: CeilingHold::Off,

@@ -59,6 +59,14 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
     if action.floor_counts_refused && action.hpa_floor.is_none() {
         return Err(("floor_counts_refused", "needs `hpa_floor`: it changes the floor's formula".into()));
     }
+    if let Some(secs) = action.floor_peak_s {
+        if action.hpa_floor.is_none() {
+            return Err(("floor_peak_s", "needs `hpa_floor`: it changes the load the floor reads".into()));
+        }
+        if !(secs.is_finite() && secs >= 1.0) {
+            return Err(("floor_peak_s", format!("{secs} s: the busiest span the floor reads must be at least 1 s")));
+        }
+    }
     let set = [
         ("hpa_floor", action.hpa_floor.is_some()),
         ("hpa_ceiling", action.hpa_ceiling.is_some()),

@@ -195,6 +195,11 @@ pub struct AgentConfig {
     /// once for what its arrivals need. Needs `hpa_floor`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub floor_counts_refused: bool,
+    /// The floor reads the busiest this-many seconds of the metrics window, not its mean
+    /// ([`crate::rl::ActionConfig::floor_peak_s`]). Needs `hpa_floor`. Written into checkpoints
+    /// only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_peak_s: Option<f64>,
     /// The floor holds its peak: each service's floor is the highest of its floors over the
     /// scale-down window ([`crate::rl::ActionConfig::floor_holds_peak`]). Needs `hpa_floor` and
     /// `downscale_stabilization_s`. Written into checkpoints only when set.
@@ -387,6 +392,7 @@ impl AgentConfig {
                 anchor: self.anchor,
                 hpa_floor: self.hpa_floor,
                 floor_counts_refused: self.floor_counts_refused,
+                floor_peak_s: self.floor_peak_s,
                 floor_holds_peak: self.floor_holds_peak,
                 hpa_ceiling: self.hpa_ceiling,
                 ceiling_hold: match (self.ceiling_holds_peak, self.ceiling_holds_while_needed) {

@@ -47,6 +47,8 @@ fn an_hpa_floor_and_ceiling_are_positive_targets_for_per_service_actions() {
     assert_eq!(parse("action: per_service\nhpa_ceiling: 0.4\n").validate(), Ok(()));
     let refused = parse("action: per_service\nhpa_floor: 1.0\nfloor_counts_refused: true\n");
     assert_eq!((refused.validate(), refused.env_config().action.floor_counts_refused), (Ok(()), true));
+    let busiest = parse("action: per_service\nhpa_floor: 1.0\nfloor_peak_s: 6\n");
+    assert_eq!((busiest.validate(), busiest.env_config().action.floor_peak_s), (Ok(()), Some(6.0)));
     let held = parse("action: per_service\nhpa_floor: 1.0\nfloor_holds_peak: true\ndownscale_stabilization_s: 60\n");
     assert_eq!((held.validate(), held.env_config().action.floor_holds_peak), (Ok(()), true));
     let peak =
@@ -85,6 +87,8 @@ fn an_hpa_floor_and_ceiling_are_positive_targets_for_per_service_actions() {
             "renew_only_while_needed",
         ),
         ("action: per_service\nfloor_counts_refused: true\n", "floor_counts_refused"),
+        ("action: per_service\nfloor_peak_s: 6\n", "floor_peak_s"),
+        ("action: per_service\nhpa_floor: 1.0\nfloor_peak_s: 0.5\n", "floor_peak_s"),
         ("action: per_service\nfloor_holds_peak: true\ndownscale_stabilization_s: 60\n", "floor_holds_peak"),
         ("action: per_service\nhpa_floor: 1.0\nfloor_holds_peak: true\ndownscale_stabilization_s: 0\n", "floor_holds_peak"),
         ("action: per_service\nceiling_release_step: 2\n", "ceiling_release_step"),
