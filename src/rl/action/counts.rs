@@ -27,16 +27,12 @@ pub fn offered_utilization(sv: &crate::metrics::ServiceView) -> Option<f64> {
     sv.cpu_utilization.map(|u| u / (1.0 - refused))
 }
 
-/// [`hpa_recommendation`] at the utilisation the offered load would cause
-/// ([`offered_utilization`]): the same count when nothing was refused.
-pub fn offered_load_recommendation(sv: &crate::metrics::ServiceView, target: f64) -> i64 {
-    recommendation_at(sv, target, offered_utilization(sv))
-}
-
-/// The floor's count ([`crate::rl::ActionConfig::hpa_floor`]): [`hpa_recommendation`], or
-/// [`offered_load_recommendation`] when `counts_refused`, at the utilisation times `peak` (the
-/// window's [`peak_ratio`] under [`crate::rl::ActionConfig::floor_peak_s`]; 1 otherwise, which
-/// leaves the utilisation exactly as it was).
+/// The floor's count ([`crate::rl::ActionConfig::hpa_floor`]): the HPA formula's count
+/// ([`hpa_recommendation`]) at the served load's utilisation or, when `counts_refused`, at the
+/// utilisation the offered load would cause ([`offered_utilization`]: the same when nothing was
+/// refused), times `peak` (the window's [`peak_ratio`] under
+/// [`crate::rl::ActionConfig::floor_peak_s`]; 1 otherwise, which leaves the utilisation exactly
+/// as it was).
 pub fn floor_recommendation(sv: &crate::metrics::ServiceView, target: f64, counts_refused: bool, peak: f64) -> i64 {
     let utilization = if counts_refused { offered_utilization(sv) } else { sv.cpu_utilization };
     recommendation_at(sv, target, utilization.map(|u| u * peak))

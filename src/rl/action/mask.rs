@@ -137,10 +137,10 @@ impl ActionMask {
                 None => self.current[s],
             };
             let min = spec.min_replicas as i64;
-            let peak = targets.floor_peak_s.map_or(1.0, |secs| window_peak_ratio(view, sv, secs));
-            self.floor[s] = targets
-                .floor
-                .map_or(min, |target| floor_recommendation(sv, target, targets.floor_counts_refused, peak).max(min));
+            self.floor[s] = targets.floor.map_or(min, |target| {
+                let peak = targets.floor_peak_s.map_or(1.0, |secs| window_peak_ratio(view, sv, secs));
+                floor_recommendation(sv, target, targets.floor_counts_refused, peak).max(min)
+            });
             let max = spec.max_replicas as i64;
             self.unstepped_ceiling[s] =
                 targets.ceiling.map_or(max, |target| hpa_recommendation(sv, target).max(min)).max(self.floor[s]);

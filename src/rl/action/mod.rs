@@ -22,10 +22,7 @@ mod mask;
 mod shields;
 mod stabilizer;
 
-pub use counts::{
-    floor_recommendation, hpa_recommendation, multiplied_target, offered_load_recommendation, offered_utilization,
-    peak_ratio,
-};
+pub use counts::{floor_recommendation, hpa_recommendation, multiplied_target, offered_utilization, peak_ratio};
 pub use execute::{execute, ActionReport};
 pub use mask::{ActionMask, MaskTargets, Requested};
 pub use shields::check_hpa_shields;
