@@ -86,6 +86,7 @@ def _core_kwargs(
         hpa_floor=None if hpa.get("hpa_floor") is None else float(hpa["hpa_floor"]),
         floor_counts_refused=bool(hpa.get("floor_counts_refused", False)),
         floor_peak_s=None if hpa.get("floor_peak_s") is None else float(hpa["floor_peak_s"]),
+        floor_peak_reads=str(hpa.get("floor_peak_reads", "busiest")),
         hpa_ceiling=None if hpa.get("hpa_ceiling") is None else float(hpa["hpa_ceiling"]),
         ceiling_release_step=_release_step(hpa.get("ceiling_release_step")),
         hpa_levels=None if hpa.get("hpa_levels") is None else _levels(hpa["hpa_levels"]),
@@ -111,6 +112,7 @@ _SHIELD_DEFAULTS: Dict[str, Any] = dict(
     hpa_floor=None,
     floor_counts_refused=False,
     floor_peak_s=None,
+    floor_peak_reads="busiest",
     hpa_ceiling=None,
     ceiling_release_step=None,
     hpa_levels=None,
@@ -219,6 +221,7 @@ class ScalesimEnv(gym.Env):
         hpa_floor: Optional[float] = None,
         floor_counts_refused: bool = False,
         floor_peak_s: Optional[float] = None,
+        floor_peak_reads: str = "busiest",
         hpa_ceiling: Optional[float] = None,
         ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Sequence[float]] = None,
@@ -335,6 +338,7 @@ class ScalesimVecEnv(VectorEnv):
         hpa_floor: Optional[float] = None,
         floor_counts_refused: bool = False,
         floor_peak_s: Optional[float] = None,
+        floor_peak_reads: str = "busiest",
         hpa_ceiling: Optional[float] = None,
         ceiling_release_step: Optional[int] = None,
         hpa_levels: Optional[Sequence[float]] = None,
@@ -431,7 +435,10 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     ``hpa_floor``: the floor's formula takes utilisation / (1 - the share of visits refused), so a
     saturated service's floor asks at once for what its arrivals need), ``floor_peak_s`` (seconds
     >= 1, with ``hpa_floor``: the floor reads the busiest that-many seconds of the metrics window,
-    its utilisation times the busiest span's mean arrival rate over the window's), ``hpa_ceiling`` (a lower CPU target,
+    its utilisation times the busiest span's mean arrival rate over the window's),
+    ``floor_peak_reads`` ("busiest", or "latest" with ``floor_peak_s``: the span read is the
+    window's latest that-many seconds, as Knative's panic window, so a burst that has passed reads
+    as the window's mean), ``hpa_ceiling`` (a lower CPU target,
     with ``action="per_service"``: no scale-up goes above the HPA formula's count at that target,
     and a count above it is lowered to it), ``ceiling_release_step`` (an int >= 1, with
     ``hpa_ceiling``: the ceiling lowers a service by at most that many replicas a decision), ``hpa_levels`` (five falling CPU targets, with

@@ -41,10 +41,11 @@ struct Spec {
 
 /// The HPA shields and the scale-down window as the keywords give them (an agent config's
 /// fields of the same names).
-struct ShieldArgs {
+struct ShieldArgs<'a> {
     hpa_floor: Option<f64>,
     floor_counts_refused: bool,
     floor_peak_s: Option<f64>,
+    floor_peak_reads: &'a str,
     floor_holds_peak: bool,
     hpa_ceiling: Option<f64>,
     ceiling_release_step: Option<u32>,
@@ -69,7 +70,7 @@ fn spec(
     credit: &str,
     arrival_cv: Option<(f64, f64)>,
     anchor: &str,
-    shields: ShieldArgs,
+    shields: ShieldArgs<'_>,
     agent_config: Option<String>,
 ) -> PyResult<Spec> {
     if scenarios.is_empty() {
@@ -169,6 +170,11 @@ fn spec(
             return Err(bad_input(format!("{name}: ({lo}, {hi}) is not a range LO <= HI of finite numbers >= {min}")));
         }
     }
+    let floor_peak_reads = match shields.floor_peak_reads {
+        "busiest" => scalesim::rl::PeakSpan::Busiest,
+        "latest" => scalesim::rl::PeakSpan::Latest,
+        other => return Err(bad_input(format!("floor_peak_reads: `{other}` is not `busiest` or `latest`"))),
+    };
     let window = shields.downscale_stabilization_s;
     if !(window.is_finite() && (0.0..=86_400.0).contains(&window)) {
         return Err(bad_input(format!("downscale_stabilization_s: {window} is outside 0..=86400")));
@@ -182,6 +188,7 @@ fn spec(
             hpa_floor: shields.hpa_floor,
             floor_counts_refused: shields.floor_counts_refused,
             floor_peak_s: shields.floor_peak_s,
+            floor_peak_reads,
             floor_holds_peak: shields.floor_holds_peak,
             hpa_ceiling: shields.hpa_ceiling,
             ceiling_release_step: shields.ceiling_release_step,
@@ -377,7 +384,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -395,6 +402,7 @@ impl CoreEnv {
         hpa_floor: Option<f64>,
         floor_counts_refused: bool,
         floor_peak_s: Option<f64>,
+        floor_peak_reads: &str,
         hpa_ceiling: Option<f64>,
         ceiling_release_step: Option<u32>,
         hpa_levels: Option<[f64; 5]>,
@@ -422,6 +430,7 @@ impl CoreEnv {
                 hpa_floor,
                 floor_counts_refused,
                 floor_peak_s,
+                floor_peak_reads,
                 floor_holds_peak,
                 hpa_ceiling,
                 ceiling_release_step,
@@ -635,7 +644,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -655,6 +664,7 @@ impl CoreVecEnv {
         hpa_floor: Option<f64>,
         floor_counts_refused: bool,
         floor_peak_s: Option<f64>,
+        floor_peak_reads: &str,
         hpa_ceiling: Option<f64>,
         ceiling_release_step: Option<u32>,
         hpa_levels: Option<[f64; 5]>,
@@ -685,6 +695,7 @@ impl CoreVecEnv {
                 hpa_floor,
                 floor_counts_refused,
                 floor_peak_s,
+                floor_peak_reads,
                 floor_holds_peak,
                 hpa_ceiling,
                 ceiling_release_step,

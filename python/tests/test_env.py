@@ -344,17 +344,27 @@ def test_an_hpa_floor_raises_held_services_to_the_hpa_count():
     # floor is at least the plain one and some are above it (11 -> 15 replicas in all against
     # 11 -> 12). Later decisions differ in history, and the cluster's room is shared, so only
     # that one compares service by service.
-    def floors(peak_s):
-        env = scalesim.make_env(PEAK, action="per_service", hpa_floor=1.0, floor_peak_s=peak_s)
+    # The latest second is one of the spans the busiest reads, and a ratio is at least 1: each
+    # service's floor lies between the plain one and the busiest second's.
+    def floors(peak_s, reads="busiest"):
+        env = scalesim.make_env(
+            PEAK, action="per_service", hpa_floor=1.0, floor_peak_s=peak_s, floor_peak_reads=reads
+        )
         env.reset(options={"episode_seed": 5})
         first = env.step(np.full(11, 2))[4]["replicas"]
         assert set(first.values()) == {1}, first
         return env.step(np.full(11, 2))[4]["replicas"]
 
-    plain, busiest = floors(None), floors(1.0)
+    plain, busiest, latest = floors(None), floors(1.0), floors(1.0, "latest")
     assert all(busiest[n] >= plain[n] for n in plain) and busiest != plain, (plain, busiest)
-    for bad in (dict(floor_peak_s=6.0), dict(hpa_floor=1.0, floor_peak_s=0.5)):
-        with pytest.raises(ValueError, match="floor_peak_s"):
+    assert all(plain[n] <= latest[n] <= busiest[n] for n in plain), (plain, latest, busiest)
+    for bad, field in (
+        (dict(floor_peak_s=6.0), "floor_peak_s"),
+        (dict(hpa_floor=1.0, floor_peak_s=0.5), "floor_peak_s"),
+        (dict(hpa_floor=1.0, floor_peak_reads="latest"), "floor_peak_reads"),
+        (dict(hpa_floor=1.0, floor_peak_s=6.0, floor_peak_reads="newest"), "floor_peak_reads"),
+    ):
+        with pytest.raises(ValueError, match=field):
             scalesim.make_env(PEAK, action="per_service", **bad)
 
 

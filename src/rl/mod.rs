@@ -18,7 +18,7 @@ pub mod observation;
 pub mod reward;
 
 pub use action::{
-    Action, ActionConfig, ActionMask, ActionReport, CeilingHold, DownscaleStabilizer, ServiceAction, DELTAS,
+    Action, ActionConfig, ActionMask, ActionReport, CeilingHold, DownscaleStabilizer, PeakSpan, ServiceAction, DELTAS,
 };
 pub use env::{Env, EnvConfig, EnvError, Randomization, SimFactory, Step, StepInfo, VecEnv};
 pub use observation::{Observation, ObservationLayout};

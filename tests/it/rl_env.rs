@@ -6,7 +6,7 @@ use scalesim::engine::SimTime;
 use scalesim::rl::action::Anchor;
 use scalesim::rl::env::action_rng;
 use scalesim::rl::{
-    Action, ActionConfig, ActionMask, Env, EnvConfig, Randomization, RewardConfig, ServiceAction, SimFactory,
+    Action, ActionConfig, ActionMask, Env, EnvConfig, PeakSpan, Randomization, RewardConfig, ServiceAction, SimFactory,
     SlackBasis, VecEnv, DELTAS,
 };
 use scalesim::scenario::Scenario;
@@ -716,6 +716,36 @@ fn a_floor_that_reads_the_busiest_seconds_asks_for_a_short_bursts_capacity() {
     };
     let floors: Vec<i64> = [None, Some(5.0), Some(10.0), Some(15.0), Some(60.0)].map(floor_after_one_window).to_vec();
     assert_eq!(floors, [1, 3, 2, 1, 1]);
+}
+
+#[test]
+fn a_floor_that_reads_the_latest_seconds_asks_only_while_the_burst_lasts() {
+    // The burst above, once in the first 5 s of the 15 s window (it has passed when the floor is
+    // read) and once in the last 5 s (still arriving). Each carries 75 arrivals: a utilisation of
+    // 0.25 and, at 30%, a floor of 1 from the window's mean. Read over the latest 5 s, the passed
+    // burst is quiet (ratio 1: a floor of 1) and the arriving one three times the mean (3, as
+    // the busiest 5 s). Over the latest 10 s: none of the passed burst (1), all of the arriving
+    // one at 1.5 times the mean (0.375 / 0.3 = 1.25: 2).
+    let passed = tiny_stages(1, "[ { duration_s: 5, rps: 15 }, { duration_s: 115, rps: 0 } ]");
+    let arriving =
+        tiny_stages(1, "[ { duration_s: 10, rps: 0 }, { duration_s: 5, rps: 15 }, { duration_s: 105, rps: 0 } ]");
+    let floor_after_one_window = |sc: &Scenario, peak_s: f64| {
+        let action = ActionConfig {
+            hpa_floor: Some(0.3),
+            floor_peak_s: Some(peak_s),
+            floor_peak_reads: PeakSpan::Latest,
+            ..Default::default()
+        };
+        let mut e = replica_env(action, sc.clone());
+        e.reset(1).unwrap();
+        e.step(&every(0)).unwrap();
+        let sv = &e.backend().unwrap().observe().services[0];
+        assert!((sv.cpu_utilization.unwrap() - 0.25).abs() < 0.01, "utilisation {:?}", sv.cpu_utilization);
+        e.mask().unwrap().floor[0]
+    };
+    let floors = [(&passed, 5.0), (&passed, 10.0), (&arriving, 5.0), (&arriving, 10.0)]
+        .map(|(sc, secs)| floor_after_one_window(sc, secs));
+    assert_eq!(floors, [1, 1, 3, 2]);
 }
 
 #[test]

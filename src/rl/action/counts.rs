@@ -3,6 +3,8 @@
 //! multiplicative step moves to. Pure functions of a service's metrics; they know nothing of masks,
 //! windows or backends.
 
+use super::PeakSpan;
+
 /// The Kubernetes HPA's replica count for a service at `target` CPU utilisation of request:
 /// `ceil(active x utilisation / target)`, held at the current count (Active + Starting) within
 /// the HPA's 10% tolerance, when no Active replica reports a utilisation, and, while replicas are
@@ -38,22 +40,26 @@ pub fn floor_recommendation(sv: &crate::metrics::ServiceView, target: f64, count
     recommendation_at(sv, target, utilization.map(|u| u * peak))
 }
 
-/// How much busier the busiest `peak_len` consecutive entries of the last `window_len` entries
-/// of `rps_history` (arrivals per second per interval, oldest first) are than those
-/// `window_len` entries on average: the ratio of the highest `peak_len`-entry mean to the
-/// window's mean, at least 1. 1 for a window with no arrivals or no history. A window shorter
-/// than `peak_len` entries is its own peak (ratio 1).
+/// How much busier a `peak_len`-entry span of the last `window_len` entries of `rps_history`
+/// (arrivals per second per interval, oldest first) is than those `window_len` entries on
+/// average: the ratio of the span's mean to the window's mean, at least 1. The span is the
+/// busiest one within the window, or the latest `peak_len` entries ([`PeakSpan`]). 1 for a window
+/// with no arrivals or no history. A window shorter than `peak_len` entries is its own peak
+/// (ratio 1).
 ///
 /// Over a 15 s window of 1 s entries, nine seconds at 400 and six at 0: the window's mean is 240,
-/// the busiest 6 s mean 400, ratio 5/3.
-pub fn peak_ratio(rps_history: &[f64], window_len: usize, peak_len: usize) -> f64 {
+/// the busiest 6 s mean 400, ratio 5/3; the latest 6 s mean 0, ratio 1.
+pub fn peak_ratio(rps_history: &[f64], window_len: usize, peak_len: usize, span: PeakSpan) -> f64 {
     let window = &rps_history[rps_history.len().saturating_sub(window_len)..];
     let mean = window.iter().sum::<f64>() / window.len().max(1) as f64;
     if mean <= 0.0 || peak_len == 0 || window.len() <= peak_len {
         return 1.0;
     }
-    let busiest = window.windows(peak_len).map(|w| w.iter().sum::<f64>()).fold(0.0, f64::max) / peak_len as f64;
-    (busiest / mean).max(1.0)
+    let peak = match span {
+        PeakSpan::Busiest => window.windows(peak_len).map(|w| w.iter().sum::<f64>()).fold(0.0, f64::max),
+        PeakSpan::Latest => window[window.len() - peak_len..].iter().sum::<f64>(),
+    } / peak_len as f64;
+    (peak / mean).max(1.0)
 }
 
 fn recommendation_at(sv: &crate::metrics::ServiceView, target: f64, utilization: Option<f64>) -> i64 {
@@ -92,7 +98,7 @@ pub fn multiplied_target(current: i64, delta: i32, min: i64, max: i64, room: i64
 
 #[cfg(test)]
 mod tests {
-    use super::{multiplied_target, peak_ratio};
+    use super::{multiplied_target, peak_ratio, PeakSpan};
 
     /// By hand: nine seconds at 400 and six at 0 (a 15 s window of 1 s entries) have a mean of
     /// 240; the busiest 6 s, 400 (ratio 5/3); the busiest 10 s, (9 x 400 + 0) / 10 = 360 (ratio
@@ -100,16 +106,39 @@ mod tests {
     /// load is its own peak (1); so are no arrivals, no history, and a span as long as the window.
     #[test]
     fn peak_ratio_by_hand() {
+        let busiest = |h: &[f64], w, p| peak_ratio(h, w, p, PeakSpan::Busiest);
         let mut burst = vec![1000.0];
         burst.extend([400.0; 9]);
         burst.extend([0.0; 6]);
-        assert!((peak_ratio(&burst, 15, 6) - 5.0 / 3.0).abs() < 1e-12);
-        assert!((peak_ratio(&burst, 15, 10) - 1.5).abs() < 1e-12);
-        assert_eq!(peak_ratio(&[7.0; 15], 15, 5), 1.0);
-        assert_eq!((peak_ratio(&[0.0; 15], 15, 5), peak_ratio(&[], 15, 5)), (1.0, 1.0));
-        assert_eq!((peak_ratio(&burst, 15, 15), peak_ratio(&burst[10..], 15, 6)), (1.0, 1.0));
+        assert!((busiest(&burst, 15, 6) - 5.0 / 3.0).abs() < 1e-12);
+        assert!((busiest(&burst, 15, 10) - 1.5).abs() < 1e-12);
+        assert_eq!(busiest(&[7.0; 15], 15, 5), 1.0);
+        assert_eq!((busiest(&[0.0; 15], 15, 5), busiest(&[], 15, 5)), (1.0, 1.0));
+        assert_eq!((busiest(&burst, 15, 15), busiest(&burst[10..], 15, 6)), (1.0, 1.0));
         // A window of six entries with a span of three: (0, 0, 0, 3, 3, 6): mean 2, busiest 4.
-        assert!((peak_ratio(&[9.0, 0.0, 0.0, 0.0, 3.0, 3.0, 6.0], 6, 3) - 2.0).abs() < 1e-12);
+        assert!((busiest(&[9.0, 0.0, 0.0, 0.0, 3.0, 3.0, 6.0], 6, 3) - 2.0).abs() < 1e-12);
+    }
+
+    /// By hand, the latest span: the burst above has passed (its latest 6 s are quiet, ratio 1;
+    /// its latest 10 s, 4 x 400 / 10 = 160 against 240, also 1); the same burst still arriving
+    /// (six quiet seconds, then nine at 400) reads 400 / 240 = 5/3 over 6 s and 360 / 240 = 1.5
+    /// over 10 s, as the busiest span does. In (0, 0, 0, 3, 3, 6) the latest three, mean 4,
+    /// against 2: ratio 2; the latest one, 6: ratio 3. An even load and no arrivals read 1.
+    #[test]
+    fn latest_peak_ratio_by_hand() {
+        let latest = |h: &[f64], w, p| peak_ratio(h, w, p, PeakSpan::Latest);
+        let mut passed = vec![1000.0];
+        passed.extend([400.0; 9]);
+        passed.extend([0.0; 6]);
+        assert_eq!((latest(&passed, 15, 6), latest(&passed, 15, 10)), (1.0, 1.0));
+        let mut arriving = vec![0.0; 6];
+        arriving.extend([400.0; 9]);
+        assert!((latest(&arriving, 15, 6) - 5.0 / 3.0).abs() < 1e-12);
+        assert!((latest(&arriving, 15, 10) - 1.5).abs() < 1e-12);
+        let rising = [9.0, 0.0, 0.0, 0.0, 3.0, 3.0, 6.0];
+        assert!((latest(&rising, 6, 3) - 2.0).abs() < 1e-12);
+        assert!((latest(&rising, 6, 1) - 3.0).abs() < 1e-12);
+        assert_eq!((latest(&[7.0; 15], 15, 5), latest(&[0.0; 15], 15, 5)), (1.0, 1.0));
     }
 
     /// By hand, min 1, max 7, room 10: from 3, +1 -> ceil(4.5) = 5, +2 -> 6, -1 -> floor(2.25) =

@@ -4,7 +4,7 @@
 //! window's changes to it are the stabiliser's.
 
 use super::counts::{floor_recommendation, hpa_recommendation, multiplied_target, peak_ratio};
-use super::{delta_index, DELTAS};
+use super::{delta_index, PeakSpan, DELTAS};
 #[cfg(doc)]
 use super::{ActionConfig, Anchor, CeilingHold};
 use crate::app::AppSpec;
@@ -23,6 +23,8 @@ pub struct MaskTargets {
     pub floor_counts_refused: bool,
     /// The floor reads the busiest this-many seconds of the window ([`ActionConfig::floor_peak_s`]).
     pub floor_peak_s: Option<f64>,
+    /// ... its busiest span or its latest ([`ActionConfig::floor_peak_reads`]).
+    pub floor_peak_reads: PeakSpan,
     /// No count goes above the HPA's recommendation at this target once the scale-down window
     /// has passed ([`ActionConfig::hpa_ceiling`]).
     pub ceiling: Option<f64>,
@@ -138,7 +140,9 @@ impl ActionMask {
             };
             let min = spec.min_replicas as i64;
             self.floor[s] = targets.floor.map_or(min, |target| {
-                let peak = targets.floor_peak_s.map_or(1.0, |secs| window_peak_ratio(view, sv, secs));
+                let peak = targets
+                    .floor_peak_s
+                    .map_or(1.0, |secs| window_peak_ratio(view, sv, secs, targets.floor_peak_reads));
                 floor_recommendation(sv, target, targets.floor_counts_refused, peak).max(min)
             });
             let max = spec.max_replicas as i64;
@@ -249,13 +253,13 @@ impl ActionMask {
 
 /// [`peak_ratio`] of a service's arrivals over the view's metrics window, for `peak_s` seconds
 /// ([`ActionConfig::floor_peak_s`]); 1 when the view keeps no per-interval history.
-fn window_peak_ratio(view: &ClusterView, sv: &crate::metrics::ServiceView, peak_s: f64) -> f64 {
+fn window_peak_ratio(view: &ClusterView, sv: &crate::metrics::ServiceView, peak_s: f64, span: PeakSpan) -> f64 {
     let interval = view.history_interval.as_secs_f64();
     if interval <= 0.0 {
         return 1.0;
     }
     let entries = |secs: f64| (secs / interval).round().max(1.0) as usize;
-    peak_ratio(&sv.rps_history, entries(view.window.as_secs_f64()), entries(peak_s))
+    peak_ratio(&sv.rps_history, entries(view.window.as_secs_f64()), entries(peak_s), span)
 }
 
 #[cfg(test)]

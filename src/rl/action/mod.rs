@@ -67,6 +67,9 @@ pub struct ActionConfig {
     /// fraction of what it needed (Knative reads a 6 s panic window beside its 60 s stable one
     /// for the same reason). None: the window's mean.
     pub floor_peak_s: Option<f64>,
+    /// Which span of `floor_peak_s` seconds the floor reads ([`PeakSpan`]): the busiest within
+    /// the window (default) or the latest.
+    pub floor_peak_reads: PeakSpan,
     /// The floor holds its peak: each service's floor is the highest of its floors over the
     /// scale-down window ([`DownscaleStabilizer::apply`]). With `floor_counts_refused`, the
     /// capacity a burst's arrivals needed is kept while bursts recur within the window, per
@@ -120,6 +123,21 @@ pub enum Anchor {
     Hpa,
 }
 
+/// Which span of [`ActionConfig::floor_peak_s`] seconds within the metrics window the floor
+/// reads ([`peak_ratio`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeakSpan {
+    /// The busiest span anywhere in the window: a burst inside the window counts even when it
+    /// has passed.
+    #[default]
+    Busiest,
+    /// The latest span, as Knative's panic window: a load still rising at the window's end reads
+    /// high; a burst that has passed reads as the window's mean, so the floor does not ask for
+    /// capacity that would arrive after it.
+    Latest,
+}
+
 /// The index of `delta` in [`DELTAS`] (the mask's and the categorical head's order), if it is one.
 pub fn delta_index(delta: i32) -> Option<usize> {
     DELTAS.iter().position(|&d| d == delta)
@@ -152,6 +170,7 @@ impl ActionConfig {
             floor: self.hpa_floor,
             floor_counts_refused: self.floor_counts_refused,
             floor_peak_s: self.floor_peak_s,
+            floor_peak_reads: self.floor_peak_reads,
             ceiling: self.hpa_ceiling,
             ceiling_release_step: self.ceiling_release_step,
             levels: self.hpa_levels,
@@ -188,6 +207,7 @@ impl Default for ActionConfig {
             hpa_floor: None,
             floor_counts_refused: false,
             floor_peak_s: None,
+            floor_peak_reads: PeakSpan::Busiest,
             floor_holds_peak: false,
             hpa_ceiling: None,
             ceiling_hold: CeilingHold::Off,

@@ -1,7 +1,7 @@
 //! Whether an action's HPA shields (floor, ceiling, levels) and the switches that refine them fit
 //! together: one check, which the agent config and the Python binding both call.
 
-use super::{ActionConfig, Anchor, CeilingHold, Stabilization};
+use super::{ActionConfig, Anchor, CeilingHold, PeakSpan, Stabilization};
 use crate::engine::SimTime;
 
 /// Why `action`'s HPA shields ([`ActionConfig::hpa_floor`], [`ActionConfig::hpa_ceiling`],
@@ -66,6 +66,12 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
         if !(secs.is_finite() && secs >= 1.0) {
             return Err(("floor_peak_s", format!("{secs} s: the busiest span the floor reads must be at least 1 s")));
         }
+    }
+    if action.floor_peak_reads != PeakSpan::Busiest && action.floor_peak_s.is_none() {
+        return Err((
+            "floor_peak_reads",
+            "needs `floor_peak_s`: it chooses which span of that many seconds the floor reads".into(),
+        ));
     }
     let set = [
         ("hpa_floor", action.hpa_floor.is_some()),

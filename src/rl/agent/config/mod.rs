@@ -200,6 +200,11 @@ pub struct AgentConfig {
     /// only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor_peak_s: Option<f64>,
+    /// Which span of `floor_peak_s` seconds the floor reads: `busiest` (default) or `latest`
+    /// ([`crate::rl::PeakSpan`]). Needs `floor_peak_s`. Written into checkpoints only when not
+    /// the default.
+    #[serde(default, skip_serializing_if = "is_busiest")]
+    pub floor_peak_reads: crate::rl::PeakSpan,
     /// The floor holds its peak: each service's floor is the highest of its floors over the
     /// scale-down window ([`crate::rl::ActionConfig::floor_holds_peak`]). Needs `hpa_floor` and
     /// `downscale_stabilization_s`. Written into checkpoints only when set.
@@ -316,6 +321,10 @@ fn is_after_scale_up(s: &crate::rl::action::Stabilization) -> bool {
     *s == crate::rl::action::Stabilization::AfterScaleUp
 }
 
+fn is_busiest(s: &crate::rl::PeakSpan) -> bool {
+    *s == crate::rl::PeakSpan::Busiest
+}
+
 fn is_current(a: &crate::rl::action::Anchor) -> bool {
     *a == crate::rl::action::Anchor::Current
 }
@@ -393,6 +402,7 @@ impl AgentConfig {
                 hpa_floor: self.hpa_floor,
                 floor_counts_refused: self.floor_counts_refused,
                 floor_peak_s: self.floor_peak_s,
+                floor_peak_reads: self.floor_peak_reads,
                 floor_holds_peak: self.floor_holds_peak,
                 hpa_ceiling: self.hpa_ceiling,
                 ceiling_hold: match (self.ceiling_holds_peak, self.ceiling_holds_while_needed) {

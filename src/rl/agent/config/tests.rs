@@ -49,6 +49,9 @@ fn an_hpa_floor_and_ceiling_are_positive_targets_for_per_service_actions() {
     assert_eq!((refused.validate(), refused.env_config().action.floor_counts_refused), (Ok(()), true));
     let busiest = parse("action: per_service\nhpa_floor: 1.0\nfloor_peak_s: 6\n");
     assert_eq!((busiest.validate(), busiest.env_config().action.floor_peak_s), (Ok(()), Some(6.0)));
+    assert_eq!(busiest.env_config().action.floor_peak_reads, crate::rl::PeakSpan::Busiest);
+    let latest = parse("action: per_service\nhpa_floor: 1.0\nfloor_peak_s: 6\nfloor_peak_reads: latest\n");
+    assert_eq!((latest.validate(), latest.env_config().action.floor_peak_reads), (Ok(()), crate::rl::PeakSpan::Latest));
     let held = parse("action: per_service\nhpa_floor: 1.0\nfloor_holds_peak: true\ndownscale_stabilization_s: 60\n");
     assert_eq!((held.validate(), held.env_config().action.floor_holds_peak), (Ok(()), true));
     let peak =
@@ -89,6 +92,7 @@ fn an_hpa_floor_and_ceiling_are_positive_targets_for_per_service_actions() {
         ("action: per_service\nfloor_counts_refused: true\n", "floor_counts_refused"),
         ("action: per_service\nfloor_peak_s: 6\n", "floor_peak_s"),
         ("action: per_service\nhpa_floor: 1.0\nfloor_peak_s: 0.5\n", "floor_peak_s"),
+        ("action: per_service\nhpa_floor: 1.0\nfloor_peak_reads: latest\n", "floor_peak_reads"),
         ("action: per_service\nfloor_holds_peak: true\ndownscale_stabilization_s: 60\n", "floor_holds_peak"),
         ("action: per_service\nhpa_floor: 1.0\nfloor_holds_peak: true\ndownscale_stabilization_s: 0\n", "floor_holds_peak"),
         ("action: per_service\nceiling_release_step: 2\n", "ceiling_release_step"),
