@@ -696,6 +696,20 @@ workload: { arrivals: { process: deterministic }, stages: [ { duration_s: 120, r
     assert_eq!((floor_after_one_window(0.5, false), floor_after_one_window(0.5, true)), (2, 4));
 }
 
+/// The floor of `tiny` (one replica) at a 30% target after the first 15 s window of `sc`, the
+/// floor reading `span` over `peak_s` seconds (the window's mean without). Every load it is given
+/// carries 75 arrivals of 50 ms in that window: a utilisation of 0.25, checked.
+fn floor_after_one_window(sc: &Scenario, peak_s: Option<f64>, span: PeakSpan) -> i64 {
+    let action =
+        ActionConfig { hpa_floor: Some(0.3), floor_peak_s: peak_s, floor_peak_reads: span, ..Default::default() };
+    let mut e = replica_env(action, sc.clone());
+    e.reset(1).unwrap();
+    e.step(&every(0)).unwrap();
+    let sv = &e.backend().unwrap().observe().services[0];
+    assert!((sv.cpu_utilization.unwrap() - 0.25).abs() < 0.01, "utilisation {:?}", sv.cpu_utilization);
+    e.mask().unwrap().floor[0]
+}
+
 #[test]
 fn a_floor_that_reads_the_busiest_seconds_asks_for_a_short_bursts_capacity() {
     // `tiny` under 15 requests/s for 5 s, then none for 10 s: over the first 15 s window one
@@ -705,16 +719,8 @@ fn a_floor_that_reads_the_busiest_seconds_asks_for_a_short_bursts_capacity() {
     // The busiest 10 s hold them too: 7.5 a second, 1.5 times the mean, 0.375 / 0.3 = 1.25: 2.
     // A span of the whole window (15 s) or more is its own mean: 1.
     let sc = tiny_stages(1, "[ { duration_s: 5, rps: 15 }, { duration_s: 115, rps: 0 } ]");
-    let floor_after_one_window = |peak_s: Option<f64>| {
-        let action = ActionConfig { hpa_floor: Some(0.3), floor_peak_s: peak_s, ..Default::default() };
-        let mut e = replica_env(action, sc.clone());
-        e.reset(1).unwrap();
-        e.step(&every(0)).unwrap();
-        let sv = &e.backend().unwrap().observe().services[0];
-        assert!((sv.cpu_utilization.unwrap() - 0.25).abs() < 0.01, "utilisation {:?}", sv.cpu_utilization);
-        e.mask().unwrap().floor[0]
-    };
-    let floors: Vec<i64> = [None, Some(5.0), Some(10.0), Some(15.0), Some(60.0)].map(floor_after_one_window).to_vec();
+    let floors = [None, Some(5.0), Some(10.0), Some(15.0), Some(60.0)]
+        .map(|peak_s| floor_after_one_window(&sc, peak_s, PeakSpan::Busiest));
     assert_eq!(floors, [1, 3, 2, 1, 1]);
 }
 
@@ -729,22 +735,8 @@ fn a_floor_that_reads_the_latest_seconds_asks_only_while_the_burst_lasts() {
     let passed = tiny_stages(1, "[ { duration_s: 5, rps: 15 }, { duration_s: 115, rps: 0 } ]");
     let arriving =
         tiny_stages(1, "[ { duration_s: 10, rps: 0 }, { duration_s: 5, rps: 15 }, { duration_s: 105, rps: 0 } ]");
-    let floor_after_one_window = |sc: &Scenario, peak_s: f64| {
-        let action = ActionConfig {
-            hpa_floor: Some(0.3),
-            floor_peak_s: Some(peak_s),
-            floor_peak_reads: PeakSpan::Latest,
-            ..Default::default()
-        };
-        let mut e = replica_env(action, sc.clone());
-        e.reset(1).unwrap();
-        e.step(&every(0)).unwrap();
-        let sv = &e.backend().unwrap().observe().services[0];
-        assert!((sv.cpu_utilization.unwrap() - 0.25).abs() < 0.01, "utilisation {:?}", sv.cpu_utilization);
-        e.mask().unwrap().floor[0]
-    };
     let floors = [(&passed, 5.0), (&passed, 10.0), (&arriving, 5.0), (&arriving, 10.0)]
-        .map(|(sc, secs)| floor_after_one_window(sc, secs));
+        .map(|(sc, secs)| floor_after_one_window(sc, Some(secs), PeakSpan::Latest));
     assert_eq!(floors, [1, 1, 3, 2]);
 }
 

@@ -104,12 +104,18 @@ mod tests {
     /// 240; the busiest 6 s, 400 (ratio 5/3); the busiest 10 s, (9 x 400 + 0) / 10 = 360 (ratio
     /// 1.5). Only the last `window_len` entries count: an older 1,000 changes nothing. An even
     /// load is its own peak (1); so are no arrivals, no history, and a span as long as the window.
-    #[test]
-    fn peak_ratio_by_hand() {
-        let busiest = |h: &[f64], w, p| peak_ratio(h, w, p, PeakSpan::Busiest);
+    /// An older entry of 1,000, then nine seconds at 400 and six at 0.
+    fn passed_burst() -> Vec<f64> {
         let mut burst = vec![1000.0];
         burst.extend([400.0; 9]);
         burst.extend([0.0; 6]);
+        burst
+    }
+
+    #[test]
+    fn peak_ratio_by_hand() {
+        let busiest = |h: &[f64], w, p| peak_ratio(h, w, p, PeakSpan::Busiest);
+        let burst = passed_burst();
         assert!((busiest(&burst, 15, 6) - 5.0 / 3.0).abs() < 1e-12);
         assert!((busiest(&burst, 15, 10) - 1.5).abs() < 1e-12);
         assert_eq!(busiest(&[7.0; 15], 15, 5), 1.0);
@@ -127,9 +133,7 @@ mod tests {
     #[test]
     fn latest_peak_ratio_by_hand() {
         let latest = |h: &[f64], w, p| peak_ratio(h, w, p, PeakSpan::Latest);
-        let mut passed = vec![1000.0];
-        passed.extend([400.0; 9]);
-        passed.extend([0.0; 6]);
+        let passed = passed_burst();
         assert_eq!((latest(&passed, 15, 6), latest(&passed, 15, 10)), (1.0, 1.0));
         let mut arriving = vec![0.0; 6];
         arriving.extend([400.0; 9]);
