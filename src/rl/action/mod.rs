@@ -60,12 +60,13 @@ pub struct ActionConfig {
     /// queue overflows, so the plain formula at most doubles the count per decision there; this
     /// one asks at once for what the arrivals need.
     pub floor_counts_refused: bool,
-    /// The floor reads the load of the busiest this-many seconds of the metrics window rather
-    /// than the window's mean: its utilisation is multiplied by the ratio of the highest
-    /// N-second mean arrival rate within the window to the window's mean rate, at least 1
-    /// ([`peak_ratio`]). A burst of a few seconds inside a quiet 15 s window otherwise asks for a
-    /// fraction of what it needed (Knative reads a 6 s panic window beside its 60 s stable one
-    /// for the same reason). None: the window's mean.
+    /// The floor reads the load of this-many seconds of the metrics window rather than the
+    /// window's mean: its utilisation is multiplied by the ratio of that span's mean arrival
+    /// rate to the window's mean rate, at least 1 ([`peak_ratio`]); the span is the busiest N
+    /// seconds within the window or the latest ([`Self::floor_peak_reads`]). A burst of a few
+    /// seconds inside a quiet 15 s window otherwise asks for a fraction of what it needed
+    /// (Knative reads its latest 6 s, a panic window, beside its 60 s stable one for the same
+    /// reason). None: the window's mean.
     pub floor_peak_s: Option<f64>,
     /// Which span of `floor_peak_s` seconds the floor reads ([`PeakSpan`]): the busiest within
     /// the window (default) or the latest.
