@@ -100,10 +100,6 @@ pub fn multiplied_target(current: i64, delta: i32, min: i64, max: i64, room: i64
 mod tests {
     use super::{multiplied_target, peak_ratio, PeakSpan};
 
-    /// By hand: nine seconds at 400 and six at 0 (a 15 s window of 1 s entries) have a mean of
-    /// 240; the busiest 6 s, 400 (ratio 5/3); the busiest 10 s, (9 x 400 + 0) / 10 = 360 (ratio
-    /// 1.5). Only the last `window_len` entries count: an older 1,000 changes nothing. An even
-    /// load is its own peak (1); so are no arrivals, no history, and a span as long as the window.
     /// An older entry of 1,000, then nine seconds at 400 and six at 0.
     fn passed_burst() -> Vec<f64> {
         let mut burst = vec![1000.0];
@@ -112,6 +108,10 @@ mod tests {
         burst
     }
 
+    /// By hand: nine seconds at 400 and six at 0 (a 15 s window of 1 s entries) have a mean of
+    /// 240; the busiest 6 s, 400 (ratio 5/3); the busiest 10 s, (9 x 400 + 0) / 10 = 360 (ratio
+    /// 1.5). Only the last `window_len` entries count: an older 1,000 changes nothing. An even
+    /// load is its own peak (1); so are no arrivals, no history, and a span as long as the window.
     #[test]
     fn peak_ratio_by_hand() {
         let busiest = |h: &[f64], w, p| peak_ratio(h, w, p, PeakSpan::Busiest);

@@ -21,7 +21,7 @@ pub struct MaskTargets {
     pub floor: Option<f64>,
     /// The floor's formula counts refused visits as load ([`ActionConfig::floor_counts_refused`]).
     pub floor_counts_refused: bool,
-    /// The floor reads the busiest this-many seconds of the window ([`ActionConfig::floor_peak_s`]).
+    /// The floor reads this-many seconds of the window ([`ActionConfig::floor_peak_s`]) ...
     pub floor_peak_s: Option<f64>,
     /// ... its busiest span or its latest ([`ActionConfig::floor_peak_reads`]).
     pub floor_peak_reads: PeakSpan,

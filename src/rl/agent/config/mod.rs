@@ -195,9 +195,9 @@ pub struct AgentConfig {
     /// once for what its arrivals need. Needs `hpa_floor`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub floor_counts_refused: bool,
-    /// The floor reads the busiest this-many seconds of the metrics window, not its mean
-    /// ([`crate::rl::ActionConfig::floor_peak_s`]). Needs `hpa_floor`. Written into checkpoints
-    /// only when set.
+    /// The floor reads this-many seconds of the metrics window (the busiest, or the latest with
+    /// `floor_peak_reads`), not its mean ([`crate::rl::ActionConfig::floor_peak_s`]). Needs
+    /// `hpa_floor`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor_peak_s: Option<f64>,
     /// Which span of `floor_peak_s` seconds the floor reads: `busiest` (default) or `latest`
