@@ -31,6 +31,9 @@
 # EVAL_SCENARIOS (default the rush shape and the Azure trace), TRAIN_SCENARIOS (default Online
 # Boutique offpeak, peak and fluctuating), HPA_TARGETS (default 20 40 60 80 100 120 150),
 # SELECT_SCENARIOS (default the loads of scenarios/validation/; "" for none),
+# SHIELDS (agent names as AGENTS; default none): each one's shields without its agent
+# (`--policy shields`: the HPA floor, ceiling and scale-down window of its config, every delta 0),
+# run as a baseline labelled shields-<name>, to show what the trained policy adds to them,
 # JOBS (parallel trainings and runs; default the number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +45,7 @@ EVAL_SCENARIOS=${EVAL_SCENARIOS:-scenarios/online_boutique_rush.yaml scenarios/o
 TRAIN_SCENARIOS=${TRAIN_SCENARIOS:-scenarios/online_boutique_offpeak.yaml scenarios/online_boutique_peak.yaml scenarios/online_boutique_fluctuating.yaml}
 HPA_TARGETS=${HPA_TARGETS:-20 40 60 80 100 120 150}
 SELECT_SCENARIOS=${SELECT_SCENARIOS-$(echo scenarios/validation/*.yaml)}
+SHIELDS=${SHIELDS:-}
 JOBS=${JOBS:-$(nproc)}
 B=./target/release/scalesim
 [ -x "$B" ] || cargo build --release -q
@@ -62,7 +66,7 @@ config_of() {
     *) echo "configs/agents/$1.yaml" ;;
   esac
 }
-for a in $AGENTS; do [ -f "$(config_of "$a")" ] || { echo "agents_vs_hpa: no config for agent $a" >&2; exit 2; }; done
+for a in $AGENTS $SHIELDS; do [ -f "$(config_of "$a")" ] || { echo "agents_vs_hpa: no config for agent $a" >&2; exit 2; }; done
 mkdir -p "$OUT/train" "$OUT/runs"
 train_args=()
 for t in $TRAIN_SCENARIOS; do train_args+=(--scenario "$t"); done
@@ -153,6 +157,9 @@ for e in $EVAL_SCENARIOS; do
     done
     add_run "$OUT/runs/kpa/$stem/s$s" run "$e" --policy kpa --policy-config configs/policies/kpa.yaml --seed "$s"
     add_run "$OUT/runs/target/$stem/s$s" run "$e" --policy target --policy-config configs/policies/target.yaml --seed "$s"
+    for a in $SHIELDS; do
+      add_run "$OUT/runs/shields-$a/$stem/s$s" run "$e" --policy shields --policy-config "$(config_of "$a")" --seed "$s"
+    done
   done
 done
 xargs -r -P "$JOBS" -L 1 "$B" <"$runs_file"

@@ -24,8 +24,9 @@ pub(crate) enum Command {
         /// Scenario YAML (see scenarios/).
         scenario: PathBuf,
         /// Scaling policy: static (keep the initial replicas), random (a uniform random agent),
-        /// hpa (Kubernetes HPA), kpa (Knative), target (AWS target tracking), or agent:CHECKPOINT
-        /// (a trained RL agent).
+        /// hpa (Kubernetes HPA), kpa (Knative), target (AWS target tracking), agent:CHECKPOINT
+        /// (a trained RL agent), or shields (the HPA floor, ceiling and scale-down window of the
+        /// agent config given as --policy-config, with every delta 0: what the shields do alone).
         #[arg(long, default_value = "static")]
         policy: PolicyChoice,
         /// Policy configuration YAML (configs/policies/; HPA manifests paste as they are).
@@ -73,8 +74,9 @@ pub(crate) enum Command {
         /// Scenario YAML (with a `backends.local` section, e.g. scenarios/chain_local_small.yaml).
         scenario: PathBuf,
         /// Scaling policy: static (keep the initial replicas), random (a uniform random agent),
-        /// hpa (Kubernetes HPA), kpa (Knative), target (AWS target tracking), or agent:CHECKPOINT
-        /// (a trained RL agent).
+        /// hpa (Kubernetes HPA), kpa (Knative), target (AWS target tracking), agent:CHECKPOINT
+        /// (a trained RL agent), or shields (the HPA floor, ceiling and scale-down window of the
+        /// agent config given as --policy-config, with every delta 0: what the shields do alone).
         #[arg(long, default_value = "hpa")]
         policy: PolicyChoice,
         /// Policy configuration YAML.

@@ -16,6 +16,8 @@ pub enum PolicyError {
     Unknown { name: String, known: String },
     #[error("policy `{name}` takes no configuration file (got {file})")]
     NoConfig { name: String, file: String },
+    #[error("policy `{name}` needs a configuration file: {what}")]
+    NeedsConfig { name: String, what: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -23,7 +25,7 @@ pub enum PolicyError {
 }
 
 /// Names `--policy` accepts.
-pub const POLICY_NAMES: &[&str] = &["static", "random", "hpa", "kpa", "target", "agent:CHECKPOINT"];
+pub const POLICY_NAMES: &[&str] = &["static", "random", "hpa", "kpa", "target", "agent:CHECKPOINT", "shields"];
 
 /// A policy as chosen by name (`--policy`, a sweep's `policy:`): resolved once, matched as a type.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub enum PolicyChoice {
     Target,
     /// A trained agent, by its checkpoint file.
     Agent(PathBuf),
+    /// An agent config's shields with every delta 0 (the config is the policy's config file).
+    Shields,
 }
 
 impl PolicyChoice {
@@ -50,6 +54,7 @@ impl PolicyChoice {
             "hpa" => PolicyChoice::Hpa,
             "kpa" => PolicyChoice::Kpa,
             "target" => PolicyChoice::Target,
+            "shields" => PolicyChoice::Shields,
             _ => return Err(PolicyError::Unknown { name: name.into(), known: POLICY_NAMES.join(", ") }),
         })
     }
@@ -59,6 +64,13 @@ impl PolicyChoice {
     pub fn build(&self, config: Option<&Path>, scenario: &Scenario) -> Result<Box<dyn Autoscaler>, PolicyError> {
         match self {
             PolicyChoice::Agent(path) => Ok(Box::new(crate::rl::agent::policy::AgentPolicy::load(path, scenario)?)),
+            PolicyChoice::Shields => {
+                let Some(f) = config else {
+                    let what = "an agent config whose shields it runs (`--policy-config configs/agents/gat_ppo.yaml`)";
+                    return Err(PolicyError::NeedsConfig { name: self.to_string(), what: what.into() });
+                };
+                Ok(Box::new(crate::rl::agent::policy::AgentPolicy::shields(f, scenario)?))
+            }
             PolicyChoice::Hpa => {
                 let cfg = match config {
                     Some(f) => crate::autoscale::hpa::spec::load_config(f, scenario)?,
@@ -110,6 +122,7 @@ impl std::fmt::Display for PolicyChoice {
             PolicyChoice::Hpa => f.write_str("hpa"),
             PolicyChoice::Kpa => f.write_str("kpa"),
             PolicyChoice::Target => f.write_str("target"),
+            PolicyChoice::Shields => f.write_str("shields"),
             PolicyChoice::Agent(p) => write!(f, "agent:{}", p.display()),
         }
     }

@@ -251,3 +251,54 @@ fn the_random_policy_moves_each_service_at_most_two_within_its_bounds_from_the_s
     let err = build_policy("random", Some(&cfg), &sc).err().unwrap().to_string();
     assert!(err.contains("random") && err.contains("random.yaml"), "{err}");
 }
+
+/// `shields`: an agent config's shields with every delta 0. On rush under the bundled GAT config,
+/// every change is the floor's raise to its count or the ceiling's release (each row's reason
+/// says which, and the count is the one it names), every other decision holds, the replicas follow the
+/// rush (at least 1.5x during it than before), and the run repeats byte for byte. It needs a
+/// per-service agent config.
+#[test]
+fn the_shields_policy_moves_a_count_only_to_its_floor_or_ceiling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
+    let gat = crate::root().join("configs/agents/gat_ppo.yaml");
+    let run = |name: &str| {
+        let p = build_policy("shields", Some(&gat), &sc).unwrap();
+        assert_eq!(p.name(), "shields");
+        let dir = tmp.path().join(name);
+        run_to_dir(&sc, p, 3, &dir, RunOptions::default(), &mut |_| {}).unwrap();
+        (std::fs::read_to_string(dir.join("actions.csv")).unwrap(), dir)
+    };
+    let ((actions, dir), (again, _)) = (run("a"), run("again"));
+    assert_eq!(actions, again);
+    let (mut raised, mut lowered) = (0, 0);
+    // time_s,service,from,to,desired,reason,blocked,format_version (reasons with commas quoted)
+    for row in csv::Reader::from_reader(actions.as_bytes()).records() {
+        let f = row.unwrap();
+        let line = f.iter().collect::<Vec<_>>().join("|");
+        let (from, desired, reason) = (f[2].parse::<i64>().unwrap(), f[4].parse::<i64>().unwrap(), &f[5]);
+        assert!(reason.starts_with(&format!("shields: {} +0", &f[1])), "{line}");
+        let named = |marker: &str| {
+            reason.split_once(marker).map(|(_, rest)| rest.split([' ', ',']).next().unwrap().parse::<i64>().unwrap())
+        };
+        if let Some(floor) = named("raised to the HPA floor ") {
+            assert!(desired == floor && desired > from, "{line}");
+            raised += 1;
+        } else if let Some(ceiling) = named("lowered to the HPA ceiling ") {
+            assert!(desired == ceiling && desired < from, "{line}");
+            lowered += 1;
+        } else {
+            // A hold: the agent policies log every service's decision, changed or not.
+            assert_eq!(desired, from, "a change neither the floor's nor the ceiling's: {line}");
+        }
+    }
+    assert!(raised > 0 && lowered > 0, "{raised} raises, {lowered} releases");
+    let timeline = std::fs::read_to_string(dir.join("timeline.csv")).unwrap();
+    let (before, during) = (mean_replicas(&timeline, 120.0, 180.0), mean_replicas(&timeline, 240.0, 480.0));
+    assert!(during >= 1.5 * before, "{before} replicas before the rush, {during} during it");
+    let none = build_policy("shields", None, &sc).err().unwrap().to_string();
+    assert!(none.contains("needs a configuration file"), "{none}");
+    let single = crate::root().join("configs/agents/gat_ppo_single.yaml");
+    let err = build_policy("shields", Some(&single), &sc).err().unwrap().to_string();
+    assert!(err.contains("gat_ppo_single.yaml") && err.contains("action") && err.contains("per_service"), "{err}");
+}

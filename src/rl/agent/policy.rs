@@ -1,9 +1,13 @@
 //! A trained agent as a policy (`--policy agent:FILE`, `scalesim eval`): it observes the controller's
-//! view through the same state collector it trained with and acts greedily.
+//! view through the same state collector it trained with and acts greedily. And an agent config's
+//! shields without an agent (`--policy shields --policy-config FILE`): every service's delta is 0,
+//! so its count moves only where the HPA floor, the ceiling and the scale-down window move it; the
+//! ablation that shows what a trained policy adds to its shields.
 
 use std::path::Path;
 
 use super::checkpoint::{Checkpoint, CheckpointError};
+use super::config::{ActionMode, AgentConfig};
 use super::ppo::{team_greedy, Agent};
 use crate::app::AppSpec;
 use crate::autoscale::{Autoscaler, ScaleDecision};
@@ -12,11 +16,30 @@ use crate::engine::SimTime;
 use crate::metrics::ClusterView;
 use crate::rl::observation::{collect, ObservationLayout};
 use crate::rl::{Action, ActionMask, DownscaleStabilizer, ServiceAction};
-use crate::scenario::Scenario;
+use crate::scenario::{ConfigError, ConfigText, Scenario};
+
+/// What chooses the deltas.
+enum Actor {
+    /// One trained agent, or a team (agent `p` scales service `p`).
+    Trained(Vec<Agent>),
+    /// Nothing: every service's delta is 0 (the shields alone).
+    Hold,
+}
+
+impl Actor {
+    /// The policy's name, and the prefix of its decisions' reasons.
+    fn name(&self) -> &'static str {
+        match self {
+            Actor::Trained(_) => "agent",
+            Actor::Hold => "shields",
+        }
+    }
+}
 
 pub struct AgentPolicy {
-    /// One agent, or a team (agent `p` scales service `p`).
-    team: Vec<Agent>,
+    actor: Actor,
+    /// The agent config: its action settings (shields, steps, heads) and decision interval.
+    config: AgentConfig,
     layout: ObservationLayout,
     app: AppSpec,
     cluster: ClusterSpec,
@@ -36,15 +59,39 @@ impl AgentPolicy {
         let size = ck.config.team;
         let stabilizer = DownscaleStabilizer::for_action(&ck.config.env_config().action);
         let members = (1..size).map(|p| load_member(path, p, &ck)).collect::<Result<Vec<_>, _>>()?;
+        let config = ck.config.clone();
         let team = std::iter::once(ck).chain(members).map(|c| Agent::from_checkpoint(c, 0)).collect();
         Ok(AgentPolicy {
-            team,
+            actor: Actor::Trained(team),
+            config,
             layout,
             app: scenario.app.clone(),
             cluster: scenario.cluster.clone(),
             slo_ms: scenario.slo.as_millis_f64(),
             period,
             stabilizer,
+        })
+    }
+}
+
+impl AgentPolicy {
+    /// The shields of the agent config at `path` with every delta 0 (`--policy shields`). The
+    /// config needs `action: per_service`: the shields set every service's count at once.
+    pub fn shields(path: &Path, scenario: &Scenario) -> Result<AgentPolicy, ConfigError> {
+        let config = AgentConfig::load(path)?;
+        if config.action != ActionMode::PerService {
+            let why = "the shields set every service's count at once: `--policy shields` needs `action: per_service`";
+            return Err(ConfigText::read(path)?.invalid("action", why.into()));
+        }
+        Ok(AgentPolicy {
+            actor: Actor::Hold,
+            layout: ObservationLayout::new(&scenario.app, &scenario.workload.mix, 0.6, scenario.cluster.skus.len()),
+            app: scenario.app.clone(),
+            cluster: scenario.cluster.clone(),
+            slo_ms: scenario.slo.as_millis_f64(),
+            period: SimTime::from_secs_f64(config.decision_interval_s),
+            stabilizer: DownscaleStabilizer::for_action(&config.env_config().action),
+            config,
         })
     }
 }
@@ -103,7 +150,7 @@ pub fn member_path(path: &Path, p: usize) -> std::path::PathBuf {
 
 impl Autoscaler for AgentPolicy {
     fn name(&self) -> String {
-        "agent".into()
+        self.actor.name().into()
     }
 
     fn period(&self) -> SimTime {
@@ -111,12 +158,19 @@ impl Autoscaler for AgentPolicy {
     }
 
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
-        let obs = collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms);
-        let cfg = &self.team[0].config;
+        let cfg = &self.config;
         let targets = cfg.mask_targets(self.layout.hpa_target);
         let mut mask = ActionMask::from_view(view, &self.app, &self.cluster, targets);
         self.stabilizer.apply(view.now, &mut mask);
-        let chosen = team_greedy(&self.team, &obs, &mask);
+        let chosen = match &self.actor {
+            Actor::Trained(team) => {
+                team_greedy(team, &collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms), &mask)
+            }
+            // A delta of 0 is always allowed; the SKU of a hold is never used.
+            Actor::Hold => {
+                Action::All(vec![ServiceAction { node_type: 0, delta: 0, quota: 0.0 }; self.app.services.len()])
+            }
+        };
         // On recommendations the stabiliser may hold a scale-down back (as in training).
         let (action, held) = self.stabilizer.stabilize_action(view.now, view, &chosen);
         let parts: Vec<(usize, ServiceAction)> = match action {
@@ -126,6 +180,7 @@ impl Autoscaler for AgentPolicy {
             Action::All(v) => v.into_iter().enumerate().collect(),
             Action::Llm { .. } => Vec::new(),
         };
+        let who = self.actor.name();
         for (service, a) in parts {
             let Some(sv) = view.services.get(service) else {
                 continue;
@@ -142,10 +197,10 @@ impl Autoscaler for AgentPolicy {
             let level = targets.levels.zip(crate::rl::action::delta_index(a.delta));
             let mut reason = match (level, targets.anchor) {
                 (Some((levels, i)), _) => {
-                    format!("agent: {} the HPA's count at {:.0}% CPU", sv.name, levels[i] * 100.0)
+                    format!("{who}: {} the HPA's count at {:.0}% CPU", sv.name, levels[i] * 100.0)
                 }
-                (None, Some(_)) => format!("agent: {} {:+} from the HPA's {}", sv.name, a.delta, mask.anchor[service]),
-                (None, None) => format!("agent: {} {:+}", sv.name, a.delta),
+                (None, Some(_)) => format!("{who}: {} {:+} from the HPA's {}", sv.name, a.delta, mask.anchor[service]),
+                (None, None) => format!("{who}: {} {:+}", sv.name, a.delta),
             };
             if requested.raised_to_floor {
                 reason.push_str(&format!(", raised to the HPA floor {}", mask.floor[service]));
@@ -161,7 +216,7 @@ impl Autoscaler for AgentPolicy {
                 reason.push_str(", held at its bound (scale-down window renewed)");
             }
             if let Some((_, note)) = held.iter().find(|(s, _)| *s == service) {
-                reason = format!("agent: {note}");
+                reason = format!("{who}: {note}");
             }
             let sku = (cfg.node_type_head && a.delta > 0).then_some(a.node_type);
             if let Some(k) = sku.and_then(|k| self.cluster.skus.get(k)) {
