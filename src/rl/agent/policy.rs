@@ -52,29 +52,15 @@ pub struct AgentPolicy {
 impl AgentPolicy {
     pub fn load(path: &Path, scenario: &Scenario) -> Result<AgentPolicy, CheckpointError> {
         let ck = Checkpoint::load(path)?;
-        let layout = ObservationLayout::new(&scenario.app, &scenario.workload.mix, 0.6, scenario.cluster.skus.len());
+        let layout = observation_layout(scenario);
         let fail = |m: String| CheckpointError { file: path.display().to_string(), message: m };
         check_fits(&ck, &layout, scenario).map_err(fail)?;
-        let period = SimTime::from_secs_f64(ck.config.decision_interval_s);
-        let size = ck.config.team;
-        let stabilizer = DownscaleStabilizer::for_action(&ck.config.env_config().action);
-        let members = (1..size).map(|p| load_member(path, p, &ck)).collect::<Result<Vec<_>, _>>()?;
+        let members = (1..ck.config.team).map(|p| load_member(path, p, &ck)).collect::<Result<Vec<_>, _>>()?;
         let config = ck.config.clone();
         let team = std::iter::once(ck).chain(members).map(|c| Agent::from_checkpoint(c, 0)).collect();
-        Ok(AgentPolicy {
-            actor: Actor::Trained(team),
-            config,
-            layout,
-            app: scenario.app.clone(),
-            cluster: scenario.cluster.clone(),
-            slo_ms: scenario.slo.as_millis_f64(),
-            period,
-            stabilizer,
-        })
+        Ok(AgentPolicy::new(Actor::Trained(team), config, layout, scenario))
     }
-}
 
-impl AgentPolicy {
     /// The shields of the agent config at `path` with every delta 0 (`--policy shields`). The
     /// config needs `action: per_service`: the shields set every service's count at once.
     pub fn shields(path: &Path, scenario: &Scenario) -> Result<AgentPolicy, ConfigError> {
@@ -83,17 +69,28 @@ impl AgentPolicy {
             let why = "the shields set every service's count at once: `--policy shields` needs `action: per_service`";
             return Err(ConfigText::read(path)?.invalid("action", why.into()));
         }
-        Ok(AgentPolicy {
-            actor: Actor::Hold,
-            layout: ObservationLayout::new(&scenario.app, &scenario.workload.mix, 0.6, scenario.cluster.skus.len()),
+        Ok(AgentPolicy::new(Actor::Hold, config, observation_layout(scenario), scenario))
+    }
+
+    /// The policy of `actor` under `config`'s action settings, decision interval and scale-down
+    /// window, on `scenario`.
+    fn new(actor: Actor, config: AgentConfig, layout: ObservationLayout, scenario: &Scenario) -> AgentPolicy {
+        AgentPolicy {
+            actor,
+            layout,
             app: scenario.app.clone(),
             cluster: scenario.cluster.clone(),
             slo_ms: scenario.slo.as_millis_f64(),
             period: SimTime::from_secs_f64(config.decision_interval_s),
             stabilizer: DownscaleStabilizer::for_action(&config.env_config().action),
             config,
-        })
+        }
     }
+}
+
+/// The observation layout of `scenario` as the agents see it (the HPA target of 60% in it).
+fn observation_layout(scenario: &Scenario) -> ObservationLayout {
+    ObservationLayout::new(&scenario.app, &scenario.workload.mix, 0.6, scenario.cluster.skus.len())
 }
 
 /// Whether the agent of `ck` can act on `scenario` (whose observation layout is `layout`): the MLP
