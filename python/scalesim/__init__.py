@@ -434,8 +434,8 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     raised to it, as ``configs/agents/gat_ppo.yaml`` trains), ``floor_counts_refused`` (True, with
     ``hpa_floor``: the floor's formula takes utilisation / (1 - the share of visits refused), so a
     saturated service's floor asks at once for what its arrivals need), ``floor_peak_s`` (seconds
-    >= 1, with ``hpa_floor``: the floor reads the busiest that-many seconds of the metrics window,
-    its utilisation times the busiest span's mean arrival rate over the window's),
+    >= 1, with ``hpa_floor``: the floor reads that-many seconds of the metrics window, by default
+    the busiest, its utilisation times that span's mean arrival rate over the window's),
     ``floor_peak_reads`` ("busiest", or "latest" with ``floor_peak_s``: the span read is the
     window's latest that-many seconds, as Knative's panic window, so a burst that has passed reads
     as the window's mean), ``hpa_ceiling`` (a lower CPU target,

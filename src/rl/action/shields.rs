@@ -64,7 +64,7 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
             return Err(("floor_peak_s", "needs `hpa_floor`: it changes the load the floor reads".into()));
         }
         if !(secs.is_finite() && secs >= 1.0) {
-            return Err(("floor_peak_s", format!("{secs} s: the busiest span the floor reads must be at least 1 s")));
+            return Err(("floor_peak_s", format!("{secs} s: the span the floor reads must be at least 1 s")));
         }
     }
     if action.floor_peak_reads != PeakSpan::Busiest && action.floor_peak_s.is_none() {
