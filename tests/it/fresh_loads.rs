@@ -210,3 +210,71 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("POOL_SEEDS: `x` is not a seed"), "{err}");
 }
+
+/// `scripts/agents_vs_hpa.sh` picks checkpoints on the validation loads it is given and on the
+/// four that `scripts/fresh_loads.py` draws for each seed of SELECT_DRAWN_SEEDS: those are
+/// written to OUT/select_loads/ exactly as the script draws them, and each of the five gets its
+/// HPA front in OUT/select/. A drawn validation load is refused as an evaluation load even from
+/// another folder (scenarios are compared by content), and so is a seed that is not a number,
+/// both before anything trains.
+#[test]
+fn checkpoint_selection_adds_the_drawn_validation_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let script = |eval: &Path, drawn_seeds: &str| {
+        Command::new("bash")
+            .arg(crate::root().join("scripts/agents_vs_hpa.sh"))
+            .env("AGENTS", "mlp")
+            .env("SEEDS", "1")
+            .env("STEPS", "256")
+            .env("SELECT_SCENARIOS", crate::root().join("scenarios/validation/ob_slow_wave.yaml"))
+            .env("SELECT_DRAWN_SEEDS", drawn_seeds)
+            .env("HPA_TARGETS", "60")
+            .env("EVAL_SCENARIOS", eval)
+            .env("OUT", &out)
+            .output()
+            .unwrap()
+    };
+    let o = script(&crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"), "5");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let by_hand = tmp.path().join("by_hand");
+    let o = Command::new("python3")
+        .arg(crate::root().join("scripts/fresh_loads.py"))
+        .arg(&by_hand)
+        .args(["--seed", "5", "--prefix", "d5"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let drawn = out.join("select_loads");
+    let mut names: Vec<String> = std::fs::read_dir(&drawn)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    names.sort();
+    let want: Vec<String> = {
+        let mut w: Vec<String> = drawn_files().iter().map(|f| format!("d5_{f}")).collect();
+        w.sort();
+        w
+    };
+    assert_eq!(names, want);
+    for f in names.iter().map(String::as_str).chain(["traces/d5_mmpp_fresh.csv"]) {
+        assert_eq!(std::fs::read(drawn.join(f)).unwrap(), std::fs::read(by_hand.join(f)).unwrap(), "{f}");
+    }
+    for stem in names.iter().map(|n| n.trim_end_matches(".yaml")).chain(["ob_slow_wave"]) {
+        let front = out.join(format!("select/runs/hpa60/{stem}/s1/summary.json"));
+        assert!(front.exists(), "no HPA front for the validation load {stem}");
+    }
+
+    let copy = tmp.path().join("elsewhere/spikes.yaml");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(drawn.join("d5_fresh_spikes.yaml"), &copy).unwrap();
+    let o = script(&copy, "5");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("spikes.yaml is both an evaluation scenario and a training or selection one"), "{err}");
+    let o = script(&crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"), "5 x");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && err.contains("SELECT_DRAWN_SEEDS: `x` is not a seed"), "{err}");
+}
