@@ -60,14 +60,10 @@ B=./target/release/scalesim
 # The drawn validation loads join SELECT_SCENARIOS before the checks below, so an evaluation
 # load can never be one of them either.
 if [ -n "$SELECT_SCENARIOS" ] && [ -n "$SELECT_DRAWN_SEEDS" ]; then
-  for n in $SELECT_DRAWN_SEEDS; do
-    [[ $n =~ ^[0-9]+$ ]] || { echo "agents_vs_hpa: SELECT_DRAWN_SEEDS: \`$n\` is not a seed (a whole number)" >&2; exit 2; }
-  done
-  mkdir -p "$OUT/select_loads"
-  for n in $SELECT_DRAWN_SEEDS; do
-    python3 scripts/fresh_loads.py "$OUT/select_loads" --seed "$n" --prefix "d$n" >/dev/null
-    SELECT_SCENARIOS="$SELECT_SCENARIOS $(ls "$OUT/select_loads/d${n}_"*.yaml | tr '\n' ' ')"
-  done
+  . scripts/lib/draw_loads.sh
+  # shellcheck disable=SC2086
+  drawn=$(draw_loads agents_vs_hpa SELECT_DRAWN_SEEDS "$OUT/select_loads" $SELECT_DRAWN_SEEDS)
+  SELECT_SCENARIOS="$SELECT_SCENARIOS $drawn"
 fi
 for e in $EVAL_SCENARIOS; do
   [ -f "$e" ] || { echo "agents_vs_hpa: no such scenario: $e" >&2; exit 2; }

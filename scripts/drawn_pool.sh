@@ -25,13 +25,8 @@ AGENTS=${AGENTS:-gat}
 POOL_SEEDS=${POOL_SEEDS:-301 302 303 304 305}
 first=${AGENTS%% *}
 REFERENCE=${REFERENCE:-$first-ppo}
-for n in $POOL_SEEDS; do
-  [[ $n =~ ^[0-9]+$ ]] || { echo "drawn_pool: POOL_SEEDS: \`$n\` is not a seed (a whole number)" >&2; exit 2; }
-done
-mkdir -p "$OUT/loads"
-for n in $POOL_SEEDS; do
-  python3 scripts/fresh_loads.py "$OUT/loads" --seed "$n" --prefix "d$n" >/dev/null
-done
-loads=$(for n in $POOL_SEEDS; do ls "$OUT/loads/d${n}_"*.yaml; done | tr '\n' ' ')
+. scripts/lib/draw_loads.sh
+# shellcheck disable=SC2086
+loads=$(draw_loads drawn_pool POOL_SEEDS "$OUT/loads" $POOL_SEEDS)
 AGENTS=$AGENTS EVAL_SCENARIOS=$loads OUT=$OUT scripts/agents_vs_hpa.sh
 ./target/release/scalesim compare "$OUT/pareto.csv" --against "$REFERENCE" --by-family --out "$OUT/compare.csv"
