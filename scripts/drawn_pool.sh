@@ -10,7 +10,8 @@
 #    evaluation load) into OUT/loads/.
 # 2. Runs scripts/agents_vs_hpa.sh with those loads as EVAL_SCENARIOS into OUT (training the
 #    AGENTS, or reusing OUT/train/<agent>_s<seed>/ where a training is already there; every other
-#    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, HPA_TARGETS, TRAIN_SCENARIOS, JOBS).
+#    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, SELECT_DRAWN_SEEDS, HPA_TARGETS,
+#    TRAIN_SCENARIOS, JOBS; a pool load equal to a drawn validation load is refused).
 # 3. `scalesim compare --by-family` against REFERENCE (default: the first agent's label,
 #    <agent>-ppo) writes OUT/compare.csv: each policy's mean gap to the HPA front over the pool,
 #    and its per-load difference from the reference with a 95% t-interval, loads better and worse,
