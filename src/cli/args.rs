@@ -17,17 +17,19 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// `--policy`'s help, for every command that runs a policy.
+const POLICY_HELP: &str = "Scaling policy: static (keep the initial replicas), random (a uniform random agent), \
+hpa (Kubernetes HPA), kpa (Knative), target (AWS target tracking), agent:CHECKPOINT (a trained RL agent), or \
+shields (the HPA floor, ceiling and scale-down window of the agent config given as --policy-config, with every \
+delta 0: what the shields do alone)";
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Run a scenario under a policy and write a run folder.
     Run {
         /// Scenario YAML (see scenarios/).
         scenario: PathBuf,
-        /// Scaling policy: static (keep the initial replicas), random (a uniform random agent),
-        /// hpa (Kubernetes HPA), kpa (Knative), target (AWS target tracking), agent:CHECKPOINT
-        /// (a trained RL agent), or shields (the HPA floor, ceiling and scale-down window of the
-        /// agent config given as --policy-config, with every delta 0: what the shields do alone).
-        #[arg(long, default_value = "static")]
+        #[arg(long, default_value = "static", help = POLICY_HELP)]
         policy: PolicyChoice,
         /// Policy configuration YAML (configs/policies/; HPA manifests paste as they are).
         #[arg(long)]
@@ -73,11 +75,7 @@ pub(crate) enum Command {
     ValidateBackend {
         /// Scenario YAML (with a `backends.local` section, e.g. scenarios/chain_local_small.yaml).
         scenario: PathBuf,
-        /// Scaling policy: static (keep the initial replicas), random (a uniform random agent),
-        /// hpa (Kubernetes HPA), kpa (Knative), target (AWS target tracking), agent:CHECKPOINT
-        /// (a trained RL agent), or shields (the HPA floor, ceiling and scale-down window of the
-        /// agent config given as --policy-config, with every delta 0: what the shields do alone).
-        #[arg(long, default_value = "hpa")]
+        #[arg(long, default_value = "hpa", help = POLICY_HELP)]
         policy: PolicyChoice,
         /// Policy configuration YAML.
         #[arg(long)]
