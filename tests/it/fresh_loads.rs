@@ -24,6 +24,18 @@ fn write_loads(out: &Path, seed: Option<u64>) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// The loads of `seed` with every name prefixed (`--prefix`), as pools and the drawn validation
+/// loads are written.
+fn write_prefixed_loads(out: &Path, seed: u64, prefix: &str) {
+    let o = Command::new("python3")
+        .arg(crate::root().join("scripts/fresh_loads.py"))
+        .arg(out)
+        .args(["--seed", &seed.to_string(), "--prefix", prefix])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 fn contents(dir: &Path) -> Vec<Vec<u8>> {
     let mut files: Vec<_> = FILES.iter().map(|f| dir.join(f)).collect();
     if dir.join(SURGE).exists() {
@@ -125,13 +137,7 @@ fn a_prefix_puts_several_drawn_sets_in_one_folder() {
     let (plain, pool) = (tmp.path().join("plain"), tmp.path().join("pool"));
     write_loads(&plain, Some(11));
     for (seed, prefix) in [(11, "d11"), (12, "d12")] {
-        let o = Command::new("python3")
-            .arg(crate::root().join("scripts/fresh_loads.py"))
-            .arg(&pool)
-            .args(["--seed", &seed.to_string(), "--prefix", prefix])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        write_prefixed_loads(&pool, seed, prefix);
     }
     for f in drawn_files() {
         for prefix in ["d11", "d12"] {
@@ -239,26 +245,14 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let by_hand = tmp.path().join("by_hand");
-    let o = Command::new("python3")
-        .arg(crate::root().join("scripts/fresh_loads.py"))
-        .arg(&by_hand)
-        .args(["--seed", "5", "--prefix", "d5"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    write_prefixed_loads(&by_hand, 5, "d5");
     let drawn = out.join("select_loads");
-    let mut names: Vec<String> = std::fs::read_dir(&drawn)
+    let names: std::collections::BTreeSet<String> = std::fs::read_dir(&drawn)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".yaml"))
         .collect();
-    names.sort();
-    let want: Vec<String> = {
-        let mut w: Vec<String> = drawn_files().iter().map(|f| format!("d5_{f}")).collect();
-        w.sort();
-        w
-    };
-    assert_eq!(names, want);
+    assert_eq!(names, drawn_files().iter().map(|f| format!("d5_{f}")).collect());
     for f in names.iter().map(String::as_str).chain(["traces/d5_mmpp_fresh.csv"]) {
         assert_eq!(std::fs::read(drawn.join(f)).unwrap(), std::fs::read(by_hand.join(f)).unwrap(), "{f}");
     }
