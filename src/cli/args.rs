@@ -237,9 +237,11 @@ pub(crate) enum Command {
     },
     /// Run a trained agent on a scenario and write a run folder (as `run --policy agent:FILE`).
     Eval {
-        /// A checkpoint written by `train`.
-        #[arg(long)]
-        checkpoint: PathBuf,
+        /// A checkpoint written by `train`. Given more than once, an ensemble: each service's
+        /// delta is the one with the highest probability summed over the checkpoints (all of one
+        /// agent config, `action: per_service`).
+        #[arg(long = "checkpoint", required = true)]
+        checkpoints: Vec<PathBuf>,
         /// Scenario YAML to run the agent on.
         #[arg(long)]
         scenario: PathBuf,

@@ -5,9 +5,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::args::{BackendKind, Cli, Command, RealBackend};
-use super::support::{default_out, load_with_horizon, local_options, seconds_bar};
+use super::support::{default_out, ensemble_out, load_with_horizon, local_options, seconds_bar};
 use scalesim::engine::SimTime;
 use scalesim::experiment::backend_run::{run_kubernetes_to_dir, run_local_to_dir, validate_to_dir, ValidationPolicies};
+use scalesim::experiment::policies::PolicyChoice;
 use scalesim::experiment::progress::Progress;
 use scalesim::experiment::{run_to_dir, RunOptions};
 use scalesim::scenario::load_scenario;
@@ -394,18 +395,17 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             println!("{}", ck.display());
             Ok(())
         }
-        Command::Eval { checkpoint, scenario, seed, out, force, quiet } => {
+        Command::Eval { checkpoints, scenario, seed, out, force, quiet } => {
             let sc = load_scenario(&scenario)?;
             let seed = seed.unwrap_or(sc.seed);
-            let policy = scalesim::rl::agent::policy::AgentPolicy::load(&checkpoint, &sc)?;
-            let agent = scalesim::experiment::policies::PolicyChoice::Agent(checkpoint.clone());
-            let out = out.unwrap_or_else(|| default_out("", &scenario, &sc, &agent, None, seed, "sim"));
-            let options = RunOptions {
-                event_log: None,
-                policy_config: Some(checkpoint.display().to_string()),
-                force,
-                allow_large: false,
-            };
+            let policy = scalesim::rl::agent::policy::AgentPolicy::load_ensemble(&checkpoints, &sc)?;
+            let out = out.unwrap_or_else(|| match checkpoints.as_slice() {
+                [one] => default_out("", &scenario, &sc, &PolicyChoice::Agent(one.clone()), None, seed, "sim"),
+                members => ensemble_out(&scenario, &sc, members, seed),
+            });
+            let named: Vec<String> = checkpoints.iter().map(|c| c.display().to_string()).collect();
+            let options =
+                RunOptions { event_log: None, policy_config: Some(named.join(",")), force, allow_large: false };
             let bar = seconds_bar(quiet, sc.horizon, "sim-s");
             let s = run_to_dir(&sc, Box::new(policy), seed, &out, options, &mut |p| {
                 if p.now.0 % SimTime::MICROS_PER_SEC == 0 {

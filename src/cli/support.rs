@@ -84,14 +84,42 @@ pub(crate) fn default_out(
         None => label,
     };
     let config_bytes = policy_config.map(file_bytes).unwrap_or_default();
-    let hash = short_hash(&[
-        &file_bytes(scenario_file),
-        &policy_bytes,
-        &config_bytes,
-        &seed.to_le_bytes(),
-        &sc.horizon.as_micros().to_le_bytes(),
-        backend.as_bytes(),
-    ]);
+    named_out(prefix, scenario_file, sc, &label, &[&policy_bytes, &config_bytes], seed, backend)
+}
+
+/// The default folder of `scalesim eval` with several checkpoints (an ensemble): as
+/// [`default_out`]'s for an agent, labelled `ensembleN` and hashed over every member's bytes, so
+/// an ensemble never shares a folder with its first member alone.
+pub(crate) fn ensemble_out(
+    scenario_file: &Path,
+    sc: &scalesim::scenario::Scenario,
+    members: &[PathBuf],
+    seed: u64,
+) -> PathBuf {
+    let training = members.first().and_then(|ck| ck.parent()).map(stem).unwrap_or_default();
+    let label = format!("ensemble{}_{training}", members.len());
+    let bytes: Vec<Vec<u8>> = members.iter().map(|ck| file_bytes(ck)).collect();
+    let parts: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+    named_out("", scenario_file, sc, &label, &parts, seed, "sim")
+}
+
+/// `<prefix><scenario>_<label>_seed<N>_<hash>` under runs/, the hash over the scenario file's
+/// bytes, `policy_parts`, the seed, horizon and backend.
+fn named_out(
+    prefix: &str,
+    scenario_file: &Path,
+    sc: &scalesim::scenario::Scenario,
+    label: &str,
+    policy_parts: &[&[u8]],
+    seed: u64,
+    backend: &str,
+) -> PathBuf {
+    let scenario_bytes = file_bytes(scenario_file);
+    let (seed_bytes, horizon_bytes) = (seed.to_le_bytes(), sc.horizon.as_micros().to_le_bytes());
+    let mut parts: Vec<&[u8]> = vec![&scenario_bytes];
+    parts.extend_from_slice(policy_parts);
+    parts.extend_from_slice(&[&seed_bytes, &horizon_bytes, backend.as_bytes()]);
+    let hash = short_hash(&parts);
     let name = format!("{prefix}{}_{label}_seed{seed}_{hash}", sc.name);
     default_run_path(&safe_name(&name))
 }

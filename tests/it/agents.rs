@@ -333,6 +333,64 @@ fn cli_train_eval_and_agent_policy() {
 }
 
 #[test]
+fn cli_eval_runs_an_ensemble_of_checkpoints() {
+    // `eval --checkpoint A --checkpoint B`: each service's delta is the one the members'
+    // probabilities favour together (ensemble_picks_by_hand has the arithmetic). A checkpoint
+    // with itself decides as it does alone; the members' order does not matter; a member of
+    // another config (here another learning rate), or of the one-service action, is refused
+    // naming its file.
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = crate::root().join("scenarios/chain_5.yaml");
+    let agents = crate::root().join("configs/agents");
+    let gat = std::fs::read_to_string(agents.join("gat_ppo.yaml")).unwrap();
+    let other = tmp.path().join("other.yaml");
+    std::fs::write(&other, gat.replace("learning_rate: 0.001\n", "learning_rate: 0.002\n")).unwrap();
+    for (name, cfg, seed) in
+        [("a", agents.join("gat_ppo.yaml"), 2), ("b", agents.join("gat_ppo.yaml"), 3), ("g", other, 2)]
+    {
+        cli_train(&cfg, &chain, 512, seed, &tmp.path().join(name));
+    }
+    cli_train(&agents.join("gat_ppo_single.yaml"), &chain, 256, 2, &tmp.path().join("single"));
+    let ck = |name: &str| tmp.path().join(name).join("checkpoint.ckpt").display().to_string();
+    let eval = |members: &[&str], out: &str| {
+        let mut args = vec!["eval".to_string()];
+        for m in members {
+            args.extend(["--checkpoint".to_string(), ck(m)]);
+        }
+        let out = tmp.path().join(out);
+        args.extend(
+            ["--scenario", chain.to_str().unwrap(), "--seed", "3", "-q", "--out", out.to_str().unwrap()]
+                .map(String::from),
+        );
+        let o = std::process::Command::new(crate::bin()).args(&args).output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned(), out)
+    };
+    let read = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    let (code, err, alone) = eval(&["a"], "alone");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err, twice) = eval(&["a", "a"], "twice");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(read(&alone, "actions.csv"), read(&twice, "actions.csv"));
+    assert!(read(&twice, "actions.csv").lines().count() > 5);
+    let (code, err, ab) = eval(&["a", "b"], "ab");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err, ba) = eval(&["b", "a"], "ba");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(read(&ab, "actions.csv"), read(&ba, "actions.csv"));
+    assert!(
+        read(&ab, "experiment_info.json").contains(&format!("{},{}", ck("a"), ck("b"))),
+        "the run names its members"
+    );
+    for (members, file, must) in [(["a", "g"], "g", "agent config differs"), (["a", "single"], "single", "per service")]
+    {
+        let (code, err, out) = eval(&members, "refused");
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains(&ck(file)) && err.contains(must) && !err.contains("panicked"), "{err}");
+        assert!(!out.join("summary.json").exists());
+    }
+}
+
+#[test]
 fn two_agent_llm_team_trains_runs_and_reports() {
     // One agent per pool (prompt, token), trained together; the team runs as a policy and its run
     // folder gets the usual outputs and charts.

@@ -112,6 +112,22 @@ pub fn per_service_log_softmax(logits: &[f32], allowed: &[bool]) -> Vec<f64> {
     logits.chunks(5).zip(allowed.chunks(5)).flat_map(|(l, a)| masked_log_softmax(l, a)).collect()
 }
 
+/// Per-service mode, an ensemble's greedy picks: each slot's allowed delta with the highest
+/// probability summed over the members (`probabilities[m]` is member `m`'s per-slot softmax, in
+/// `per_service_log_softmax`'s layout). Summed probabilities, not logits: a member that is sure
+/// counts no more than one, so one member's extreme does not outvote the others. Ties go to the
+/// lowest delta index, as [`argmax_allowed`]'s; a slot with nothing allowed holds (index 2).
+pub fn ensemble_picks(probabilities: &[Vec<f64>], allowed: &[bool]) -> Vec<u8> {
+    let mut sum = vec![0.0f64; allowed.len()];
+    for member in probabilities {
+        for (t, p) in sum.iter_mut().zip(member) {
+            *t += p;
+        }
+    }
+    let sum: Vec<f32> = sum.iter().map(|&p| p as f32).collect();
+    sum.chunks(5).zip(allowed.chunks(5)).map(|(p, a)| argmax_allowed(p, a).unwrap_or(2) as u8).collect()
+}
+
 /// Per-service mode: the environment action of one delta index per slot (slots past
 /// `services` are padding and left out).
 pub fn per_service_action(picks: &[u8], services: usize) -> Action {

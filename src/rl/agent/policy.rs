@@ -2,13 +2,15 @@
 //! view through the same state collector it trained with and acts greedily. And an agent config's
 //! shields without an agent (`--policy shields --policy-config FILE`): every service's delta is 0,
 //! so its count moves only where the HPA floor, the ceiling and the scale-down window move it; the
-//! ablation that shows what a trained policy adds to its shields.
+//! ablation that shows what a trained policy adds to its shields. And an ensemble of checkpoints
+//! of one agent config (`scalesim eval --checkpoint A --checkpoint B`): each service's delta is
+//! the one its members' probabilities favour together.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::config::{ActionMode, AgentConfig};
-use super::ppo::{team_greedy, Agent};
+use super::ppo::{ensemble_greedy, team_greedy, Agent};
 use crate::app::AppSpec;
 use crate::autoscale::{Autoscaler, ScaleDecision};
 use crate::cluster::ClusterSpec;
@@ -22,6 +24,8 @@ use crate::scenario::{ConfigError, ConfigText, Scenario};
 enum Actor {
     /// One trained agent, or a team (agent `p` scales service `p`).
     Trained(Vec<Agent>),
+    /// Several per-service agents of one config, greedy on their summed probabilities.
+    Ensemble(Vec<Agent>),
     /// Nothing: every service's delta is 0 (the shields alone).
     Hold,
 }
@@ -30,7 +34,7 @@ impl Actor {
     /// The policy's name, and the prefix of its decisions' reasons.
     fn name(&self) -> &'static str {
         match self {
-            Actor::Trained(_) => "agent",
+            Actor::Trained(_) | Actor::Ensemble(_) => "agent",
             Actor::Hold => "shields",
         }
     }
@@ -59,6 +63,46 @@ impl AgentPolicy {
         let config = ck.config.clone();
         let team = std::iter::once(ck).chain(members).map(|c| Agent::from_checkpoint(c, 0)).collect();
         Ok(AgentPolicy::new(Actor::Trained(team), config, layout, scenario))
+    }
+
+    /// An ensemble of the checkpoints at `paths` (one checkpoint: that agent, as [`Self::load`]).
+    /// Every member must act per service, alone (no team), under the first one's agent config:
+    /// checkpoints of one training, or of trainings of one config.
+    pub fn load_ensemble(paths: &[PathBuf], scenario: &Scenario) -> Result<AgentPolicy, CheckpointError> {
+        let [first, rest @ ..] = paths else {
+            let message = "an ensemble needs at least one checkpoint".to_string();
+            return Err(CheckpointError { file: "--checkpoint".into(), message });
+        };
+        if rest.is_empty() {
+            return AgentPolicy::load(first, scenario);
+        }
+        let layout = observation_layout(scenario);
+        let mut members = Vec::with_capacity(paths.len());
+        let mut config: Option<AgentConfig> = None;
+        for path in paths {
+            let ck = Checkpoint::load(path)?;
+            let fail = |m: String| CheckpointError { file: path.display().to_string(), message: m };
+            check_fits(&ck, &layout, scenario).map_err(fail)?;
+            if ck.config.action != ActionMode::PerService || ck.config.team > 1 {
+                return Err(fail(
+                    "an ensemble's members act per service (`action: per_service`), one agent each (no team)".into(),
+                ));
+            }
+            match &config {
+                Some(c) if *c != ck.config => {
+                    let why = format!(
+                        "its agent config differs from that of {}: an ensemble's members share one",
+                        first.display()
+                    );
+                    return Err(fail(why));
+                }
+                Some(_) => {}
+                None => config = Some(ck.config.clone()),
+            }
+            members.push(Agent::from_checkpoint(ck, 0));
+        }
+        let config = config.expect("at least two members");
+        Ok(AgentPolicy::new(Actor::Ensemble(members), config, layout, scenario))
     }
 
     /// The shields of the agent config at `path` with every delta 0 (`--policy shields`). The
@@ -162,6 +206,9 @@ impl Autoscaler for AgentPolicy {
         let chosen = match &self.actor {
             Actor::Trained(team) => {
                 team_greedy(team, &collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms), &mask)
+            }
+            Actor::Ensemble(members) => {
+                ensemble_greedy(members, &collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms), &mask)
             }
             // A delta of 0 is always allowed; the SKU of a hold is never used.
             Actor::Hold => {

@@ -23,8 +23,8 @@ use rand::{Rng, SeedableRng};
 use super::checkpoint::Checkpoint;
 use super::config::{ActionMode, AdvantageNormalization, AgentConfig, Algorithm, Credit, Encoder};
 use super::decision::{
-    action_index, allowed, argmax_allowed, decode_action, gaussian_log_prob, masked_log_softmax, per_service_action,
-    per_service_allowed, per_service_log_softmax, sku_allowed, team_action, Choice, HALF_LN_2PI,
+    action_index, allowed, argmax_allowed, decode_action, ensemble_picks, gaussian_log_prob, masked_log_softmax,
+    per_service_action, per_service_allowed, per_service_log_softmax, sku_allowed, team_action, Choice, HALF_LN_2PI,
 };
 use super::graph::{GraphBatch, GraphKind, GraphNet, Taped};
 use super::nn::{
@@ -364,6 +364,15 @@ impl Agent {
         per_service_action(&picks, mask.deltas.len())
     }
 
+    /// Per-service mode: every slot's probabilities of its allowed deltas (masked softmax per
+    /// slot, 5 per slot; a slot with nothing allowed holds with probability 1), and the mask.
+    pub fn per_service_probabilities(&self, obs: &Observation, mask: &ActionMask) -> (Vec<f64>, Vec<bool>) {
+        let out = self.evaluate_inputs(&[&self.act_input(obs)]).remove(0);
+        let ok = per_service_allowed(&self.allowed(mask));
+        let p = per_service_log_softmax(&out.joint, &ok).into_iter().map(f64::exp).collect();
+        (p, ok)
+    }
+
     /// Per-service mode: samples every slot's delta; returns the delta index of each slot, each
     /// slot's log-probability (the decision's is their sum) and the mask it was sampled under.
     fn decide_per_service(&mut self, out: &Outputs, joint_ok: &[bool]) -> (Vec<u8>, Vec<f64>, Vec<bool>) {
@@ -461,6 +470,19 @@ pub fn team_greedy(team: &[Agent], obs: &Observation, mask: &ActionMask) -> Acti
         })
         .collect();
     team_action(&choices)
+}
+
+/// Per-service mode: an ensemble's greedy action (the members' probabilities summed per slot:
+/// [`ensemble_picks`]). The members share one agent config, so one mask serves them all.
+pub fn ensemble_greedy(members: &[Agent], obs: &Observation, mask: &ActionMask) -> Action {
+    let mut probabilities = Vec::with_capacity(members.len());
+    let mut ok = Vec::new();
+    for m in members {
+        let (p, allowed) = m.per_service_probabilities(obs, mask);
+        probabilities.push(p);
+        ok = allowed;
+    }
+    per_service_action(&ensemble_picks(&probabilities, &ok), mask.deltas.len())
 }
 
 /// Mean episode reward of the greedy policy (`agent: None`: uniformly random among allowed actions)

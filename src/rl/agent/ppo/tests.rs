@@ -303,3 +303,20 @@ fn explained_variance_by_hand() {
     assert!(explained_variance(&[2.0; 4], &r).abs() < 1e-12);
     assert_eq!(explained_variance(&[1.0, 2.0], &[3.0, 3.0]), 0.0);
 }
+
+#[test]
+fn ensemble_picks_by_hand() {
+    // Two services, two members. Service 0: member A [0.5, 0.4, 0.1, 0, 0] picks -2, member B
+    // [0.1, 0.45, 0.45, 0, 0] picks -1 (the tie to the lower index); summed [0.6, 0.85, 0.55]:
+    // -1, which A alone would not pick. Service 1: delta +2 (index 4) is masked; A [0, 0, 0.2,
+    // 0.3, 0.5] and B [0, 0, 0.6, 0.4, 0]: summed 0.8, 0.7 and 0.5 (masked): hold (index 2).
+    let a = vec![0.5, 0.4, 0.1, 0.0, 0.0, 0.0, 0.0, 0.2, 0.3, 0.5];
+    let b = vec![0.1, 0.45, 0.45, 0.0, 0.0, 0.0, 0.0, 0.6, 0.4, 0.0];
+    let ok = [true, true, true, true, true, false, false, true, true, false];
+    assert_eq!(ensemble_picks(&[a.clone(), b.clone()], &ok), vec![1, 2]);
+    // One member: its own greedy picks (A: -2, and +1 once +2 is masked).
+    assert_eq!(ensemble_picks(std::slice::from_ref(&a), &ok), vec![0, 3]);
+    // Order does not matter; a slot with nothing allowed holds.
+    assert_eq!(ensemble_picks(&[b, a], &ok), vec![1, 2]);
+    assert_eq!(ensemble_picks(&[vec![0.2; 5]], &[false; 5]), vec![2]);
+}
