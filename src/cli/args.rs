@@ -208,6 +208,11 @@ pub(crate) enum Command {
         /// scripts/fresh_loads.py; other loads form the family `other`).
         #[arg(long)]
         by_family: bool,
+        /// How many policies are being held against the reference to choose among them: every
+        /// interval is widened for that many comparisons (Bonferroni: each at 1 - 0.05/K), so that
+        /// all hold together with 95% confidence. Default 1 (no correction).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        comparisons: u32,
     },
     /// Train an RL agent (PPO or A2C) on one or more scenarios.
     Train {

@@ -351,10 +351,11 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             println!("{}", out.join("pareto.csv").display());
             Ok(())
         }
-        Command::Compare { tables, against, out, by_family } => {
+        Command::Compare { tables, against, out, by_family, comparisons } => {
             use scalesim::experiment::compare;
             let cells = compare::read_tables(&tables)?;
-            let rows = compare::compare(&cells, &against, by_family).map_err(anyhow::Error::msg)?;
+            let rows =
+                compare::compare(&cells, &against, by_family, comparisons as usize).map_err(anyhow::Error::msg)?;
             if let Some(out) = &out {
                 std::fs::write(out, compare::csv_text(&rows)).with_context(|| format!("writing {}", out.display()))?;
             }

@@ -8,7 +8,9 @@
 //! family of loads* is a question about the per-load differences, whose mean and 95% Student-t
 //! interval this module reports. With a handful of loads that interval is wide: three loads
 //! decided four choices in a row here that fifteen loads reversed
-//! (`reports/agents_vs_hpa/results.md`).
+//! (`reports/agents_vs_hpa/results.md`). When several policies are each held against the
+//! reference to pick one, `comparisons` widens every interval by Bonferroni's correction (each at
+//! `1 - 0.05 / comparisons`), so that all of them hold together with 95% confidence.
 //!
 //! By family: loads drawn by `scripts/fresh_loads.py` are named `[PREFIX_]fresh_FAMILY` (an MMPP
 //! trace, spikes, a gamma wave, a surge). A setting that wins on one family can lose another (the
@@ -22,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::pareto::PARETO_HEADER;
-use super::stats::describe;
+use super::stats::{describe, t_half_width};
 use super::{out_err, RunError};
 
 /// One `pareto.csv` cell a comparison needs.
@@ -43,8 +45,11 @@ pub struct Comparison {
     pub gap_mean: f64,
     /// Mean of the per-load `slo_gap_pct(policy) - slo_gap_pct(reference)`.
     pub diff_mean: f64,
-    /// Half-width of its 95% Student-t interval (0 with one load).
+    /// Half-width of its 95% Student-t interval (0 with one load); family-wise over
+    /// `comparisons`: each interval at `1 - 0.05 / comparisons` (Bonferroni).
     pub diff_ci95: f64,
+    /// How many comparisons the intervals are corrected for (1: none).
+    pub comparisons: usize,
     /// Loads where the policy's gap is below (better) or above (worse) the reference's by more
     /// than `TIE_PCT` points.
     pub better: usize,
@@ -75,7 +80,7 @@ pub fn family_of(scenario: &str) -> &str {
 pub const TIE_PCT: f64 = 0.01;
 
 pub const COMPARE_HEADER: &str =
-    "family,policy,loads,gap_mean,diff_mean,diff_ci95,better,worse,reversals_per_hour_mean,cost_ratio_mean";
+    "family,policy,loads,gap_mean,diff_mean,diff_ci95,better,worse,reversals_per_hour_mean,cost_ratio_mean,comparisons";
 
 /// The cells of the `pareto.csv` files `paths`, by (scenario, policy). A scenario's rows must come
 /// from one file: the same scenario in two tables is refused (its front would be two fronts).
@@ -144,12 +149,17 @@ pub fn read_tables(paths: &[PathBuf]) -> Result<BTreeMap<(String, String), GapCe
 
 /// Every policy of `cells` against `reference`, over the loads where both have a row, in order
 /// of policy name (family [`ALL_LOADS`]); with `by_family`, then the same within each family of
-/// loads, families in name order. Fails when the reference has no row.
+/// loads, families in name order; every interval corrected for `comparisons` (at least 1).
+/// Fails when the reference has no row.
 pub fn compare(
     cells: &BTreeMap<(String, String), GapCell>,
     reference: &str,
     by_family: bool,
+    comparisons: usize,
 ) -> Result<Vec<Comparison>, String> {
+    if comparisons == 0 {
+        return Err("comparisons: must be at least 1".into());
+    }
     let reference_cell: BTreeMap<&str, &GapCell> =
         cells.iter().filter(|((_, p), _)| p == reference).map(|((s, _), c)| (s.as_str(), c)).collect();
     if reference_cell.is_empty() {
@@ -157,11 +167,11 @@ pub fn compare(
         let known: Vec<&str> = known.into_iter().collect();
         return Err(format!("no rows for the reference policy `{reference}`; the tables have {}", known.join(", ")));
     }
-    let mut rows = compare_within(cells, &reference_cell, ALL_LOADS, |_| true);
+    let mut rows = compare_within(cells, &reference_cell, ALL_LOADS, comparisons, |_| true);
     if by_family {
         let families: std::collections::BTreeSet<&str> = reference_cell.keys().map(|s| family_of(s)).collect();
         for family in families {
-            rows.extend(compare_within(cells, &reference_cell, family, |s| family_of(s) == family));
+            rows.extend(compare_within(cells, &reference_cell, family, comparisons, |s| family_of(s) == family));
         }
     }
     Ok(rows)
@@ -172,8 +182,10 @@ fn compare_within(
     cells: &BTreeMap<(String, String), GapCell>,
     reference: &BTreeMap<&str, &GapCell>,
     family: &str,
+    comparisons: usize,
     in_set: impl Fn(&str) -> bool,
 ) -> Vec<Comparison> {
+    let level = 1.0 - 0.05 / comparisons as f64;
     // (policy's cell, reference's cell) per load both have.
     let mut by_policy: BTreeMap<&str, Vec<(&GapCell, &GapCell)>> = BTreeMap::new();
     for ((scenario, policy), c) in cells {
@@ -193,7 +205,8 @@ fn compare_within(
                 loads: xs.len(),
                 gap_mean: mean(&|(c, _)| c.slo_gap_pct),
                 diff_mean: d.mean,
-                diff_ci95: d.ci95.unwrap_or(0.0),
+                diff_ci95: t_half_width(d.std, d.n, level).unwrap_or(0.0),
+                comparisons,
                 better: diffs.iter().filter(|&&x| x < -TIE_PCT).count(),
                 worse: diffs.iter().filter(|&&x| x > TIE_PCT).count(),
                 reversals_per_hour_mean: mean(&|(c, _)| c.reversals_per_hour),
@@ -218,7 +231,7 @@ fn cost_ratio(cost: f64, reference_cost: f64) -> f64 {
 }
 
 /// One row's values as `compare.csv` writes them, in [`COMPARE_HEADER`]'s order.
-fn fields(r: &Comparison) -> [String; 10] {
+fn fields(r: &Comparison) -> [String; 11] {
     [
         r.family.clone(),
         r.policy.clone(),
@@ -230,6 +243,7 @@ fn fields(r: &Comparison) -> [String; 10] {
         r.worse.to_string(),
         format!("{:.2}", r.reversals_per_hour_mean),
         format!("{:.3}", r.cost_ratio_mean),
+        r.comparisons.to_string(),
     ]
 }
 
@@ -251,12 +265,16 @@ pub fn table_text(rows: &[Comparison]) -> String {
     for r in rows {
         if family != Some(&r.family) {
             family = Some(&r.family);
+            let corrected = match r.comparisons {
+                1 => String::new(),
+                k => format!("; intervals Bonferroni-corrected for {k} comparisons"),
+            };
             s.push_str(&format!(
-                "{:<16} {:>5} {:>9} {:>18} {:>13} {:>7} {:>7}   ({} loads)\n",
+                "{:<16} {:>5} {:>9} {:>18} {:>13} {:>7} {:>7}   ({} loads{corrected})\n",
                 "policy", "loads", "gap", "gap - reference", "better/worse", "rev/h", "cost", r.family
             ));
         }
-        let [_, policy, loads, gap, diff, ci, better, worse, reversals, cost] = fields(r);
+        let [_, policy, loads, gap, diff, ci, better, worse, reversals, cost, _] = fields(r);
         let diff = if r.diff_mean >= 0.0 { format!("+{diff}") } else { diff };
         s.push_str(&format!(
             "{policy:<16} {loads:>5} {gap:>8}% {diff:>9} ± {ci:>6}  {better:>6}/{worse:<6} {reversals:>7} {cost:>6}x\n"
@@ -282,7 +300,7 @@ mod tests {
         }
         // `c` has a row on one load only; it is compared on that load.
         cells.insert(("l1".to_string(), "c".to_string()), cell(-14.0, 0.0));
-        let rows = compare(&cells, "b", false).unwrap();
+        let rows = compare(&cells, "b", false, 1).unwrap();
         assert_eq!(rows.iter().map(|r| r.policy.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
         // a - b per load: -6, -1, -20, 0: mean -6.75; sample sd sqrt(((-6+6.75)^2 + (5.75)^2 +
         // (-13.25)^2 + (6.75)^2) / 3) = sqrt(254.75 / 3) = 9.2150; t(0.975, 3) = 3.182446;
@@ -298,8 +316,14 @@ mod tests {
         let c = &rows[2];
         assert_eq!((c.loads, c.diff_mean, c.diff_ci95, c.better), (1, -10.0, 0.0, 1));
         assert!(rows.iter().all(|r| r.family == ALL_LOADS && r.cost_ratio_mean == 1.0));
-        let e = compare(&cells, "hpa60", false).unwrap_err();
+        let e = compare(&cells, "hpa60", false, 1).unwrap_err();
         assert!(e.contains("`hpa60`") && e.contains("a, b, c"), "{e}");
+        // Two comparisons (Bonferroni): each interval at 97.5%, t(0.9875, 3) = 4.176535 (by
+        // numerical integration of the t density): half-width 4.176535 * 9.2150 / 2 = 19.243.
+        let two = compare(&cells, "b", false, 2).unwrap();
+        assert!((two[0].diff_ci95 - 4.176535 * (254.75f64 / 3.0).sqrt() / 2.0).abs() < 1e-4, "{}", two[0].diff_ci95);
+        assert!(two.iter().all(|r| r.comparisons == 2) && two[0].diff_mean == a.diff_mean);
+        assert!(compare(&cells, "b", false, 0).unwrap_err().contains("at least 1"));
     }
 
     #[test]
@@ -331,7 +355,7 @@ mod tests {
                 GapCell { slo_gap_pct: gr, reversals_per_hour: 1.0, cost_mean: cr },
             );
         }
-        let rows = compare(&cells, "r", true).unwrap();
+        let rows = compare(&cells, "r", true, 1).unwrap();
         let labels: Vec<(&str, &str, usize)> =
             rows.iter().map(|r| (r.family.as_str(), r.policy.as_str(), r.loads)).collect();
         assert_eq!(

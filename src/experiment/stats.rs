@@ -26,8 +26,18 @@ pub fn describe(xs: &[f64]) -> Describe {
     }
     let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64;
     let std = var.sqrt();
-    let t = StudentsT::new(0.0, 1.0, (n - 1) as f64).expect("n >= 2 gives a valid t").inverse_cdf(0.975);
-    Describe { n, mean, std, ci95: Some(t * std / (n as f64).sqrt()) }
+    Describe { n, mean, std, ci95: t_half_width(std, n, 0.95) }
+}
+
+/// Half-width of the two-sided `level` Student-t interval of a mean of `n` values whose sample
+/// standard deviation is `std`: `t((1 + level) / 2, n - 1) * std / sqrt(n)`; `None` with fewer than
+/// 2 values. `level` in (0, 1).
+pub fn t_half_width(std: f64, n: usize, level: f64) -> Option<f64> {
+    if n < 2 {
+        return None;
+    }
+    let t = StudentsT::new(0.0, 1.0, (n - 1) as f64).expect("n >= 2 gives a valid t").inverse_cdf((1.0 + level) / 2.0);
+    Some(t * std / (n as f64).sqrt())
 }
 
 /// Cliff's delta of `xs` against `ys`: `(#(x > y) - #(x < y)) / (m n)` over all pairs.

@@ -116,10 +116,27 @@ fn compare_pairs_gaps_by_load_across_tables() {
     // 4.302653: half-width 4.302653 * 30 / sqrt(3) = 74.52.
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
-        "family,policy,loads,gap_mean,diff_mean,diff_ci95,better,worse,reversals_per_hour_mean,cost_ratio_mean\n\
-         all,agent,3,-20.00,-20.00,74.52,2,1,6.00,1.000\n\
-         all,hpa60,3,0.00,0.00,0.00,0,0,2.00,1.000\n"
+        "family,policy,loads,gap_mean,diff_mean,diff_ci95,better,worse,reversals_per_hour_mean,cost_ratio_mean,comparisons\n\
+         all,agent,3,-20.00,-20.00,74.52,2,1,6.00,1.000,1\n\
+         all,hpa60,3,0.00,0.00,0.00,0,0,2.00,1.000,1\n"
     );
+    // Two comparisons: t(0.9875, 2) = 6.205347 (by numerical integration of the t density):
+    // half-width 6.205347 * 30 / sqrt(3) = 107.48; 0 is refused.
+    let compare = |extra: &[&str]| {
+        Command::new(crate::bin())
+            .arg("compare")
+            .args([&t1, &t2])
+            .args(["--against", "hpa60"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = compare(&["--comparisons", "2", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let two = std::fs::read_to_string(&out).unwrap();
+    assert!(two.contains("all,agent,3,-20.00,-20.00,107.48,2,1,6.00,1.000,2\n"), "{two}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Bonferroni-corrected for 2 comparisons"));
+    assert!(!compare(&["--comparisons", "0"]).status.success());
     // The same load in both tables.
     std::fs::write(&t2, format!("{header}\n{}\n", row("l1", "agent", 4.0, -20.0))).unwrap();
     let o = Command::new(crate::bin()).arg("compare").args([&t1, &t2]).args(["--against", "hpa60"]).output().unwrap();
