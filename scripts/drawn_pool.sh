@@ -15,7 +15,9 @@
 # 3. `scalesim compare --by-family` against REFERENCE (default: the first agent's label,
 #    <agent>-ppo) writes OUT/compare.csv: each policy's mean gap to the HPA front over the pool,
 #    and its per-load difference from the reference with a 95% t-interval, loads better and worse,
-#    cost relative to the reference's; over all loads, then within each family.
+#    cost relative to the reference's; over all loads, then within each family. With more than
+#    one variant beside the reference, the intervals are Bonferroni-corrected for that many
+#    comparisons (`--comparisons`, one per agent but the first), as a pick among them needs.
 #
 # Decide by a rule written before the pool is drawn (which seeds, which interval), and keep the
 # evaluation loads out of it: this script refuses none of that for you.
@@ -30,4 +32,7 @@ REFERENCE=${REFERENCE:-$first-ppo}
 # shellcheck disable=SC2086
 loads=$(draw_loads drawn_pool POOL_SEEDS "$OUT/loads" $POOL_SEEDS)
 AGENTS=$AGENTS EVAL_SCENARIOS=$loads OUT=$OUT scripts/agents_vs_hpa.sh
-./target/release/scalesim compare "$OUT/pareto.csv" --against "$REFERENCE" --by-family --out "$OUT/compare.csv"
+# shellcheck disable=SC2086
+set -- $AGENTS
+comparisons=$(( $# > 1 ? $# - 1 : 1 ))
+./target/release/scalesim compare "$OUT/pareto.csv" --against "$REFERENCE" --by-family --comparisons "$comparisons" --out "$OUT/compare.csv"
