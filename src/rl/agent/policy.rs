@@ -77,8 +77,7 @@ impl AgentPolicy {
             return AgentPolicy::load(first, scenario);
         }
         let layout = observation_layout(scenario);
-        let mut members = Vec::with_capacity(paths.len());
-        let mut config: Option<AgentConfig> = None;
+        let mut checkpoints: Vec<Checkpoint> = Vec::with_capacity(paths.len());
         for path in paths {
             let ck = Checkpoint::load(path)?;
             let fail = |m: String| CheckpointError { file: path.display().to_string(), message: m };
@@ -88,20 +87,17 @@ impl AgentPolicy {
                     "an ensemble's members act per service (`action: per_service`), one agent each (no team)".into(),
                 ));
             }
-            match &config {
-                Some(c) if *c != ck.config => {
-                    let why = format!(
-                        "its agent config differs from that of {}: an ensemble's members share one",
-                        first.display()
-                    );
-                    return Err(fail(why));
-                }
-                Some(_) => {}
-                None => config = Some(ck.config.clone()),
+            if checkpoints.first().is_some_and(|lead| lead.config != ck.config) {
+                let why = format!(
+                    "its agent config differs from that of {}: an ensemble's members share one",
+                    first.display()
+                );
+                return Err(fail(why));
             }
-            members.push(Agent::from_checkpoint(ck, 0));
+            checkpoints.push(ck);
         }
-        let config = config.expect("at least two members");
+        let config = checkpoints[0].config.clone();
+        let members = checkpoints.into_iter().map(|ck| Agent::from_checkpoint(ck, 0)).collect();
         Ok(AgentPolicy::new(Actor::Ensemble(members), config, layout, scenario))
     }
 
