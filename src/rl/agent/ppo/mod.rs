@@ -364,13 +364,11 @@ impl Agent {
         per_service_action(&picks, mask.deltas.len())
     }
 
-    /// Per-service mode: every slot's probabilities of its allowed deltas (masked softmax per
-    /// slot, 5 per slot; a slot with nothing allowed holds with probability 1), and the mask.
-    pub fn per_service_probabilities(&self, obs: &Observation, mask: &ActionMask) -> (Vec<f64>, Vec<bool>) {
+    /// Per-service mode: every slot's probabilities of the deltas `ok` allows (masked softmax
+    /// per slot, 5 per slot; `ok` as [`per_service_allowed`] makes it).
+    pub fn per_service_probabilities(&self, obs: &Observation, ok: &[bool]) -> Vec<f64> {
         let out = self.evaluate_inputs(&[&self.act_input(obs)]).remove(0);
-        let ok = per_service_allowed(&self.allowed(mask));
-        let p = per_service_log_softmax(&out.joint, &ok).into_iter().map(f64::exp).collect();
-        (p, ok)
+        per_service_log_softmax(&out.joint, ok).into_iter().map(f64::exp).collect()
     }
 
     /// Per-service mode: samples every slot's delta; returns the delta index of each slot, each
@@ -475,14 +473,14 @@ pub fn team_greedy(team: &[Agent], obs: &Observation, mask: &ActionMask) -> Acti
 /// Per-service mode: an ensemble's greedy action (the members' probabilities summed per slot:
 /// [`ensemble_picks`]). The members share one agent config, so one mask serves them all.
 pub fn ensemble_greedy(members: &[Agent], obs: &Observation, mask: &ActionMask) -> Action {
-    let mut probabilities = Vec::with_capacity(members.len());
-    let mut ok = Vec::new();
-    for m in members {
-        let (p, allowed) = m.per_service_probabilities(obs, mask);
-        probabilities.push(p);
-        ok = allowed;
-    }
-    per_service_action(&ensemble_picks(&probabilities, &ok), mask.deltas.len())
+    let services = mask.deltas.len();
+    let Some(lead) = members.first() else {
+        // No member: every service holds.
+        return per_service_action(&vec![2; services], services);
+    };
+    let ok = per_service_allowed(&lead.allowed(mask));
+    let probabilities: Vec<Vec<f64>> = members.iter().map(|m| m.per_service_probabilities(obs, &ok)).collect();
+    per_service_action(&ensemble_picks(&probabilities, &ok), services)
 }
 
 /// Mean episode reward of the greedy policy (`agent: None`: uniformly random among allowed actions)
