@@ -40,6 +40,9 @@
 # SHIELDS (agent names as AGENTS; default none): each one's shields without its agent
 # (`--policy shields`: the HPA floor, ceiling and scale-down window of its config, every delta 0),
 # run as a baseline labelled shields-<name>, to show what the trained policy adds to them,
+# KEEP_TIMELINES (default 1; 0: the evaluation runs are made with --no-timeline, as the
+# selection runs always are: a run's timeline.csv and requests.csv are 0.6 MB of its 0.7 MB, and
+# the tables read only summary.json),
 # JOBS (parallel trainings and runs; default the number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +56,12 @@ HPA_TARGETS=${HPA_TARGETS:-20 40 60 80 100 120 150}
 SELECT_SCENARIOS=${SELECT_SCENARIOS-$(echo scenarios/validation/*.yaml)}
 SELECT_DRAWN_SEEDS=${SELECT_DRAWN_SEEDS-371 372 373 374 375}
 SHIELDS=${SHIELDS:-}
+KEEP_TIMELINES=${KEEP_TIMELINES:-1}
+case $KEEP_TIMELINES in
+  0) lean=(--no-timeline) ;;
+  1) lean=() ;;
+  *) echo "agents_vs_hpa: KEEP_TIMELINES: \`$KEEP_TIMELINES\` is neither 0 nor 1" >&2; exit 2 ;;
+esac
 JOBS=${JOBS:-$(nproc)}
 B=./target/release/scalesim
 [ -x "$B" ] || cargo build --release -q
@@ -113,6 +122,8 @@ add_run() { # OUT_FOLDER ARGS...
   local out=$1; shift
   [ -f "$out/summary.json" ] || echo "$* -q --out $out" >>"$runs_file"
 }
+# The selection's runs are read only through pareto.csv: never their timelines.
+add_lean_run() { add_run "$@" --no-timeline; }
 
 # 2. Checkpoint selection on the validation loads (see the top of this file).
 for a in $AGENTS; do for s in $SEEDS; do
@@ -126,13 +137,13 @@ if [ -n "$SELECT_SCENARIOS" ]; then
   for v in $SELECT_SCENARIOS; do
     stem=$(basename "$v" .yaml)
     for n in $HPA_TARGETS; do
-      add_run "$sel/runs/hpa$n/$stem/s1" run "$v" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed 1
+      add_lean_run "$sel/runs/hpa$n/$stem/s1" run "$v" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed 1
     done
     for a in $AGENTS; do for s in $SEEDS; do
       # (A training shorter than checkpoint_every has no periodic checkpoint: its final one stays.)
       for ck in $(ls "$OUT/train/${a}_s$s"/checkpoint_*.ckpt 2>/dev/null); do
         at=$(basename "$ck" .ckpt); at=${at#checkpoint_}
-        add_run "$sel/runs/${a}_s${s}_at$at/$stem/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s"
+        add_lean_run "$sel/runs/${a}_s${s}_at$at/$stem/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s"
       done
     done; done
   done
@@ -167,15 +178,15 @@ for e in $EVAL_SCENARIOS; do
   stem=$(basename "$e" .yaml)
   for s in $SEEDS; do
     for a in $AGENTS; do
-      add_run "$OUT/runs/${a}-ppo/$stem/s$s" eval --checkpoint "$OUT/train/${a}_s$s/selected.ckpt" --scenario "$e" --seed "$s"
+      add_run "$OUT/runs/${a}-ppo/$stem/s$s" eval --checkpoint "$OUT/train/${a}_s$s/selected.ckpt" --scenario "$e" --seed "$s" "${lean[@]}"
     done
     for n in $HPA_TARGETS; do
-      add_run "$OUT/runs/hpa$n/$stem/s$s" run "$e" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed "$s"
+      add_run "$OUT/runs/hpa$n/$stem/s$s" run "$e" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed "$s" "${lean[@]}"
     done
-    add_run "$OUT/runs/kpa/$stem/s$s" run "$e" --policy kpa --policy-config configs/policies/kpa.yaml --seed "$s"
-    add_run "$OUT/runs/target/$stem/s$s" run "$e" --policy target --policy-config configs/policies/target.yaml --seed "$s"
+    add_run "$OUT/runs/kpa/$stem/s$s" run "$e" --policy kpa --policy-config configs/policies/kpa.yaml --seed "$s" "${lean[@]}"
+    add_run "$OUT/runs/target/$stem/s$s" run "$e" --policy target --policy-config configs/policies/target.yaml --seed "$s" "${lean[@]}"
     for a in $SHIELDS; do
-      add_run "$OUT/runs/shields-$a/$stem/s$s" run "$e" --policy shields --policy-config "$(config_of "$a")" --seed "$s"
+      add_run "$OUT/runs/shields-$a/$stem/s$s" run "$e" --policy shields --policy-config "$(config_of "$a")" --seed "$s" "${lean[@]}"
     done
   done
 done

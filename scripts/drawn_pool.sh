@@ -11,7 +11,9 @@
 # 2. Runs scripts/agents_vs_hpa.sh with those loads as EVAL_SCENARIOS into OUT (training the
 #    AGENTS, or reusing OUT/train/<agent>_s<seed>/ where a training is already there; every other
 #    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, SELECT_DRAWN_SEEDS, HPA_TARGETS,
-#    TRAIN_SCENARIOS, JOBS; a pool load equal to a drawn validation load is refused).
+#    TRAIN_SCENARIOS, JOBS; a pool load equal to a drawn validation load is refused). Its runs
+#    keep no timelines (KEEP_TIMELINES=0 unless set: a 40-load pool is about 4,000 runs, 2.4 GB
+#    of timelines that the comparison never reads).
 # 3. `scalesim compare --by-family` against REFERENCE (default: the first agent's label,
 #    <agent>-ppo) writes OUT/compare.csv: each policy's mean gap to the HPA front over the pool,
 #    and its per-load difference from the reference with a 95% t-interval, loads better and worse,
@@ -31,7 +33,7 @@ REFERENCE=${REFERENCE:-$first-ppo}
 . scripts/lib/draw_loads.sh
 # shellcheck disable=SC2086
 loads=$(draw_loads drawn_pool POOL_SEEDS "$OUT/loads" $POOL_SEEDS)
-AGENTS=$AGENTS EVAL_SCENARIOS=$loads OUT=$OUT scripts/agents_vs_hpa.sh
+KEEP_TIMELINES=${KEEP_TIMELINES:-0} AGENTS=$AGENTS EVAL_SCENARIOS=$loads OUT=$OUT scripts/agents_vs_hpa.sh
 # shellcheck disable=SC2086
 set -- $AGENTS
 comparisons=$(( $# > 1 ? $# - 1 : 1 ))

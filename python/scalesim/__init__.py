@@ -482,10 +482,12 @@ def run(
     policy_config: Optional[PathLike] = None,
     horizon: Optional[float] = None,
     force: bool = False,
+    no_timeline: bool = False,
 ) -> dict:
     """Runs ``scenario`` under ``policy`` (static, hpa, kpa, target, or ``agent:CHECKPOINT``) and
     writes the run folder ``out`` (default ``runs/<scenario>_<policy>_seed<N>``), as
-    ``scalesim run`` does; returns ``summary.json`` as a dict."""
+    ``scalesim run`` does; returns ``summary.json`` as a dict. ``no_timeline``: as
+    ``--no-timeline``, no ``timeline.csv`` and no ``requests.csv``."""
     if out is None:
         stem = os.path.splitext(os.path.basename(os.fspath(scenario)))[0]
         label = policy.replace(":", "_").replace("/", "_")
@@ -498,6 +500,7 @@ def run(
         seed=seed,
         horizon=horizon,
         force=force,
+        no_timeline=no_timeline,
     )
     return json.loads(text)
 

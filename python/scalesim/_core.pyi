@@ -117,4 +117,5 @@ def run(
     seed: Optional[int] = None,
     horizon: Optional[float] = None,
     force: bool = False,
+    no_timeline: bool = False,
 ) -> str: ...

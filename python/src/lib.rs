@@ -862,7 +862,7 @@ impl CoreVecEnv {
 /// `summary.json`'s text.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)] // the keywords of Python's `scalesim.run`
-#[pyo3(signature = (scenario, out, policy="static", policy_config=None, seed=None, horizon=None, force=false))]
+#[pyo3(signature = (scenario, out, policy="static", policy_config=None, seed=None, horizon=None, force=false, no_timeline=false))]
 fn run(
     py: Python<'_>,
     scenario: String,
@@ -872,6 +872,7 @@ fn run(
     seed: Option<u64>,
     horizon: Option<f64>,
     force: bool,
+    no_timeline: bool,
 ) -> PyResult<String> {
     let mut sc = load_scenario(Path::new(&scenario)).map_err(bad_input)?;
     if let Some(h) = horizon {
@@ -889,6 +890,7 @@ fn run(
         policy_config: policy_config.clone(),
         force,
         allow_large: false,
+        no_timeline,
     };
     let out = PathBuf::from(out);
     let summary = py

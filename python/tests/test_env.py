@@ -298,6 +298,9 @@ def test_run_and_load_run(tmp_path):
     assert frames["summary"] == summary
     assert isinstance(frames["timeline"], pd.DataFrame) and len(frames["timeline"]) == 60 * 5
     assert list(frames["actions"].columns)[:4] == ["time_s", "service", "from", "to"]
+    lean = scalesim.run(CHAIN, policy="hpa", seed=1, out=tmp_path / "lean", horizon=60, no_timeline=True)
+    assert lean == summary
+    assert sorted(scalesim.load_run(tmp_path / "lean")) == ["actions", "latency", "summary"]
     with pytest.raises(ValueError, match="policy"):
         scalesim.run(CHAIN, policy="nonsense", out=tmp_path / "x")
     assert not (tmp_path / "x").exists()

@@ -53,6 +53,12 @@ pub(crate) enum Command {
         /// Print scaling events (instances added, drained, removed; blocked actions) to stderr.
         #[arg(long)]
         log_events: bool,
+        /// Write neither timeline.csv nor requests.csv (the per-second and per-request streams,
+        /// almost all of a run folder's bytes); summary.json, actions.csv and latency.csv stay.
+        /// For studies of many runs that read only the summaries (`scalesim pareto`); `report`
+        /// cannot chart such a folder. Simulator only.
+        #[arg(long)]
+        no_timeline: bool,
         /// No progress and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
@@ -259,6 +265,9 @@ pub(crate) enum Command {
         /// Replace an earlier run in --out that also holds files of yours (kept).
         #[arg(long)]
         force: bool,
+        /// Write neither timeline.csv nor requests.csv (as `run --no-timeline`).
+        #[arg(long)]
+        no_timeline: bool,
         /// No progress and no closing summary line.
         #[arg(long, short)]
         quiet: bool,

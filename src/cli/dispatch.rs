@@ -68,6 +68,10 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Run { no_timeline: true, backend: BackendKind::Local | BackendKind::Kubernetes, .. } => {
+            // A real backend's timeline is its only record of what happened: never skipped.
+            anyhow::bail!("--no-timeline: only for --backend sim")
+        }
         Command::Run {
             scenario,
             policy,
@@ -117,6 +121,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             horizon,
             allow_large,
             log_events,
+            no_timeline: _,
             quiet,
             backend: BackendKind::Local,
             time_compression,
@@ -162,6 +167,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             horizon,
             allow_large,
             log_events,
+            no_timeline,
             quiet,
             backend: BackendKind::Sim,
             time_compression,
@@ -183,6 +189,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
                 policy_config: policy_config.as_ref().map(|p| p.display().to_string()),
                 force,
                 allow_large,
+                no_timeline,
             };
             let started = Instant::now();
             let summary = run_to_dir(&sc, pol, seed, &out, options, &mut |p| {
@@ -396,7 +403,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             println!("{}", ck.display());
             Ok(())
         }
-        Command::Eval { checkpoints, scenario, seed, out, force, quiet } => {
+        Command::Eval { checkpoints, scenario, seed, out, force, no_timeline, quiet } => {
             let sc = load_scenario(&scenario)?;
             let seed = seed.unwrap_or(sc.seed);
             let policy = scalesim::rl::agent::policy::AgentPolicy::load_ensemble(&checkpoints, &sc)?;
@@ -405,8 +412,13 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
                 members => ensemble_out(&scenario, &sc, members, seed),
             });
             let named: Vec<String> = checkpoints.iter().map(|c| c.display().to_string()).collect();
-            let options =
-                RunOptions { event_log: None, policy_config: Some(named.join(",")), force, allow_large: false };
+            let options = RunOptions {
+                event_log: None,
+                policy_config: Some(named.join(",")),
+                force,
+                allow_large: false,
+                no_timeline,
+            };
             let bar = seconds_bar(quiet, sc.horizon, "sim-s");
             let s = run_to_dir(&sc, Box::new(policy), seed, &out, options, &mut |p| {
                 if p.now.0 % SimTime::MICROS_PER_SEC == 0 {

@@ -213,6 +213,9 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
         let got: f64 = r[4].parse().unwrap();
         assert!((got - want).abs() < 0.006, "{} on {}: diff {got} against {want} recomputed", r[1], r[0]);
     }
+    // A pool's runs keep their summaries and no timelines (KEEP_TIMELINES defaults to 0 here).
+    let run = out.join(format!("runs/gat-ppo/{}/s1", loads[0]));
+    assert!(run.join("summary.json").is_file() && !run.join("timeline.csv").exists(), "{}", run.display());
     let o = pool("5 x");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("POOL_SEEDS: `x` is not a seed"), "{err}");
@@ -258,9 +261,14 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
         assert_eq!(std::fs::read(drawn.join(f)).unwrap(), std::fs::read(by_hand.join(f)).unwrap(), "{f}");
     }
     for stem in names.iter().map(|n| n.trim_end_matches(".yaml")).chain(["ob_slow_wave"]) {
-        let front = out.join(format!("select/runs/hpa60/{stem}/s1/summary.json"));
-        assert!(front.exists(), "no HPA front for the validation load {stem}");
+        let front = out.join(format!("select/runs/hpa60/{stem}/s1"));
+        assert!(front.join("summary.json").exists(), "no HPA front for the validation load {stem}");
+        // Selection runs are read through pareto.csv only: no timelines.
+        assert!(!front.join("timeline.csv").exists(), "a selection run kept its timeline");
     }
+    // The evaluation runs keep theirs by default (KEEP_TIMELINES=1: charts are drawn from them).
+    let eval = out.join("runs/mlp-ppo/ob_staircase_bursty/s1");
+    assert!(eval.join("timeline.csv").is_file() && eval.join("requests.csv").is_file(), "{}", eval.display());
 
     let copy = tmp.path().join("elsewhere/spikes.yaml");
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
@@ -272,4 +280,13 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
     let o = script(&crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"), "5 x");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.code() == Some(2) && err.contains("SELECT_DRAWN_SEEDS: `x` is not a seed"), "{err}");
+    let o = Command::new("bash")
+        .arg(crate::root().join("scripts/agents_vs_hpa.sh"))
+        .env("KEEP_TIMELINES", "no")
+        .env("OUT", tmp.path().join("never"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && err.contains("KEEP_TIMELINES: `no` is neither 0 nor 1"), "{err}");
+    assert!(!tmp.path().join("never").exists(), "a refused setting wrote files");
 }

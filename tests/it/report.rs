@@ -317,3 +317,40 @@ fn run_index_renders_in_headless_chromium() {
     let blue = px.iter().filter(|p| **p == [31, 119, 180]).count();
     assert!(blue > 500, "the charts' first series colour appears ({blue} pixels): the images loaded");
 }
+
+/// `--no-timeline`: the same run without its two streams. What it keeps is byte-identical to the
+/// full run's; the info file does not list the missing files; `report` refuses the folder naming
+/// the file and the flag; a real backend refuses the flag.
+#[test]
+fn no_timeline_keeps_the_summary_and_drops_the_streams() {
+    let t = tempfile::tempdir().unwrap();
+    let (full, lean) = (t.path().join("full"), t.path().join("lean"));
+    let sc = crate::root().join("scenarios/online_boutique_rush.yaml");
+    let sc = sc.to_str().unwrap();
+    let args = ["run", sc, "--policy", "hpa", "--horizon", "240", "--seed", "3", "-q", "--out"];
+    let (ok, out) = cli(&[&args[..], &[full.to_str().unwrap()]].concat());
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&[&args[..], &[lean.to_str().unwrap(), "--no-timeline"]].concat());
+    assert!(ok, "{out}");
+    for f in ["summary.json", "actions.csv", "latency.csv"] {
+        let (a, b) = (std::fs::read(full.join(f)).unwrap(), std::fs::read(lean.join(f)).unwrap());
+        assert!(!a.is_empty() && a == b, "{f} differs with --no-timeline");
+    }
+    for f in ["timeline.csv", "requests.csv"] {
+        assert!(full.join(f).is_file(), "the full run lacks {f}");
+        assert!(!lean.join(f).exists(), "--no-timeline wrote {f}");
+    }
+    let info = |d: &std::path::Path| std::fs::read_to_string(d.join("experiment_info.json")).unwrap();
+    assert!(info(&full).contains("\"timeline.csv\": 1") && info(&full).contains("\"requests.csv\": 1"));
+    assert!(!info(&lean).contains("timeline.csv") && !info(&lean).contains("requests.csv"), "{}", info(&lean));
+    assert!(info(&lean).contains("\"actions.csv\""));
+    let (ok, out) = cli(&["report", lean.to_str().unwrap()]);
+    assert!(!ok, "report charted a run without a timeline");
+    assert!(out.contains("timeline.csv") && out.contains("--no-timeline") && !out.contains("panicked"), "{out}");
+    // The same flag on eval (an agent's run) is covered by the pool scripts; on a real backend it
+    // is refused before anything starts.
+    let refused = t.path().join("refused");
+    let (ok, out) = cli(&["run", sc, "--backend", "local", "--no-timeline", "-q", "--out", refused.to_str().unwrap()]);
+    assert!(!ok && out.contains("--no-timeline: only for --backend sim"), "{out}");
+    assert!(!refused.exists(), "a refused run left a folder");
+}
