@@ -16,6 +16,11 @@
 //!   scenario.scale_up_delay_s: 10              # every run
 //! ```
 //!
+//! `timelines: all | first_seed | none` (default all) says which runs keep `timeline.csv` and
+//! `requests.csv`: a large sweep's timelines are most of its bytes (0.6 MB of a 15-minute Online
+//! Boutique run's 0.7 MB), the statistics read only summaries, and `report` charts the first
+//! seed's runs over time, so `first_seed` keeps every chart at a fraction of the disk.
+//!
 //! Axes: `hpa.cpu_target` (percent, HPA runs only), `scenario.scale_up_delay_s`,
 //! `scenario.rate_scale`, `policy.period_s` (the decision interval). Runs are numbered in grid order
 //! (scenario, policy, parameter point, seed); results are written and read back in that order, so
@@ -149,6 +154,21 @@ struct RawSweep {
     horizon_s: Option<f64>,
     #[serde(default)]
     axes: BTreeMap<String, RawValues>,
+    #[serde(default)]
+    timelines: Timelines,
+}
+
+/// Which runs of a sweep keep their timelines (`timeline.csv`, `requests.csv`).
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Timelines {
+    /// Every run (and `timeline_all.csv` holds them all).
+    #[default]
+    All,
+    /// The runs of the sweep's first seed: those `report` charts over time.
+    FirstSeed,
+    /// None: the sweep's reports are its statistics and bar charts.
+    None,
 }
 
 fn one_u32() -> u32 {
@@ -209,6 +229,7 @@ pub struct Sweep {
     pub baseline: Option<String>,
     pub grid: Vec<RunSpec>,
     pub fidelity: Fidelity,
+    pub timelines: Timelines,
 }
 
 fn values(v: &RawValues, what: &str, err: &dyn Fn(&str, String) -> ConfigError) -> Result<Vec<f64>, ConfigError> {
@@ -402,7 +423,18 @@ impl Sweep {
             baseline: raw.baseline,
             grid,
             fidelity,
+            timelines: raw.timelines,
         })
+    }
+
+    /// Whether `run` writes its timeline (the sweep's `timelines`; the first seed is the first of
+    /// the sweep's `seeds`, the one every grid point starts with).
+    pub fn keeps_timeline(&self, run: &RunSpec) -> bool {
+        match self.timelines {
+            Timelines::All => true,
+            Timelines::FirstSeed => self.grid.first().is_some_and(|first| first.seed == run.seed),
+            Timelines::None => false,
+        }
     }
 
     /// The folder name of a new sweep, stamped with the current UTC time.
@@ -592,7 +624,8 @@ pub fn run_sweep(
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(spec) = todo.get(i) else { break };
                 let result = sweep.materialize(spec).and_then(|(sc, policy)| {
-                    run_to_dir(&sc, policy, spec.seed, &runs_dir.join(&spec.dir), RunOptions::default(), &mut |_| {})
+                    let options = RunOptions { no_timeline: !sweep.keeps_timeline(spec), ..RunOptions::default() };
+                    run_to_dir(&sc, policy, spec.seed, &runs_dir.join(&spec.dir), options, &mut |_| {})
                         .map_err(|e: RunError| SweepError::Invalid(e.to_string()))
                 });
                 if let Err(e) = result {
@@ -694,11 +727,11 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), SweepError> {
 /// `timeline_all.csv`: every run's `timeline.csv` in one tidy table (one row per interval, service
 /// and run), each row carrying the run's id, scenario, policy, parameters and seed, so a sweep
 /// loads into one data frame. Streamed line by line: a large sweep's table is never held whole.
+/// Runs without a timeline (`timelines: first_seed` or `none`) are left out; with none at all
+/// there is no table.
 fn write_timeline_all(dir: &Path, runs: &[&RunSpec], path: &Path) -> Result<(), SweepError> {
     use std::io::{BufRead, Write};
-    let f = fs::File::create(path).map_err(|e| io_err(path, e))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
-    let mut header_written = false;
+    let mut w: Option<std::io::BufWriter<fs::File>> = None;
     for r in runs {
         let tp = dir.join("runs").join(&r.dir).join("timeline.csv");
         let Ok(file) = fs::File::open(&tp) else { continue };
@@ -706,11 +739,16 @@ fn write_timeline_all(dir: &Path, runs: &[&RunSpec], path: &Path) -> Result<(), 
         let Some(header) = lines.next().transpose().map_err(|e| io_err(&tp, e))? else { continue };
         // The run's own format_version column is dropped; the table's goes last.
         let cut = |line: &str| -> String { line.rsplit_once(',').map_or(line, |(a, _)| a).to_string() };
-        if !header_written {
-            writeln!(w, "run_id,scenario,policy,params,seed,{},format_version", cut(&header))
-                .map_err(|e| io_err(path, e))?;
-            header_written = true;
-        }
+        let w = match &mut w {
+            Some(w) => w,
+            slot @ None => {
+                let f = fs::File::create(path).map_err(|e| io_err(path, e))?;
+                let w = slot.insert(std::io::BufWriter::with_capacity(1 << 16, f));
+                writeln!(w, "run_id,scenario,policy,params,seed,{},format_version", cut(&header))
+                    .map_err(|e| io_err(path, e))?;
+                w
+            }
+        };
         let params = r.params_label().replace('"', "");
         let prefix = format!("{},{},{},\"{params}\",{}", r.id, r.scenario, r.policy, r.seed);
         for line in lines {
@@ -718,7 +756,7 @@ fn write_timeline_all(dir: &Path, runs: &[&RunSpec], path: &Path) -> Result<(), 
             writeln!(w, "{prefix},{},{TIMELINE_ALL_FORMAT_VERSION}", cut(&line)).map_err(|e| io_err(path, e))?;
         }
     }
-    w.flush().map_err(|e| io_err(path, e))
+    w.map_or(Ok(()), |mut w| w.flush().map_err(|e| io_err(path, e)))
 }
 
 /// The runs of one (scenario, policy, parameter point), over seeds.

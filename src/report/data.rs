@@ -287,7 +287,8 @@ impl Stats {
     }
 }
 
-/// One run per (scenario, policy, params): the first seed's.
+/// One run per (scenario, policy, params): the first complete one in grid order (the first
+/// seed's) that kept its timeline.
 pub struct RunRef {
     pub scenario: String,
     pub label: String,
@@ -304,7 +305,10 @@ pub fn first_seed_runs(sweep: &Path) -> Result<Vec<RunRef>, ReportError> {
             s.params.iter().zip(&values).map(|((a, _), v)| (a.as_str(), v.as_str())).collect();
         let label = series_label(&s.policy, &params);
         let dir = sweep.join("runs").join(&s.dir);
-        if !dir.join("summary.json").is_file() || out.iter().any(|r| r.scenario == s.scenario && r.label == label) {
+        // A run without its timeline (a sweep's `timelines: first_seed` or `none`) has nothing
+        // to chart over time.
+        let charted = dir.join("summary.json").is_file() && dir.join("timeline.csv").is_file();
+        if !charted || out.iter().any(|r| r.scenario == s.scenario && r.label == label) {
             continue;
         }
         out.push(RunRef { scenario: s.scenario, label, seed: s.seed, dir });

@@ -355,6 +355,11 @@ fn sweep_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
         })?);
     }
     let runs = data::first_seed_runs(dir)?;
+    let untimed = if runs.is_empty() {
+        "<p>No charts over time: the sweep kept no run's timeline (<code>timelines: none</code>).</p>\n"
+    } else {
+        ""
+    };
     let mut scenarios: Vec<&String> = runs.iter().map(|r| &r.scenario).collect();
     scenarios.dedup();
     for sc in scenarios {
@@ -391,6 +396,7 @@ fn sweep_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     }
     let md = fs::read_to_string(dir.join("comparison_reports").join("statistics.md")).unwrap_or_default();
     let mut body = markdown_table(&md);
+    body.push_str(untimed);
     body.push_str(
         &file_links(
             &dir.join("comparison_reports"),

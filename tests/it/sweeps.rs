@@ -240,3 +240,68 @@ fn a_fluid_sweep_over_three_seeds_has_non_zero_intervals() {
     assert_eq!(n, 3);
     assert!(std > 0.0 && high - low > 0.0, "{row}");
 }
+
+/// `timelines: first_seed | none`: the statistics are byte-identical to the full sweep's; only
+/// the first seed's runs (or none) keep `timeline.csv`, `timeline_all.csv` holds exactly the full
+/// table's rows of those runs (none: no table), `report` draws the same charts from the first
+/// seed (none: the bars only, and says why). A value it does not know is refused by name.
+#[test]
+fn a_sweep_keeps_the_timelines_it_is_told_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let make = |name: &str, extra: &str| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let dir = sweep(&write_sweep(&d, extra), &d.join("out"), &["--jobs", "2"]);
+        let (ok, _, err) = cli(&["report", dir.to_str().unwrap()]);
+        assert!(ok, "{err}");
+        dir
+    };
+    let (all, first, none) =
+        (make("all", ""), make("first", "timelines: first_seed\n"), make("none", "timelines: none\n"));
+    for f in ["all_experiments_summary.csv", "statistics.csv", "statistics.md"] {
+        let read = |d: &Path| std::fs::read(d.join("comparison_reports").join(f)).unwrap();
+        assert_eq!(read(&all), read(&first), "{f}");
+        assert_eq!(read(&all), read(&none), "{f}");
+    }
+    let timelines = |d: &Path| -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = std::fs::read_dir(d.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p.join("timeline.csv").is_file()))
+            .collect();
+        v.sort();
+        v
+    };
+    let kept: Vec<(String, bool)> = timelines(&first);
+    assert_eq!(kept.len(), 18);
+    for (run, has) in &kept {
+        assert_eq!(*has, run.ends_with("_s1"), "{run}");
+    }
+    assert!(timelines(&all).iter().all(|(_, has)| *has) && timelines(&none).iter().all(|(_, has)| !*has));
+    let table = |d: &Path| std::fs::read_to_string(d.join("comparison_reports/timeline_all.csv")).unwrap();
+    let full = table(&all);
+    let seed_one: Vec<&str> =
+        full.lines().enumerate().filter(|(i, l)| *i == 0 || l.split(',').nth(4) == Some("1")).map(|(_, l)| l).collect();
+    assert!(seed_one.len() > 100 && seed_one.len() < full.lines().count() / 2);
+    assert_eq!(table(&first).lines().collect::<Vec<_>>(), seed_one);
+    assert!(!none.join("comparison_reports/timeline_all.csv").exists());
+    let charts = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d.join("charts"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(charts(&all), charts(&first));
+    let bars_only = charts(&none);
+    assert!(bars_only.len() == 10 && bars_only.iter().all(|c| c.starts_with("comparison_")), "{bars_only:?}");
+    let index = std::fs::read_to_string(none.join("index.html")).unwrap();
+    assert!(index.contains("timelines: none") && !index.contains("timeline_all.csv"), "no reason given");
+
+    let f = write_sweep(tmp.path(), "timelines: some\n");
+    let out = tmp.path().join("o");
+    let (ok, _, err) = cli(&["sweep", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert!(!ok && err.contains("sweep.yaml") && err.contains("timelines") && err.contains("first_seed"), "{err}");
+    assert!(!out.exists(), "a run started");
+}
