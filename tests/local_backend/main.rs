@@ -346,3 +346,31 @@ fn prometheus_answers_the_backends_queries_about_the_workers() {
     assert!((1.0..10.0).contains(&p95), "p95 {p95:.2} ms");
     assert!(workers_of(std::process::id()).is_empty());
 }
+
+/// Draining under load, many times over: a replica count lowered while requests stream in takes
+/// the drained instances out of the routes before their processes end, so no request is routed to
+/// a worker that is stopping (once counted as a drop when the machine was busy: the instances
+/// stayed routable until after the drain had ended them).
+#[test]
+fn repeated_scale_downs_under_load_drop_nothing() {
+    let _g = serial();
+    let sc = one_service(50.0, 120);
+    let mut local = LocalBackend::start(&sc, options(&sc, 9)).expect("local backend starts");
+    let mut t = 1;
+    for _ in 0..12 {
+        local.set_replicas(0, 3).unwrap();
+        t += 6; // past the 4 s scale-up delay: both new instances Active
+        local.advance(SimTime::from_secs(t)).unwrap();
+        assert_eq!(local.counts(0).active, 3, "scaled up at {t} s");
+        local.set_replicas(0, 1).unwrap();
+        t += 2;
+        local.advance(SimTime::from_secs(t)).unwrap();
+    }
+    let t = local.totals();
+    assert!(t.completed > 4_000, "the load ran: {t:?}");
+    assert_eq!(t.dropped, 0, "a scale-down lost requests: {t:?}");
+    local.shutdown();
+    let end = local.totals();
+    assert_eq!(end.arrived, end.completed + end.dropped, "conservation: {end:?}");
+    assert!(workers_of(std::process::id()).is_empty());
+}

@@ -268,17 +268,30 @@ impl LocalBackend {
     /// Routing follows the ScalingManager: only Active instances with a worker take visits.
     fn sync_routes(&mut self) {
         self.write_targets();
-        let mut st = self.shared.lock();
-        for s in 0..self.app.services.len() {
-            let list: Vec<InstanceId> = self
-                .scaling
-                .active_instances(s)
-                .iter()
-                .copied()
-                .filter(|id| st.endpoints.get(id).is_some_and(|e| !e.failed))
-                .collect();
-            st.active[s] = list;
-        }
+        let shared = self.shared.clone();
+        fill_routes(&self.scaling, &mut shared.lock());
+    }
+
+    /// Runs a scale-down decision of the books with routing held still. The router's lock is
+    /// held while every instance's outstanding visits are copied into the books, the decision is
+    /// made (an Active instance with none is removed at once, one with some drains) and the
+    /// routes are rebuilt from it: a visit picks its instance and counts itself outstanding under
+    /// that lock, so none reaches an instance between the count the decision read and its leaving
+    /// the routes. (The books' counts were copied at the last reconcile: a stale 0 removed
+    /// instances with visits in flight, whose stopped workers never answered them.)
+    fn decide_with_routes_held<T>(&mut self, decide: impl FnOnce(&mut ScalingManager, SimTime) -> T) -> T {
+        let shared = self.shared.clone();
+        let decided = {
+            let mut st = shared.lock();
+            for (&id, ep) in &st.endpoints {
+                self.scaling.instance_mut(id).outstanding = ep.outstanding;
+            }
+            let decided = decide(&mut self.scaling, self.now);
+            fill_routes(&self.scaling, &mut st);
+            decided
+        };
+        self.write_targets();
+        decided
     }
 
     /// Brings processes in line with the books: Starting ones become Active when probed and due,
@@ -289,9 +302,13 @@ impl LocalBackend {
         let mut changed = false;
         for id in ids {
             let state = self.scaling.instance(id).state();
-            let (failed, outstanding, routed) = {
+            // Read under one lock with the routes: a visit takes an instance from the routes and
+            // counts itself outstanding under that lock, so an instance out of the routes with
+            // nothing outstanding gets no visit after this read.
+            let (failed, outstanding, routed, routable) = {
                 let st = self.shared.lock();
-                st.endpoints.get(&id).map_or((true, 0, 0), |e| (e.failed, e.outstanding, e.routed))
+                let routable = st.active.iter().any(|list| list.contains(&id));
+                st.endpoints.get(&id).map_or((true, 0, 0, routable), |e| (e.failed, e.outstanding, e.routed, routable))
             };
             let exited = self.workers.get_mut(&id).is_some_and(|w| w.process.has_exited());
             if state != InstanceState::Removed && (failed || exited) {
@@ -313,7 +330,7 @@ impl LocalBackend {
                         changed = true;
                     }
                 }
-                InstanceState::Draining if outstanding == 0 => {
+                InstanceState::Draining if outstanding == 0 && !routable => {
                     self.scaling.finish_drain(now, id);
                     self.end_worker(id);
                     changed = true;
@@ -435,6 +452,20 @@ impl LocalBackend {
     }
 }
 
+/// The router's routes from the books: each service's Active instances whose worker has not
+/// failed.
+fn fill_routes(scaling: &ScalingManager, st: &mut router::RouterState) {
+    for s in 0..st.active.len() {
+        let list: Vec<InstanceId> = scaling
+            .active_instances(s)
+            .iter()
+            .copied()
+            .filter(|id| st.endpoints.get(id).is_some_and(|e| !e.failed))
+            .collect();
+        st.active[s] = list;
+    }
+}
+
 impl Drop for LocalBackend {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
@@ -472,13 +503,17 @@ impl ClusterBackend for LocalBackend {
         })
     }
     fn scale_down(&mut self, service: usize) -> ScaleResult {
-        let Some(id) = self.scaling.pick_scale_down(service) else {
-            let s = &self.app.services[service];
-            return Err(Refusal::MinReplicas { service: s.name.clone(), min: s.min_replicas });
-        };
-        self.scaling.scale_down_full(self.now, id)?;
-        self.sync_routes();
-        Ok(())
+        let decided = self.decide_with_routes_held(|scaling, now| {
+            let id = scaling.pick_scale_down(service).ok_or(())?;
+            Ok(scaling.scale_down_full(now, id))
+        });
+        match decided {
+            Err(()) => {
+                let s = &self.app.services[service];
+                Err(Refusal::MinReplicas { service: s.name.clone(), min: s.min_replicas })
+            }
+            Ok(result) => result.map(|_| ()),
+        }
     }
     fn set_replicas_on(
         &mut self,
@@ -487,7 +522,7 @@ impl ClusterBackend for LocalBackend {
         sku: Option<usize>,
     ) -> Result<ReplicaChange, BackendError> {
         // Every worker is a process on this machine: the SKU only decides the books (cost).
-        let change = self.scaling.set_replicas_on(self.now, service, desired, sku);
+        let change = self.decide_with_routes_held(|scaling, now| scaling.set_replicas_on(now, service, desired, sku));
         self.spawn_started(&change.started)?;
         self.reconcile()?;
         Ok(change)
