@@ -163,16 +163,16 @@ fn validation_report(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
 /// The charts of one run's files (`PREFIXtimeline.csv`, `PREFIXrequests.csv`, and
 /// `PREFIXlatency.csv` when there is one) into `out`, named with the same prefix.
 fn run_charts(dir: &Path, prefix: &str, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    let streams = dir.join(format!("{prefix}timeline.csv"));
-    if !streams.is_file() && dir.join(format!("{prefix}summary.json")).is_file() {
-        // The run's summary is there and its streams are not: a `--no-timeline` run (or files
-        // removed since), which has nothing to chart over time.
+    // Every caller charts a run folder (its summary is there): a missing timeline is a
+    // `--no-timeline` run (or a file removed since), which has nothing to chart over time.
+    let timeline_path = dir.join(format!("{prefix}timeline.csv"));
+    if !timeline_path.is_file() {
         return Err(io_err(
-            &streams,
+            &timeline_path,
             "not in this run folder (a run made with --no-timeline has no timeline to chart; run it again without)",
         ));
     }
-    let timeline = data::Timeline::read(&dir.join(format!("{prefix}timeline.csv")))?;
+    let timeline = data::Timeline::read(&timeline_path)?;
     let requests = data::Requests::read(&dir.join(format!("{prefix}requests.csv")))?;
     let mut files = Vec::new();
     let replicas: Vec<Series> =

@@ -504,16 +504,13 @@ impl ClusterBackend for LocalBackend {
     }
     fn scale_down(&mut self, service: usize) -> ScaleResult {
         let decided = self.decide_with_routes_held(|scaling, now| {
-            let id = scaling.pick_scale_down(service).ok_or(())?;
-            Ok(scaling.scale_down_full(now, id))
+            scaling.pick_scale_down(service).map(|id| scaling.scale_down_full(now, id))
         });
-        match decided {
-            Err(()) => {
-                let s = &self.app.services[service];
-                Err(Refusal::MinReplicas { service: s.name.clone(), min: s.min_replicas })
-            }
-            Ok(result) => result.map(|_| ()),
-        }
+        let Some(result) = decided else {
+            let s = &self.app.services[service];
+            return Err(Refusal::MinReplicas { service: s.name.clone(), min: s.min_replicas });
+        };
+        result.map(|_| ())
     }
     fn set_replicas_on(
         &mut self,
