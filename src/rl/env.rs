@@ -11,6 +11,7 @@ use std::io::Write;
 use rand::{Rng, SeedableRng};
 
 use super::action::{execute, Action, ActionConfig, ActionMask, ActionReport};
+use super::load_trend;
 use super::observation::{collect, Observation, ObservationLayout};
 use super::reward::{compute, RewardConfig, RewardTerms};
 use crate::backend::ClusterBackend;
@@ -89,6 +90,9 @@ pub struct EnvConfig {
     /// ([`super::reward::service_rewards`]), with this share of each part the team's mean. `None`:
     /// not split (`StepInfo::service_rewards` stays empty).
     pub service_credit: Option<f64>,
+    /// A load forecast this many seconds ahead in the observation's HPA-formula feature
+    /// ([`super::load_trend`]); `None`: the feature is the current load's.
+    pub load_forecast_s: Option<f64>,
 }
 
 impl Default for EnvConfig {
@@ -99,6 +103,7 @@ impl Default for EnvConfig {
             reward: RewardConfig::default(),
             hpa_target: 0.6,
             service_credit: None,
+            load_forecast_s: None,
         }
     }
 }
@@ -363,7 +368,10 @@ impl Env {
         let mut mask = ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster(), self.mask_targets());
         self.stabilizer.apply(ep.backend.now(), &mut mask);
         self.mask = Some(mask);
-        let obs = collect(&layout, &view, ep.backend.app(), ep.backend.cluster(), ep.slo_ms);
+        let mut obs = collect(&layout, &view, ep.backend.app(), ep.backend.cluster(), ep.slo_ms);
+        if let Some(horizon_s) = self.config.load_forecast_s {
+            load_trend::apply(&mut obs, &view, &layout, horizon_s);
+        }
         self.view = view;
         self.layout = Some(layout);
         self.episode = Some(ep);
@@ -430,7 +438,10 @@ impl Env {
         };
         self.prev = after;
         self.last_violation = terms.slo_violation;
-        let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
+        let mut obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
+        if let Some(horizon_s) = self.config.load_forecast_s {
+            load_trend::apply(&mut obs, view, layout, horizon_s);
+        }
         let mask = self.mask.get_or_insert_with(Default::default);
         mask.refill(view, backend.app(), backend.cluster(), targets);
         self.stabilizer.apply(backend.now(), mask);

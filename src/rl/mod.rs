@@ -7,6 +7,7 @@
 //!   Active instances as serving capacity.
 //! - [`action`]: the action executor: (service, node type, delta replicas, delta CPU quota),
 //!   through the backend's scale commands only, with an action mask.
+//! - [`load_trend`]: the optional forecast of each service's load, a minute's trend ahead.
 //! - [`reward`]: the reward calculator and its terms.
 //!
 //! [`ClusterBackend`]: crate::backend::ClusterBackend
@@ -14,6 +15,7 @@
 pub mod action;
 pub mod agent;
 pub mod env;
+pub mod load_trend;
 pub mod observation;
 pub mod reward;
 

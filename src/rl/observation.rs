@@ -19,6 +19,9 @@
 //! share over the last decision interval, 2 live instances / max instances.
 //!
 //! Only Active instances count as capacity; Starting and Draining are their own features.
+//!
+//! With a load forecast on ([`super::load_trend`]), feature 8 is the HPA formula's count for the
+//! load forecast ahead instead of the current one; nothing else changes.
 
 use crate::app::AppSpec;
 use crate::cluster::ClusterSpec;
@@ -130,6 +133,12 @@ fn unit(x: f64) -> f32 {
     }
 }
 
+/// The HPA-formula feature: `ceil(active x utilisation / target)`, at most `max`, over `max`.
+pub fn hpa_desired(active: u32, utilization: f64, target: f64, max: u32) -> f32 {
+    let max = max.max(1) as f64;
+    unit((active as f64 * utilization / target).ceil().min(max) / max)
+}
+
 /// Collects an observation from what a controller sees (the view) and the static description of the
 /// application and cluster: the same function serves training and a deployed agent, so both see
 /// the same features.
@@ -159,7 +168,6 @@ pub fn collect(
             }
         }
         let cap_max = layout.capacity(app, s, sv.max_replicas, limit);
-        let desired = (sv.counts.active as f64 * util / layout.hpa_target).ceil().min(max);
         let queue_room = (sv.counts.active.max(1) as f64) * spec.shape.queue_capacity.max(1) as f64;
         let sku_cores = cluster.skus[spec.sku].cores;
         services.extend_from_slice(&[
@@ -171,7 +179,7 @@ pub fn collect(
             unit(sv.rps / cap_max),
             unit(sv.p95_ms / slo_ms / 2.0),
             unit(sv.queue_len as f64 / queue_room),
-            unit(desired / max),
+            hpa_desired(sv.counts.active, util, layout.hpa_target, sv.max_replicas),
             if spec.stateful.is_some() { 1.0 } else { 0.0 },
             unit(sv.replication_lag_ms / slo_ms),
             unit(limit / sku_cores),

@@ -256,7 +256,15 @@ pub struct AgentConfig {
     /// (the levels are the band). Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hpa_levels: Option<[f64; 5]>,
+    /// The observation's HPA-formula feature counts for each service's load forecast this many
+    /// seconds ahead along its last minute's trend ([`crate::rl::load_trend`]), not for the
+    /// current load. Absent: the current load's. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_forecast_s: Option<f64>,
 }
+
+/// A horizon that passes validation, standing in for an absent `load_forecast_s`.
+const TREND_HORIZON_ANY: f64 = 1.0;
 
 fn quota_step() -> f64 {
     crate::rl::ActionConfig::default().quota_step_cores
@@ -417,6 +425,7 @@ impl AgentConfig {
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),
+            load_forecast_s: self.load_forecast_s,
             ..Default::default()
         }
     }

@@ -254,3 +254,20 @@ fn reward_weights_reach_the_environment() {
     std::fs::write(&path, base).unwrap();
     assert_eq!(AgentConfig::load(&path).unwrap().env_config().reward, RewardConfig::default());
 }
+
+/// A load forecast's horizon is positive and at most an hour, reaches the environment, and is
+/// written into a checkpoint's config only when set.
+#[test]
+fn a_load_forecast_has_a_horizon_of_up_to_an_hour() {
+    let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\n";
+    let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
+    let on = parse("load_forecast_s: 30\n");
+    assert_eq!((on.validate(), on.env_config().load_forecast_s), (Ok(()), Some(30.0)));
+    assert_eq!(parse("").env_config().load_forecast_s, None);
+    for extra in ["load_forecast_s: 0\n", "load_forecast_s: -5\n", "load_forecast_s: 3601\n", "load_forecast_s: .nan\n"]
+    {
+        assert_eq!(parse(extra).validate().unwrap_err().field, "load_forecast_s", "{extra}");
+    }
+    assert!(serde_yaml_ng::to_string(&on).unwrap().contains("load_forecast_s: 30"));
+    assert!(!serde_yaml_ng::to_string(&parse("")).unwrap().contains("load_forecast_s"));
+}

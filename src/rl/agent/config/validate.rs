@@ -16,7 +16,7 @@ impl AgentConfig {
         // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
         // are far past any useful setting and only stop values that make every weight NaN
         // (a learning rate of 1e308) or a run that cannot end.
-        let ranges: [(f64, &str, f64, bool, f64); 16] = [
+        let ranges: [(f64, &str, f64, bool, f64); 17] = [
             (c.learning_rate, "learning_rate", 0.0, false, 1.0),
             (c.decision_interval_s, "decision_interval_s", MIN_INTERVAL_S, true, 86_400.0),
             (c.fluid_tick_s.unwrap_or(c.decision_interval_s), "fluid_tick_s", 0.1, true, c.decision_interval_s),
@@ -39,6 +39,9 @@ impl AgentConfig {
             (c.credit_shared, "credit_shared", 0.0, true, 1.0),
             (c.learning_rate_end.unwrap_or(c.learning_rate), "learning_rate_end", 0.0, true, 1.0),
             (c.entropy_coef_end.unwrap_or(c.entropy_coef), "entropy_coef_end", 0.0, true, 1_000.0),
+            // An hour ahead is past any scale-up an agent waits for; a line fitted over a minute
+            // says nothing that far.
+            (c.load_forecast_s.unwrap_or(TREND_HORIZON_ANY), "load_forecast_s", 0.0, false, 3_600.0),
         ];
         for (v, f, lo, inclusive, hi) in ranges {
             let above = if inclusive { v >= lo } else { v > lo };

@@ -1,0 +1,73 @@
+//! The load forecast an agent may observe (`load_forecast_s` in an agent config): each service's
+//! arrival rate extrapolated a fixed time ahead along its trend over the last minute.
+//!
+//! Every other observation feature is the current interval's, yet what separates a policy from the
+//! HPA's front is capacity ready before a rise and given back after it, which is about where the
+//! load goes. With a forecast on, the HPA-formula feature ([`HPA_DESIRED`]) becomes the HPA
+//! formula's count for the forecast load: `ceil(active x utilisation x forecast / rps / target)`.
+//! The feature's slot and scale are kept, so the networks and their checkpoints keep their shapes;
+//! with a flat load it equals the plain feature.
+//!
+//! Forecast: the service's rate over the metrics window plus the least-squares slope of its
+//! per-interval rates over the last [`TREND_WINDOW_S`] (the view's `rps_history`, which every
+//! backend fills), times the horizon; never below 0. A straight line over a minute rather than a
+//! smoothed trend with constants to tune (Holt's): it has no parameter but the horizon, and a
+//! minute of one-second rates averages away the second-scale noise of bursty arrivals.
+//!
+//! Reads only the view: the same function serves training and a deployed agent. Never knows what
+//! the agent does with the feature.
+
+use crate::metrics::{ClusterView, ServiceView};
+
+use super::observation::{hpa_desired, Observation, ObservationLayout, SERVICE_FEATURES};
+
+/// The service feature the forecast rewrites: the HPA formula's count / max.
+pub const HPA_DESIRED: usize = 8;
+
+/// How far back the trend looks, seconds.
+pub const TREND_WINDOW_S: f64 = 60.0;
+
+/// The least-squares slope of `rates`, one every `interval_s` seconds, in rate per second; 0 with
+/// fewer than two.
+pub fn slope(rates: &[f64], interval_s: f64) -> f64 {
+    let n = rates.len();
+    if n < 2 || interval_s <= 0.0 {
+        return 0.0;
+    }
+    // Times 0, 1, ..., n-1 intervals: their mean is (n-1)/2 and sum of squared deviations
+    // n(n^2-1)/12.
+    let nf = n as f64;
+    let mean_i = (nf - 1.0) / 2.0;
+    let mean_r = rates.iter().sum::<f64>() / nf;
+    let num: f64 = rates.iter().enumerate().map(|(i, r)| (i as f64 - mean_i) * (r - mean_r)).sum();
+    let den = nf * (nf * nf - 1.0) / 12.0;
+    num / den / interval_s
+}
+
+/// Service `sv`'s arrival rate `horizon_s` ahead: its rate plus the slope of its last
+/// [`TREND_WINDOW_S`] of per-interval rates (intervals of `interval_s`) times the horizon, at
+/// least 0. The current rate when the view keeps no history.
+pub fn forecast(sv: &ServiceView, interval_s: f64, horizon_s: f64) -> f64 {
+    if interval_s <= 0.0 {
+        return sv.rps;
+    }
+    let entries = ((TREND_WINDOW_S / interval_s).round() as usize).max(2);
+    let recent = &sv.rps_history[sv.rps_history.len().saturating_sub(entries)..];
+    (sv.rps + slope(recent, interval_s) * horizon_s).max(0.0)
+}
+
+/// Rewrites `obs`'s HPA-formula feature (collected from `view`) with the count for each
+/// service's load forecast `horizon_s` ahead.
+pub fn apply(obs: &mut Observation, view: &ClusterView, layout: &ObservationLayout, horizon_s: f64) {
+    let interval_s = view.history_interval.as_secs_f64();
+    for (s, sv) in view.services.iter().enumerate() {
+        // No arrivals to scale by: utilisation cannot be moved in proportion to a rate of 0.
+        let ratio = if sv.rps > 0.0 { forecast(sv, interval_s, horizon_s) / sv.rps } else { 1.0 };
+        let util = sv.cpu_utilization.unwrap_or(0.0) * ratio;
+        obs.services[s * SERVICE_FEATURES + HPA_DESIRED] =
+            hpa_desired(sv.counts.active, util, layout.hpa_target, sv.max_replicas);
+    }
+}
+
+#[cfg(test)]
+mod tests;
