@@ -993,3 +993,39 @@ fn vectorised_environments_step_the_same_on_one_thread_or_several() {
     assert!(one.iter().filter(|s| s.2.is_some()).count() >= 6, "episodes ended and reset");
     assert_eq!(one, several);
 }
+
+/// With a load forecast, the observation's HPA-formula feature counts for the load ahead: the same
+/// as without on a flat load, higher just after the load triples, and no other feature moves.
+#[test]
+fn a_load_forecast_raises_the_hpa_feature_on_a_rise_and_nothing_else() {
+    let sc = tiny_stages(3, "[ { duration_s: 60, rps: 10 }, { duration_s: 60, rps: 30 } ]");
+    let with = |forecast: Option<f64>| {
+        let action = ActionConfig { node_type_head: false, quota_head: false, ..Default::default() };
+        let cfg = EnvConfig { action, load_forecast_s: forecast, ..Default::default() };
+        let mut e = Env::new(cfg, Box::new(SimFactory::new(vec![sc.clone()], Randomization::default())));
+        let mut obs = vec![e.reset(1).unwrap()];
+        for _ in 0..5 {
+            obs.push(e.step(&one(0)).unwrap().obs);
+        }
+        obs
+    };
+    let (plain, ahead) = (with(None), with(Some(30.0)));
+    const HPA: usize = scalesim::rl::load_trend::HPA_DESIRED;
+    for (p, a) in plain.iter().zip(&ahead) {
+        let (mut p, mut a) = (p.clone(), a.clone());
+        if p.time_s <= 60.0 {
+            assert_eq!(p, a, "flat load at {} s", p.time_s);
+        }
+        p.services[HPA] = 0.0;
+        a.services[HPA] = 0.0;
+        assert_eq!(p, a, "only the HPA feature may differ at {} s", p.time_s);
+    }
+    // At 75 s the last minute held 45 s of 10 rps and 15 s of 30: the trend is rising.
+    let at75 = plain.iter().position(|o| o.time_s == 75.0).unwrap();
+    assert!(
+        ahead[at75].services[HPA] > plain[at75].services[HPA],
+        "forecast {} vs plain {}",
+        ahead[at75].services[HPA],
+        plain[at75].services[HPA]
+    );
+}
