@@ -9,11 +9,12 @@
 //! with a flat load it equals the plain feature.
 //!
 //! Forecast: the service's rate over the metrics window plus the least-squares slope of its
-//! per-interval rates over the last [`TREND_WINDOW_S`] (the view's `rps_history`: the simulator
-//! and the local backend keep it; where a backend keeps none, as the Kubernetes one, the forecast
-//! is the current rate and the feature the plain one), times the horizon; never below 0. A straight line over a minute rather than a
-//! smoothed trend with constants to tune (Holt's): it has no parameter but the horizon, and a
-//! minute of one-second rates averages away the second-scale noise of bursty arrivals.
+//! per-interval rates over the last [`TREND_WINDOW_S`], times the horizon; never below 0. The
+//! rates are the view's `rps_history`: the simulator and the local backend keep it; where a
+//! backend keeps none, as the Kubernetes one, the forecast is the current rate and the feature the
+//! plain one. A straight line over a minute rather than a smoothed trend with constants to tune
+//! (Holt's): it has no parameter but the horizon, and a minute of one-second rates averages away
+//! the second-scale noise of bursty arrivals.
 //!
 //! Reads only the view: the same function serves training and a deployed agent. Never knows what
 //! the agent does with the feature.
