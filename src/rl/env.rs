@@ -11,7 +11,6 @@ use std::io::Write;
 use rand::{Rng, SeedableRng};
 
 use super::action::{execute, Action, ActionConfig, ActionMask, ActionReport};
-use super::load_trend;
 use super::observation::{collect, Observation, ObservationLayout};
 use super::reward::{compute, RewardConfig, RewardTerms};
 use crate::backend::ClusterBackend;
@@ -91,7 +90,7 @@ pub struct EnvConfig {
     /// not split (`StepInfo::service_rewards` stays empty).
     pub service_credit: Option<f64>,
     /// A load forecast this many seconds ahead in the observation's HPA-formula feature
-    /// ([`super::load_trend`]); `None`: the feature is the current load's.
+    /// ([`ObservationLayout::with_load_forecast`]); `None`: the feature is the current load's.
     pub load_forecast_s: Option<f64>,
 }
 
@@ -358,7 +357,8 @@ impl Env {
     pub fn reset(&mut self, seed: u64) -> Result<Observation, EnvError> {
         let ep = self.factory.build(seed)?;
         let layout =
-            ObservationLayout::new(ep.backend.app(), &ep.mix, self.config.hpa_target, ep.backend.cluster().skus.len());
+            ObservationLayout::new(ep.backend.app(), &ep.mix, self.config.hpa_target, ep.backend.cluster().skus.len())
+                .with_load_forecast(self.config.load_forecast_s);
         self.prev = ep.backend.totals();
         self.last_violation = 0.0;
         let view = ep.backend.observe();
@@ -368,10 +368,7 @@ impl Env {
         let mut mask = ActionMask::from_view(&view, ep.backend.app(), ep.backend.cluster(), self.mask_targets());
         self.stabilizer.apply(ep.backend.now(), &mut mask);
         self.mask = Some(mask);
-        let mut obs = collect(&layout, &view, ep.backend.app(), ep.backend.cluster(), ep.slo_ms);
-        if let Some(horizon_s) = self.config.load_forecast_s {
-            load_trend::apply(&mut obs, &view, &layout, horizon_s);
-        }
+        let obs = collect(&layout, &view, ep.backend.app(), ep.backend.cluster(), ep.slo_ms);
         self.view = view;
         self.layout = Some(layout);
         self.episode = Some(ep);
@@ -438,10 +435,7 @@ impl Env {
         };
         self.prev = after;
         self.last_violation = terms.slo_violation;
-        let mut obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
-        if let Some(horizon_s) = self.config.load_forecast_s {
-            load_trend::apply(&mut obs, view, layout, horizon_s);
-        }
+        let obs = collect(layout, view, backend.app(), backend.cluster(), ep.slo_ms);
         let mask = self.mask.get_or_insert_with(Default::default);
         mask.refill(view, backend.app(), backend.cluster(), targets);
         self.stabilizer.apply(backend.now(), mask);

@@ -3,7 +3,7 @@
 //!
 //! Every other observation feature is the current interval's, yet what separates a policy from the
 //! HPA's front is capacity ready before a rise and given back after it, which is about where the
-//! load goes. With a forecast on, the HPA-formula feature ([`HPA_DESIRED`]) becomes the HPA
+//! load goes. With a forecast on, the HPA-formula feature ([`super::observation::HPA_DESIRED`]) becomes the HPA
 //! formula's count for the forecast load: `ceil(active x utilisation x forecast / rps / target)`.
 //! The feature's slot and scale are kept, so the networks and their checkpoints keep their shapes;
 //! with a flat load it equals the plain feature.
@@ -16,15 +16,11 @@
 //! (Holt's): it has no parameter but the horizon, and a minute of one-second rates averages away
 //! the second-scale noise of bursty arrivals.
 //!
-//! Reads only the view: the same function serves training and a deployed agent. Never knows what
-//! the agent does with the feature.
+//! Reads only the view; the collector ([`super::observation::collect`]) scales the feature by
+//! [`load_ratio`], so training and a deployed agent see the same forecast. Never knows what the
+//! agent does with the feature.
 
-use crate::metrics::{ClusterView, ServiceView};
-
-use super::observation::{hpa_desired, Observation, ObservationLayout, SERVICE_FEATURES};
-
-/// The service feature the forecast rewrites: the HPA formula's count / max.
-pub const HPA_DESIRED: usize = 8;
+use crate::metrics::ServiceView;
 
 /// How far back the trend looks, seconds.
 pub const TREND_WINDOW_S: f64 = 60.0;
@@ -58,16 +54,13 @@ pub fn forecast(sv: &ServiceView, interval_s: f64, horizon_s: f64) -> f64 {
     (sv.rps + slope(recent, interval_s) * horizon_s).max(0.0)
 }
 
-/// Rewrites `obs`'s HPA-formula feature (collected from `view`) with the count for each
-/// service's load forecast `horizon_s` ahead.
-pub fn apply(obs: &mut Observation, view: &ClusterView, layout: &ObservationLayout, horizon_s: f64) {
-    let interval_s = view.history_interval.as_secs_f64();
-    for (s, sv) in view.services.iter().enumerate() {
-        // No arrivals to scale by: utilisation cannot be moved in proportion to a rate of 0.
-        let ratio = if sv.rps > 0.0 { forecast(sv, interval_s, horizon_s) / sv.rps } else { 1.0 };
-        let util = sv.cpu_utilization.unwrap_or(0.0) * ratio;
-        obs.services[s * SERVICE_FEATURES + HPA_DESIRED] =
-            hpa_desired(sv.counts.active, util, layout.hpa_target, sv.max_replicas);
+/// How much busier service `sv` will be `horizon_s` ahead: its forecast over its current rate;
+/// 1 with no arrivals (utilisation cannot be moved in proportion to a rate of 0).
+pub fn load_ratio(sv: &ServiceView, interval_s: f64, horizon_s: f64) -> f64 {
+    if sv.rps > 0.0 {
+        forecast(sv, interval_s, horizon_s) / sv.rps
+    } else {
+        1.0
     }
 }
 

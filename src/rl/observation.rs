@@ -20,8 +20,9 @@
 //!
 //! Only Active instances count as capacity; Starting and Draining are their own features.
 //!
-//! With a load forecast on ([`super::load_trend`]), feature 8 is the HPA formula's count for the
-//! load forecast ahead instead of the current one; nothing else changes.
+//! With a load forecast in the layout ([`ObservationLayout::with_load_forecast`],
+//! [`super::load_trend`]), feature 8 is the HPA formula's count for the load forecast ahead instead
+//! of the current one; nothing else changes.
 
 use crate::app::AppSpec;
 use crate::cluster::ClusterSpec;
@@ -31,6 +32,8 @@ pub const SERVICE_FEATURES: usize = 12;
 pub const EDGE_FEATURES: usize = 3;
 pub const SKU_FEATURES: usize = 3;
 pub const GLOBAL_FEATURES: usize = 3;
+/// The index of the HPA-formula service feature (the one a load forecast moves).
+pub const HPA_DESIRED: usize = 8;
 
 /// Static facts the collector needs about an application.
 #[derive(Clone, Debug)]
@@ -43,6 +46,9 @@ pub struct ObservationLayout {
     edge_share: Vec<f64>,
     mean_demand: Vec<f64>,
     pub hpa_target: f64,
+    /// The HPA-formula feature counts for each service's load forecast this many seconds ahead
+    /// ([`super::load_trend`]); `None`: for the current load.
+    pub load_forecast_s: Option<f64>,
 }
 
 impl ObservationLayout {
@@ -76,7 +82,21 @@ impl ObservationLayout {
             .map(|(&(_, to), w)| if visits[to] > 0.0 { w / visits[to] } else { 0.0 })
             .collect();
         let mean_demand: Vec<f64> = app.mean_demand_core_s(mix).into_iter().map(|d| d.unwrap_or(0.0)).collect();
-        ObservationLayout { services: n, skus, edges: edges.into(), edge_share, mean_demand, hpa_target }
+        ObservationLayout {
+            services: n,
+            skus,
+            edges: edges.into(),
+            edge_share,
+            mean_demand,
+            hpa_target,
+            load_forecast_s: None,
+        }
+    }
+
+    /// This layout with the HPA-formula feature counting for the load forecast `horizon_s` ahead
+    /// (`None`: for the current load).
+    pub fn with_load_forecast(self, horizon_s: Option<f64>) -> Self {
+        ObservationLayout { load_forecast_s: horizon_s, ..self }
     }
 
     pub fn flat_len(&self) -> usize {
@@ -150,6 +170,11 @@ pub fn collect(
     slo_ms: f64,
 ) -> Observation {
     let mut services = Vec::with_capacity(layout.services * SERVICE_FEATURES);
+    let interval_s = view.history_interval.as_secs_f64();
+    // How much busier each service will be at the forecast's horizon (1 without a forecast).
+    let load_ratio = |sv: &crate::metrics::ServiceView| {
+        layout.load_forecast_s.map_or(1.0, |horizon_s| super::load_trend::load_ratio(sv, interval_s, horizon_s))
+    };
     let (mut util_sum, mut util_n) = (0.0, 0);
     for (s, sv) in view.services.iter().enumerate() {
         let spec = &app.services[s];
@@ -179,7 +204,7 @@ pub fn collect(
             unit(sv.rps / cap_max),
             unit(sv.p95_ms / slo_ms / 2.0),
             unit(sv.queue_len as f64 / queue_room),
-            hpa_desired(sv.counts.active, util, layout.hpa_target, sv.max_replicas),
+            hpa_desired(sv.counts.active, util * load_ratio(sv), layout.hpa_target, sv.max_replicas),
             if spec.stateful.is_some() { 1.0 } else { 0.0 },
             unit(sv.replication_lag_ms / slo_ms),
             unit(limit / sku_cores),

@@ -1010,7 +1010,7 @@ fn a_load_forecast_raises_the_hpa_feature_on_a_rise_and_nothing_else() {
         obs
     };
     let (plain, ahead) = (with(None), with(Some(30.0)));
-    const HPA: usize = scalesim::rl::load_trend::HPA_DESIRED;
+    const HPA: usize = scalesim::rl::observation::HPA_DESIRED;
     for (p, a) in plain.iter().zip(&ahead) {
         let (mut p, mut a) = (p.clone(), a.clone());
         if p.time_s <= 60.0 {

@@ -16,7 +16,6 @@ use crate::autoscale::{Autoscaler, ScaleDecision};
 use crate::cluster::ClusterSpec;
 use crate::engine::SimTime;
 use crate::metrics::ClusterView;
-use crate::rl::load_trend;
 use crate::rl::observation::{collect, ObservationLayout};
 use crate::rl::{Action, ActionMask, DownscaleStabilizer, ServiceAction};
 use crate::scenario::{ConfigError, ConfigText, Scenario};
@@ -118,7 +117,7 @@ impl AgentPolicy {
     fn new(actor: Actor, config: AgentConfig, layout: ObservationLayout, scenario: &Scenario) -> AgentPolicy {
         AgentPolicy {
             actor,
-            layout,
+            layout: layout.with_load_forecast(config.load_forecast_s),
             app: scenario.app.clone(),
             cluster: scenario.cluster.clone(),
             slo_ms: scenario.slo.as_millis_f64(),
@@ -200,16 +199,13 @@ impl Autoscaler for AgentPolicy {
         let targets = cfg.mask_targets(self.layout.hpa_target);
         let mut mask = ActionMask::from_view(view, &self.app, &self.cluster, targets);
         self.stabilizer.apply(view.now, &mut mask);
-        let observe = || {
-            let mut obs = collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms);
-            if let Some(horizon_s) = cfg.load_forecast_s {
-                load_trend::apply(&mut obs, view, &self.layout, horizon_s);
-            }
-            obs
-        };
         let chosen = match &self.actor {
-            Actor::Trained(team) => team_greedy(team, &observe(), &mask),
-            Actor::Ensemble(members) => ensemble_greedy(members, &observe(), &mask),
+            Actor::Trained(team) => {
+                team_greedy(team, &collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms), &mask)
+            }
+            Actor::Ensemble(members) => {
+                ensemble_greedy(members, &collect(&self.layout, view, &self.app, &self.cluster, self.slo_ms), &mask)
+            }
             // A delta of 0 is always allowed; the SKU of a hold is never used.
             Actor::Hold => {
                 Action::All(vec![ServiceAction { node_type: 0, delta: 0, quota: 0.0 }; self.app.services.len()])

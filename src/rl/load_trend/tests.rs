@@ -4,7 +4,7 @@ use std::sync::Arc;
 use super::*;
 use crate::engine::SimTime;
 use crate::metrics::{ClusterView, ServiceView};
-use crate::rl::observation::collect;
+use crate::rl::observation::{collect, ObservationLayout, HPA_DESIRED};
 
 #[test]
 fn slope_of_a_straight_line_is_its_rise_per_second() {
@@ -63,20 +63,24 @@ fn the_hpa_feature_counts_for_the_forecast_load() {
         sv.rps = 100.0;
         sv.rps_history = vec![100.0; 60];
     }
+    let ahead = layout.clone().with_load_forecast(Some(30.0));
     let plain = collect(&layout, &view, &sc.app, &sc.cluster, 500.0);
-    let mut flat = plain.clone();
-    apply(&mut flat, &view, &layout, 30.0);
+    let flat = collect(&ahead, &view, &sc.app, &sc.cluster, 500.0);
     assert_eq!(flat, plain, "a flat load's forecast is the current load");
 
     // Service 0's last minute rose 1 rps/s to 100: 130 in 30 s, utilisation 0.6 x 1.3 = 0.78,
     // ceil(4 x 0.78 / 0.6) = ceil(5.2) = 6 replicas of its maximum. Only feature 8 moves.
     view.services[0].rps_history = (0..60).map(|i| 41.0 + i as f64).collect();
-    let mut rising = plain.clone();
-    apply(&mut rising, &view, &layout, 30.0);
+    let plain = collect(&layout, &view, &sc.app, &sc.cluster, 500.0);
+    let rising = collect(&ahead, &view, &sc.app, &sc.cluster, 500.0);
     let max = sc.app.services[0].max_replicas as f32;
     assert!(max >= 6.0);
     assert_eq!(rising.services[HPA_DESIRED], 6.0 / max);
     assert_eq!(plain.services[HPA_DESIRED], 4.0 / max);
     let moved: Vec<usize> = (0..plain.services.len()).filter(|&i| plain.services[i] != rising.services[i]).collect();
     assert_eq!(moved, vec![HPA_DESIRED]);
+    // The ratio itself: 130 / 100; 1 with no arrivals.
+    assert!((load_ratio(&view.services[0], 1.0, 30.0) - 1.3).abs() < 1e-12);
+    view.services[0].rps = 0.0;
+    assert_eq!(load_ratio(&view.services[0], 1.0, 30.0), 1.0);
 }
