@@ -3,10 +3,11 @@
 //!
 //! Every other observation feature is the current interval's, yet what separates a policy from the
 //! HPA's front is capacity ready before a rise and given back after it, which is about where the
-//! load goes. With a forecast on, the HPA-formula feature ([`super::observation::HPA_DESIRED`]) becomes the HPA
-//! formula's count for the forecast load: `ceil(active x utilisation x forecast / rps / target)`.
-//! The feature's slot and scale are kept, so the networks and their checkpoints keep their shapes;
-//! with a flat load it equals the plain feature.
+//! load goes. With a forecast on, the HPA-formula feature ([`super::observation::HPA_DESIRED`])
+//! becomes the HPA formula's count for the forecast load:
+//! `ceil(active x utilisation x forecast / rps / target)`. The feature's slot and scale are kept,
+//! so the networks and their checkpoints keep their shapes; with a flat load it equals the plain
+//! feature.
 //!
 //! Forecast: the service's rate over the metrics window plus the least-squares slope of its
 //! per-interval rates over the last [`TREND_WINDOW_S`], times the horizon; never below 0. The

@@ -154,7 +154,7 @@ fn unit(x: f64) -> f32 {
 }
 
 /// The HPA-formula feature: `ceil(active x utilisation / target)`, at most `max`, over `max`.
-pub fn hpa_desired(active: u32, utilization: f64, target: f64, max: u32) -> f32 {
+fn hpa_desired(active: u32, utilization: f64, target: f64, max: u32) -> f32 {
     let max = max.max(1) as f64;
     unit((active as f64 * utilization / target).ceil().min(max) / max)
 }
