@@ -263,9 +263,6 @@ pub struct AgentConfig {
     pub load_forecast_s: Option<f64>,
 }
 
-/// A horizon that passes validation, standing in for an absent `load_forecast_s`.
-const TREND_HORIZON_ANY: f64 = 1.0;
-
 fn quota_step() -> f64 {
     crate::rl::ActionConfig::default().quota_step_cores
 }

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// A horizon that passes validation, standing in for an absent `load_forecast_s`.
+const TREND_HORIZON_ANY: f64 = 1.0;
+
 impl AgentConfig {
     /// Checks every field: names among the known ones, numbers finite and in the range where
     /// training means something. The same check applies to a config read from a file and to the
