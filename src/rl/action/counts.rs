@@ -29,15 +29,16 @@ pub fn offered_utilization(sv: &crate::metrics::ServiceView) -> Option<f64> {
     sv.cpu_utilization.map(|u| u / (1.0 - refused))
 }
 
-/// The floor's count ([`crate::rl::ActionConfig::hpa_floor`]): the HPA formula's count
-/// ([`hpa_recommendation`]) at the served load's utilisation or, when `counts_refused`, at the
-/// utilisation the offered load would cause ([`offered_utilization`]: the same when nothing was
-/// refused), times `peak` (the window's [`peak_ratio`] under
-/// [`crate::rl::ActionConfig::floor_peak_s`]; 1 otherwise, which leaves the utilisation exactly
-/// as it was).
-pub fn floor_recommendation(sv: &crate::metrics::ServiceView, target: f64, counts_refused: bool, peak: f64) -> i64 {
+/// A bound's count (the floor's, [`crate::rl::ActionConfig::hpa_floor`], or the ceiling's): the
+/// HPA formula's count ([`hpa_recommendation`]) at the served load's utilisation or, when
+/// `counts_refused`, at the utilisation the offered load would cause ([`offered_utilization`]:
+/// the same when nothing was refused), times `scale` (the product of the window's [`peak_ratio`]
+/// under [`crate::rl::ActionConfig::floor_peak_s`] and the forecast's rise under
+/// [`crate::rl::ActionConfig::floor_forecast_s`] or `ceiling_forecast_s`; 1 without them, which
+/// leaves the utilisation exactly as it was).
+pub fn bound_recommendation(sv: &crate::metrics::ServiceView, target: f64, counts_refused: bool, scale: f64) -> i64 {
     let utilization = if counts_refused { offered_utilization(sv) } else { sv.cpu_utilization };
-    recommendation_at(sv, target, utilization.map(|u| u * peak))
+    recommendation_at(sv, target, utilization.map(|u| u * scale))
 }
 
 /// How much busier a `peak_len`-entry span of the last `window_len` entries of `rps_history`

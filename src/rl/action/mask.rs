@@ -3,7 +3,8 @@
 //! a controller's view of the cluster, alike in training and in a deployed agent; the scale-down
 //! window's changes to it are the stabiliser's.
 
-use super::counts::{floor_recommendation, hpa_recommendation, multiplied_target, peak_ratio};
+use super::counts::{bound_recommendation, hpa_recommendation, multiplied_target, peak_ratio};
+use crate::rl::load_trend::load_ratio;
 use super::{delta_index, PeakSpan, DELTAS};
 #[cfg(doc)]
 use super::{ActionConfig, Anchor, CeilingHold};
@@ -37,6 +38,12 @@ pub struct MaskTargets {
     /// ... only while the ceiling's recommendation reaches the current count
     /// ([`ActionConfig::renew_only_while_needed`]).
     pub renew_only_while_needed: bool,
+    /// The floor reads the load forecast this far ahead when it is higher
+    /// ([`ActionConfig::floor_forecast_s`]).
+    pub floor_forecast_s: Option<f64>,
+    /// The ceiling reads the load forecast this far ahead when it is higher
+    /// ([`ActionConfig::ceiling_forecast_s`]).
+    pub ceiling_forecast_s: Option<f64>,
 }
 
 /// The replica count a delta asks for ([`ActionMask::requested`]).
@@ -143,11 +150,19 @@ impl ActionMask {
                 let peak = targets
                     .floor_peak_s
                     .map_or(1.0, |secs| window_peak_ratio(view, sv, secs, targets.floor_peak_reads));
-                floor_recommendation(sv, target, targets.floor_counts_refused, peak).max(min)
+                let ahead = rising_ratio(view, sv, targets.floor_forecast_s);
+                bound_recommendation(sv, target, targets.floor_counts_refused, peak * ahead).max(min)
             });
             let max = spec.max_replicas as i64;
-            self.unstepped_ceiling[s] =
-                targets.ceiling.map_or(max, |target| hpa_recommendation(sv, target).max(min)).max(self.floor[s]);
+            self.unstepped_ceiling[s] = targets
+                .ceiling
+                .map_or(max, |target| {
+                    // The HPA formula at the ceiling's target, its utilisation scaled by the
+                    // forecast's rise (1 without a forecast: the plain recommendation).
+                    let ahead = rising_ratio(view, sv, targets.ceiling_forecast_s);
+                    bound_recommendation(sv, target, false, ahead).max(min)
+                })
+                .max(self.floor[s]);
             self.ceiling[s] = match targets.ceiling_release_step {
                 Some(step) => self.unstepped_ceiling[s].max(self.current[s] - step as i64),
                 None => self.unstepped_ceiling[s],
@@ -260,6 +275,13 @@ fn window_peak_ratio(view: &ClusterView, sv: &crate::metrics::ServiceView, peak_
     }
     let entries = |secs: f64| (secs / interval).round().max(1.0) as usize;
     peak_ratio(&sv.rps_history, entries(view.window.as_secs_f64()), entries(peak_s), span)
+}
+
+/// How much busier service `sv` will be `horizon_s` ahead along its trend
+/// ([`load_ratio`]), at least 1: a bound that reads the forecast rises ahead of a rising load and
+/// stays the current load's otherwise. 1 without a horizon.
+fn rising_ratio(view: &ClusterView, sv: &crate::metrics::ServiceView, horizon_s: Option<f64>) -> f64 {
+    horizon_s.map_or(1.0, |h| load_ratio(sv, view.history_interval.as_secs_f64(), h).max(1.0))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod mask;
 mod shields;
 mod stabilizer;
 
-pub use counts::{floor_recommendation, hpa_recommendation, multiplied_target, offered_utilization, peak_ratio};
+pub use counts::{bound_recommendation, hpa_recommendation, multiplied_target, offered_utilization, peak_ratio};
 pub use execute::{execute, ActionReport};
 pub use mask::{ActionMask, MaskTargets, Requested};
 pub use shields::check_hpa_shields;
@@ -110,6 +110,17 @@ pub struct ActionConfig {
     /// hold every replica by asking +1; the HPA's stabilisation holds only recommendations its
     /// metrics made.
     pub renew_only_while_needed: bool,
+    /// The floor counts for each service's load forecast this many seconds ahead
+    /// ([`crate::rl::load_trend::load_ratio`]) when it is above the current load: its utilisation
+    /// is multiplied by the forecast's ratio to the current rate, at least 1. A rising load raises
+    /// the floor before its queues do; a falling one leaves the floor as it was. None: the
+    /// current load's.
+    pub floor_forecast_s: Option<f64>,
+    /// The ceiling counts for the load forecast this far ahead when it is above the current load,
+    /// as [`Self::floor_forecast_s`] the floor: while a service's load rises along its trend, the
+    /// ceiling does not give back replicas the rise will need (nor mask scale-ups to them). None:
+    /// the current load's.
+    pub ceiling_forecast_s: Option<f64>,
 }
 
 /// What a per-service replica delta moves from. `current` (default): the service's replicas
@@ -177,6 +188,8 @@ impl ActionConfig {
             levels: self.hpa_levels,
             renew_at_bound: self.renew_at_bound,
             renew_only_while_needed: self.renew_only_while_needed,
+            floor_forecast_s: self.floor_forecast_s,
+            ceiling_forecast_s: self.ceiling_forecast_s,
         }
     }
 }
@@ -216,6 +229,8 @@ impl Default for ActionConfig {
             hpa_levels: None,
             renew_at_bound: false,
             renew_only_while_needed: false,
+            floor_forecast_s: None,
+            ceiling_forecast_s: None,
         }
     }
 }

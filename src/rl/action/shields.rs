@@ -73,6 +73,18 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
             "needs `floor_peak_s`: it chooses which span of that many seconds the floor reads".into(),
         ));
     }
+    for (horizon, bound, field, needs) in [
+        (action.floor_forecast_s, action.hpa_floor, "floor_reads_forecast", "hpa_floor"),
+        (action.ceiling_forecast_s, action.hpa_ceiling, "ceiling_reads_forecast", "hpa_ceiling"),
+    ] {
+        let Some(secs) = horizon else { continue };
+        if bound.is_none() {
+            return Err((field, format!("needs `{needs}`: it changes the load that bound reads")));
+        }
+        if !(secs.is_finite() && secs > 0.0 && secs <= 3_600.0) {
+            return Err((field, format!("a forecast {secs} s ahead is outside 0 < horizon <= 3600")));
+        }
+    }
     let set = [
         ("hpa_floor", action.hpa_floor.is_some()),
         ("hpa_ceiling", action.hpa_ceiling.is_some()),

@@ -261,6 +261,17 @@ pub struct AgentConfig {
     /// current load. Absent: the current load's. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_forecast_s: Option<f64>,
+    /// The floor counts for the load forecast `load_forecast_s` ahead when it is above the
+    /// current load ([`crate::rl::ActionConfig::floor_forecast_s`]). Needs `load_forecast_s` and
+    /// `hpa_floor`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub floor_reads_forecast: bool,
+    /// The ceiling counts for the load forecast `load_forecast_s` ahead when it is above the
+    /// current load ([`crate::rl::ActionConfig::ceiling_forecast_s`]): no replica a rising load
+    /// will need is given back. Needs `load_forecast_s` and `hpa_ceiling`. Written into
+    /// checkpoints only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ceiling_reads_forecast: bool,
 }
 
 fn quota_step() -> f64 {
@@ -419,6 +430,8 @@ impl AgentConfig {
                 hpa_levels: self.hpa_levels,
                 renew_at_bound: self.renew_window_at_bound,
                 renew_only_while_needed: self.renew_only_while_needed,
+                floor_forecast_s: self.load_forecast_s.filter(|_| self.floor_reads_forecast),
+                ceiling_forecast_s: self.load_forecast_s.filter(|_| self.ceiling_reads_forecast),
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),
