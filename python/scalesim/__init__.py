@@ -94,6 +94,9 @@ def _core_kwargs(
         renew_window_at_bound=bool(hpa.get("renew_window_at_bound", False)),
         renew_only_while_needed=bool(hpa.get("renew_only_while_needed", False)),
         downscale_stabilization_s=float(hpa.get("downscale_stabilization_s", 0.0)),
+        load_forecast_s=None if hpa.get("load_forecast_s") is None else float(hpa["load_forecast_s"]),
+        floor_reads_forecast=bool(hpa.get("floor_reads_forecast", False)),
+        ceiling_reads_forecast=bool(hpa.get("ceiling_reads_forecast", False)),
     )
     for key in ("rate_scale", "start_offset_s", "arrival_cv"):
         if key in randomisation:
@@ -106,7 +109,7 @@ def _core_kwargs(
     return kw
 
 
-#: The HPA shields' keywords and the scale-down window, at their defaults: both environments pass
+#: The HPA shields' keywords, the scale-down window and the load forecast, at their defaults: both environments pass
 #: them to the extension as given, which checks them as an agent config's fields.
 _SHIELD_DEFAULTS: Dict[str, Any] = dict(
     hpa_floor=None,
@@ -120,6 +123,9 @@ _SHIELD_DEFAULTS: Dict[str, Any] = dict(
     renew_window_at_bound=False,
     renew_only_while_needed=False,
     downscale_stabilization_s=0.0,
+    load_forecast_s=None,
+    floor_reads_forecast=False,
+    ceiling_reads_forecast=False,
 )
 
 #: The environment keywords (both environments take them; an agent config replaces them), at their
@@ -229,6 +235,9 @@ class ScalesimEnv(gym.Env):
         renew_window_at_bound: bool = False,
         renew_only_while_needed: bool = False,
         downscale_stabilization_s: float = 0.0,
+        load_forecast_s: Optional[float] = None,
+        floor_reads_forecast: bool = False,
+        ceiling_reads_forecast: bool = False,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
@@ -346,6 +355,9 @@ class ScalesimVecEnv(VectorEnv):
         renew_window_at_bound: bool = False,
         renew_only_while_needed: bool = False,
         downscale_stabilization_s: float = 0.0,
+        load_forecast_s: Optional[float] = None,
+        floor_reads_forecast: bool = False,
+        ceiling_reads_forecast: bool = False,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
@@ -451,6 +463,11 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     a +1 at a service's max or ceiling holds the count and restarts its window),
     ``renew_only_while_needed`` (True, with ``renew_window_at_bound`` and ``hpa_ceiling``: the
     +1 renews only while the ceiling's HPA count reaches the current count),
+    ``load_forecast_s`` (seconds, 0 < s <= 3600: the observation's HPA-formula feature counts for
+    each service's arrival rate that far ahead along its last minute's trend),
+    ``floor_reads_forecast`` and ``ceiling_reads_forecast`` (True, with ``load_forecast_s`` and
+    ``hpa_floor`` or ``hpa_ceiling``: that bound counts for the forecast load when it is above the
+    current one),
     ``flatten`` (a flat ``Box`` observation), ``agent_config`` (an agent config file such as
     ``configs/agents/gat_ppo.yaml``: the environment that config trains in, as ``scalesim train``
     builds it: its fidelity and fluid tick, reward, action and shields, scale-down window and load

@@ -53,6 +53,9 @@ struct ShieldArgs<'a> {
     renew_window_at_bound: bool,
     renew_only_while_needed: bool,
     downscale_stabilization_s: f64,
+    load_forecast_s: Option<f64>,
+    floor_reads_forecast: bool,
+    ceiling_reads_forecast: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -179,6 +182,21 @@ fn spec(
     if !(window.is_finite() && (0.0..=86_400.0).contains(&window)) {
         return Err(bad_input(format!("downscale_stabilization_s: {window} is outside 0..=86400")));
     }
+    // As an agent config's `load_forecast_s`: a horizon up to an hour, which the bounds that
+    // read the forecast share with the observation.
+    if let Some(h) = shields.load_forecast_s {
+        if !(h.is_finite() && h > 0.0 && h <= 3_600.0) {
+            return Err(bad_input(format!("load_forecast_s: {h} is outside 0 < load_forecast_s <= 3600")));
+        }
+    }
+    for (on, name) in [
+        (shields.floor_reads_forecast, "floor_reads_forecast"),
+        (shields.ceiling_reads_forecast, "ceiling_reads_forecast"),
+    ] {
+        if on && shields.load_forecast_s.is_none() {
+            return Err(bad_input(format!("{name}: needs `load_forecast_s`: the horizon of the forecast it reads")));
+        }
+    }
     let config = EnvConfig {
         decision_interval: SimTime::from_secs_f64(decision_interval_s),
         action: ActionConfig {
@@ -196,10 +214,13 @@ fn spec(
             renew_at_bound: shields.renew_window_at_bound,
             renew_only_while_needed: shields.renew_only_while_needed,
             downscale_stabilization: SimTime::from_secs_f64(window),
+            floor_forecast_s: shields.load_forecast_s.filter(|_| shields.floor_reads_forecast),
+            ceiling_forecast_s: shields.load_forecast_s.filter(|_| shields.ceiling_reads_forecast),
             ..Default::default()
         },
         reward,
         service_credit,
+        load_forecast_s: shields.load_forecast_s,
         ..Default::default()
     };
     // As an agent config's `hpa_floor`, `hpa_ceiling` and `hpa_levels`: one check for both.
@@ -384,7 +405,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, load_forecast_s=None, floor_reads_forecast=false, ceiling_reads_forecast=false, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -410,6 +431,9 @@ impl CoreEnv {
         renew_window_at_bound: bool,
         renew_only_while_needed: bool,
         downscale_stabilization_s: f64,
+        load_forecast_s: Option<f64>,
+        floor_reads_forecast: bool,
+        ceiling_reads_forecast: bool,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
         let spec = spec(
@@ -438,6 +462,9 @@ impl CoreEnv {
                 renew_window_at_bound,
                 renew_only_while_needed,
                 downscale_stabilization_s,
+                load_forecast_s,
+                floor_reads_forecast,
+                ceiling_reads_forecast,
             },
             agent_config,
         )?;
@@ -644,7 +671,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, agent_config=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, load_forecast_s=None, floor_reads_forecast=false, ceiling_reads_forecast=false, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -672,6 +699,9 @@ impl CoreVecEnv {
         renew_window_at_bound: bool,
         renew_only_while_needed: bool,
         downscale_stabilization_s: f64,
+        load_forecast_s: Option<f64>,
+        floor_reads_forecast: bool,
+        ceiling_reads_forecast: bool,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
@@ -703,6 +733,9 @@ impl CoreVecEnv {
                 renew_window_at_bound,
                 renew_only_while_needed,
                 downscale_stabilization_s,
+                load_forecast_s,
+                floor_reads_forecast,
+                ceiling_reads_forecast,
             },
             agent_config,
         )?;

@@ -371,6 +371,40 @@ def test_an_hpa_floor_raises_held_services_to_the_hpa_count():
             scalesim.make_env(PEAK, action="per_service", **bad)
 
 
+def test_a_load_forecast_moves_the_hpa_feature_and_the_bounds_that_read_it():
+    # The same episode and actions with and without a forecast 30 s ahead: the dynamics are the
+    # same, and only the HPA-formula feature (column 8) differs, on some steps (peak's load moves).
+    def episode(**kw):
+        env = scalesim.make_env(PEAK, action="per_service", **kw)
+        obs, _ = env.reset(options={"episode_seed": 5})
+        seen, replicas = [obs["services"]], []
+        for _ in range(12):
+            obs, _, _, _, info = env.step(np.full(11, 2))
+            seen.append(obs["services"])
+            replicas.append(info["replicas"])
+        return np.stack(seen), replicas
+
+    plain, counts = episode()
+    ahead, counts_ahead = episode(load_forecast_s=30.0)
+    assert counts == counts_ahead
+    moved = np.argwhere(plain != ahead)
+    assert len(moved) > 0 and set(moved[:, 2]) == {8}, moved
+    # The bounds read it only with their own switch, and need the horizon and their bound.
+    floored = dict(hpa_floor=1.0, hpa_ceiling=0.5, load_forecast_s=30.0)
+    episode(floor_reads_forecast=True, ceiling_reads_forecast=True, **floored)
+    for bad, field in [
+        (dict(load_forecast_s=0.0), "load_forecast_s"),
+        (dict(load_forecast_s=3601.0), "load_forecast_s"),
+        (dict(hpa_floor=1.0, floor_reads_forecast=True), "floor_reads_forecast"),
+        (dict(load_forecast_s=30.0, ceiling_reads_forecast=True), "ceiling_reads_forecast"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            scalesim.make_env(PEAK, action="per_service", **bad)
+    gat = os.path.join(ROOT, "configs", "agents", "gat_ppo.yaml")
+    with pytest.raises(ValueError, match="load_forecast_s"):
+        scalesim.make_vec_env(PEAK, 2, agent_config=gat, load_forecast_s=30.0)
+
+
 def test_an_hpa_ceiling_caps_and_hpa_levels_choose_the_hpa_count():
     # Asking +2 of every service for 8 decisions: without a ceiling the counts climb; with one at
     # 40% CPU no service ends above the HPA's count there, which on peak is below the maximum.

@@ -4,13 +4,13 @@
 //! window's changes to it are the stabiliser's.
 
 use super::counts::{bound_recommendation, hpa_recommendation, multiplied_target, peak_ratio};
-use crate::rl::load_trend::load_ratio;
 use super::{delta_index, PeakSpan, DELTAS};
 #[cfg(doc)]
 use super::{ActionConfig, Anchor, CeilingHold};
 use crate::app::AppSpec;
 use crate::cluster::ClusterSpec;
 use crate::metrics::ClusterView;
+use crate::rl::load_trend::load_ratio;
 
 /// The HPA targets a mask takes its counts at ([`ActionMask::from_view`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -324,5 +324,54 @@ mod tests {
         assert_eq!(mask.row(0), [true, true, true, false, false]);
         let plain = Requested { count: 4, raised_to_floor: false, lowered_to_ceiling: true, renews_window: false };
         assert_eq!(mask.requested(0, 4, 1, false, (1, 7), 10), plain);
+    }
+
+    /// Online Boutique peak's services at 4 replicas, 60% CPU and 100 rps each; service 0's last
+    /// minute of per-second rates is `history`.
+    fn boutique_view(history: Vec<f64>) -> (crate::scenario::Scenario, ClusterView) {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/online_boutique_peak.yaml");
+        let sc = crate::scenario::load_scenario(&file).unwrap();
+        let mut view = ClusterView {
+            services: sc
+                .app
+                .services
+                .iter()
+                .map(|s| crate::metrics::ServiceView::unobserved(std::sync::Arc::from(s.name.as_str()), s))
+                .collect(),
+            history_interval: crate::engine::SimTime::from_secs(1),
+            ..Default::default()
+        };
+        for sv in &mut view.services {
+            sv.counts.active = 4;
+            sv.cpu_utilization = Some(0.6);
+            sv.rps = 100.0;
+            sv.rps_history = vec![100.0; 60];
+        }
+        view.services[0].rps_history = history;
+        (sc, view)
+    }
+
+    #[test]
+    fn bounds_that_read_the_forecast_rise_with_a_rising_load_and_only_then() {
+        let plain = MaskTargets { floor: Some(1.0), ceiling: Some(0.5), ..Default::default() };
+        let ahead = MaskTargets { floor_forecast_s: Some(30.0), ceiling_forecast_s: Some(30.0), ..plain };
+        let bounds = |history: Vec<f64>, targets: MaskTargets| {
+            let (sc, view) = boutique_view(history);
+            let mask = ActionMask::from_view(&view, &sc.app, &sc.cluster, targets);
+            (mask.floor[0], mask.ceiling[0])
+        };
+        // The current load: floor ceil(4 x 0.6 / 1.0) = 3, ceiling ceil(4 x 0.6 / 0.5) = 5.
+        let rising: Vec<f64> = (0..60).map(|i| 41.0 + i as f64).collect();
+        assert_eq!(bounds(rising.clone(), plain), (3, 5));
+        // Rising 1 rps/s to 100: 130 in 30 s, utilisation 0.78: floor ceil(3.12) = 4, ceiling
+        // ceil(6.24) = 7.
+        assert_eq!(bounds(rising.clone(), ahead), (4, 7));
+        // Each bound reads it only when asked.
+        assert_eq!(bounds(rising.clone(), MaskTargets { floor_forecast_s: None, ..ahead }), (3, 7));
+        assert_eq!(bounds(rising, MaskTargets { ceiling_forecast_s: None, ..ahead }), (4, 5));
+        // Flat or falling: the current load's bounds (a falling forecast never lowers them).
+        assert_eq!(bounds(vec![100.0; 60], ahead), (3, 5));
+        let falling: Vec<f64> = (0..60).map(|i| 159.0 - i as f64).collect();
+        assert_eq!(bounds(falling, ahead), (3, 5));
     }
 }

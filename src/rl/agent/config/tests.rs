@@ -271,3 +271,36 @@ fn a_load_forecast_has_a_horizon_of_up_to_an_hour() {
     assert!(serde_yaml_ng::to_string(&on).unwrap().contains("load_forecast_s: 30"));
     assert!(!serde_yaml_ng::to_string(&parse("")).unwrap().contains("load_forecast_s"));
 }
+
+/// The floor and the ceiling read the observation's forecast horizon, each only when asked, and
+/// need that horizon and their bound.
+#[test]
+fn bounds_read_the_forecast_at_the_observations_horizon() {
+    let base =
+        "format_version: 1\nencoder: gat\nalgorithm: ppo\naction: per_service\nhpa_floor: 1.0\nhpa_ceiling: 0.5\n";
+    let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
+    let both = parse("load_forecast_s: 30\nfloor_reads_forecast: true\nceiling_reads_forecast: true\n");
+    let action = both.env_config().action;
+    assert_eq!((both.validate(), action.floor_forecast_s, action.ceiling_forecast_s), (Ok(()), Some(30.0), Some(30.0)));
+    let ceiling = parse("load_forecast_s: 30\nceiling_reads_forecast: true\n").env_config().action;
+    assert_eq!((ceiling.floor_forecast_s, ceiling.ceiling_forecast_s), (None, Some(30.0)));
+    let observed_only = parse("load_forecast_s: 30\n").env_config().action;
+    assert_eq!((observed_only.floor_forecast_s, observed_only.ceiling_forecast_s), (None, None));
+    for (yaml, field) in [
+        ("floor_reads_forecast: true\n", "floor_reads_forecast"),
+        ("ceiling_reads_forecast: true\n", "ceiling_reads_forecast"),
+    ] {
+        assert_eq!(parse(yaml).validate().unwrap_err().field, field, "no horizon: {yaml}");
+    }
+    let no_bounds = "format_version: 1\nencoder: gat\nalgorithm: ppo\naction: per_service\nload_forecast_s: 30\n";
+    for (extra, field) in [
+        ("floor_reads_forecast: true\n", "floor_reads_forecast"),
+        ("ceiling_reads_forecast: true\nhpa_floor: 1.0\n", "ceiling_reads_forecast"),
+    ] {
+        let config: AgentConfig = serde_yaml_ng::from_str(&format!("{no_bounds}{extra}")).unwrap();
+        assert_eq!(config.validate().unwrap_err().field, field, "no bound: {extra}");
+    }
+    let yaml = serde_yaml_ng::to_string(&both).unwrap();
+    assert!(yaml.contains("floor_reads_forecast: true") && yaml.contains("ceiling_reads_forecast: true"));
+    assert!(!serde_yaml_ng::to_string(&parse("")).unwrap().contains("reads_forecast"));
+}

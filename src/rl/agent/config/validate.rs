@@ -174,7 +174,8 @@ impl AgentConfig {
                 "choose one hold: `ceiling_holds_peak` already holds the ceiling over the window".into(),
             );
         }
-        for (on, field) in [(c.floor_reads_forecast, "floor_reads_forecast"), (c.ceiling_reads_forecast, "ceiling_reads_forecast")]
+        for (on, field) in
+            [(c.floor_reads_forecast, "floor_reads_forecast"), (c.ceiling_reads_forecast, "ceiling_reads_forecast")]
         {
             if on && c.load_forecast_s.is_none() {
                 // Its horizon is the observation's forecast's.
