@@ -18,8 +18,9 @@
 //! the second-scale noise of bursty arrivals.
 //!
 //! Reads only the view; the collector ([`super::observation::collect`]) scales the feature by
-//! [`load_ratio`], so training and a deployed agent see the same forecast. Never knows what the
-//! agent does with the feature.
+//! [`load_ratio`], so training and a deployed agent see the same forecast, and the action mask's
+//! floor and ceiling may read the same ratio (`floor_reads_forecast`, `ceiling_reads_forecast`).
+//! Never knows what the agent or the mask does with it.
 
 use crate::metrics::ServiceView;
 
