@@ -67,4 +67,4 @@ pub fn load_ratio(sv: &ServiceView, interval_s: f64, horizon_s: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -326,37 +326,15 @@ mod tests {
         assert_eq!(mask.requested(0, 4, 1, false, (1, 7), 10), plain);
     }
 
-    /// Online Boutique peak's services at 4 replicas, 60% CPU and 100 rps each; service 0's last
-    /// minute of per-second rates is `history`.
-    fn boutique_view(history: Vec<f64>) -> (crate::scenario::Scenario, ClusterView) {
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/online_boutique_peak.yaml");
-        let sc = crate::scenario::load_scenario(&file).unwrap();
-        let mut view = ClusterView {
-            services: sc
-                .app
-                .services
-                .iter()
-                .map(|s| crate::metrics::ServiceView::unobserved(std::sync::Arc::from(s.name.as_str()), s))
-                .collect(),
-            history_interval: crate::engine::SimTime::from_secs(1),
-            ..Default::default()
-        };
-        for sv in &mut view.services {
-            sv.counts.active = 4;
-            sv.cpu_utilization = Some(0.6);
-            sv.rps = 100.0;
-            sv.rps_history = vec![100.0; 60];
-        }
-        view.services[0].rps_history = history;
-        (sc, view)
-    }
-
     #[test]
     fn bounds_that_read_the_forecast_rise_with_a_rising_load_and_only_then() {
         let plain = MaskTargets { floor: Some(1.0), ceiling: Some(0.5), ..Default::default() };
         let ahead = MaskTargets { floor_forecast_s: Some(30.0), ceiling_forecast_s: Some(30.0), ..plain };
+        // Service 0's last minute of per-second rates is `history`; every service runs at 4
+        // replicas, 60% CPU and 100 rps.
         let bounds = |history: Vec<f64>, targets: MaskTargets| {
-            let (sc, view) = boutique_view(history);
+            let (sc, mut view) = crate::rl::load_trend::tests::steady_boutique();
+            view.services[0].rps_history = history;
             let mask = ActionMask::from_view(&view, &sc.app, &sc.cluster, targets);
             (mask.floor[0], mask.ceiling[0])
         };

@@ -47,10 +47,10 @@ fn the_forecast_follows_the_last_minute_only() {
     assert_eq!(forecast(&service(42.0, history), 0.0, 30.0), 42.0);
 }
 
-#[test]
-fn the_hpa_feature_counts_for_the_forecast_load() {
+/// Online Boutique peak with every service at 4 replicas, 60% CPU and a flat 100 rps over the last
+/// minute of per-second rates (a forecast of the current load); the action mask's tests share it.
+pub(crate) fn steady_boutique() -> (crate::scenario::Scenario, ClusterView) {
     let sc = peak();
-    let layout = ObservationLayout::new(&sc.app, &sc.workload.mix, 0.6, sc.cluster.skus.len());
     let mut view = ClusterView {
         services: sc.app.services.iter().map(|s| ServiceView::unobserved(Arc::from(s.name.as_str()), s)).collect(),
         history_interval: SimTime::from_secs(1),
@@ -63,6 +63,13 @@ fn the_hpa_feature_counts_for_the_forecast_load() {
         sv.rps = 100.0;
         sv.rps_history = vec![100.0; 60];
     }
+    (sc, view)
+}
+
+#[test]
+fn the_hpa_feature_counts_for_the_forecast_load() {
+    let (sc, mut view) = steady_boutique();
+    let layout = ObservationLayout::new(&sc.app, &sc.workload.mix, 0.6, sc.cluster.skus.len());
     let ahead = layout.clone().with_load_forecast(Some(30.0));
     let plain = collect(&layout, &view, &sc.app, &sc.cluster, 500.0);
     let flat = collect(&ahead, &view, &sc.app, &sc.cluster, 500.0);
