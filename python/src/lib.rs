@@ -185,8 +185,9 @@ fn spec(
     // As an agent config's `load_forecast_s`: a horizon up to an hour, which the bounds that
     // read the forecast share with the observation.
     if let Some(h) = shields.load_forecast_s {
-        if !(h.is_finite() && h > 0.0 && h <= 3_600.0) {
-            return Err(bad_input(format!("load_forecast_s: {h} is outside 0 < load_forecast_s <= 3600")));
+        let most = scalesim::rl::load_trend::MAX_HORIZON_S;
+        if !(h.is_finite() && h > 0.0 && h <= most) {
+            return Err(bad_input(format!("load_forecast_s: {h} is outside 0 < load_forecast_s <= {most}")));
         }
     }
     for (on, name) in [

@@ -27,6 +27,10 @@ use crate::metrics::ServiceView;
 /// How far back the trend looks, seconds.
 pub const TREND_WINDOW_S: f64 = 60.0;
 
+/// The longest forecast horizon a config may ask for, seconds: an hour ahead is past any scale-up
+/// an agent waits for, and a line fitted over a minute says nothing that far.
+pub const MAX_HORIZON_S: f64 = 3_600.0;
+
 /// The least-squares slope of `rates`, one every `interval_s` seconds, in rate per second; 0 with
 /// fewer than two.
 pub fn slope(rates: &[f64], interval_s: f64) -> f64 {

@@ -81,8 +81,9 @@ pub fn check_hpa_shields(action: &ActionConfig, per_service: bool) -> Result<(),
         if bound.is_none() {
             return Err((field, format!("needs `{needs}`: it changes the load that bound reads")));
         }
-        if !(secs.is_finite() && secs > 0.0 && secs <= 3_600.0) {
-            return Err((field, format!("a forecast {secs} s ahead is outside 0 < horizon <= 3600")));
+        let most = crate::rl::load_trend::MAX_HORIZON_S;
+        if !(secs.is_finite() && secs > 0.0 && secs <= most) {
+            return Err((field, format!("a forecast {secs} s ahead is outside 0 < horizon <= {most}")));
         }
     }
     let set = [

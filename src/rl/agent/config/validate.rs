@@ -42,9 +42,13 @@ impl AgentConfig {
             (c.credit_shared, "credit_shared", 0.0, true, 1.0),
             (c.learning_rate_end.unwrap_or(c.learning_rate), "learning_rate_end", 0.0, true, 1.0),
             (c.entropy_coef_end.unwrap_or(c.entropy_coef), "entropy_coef_end", 0.0, true, 1_000.0),
-            // An hour ahead is past any scale-up an agent waits for; a line fitted over a minute
-            // says nothing that far.
-            (c.load_forecast_s.unwrap_or(TREND_HORIZON_ANY), "load_forecast_s", 0.0, false, 3_600.0),
+            (
+                c.load_forecast_s.unwrap_or(TREND_HORIZON_ANY),
+                "load_forecast_s",
+                0.0,
+                false,
+                crate::rl::load_trend::MAX_HORIZON_S,
+            ),
         ];
         for (v, f, lo, inclusive, hi) in ranges {
             let above = if inclusive { v >= lo } else { v > lo };
