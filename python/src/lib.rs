@@ -190,14 +190,12 @@ fn spec(
             return Err(bad_input(format!("load_forecast_s: {h} is outside 0 < load_forecast_s <= {most}")));
         }
     }
-    for (on, name) in [
-        (shields.floor_reads_forecast, "floor_reads_forecast"),
-        (shields.ceiling_reads_forecast, "ceiling_reads_forecast"),
-    ] {
-        if on && shields.load_forecast_s.is_none() {
-            return Err(bad_input(format!("{name}: needs `load_forecast_s`: the horizon of the forecast it reads")));
-        }
-    }
+    scalesim::rl::action::check_forecast_switches(
+        shields.load_forecast_s,
+        shields.floor_reads_forecast,
+        shields.ceiling_reads_forecast,
+    )
+    .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
     let config = EnvConfig {
         decision_interval: SimTime::from_secs_f64(decision_interval_s),
         action: ActionConfig {

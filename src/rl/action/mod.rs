@@ -25,7 +25,7 @@ mod stabilizer;
 pub use counts::{bound_recommendation, hpa_recommendation, multiplied_target, offered_utilization, peak_ratio};
 pub use execute::{execute, ActionReport};
 pub use mask::{ActionMask, MaskTargets, Requested};
-pub use shields::check_hpa_shields;
+pub use shields::{check_forecast_switches, check_hpa_shields};
 pub use stabilizer::DownscaleStabilizer;
 
 use crate::engine::SimTime;

@@ -1,8 +1,29 @@
 //! Whether an action's HPA shields (floor, ceiling, levels) and the switches that refine them fit
-//! together: one check, which the agent config and the Python binding both call.
+//! together, and whether a bound switched onto the load forecast has its horizon: checks the agent
+//! config and the Python binding both call.
 
 use super::{ActionConfig, Anchor, CeilingHold, PeakSpan, Stabilization};
 use crate::engine::SimTime;
+
+/// Why switching a bound onto the load forecast (`floor_reads_forecast`,
+/// `ceiling_reads_forecast`) without a forecast horizon (`load_forecast_s`) is refused, if it is,
+/// as `(field, why)`: the bound reads the observation's forecast and has no horizon of its own.
+/// The agent config and the Python binding check alike, before the horizons reach an
+/// [`ActionConfig`] (which cannot say that a switch is on without one).
+pub fn check_forecast_switches(
+    load_forecast_s: Option<f64>,
+    floor_reads_forecast: bool,
+    ceiling_reads_forecast: bool,
+) -> Result<(), (&'static str, String)> {
+    for (on, field) in
+        [(floor_reads_forecast, "floor_reads_forecast"), (ceiling_reads_forecast, "ceiling_reads_forecast")]
+    {
+        if on && load_forecast_s.is_none() {
+            return Err((field, "needs `load_forecast_s`: the horizon of the forecast it reads".into()));
+        }
+    }
+    Ok(())
+}
 
 /// Why `action`'s HPA shields ([`ActionConfig::hpa_floor`], [`ActionConfig::hpa_ceiling`],
 /// [`ActionConfig::hpa_levels`] and the switches that refine them) are not valid, alone or

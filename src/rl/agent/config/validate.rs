@@ -178,13 +178,13 @@ impl AgentConfig {
                 "choose one hold: `ceiling_holds_peak` already holds the ceiling over the window".into(),
             );
         }
-        for (on, field) in
-            [(c.floor_reads_forecast, "floor_reads_forecast"), (c.ceiling_reads_forecast, "ceiling_reads_forecast")]
-        {
-            if on && c.load_forecast_s.is_none() {
-                // Its horizon is the observation's forecast's.
-                return err(field, "needs `load_forecast_s`: the horizon of the forecast it reads".into());
-            }
+        let forecast = crate::rl::action::check_forecast_switches(
+            c.load_forecast_s,
+            c.floor_reads_forecast,
+            c.ceiling_reads_forecast,
+        );
+        if let Err((field, why)) = forecast {
+            return err(field, why);
         }
         if let Err((field, why)) = crate::rl::action::check_hpa_shields(&c.env_config().action, per_service) {
             return err(field, why);
