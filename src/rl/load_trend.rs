@@ -22,7 +22,7 @@
 //! floor and ceiling may read the same ratio (`floor_reads_forecast`, `ceiling_reads_forecast`).
 //! Never knows what the agent or the mask does with it.
 
-use crate::metrics::ServiceView;
+use crate::metrics::{ClusterView, ServiceView};
 
 /// How far back the trend looks, seconds.
 pub const TREND_WINDOW_S: f64 = 60.0;
@@ -68,6 +68,12 @@ pub fn load_ratio(sv: &ServiceView, interval_s: f64, horizon_s: f64) -> f64 {
     } else {
         1.0
     }
+}
+
+/// [`load_ratio`] of service `sv` at the view's history interval, `horizon_s` ahead; 1 without a
+/// horizon. What the observation and the action mask's bounds read.
+pub fn load_ratio_ahead(view: &ClusterView, sv: &ServiceView, horizon_s: Option<f64>) -> f64 {
+    horizon_s.map_or(1.0, |h| load_ratio(sv, view.history_interval.as_secs_f64(), h))
 }
 
 #[cfg(test)]

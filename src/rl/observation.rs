@@ -170,11 +170,8 @@ pub fn collect(
     slo_ms: f64,
 ) -> Observation {
     let mut services = Vec::with_capacity(layout.services * SERVICE_FEATURES);
-    let interval_s = view.history_interval.as_secs_f64();
     // How much busier each service will be at the forecast's horizon (1 without a forecast).
-    let load_ratio = |sv: &crate::metrics::ServiceView| {
-        layout.load_forecast_s.map_or(1.0, |horizon_s| super::load_trend::load_ratio(sv, interval_s, horizon_s))
-    };
+    let load_ratio = |sv| super::load_trend::load_ratio_ahead(view, sv, layout.load_forecast_s);
     let (mut util_sum, mut util_n) = (0.0, 0);
     for (s, sv) in view.services.iter().enumerate() {
         let spec = &app.services[s];

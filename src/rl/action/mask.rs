@@ -10,7 +10,7 @@ use super::{ActionConfig, Anchor, CeilingHold};
 use crate::app::AppSpec;
 use crate::cluster::ClusterSpec;
 use crate::metrics::ClusterView;
-use crate::rl::load_trend::load_ratio;
+use crate::rl::load_trend::load_ratio_ahead;
 
 /// The HPA targets a mask takes its counts at ([`ActionMask::from_view`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -278,10 +278,10 @@ fn window_peak_ratio(view: &ClusterView, sv: &crate::metrics::ServiceView, peak_
 }
 
 /// How much busier service `sv` will be `horizon_s` ahead along its trend
-/// ([`load_ratio`]), at least 1: a bound that reads the forecast rises ahead of a rising load and
-/// stays the current load's otherwise. 1 without a horizon.
+/// ([`load_ratio_ahead`]), at least 1: a bound that reads the forecast rises ahead of a rising load
+/// and stays the current load's otherwise. 1 without a horizon.
 fn rising_ratio(view: &ClusterView, sv: &crate::metrics::ServiceView, horizon_s: Option<f64>) -> f64 {
-    horizon_s.map_or(1.0, |h| load_ratio(sv, view.history_interval.as_secs_f64(), h).max(1.0))
+    load_ratio_ahead(view, sv, horizon_s).max(1.0)
 }
 
 #[cfg(test)]
