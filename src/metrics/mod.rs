@@ -29,7 +29,7 @@ pub use truth::{
     DropKind, FluidRequests, GroundTruth, IntervalRow, RunFacts, REQUESTS_HEADER, TIMELINE_FORMAT_VERSION,
     TIMELINE_HEADER,
 };
-pub use view::{ClusterView, LlmPodMetrics, PodPhase, PodView, ServiceView, HISTORY_LEN};
+pub use view::{ClusterView, LlmPodMetrics, PodPhase, PodView, ServiceView, HISTORY_LEN, HISTORY_SPAN_S};
 
 use hdrhistogram::Histogram;
 

@@ -10,7 +10,7 @@ use std::io::Write;
 
 use rand::{Rng, SeedableRng};
 
-use super::action::{execute, Action, ActionConfig, ActionMask, ActionReport};
+use super::action::{execute, raise_to_fast_floor, Action, ActionConfig, ActionMask, ActionReport};
 use super::observation::{collect, Observation, ObservationLayout};
 use super::reward::{compute, RewardConfig, RewardTerms};
 use crate::backend::ClusterBackend;
@@ -386,7 +386,7 @@ impl Env {
             return Err(EnvError::EpisodeOver);
         }
         let mask = self.mask.as_ref().ok_or(EnvError::NotReset)?;
-        let report = if self.config.action.stabilization == super::action::Stabilization::Recommendations {
+        let mut report = if self.config.action.stabilization == super::action::Stabilization::Recommendations {
             let (stabilized, held) = self.stabilizer.stabilize_action(backend.now(), &self.view, action);
             let mut report = execute(backend, &stabilized, mask, &self.config.action);
             report.blocked.extend(held.into_iter().map(|(_, note)| note));
@@ -397,9 +397,32 @@ impl Env {
         for &s in report.scaled_up.iter().chain(&report.renewed) {
             self.stabilizer.scaled_up(backend.now(), s);
         }
-        let reversals = count_reversals(&mut self.last_direction, &report, &mut self.reversed);
+        let mut reversals = count_reversals(&mut self.last_direction, &report, &mut self.reversed);
         let until = (backend.now() + self.config.decision_interval).min(backend.horizon());
-        backend.advance(until)?;
+        match self.config.action.fast_floor {
+            None => backend.advance(until)?,
+            Some(fast) => {
+                // The fast floor looks between decisions; its raises count as the step's moves
+                // (and reversals, after a scale-down of the policy's) as the evaluation counts them.
+                let mut raised = ActionReport::default();
+                while backend.now() < until {
+                    backend.advance((backend.now() + fast.every).min(until))?;
+                    if backend.now() >= until {
+                        break;
+                    }
+                    backend.observe_into(&mut self.view);
+                    let look = raise_to_fast_floor(backend, &self.view, &self.config.action);
+                    for &s in &look.scaled_up {
+                        self.stabilizer.scaled_up(backend.now(), s);
+                    }
+                    raised.absorb(look);
+                }
+                let mut reversed = Vec::new();
+                reversals += count_reversals(&mut self.last_direction, &raised, &mut reversed);
+                self.reversed.extend(reversed.into_iter().filter(|s| !self.reversed.contains(s)).collect::<Vec<_>>());
+                report.absorb(raised);
+            }
+        }
         let after = backend.totals();
         backend.observe_into(&mut self.view);
         let view = &self.view;

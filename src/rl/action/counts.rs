@@ -17,7 +17,7 @@ pub fn hpa_recommendation(sv: &crate::metrics::ServiceView, target: f64) -> i64 
 /// The most of a service's offered load [`offered_utilization`] infers from its served load: a
 /// tenth served (ten times the utilisation), so one window of near-total refusal (a service
 /// with no room at all) does not ask for an unbounded count.
-const MOST_REFUSED_SHARE: f64 = 0.9;
+pub(super) const MOST_REFUSED_SHARE: f64 = 0.9;
 
 /// The CPU utilisation (of request) a service's offered visits would cause: its utilisation
 /// over the share of the window's visits it served, `utilisation / (1 - refused share)`, the

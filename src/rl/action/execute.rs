@@ -38,6 +38,47 @@ impl ActionReport {
         }
         self.executed.push(format!("{name} {}", if up { "+1" } else { "-1" }));
     }
+
+    /// `other`'s changes after this report's, as one report of the step (the fast floor's raises
+    /// after the policy's action).
+    pub fn absorb(&mut self, other: ActionReport) {
+        self.executed.extend(other.executed);
+        self.blocked.extend(other.blocked);
+        self.replica_changes += other.replica_changes;
+        for (moved, theirs) in [(&mut self.scaled_up, other.scaled_up), (&mut self.scaled_down, other.scaled_down)] {
+            moved.extend(theirs.into_iter().filter(|s| !moved.contains(s)).collect::<Vec<_>>());
+        }
+        self.renewed.extend(other.renewed);
+        if self.moves.len() < other.moves.len() {
+            self.moves.resize(other.moves.len(), 0);
+        }
+        self.moves.iter_mut().zip(other.moves).for_each(|(m, o)| *m += o);
+    }
+}
+
+/// Raises the services the fast floor calls for in `view` ([`super::fast_floor_raises`] under
+/// `cfg`'s floor target) on `backend`, each on its own SKU, and reports each replica added as
+/// the executor does (and "fast floor: NAME N -> M").
+pub fn raise_to_fast_floor(
+    backend: &mut dyn ClusterBackend,
+    view: &crate::metrics::ClusterView,
+    cfg: &ActionConfig,
+) -> ActionReport {
+    let mut report = ActionReport::default();
+    let (Some(fast), Some(target)) = (cfg.fast_floor, cfg.hpa_floor) else { return report };
+    for (s, to) in super::fast_floor_raises(view, target, cfg.floor_counts_refused, fast.reads_s) {
+        let c = backend.counts(s);
+        let from = (c.active + c.starting) as i64;
+        report.executed.push(format!("fast floor: {} {from} -> {to}", service_name(backend, s)));
+        let sku = backend.app().services[s].sku;
+        for _ in from..to {
+            match backend.scale_up(s, Some(sku)) {
+                Ok(()) => report.moved(s, service_name(backend, s), true),
+                Err(e) => report.blocked.push(format!("{}: {e}", service_name(backend, s))),
+            }
+        }
+    }
+    report
 }
 
 /// Executes `action` on `backend` under `mask`.

@@ -18,14 +18,16 @@
 
 mod counts;
 mod execute;
+mod fast_floor;
 mod mask;
 mod shields;
 mod stabilizer;
 
 pub use counts::{bound_recommendation, hpa_recommendation, multiplied_target, offered_utilization, peak_ratio};
-pub use execute::{execute, ActionReport};
+pub use execute::{execute, raise_to_fast_floor, ActionReport};
+pub use fast_floor::{fast_floor_count, fast_floor_raises, FastFloor, DEFAULT_READS_S as FAST_FLOOR_DEFAULT_READS_S};
 pub use mask::{ActionMask, MaskTargets, Requested};
-pub use shields::{check_forecast_switches, check_hpa_shields};
+pub use shields::{check_fast_floor, check_forecast_switches, check_hpa_shields};
 pub use stabilizer::DownscaleStabilizer;
 
 use crate::engine::SimTime;
@@ -121,6 +123,12 @@ pub struct ActionConfig {
     /// ceiling does not give back replicas the rise will need (nor mask scale-ups to them). None:
     /// the current load's.
     pub ceiling_forecast_s: Option<f64>,
+    /// Between decisions, every [`FastFloor::every`], each service below what its latest
+    /// [`FastFloor::reads_s`] seconds of arrivals need at the floor's target
+    /// ([`fast_floor_count`]) is raised to that count, as Knative's panic window answers a step
+    /// within seconds. Needs [`Self::hpa_floor`] (its target, and whether refusals count). None:
+    /// counts move only at decisions.
+    pub fast_floor: Option<FastFloor>,
 }
 
 /// What a per-service replica delta moves from. `current` (default): the service's replicas
@@ -231,6 +239,7 @@ impl Default for ActionConfig {
             renew_only_while_needed: false,
             floor_forecast_s: None,
             ceiling_forecast_s: None,
+            fast_floor: None,
         }
     }
 }

@@ -25,6 +25,42 @@ pub fn check_forecast_switches(
     Ok(())
 }
 
+/// Why a fast floor ([`super::ActionConfig::fast_floor`]: `fast_floor_every_s`, `fast_floor_reads_s`)
+/// is refused, if it is, as `(field, why)`: it needs a floor (`hpa_floor`: its target), looks at
+/// least once a second and more than once a decision, at a period that divides the decision
+/// interval (so the policy's decisions keep their times), and reads 1 to 120 s (the history a
+/// view keeps). The agent config checks the seconds before they become an [`super::ActionConfig`].
+pub fn check_fast_floor(
+    every_s: Option<f64>,
+    reads_s: Option<f64>,
+    decision_interval_s: f64,
+    hpa_floor: Option<f64>,
+) -> Result<(), (&'static str, String)> {
+    let Some(every) = every_s else {
+        return match reads_s {
+            Some(_) => Err(("fast_floor_reads_s", "needs `fast_floor_every_s`: the fast floor it sets the span of".into())),
+            None => Ok(()),
+        };
+    };
+    if hpa_floor.is_none() {
+        return Err(("fast_floor_every_s", "needs `hpa_floor`: the fast floor counts at the floor's target".into()));
+    }
+    let looks = decision_interval_s / every;
+    if !(every.is_finite() && every >= 1.0 && looks >= 2.0 && (looks - looks.round()).abs() < 1e-9) {
+        return Err((
+            "fast_floor_every_s",
+            format!(
+                "{every} s: the fast floor looks at least every 1 s, and at a period that divides the {decision_interval_s} s decision interval at least twice"
+            ),
+        ));
+    }
+    if let Some(r) = reads_s.filter(|r| !(r.is_finite() && (1.0..=crate::metrics::HISTORY_SPAN_S).contains(r))) {
+        let most = crate::metrics::HISTORY_SPAN_S;
+        return Err(("fast_floor_reads_s", format!("{r} s is outside 1..={most} s (the arrivals history a view keeps)")));
+    }
+    Ok(())
+}
+
 /// Why `action`'s HPA shields ([`ActionConfig::hpa_floor`], [`ActionConfig::hpa_ceiling`],
 /// [`ActionConfig::hpa_levels`] and the switches that refine them) are not valid, alone or
 /// together, if they are not, as `(field, why)`; `per_service`: every service gets its own delta.

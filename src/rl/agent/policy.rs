@@ -48,7 +48,13 @@ pub struct AgentPolicy {
     app: AppSpec,
     cluster: ClusterSpec,
     slo_ms: f64,
+    /// Time between calls: the decision interval, or the fast floor's period under one.
     period: SimTime,
+    /// Calls per decision (1 without a fast floor), and calls so far: every `looks`-th call
+    /// decides, the others are the fast floor's looks, so decisions keep the times they have
+    /// without it (each decision interval after the start).
+    looks: u64,
+    calls: u64,
     /// The scale-down stabilisation the agent trained under, over its own scale-ups.
     stabilizer: DownscaleStabilizer,
 }
@@ -115,13 +121,17 @@ impl AgentPolicy {
     /// The policy of `actor` under `config`'s action settings, decision interval and scale-down
     /// window, on `scenario`.
     fn new(actor: Actor, config: AgentConfig, layout: ObservationLayout, scenario: &Scenario) -> AgentPolicy {
+        let fast = config.fast_floor_every_s;
         AgentPolicy {
             actor,
             layout: layout.with_load_forecast(config.load_forecast_s),
             app: scenario.app.clone(),
             cluster: scenario.cluster.clone(),
             slo_ms: scenario.slo.as_millis_f64(),
-            period: SimTime::from_secs_f64(config.decision_interval_s),
+            period: SimTime::from_secs_f64(fast.map_or(config.decision_interval_s, |every| every)),
+            // The config's validation holds the period to a divisor of the decision interval.
+            looks: fast.map_or(1, |every| (config.decision_interval_s / every).round() as u64),
+            calls: 0,
             stabilizer: DownscaleStabilizer::for_action(&config.env_config().action),
             config,
         }
@@ -185,6 +195,27 @@ pub fn member_path(path: &Path, p: usize) -> std::path::PathBuf {
     path.with_file_name(format!("{stem}_member{p}.ckpt"))
 }
 
+impl AgentPolicy {
+    /// A fast floor's look between decisions: every service below its fast floor
+    /// ([`crate::rl::action::fast_floor_raises`]) is raised to it, a scale-up the stabiliser
+    /// records (as the training environment does).
+    fn raise_to_fast_floor(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
+        let action = self.config.env_config().action;
+        let (Some(fast), Some(target)) = (action.fast_floor, action.hpa_floor) else { return };
+        for (service, to) in crate::rl::action::fast_floor_raises(view, target, action.floor_counts_refused, fast.reads_s) {
+            self.stabilizer.scaled_up(view.now, service);
+            let reason = format!(
+                "{}: {} raised to the fast floor {to} (its latest {} s of arrivals at {:.0}% CPU)",
+                self.actor.name(),
+                view.services[service].name,
+                fast.reads_s,
+                target * 100.0
+            );
+            out.push(ScaleDecision::replicas(service, to as u32, reason));
+        }
+    }
+}
+
 impl Autoscaler for AgentPolicy {
     fn name(&self) -> String {
         self.actor.name().into()
@@ -195,6 +226,11 @@ impl Autoscaler for AgentPolicy {
     }
 
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
+        self.calls += 1;
+        if self.calls % self.looks != 0 {
+            self.raise_to_fast_floor(view, out);
+            return;
+        }
         let cfg = &self.config;
         let targets = cfg.mask_targets(self.layout.hpa_target);
         let mut mask = ActionMask::from_view(view, &self.app, &self.cluster, targets);

@@ -272,6 +272,17 @@ pub struct AgentConfig {
     /// checkpoints only when set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub ceiling_reads_forecast: bool,
+    /// A fast floor: between decisions, every this-many seconds (a divisor of
+    /// `decision_interval_s`), each service below what its latest arrivals need at `hpa_floor`'s
+    /// target is raised to that count ([`crate::rl::ActionConfig::fast_floor`]), as Knative's
+    /// panic mode answers a step within seconds. Needs `hpa_floor`. Written into checkpoints
+    /// only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_floor_every_s: Option<f64>,
+    /// The seconds of latest arrivals the fast floor reads (default 6, Knative's panic window).
+    /// Needs `fast_floor_every_s`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_floor_reads_s: Option<f64>,
 }
 
 fn quota_step() -> f64 {
@@ -432,6 +443,10 @@ impl AgentConfig {
                 renew_only_while_needed: self.renew_only_while_needed,
                 floor_forecast_s: self.load_forecast_s.filter(|_| self.floor_reads_forecast),
                 ceiling_forecast_s: self.load_forecast_s.filter(|_| self.ceiling_reads_forecast),
+                fast_floor: self.fast_floor_every_s.map(|every| crate::rl::action::FastFloor {
+                    every: SimTime::from_secs_f64(every),
+                    reads_s: self.fast_floor_reads_s.unwrap_or(crate::rl::action::FAST_FLOOR_DEFAULT_READS_S),
+                }),
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),

@@ -186,6 +186,15 @@ impl AgentConfig {
         if let Err((field, why)) = forecast {
             return err(field, why);
         }
+        let fast_floor = crate::rl::action::check_fast_floor(
+            c.fast_floor_every_s,
+            c.fast_floor_reads_s,
+            c.decision_interval_s,
+            c.hpa_floor,
+        );
+        if let Err((field, why)) = fast_floor {
+            return err(field, why);
+        }
         if let Err((field, why)) = crate::rl::action::check_hpa_shields(&c.env_config().action, per_service) {
             return err(field, why);
         }
