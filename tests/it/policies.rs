@@ -302,3 +302,42 @@ fn the_shields_policy_moves_a_count_only_to_its_floor_or_ceiling() {
     let err = build_policy("shields", Some(&single), &sc).err().unwrap().to_string();
     assert!(err.contains("gat_ppo_single.yaml") && err.contains("action") && err.contains("per_service"), "{err}");
 }
+
+/// `shields` under a fast floor (every 3 s, the latest 6 s): the decisions keep their 15 s times
+/// (every hold, floor raise and ceiling release is at a multiple of 15 s), and between them the
+/// only changes are raises to the fast floor, each to the count its reason names and above the
+/// count before. On rush some are made (the step at 180 s), and the run repeats byte for byte.
+#[test]
+fn a_fast_floor_raises_between_the_decisions_and_leaves_their_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
+    let gat = std::fs::read_to_string(crate::root().join("configs/agents/gat_ppo.yaml")).unwrap();
+    let cfg = tmp.path().join("fast.yaml");
+    std::fs::write(&cfg, format!("{gat}\nfast_floor_every_s: 3\nfast_floor_reads_s: 6\n")).unwrap();
+    let run = |name: &str| {
+        let dir = tmp.path().join(name);
+        let p = build_policy("shields", Some(&cfg), &sc).unwrap();
+        run_to_dir(&sc, p, 3, &dir, RunOptions::default(), &mut |_| {}).unwrap();
+        std::fs::read_to_string(dir.join("actions.csv")).unwrap()
+    };
+    let (actions, again) = (run("a"), run("again"));
+    assert_eq!(actions, again);
+    let mut fast = 0;
+    for row in csv::Reader::from_reader(actions.as_bytes()).records() {
+        let f = row.unwrap();
+        let line = f.iter().collect::<Vec<_>>().join("|");
+        let (t, from, desired, reason) =
+            (f[0].parse::<f64>().unwrap(), f[2].parse::<i64>().unwrap(), f[4].parse::<i64>().unwrap(), &f[5]);
+        let at_decision = (t / 15.0 - (t / 15.0).round()).abs() < 1e-9;
+        match reason.split_once("raised to the fast floor ") {
+            Some((_, rest)) => {
+                assert!(!at_decision, "a fast raise at a decision's time: {line}");
+                let named: i64 = rest.split(' ').next().unwrap().parse().unwrap();
+                assert!(desired == named && desired > from, "{line}");
+                fast += 1;
+            }
+            None => assert!(at_decision && reason.starts_with(&format!("shields: {} +0", &f[1])), "{line}"),
+        }
+    }
+    assert!(fast > 0, "no fast raise on rush");
+}

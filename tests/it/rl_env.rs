@@ -1029,3 +1029,32 @@ fn a_load_forecast_raises_the_hpa_feature_on_a_rise_and_nothing_else() {
         plain[at75].services[HPA]
     );
 }
+
+#[test]
+fn a_fast_floor_raises_a_service_within_seconds_of_a_step_and_only_then() {
+    // `tiny` (one replica, 50 ms a visit) at 5 arrivals a second for 15 s, then 20: the first
+    // scrape (15 s) reads a utilisation of 5 x 0.05 = 0.25, a floor at 50% of ceil(0.5) = 1. The
+    // fast floor looks every 3 s between decisions. At 18 s its latest 6 s carried (3 x 5 + 3 x
+    // 20) / 6 = 12.5 a second against the scrape's 5: 0.25 x 2.5 / 0.5 = 1.25, raised to 2; at
+    // 21 s, 24 s and 27 s all six seconds read 20 (0.25 x 4 / 0.5 = 2): no more. Before the first
+    // scrape no pod has a metric, so the first step raises nothing. Without the fast floor the
+    // count waits for the next decision. The new replica is Active 10 s after its raise (28 s).
+    let sc = tiny_stages(1, "[ { duration_s: 15, rps: 5 }, { duration_s: 105, rps: 20 } ]");
+    let fast = scalesim::rl::action::FastFloor { every: SimTime::from_secs(3), reads_s: 6.0 };
+    let run = |fast_floor| {
+        let mut e = replica_env(ActionConfig { hpa_floor: Some(0.5), fast_floor, ..Default::default() }, sc.clone());
+        e.reset(1).unwrap();
+        let first = e.step(&every(0)).unwrap();
+        let second = e.step(&every(0)).unwrap();
+        let counts = e.backend().unwrap().counts(0);
+        (first.info.report, second.info.report, counts)
+    };
+    let (first, second, counts) = run(Some(fast));
+    assert_eq!((first.replica_changes, first.executed.len()), (0, 0), "{:?}", first.executed);
+    assert_eq!(second.replica_changes, 1);
+    assert_eq!(second.executed, vec!["fast floor: api 1 -> 2".to_string(), "api +1".to_string()]);
+    assert_eq!(second.scaled_up, vec![0]);
+    assert_eq!((counts.active, counts.starting), (2, 0));
+    let (_, plain, counts) = run(None);
+    assert_eq!((plain.replica_changes, counts.active, counts.starting), (0, 1, 0));
+}

@@ -141,7 +141,9 @@ mod tests {
     /// no raise; at 60% CPU they ask for 4. Clamped to the max (10): 2.4 x 10 = 24 -> 10.
     #[test]
     fn fast_floor_counts_by_hand() {
-        let count = |view: &ClusterView, target, refused, reads| fast_floor_count(view, &view.services[0], target, refused, reads);
+        let count = |view: &ClusterView, target, refused, reads| {
+            fast_floor_count(view, &view.services[0], target, refused, reads)
+        };
         let step = scraped_then(3, 250.0);
         assert_eq!(count(&step, 1.0, false, 6.0), Some(5));
         assert_eq!(fast_floor_raises(&step, 1.0, false, 6.0), vec![(0, 5)]);

@@ -38,7 +38,9 @@ pub fn check_fast_floor(
 ) -> Result<(), (&'static str, String)> {
     let Some(every) = every_s else {
         return match reads_s {
-            Some(_) => Err(("fast_floor_reads_s", "needs `fast_floor_every_s`: the fast floor it sets the span of".into())),
+            Some(_) => {
+                Err(("fast_floor_reads_s", "needs `fast_floor_every_s`: the fast floor it sets the span of".into()))
+            }
             None => Ok(()),
         };
     };
@@ -56,7 +58,10 @@ pub fn check_fast_floor(
     }
     if let Some(r) = reads_s.filter(|r| !(r.is_finite() && (1.0..=crate::metrics::HISTORY_SPAN_S).contains(r))) {
         let most = crate::metrics::HISTORY_SPAN_S;
-        return Err(("fast_floor_reads_s", format!("{r} s is outside 1..={most} s (the arrivals history a view keeps)")));
+        return Err((
+            "fast_floor_reads_s",
+            format!("{r} s is outside 1..={most} s (the arrivals history a view keeps)"),
+        ));
     }
     Ok(())
 }
