@@ -97,6 +97,8 @@ def _core_kwargs(
         load_forecast_s=None if hpa.get("load_forecast_s") is None else float(hpa["load_forecast_s"]),
         floor_reads_forecast=bool(hpa.get("floor_reads_forecast", False)),
         ceiling_reads_forecast=bool(hpa.get("ceiling_reads_forecast", False)),
+        fast_floor_every_s=None if hpa.get("fast_floor_every_s") is None else float(hpa["fast_floor_every_s"]),
+        fast_floor_reads_s=None if hpa.get("fast_floor_reads_s") is None else float(hpa["fast_floor_reads_s"]),
     )
     for key in ("rate_scale", "start_offset_s", "arrival_cv"):
         if key in randomisation:
@@ -126,6 +128,8 @@ _SHIELD_DEFAULTS: Dict[str, Any] = dict(
     load_forecast_s=None,
     floor_reads_forecast=False,
     ceiling_reads_forecast=False,
+    fast_floor_every_s=None,
+    fast_floor_reads_s=None,
 )
 
 #: The environment keywords (both environments take them; an agent config replaces them), at their
@@ -238,6 +242,8 @@ class ScalesimEnv(gym.Env):
         load_forecast_s: Optional[float] = None,
         floor_reads_forecast: bool = False,
         ceiling_reads_forecast: bool = False,
+        fast_floor_every_s: Optional[float] = None,
+        fast_floor_reads_s: Optional[float] = None,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
@@ -358,6 +364,8 @@ class ScalesimVecEnv(VectorEnv):
         load_forecast_s: Optional[float] = None,
         floor_reads_forecast: bool = False,
         ceiling_reads_forecast: bool = False,
+        fast_floor_every_s: Optional[float] = None,
+        fast_floor_reads_s: Optional[float] = None,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
@@ -467,7 +475,11 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     each service's arrival rate that far ahead along its last minute's trend),
     ``floor_reads_forecast`` and ``ceiling_reads_forecast`` (True, with ``load_forecast_s`` and
     ``hpa_floor`` or ``hpa_ceiling``: that bound counts for the forecast load when it is above the
-    current one),
+    current one), ``fast_floor_every_s`` (seconds >= 1 dividing ``decision_interval_s`` at least
+    twice, with ``hpa_floor``: between decisions, every that-many seconds, each service below what
+    its latest arrivals need at the floor's target is raised to that count, as Knative's panic
+    mode), ``fast_floor_reads_s`` (1-120 s, default 6, with ``fast_floor_every_s``: the span of
+    latest arrivals it reads),
     ``flatten`` (a flat ``Box`` observation), ``agent_config`` (an agent config file such as
     ``configs/agents/gat_ppo.yaml``: the environment that config trains in, as ``scalesim train``
     builds it: its fidelity and fluid tick, reward, action and shields, scale-down window and load

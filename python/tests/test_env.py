@@ -405,6 +405,35 @@ def test_a_load_forecast_moves_the_hpa_feature_and_the_bounds_that_read_it():
         scalesim.make_vec_env(PEAK, 2, agent_config=gat, load_forecast_s=30.0)
 
 
+def test_a_fast_floor_raises_services_between_decisions():
+    # Holding every service for 13 decisions of the flash-crowds validation load under a floor at
+    # 100% CPU (refusals counted): with a fast floor every 3 s, the crowd at about 150 s is met by
+    # its raises ("fast floor: NAME N -> M", each upward) within the decision; without it none.
+    # Its settings are checked as an agent config's, by field name.
+    crowds = os.path.join(ROOT, "scenarios", "validation", "ob_flash_crowds.yaml")
+
+    def executed(**kw):
+        env = scalesim.make_env(crowds, action="per_service", hpa_floor=1.0, floor_counts_refused=True, **kw)
+        env.reset(options={"episode_seed": 5})
+        steps = [env.step(np.full(11, 2))[4]["executed"] for _ in range(13)]
+        return [e for step in steps for e in step.split("; ") if e.startswith("fast floor: ")]
+
+    raises = executed(fast_floor_every_s=3.0)
+    assert raises, "no fast raise on the flash crowds"
+    for e in raises:
+        before, after = e.rsplit(" ", 3)[1::2]
+        assert int(after) > int(before), e
+    assert executed() == []
+    for bad, field in [
+        (dict(fast_floor_every_s=3.0), "fast_floor_every_s"),
+        (dict(hpa_floor=1.0, fast_floor_every_s=4.0), "fast_floor_every_s"),
+        (dict(hpa_floor=1.0, fast_floor_reads_s=6.0), "fast_floor_reads_s"),
+        (dict(hpa_floor=1.0, fast_floor_every_s=3.0, fast_floor_reads_s=500.0), "fast_floor_reads_s"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            scalesim.make_env(PEAK, action="per_service", **bad)
+
+
 def test_an_hpa_ceiling_caps_and_hpa_levels_choose_the_hpa_count():
     # Asking +2 of every service for 8 decisions: without a ceiling the counts climb; with one at
     # 40% CPU no service ends above the HPA's count there, which on peak is below the maximum.
