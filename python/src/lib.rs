@@ -200,7 +200,9 @@ fn spec(
     .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
     scalesim::rl::action::check_fast_floor(
         shields.fast_floor_every_s,
+        [("fast_floor_reads_s", shields.fast_floor_reads_s.is_some())],
         shields.fast_floor_reads_s,
+        None,
         decision_interval_s,
         shields.hpa_floor,
     )
@@ -224,9 +226,9 @@ fn spec(
             downscale_stabilization: SimTime::from_secs_f64(window),
             floor_forecast_s: shields.load_forecast_s.filter(|_| shields.floor_reads_forecast),
             ceiling_forecast_s: shields.load_forecast_s.filter(|_| shields.ceiling_reads_forecast),
-            fast_floor: shields.fast_floor_every_s.map(|every| scalesim::rl::action::FastFloor {
-                every: SimTime::from_secs_f64(every),
-                reads_s: shields.fast_floor_reads_s.unwrap_or(scalesim::rl::action::FAST_FLOOR_DEFAULT_READS_S),
+            fast_floor: shields.fast_floor_every_s.map(|every| {
+                let reads_s = shields.fast_floor_reads_s.unwrap_or(scalesim::rl::action::FAST_FLOOR_DEFAULT_READS_S);
+                scalesim::rl::action::FastFloor::new(SimTime::from_secs_f64(every), reads_s)
             }),
             ..Default::default()
         },

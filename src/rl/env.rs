@@ -412,7 +412,7 @@ impl Env {
                     }
                     backend.observe_into(&mut self.view);
                     let look = raise_to_fast_floor(backend, &self.view, &self.config.action);
-                    for &s in &look.scaled_up {
+                    for &s in look.scaled_up.iter().filter(|_| !fast.leaves_window) {
                         self.stabilizer.scaled_up(backend.now(), s);
                     }
                     raised.absorb(look);

@@ -1040,7 +1040,7 @@ fn a_fast_floor_raises_a_service_within_seconds_of_a_step_and_only_then() {
     // scrape no pod has a metric, so the first step raises nothing. Without the fast floor the
     // count waits for the next decision. The new replica is Active 10 s after its raise (28 s).
     let sc = tiny_stages(1, "[ { duration_s: 15, rps: 5 }, { duration_s: 105, rps: 20 } ]");
-    let fast = scalesim::rl::action::FastFloor { every: SimTime::from_secs(3), reads_s: 6.0 };
+    let fast = scalesim::rl::action::FastFloor::new(SimTime::from_secs(3), 6.0);
     let run = |fast_floor| {
         let mut e = replica_env(ActionConfig { hpa_floor: Some(0.5), fast_floor, ..Default::default() }, sc.clone());
         e.reset(1).unwrap();
@@ -1057,4 +1057,32 @@ fn a_fast_floor_raises_a_service_within_seconds_of_a_step_and_only_then() {
     assert_eq!((counts.active, counts.starting), (2, 0));
     let (_, plain, counts) = run(None);
     assert_eq!((plain.replica_changes, counts.active, counts.starting), (0, 1, 0));
+}
+
+#[test]
+fn a_fast_raise_restarts_the_scale_down_window_unless_it_leaves_it() {
+    // `tiny` at 5 arrivals a second, 20 for six seconds from 15 s, then 5 again, under a floor at
+    // 50% and a 60 s scale-down window. As above, the fast floor raises 1 -> 2 at 18 s. At the
+    // decision at 45 s the scrape of [30 s, 45 s) reads 0.25 cores over two replicas: a floor of
+    // ceil(2 x 0.125 / 0.5) = 1, so only the window can hold the second replica. A raise that
+    // restarts the window (until 78 s) masks -1 there; one that leaves it does not.
+    let sc = tiny_stages(1, "[ { duration_s: 15, rps: 5 }, { duration_s: 6, rps: 20 }, { duration_s: 99, rps: 5 } ]");
+    let may_scale_down_at_45_s = |leaves_window| {
+        let fast = scalesim::rl::action::FastFloor {
+            leaves_window,
+            ..scalesim::rl::action::FastFloor::new(SimTime::from_secs(3), 6.0)
+        };
+        let action = ActionConfig {
+            hpa_floor: Some(0.5),
+            fast_floor: Some(fast),
+            downscale_stabilization: SimTime::from_secs(60),
+            ..Default::default()
+        };
+        let mut e = replica_env(action, sc.clone());
+        e.reset(1).unwrap();
+        let raised: u32 = (0..3).map(|_| e.step(&every(0)).unwrap().info.report.replica_changes).sum();
+        assert_eq!((raised, e.mask().unwrap().floor[0], e.mask().unwrap().current[0]), (1, 1, 2));
+        e.mask().unwrap().allows_delta(0, -1)
+    };
+    assert_eq!((may_scale_down_at_45_s(false), may_scale_down_at_45_s(true)), (false, true));
 }

@@ -66,7 +66,7 @@ pub fn raise_to_fast_floor(
 ) -> ActionReport {
     let mut report = ActionReport::default();
     let (Some(fast), Some(target)) = (cfg.fast_floor, cfg.hpa_floor) else { return report };
-    for (s, to) in super::fast_floor_raises(view, target, cfg.floor_counts_refused, fast.reads_s) {
+    for (s, to) in super::fast_floor_raises(view, target, cfg.floor_counts_refused, &fast) {
         let c = backend.counts(s);
         let from = (c.active + c.starting) as i64;
         report.executed.push(format!("fast floor: {} {from} -> {to}", service_name(backend, s)));

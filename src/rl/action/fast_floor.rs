@@ -23,6 +23,22 @@ pub struct FastFloor {
     pub every: SimTime,
     /// The span of latest arrivals it reads, seconds.
     pub reads_s: f64,
+    /// It raises a service only when its count is at least this many times the current one (1:
+    /// whenever it is above), as Knative panics only when its panic window asks for twice the
+    /// ready pods: noise in a few seconds of arrivals raises nothing.
+    pub panic_ratio: f64,
+    /// Its raises leave the scale-down window as it was (false: each restarts the window, as any
+    /// scale-up does), so the policy and the ceiling may give the replicas back at the next
+    /// decision.
+    pub leaves_window: bool,
+}
+
+impl FastFloor {
+    /// Looks every `every`, reading the latest `reads_s` seconds; raises whenever it is above the
+    /// count, each raise restarting the scale-down window.
+    pub fn new(every: SimTime, reads_s: f64) -> FastFloor {
+        FastFloor { every, reads_s, panic_ratio: 1.0, leaves_window: false }
+    }
 }
 
 /// The count service `sv`'s latest `reads_s` seconds of arrivals need at `target` CPU (of
@@ -67,17 +83,18 @@ pub fn fast_floor_count(
     Some(wanted.clamp(sv.min_replicas as i64, sv.max_replicas as i64))
 }
 
-/// The services the fast floor raises in `view`, with the count each is raised to (above its
-/// current Active + Starting count), in service order; the cluster's free instance slots are
-/// given out in that order, and a service that gets none is left out.
-pub fn fast_floor_raises(view: &ClusterView, target: f64, counts_refused: bool, reads_s: f64) -> Vec<(usize, i64)> {
+/// The services `fast` raises in `view`, with the count each is raised to (above its current
+/// Active + Starting count, and at least [`FastFloor::panic_ratio`] times it), in service order;
+/// the cluster's free instance slots are given out in that order, and a service that gets none
+/// is left out.
+pub fn fast_floor_raises(view: &ClusterView, target: f64, counts_refused: bool, fast: &FastFloor) -> Vec<(usize, i64)> {
     let mut room = view.instances.1 as i64 - view.instances.0 as i64;
     let mut raises = Vec::new();
     for (s, sv) in view.services.iter().enumerate() {
         let current = (sv.counts.active + sv.counts.starting) as i64;
-        let Some(wanted) = fast_floor_count(view, sv, target, counts_refused, reads_s) else { continue };
+        let Some(wanted) = fast_floor_count(view, sv, target, counts_refused, fast.reads_s) else { continue };
         let to = wanted.min(current + room.max(0));
-        if to > current {
+        if to > current && wanted as f64 >= fast.panic_ratio * current as f64 {
             room -= to - current;
             raises.push((s, to));
         }
@@ -89,6 +106,10 @@ pub fn fast_floor_raises(view: &ClusterView, target: f64, counts_refused: bool, 
 mod tests {
     use super::*;
     use crate::metrics::PodView;
+
+    /// Every 3 s over the latest 6 s, raising whenever it is above the count.
+    const SIX: FastFloor =
+        FastFloor { every: SimTime(3_000_000), reads_s: 6.0, panic_ratio: 1.0, leaves_window: false };
 
     fn pod(id: u32, state: PodPhase, utilization: Option<f64>) -> PodView {
         PodView {
@@ -146,15 +167,21 @@ mod tests {
         };
         let step = scraped_then(3, 250.0);
         assert_eq!(count(&step, 1.0, false, 6.0), Some(5));
-        assert_eq!(fast_floor_raises(&step, 1.0, false, 6.0), vec![(0, 5)]);
+        assert_eq!(fast_floor_raises(&step, 1.0, false, &SIX), vec![(0, 5)]);
         let mut served = scraped_then(6, 250.0);
         assert_eq!(count(&served, 1.0, false, 6.0), Some(6));
         served.services[0].error_rate = 0.2;
         assert_eq!((count(&served, 1.0, true, 6.0), count(&served, 1.0, false, 6.0)), (Some(8), Some(6)));
         let steady = scraped_then(6, 100.0);
         assert_eq!((count(&steady, 1.0, false, 6.0), count(&steady, 0.6, false, 6.0)), (Some(3), Some(4)));
-        assert!(fast_floor_raises(&steady, 1.0, false, 6.0).is_empty());
+        assert!(fast_floor_raises(&steady, 1.0, false, &SIX).is_empty());
         assert_eq!(count(&scraped_then(6, 1000.0), 1.0, false, 6.0), Some(10));
+        // A panic ratio: 3 -> 5 is 1.67 times the count: raised at 1.5, not at 2 (Knative's 200%),
+        // where 3 -> 6 (all six seconds at 250) is.
+        let ratio = |r| FastFloor { panic_ratio: r, ..SIX };
+        assert_eq!(fast_floor_raises(&step, 1.0, false, &ratio(1.5)), vec![(0, 5)]);
+        assert!(fast_floor_raises(&step, 1.0, false, &ratio(2.0)).is_empty());
+        assert_eq!(fast_floor_raises(&scraped_then(6, 250.0), 1.0, false, &ratio(2.0)), vec![(0, 6)]);
     }
 
     /// Replicas that started or became ready since the scrape change nothing (the load basis is
@@ -165,12 +192,12 @@ mod tests {
     fn the_fast_floor_raises_only_what_the_scrape_and_the_room_allow() {
         let mut started = scraped_then(3, 250.0);
         started.services[0].counts.starting = 2;
-        assert!(fast_floor_raises(&started, 1.0, false, 6.0).is_empty());
+        assert!(fast_floor_raises(&started, 1.0, false, &SIX).is_empty());
         let mut crowded = scraped_then(3, 250.0);
         crowded.instances = (99, 100);
-        assert_eq!(fast_floor_raises(&crowded, 1.0, false, 6.0), vec![(0, 4)]);
+        assert_eq!(fast_floor_raises(&crowded, 1.0, false, &SIX), vec![(0, 4)]);
         crowded.instances = (100, 100);
-        assert!(fast_floor_raises(&crowded, 1.0, false, 6.0).is_empty());
+        assert!(fast_floor_raises(&crowded, 1.0, false, &SIX).is_empty());
         let count = |view: &ClusterView| fast_floor_count(view, &view.services[0], 1.0, false, 6.0);
         let mut bare = scraped_then(3, 250.0);
         bare.history_interval = SimTime::ZERO;

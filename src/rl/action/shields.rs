@@ -25,22 +25,24 @@ pub fn check_forecast_switches(
     Ok(())
 }
 
-/// Why a fast floor ([`super::ActionConfig::fast_floor`]: `fast_floor_every_s`, `fast_floor_reads_s`)
-/// is refused, if it is, as `(field, why)`: it needs a floor (`hpa_floor`: its target), looks at
-/// least once a second and more than once a decision, at a period that divides the decision
-/// interval (so the policy's decisions keep their times), and reads 1 to 120 s (the history a
-/// view keeps). The agent config checks the seconds before they become an [`super::ActionConfig`].
-pub fn check_fast_floor(
+/// Why a fast floor ([`super::ActionConfig::fast_floor`]: `fast_floor_every_s` and the settings
+/// `refining` it, each named with whether it is given) is refused, if it is, as `(field, why)`:
+/// it needs a floor (`hpa_floor`: its target); it looks at least once a second and more than once
+/// a decision, at a period that divides the decision interval (so the policy's decisions keep
+/// their times); it reads 1 to 120 s (`reads_s`: the history a view keeps) and raises at a ratio
+/// of 1 to 10 (`panic_ratio`); a refining setting without the period is refused. The agent config
+/// checks the seconds before they become an [`super::ActionConfig`]; the Python binding alike.
+pub fn check_fast_floor<const N: usize>(
     every_s: Option<f64>,
+    refining: [(&'static str, bool); N],
     reads_s: Option<f64>,
+    panic_ratio: Option<f64>,
     decision_interval_s: f64,
     hpa_floor: Option<f64>,
 ) -> Result<(), (&'static str, String)> {
     let Some(every) = every_s else {
-        return match reads_s {
-            Some(_) => {
-                Err(("fast_floor_reads_s", "needs `fast_floor_every_s`: the fast floor it sets the span of".into()))
-            }
+        return match refining.iter().find(|(_, given)| *given) {
+            Some(&(field, _)) => Err((field, "needs `fast_floor_every_s`: the fast floor it refines".into())),
             None => Ok(()),
         };
     };
@@ -62,6 +64,9 @@ pub fn check_fast_floor(
             "fast_floor_reads_s",
             format!("{r} s is outside 1..={most} s (the arrivals history a view keeps)"),
         ));
+    }
+    if let Some(r) = panic_ratio.filter(|r| !(r.is_finite() && (1.0..=10.0).contains(r))) {
+        return Err(("fast_floor_panic_ratio", format!("{r} is outside 1..=10 (times the current count)")));
     }
     Ok(())
 }

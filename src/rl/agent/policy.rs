@@ -202,10 +202,10 @@ impl AgentPolicy {
     fn raise_to_fast_floor(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         let action = self.config.env_config().action;
         let (Some(fast), Some(target)) = (action.fast_floor, action.hpa_floor) else { return };
-        for (service, to) in
-            crate::rl::action::fast_floor_raises(view, target, action.floor_counts_refused, fast.reads_s)
-        {
-            self.stabilizer.scaled_up(view.now, service);
+        for (service, to) in crate::rl::action::fast_floor_raises(view, target, action.floor_counts_refused, &fast) {
+            if !fast.leaves_window {
+                self.stabilizer.scaled_up(view.now, service);
+            }
             let reason = format!(
                 "{}: {} raised to the fast floor {to} (its latest {} s of arrivals at {:.0}% CPU)",
                 self.actor.name(),

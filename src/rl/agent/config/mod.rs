@@ -283,6 +283,16 @@ pub struct AgentConfig {
     /// Needs `fast_floor_every_s`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_floor_reads_s: Option<f64>,
+    /// The fast floor raises a service only when its count is at least this many times the
+    /// current one (default 1: whenever it is above; Knative panics at 2 on its own target).
+    /// Needs `fast_floor_every_s`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_floor_panic_ratio: Option<f64>,
+    /// The fast floor's raises leave the scale-down window as it was, rather than restarting it
+    /// as other scale-ups do: the policy and the ceiling may give them back at the next decision.
+    /// Needs `fast_floor_every_s`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fast_floor_leaves_window: bool,
 }
 
 fn quota_step() -> f64 {
@@ -446,6 +456,8 @@ impl AgentConfig {
                 fast_floor: self.fast_floor_every_s.map(|every| crate::rl::action::FastFloor {
                     every: SimTime::from_secs_f64(every),
                     reads_s: self.fast_floor_reads_s.unwrap_or(crate::rl::action::FAST_FLOOR_DEFAULT_READS_S),
+                    panic_ratio: self.fast_floor_panic_ratio.unwrap_or(1.0),
+                    leaves_window: self.fast_floor_leaves_window,
                 }),
                 ..Default::default()
             },

@@ -305,19 +305,24 @@ fn bounds_read_the_forecast_at_the_observations_horizon() {
     assert!(!serde_yaml_ng::to_string(&parse("")).unwrap().contains("reads_forecast"));
 }
 
-/// The fast floor: its period and span (6 s unless set) reach the action settings; it needs a
-/// floor, a period of at least 1 s dividing the decision interval at least twice, and a span of
-/// 1..=120 s; a span alone is refused. Written into a checkpoint's config only when set.
+/// The fast floor: its period, span (6 s unless set), panic ratio (1 unless set) and window
+/// switch reach the action settings; it needs a floor, a period of at least 1 s dividing the
+/// decision interval at least twice, a span of 1..=120 s and a ratio of 1..=10; each refining
+/// setting alone is refused. Written into a checkpoint's config only when set.
 #[test]
 fn a_fast_floor_looks_at_a_divisor_of_the_decision_interval() {
     let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\naction: per_service\n";
     let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
     let on = parse("hpa_floor: 1.0\nfast_floor_every_s: 3\n");
-    let fast = crate::rl::action::FastFloor { every: SimTime::from_secs(3), reads_s: 6.0 };
+    let fast = crate::rl::action::FastFloor::new(SimTime::from_secs(3), 6.0);
     assert_eq!((on.validate(), on.env_config().action.fast_floor), (Ok(()), Some(fast)));
     let wide = parse("hpa_floor: 1.0\nfast_floor_every_s: 5\nfast_floor_reads_s: 10\n").env_config().action;
     assert_eq!(wide.fast_floor.map(|f| (f.every, f.reads_s)), Some((SimTime::from_secs(5), 10.0)));
     assert_eq!(parse("hpa_floor: 1.0\n").env_config().action.fast_floor, None);
+    let knative =
+        parse("hpa_floor: 1.0\nfast_floor_every_s: 3\nfast_floor_panic_ratio: 2\nfast_floor_leaves_window: true\n");
+    let fast_knative = crate::rl::action::FastFloor { panic_ratio: 2.0, leaves_window: true, ..fast };
+    assert_eq!((knative.validate(), knative.env_config().action.fast_floor), (Ok(()), Some(fast_knative)));
     for (extra, field) in [
         ("fast_floor_every_s: 3\n", "fast_floor_every_s"),
         ("hpa_floor: 1.0\nfast_floor_every_s: 4\n", "fast_floor_every_s"),
@@ -326,6 +331,9 @@ fn a_fast_floor_looks_at_a_divisor_of_the_decision_interval() {
         ("hpa_floor: 1.0\nfast_floor_reads_s: 6\n", "fast_floor_reads_s"),
         ("hpa_floor: 1.0\nfast_floor_every_s: 3\nfast_floor_reads_s: 200\n", "fast_floor_reads_s"),
         ("hpa_floor: 1.0\nfast_floor_every_s: 3\nfast_floor_reads_s: 0.5\n", "fast_floor_reads_s"),
+        ("hpa_floor: 1.0\nfast_floor_panic_ratio: 2\n", "fast_floor_panic_ratio"),
+        ("hpa_floor: 1.0\nfast_floor_leaves_window: true\n", "fast_floor_leaves_window"),
+        ("hpa_floor: 1.0\nfast_floor_every_s: 3\nfast_floor_panic_ratio: 0.5\n", "fast_floor_panic_ratio"),
     ] {
         assert_eq!(parse(extra).validate().unwrap_err().field, field, "{extra}");
     }

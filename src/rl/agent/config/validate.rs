@@ -188,7 +188,13 @@ impl AgentConfig {
         }
         let fast_floor = crate::rl::action::check_fast_floor(
             c.fast_floor_every_s,
+            [
+                ("fast_floor_reads_s", c.fast_floor_reads_s.is_some()),
+                ("fast_floor_panic_ratio", c.fast_floor_panic_ratio.is_some()),
+                ("fast_floor_leaves_window", c.fast_floor_leaves_window),
+            ],
             c.fast_floor_reads_s,
+            c.fast_floor_panic_ratio,
             c.decision_interval_s,
             c.hpa_floor,
         );
