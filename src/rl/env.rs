@@ -402,21 +402,16 @@ impl Env {
         match self.config.action.fast_floor {
             None => backend.advance(until)?,
             Some(fast) => {
-                // The fast floor looks between decisions; its raises count as the step's moves
-                // (and reversals, after a scale-down of the policy's) as the evaluation counts them.
-                let mut raised = ActionReport::default();
-                while backend.now() < until {
-                    backend.advance((backend.now() + fast.every).min(until))?;
-                    if backend.now() >= until {
-                        break;
-                    }
-                    backend.observe_into(&mut self.view);
-                    let look = raise_to_fast_floor(backend, &self.view, &self.config.action);
-                    for &s in look.scaled_up.iter().filter(|_| !fast.leaves_window) {
-                        self.stabilizer.scaled_up(backend.now(), s);
-                    }
-                    raised.absorb(look);
-                }
+                let raised = advance_with_fast_floor(
+                    backend,
+                    until,
+                    &fast,
+                    &self.config.action,
+                    &mut self.view,
+                    &mut self.stabilizer,
+                )?;
+                // The fast floor's raises count as the step's moves (and reversals, after a
+                // scale-down of the policy's) as the evaluation counts them.
                 let mut reversed = Vec::new();
                 reversals += count_reversals(&mut self.last_direction, &raised, &mut reversed);
                 self.reversed.extend(reversed.into_iter().filter(|s| !self.reversed.contains(s)).collect::<Vec<_>>());
@@ -491,6 +486,33 @@ impl Env {
             info: StepInfo { time_s: obs.time_s, terms, report, final_observation: None, service_rewards },
             obs,
         })
+    }
+}
+
+/// Lets time pass on `backend` to `until` under the fast floor `fast`: at each of its looks
+/// before `until` the view is refreshed into `view` and the services below the fast floor are
+/// raised ([`raise_to_fast_floor`] under `action`'s floor target), each raise recorded by
+/// `stabilizer` as a scale-up unless the fast floor leaves the window. Returns what the looks did.
+fn advance_with_fast_floor(
+    backend: &mut dyn ClusterBackend,
+    until: SimTime,
+    fast: &super::action::FastFloor,
+    action: &ActionConfig,
+    view: &mut crate::metrics::ClusterView,
+    stabilizer: &mut super::DownscaleStabilizer,
+) -> Result<ActionReport, EnvError> {
+    let mut raised = ActionReport::default();
+    loop {
+        backend.advance((backend.now() + fast.every).min(until))?;
+        if backend.now() >= until {
+            return Ok(raised);
+        }
+        backend.observe_into(view);
+        let look = raise_to_fast_floor(backend, view, action);
+        for &s in look.scaled_up.iter().filter(|_| !fast.leaves_window) {
+            stabilizer.scaled_up(backend.now(), s);
+        }
+        raised.absorb(look);
     }
 }
 
