@@ -99,6 +99,10 @@ def _core_kwargs(
         ceiling_reads_forecast=bool(hpa.get("ceiling_reads_forecast", False)),
         fast_floor_every_s=None if hpa.get("fast_floor_every_s") is None else float(hpa["fast_floor_every_s"]),
         fast_floor_reads_s=None if hpa.get("fast_floor_reads_s") is None else float(hpa["fast_floor_reads_s"]),
+        fast_floor_panic_ratio=None
+        if hpa.get("fast_floor_panic_ratio") is None
+        else float(hpa["fast_floor_panic_ratio"]),
+        fast_floor_leaves_window=bool(hpa.get("fast_floor_leaves_window", False)),
     )
     for key in ("rate_scale", "start_offset_s", "arrival_cv"):
         if key in randomisation:
@@ -130,6 +134,8 @@ _SHIELD_DEFAULTS: Dict[str, Any] = dict(
     ceiling_reads_forecast=False,
     fast_floor_every_s=None,
     fast_floor_reads_s=None,
+    fast_floor_panic_ratio=None,
+    fast_floor_leaves_window=False,
 )
 
 #: The environment keywords (both environments take them; an agent config replaces them), at their
@@ -244,6 +250,8 @@ class ScalesimEnv(gym.Env):
         ceiling_reads_forecast: bool = False,
         fast_floor_every_s: Optional[float] = None,
         fast_floor_reads_s: Optional[float] = None,
+        fast_floor_panic_ratio: Optional[float] = None,
+        fast_floor_leaves_window: bool = False,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
@@ -366,6 +374,8 @@ class ScalesimVecEnv(VectorEnv):
         ceiling_reads_forecast: bool = False,
         fast_floor_every_s: Optional[float] = None,
         fast_floor_reads_s: Optional[float] = None,
+        fast_floor_panic_ratio: Optional[float] = None,
+        fast_floor_leaves_window: bool = False,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
@@ -479,7 +489,10 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     twice, with ``hpa_floor``: between decisions, every that-many seconds, each service below what
     its latest arrivals need at the floor's target is raised to that count, as Knative's panic
     mode), ``fast_floor_reads_s`` (1-120 s, default 6, with ``fast_floor_every_s``: the span of
-    latest arrivals it reads),
+    latest arrivals it reads), ``fast_floor_panic_ratio`` (1-10, default 1, with
+    ``fast_floor_every_s``: it raises a service only to at least that many times its count, as
+    Knative panics at 200%), ``fast_floor_leaves_window`` (True, with ``fast_floor_every_s``: its
+    raises do not restart the scale-down window),
     ``flatten`` (a flat ``Box`` observation), ``agent_config`` (an agent config file such as
     ``configs/agents/gat_ppo.yaml``: the environment that config trains in, as ``scalesim train``
     builds it: its fidelity and fluid tick, reward, action and shields, scale-down window and load

@@ -58,6 +58,8 @@ struct ShieldArgs<'a> {
     ceiling_reads_forecast: bool,
     fast_floor_every_s: Option<f64>,
     fast_floor_reads_s: Option<f64>,
+    fast_floor_panic_ratio: Option<f64>,
+    fast_floor_leaves_window: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -200,9 +202,13 @@ fn spec(
     .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
     scalesim::rl::action::check_fast_floor(
         shields.fast_floor_every_s,
-        [("fast_floor_reads_s", shields.fast_floor_reads_s.is_some())],
+        [
+            ("fast_floor_reads_s", shields.fast_floor_reads_s.is_some()),
+            ("fast_floor_panic_ratio", shields.fast_floor_panic_ratio.is_some()),
+            ("fast_floor_leaves_window", shields.fast_floor_leaves_window),
+        ],
         shields.fast_floor_reads_s,
-        None,
+        shields.fast_floor_panic_ratio,
         decision_interval_s,
         shields.hpa_floor,
     )
@@ -226,9 +232,11 @@ fn spec(
             downscale_stabilization: SimTime::from_secs_f64(window),
             floor_forecast_s: shields.load_forecast_s.filter(|_| shields.floor_reads_forecast),
             ceiling_forecast_s: shields.load_forecast_s.filter(|_| shields.ceiling_reads_forecast),
-            fast_floor: shields.fast_floor_every_s.map(|every| {
-                let reads_s = shields.fast_floor_reads_s.unwrap_or(scalesim::rl::action::FAST_FLOOR_DEFAULT_READS_S);
-                scalesim::rl::action::FastFloor::new(SimTime::from_secs_f64(every), reads_s)
+            fast_floor: shields.fast_floor_every_s.map(|every| scalesim::rl::action::FastFloor {
+                every: SimTime::from_secs_f64(every),
+                reads_s: shields.fast_floor_reads_s.unwrap_or(scalesim::rl::action::FAST_FLOOR_DEFAULT_READS_S),
+                panic_ratio: shields.fast_floor_panic_ratio.unwrap_or(1.0),
+                leaves_window: shields.fast_floor_leaves_window,
             }),
             ..Default::default()
         },
@@ -419,7 +427,7 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, load_forecast_s=None, floor_reads_forecast=false, ceiling_reads_forecast=false, fast_floor_every_s=None, fast_floor_reads_s=None, agent_config=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, load_forecast_s=None, floor_reads_forecast=false, ceiling_reads_forecast=false, fast_floor_every_s=None, fast_floor_reads_s=None, fast_floor_panic_ratio=None, fast_floor_leaves_window=false, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -450,6 +458,8 @@ impl CoreEnv {
         ceiling_reads_forecast: bool,
         fast_floor_every_s: Option<f64>,
         fast_floor_reads_s: Option<f64>,
+        fast_floor_panic_ratio: Option<f64>,
+        fast_floor_leaves_window: bool,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
         let spec = spec(
@@ -483,6 +493,8 @@ impl CoreEnv {
                 ceiling_reads_forecast,
                 fast_floor_every_s,
                 fast_floor_reads_s,
+                fast_floor_panic_ratio,
+                fast_floor_leaves_window,
             },
             agent_config,
         )?;
@@ -689,7 +701,7 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 impl CoreVecEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, load_forecast_s=None, floor_reads_forecast=false, ceiling_reads_forecast=false, fast_floor_every_s=None, fast_floor_reads_s=None, agent_config=None))]
+    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, load_forecast_s=None, floor_reads_forecast=false, ceiling_reads_forecast=false, fast_floor_every_s=None, fast_floor_reads_s=None, fast_floor_panic_ratio=None, fast_floor_leaves_window=false, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         num_envs: usize,
@@ -722,6 +734,8 @@ impl CoreVecEnv {
         ceiling_reads_forecast: bool,
         fast_floor_every_s: Option<f64>,
         fast_floor_reads_s: Option<f64>,
+        fast_floor_panic_ratio: Option<f64>,
+        fast_floor_leaves_window: bool,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
@@ -758,6 +772,8 @@ impl CoreVecEnv {
                 ceiling_reads_forecast,
                 fast_floor_every_s,
                 fast_floor_reads_s,
+                fast_floor_panic_ratio,
+                fast_floor_leaves_window,
             },
             agent_config,
         )?;

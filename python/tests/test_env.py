@@ -420,6 +420,8 @@ def test_a_fast_floor_raises_services_between_decisions():
 
     raises = executed(fast_floor_every_s=3.0)
     assert raises, "no fast raise on the flash crowds"
+    # At a panic ratio of 10 no raise is ten times a count: none.
+    assert executed(fast_floor_every_s=3.0, fast_floor_panic_ratio=10.0) == []
     for e in raises:
         before, after = e.rsplit(" ", 3)[1::2]
         assert int(after) > int(before), e
@@ -429,6 +431,9 @@ def test_a_fast_floor_raises_services_between_decisions():
         (dict(hpa_floor=1.0, fast_floor_every_s=4.0), "fast_floor_every_s"),
         (dict(hpa_floor=1.0, fast_floor_reads_s=6.0), "fast_floor_reads_s"),
         (dict(hpa_floor=1.0, fast_floor_every_s=3.0, fast_floor_reads_s=500.0), "fast_floor_reads_s"),
+        (dict(hpa_floor=1.0, fast_floor_panic_ratio=2.0), "fast_floor_panic_ratio"),
+        (dict(hpa_floor=1.0, fast_floor_leaves_window=True), "fast_floor_leaves_window"),
+        (dict(hpa_floor=1.0, fast_floor_every_s=3.0, fast_floor_panic_ratio=0.5), "fast_floor_panic_ratio"),
     ]:
         with pytest.raises(ValueError, match=field):
             scalesim.make_env(PEAK, action="per_service", **bad)
