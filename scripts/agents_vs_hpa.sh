@@ -43,6 +43,9 @@
 # KEEP_TIMELINES (default 1; 0: the evaluation runs are made with --no-timeline, as the
 # selection runs always are: a run's timeline.csv and requests.csv are 0.6 MB of its 0.7 MB, and
 # the tables read only summary.json),
+# EVAL_ARGS_<agent> (default none): `scalesim eval` flags added to that agent's selection and
+# evaluation runs, e.g. EVAL_ARGS_gat="--fast-floor-every-s 3" to deploy a fast floor beside a
+# policy trained without one,
 # JOBS (parallel trainings and runs; default the number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,6 +96,11 @@ config_of() {
   esac
 }
 for a in $AGENTS $SHIELDS; do [ -f "$(config_of "$a")" ] || { echo "agents_vs_hpa: no config for agent $a" >&2; exit 2; }; done
+# Agent `a`'s EVAL_ARGS_<a>, split into words (none for a name that is no shell variable's).
+eval_args_of() {
+  local var="EVAL_ARGS_$1"
+  if [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then echo "${!var:-}"; fi
+}
 mkdir -p "$OUT/train" "$OUT/runs"
 train_args=()
 for t in $TRAIN_SCENARIOS; do train_args+=(--scenario "$t"); done
@@ -140,10 +148,11 @@ if [ -n "$SELECT_SCENARIOS" ]; then
       add_lean_run "$sel/runs/hpa$n/$stem/s1" run "$v" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed 1
     done
     for a in $AGENTS; do for s in $SEEDS; do
+      read -ra deploy <<<"$(eval_args_of "$a")"
       # (A training shorter than checkpoint_every has no periodic checkpoint: its final one stays.)
       for ck in $(ls "$OUT/train/${a}_s$s"/checkpoint_*.ckpt 2>/dev/null); do
         at=$(basename "$ck" .ckpt); at=${at#checkpoint_}
-        add_lean_run "$sel/runs/${a}_s${s}_at$at/$stem/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s"
+        add_lean_run "$sel/runs/${a}_s${s}_at$at/$stem/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s" "${deploy[@]}"
       done
     done; done
   done
@@ -178,7 +187,8 @@ for e in $EVAL_SCENARIOS; do
   stem=$(basename "$e" .yaml)
   for s in $SEEDS; do
     for a in $AGENTS; do
-      add_run "$OUT/runs/${a}-ppo/$stem/s$s" eval --checkpoint "$OUT/train/${a}_s$s/selected.ckpt" --scenario "$e" --seed "$s" "${lean[@]}"
+      read -ra deploy <<<"$(eval_args_of "$a")"
+      add_run "$OUT/runs/${a}-ppo/$stem/s$s" eval --checkpoint "$OUT/train/${a}_s$s/selected.ckpt" --scenario "$e" --seed "$s" "${lean[@]}" "${deploy[@]}"
     done
     for n in $HPA_TARGETS; do
       add_run "$OUT/runs/hpa$n/$stem/s$s" run "$e" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed "$s" "${lean[@]}"

@@ -271,6 +271,18 @@ pub(crate) enum Command {
         /// No progress and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
+        /// A fast floor added at deployment, in place of the checkpoint config's: between
+        /// decisions, every this-many seconds, each service below what its latest arrivals need
+        /// at the config's `hpa_floor` target is raised to it (as `fast_floor_every_s` in agent
+        /// configs, which a training then trains beside).
+        #[arg(long)]
+        fast_floor_every_s: Option<f64>,
+        /// The seconds of latest arrivals the deployed fast floor reads (default 6).
+        #[arg(long, requires = "fast_floor_every_s")]
+        fast_floor_reads_s: Option<f64>,
+        /// The deployed fast floor raises only to at least this many times a count (default 1).
+        #[arg(long, requires = "fast_floor_every_s")]
+        fast_floor_panic_ratio: Option<f64>,
     },
     /// Write a locustfile whose LoadTestShape reproduces a scenario's load (to stdout or --out).
     ExportLocust {

@@ -403,10 +403,31 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             println!("{}", ck.display());
             Ok(())
         }
-        Command::Eval { checkpoints, scenario, seed, out, force, no_timeline, quiet } => {
+        Command::Eval {
+            checkpoints,
+            scenario,
+            seed,
+            out,
+            force,
+            no_timeline,
+            quiet,
+            fast_floor_every_s,
+            fast_floor_reads_s,
+            fast_floor_panic_ratio,
+        } => {
             let sc = load_scenario(&scenario)?;
             let seed = seed.unwrap_or(sc.seed);
-            let policy = scalesim::rl::agent::policy::AgentPolicy::load_ensemble(&checkpoints, &sc)?;
+            let mut policy = scalesim::rl::agent::policy::AgentPolicy::load_ensemble(&checkpoints, &sc)?;
+            let mut deployed = String::new();
+            if let Some(every) = fast_floor_every_s {
+                let fast = scalesim::rl::agent::policy::DeployedFastFloor {
+                    every_s: every,
+                    reads_s: fast_floor_reads_s,
+                    panic_ratio: fast_floor_panic_ratio,
+                };
+                policy.deploy_fast_floor(fast).map_err(anyhow::Error::msg)?;
+                deployed = format!(" + {fast}");
+            }
             let out = out.unwrap_or_else(|| match checkpoints.as_slice() {
                 [one] => default_out("", &scenario, &sc, &PolicyChoice::Agent(one.clone()), None, seed, "sim"),
                 members => ensemble_out(&scenario, &sc, members, seed),
@@ -414,7 +435,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             let named: Vec<String> = checkpoints.iter().map(|c| c.display().to_string()).collect();
             let options = RunOptions {
                 event_log: None,
-                policy_config: Some(named.join(",")),
+                policy_config: Some(format!("{}{deployed}", named.join(","))),
                 force,
                 allow_large: false,
                 no_timeline,

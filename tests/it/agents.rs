@@ -894,3 +894,54 @@ fn a_deployed_agent_renews_its_window_at_the_bound() {
         assert!(lowered.is_none(), "{service} renewed at {t} s, lowered at {:?}", lowered.map(|r| r.0));
     }
 }
+
+/// `eval --fast-floor-every-s`: a fast floor deployed beside an agent trained without one. Its
+/// raises fall between the agent's 15 s decisions, the run names it, and it is refused as an
+/// agent config's would be, naming the flag: a period that does not divide the decision
+/// interval, or an agent config without `hpa_floor` (the one-service GAT).
+#[test]
+fn cli_eval_deploys_a_fast_floor_beside_a_trained_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = crate::root().join("scenarios/chain_5.yaml");
+    let agents = crate::root().join("configs/agents");
+    cli_train(&agents.join("gat_ppo.yaml"), &chain, 512, 2, &tmp.path().join("gat"));
+    cli_train(&agents.join("gat_ppo_single.yaml"), &chain, 256, 2, &tmp.path().join("single"));
+    let crowds = crate::root().join("scenarios/validation/ob_flash_crowds.yaml");
+    let eval = |name: &str, flags: &[&str]| {
+        let out = tmp.path().join(format!("{name}{}", flags.len()));
+        let ck = tmp.path().join(name).join("checkpoint.ckpt");
+        let o = std::process::Command::new(crate::bin())
+            .args(["eval", "--checkpoint", ck.to_str().unwrap(), "--scenario", crowds.to_str().unwrap()])
+            .args(["--seed", "1", "-q", "--no-timeline", "--out", out.to_str().unwrap()])
+            .args(flags)
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned(), out)
+    };
+    let (code, err, out) = eval("gat", &["--fast-floor-every-s", "3", "--fast-floor-panic-ratio", "2"]);
+    assert_eq!(code, Some(0), "{err}");
+    let info = std::fs::read_to_string(out.join("experiment_info.json")).unwrap();
+    assert!(info.contains("fast floor every 3 s, at 2x"), "{info}");
+    let actions = std::fs::read_to_string(out.join("actions.csv")).unwrap();
+    let mut fast = 0;
+    for row in csv::Reader::from_reader(actions.as_bytes()).records() {
+        let f = row.unwrap();
+        let t: f64 = f[0].parse().unwrap();
+        let at_decision = (t / 15.0 - (t / 15.0).round()).abs() < 1e-9;
+        let raise = f[5].contains("raised to the fast floor");
+        assert!(raise != at_decision, "{}", f.iter().collect::<Vec<_>>().join("|"));
+        fast += raise as u32;
+    }
+    assert!(fast > 0, "no fast raise on the flash crowds");
+    let (_, _, plain) = eval("gat", &[]);
+    assert!(!std::fs::read_to_string(plain.join("actions.csv")).unwrap().contains("fast floor"));
+    for (name, flags, must) in [
+        ("gat", &["--fast-floor-every-s", "4"][..], "--fast-floor-every-s"),
+        ("single", &["--fast-floor-every-s", "3"][..], "hpa_floor"),
+    ] {
+        let (code, err, out) = eval(name, flags);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains(must) && !err.contains("panicked"), "{err}");
+        assert!(!out.join("summary.json").exists());
+    }
+}

@@ -177,6 +177,7 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
         Command::new("bash")
             .arg(crate::root().join("scripts/drawn_pool.sh"))
             .env("AGENTS", "mlp gcn gat")
+            .env("EVAL_ARGS_gat", "--fast-floor-every-s 3 --fast-floor-panic-ratio 2")
             .env("POOL_SEEDS", seeds)
             .env("SEEDS", "1")
             .env("STEPS", "256")
@@ -216,6 +217,12 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
     // A pool's runs keep their summaries and no timelines (KEEP_TIMELINES defaults to 0 here).
     let run = out.join(format!("runs/gat-ppo/{}/s1", loads[0]));
     assert!(run.join("summary.json").is_file() && !run.join("timeline.csv").exists(), "{}", run.display());
+    // EVAL_ARGS_gat reach gat's runs (a fast floor deployed beside it), and no other agent's.
+    let info = |agent: &str| {
+        std::fs::read_to_string(out.join(format!("runs/{agent}/{}/s1/experiment_info.json", loads[0]))).unwrap()
+    };
+    assert!(info("gat-ppo").contains("fast floor every 3 s, at 2x"), "{}", info("gat-ppo"));
+    assert!(!info("gcn-ppo").contains("fast floor"), "{}", info("gcn-ppo"));
     let o = pool("5 x");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("POOL_SEEDS: `x` is not a seed"), "{err}");

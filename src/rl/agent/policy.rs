@@ -121,20 +121,51 @@ impl AgentPolicy {
     /// The policy of `actor` under `config`'s action settings, decision interval and scale-down
     /// window, on `scenario`.
     fn new(actor: Actor, config: AgentConfig, layout: ObservationLayout, scenario: &Scenario) -> AgentPolicy {
-        let fast = config.fast_floor_every_s;
+        let (period, looks) = cadence(&config);
         AgentPolicy {
             actor,
             layout: layout.with_load_forecast(config.load_forecast_s),
             app: scenario.app.clone(),
             cluster: scenario.cluster.clone(),
             slo_ms: scenario.slo.as_millis_f64(),
-            period: SimTime::from_secs_f64(fast.map_or(config.decision_interval_s, |every| every)),
-            // The config's validation holds the period to a divisor of the decision interval.
-            looks: fast.map_or(1, |every| (config.decision_interval_s / every).round() as u64),
+            period,
+            looks,
             calls: 0,
             stabilizer: DownscaleStabilizer::for_action(&config.env_config().action),
             config,
         }
+    }
+}
+
+/// A policy's period and calls per decision: the decision interval and 1, or under a fast floor
+/// its period and the decision interval's multiple of it (the config's validation holds the
+/// period to a divisor of the interval).
+fn cadence(config: &AgentConfig) -> (SimTime, u64) {
+    match config.fast_floor_every_s {
+        None => (SimTime::from_secs_f64(config.decision_interval_s), 1),
+        Some(every) => (SimTime::from_secs_f64(every), (config.decision_interval_s / every).round() as u64),
+    }
+}
+
+/// A fast floor added to a trained agent at deployment (`scalesim eval --fast-floor-every-s`):
+/// the agent config's `fast_floor_every_s`, `fast_floor_reads_s` and `fast_floor_panic_ratio`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeployedFastFloor {
+    pub every_s: f64,
+    pub reads_s: Option<f64>,
+    pub panic_ratio: Option<f64>,
+}
+
+impl std::fmt::Display for DeployedFastFloor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fast floor every {} s", self.every_s)?;
+        if let Some(r) = self.reads_s {
+            write!(f, ", reading {r} s")?;
+        }
+        if let Some(r) = self.panic_ratio {
+            write!(f, ", at {r}x")?;
+        }
+        Ok(())
     }
 }
 
@@ -196,6 +227,28 @@ pub fn member_path(path: &Path, p: usize) -> std::path::PathBuf {
 }
 
 impl AgentPolicy {
+    /// Deploys `fast` in place of the agent config's fast floor (if any): the agent, trained with
+    /// or without one, decides at its own times and the fast floor looks between them. Refused,
+    /// naming the flag, as an agent config's fast floor would be (it needs the config's
+    /// `hpa_floor`, a period dividing the decision interval, and so on).
+    pub fn deploy_fast_floor(&mut self, fast: DeployedFastFloor) -> Result<(), String> {
+        let c = &mut self.config;
+        crate::rl::action::check_fast_floor(
+            Some(fast.every_s),
+            [],
+            fast.reads_s,
+            fast.panic_ratio,
+            c.decision_interval_s,
+            c.hpa_floor,
+        )
+        .map_err(|(field, why)| format!("--{}: {why}", field.replace('_', "-")))?;
+        (c.fast_floor_every_s, c.fast_floor_reads_s, c.fast_floor_panic_ratio) =
+            (Some(fast.every_s), fast.reads_s, fast.panic_ratio);
+        (self.period, self.looks) = cadence(c);
+        self.calls = 0;
+        Ok(())
+    }
+
     /// A fast floor's look between decisions: every service below its fast floor
     /// ([`crate::rl::action::fast_floor_raises`]) is raised to it, a scale-up the stabiliser
     /// records (as the training environment does).
