@@ -313,7 +313,12 @@ fn a_fast_floor_raises_between_the_decisions_and_leaves_their_times() {
     let sc = load_scenario(&crate::root().join("scenarios/online_boutique_rush.yaml")).unwrap();
     let gat = std::fs::read_to_string(crate::root().join("configs/agents/gat_ppo.yaml")).unwrap();
     let cfg = tmp.path().join("fast.yaml");
-    std::fs::write(&cfg, format!("{gat}\nfast_floor_every_s: 3\nfast_floor_reads_s: 6\n")).unwrap();
+    // Deployed only (not in training): the deployed policy, this one, raises all the same.
+    std::fs::write(
+        &cfg,
+        format!("{gat}\nfast_floor_every_s: 3\nfast_floor_reads_s: 6\nfast_floor_deployed_only: true\n"),
+    )
+    .unwrap();
     let run = |name: &str| {
         let dir = tmp.path().join(name);
         let p = build_policy("shields", Some(&cfg), &sc).unwrap();

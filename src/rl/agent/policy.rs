@@ -254,7 +254,7 @@ impl AgentPolicy {
     /// records (as the training environment does).
     fn raise_to_fast_floor(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         let action = self.config.env_config().action;
-        let (Some(fast), Some(target)) = (action.fast_floor, action.hpa_floor) else { return };
+        let (Some(fast), Some(target)) = (self.config.deployed_fast_floor(), action.hpa_floor) else { return };
         for (service, to) in crate::rl::action::fast_floor_raises(view, target, action.floor_counts_refused, &fast) {
             if !fast.leaves_window {
                 self.stabilizer.scaled_up(view.now, service);

@@ -293,6 +293,11 @@ pub struct AgentConfig {
     /// Needs `fast_floor_every_s`. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub fast_floor_leaves_window: bool,
+    /// The fast floor acts only where the agent is deployed (`scalesim eval`, `--policy
+    /// agent:`), not in its training: the policy learns without it and keeps its own headroom.
+    /// Needs `fast_floor_every_s`. Written into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fast_floor_deployed_only: bool,
 }
 
 fn quota_step() -> f64 {
@@ -407,6 +412,17 @@ impl AgentConfig {
         self.env_config().action.mask_targets(hpa_target)
     }
 
+    /// The fast floor of this agent where it is deployed (its training's too, unless
+    /// `fast_floor_deployed_only`).
+    pub fn deployed_fast_floor(&self) -> Option<crate::rl::action::FastFloor> {
+        self.fast_floor_every_s.map(|every| crate::rl::action::FastFloor {
+            every: SimTime::from_secs_f64(every),
+            reads_s: self.fast_floor_reads_s.unwrap_or(crate::rl::action::FAST_FLOOR_DEFAULT_READS_S),
+            panic_ratio: self.fast_floor_panic_ratio.unwrap_or(1.0),
+            leaves_window: self.fast_floor_leaves_window,
+        })
+    }
+
     pub fn env_config(&self) -> EnvConfig {
         EnvConfig {
             decision_interval: SimTime::from_secs_f64(self.decision_interval_s),
@@ -453,12 +469,7 @@ impl AgentConfig {
                 renew_only_while_needed: self.renew_only_while_needed,
                 floor_forecast_s: self.load_forecast_s.filter(|_| self.floor_reads_forecast),
                 ceiling_forecast_s: self.load_forecast_s.filter(|_| self.ceiling_reads_forecast),
-                fast_floor: self.fast_floor_every_s.map(|every| crate::rl::action::FastFloor {
-                    every: SimTime::from_secs_f64(every),
-                    reads_s: self.fast_floor_reads_s.unwrap_or(crate::rl::action::FAST_FLOOR_DEFAULT_READS_S),
-                    panic_ratio: self.fast_floor_panic_ratio.unwrap_or(1.0),
-                    leaves_window: self.fast_floor_leaves_window,
-                }),
+                fast_floor: self.deployed_fast_floor().filter(|_| !self.fast_floor_deployed_only),
                 ..Default::default()
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),

@@ -319,6 +319,12 @@ fn a_fast_floor_looks_at_a_divisor_of_the_decision_interval() {
     let wide = parse("hpa_floor: 1.0\nfast_floor_every_s: 5\nfast_floor_reads_s: 10\n").env_config().action;
     assert_eq!(wide.fast_floor.map(|f| (f.every, f.reads_s)), Some((SimTime::from_secs(5), 10.0)));
     assert_eq!(parse("hpa_floor: 1.0\n").env_config().action.fast_floor, None);
+    // Deployed only: the training environment has none, the deployed agent has it.
+    let deployed = parse("hpa_floor: 1.0\nfast_floor_every_s: 3\nfast_floor_deployed_only: true\n");
+    assert_eq!(
+        (deployed.validate(), deployed.env_config().action.fast_floor, deployed.deployed_fast_floor()),
+        (Ok(()), None, Some(fast))
+    );
     let knative =
         parse("hpa_floor: 1.0\nfast_floor_every_s: 3\nfast_floor_panic_ratio: 2\nfast_floor_leaves_window: true\n");
     let fast_knative = crate::rl::action::FastFloor { panic_ratio: 2.0, leaves_window: true, ..fast };
@@ -333,6 +339,7 @@ fn a_fast_floor_looks_at_a_divisor_of_the_decision_interval() {
         ("hpa_floor: 1.0\nfast_floor_every_s: 3\nfast_floor_reads_s: 0.5\n", "fast_floor_reads_s"),
         ("hpa_floor: 1.0\nfast_floor_panic_ratio: 2\n", "fast_floor_panic_ratio"),
         ("hpa_floor: 1.0\nfast_floor_leaves_window: true\n", "fast_floor_leaves_window"),
+        ("hpa_floor: 1.0\nfast_floor_deployed_only: true\n", "fast_floor_deployed_only"),
         ("hpa_floor: 1.0\nfast_floor_every_s: 3\nfast_floor_panic_ratio: 0.5\n", "fast_floor_panic_ratio"),
     ] {
         assert_eq!(parse(extra).validate().unwrap_err().field, field, "{extra}");

@@ -192,6 +192,7 @@ impl AgentConfig {
                 ("fast_floor_reads_s", c.fast_floor_reads_s.is_some()),
                 ("fast_floor_panic_ratio", c.fast_floor_panic_ratio.is_some()),
                 ("fast_floor_leaves_window", c.fast_floor_leaves_window),
+                ("fast_floor_deployed_only", c.fast_floor_deployed_only),
             ],
             c.fast_floor_reads_s,
             c.fast_floor_panic_ratio,
