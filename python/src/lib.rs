@@ -232,11 +232,9 @@ fn spec(
             downscale_stabilization: SimTime::from_secs_f64(window),
             floor_forecast_s: shields.load_forecast_s.filter(|_| shields.floor_reads_forecast),
             ceiling_forecast_s: shields.load_forecast_s.filter(|_| shields.ceiling_reads_forecast),
-            fast_floor: shields.fast_floor_every_s.map(|every| scalesim::rl::action::FastFloor {
-                every: SimTime::from_secs_f64(every),
-                reads_s: shields.fast_floor_reads_s.unwrap_or(scalesim::rl::action::FAST_FLOOR_DEFAULT_READS_S),
-                panic_ratio: shields.fast_floor_panic_ratio.unwrap_or(1.0),
-                leaves_window: shields.fast_floor_leaves_window,
+            fast_floor: shields.fast_floor_every_s.map(|every| {
+                let (reads, ratio) = (shields.fast_floor_reads_s, shields.fast_floor_panic_ratio);
+                scalesim::rl::action::FastFloor::from_settings(every, reads, ratio, shields.fast_floor_leaves_window)
             }),
             ..Default::default()
         },

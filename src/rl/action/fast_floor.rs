@@ -14,7 +14,7 @@ use crate::metrics::{ClusterView, PodPhase, ServiceView};
 
 /// Knative's panic window (10% of its 60 s stable window): what the fast floor reads unless
 /// told otherwise.
-pub const DEFAULT_READS_S: f64 = 6.0;
+const DEFAULT_READS_S: f64 = 6.0;
 
 /// The fast floor's settings ([`crate::rl::ActionConfig::fast_floor`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,6 +38,18 @@ impl FastFloor {
     /// count, each raise restarting the scale-down window.
     pub fn new(every: SimTime, reads_s: f64) -> FastFloor {
         FastFloor { every, reads_s, panic_ratio: 1.0, leaves_window: false }
+    }
+
+    /// From the settings as an agent config or the Python binding gives them (checked before by
+    /// [`super::check_fast_floor`]): a period in seconds, and a span and ratio that default to
+    /// 6 s (Knative's panic window) and 1.
+    pub fn from_settings(every_s: f64, reads_s: Option<f64>, panic_ratio: Option<f64>, leaves_window: bool) -> Self {
+        FastFloor {
+            every: SimTime::from_secs_f64(every_s),
+            reads_s: reads_s.unwrap_or(DEFAULT_READS_S),
+            panic_ratio: panic_ratio.unwrap_or(1.0),
+            leaves_window,
+        }
     }
 }
 

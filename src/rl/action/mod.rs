@@ -25,7 +25,7 @@ mod stabilizer;
 
 pub use counts::{bound_recommendation, hpa_recommendation, multiplied_target, offered_utilization, peak_ratio};
 pub use execute::{execute, raise_to_fast_floor, ActionReport};
-pub use fast_floor::{fast_floor_count, fast_floor_raises, FastFloor, DEFAULT_READS_S as FAST_FLOOR_DEFAULT_READS_S};
+pub use fast_floor::{fast_floor_count, fast_floor_raises, FastFloor};
 pub use mask::{ActionMask, MaskTargets, Requested};
 pub use shields::{check_fast_floor, check_forecast_switches, check_hpa_shields};
 pub use stabilizer::DownscaleStabilizer;

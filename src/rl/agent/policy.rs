@@ -253,9 +253,9 @@ impl AgentPolicy {
     /// ([`crate::rl::action::fast_floor_raises`]) is raised to it, a scale-up the stabiliser
     /// records (as the training environment does).
     fn raise_to_fast_floor(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
-        let action = self.config.env_config().action;
-        let (Some(fast), Some(target)) = (self.config.deployed_fast_floor(), action.hpa_floor) else { return };
-        for (service, to) in crate::rl::action::fast_floor_raises(view, target, action.floor_counts_refused, &fast) {
+        let (Some(fast), Some(target)) = (self.config.deployed_fast_floor(), self.config.hpa_floor) else { return };
+        let counts_refused = self.config.floor_counts_refused;
+        for (service, to) in crate::rl::action::fast_floor_raises(view, target, counts_refused, &fast) {
             if !fast.leaves_window {
                 self.stabilizer.scaled_up(view.now, service);
             }

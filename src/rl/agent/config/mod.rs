@@ -415,11 +415,9 @@ impl AgentConfig {
     /// The fast floor of this agent where it is deployed (its training's too, unless
     /// `fast_floor_deployed_only`).
     pub fn deployed_fast_floor(&self) -> Option<crate::rl::action::FastFloor> {
-        self.fast_floor_every_s.map(|every| crate::rl::action::FastFloor {
-            every: SimTime::from_secs_f64(every),
-            reads_s: self.fast_floor_reads_s.unwrap_or(crate::rl::action::FAST_FLOOR_DEFAULT_READS_S),
-            panic_ratio: self.fast_floor_panic_ratio.unwrap_or(1.0),
-            leaves_window: self.fast_floor_leaves_window,
+        self.fast_floor_every_s.map(|every| {
+            let (reads, ratio) = (self.fast_floor_reads_s, self.fast_floor_panic_ratio);
+            crate::rl::action::FastFloor::from_settings(every, reads, ratio, self.fast_floor_leaves_window)
         })
     }
 
