@@ -283,6 +283,11 @@ pub(crate) enum Command {
         /// The deployed fast floor raises only to at least this many times a count (default 1).
         #[arg(long, requires = "fast_floor_every_s")]
         fast_floor_panic_ratio: Option<f64>,
+        /// The deployed fast floor's raises do not restart the scale-down window (as
+        /// `fast_floor_leaves_window` in agent configs): the policy and the ceiling may give the
+        /// capacity back once the window of the policy's own last scale-up has passed.
+        #[arg(long, requires = "fast_floor_every_s")]
+        fast_floor_leaves_window: bool,
     },
     /// Write a locustfile whose LoadTestShape reproduces a scenario's load (to stdout or --out).
     ExportLocust {

@@ -414,6 +414,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             fast_floor_every_s,
             fast_floor_reads_s,
             fast_floor_panic_ratio,
+            fast_floor_leaves_window,
         } => {
             let sc = load_scenario(&scenario)?;
             let seed = seed.unwrap_or(sc.seed);
@@ -424,6 +425,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
                     every_s: every,
                     reads_s: fast_floor_reads_s,
                     panic_ratio: fast_floor_panic_ratio,
+                    leaves_window: fast_floor_leaves_window,
                 };
                 policy.deploy_fast_floor(fast).map_err(anyhow::Error::msg)?;
                 deployed = format!(" + {fast}");

@@ -148,12 +148,15 @@ fn cadence(config: &AgentConfig) -> (SimTime, u64) {
 }
 
 /// A fast floor added to a trained agent at deployment (`scalesim eval --fast-floor-every-s`):
-/// the agent config's `fast_floor_every_s`, `fast_floor_reads_s` and `fast_floor_panic_ratio`.
+/// the agent config's `fast_floor_every_s`, `fast_floor_reads_s`, `fast_floor_panic_ratio` and
+/// `fast_floor_leaves_window`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DeployedFastFloor {
     pub every_s: f64,
     pub reads_s: Option<f64>,
     pub panic_ratio: Option<f64>,
+    /// Its raises leave the scale-down window as it was (`fast_floor_leaves_window`).
+    pub leaves_window: bool,
 }
 
 impl std::fmt::Display for DeployedFastFloor {
@@ -164,6 +167,9 @@ impl std::fmt::Display for DeployedFastFloor {
         }
         if let Some(r) = self.panic_ratio {
             write!(f, ", at {r}x")?;
+        }
+        if self.leaves_window {
+            write!(f, ", leaving the window")?;
         }
         Ok(())
     }
@@ -242,8 +248,8 @@ impl AgentPolicy {
             c.hpa_floor,
         )
         .map_err(|(field, why)| format!("--{}: {why}", field.replace('_', "-")))?;
-        (c.fast_floor_every_s, c.fast_floor_reads_s, c.fast_floor_panic_ratio) =
-            (Some(fast.every_s), fast.reads_s, fast.panic_ratio);
+        (c.fast_floor_every_s, c.fast_floor_reads_s, c.fast_floor_panic_ratio, c.fast_floor_leaves_window) =
+            (Some(fast.every_s), fast.reads_s, fast.panic_ratio, fast.leaves_window);
         (self.period, self.looks) = cadence(c);
         self.calls = 0;
         Ok(())
