@@ -896,9 +896,10 @@ fn a_deployed_agent_renews_its_window_at_the_bound() {
 }
 
 /// `eval --fast-floor-every-s`: a fast floor deployed beside an agent trained without one. Its
-/// raises fall between the agent's 15 s decisions, the run names it, and it is refused as an
-/// agent config's would be, naming the flag: a period that does not divide the decision
-/// interval, or an agent config without `hpa_floor` (the one-service GAT).
+/// raises fall between the agent's 15 s decisions, the run names it (and whether its raises leave
+/// the scale-down window), and it is refused as an agent config's would be, naming the flag: a
+/// period that does not divide the decision interval, or an agent config without `hpa_floor` (the
+/// one-service GAT).
 #[test]
 fn cli_eval_deploys_a_fast_floor_beside_a_trained_agent() {
     let tmp = tempfile::tempdir().unwrap();
@@ -935,6 +936,16 @@ fn cli_eval_deploys_a_fast_floor_beside_a_trained_agent() {
     assert!(fast > 0, "no fast raise on the flash crowds");
     let (_, _, plain) = eval("gat", &[]);
     assert!(!std::fs::read_to_string(plain.join("actions.csv")).unwrap().contains("fast floor"));
+    let leaves = ["--fast-floor-every-s", "3", "--fast-floor-panic-ratio", "2", "--fast-floor-leaves-window"];
+    let (code, err, out) = eval("gat", &leaves);
+    assert_eq!(code, Some(0), "{err}");
+    let info = std::fs::read_to_string(out.join("experiment_info.json")).unwrap();
+    assert!(info.contains("fast floor every 3 s, at 2x, leaving the window"), "{info}");
+    // Without a fast floor to leave it, the flag is refused before anything runs (clap's usage
+    // error), naming the flag it needs.
+    let (code, err, out) = eval("gat", &["--fast-floor-leaves-window"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--fast-floor-every-s") && !out.join("summary.json").exists(), "{err}");
     for (name, flags, must) in [
         ("gat", &["--fast-floor-every-s", "4"][..], "--fast-floor-every-s"),
         ("single", &["--fast-floor-every-s", "3"][..], "hpa_floor"),
