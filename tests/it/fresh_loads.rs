@@ -295,5 +295,13 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.code() == Some(2) && err.contains("KEEP_TIMELINES: `no` is neither 0 nor 1"), "{err}");
+    let o = Command::new("bash")
+        .arg(crate::root().join("scripts/agents_vs_hpa.sh"))
+        .env("SELECT_RULE", "best")
+        .env("OUT", tmp.path().join("never"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && err.contains("SELECT_RULE: `best` is neither gap nor calm"), "{err}");
     assert!(!tmp.path().join("never").exists(), "a refused setting wrote files");
 }
