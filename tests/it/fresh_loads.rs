@@ -287,21 +287,18 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
     let o = script(&crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"), "5 x");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.code() == Some(2) && err.contains("SELECT_DRAWN_SEEDS: `x` is not a seed"), "{err}");
-    let o = Command::new("bash")
-        .arg(crate::root().join("scripts/agents_vs_hpa.sh"))
-        .env("KEEP_TIMELINES", "no")
-        .env("OUT", tmp.path().join("never"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.code() == Some(2) && err.contains("KEEP_TIMELINES: `no` is neither 0 nor 1"), "{err}");
-    let o = Command::new("bash")
-        .arg(crate::root().join("scripts/agents_vs_hpa.sh"))
-        .env("SELECT_RULE", "best")
-        .env("OUT", tmp.path().join("never"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.code() == Some(2) && err.contains("SELECT_RULE: `best` is neither gap nor calm"), "{err}");
+    // A setting the script does not know is refused before anything is written, naming it.
+    let refused = |var: &str, value: &str, why: &str| {
+        let o = Command::new("bash")
+            .arg(crate::root().join("scripts/agents_vs_hpa.sh"))
+            .env(var, value)
+            .env("OUT", tmp.path().join("never"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.code() == Some(2) && err.contains(why), "{err}");
+    };
+    refused("KEEP_TIMELINES", "no", "KEEP_TIMELINES: `no` is neither 0 nor 1");
+    refused("SELECT_RULE", "best", "SELECT_RULE: `best` is neither gap nor calm");
     assert!(!tmp.path().join("never").exists(), "a refused setting wrote files");
 }
