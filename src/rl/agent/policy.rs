@@ -48,12 +48,9 @@ pub struct AgentPolicy {
     app: AppSpec,
     cluster: ClusterSpec,
     slo_ms: f64,
-    /// Time between calls: the decision interval, or the fast floor's period under one.
-    period: SimTime,
-    /// Calls per decision (1 without a fast floor), and calls so far: every `looks`-th call
-    /// decides, the others are the fast floor's looks, so decisions keep the times they have
-    /// without it (each decision interval after the start).
-    looks: u64,
+    /// Calls so far: under a fast floor every n-th call decides (n from [`cadence`]), the others
+    /// are the fast floor's looks, so decisions keep the times they have without it (each
+    /// decision interval after the start).
     calls: u64,
     /// The scale-down stabilisation the agent trained under, over its own scale-ups.
     stabilizer: DownscaleStabilizer,
@@ -121,15 +118,12 @@ impl AgentPolicy {
     /// The policy of `actor` under `config`'s action settings, decision interval and scale-down
     /// window, on `scenario`.
     fn new(actor: Actor, config: AgentConfig, layout: ObservationLayout, scenario: &Scenario) -> AgentPolicy {
-        let (period, looks) = cadence(&config);
         AgentPolicy {
             actor,
             layout: layout.with_load_forecast(config.load_forecast_s),
             app: scenario.app.clone(),
             cluster: scenario.cluster.clone(),
             slo_ms: scenario.slo.as_millis_f64(),
-            period,
-            looks,
             calls: 0,
             stabilizer: DownscaleStabilizer::for_action(&config.env_config().action),
             config,
@@ -137,9 +131,9 @@ impl AgentPolicy {
     }
 }
 
-/// A policy's period and calls per decision: the decision interval and 1, or under a fast floor
-/// its period and the decision interval's multiple of it (the config's validation holds the
-/// period to a divisor of the interval).
+/// A policy's period (the time between its calls) and calls per decision: the decision interval
+/// and 1, or under a fast floor its period and the decision interval's multiple of it (the
+/// config's validation holds the period to a divisor of the interval).
 fn cadence(config: &AgentConfig) -> (SimTime, u64) {
     match config.fast_floor_every_s {
         None => (SimTime::from_secs_f64(config.decision_interval_s), 1),
@@ -250,7 +244,6 @@ impl AgentPolicy {
         .map_err(|(field, why)| format!("--{}: {why}", field.replace('_', "-")))?;
         (c.fast_floor_every_s, c.fast_floor_reads_s, c.fast_floor_panic_ratio, c.fast_floor_leaves_window) =
             (Some(fast.every_s), fast.reads_s, fast.panic_ratio, fast.leaves_window);
-        (self.period, self.looks) = cadence(c);
         self.calls = 0;
         Ok(())
     }
@@ -283,12 +276,12 @@ impl Autoscaler for AgentPolicy {
     }
 
     fn period(&self) -> SimTime {
-        self.period
+        cadence(&self.config).0
     }
 
     fn decide(&mut self, view: &ClusterView, out: &mut Vec<ScaleDecision>) {
         self.calls += 1;
-        if self.calls % self.looks != 0 {
+        if self.calls % cadence(&self.config).1 != 0 {
             self.raise_to_fast_floor(view, out);
             return;
         }
