@@ -412,7 +412,7 @@ impl StallWatch {
 /// Version of `training_log.csv`'s columns. 2: `explained_variance` before `format_version`.
 /// 3: then the gradient norms and each head's entropy (empty where a head or a separate critic
 /// does not exist). 4: then the stage each row belongs to ([`Stage`]).
-pub const TRAINING_LOG_FORMAT_VERSION: u32 = 4;
+pub const TRAINING_LOG_FORMAT_VERSION: u32 = 5;
 
 /// Which part of a training a `training_log.csv` row belongs to: the training at the config's
 /// fidelity, or one of the fine-tunes its last steps run (`tick_fine_tune_steps`, then
@@ -446,7 +446,7 @@ fn check_log_header(path: &Path) -> Result<(), TrainError> {
         return Ok(());
     }
     Err(TrainError::Invalid(format!(
-        "{}: line 1: its columns are not this build's (format {TRAINING_LOG_FORMAT_VERSION}, which adds `stage`); \
+        "{}: line 1: its columns are not this build's (format {TRAINING_LOG_FORMAT_VERSION}, which adds `epochs`); \
          resume with the build that wrote it, or move the log away to start a new one",
         path.display()
     )))
@@ -461,7 +461,7 @@ fn log_row(log: &mut std::fs::File, path: &Path, row: &LogRow, stage: Stage) -> 
     let cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
     writeln!(
         log,
-        "{},{reward},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.6},{},{},{},{TRAINING_LOG_FORMAT_VERSION}",
+        "{},{reward},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.6},{:.6},{},{:.6},{},{},{},{TRAINING_LOG_FORMAT_VERSION}",
         row.step,
         row.episodes,
         s.policy_loss,
@@ -469,6 +469,7 @@ fn log_row(log: &mut std::fs::File, path: &Path, row: &LogRow, stage: Stage) -> 
         s.entropy,
         s.approx_kl,
         s.clip_fraction,
+        s.epochs,
         s.explained_variance,
         s.grad_norm,
         cell(s.critic_grad_norm),

@@ -144,19 +144,20 @@ pub fn series_label(policy: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// The columns of a `training_log.csv` a training report draws: (column, chart title, y label).
-pub const TRAINING_COLUMNS: [(&str, &str, &str); 8] = [
+pub const TRAINING_COLUMNS: [(&str, &str, &str); 9] = [
     ("mean_episode_reward", "Mean episode reward (last 10 episodes)", "reward"),
     ("policy_loss", "Policy loss", "loss"),
     ("value_loss", "Value loss", "loss"),
     ("entropy", "Policy entropy", "entropy (nats)"),
     ("approx_kl", "Approximate KL divergence per update", "KL"),
     ("clip_fraction", "Fraction of samples clipped", "fraction"),
+    ("epochs", "PPO epochs run per update (fewer where target_kl stopped them)", "epochs"),
     ("explained_variance", "Explained variance of the returns by the critic", "1 - Var(R - V) / Var(R)"),
     ("grad_norm", "Gradient norm of the policy network, before clipping", "L2 norm"),
 ];
 
 /// Each of `columns` of a `training_log.csv` against its `step` column, one series per stage
-/// (`stage` column, format 4: a fine-tune's rows are drawn apart from the training's, each named
+/// (`stage` column, since format 4: a fine-tune's rows are drawn apart from the training's, each named
 /// after its stage; one series named `column` when the log has one stage or no such column).
 /// Empty cells (no episode finished yet) are skipped; a column the log lacks gives no series.
 pub fn training_series(path: &Path, columns: &[&str]) -> Result<Vec<Vec<Series>>, ReportError> {

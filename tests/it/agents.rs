@@ -768,7 +768,7 @@ fn tick_fine_tune_runs_the_last_steps_at_the_finer_tick() {
     assert_fine_tune_logs(&plain, &fine, &all, &half, "tick_fine_tune");
 }
 
-/// `training_log.csv` (format 4) carries the gradient norms and each head's entropy: the MLP's
+/// `training_log.csv` (format 5) carries the gradient norms and each head's entropy: the MLP's
 /// critic has its own norm, a graph agent's critic shares its network (empty cell); heads that are
 /// off leave their column empty; the heads' parts add up to the entropy.
 #[test]
@@ -788,7 +788,8 @@ fn training_log_has_gradient_norms_and_entropy_by_head() {
         for line in lines {
             let row: Vec<&str> = line.split(',').collect();
             let num = |name: &str| row[col(name)].parse::<f64>().ok();
-            assert_eq!((row[col("stage")], row[col("format_version")]), ("train", "4"));
+            assert_eq!((row[col("stage")], row[col("format_version")]), ("train", "5"));
+            assert_eq!(num("epochs"), Some(4.0), "{cfg}: every epoch runs without target_kl: {line}");
             let norm = num("grad_norm").unwrap();
             assert!(norm.is_finite() && norm > 0.0, "{cfg}: {line}");
             assert_eq!(num("critic_grad_norm").is_some(), critic, "{cfg}: {line}");
@@ -802,11 +803,12 @@ fn training_log_has_gradient_norms_and_entropy_by_head() {
     }
 }
 
-/// Schedules and per-minibatch advantages from the CLI: a training's last update runs at the
-/// schedule's end (the checkpoint's optimiser holds `learning_rate_end`), and the options change
-/// what is learned.
+/// Schedules, per-minibatch advantages and a target KL from the CLI: a training's last update runs
+/// at the schedule's end (the checkpoint's optimiser holds `learning_rate_end`), a tight target KL
+/// stops updates after fewer epochs (the log's `epochs` column), and the options change what is
+/// learned.
 #[test]
-fn schedules_and_minibatch_advantages_train_from_the_cli() {
+fn ppo_options_train_from_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let base = std::fs::read_to_string(crate::root().join("configs/agents/mlp_ppo.yaml")).unwrap();
     let chain = crate::root().join("scenarios/chain_5.yaml");
@@ -820,6 +822,14 @@ fn schedules_and_minibatch_advantages_train_from_the_cli() {
     let plain = train_with("plain", "");
     let scheduled = train_with("scheduled", "learning_rate_end: 0.00001\nentropy_coef_end: 0.0");
     let per_mb = train_with("per_mb", "advantage_normalization: minibatch");
+    let bounded = train_with("bounded", "target_kl: 0.0001");
+    let log = std::fs::read_to_string(tmp.path().join("bounded/training_log.csv")).unwrap();
+    let header: Vec<&str> = log.lines().next().unwrap().split(',').collect();
+    let at = header.iter().position(|c| *c == "epochs").unwrap();
+    let epochs: Vec<f64> = log.lines().skip(1).map(|l| l.split(',').nth(at).unwrap().parse().unwrap()).collect();
+    assert!(epochs.iter().all(|&e| (1.0..=4.0).contains(&e)), "{epochs:?}");
+    assert!(epochs.iter().any(|&e| e < 4.0), "the bound stops some update early: {epochs:?}");
+    assert_ne!(plain.actor, bounded.actor, "the target KL changes what is learned");
     assert!((scheduled.actor_opt.lr - 0.00001).abs() < 1e-15, "last update at the end: {}", scheduled.actor_opt.lr);
     assert!((scheduled.critic_opt.lr - 0.00001).abs() < 1e-15);
     assert_eq!(plain.actor_opt.lr, plain.config.learning_rate, "no schedule: constant");

@@ -169,6 +169,13 @@ pub struct AgentConfig {
     pub learning_rate_end: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entropy_coef_end: Option<f64>,
+    /// PPO stops an update's epochs early once an epoch's mean approximate KL divergence from the
+    /// rollout's policy is above this (as CleanRL's `target_kl`): a bound on how far one rollout
+    /// moves the policy, where the clip alone bounds each sample's ratio but not how many of them
+    /// move. The first epoch always runs. Unset: every epoch runs. Written into checkpoints only
+    /// when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_kl: Option<f64>,
     /// `rollout` (default: advantages normalised over the whole rollout) or `minibatch` (within
     /// each minibatch, as many PPO implementations do). Written into checkpoints only when not the
     /// default.

@@ -347,3 +347,22 @@ fn a_fast_floor_looks_at_a_divisor_of_the_decision_interval() {
     assert!(serde_yaml_ng::to_string(&on).unwrap().contains("fast_floor_every_s: 3"));
     assert!(!serde_yaml_ng::to_string(&parse("")).unwrap().contains("fast_floor"));
 }
+
+/// `target_kl` is a positive bound up to 10, for PPO only, written into a checkpoint's config only
+/// when set.
+#[test]
+fn a_target_kl_is_a_positive_bound_for_ppo() {
+    let parse = |algorithm: &str, extra: &str| -> AgentConfig {
+        serde_yaml_ng::from_str(&format!("format_version: 1\nencoder: gat\nalgorithm: {algorithm}\n{extra}")).unwrap()
+    };
+    let on = parse("ppo", "target_kl: 0.02\n");
+    assert_eq!((on.validate(), on.target_kl), (Ok(()), Some(0.02)));
+    for extra in ["target_kl: 0\n", "target_kl: -0.01\n", "target_kl: 11\n", "target_kl: .nan\n"] {
+        assert_eq!(parse("ppo", extra).validate().unwrap_err().field, "target_kl", "{extra}");
+    }
+    let a2c = parse("a2c", "target_kl: 0.02\n").validate().unwrap_err();
+    assert_eq!(a2c.field, "target_kl");
+    assert!(a2c.message.contains("algorithm: ppo"), "{}", a2c.message);
+    assert!(serde_yaml_ng::to_string(&on).unwrap().contains("target_kl: 0.02"));
+    assert!(!serde_yaml_ng::to_string(&parse("ppo", "")).unwrap().contains("target_kl"));
+}

@@ -5,6 +5,8 @@ use super::*;
 
 /// A horizon that passes validation, standing in for an absent `load_forecast_s`.
 const TREND_HORIZON_ANY: f64 = 1.0;
+/// A bound that passes validation, standing in for an absent `target_kl`.
+const TARGET_KL_ANY: f64 = 0.01;
 
 impl AgentConfig {
     /// Checks every field: names among the known ones, numbers finite and in the range where
@@ -19,7 +21,7 @@ impl AgentConfig {
         // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
         // are far past any useful setting and only stop values that make every weight NaN
         // (a learning rate of 1e308) or a run that cannot end.
-        let ranges: [(f64, &str, f64, bool, f64); 17] = [
+        let ranges: [(f64, &str, f64, bool, f64); 18] = [
             (c.learning_rate, "learning_rate", 0.0, false, 1.0),
             (c.decision_interval_s, "decision_interval_s", MIN_INTERVAL_S, true, 86_400.0),
             (c.fluid_tick_s.unwrap_or(c.decision_interval_s), "fluid_tick_s", 0.1, true, c.decision_interval_s),
@@ -42,6 +44,7 @@ impl AgentConfig {
             (c.credit_shared, "credit_shared", 0.0, true, 1.0),
             (c.learning_rate_end.unwrap_or(c.learning_rate), "learning_rate_end", 0.0, true, 1.0),
             (c.entropy_coef_end.unwrap_or(c.entropy_coef), "entropy_coef_end", 0.0, true, 1_000.0),
+            (c.target_kl.unwrap_or(TARGET_KL_ANY), "target_kl", 0.0, false, 10.0),
             (
                 c.load_forecast_s.unwrap_or(TREND_HORIZON_ANY),
                 "load_forecast_s",
@@ -88,6 +91,9 @@ impl AgentConfig {
                 "rollout_steps",
                 format!("rollout_steps x envs = {} is over 4194304 steps per update", c.rollout_steps * c.envs),
             );
+        }
+        if c.target_kl.is_some() && c.algorithm != Algorithm::Ppo {
+            return err("target_kl", "needs `algorithm: ppo` (an A2C update runs one pass, nothing to stop)".into());
         }
         if c.checkpoint_every == 0 {
             return err("checkpoint_every", "must be at least 1".into());

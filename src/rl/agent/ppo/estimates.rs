@@ -43,6 +43,9 @@ pub struct UpdateStats {
     pub entropy: f64,
     pub approx_kl: f64,
     pub clip_fraction: f64,
+    /// The epochs the update ran: `epochs`, or fewer where `target_kl` stopped it (mean over a
+    /// team's agents).
+    pub epochs: f64,
     /// How much of the returns' variance the critic's values explain, before the update:
     /// `1 - Var(returns - values) / Var(returns)`. 1 is a perfect critic, 0 one that predicts the
     /// mean, negative one worse than that (its advantages are then mostly noise).

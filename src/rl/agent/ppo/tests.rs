@@ -320,3 +320,43 @@ fn ensemble_picks_by_hand() {
     assert_eq!(ensemble_picks(&[b, a], &ok), vec![1, 2]);
     assert_eq!(ensemble_picks(&[vec![0.2; 5]], &[false; 5]), vec![2]);
 }
+
+/// `target_kl`: an update whose first epoch moved the policy past the bound stops there, the same
+/// update (weights and statistics) as one configured with a single epoch; a bound never reached
+/// changes nothing.
+#[test]
+fn target_kl_stops_the_epochs_once_an_epoch_passes_it() {
+    let obs = three_services();
+    let mask = ActionMask::open(3, 1);
+    let agent = |epochs: usize, target: &str| {
+        let yaml = format!(
+            "encoder: gat\nalgorithm: ppo\naction: per_service\nminibatch: 4\nlearning_rate: 0.01\nepochs: {epochs}\n{target}"
+        );
+        Agent::new(serde_yaml_ng::from_str(&yaml).unwrap(), obs.flat().len(), 5)
+    };
+    let mut sampler = agent(4, "");
+    let x = sampler.act_input(&obs);
+    let out = sampler.evaluate_inputs(&[&x]).remove(0);
+    let joint_ok = sampler.allowed(&mask);
+    let mut buf = Buffer::default();
+    for _ in 0..16 {
+        let (picks, slot_logps, ok) = sampler.decide_per_service(&out, &joint_ok);
+        buf.push_per_service(x.clone(), ok, picks, slot_logps, &out, false);
+    }
+    let adv: Vec<f64> = (0..16).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
+    let returns: Vec<f64> = adv.iter().map(|a| a + 1.0).collect();
+    let run = |epochs: usize, target: &str| {
+        let mut ag = agent(epochs, target);
+        let stats = ag.update(&buf, &adv, &returns);
+        (stats, ag.evaluate_inputs(&[&x]).remove(0).joint)
+    };
+    let (all, all_joint) = run(4, "");
+    let (loose, loose_joint) = run(4, "target_kl: 10");
+    let (tight, tight_joint) = run(4, "target_kl: 1.0e-9");
+    let (one, one_joint) = run(1, "");
+    assert_eq!((all.epochs, loose.epochs, tight.epochs, one.epochs), (4.0, 4.0, 1.0, 1.0));
+    assert_eq!((loose, &loose_joint), (all, &all_joint), "a bound never reached changes nothing");
+    assert_eq!((tight, &tight_joint), (one, &one_joint), "stopped after one epoch = one epoch");
+    // The first epoch's later minibatches ran after earlier steps: its mean KL is above 0.
+    assert!(one.approx_kl > 1e-9 && all_joint != one_joint, "{one:?}");
+}

@@ -19,7 +19,7 @@ pub struct LogRow {
 }
 
 pub const TRAINING_LOG_HEADER: &str =
-    "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,explained_variance,grad_norm,critic_grad_norm,entropy_replicas,entropy_node_type,entropy_quota,stage,format_version";
+    "step,mean_episode_reward,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,epochs,explained_variance,grad_norm,critic_grad_norm,entropy_replicas,entropy_node_type,entropy_quota,stage,format_version";
 
 /// Trains `agent` on `envs` for `steps` environment steps (over all environments), calling
 /// `on_update` after every rollout and update.
@@ -274,6 +274,7 @@ pub fn train_team(
             stats.entropy += s.entropy / m as f64;
             stats.approx_kl += s.approx_kl / m as f64;
             stats.clip_fraction += s.clip_fraction / m as f64;
+            stats.epochs += s.epochs / m as f64;
             stats.explained_variance += s.explained_variance / m as f64;
             stats.grad_norm += s.grad_norm / m as f64;
             add_present(&mut stats.critic_grad_norm, s.critic_grad_norm.map(|c| c / m as f64));

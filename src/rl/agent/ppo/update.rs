@@ -159,6 +159,9 @@ impl Agent {
         let mut batches = 0.0;
         let eps = self.config.clip;
         for _ in 0..epochs {
+            stats.epochs += 1.0;
+            // This epoch's mean KL, each minibatch's measured before its own step.
+            let (mut epoch_kl, mut epoch_batches) = (0.0, 0.0);
             for i in (1..n).rev() {
                 let j = self.rng.gen_range(0..=i);
                 idx.swap(i, j);
@@ -197,6 +200,11 @@ impl Agent {
                 stats.approx_kl += kl / b as f64;
                 stats.clip_fraction += clipped / b as f64;
                 batches += 1.0;
+                epoch_kl += kl / b as f64;
+                epoch_batches += 1.0;
+            }
+            if self.config.target_kl.is_some_and(|target| epoch_kl / epoch_batches > target) {
+                break;
             }
         }
         if batches > 0.0 {
