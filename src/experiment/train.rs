@@ -177,10 +177,13 @@ pub fn train(req: &TrainRequest, progress: &Progress) -> Result<TrainOutcome, Tr
     run_training(team, &mut envs, &config, &dir, req, progress)
 }
 
+/// The range a training episode's rate factor is drawn from unless `rate_scale` says otherwise.
+const DEFAULT_RATE_SCALE: (f64, f64) = (0.8, 1.2);
+
 /// How a training with `config` varies its episodes' loads.
 pub fn training_randomization(config: &AgentConfig) -> Randomization {
     Randomization {
-        rate_scale: (0.8, 1.2),
+        rate_scale: config.rate_scale.map_or(DEFAULT_RATE_SCALE, |[lo, hi]| (lo, hi)),
         start_offset_s: (0.0, 0.0),
         random_shapes: config.training_loads == TrainingLoads::RandomShapes,
         second_scale_bursts: config.second_scale_bursts,

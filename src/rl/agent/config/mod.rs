@@ -146,6 +146,11 @@ pub struct AgentConfig {
     /// fidelity the queues wait accordingly). Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival_cv: Option<[f64; 2]>,
+    /// `[lo, hi]`: every training episode's rates are multiplied by a factor drawn uniformly from
+    /// the range (default `[0.8, 1.2]`), before a random shape takes the scaled mean. Written
+    /// into checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_scale: Option<[f64; 2]>,
     /// `single` (default) or `per_service`. Written into checkpoints only when not the default.
     #[serde(default, skip_serializing_if = "is_single")]
     pub action: ActionMode,
