@@ -242,6 +242,26 @@ fn per_service_decisions_sum_the_services_log_probabilities() {
     }
 }
 
+/// `n` per-service decisions that `ag` samples at `obs` under `mask`, stored as a rollout stores
+/// them (with each service's value when `credit`), and the input they were taken at.
+fn per_service_rollout(
+    ag: &mut Agent,
+    obs: &Observation,
+    mask: &ActionMask,
+    n: usize,
+    credit: bool,
+) -> (Input, Buffer) {
+    let x = ag.act_input(obs);
+    let out = ag.evaluate_inputs(&[&x]).remove(0);
+    let joint_ok = ag.allowed(mask);
+    let mut buf = Buffer::default();
+    for _ in 0..n {
+        let (picks, slot_logps, ok) = ag.decide_per_service(&out, &joint_ok);
+        buf.push_per_service(x.clone(), ok, picks, slot_logps, &out, credit);
+    }
+    (x, buf)
+}
+
 /// Credit per service: the network gives a value per service; each slot's stored
 /// log-probability is what the loss recomputes; and at the rollout's own policy (every ratio
 /// 1, inside the clip) the loss is, by hand, `-(sum of the advantages) / B - c_e x entropy`.
@@ -254,16 +274,10 @@ fn per_service_credit_has_a_value_and_an_advantage_per_service() {
     )
     .unwrap();
     let mut ag = Agent::new(config, obs.flat().len(), 5);
-    let x = ag.act_input(&obs);
+    let (x, buf) = per_service_rollout(&mut ag, &obs, &mask, 8, true);
     let out = ag.evaluate_inputs(&[&x]).remove(0);
     assert_eq!(out.service_values.len(), 3);
     assert!((out.value - out.service_values.iter().sum::<f64>()).abs() < 1e-9);
-    let joint_ok = ag.allowed(&mask);
-    let mut buf = Buffer::default();
-    for _ in 0..8 {
-        let (picks, slot_logps, ok) = ag.decide_per_service(&out, &joint_ok);
-        buf.push_per_service(x.clone(), ok, picks, slot_logps, &out, true);
-    }
     // Advantages per (sample, service), sample-major.
     let adv: Vec<f64> = (0..24).map(|i| ((i * 7) % 5) as f64 - 1.5).collect();
     let chunk: Vec<usize> = (0..8).collect();
@@ -334,15 +348,7 @@ fn target_kl_stops_the_epochs_once_an_epoch_passes_it() {
         );
         Agent::new(serde_yaml_ng::from_str(&yaml).unwrap(), obs.flat().len(), 5)
     };
-    let mut sampler = agent(4, "");
-    let x = sampler.act_input(&obs);
-    let out = sampler.evaluate_inputs(&[&x]).remove(0);
-    let joint_ok = sampler.allowed(&mask);
-    let mut buf = Buffer::default();
-    for _ in 0..16 {
-        let (picks, slot_logps, ok) = sampler.decide_per_service(&out, &joint_ok);
-        buf.push_per_service(x.clone(), ok, picks, slot_logps, &out, false);
-    }
+    let (x, buf) = per_service_rollout(&mut agent(4, ""), &obs, &mask, 16, false);
     let adv: Vec<f64> = (0..16).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
     let returns: Vec<f64> = adv.iter().map(|a| a + 1.0).collect();
     let run = |epochs: usize, target: &str| {
