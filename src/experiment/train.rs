@@ -414,7 +414,8 @@ impl StallWatch {
 
 /// Version of `training_log.csv`'s columns. 2: `explained_variance` before `format_version`.
 /// 3: then the gradient norms and each head's entropy (empty where a head or a separate critic
-/// does not exist). 4: then the stage each row belongs to ([`Stage`]).
+/// does not exist). 4: then the stage each row belongs to ([`Stage`]). 5: `epochs` (the PPO
+/// epochs each update ran, fewer where `target_kl` stopped it) after `clip_fraction`.
 pub const TRAINING_LOG_FORMAT_VERSION: u32 = 5;
 
 /// Which part of a training a `training_log.csv` row belongs to: the training at the config's

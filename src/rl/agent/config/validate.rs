@@ -98,14 +98,11 @@ impl AgentConfig {
         if c.checkpoint_every == 0 {
             return err("checkpoint_every", "must be at least 1".into());
         }
-        if let Some([lo, hi]) = c.rate_scale {
+        // Ranges drawn from per episode: the rate factor and the arrivals' coefficient of variation.
+        for (range, field) in [(c.rate_scale, "rate_scale"), (c.arrival_cv, "arrival_cv")] {
+            let Some([lo, hi]) = range else { continue };
             if !(lo.is_finite() && hi.is_finite() && (0.1..=10.0).contains(&lo) && lo <= hi && hi <= 10.0) {
-                return err("rate_scale", format!("[{lo}, {hi}] is not a range 0.1 <= lo <= hi <= 10"));
-            }
-        }
-        if let Some([lo, hi]) = c.arrival_cv {
-            if !(lo.is_finite() && hi.is_finite() && (0.1..=10.0).contains(&lo) && lo <= hi && hi <= 10.0) {
-                return err("arrival_cv", format!("[{lo}, {hi}] is not a range 0.1 <= lo <= hi <= 10"));
+                return err(field, format!("[{lo}, {hi}] is not a range 0.1 <= lo <= hi <= 10"));
             }
         }
         if c.fluid_tick_s.is_some() && c.fidelity == TrainingFidelity::Request {
