@@ -543,6 +543,16 @@ mod tests {
         }
     }
 
+    /// A training draws each episode's rate factor from `rate_scale`, 0.8-1.2 unless set.
+    #[test]
+    fn the_rate_scale_reaches_the_training() {
+        let parse = |extra: &str| -> AgentConfig {
+            serde_yaml_ng::from_str(&format!("format_version: 1\nencoder: gat\nalgorithm: ppo\n{extra}")).unwrap()
+        };
+        assert_eq!(training_randomization(&parse("rate_scale: [0.5, 2.0]\n")).rate_scale, (0.5, 2.0));
+        assert_eq!(training_randomization(&parse("")).rate_scale, (0.8, 1.2));
+    }
+
     /// A fluid training ticks once per decision unless `fluid_tick_s` says otherwise; it scrapes
     /// once per decision either way. A request-fidelity fine-tune keeps the scenario's own.
     #[test]

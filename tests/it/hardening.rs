@@ -384,14 +384,14 @@ fn item13_training_and_resume() {
         let kl: f64 = row.split(',').nth(kl_col).unwrap().parse().unwrap();
         assert!(kl >= 0.0, "approx_kl {kl} < 0 in {row}");
     }
-    // A log of an older format (format 3: no `stage` column) is not appended to.
+    // A log of an older format (format 4: no `epochs` column) is not appended to.
     let log_path = t.path().join("tr/training_log.csv");
-    let old = log.replacen(",stage,format_version", ",format_version", 1);
+    let old = log.replacen(",clip_fraction,epochs,", ",clip_fraction,", 1);
     assert_ne!(old, log);
     std::fs::write(&log_path, &old).unwrap();
     let o =
         cli_in(t.path(), &["train", "--resume", "tr", "--agent", &agent, "--scenario", &peak, "--steps", "1600", "-q"]);
-    assert_refused(&o, &["training_log.csv: line 1", "`stage`"]);
+    assert_refused(&o, &["training_log.csv: line 1", "`epochs`"]);
     assert_eq!((std::fs::read_to_string(&log_path).unwrap(), steps("tr")), (old, 1280));
     let o = cli_in(t.path(), &["train", "--agent", &agent, "--scenario", &peak, "--steps", "0", "--out", "z", "-q"]);
     assert_refused(&o, &["--steps", "at least 1"]);
