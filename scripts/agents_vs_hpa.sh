@@ -31,11 +31,22 @@
 # gap 10.4 +- 4.6 points lower (reports/agents_vs_hpa/drawn_pool_rules_round11.log).
 # SELECT_SCENARIOS="" evaluates the final checkpoint instead (no drawn loads either).
 #
+# Restarts: with RESTARTS=K, each seed s trains K times, restart k with the training seed
+# s + 100000 k (restart 0 is the one training RESTARTS=1 makes, in OUT/train/<agent>_s<s>/; the
+# others in OUT/train/<agent>_s<s>_r<k>/), every checkpoint of all K runs on the validation loads
+# with the seed s, and the one with the lowest mean gap is the agent of seed s (selection.csv
+# gives each one's restart). Why: trainings of one config differ far more than its checkpoints
+# do (one training's mean gap over 80 drawn loads ran from -41% to +4%, sd 13-17 points, round
+# 30b), and a training's mean gap on the validation loads foretold its gap on those 80 loads
+# (correlation 0.94 over 40 trainings, reports/agents_vs_hpa/results.md).
+#
 #   AGENTS=gat SEEDS="1 2 3 4 5 6 7 8 9 10" scripts/agents_vs_hpa.sh
 #
 # AGENTS: agent names (gat, gcn, mlp: configs/agents/<name>_ppo.yaml; gatsingle: GAT-PPO with the
 # gym-hpa one-service action; or any configs/agents/*.yaml stem). Default: gat mlp.
-# SEEDS (default 1..10), STEPS (default 50000: the GAT's checkpoints past 50,000 steps did worse on
+# SEEDS (default 1..10; below 100000 with RESTARTS above 1), RESTARTS (default 1; RESTARTS_<agent>
+# for one agent), BASELINE_SEEDS (the seeds the baselines run with on the evaluation loads;
+# default SEEDS: a pool of many loads needs the front's mean, not a run per agent seed), STEPS (default 50000: the GAT's checkpoints past 50,000 steps did worse on
 # unseen loads, round 28; the MLP and GCN were not judged at this budget), OUT (default
 # runs/agents_vs_hpa),
 # EVAL_SCENARIOS (default the rush shape and the Azure trace), TRAIN_SCENARIOS (default Online
@@ -69,6 +80,8 @@ case $SELECT_RULE in
   gap | calm) ;;
   *) echo "agents_vs_hpa: SELECT_RULE: \`$SELECT_RULE\` is neither gap nor calm" >&2; exit 2 ;;
 esac
+RESTARTS=${RESTARTS:-1}
+BASELINE_SEEDS=${BASELINE_SEEDS:-$SEEDS}
 SHIELDS=${SHIELDS:-}
 KEEP_TIMELINES=${KEEP_TIMELINES:-1}
 case $KEEP_TIMELINES in
@@ -77,6 +90,29 @@ case $KEEP_TIMELINES in
   *) echo "agents_vs_hpa: KEEP_TIMELINES: \`$KEEP_TIMELINES\` is neither 0 nor 1" >&2; exit 2 ;;
 esac
 JOBS=${JOBS:-$(nproc)}
+# Restart k of seed s trains with seed s + k * RESTART_SEED_STRIDE, so no two (seed, restart)
+# pairs share a training seed while every seed stays below the stride.
+RESTART_SEED_STRIDE=100000
+# Agent `a`'s restarts: RESTARTS_<a>, else RESTARTS.
+restarts_of() {
+  local var="RESTARTS_$1"
+  if [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then echo "${!var:-$RESTARTS}"; else echo "$RESTARTS"; fi
+}
+restart_ids() { seq 0 $(( $(restarts_of "$1") - 1 )); }
+# Restart 0 keeps the folder and label a single training has always had (so an older OUT resumes).
+restart_label() { if [ "$3" = 0 ]; then echo "${1}_s$2"; else echo "${1}_s${2}_r$3"; fi; }
+train_dir() { echo "$OUT/train/$(restart_label "$@")"; }
+for a in $AGENTS; do
+  k=$(restarts_of "$a")
+  [[ $k =~ ^[1-9][0-9]*$ ]] || { echo "agents_vs_hpa: RESTARTS for $a: \`$k\` is not a whole number from 1" >&2; exit 2; }
+  if [ "$k" -gt 1 ]; then
+    [ -n "$SELECT_SCENARIOS" ] || { echo "agents_vs_hpa: RESTARTS for $a is $k, but SELECT_SCENARIOS is empty: nothing to choose a restart by" >&2; exit 2; }
+    for s in $SEEDS; do
+      [[ $s =~ ^[0-9]+$ ]] && [ "$s" -lt "$RESTART_SEED_STRIDE" ] ||
+        { echo "agents_vs_hpa: SEEDS: \`$s\` is not a seed below $RESTART_SEED_STRIDE, as restarts need" >&2; exit 2; }
+    done
+  fi
+done
 B=./target/release/scalesim
 [ -x "$B" ] || cargo build --release -q
 
@@ -117,22 +153,24 @@ train_args=()
 for t in $TRAIN_SCENARIOS; do train_args+=(--scenario "$t"); done
 started=$(date +%s)
 
-# 1. Training: one job per (agent, seed).
+# 1. Training: one job per (agent, seed, restart).
 jobs_file=$OUT/jobs.txt
 : >"$jobs_file"
-for a in $AGENTS; do for s in $SEEDS; do
-  [ -f "$OUT/train/${a}_s$s/checkpoint.ckpt" ] || echo "$a $s" >>"$jobs_file"
-done; done
+for a in $AGENTS; do for s in $SEEDS; do for k in $(restart_ids "$a"); do
+  [ -f "$(train_dir "$a" "$s" "$k")/checkpoint.ckpt" ] || echo "$a $s $k" >>"$jobs_file"
+done; done; done
 export B OUT STEPS
 export TRAIN_ARGS="${train_args[*]}"
 train_one() {
-  local a=$1 s=$2 cfg
+  local a=$1 s=$2 k=$3 cfg
   cfg=$(config_of "$a")
   # shellcheck disable=SC2086
-  "$B" train --agent "$cfg" $TRAIN_ARGS --steps "$STEPS" --seed "$s" --out "$OUT/train/${a}_s$s" -q
+  "$B" train --agent "$cfg" $TRAIN_ARGS --steps "$STEPS" --seed "$((s + RESTART_SEED_STRIDE * k))" \
+    --out "$(train_dir "$a" "$s" "$k")" -q
 }
-export -f train_one config_of
-xargs -r -P "$JOBS" -L 1 bash -c 'train_one "$0" "$1"' <"$jobs_file"
+export RESTART_SEED_STRIDE
+export -f train_one train_dir restart_label config_of
+xargs -r -P "$JOBS" -L 1 bash -c 'train_one "$0" "$1" "$2"' <"$jobs_file"
 echo "trained $(wc -l <"$jobs_file") agents in $(( $(date +%s) - started )) s" >&2
 
 # A run folder that is complete (summary.json) is kept, so a rerun of the script resumes where it
@@ -145,6 +183,10 @@ add_run() { # OUT_FOLDER ARGS...
 add_lean_run() { add_run "$@" --no-timeline; }
 
 # 2. Checkpoint selection on the validation loads (see the top of this file).
+# A training's candidate checkpoints: its periodic ones, else its final one.
+candidates() { ls "$1"/checkpoint_*.ckpt 2>/dev/null || ls "$1/checkpoint.ckpt"; }
+# The checkpoint file of a selection label's `at` part (a step count, or `final`).
+checkpoint_at() { if [ "$2" = final ]; then echo "$1/checkpoint.ckpt"; else echo "$1/checkpoint_$2.ckpt"; fi; }
 for a in $AGENTS; do for s in $SEEDS; do
   cp "$OUT/train/${a}_s$s/checkpoint.ckpt" "$OUT/train/${a}_s$s/selected.ckpt"
 done; done
@@ -158,14 +200,15 @@ if [ -n "$SELECT_SCENARIOS" ]; then
     for n in $HPA_TARGETS; do
       add_lean_run "$sel/runs/hpa$n/$stem/s1" run "$v" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed 1
     done
-    for a in $AGENTS; do for s in $SEEDS; do
+    for a in $AGENTS; do for s in $SEEDS; do for k in $(restart_ids "$a"); do
       read -ra deploy <<<"$(eval_args_of "$a")"
-      # (A training shorter than checkpoint_every has no periodic checkpoint: its final one stays.)
-      for ck in $(ls "$OUT/train/${a}_s$s"/checkpoint_*.ckpt 2>/dev/null); do
-        at=$(basename "$ck" .ckpt); at=${at#checkpoint_}
-        add_lean_run "$sel/runs/${a}_s${s}_at$at/$stem/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s" "${deploy[@]}"
+      # Every restart runs with the agent's seed s: its restarts meet the same draws. A training
+      # shorter than checkpoint_every has no periodic checkpoint: its final one is the candidate.
+      for ck in $(candidates "$(train_dir "$a" "$s" "$k")"); do
+        at=$(basename "$ck" .ckpt); at=${at#checkpoint_}; at=${at/#checkpoint/final}
+        add_lean_run "$sel/runs/$(restart_label "$a" "$s" "$k")_at$at/$stem/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s" "${deploy[@]}"
       done
-    done; done
+    done; done; done
   done
   xargs -r -P "$JOBS" -L 1 "$B" <"$runs_file"
   "$B" pareto "$sel/runs" --out "$sel" >/dev/null
@@ -173,26 +216,30 @@ if [ -n "$SELECT_SCENARIOS" ]; then
   # stay within twice HPA 60%'s on every one of them (1; no limit without an hpa60 front):
   # agent_s<seed>_at<step>,mean_gap,calm. (Two passes: the hpa60 rows sort after the agents'.)
   awk -F, 'NR == FNR { if ($2 == "hpa60") limit[$1] = 2 * $8; next }
-           FNR > 1 && $2 ~ /_at[0-9]+$/ { sum[$2] += $10; n[$2]++; if (($1 in limit) && $8 > limit[$1]) loud[$2] = 1 }
+           FNR > 1 && $2 ~ /_at([0-9]+|final)$/ { sum[$2] += $10; n[$2]++; if (($1 in limit) && $8 > limit[$1]) loud[$2] = 1 }
            END { for (p in sum) printf "%s,%.4f,%d\n", p, sum[p] / n[p], !(p in loud) }' \
     "$sel/pareto.csv" "$sel/pareto.csv" | sort >"$sel/gaps.csv"
-  echo "agent,seed,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected" >"$sel/selection.csv"
+  echo "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected" >"$sel/selection.csv"
   for a in $AGENTS; do for s in $SEEDS; do
-    mine=$(grep "^${a}_s${s}_at" "$sel/gaps.csv" || true)
+    # This agent's checkpoints, of every restart (restart 0's labels have no _r<k>).
+    mine=$(grep -E "^${a}_s${s}_(r[0-9]+_)?at([0-9]+|final)," "$sel/gaps.csv" || true)
     [ -n "$mine" ] || continue
     # The checkpoint with the lowest mean gap; with SELECT_RULE=calm, the calm one with the
-    # lowest mean gap, any if none is calm.
+    # lowest mean gap, any if none is calm. Ties go to the label last in name order (within a
+    # restart, the later checkpoint).
     best=$({ [ "$SELECT_RULE" = calm ] && echo "$mine" | awk -F, '$3 == 1' | sort -t, -k2,2g -k1,1r
              echo "$mine" | sort -t, -k2,2g -k1,1r; } | head -1 | cut -d, -f1 || true)
     echo "$mine" | while IFS=, read -r p g c; do
-      echo "$a,$s,checkpoint_${p##*_at}.ckpt,$g,$([ "$c" = 1 ] && echo yes || echo no),$([ "$p" = "$best" ] && echo yes || echo no)"
+      k=${p#"${a}_s${s}_"}; k=${k%%_*}; [[ $k == r* ]] && k=${k#r} || k=0
+      echo "$a,$s,$k,$(basename "$(checkpoint_at . "${p##*_at}")"),$g,$([ "$c" = 1 ] && echo yes || echo no),$([ "$p" = "$best" ] && echo yes || echo no)"
     done >>"$sel/selection.csv"
-    cp "$OUT/train/${a}_s$s/checkpoint_${best##*_at}.ckpt" "$OUT/train/${a}_s$s/selected.ckpt"
+    k=${best#"${a}_s${s}_"}; k=${k%%_*}; [[ $k == r* ]] && k=${k#r} || k=0
+    cp "$(checkpoint_at "$(train_dir "$a" "$s" "$k")" "${best##*_at}")" "$OUT/train/${a}_s$s/selected.ckpt"
   done; done
   echo "selected checkpoints on $(echo $SELECT_SCENARIOS | wc -w) validation loads: $sel/selection.csv; $(( $(date +%s) - started )) s in all" >&2
 fi
 
-# 3. Evaluation runs: agents with their own seed, baselines with every seed.
+# 3. Evaluation runs: agents with their own seed, baselines with every seed of BASELINE_SEEDS.
 runs_file=$OUT/runs.txt
 : >"$runs_file"
 for e in $EVAL_SCENARIOS; do
@@ -202,6 +249,8 @@ for e in $EVAL_SCENARIOS; do
       read -ra deploy <<<"$(eval_args_of "$a")"
       add_run "$OUT/runs/${a}-ppo/$stem/s$s" eval --checkpoint "$OUT/train/${a}_s$s/selected.ckpt" --scenario "$e" --seed "$s" "${lean[@]}" "${deploy[@]}"
     done
+  done
+  for s in $BASELINE_SEEDS; do
     for n in $HPA_TARGETS; do
       add_run "$OUT/runs/hpa$n/$stem/s$s" run "$e" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed "$s" "${lean[@]}"
     done

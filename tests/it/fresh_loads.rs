@@ -302,3 +302,95 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
     refused("SELECT_RULE", "best", "SELECT_RULE: `best` is neither gap nor calm");
     assert!(!tmp.path().join("never").exists(), "a refused setting wrote files");
 }
+
+/// `RESTARTS=2`: each seed trains twice (restart 1 with the seed plus 100000, byte for byte the
+/// training `scalesim train` makes with that seed), both run on the validation load with the
+/// agent's seed, and the one with the lower gap there is the agent evaluated; the baselines run
+/// with BASELINE_SEEDS only. A restart count that is not a whole number from 1, and restarts with
+/// nothing to select them by, are refused before anything is written.
+#[test]
+fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let script = |out: &Path, vars: &[(&str, &str)]| {
+        let mut cmd = Command::new("bash");
+        cmd.arg(crate::root().join("scripts/agents_vs_hpa.sh"))
+            .env("AGENTS", "mlp")
+            .env("SEEDS", "1")
+            .env("STEPS", "256")
+            .env("SELECT_SCENARIOS", crate::root().join("scenarios/validation/ob_slow_wave.yaml"))
+            .env("SELECT_DRAWN_SEEDS", "")
+            .env("HPA_TARGETS", "60")
+            .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
+            .env("KEEP_TIMELINES", "0")
+            .env("OUT", out);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let o = script(&out, &[("RESTARTS", "2"), ("BASELINE_SEEDS", "3")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Restart 1 is the training of seed 100001.
+    let by_hand = tmp.path().join("by_hand");
+    let o = Command::new(crate::bin())
+        .current_dir(crate::root())
+        .args(["train", "--agent", "configs/agents/mlp_ppo.yaml", "--steps", "256", "--seed", "100001", "-q"])
+        .args(["--scenario", "scenarios/online_boutique_offpeak.yaml", "--scenario", "scenarios/online_boutique_peak.yaml"])
+        .args(["--scenario", "scenarios/online_boutique_fluctuating.yaml", "--out"])
+        .arg(&by_hand)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = |p: &Path| std::fs::read(p).unwrap();
+    let (r0, r1) = (out.join("train/mlp_s1/checkpoint.ckpt"), out.join("train/mlp_s1_r1/checkpoint.ckpt"));
+    assert_eq!(bytes(&r1), bytes(&by_hand.join("checkpoint.ckpt")), "restart 1 is not seed 100001's training");
+    assert_ne!(bytes(&r0), bytes(&r1), "the two restarts trained alike");
+
+    // The selection: both restarts' gaps on the one validation load, the lower one selected.
+    let gap_of = |label: &str| -> f64 {
+        let pareto = std::fs::read_to_string(out.join("select/pareto.csv")).unwrap();
+        let row = pareto.lines().find(|l| l.starts_with(&format!("ob_slow_wave,{label},"))).unwrap();
+        row.rsplit(',').next().unwrap().parse().unwrap()
+    };
+    let (g0, g1) = (gap_of("mlp_s1_atfinal"), gap_of("mlp_s1_r1_atfinal"));
+    assert_ne!(g0, g1, "a tie would not show which restart is kept");
+    let selection = std::fs::read_to_string(out.join("select/selection.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = selection.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2, "{selection}");
+    for (row, gap) in rows.iter().zip([g0, g1]) {
+        assert_eq!(row[3], "checkpoint.ckpt", "{selection}");
+        assert!((row[4].parse::<f64>().unwrap() - gap).abs() < 1e-3, "{selection}");
+        assert_eq!(row[6], if gap == g0.min(g1) { "yes" } else { "no" }, "{selection}");
+    }
+    assert_eq!((rows[0][2], rows[1][2]), ("0", "1"), "{selection}");
+    let best = if g1 < g0 { &r1 } else { &r0 };
+    assert_eq!(bytes(&out.join("train/mlp_s1/selected.ckpt")), bytes(best));
+
+    // The agent ran with its seed; the baselines with BASELINE_SEEDS.
+    let seeds = |policy: &str| -> Vec<String> {
+        let dir = out.join(format!("runs/{policy}/ob_staircase_bursty"));
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(seeds("mlp-ppo"), ["s1"]);
+    for p in ["hpa60", "kpa", "target"] {
+        assert_eq!(seeds(p), ["s3"], "{p}");
+    }
+
+    let never = tmp.path().join("never");
+    for (vars, why) in [
+        (&[("RESTARTS", "0")][..], "RESTARTS for mlp: `0` is not a whole number from 1"),
+        (&[("RESTARTS_mlp", "x")][..], "RESTARTS for mlp: `x` is not a whole number from 1"),
+        (&[("RESTARTS", "2"), ("SELECT_SCENARIOS", "")][..], "SELECT_SCENARIOS is empty: nothing to choose a restart by"),
+        (&[("RESTARTS", "2"), ("SEEDS", "100000")][..], "SEEDS: `100000` is not a seed below 100000"),
+    ] {
+        let o = script(&never, vars);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.code() == Some(2) && err.contains(why), "{vars:?}: {err}");
+        assert!(!never.exists(), "{vars:?}: a refused setting wrote files");
+    }
+}
