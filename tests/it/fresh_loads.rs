@@ -337,7 +337,12 @@ fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
     let o = Command::new(crate::bin())
         .current_dir(crate::root())
         .args(["train", "--agent", "configs/agents/mlp_ppo.yaml", "--steps", "256", "--seed", "100001", "-q"])
-        .args(["--scenario", "scenarios/online_boutique_offpeak.yaml", "--scenario", "scenarios/online_boutique_peak.yaml"])
+        .args([
+            "--scenario",
+            "scenarios/online_boutique_offpeak.yaml",
+            "--scenario",
+            "scenarios/online_boutique_peak.yaml",
+        ])
         .args(["--scenario", "scenarios/online_boutique_fluctuating.yaml", "--out"])
         .arg(&by_hand)
         .output()
@@ -385,7 +390,10 @@ fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
     for (vars, why) in [
         (&[("RESTARTS", "0")][..], "RESTARTS for mlp: `0` is not a whole number from 1"),
         (&[("RESTARTS_mlp", "x")][..], "RESTARTS for mlp: `x` is not a whole number from 1"),
-        (&[("RESTARTS", "2"), ("SELECT_SCENARIOS", "")][..], "SELECT_SCENARIOS is empty: nothing to choose a restart by"),
+        (
+            &[("RESTARTS", "2"), ("SELECT_SCENARIOS", "")][..],
+            "SELECT_SCENARIOS is empty: nothing to choose a restart by",
+        ),
         (&[("RESTARTS", "2"), ("SEEDS", "100000")][..], "SEEDS: `100000` is not a seed below 100000"),
     ] {
         let o = script(&never, vars);
