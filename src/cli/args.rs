@@ -220,6 +220,32 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         comparisons: u32,
     },
+    /// Compare policies over trainings: from the run folders under ROOT/<label>/<load>/s<seed>,
+    /// each training's (seed's) mean gap to the HPA front over every load, then each label's mean
+    /// and spread over its trainings and its difference from the reference's, with a 95%
+    /// interval: paired by seed where the two have the same seeds, else Welch's.
+    Trainings {
+        /// Folder of runs, one sub-folder per policy label (`hpa<N>` labels form each load's front).
+        root: PathBuf,
+        /// The reference policy label (e.g. gat-ppo).
+        #[arg(long)]
+        against: String,
+        /// Also write the comparison as CSV to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also write each training's mean (policy,seed,loads,gap_mean,cost_mean,slo_mean) as CSV
+        /// to this file.
+        #[arg(long)]
+        per_training: Option<PathBuf>,
+        /// Welch's interval even where two labels have the same seeds: trainings of two configs
+        /// at one seed draw unrelated streams, so the seed pairs nothing.
+        #[arg(long)]
+        unpaired: bool,
+        /// How many policies are being held against the reference to choose among them (each
+        /// interval at 1 - 0.05/K, Bonferroni). Default 1 (no correction).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        comparisons: u32,
+    },
     /// Train an RL agent (PPO or A2C) on one or more scenarios.
     Train {
         /// Agent hyper-parameters (configs/agents/*.yaml). Needed for a new training; on --resume

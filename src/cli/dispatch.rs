@@ -372,6 +372,22 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Trainings { root, against, out, per_training, unpaired, comparisons } => {
+            use scalesim::experiment::trainings;
+            let runs = trainings::collect(&root)?;
+            let means = trainings::per_training(&runs).map_err(|e| anyhow::anyhow!("{}: {e}", root.display()))?;
+            let rows =
+                trainings::compare(&means, &against, comparisons as usize, unpaired).map_err(anyhow::Error::msg)?;
+            for (path, text) in
+                [(&per_training, trainings::trainings_csv(&means)), (&out, trainings::comparison_csv(&rows))]
+            {
+                if let Some(path) = path {
+                    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+            print!("{}", trainings::table_text(&rows));
+            Ok(())
+        }
         Command::Train { agent, scenarios, steps, seed, out, resume, quiet } => {
             use scalesim::experiment::train::{train, TrainRequest};
             let req = TrainRequest { agent_config: agent, scenarios, steps, seed, out, resume };

@@ -16,6 +16,7 @@ pub mod progress;
 pub mod stats;
 pub mod sweep;
 pub mod train;
+pub mod trainings;
 
 use std::fs;
 use std::io::{BufWriter, Write};

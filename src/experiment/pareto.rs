@@ -70,6 +70,24 @@ pub fn front_at(front: &[(f64, f64)], cost: f64) -> f64 {
     y0 + (y1 - y0) * (cost - x0) / (x1 - x0)
 }
 
+/// `slo_gap_pct`: how far `slo` lies above (+) or below (-) the front's `front_slo`, in percent of
+/// it (of 1 point where the front is below 1%, so that a near-zero front does not blow it up).
+pub fn gap_pct(slo: f64, front_slo: f64) -> f64 {
+    100.0 * (slo - front_slo) / front_slo.max(1.0)
+}
+
+/// Each scenario's front from per-(scenario, label) means `(scenario, label, cost, slo)`: the
+/// Pareto-efficient points among the `hpa<N>` labels'.
+pub fn fronts<'a>(means: impl IntoIterator<Item = (&'a str, &'a str, f64, f64)>) -> BTreeMap<String, Vec<(f64, f64)>> {
+    let mut points: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for (scenario, label, cost, slo) in means {
+        if is_front(label) {
+            points.entry(scenario.to_string()).or_default().push((cost, slo));
+        }
+    }
+    points.into_iter().map(|(scenario, p)| (scenario, front(&p))).collect()
+}
+
 /// Every run under `root`, as `(label, summary)`.
 pub fn collect(root: &Path) -> Result<Vec<(String, Summary)>, RunError> {
     let mut found = Vec::new();
@@ -107,15 +125,11 @@ pub fn table(runs: &[(String, Summary)]) -> Vec<ParetoRow> {
     for (label, s) in runs {
         groups.entry((s.scenario.clone(), label.clone())).or_default().push(s);
     }
-    let mut fronts: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
     let mut rows = Vec::new();
     for ((scenario, label), xs) in &groups {
         let cost = describe(&xs.iter().map(|s| s.cost).collect::<Vec<_>>());
         let slo = describe(&xs.iter().map(|s| s.slo_violation_pct).collect::<Vec<_>>());
         let rev = describe(&xs.iter().map(|s| s.oscillation_per_hour).collect::<Vec<_>>());
-        if is_front(label) {
-            fronts.entry(scenario).or_default().push((cost.mean, slo.mean));
-        }
         rows.push(ParetoRow {
             scenario: scenario.clone(),
             policy: label.clone(),
@@ -129,10 +143,10 @@ pub fn table(runs: &[(String, Summary)]) -> Vec<ParetoRow> {
             slo_gap_pct: f64::NAN,
         });
     }
+    let fronts = fronts(rows.iter().map(|r| (r.scenario.as_str(), r.policy.as_str(), r.cost_mean, r.slo_mean)));
     for r in &mut rows {
-        let f = front(fronts.get(r.scenario.as_str()).map_or(&[][..], |v| v));
-        r.front_slo_at_cost = front_at(&f, r.cost_mean);
-        r.slo_gap_pct = 100.0 * (r.slo_mean - r.front_slo_at_cost) / r.front_slo_at_cost.max(1.0);
+        r.front_slo_at_cost = front_at(fronts.get(&r.scenario).map_or(&[][..], |v| v), r.cost_mean);
+        r.slo_gap_pct = gap_pct(r.slo_mean, r.front_slo_at_cost);
     }
     rows
 }

@@ -40,6 +40,36 @@ pub fn t_half_width(std: f64, n: usize, level: f64) -> Option<f64> {
     Some(t * std / (n as f64).sqrt())
 }
 
+/// The difference of two means from independent samples, with Welch's interval (unequal
+/// variances; Welch-Satterthwaite degrees of freedom).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Welch {
+    /// `mean(xs) - mean(ys)`.
+    pub diff: f64,
+    /// Its standard error, `sqrt(var(xs)/n_x + var(ys)/n_y)`.
+    pub se: f64,
+    pub df: f64,
+    /// Half-width of the two-sided `level` interval: `t((1 + level) / 2, df) * se`.
+    pub half_width: f64,
+}
+
+/// Welch's comparison of `xs` with `ys` at `level` in (0, 1); `None` unless both have at least 2
+/// values and not both have zero variance.
+pub fn welch(xs: &[f64], ys: &[f64], level: f64) -> Option<Welch> {
+    let (x, y) = (describe(xs), describe(ys));
+    if x.n < 2 || y.n < 2 {
+        return None;
+    }
+    let (vx, vy) = (x.std * x.std / x.n as f64, y.std * y.std / y.n as f64);
+    if vx + vy == 0.0 {
+        return None;
+    }
+    let df = (vx + vy).powi(2) / (vx * vx / (x.n - 1) as f64 + vy * vy / (y.n - 1) as f64);
+    let se = (vx + vy).sqrt();
+    let t = StudentsT::new(0.0, 1.0, df).expect("df > 0 gives a valid t").inverse_cdf((1.0 + level) / 2.0);
+    Some(Welch { diff: x.mean - y.mean, se, df, half_width: t * se })
+}
+
 /// Cliff's delta of `xs` against `ys`: `(#(x > y) - #(x < y)) / (m n)` over all pairs.
 pub fn cliffs_delta(xs: &[f64], ys: &[f64]) -> Option<f64> {
     if xs.is_empty() || ys.is_empty() {
@@ -87,6 +117,25 @@ mod tests {
         assert!((d.std - (82.5f64 / 9.0).sqrt()).abs() < 1e-12);
         assert!((d.ci95.unwrap() - 2.262157 * (82.5f64 / 9.0).sqrt() / 10f64.sqrt()).abs() < 1e-5);
         assert_eq!(describe(&[4.0]).ci95, None);
+    }
+
+    #[test]
+    fn welch_by_hand() {
+        // Equal sizes and variances: {1,2,3} vs {4,5,6}, variance 1 each, se = sqrt(2/3),
+        // df = (2/3)^2 / ((1/3)^2/2 + (1/3)^2/2) = 4, t(0.975, 4) = 2.776445.
+        let w = welch(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0], 0.95).unwrap();
+        assert_eq!(w.diff, -3.0);
+        assert!((w.se - (2.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((w.df - 4.0).abs() < 1e-12);
+        assert!((w.half_width - 2.776445 * (2.0f64 / 3.0).sqrt()).abs() < 1e-5);
+        // Unequal: {1,2,3,4} (variance 5/3) vs {2,4,6} (variance 4): vx = 5/12, vy = 4/3,
+        // df = 1.75^2 / ((5/12)^2/3 + (4/3)^2/2) = 3.0625 / 0.946759 = 3.23468.
+        let w = welch(&[1.0, 2.0, 3.0, 4.0], &[2.0, 4.0, 6.0], 0.95).unwrap();
+        assert_eq!(w.diff, -1.5);
+        assert!((w.se - 1.75f64.sqrt()).abs() < 1e-12);
+        assert!((w.df - 3.23468).abs() < 1e-4, "{}", w.df);
+        assert_eq!(welch(&[1.0], &[2.0, 3.0], 0.95), None);
+        assert_eq!(welch(&[1.0, 1.0], &[2.0, 2.0], 0.95), None);
     }
 
     #[test]

@@ -148,3 +148,103 @@ fn compare_pairs_gaps_by_load_across_tables() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("line 2: `front_slo_at_cost`: `n/a` is not a number"), "{err}");
 }
+
+/// `scalesim trainings`: each (label, seed) is one training; its mean gap over the loads is
+/// recomputed here from the runs' summaries and the front, labels with the reference's seeds are
+/// paired by seed (the interval recomputed from the differences) and others compared by Welch.
+/// A reference that is not there is refused by name.
+#[test]
+fn trainings_are_compared_by_seed_or_by_welch() {
+    use scalesim::experiment::pareto::{front, front_at, gap_pct};
+    use scalesim::experiment::stats::{describe, welch};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("runs");
+    let cfg = |n: u32| crate::root().join(format!("configs/policies/hpa_cpu{n}.yaml")).display().to_string();
+    for n in [20, 60, 150] {
+        let c = cfg(n);
+        run(&root, &format!("hpa{n}"), &["--policy", "hpa", "--policy-config", &c], 1);
+    }
+    let kpa = crate::root().join("configs/policies/kpa.yaml").display().to_string();
+    let target = crate::root().join("configs/policies/target.yaml").display().to_string();
+    for seed in [1, 2, 3] {
+        run(&root, "kpa", &["--policy", "kpa", "--policy-config", &kpa], seed);
+        run(&root, "target", &["--policy", "target", "--policy-config", &target], seed);
+    }
+    for seed in [4, 5] {
+        run(&root, "static", &["--policy", "static"], seed);
+    }
+    let (out, per) = (dir.path().join("trainings.csv"), dir.path().join("per_training.csv"));
+    let o = Command::new(crate::bin())
+        .arg("trainings")
+        .arg(&root)
+        .args(["--against", "kpa", "--out"])
+        .arg(&out)
+        .arg("--per-training")
+        .arg(&per)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let summary = |label: &str, seed: u32| -> (f64, f64) {
+        let p = root.join(format!("{label}/rush/s{seed}/summary.json"));
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        (v["cost"].as_f64().unwrap(), v["slo_violation_pct"].as_f64().unwrap())
+    };
+    let f = front(&[20, 60, 150].map(|n| summary(&format!("hpa{n}"), 1)));
+    let gap = |label: &str, seed: u32| {
+        let (c, s) = summary(label, seed);
+        gap_pct(s, front_at(&f, c))
+    };
+    let per = std::fs::read_to_string(&per).unwrap();
+    let mut lines = per.lines();
+    assert_eq!(lines.next().unwrap(), "policy,seed,loads,gap_mean,cost_mean,slo_mean");
+    let want: Vec<(&str, u32)> = vec![
+        ("kpa", 1),
+        ("kpa", 2),
+        ("kpa", 3),
+        ("static", 4),
+        ("static", 5),
+        ("target", 1),
+        ("target", 2),
+        ("target", 3),
+    ];
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.iter().map(|r| (r[0], r[1].parse().unwrap())).collect::<Vec<(&str, u32)>>(), want, "{per}");
+    for r in &rows {
+        let g = gap(r[0], r[1].parse().unwrap());
+        assert!((r[3].parse::<f64>().unwrap() - g).abs() < 1e-3, "{r:?}: gap {g}");
+        assert_eq!(r[2], "1");
+    }
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "policy,trainings,loads,gap_mean,gap_sd,diff_mean,diff_ci95,pairing,better,worse,comparisons"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), ["kpa", "static", "target"], "{text}");
+    let num = |r: &Vec<&str>, k: usize| r[k].parse::<f64>().unwrap();
+    let kpa_gaps: Vec<f64> = (1..=3).map(|s| gap("kpa", s)).collect();
+    // target: paired by seed with kpa.
+    let diffs: Vec<f64> = (1..=3).map(|s| gap("target", s) - gap("kpa", s)).collect();
+    let d = describe(&diffs);
+    let t = &rows[2];
+    assert_eq!((t[1], t[7], t[10]), ("3", "seed", "1"), "{text}");
+    assert!((num(t, 5) - d.mean).abs() < 1e-3 && (num(t, 6) - d.ci95.unwrap()).abs() < 1e-3, "{text}: {d:?}");
+    let better = diffs.iter().filter(|x| **x < -0.01).count().to_string();
+    assert_eq!(t[8], better, "{text}");
+    // static: other seeds, Welch.
+    let static_gaps: Vec<f64> = (4..=5).map(|s| gap("static", s)).collect();
+    let s = &rows[1];
+    assert_eq!((s[1], s[7], s[8], s[9]), ("2", "welch", "", ""), "{text}");
+    let want = describe(&static_gaps).mean - describe(&kpa_gaps).mean;
+    assert!((num(s, 5) - want).abs() < 1e-3, "{text}");
+    let w = welch(&static_gaps, &kpa_gaps, 0.95).unwrap();
+    assert!((num(s, 6) - w.half_width).abs() < 1e-3, "{text}: {w:?}");
+
+    let o = Command::new(crate::bin()).arg("trainings").arg(&root).args(["--against", "gat-ppo"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--against gat-ppo: no such policy"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
