@@ -46,9 +46,9 @@
 # gym-hpa one-service action; or any configs/agents/*.yaml stem). Default: gat mlp.
 # SEEDS (default 1..10; below 100000 with RESTARTS above 1), RESTARTS (default 1; RESTARTS_<agent>
 # for one agent), BASELINE_SEEDS (the seeds the baselines run with on the evaluation loads;
-# default SEEDS: a pool of many loads needs the front's mean, not a run per agent seed), STEPS (default 50000: the GAT's checkpoints past 50,000 steps did worse on
-# unseen loads, round 28; the MLP and GCN were not judged at this budget), OUT (default
-# runs/agents_vs_hpa),
+# default SEEDS: a pool of many loads needs the front's mean, not a run per agent seed), STEPS
+# (default 50000: the GAT's checkpoints past 50,000 steps did worse on unseen loads, round 28; the
+# MLP and GCN were not judged at this budget), OUT (default runs/agents_vs_hpa),
 # EVAL_SCENARIOS (default the rush shape and the Azure trace), TRAIN_SCENARIOS (default Online
 # Boutique offpeak, peak and fluctuating), HPA_TARGETS (default 20 40 60 80 100 120 150),
 # SELECT_SCENARIOS (default the loads of scenarios/validation/; "" for no selection),
