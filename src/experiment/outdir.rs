@@ -235,13 +235,17 @@ pub fn write_run_folder<T>(
         out.ancestors().filter(|a| !a.as_os_str().is_empty() && !a.exists()).last().map(Path::to_path_buf);
     let created = ensure_folder(out)?;
     let _lock = lock_folder(out)?;
+    // Registered as soon as the folder is ours (locked), before its staging folder exists: a signal
+    // in between would otherwise find nothing to clean and leave the new folders behind (a race
+    // the interrupt test met under load). Cleaning a staging folder not yet made is harmless, and
+    // only empty created folders are removed.
+    let staging = out.join(STAGING);
+    let _registered = Registered::new(&staging, out, if created { first_missing.as_deref() } else { None });
     let result = check_replaceable(out, force).and_then(|()| {
-        let staging = out.join(STAGING);
         if staging.exists() {
             fs::remove_dir_all(&staging).map_err(|e| out_err(&staging, e))?;
         }
         fs::create_dir(&staging).map_err(|e| out_err(&staging, e))?;
-        let _registered = Registered::new(&staging, out, if created { first_missing.as_deref() } else { None });
         match write(&staging) {
             Ok(v) => commit(&staging, out).map(|()| v),
             Err(e) => {
