@@ -16,6 +16,10 @@
 //! load with a front must have a run of every training, and every load run must have a front:
 //! a training's mean over other loads than another's would not compare.
 //!
+//! Every label that is not a front point is compared, baselines included: a baseline's seeds are
+//! its replicates as a trained policy's are (other random streams of the same load), so KPA run at
+//! three seeds has three "trainings" here.
+//!
 //! Owns: per-training means and their comparison. Knows nothing of how the runs were made.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -145,7 +149,7 @@ pub fn compare(
     let mut loads = 0;
     for m in means {
         by_label.entry(&m.policy).or_default().insert(m.seed, m.gap_mean);
-        loads = m.loads;
+        loads = m.loads; // the same for every training: per_training refuses a missing load
     }
     let Some(reference_gaps) = by_label.get(reference).cloned() else {
         let known: Vec<&str> = by_label.keys().copied().collect();
