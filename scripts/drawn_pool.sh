@@ -11,7 +11,9 @@
 # 2. Runs scripts/agents_vs_hpa.sh with those loads as EVAL_SCENARIOS into OUT (training the
 #    AGENTS, or reusing OUT/train/<agent>_s<seed>/ where a training is already there; every other
 #    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, SELECT_DRAWN_SEEDS, HPA_TARGETS,
-#    TRAIN_SCENARIOS, JOBS; a pool load equal to a drawn validation load is refused). Its runs
+#    TRAIN_SCENARIOS, RESTARTS (default 3: each agent the best of three trainings; 1 to judge
+#    single trainings), BASELINE_SEEDS (the front's seeds; "1 2 3" keeps a many-seed pool
+#    affordable), JOBS; a pool load equal to a drawn validation load is refused). Its runs
 #    keep no timelines (KEEP_TIMELINES=0 unless set: a 40-load pool is about 4,000 runs, 2.4 GB
 #    of timelines that the comparison never reads).
 # 3. `scalesim compare --by-family` against REFERENCE (default: the first agent's label,
@@ -20,6 +22,14 @@
 #    cost relative to the reference's; over all loads, then within each family. With more than
 #    one variant beside the reference, the intervals are Bonferroni-corrected for that many
 #    comparisons (`--comparisons`, one per agent but the first), as a pick among them needs.
+#
+# 4. `scalesim trainings --unpaired` against the same REFERENCE writes OUT/trainings.csv (each
+#    policy over its trainings: the mean and sd of the trainings' mean gaps over the pool, and its
+#    difference from the reference's with Welch's 95% interval, Bonferroni-corrected as above)
+#    and OUT/per_training.csv (each training's mean gap, cost and SLO violation over the pool).
+#    Unpaired because the agents are other configs at the same SEEDS, whose trainings share
+#    nothing but the seed's number. A training change is judged here, over trainings: the
+#    load-paired compare.csv holds each agent's trainings fixed (results.md, rounds 30b-32).
 #
 # Decide by a rule written before the pool is drawn (which seeds, which interval), and keep the
 # evaluation loads out of it: this script refuses none of that for you.
@@ -38,3 +48,5 @@ KEEP_TIMELINES=${KEEP_TIMELINES:-0} AGENTS=$AGENTS EVAL_SCENARIOS=$loads OUT=$OU
 set -- $AGENTS
 comparisons=$(( $# > 1 ? $# - 1 : 1 ))
 ./target/release/scalesim compare "$OUT/pareto.csv" --against "$REFERENCE" --by-family --comparisons "$comparisons" --out "$OUT/compare.csv"
+./target/release/scalesim trainings "$OUT/runs" --against "$REFERENCE" --unpaired --comparisons "$comparisons" \
+  --out "$OUT/trainings.csv" --per-training "$OUT/per_training.csv"

@@ -214,6 +214,19 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
         let got: f64 = r[4].parse().unwrap();
         assert!((got - want).abs() < 0.006, "{} on {}: diff {got} against {want} recomputed", r[1], r[0]);
     }
+    // Over trainings (one per agent here, seed 1): each training's mean gap over the pool is the
+    // mean of its pareto.csv gaps, and every policy is held against mlp-ppo by Welch's interval.
+    let per = std::fs::read_to_string(out.join("per_training.csv")).unwrap();
+    for agent in ["gat-ppo", "gcn-ppo", "mlp-ppo"] {
+        let row = per.lines().find(|l| l.starts_with(&format!("{agent},1,"))).unwrap_or_else(|| panic!("{per}"));
+        let got: f64 = row.split(',').nth(3).unwrap().parse().unwrap();
+        let want = loads.iter().map(|l| gap(l, agent)).sum::<f64>() / loads.len() as f64;
+        assert!((got - want).abs() < 0.006, "{agent}: {got} against {want} from pareto.csv");
+    }
+    let trainings = std::fs::read_to_string(out.join("trainings.csv")).unwrap();
+    let first: Vec<&str> = trainings.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((first[0], first[1], first[2]), ("mlp-ppo", "1", "4"), "{trainings}");
+    assert!(trainings.lines().skip(2).all(|l| l.contains(",welch,")), "{trainings}");
     // A pool's runs keep their summaries and no timelines (KEEP_TIMELINES defaults to 0 here).
     let run = out.join(format!("runs/gat-ppo/{}/s1", loads[0]));
     assert!(run.join("summary.json").is_file() && !run.join("timeline.csv").exists(), "{}", run.display());
