@@ -88,7 +88,8 @@ pub fn fronts<'a>(means: impl IntoIterator<Item = (&'a str, &'a str, f64, f64)>)
     points.into_iter().map(|(scenario, p)| (scenario, front(&p))).collect()
 }
 
-/// Every run under `root`, as `(label, summary)`.
+/// Every run under `root`, as `(label, summary)`; a folder without any is refused (nothing to
+/// compare).
 pub fn collect(root: &Path) -> Result<Vec<(String, Summary)>, RunError> {
     let mut found = Vec::new();
     let mut stack: Vec<PathBuf> = vec![root.to_path_buf()];
@@ -115,6 +116,9 @@ pub fn collect(root: &Path) -> Result<Vec<(String, Summary)>, RunError> {
         let text = std::fs::read_to_string(&p).map_err(|e| out_err(&p, e))?;
         let summary: Summary = serde_json::from_str(&text).map_err(|e| out_err(&p, e))?;
         out.push((label, summary));
+    }
+    if out.is_empty() {
+        return Err(out_err(root, "no run folders (summary.json) under <label>/ folders here"));
     }
     Ok(out)
 }
@@ -197,9 +201,6 @@ pub fn panels(rows: &[ParetoRow]) -> Vec<ParetoPanel> {
 /// `scalesim pareto ROOT --out OUT`: writes `OUT/pareto.csv`, `OUT/pareto.png` and `.svg`.
 pub fn write(root: &Path, out: &Path) -> Result<Vec<ParetoRow>, RunError> {
     let runs = collect(root)?;
-    if runs.is_empty() {
-        return Err(out_err(root, "no run folders (summary.json) under <label>/ folders here"));
-    }
     let rows = table(&runs);
     std::fs::create_dir_all(out).map_err(|e| out_err(out, e))?;
     let p = out.join("pareto.csv");

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use super::pareto::{self, front_at, gap_pct, is_front};
 use super::stats::{describe, t_half_width, welch};
-use super::{out_err, RunError};
+use super::RunError;
 
 /// What a comparison needs of one run.
 #[derive(Clone, Debug, PartialEq)]
@@ -199,11 +199,7 @@ pub fn compare(
 
 /// The runs under `root` (`ROOT/<label>/<load>/s<seed>/summary.json`).
 pub fn collect(root: &Path) -> Result<Vec<RunPoint>, RunError> {
-    let runs = pareto::collect(root)?;
-    if runs.is_empty() {
-        return Err(out_err(root, "no run folders (summary.json) under <label>/ folders here"));
-    }
-    Ok(runs
+    Ok(pareto::collect(root)?
         .into_iter()
         .map(|(label, s)| RunPoint {
             label,
