@@ -151,7 +151,7 @@ pub fn compare(
         by_label.entry(&m.policy).or_default().insert(m.seed, m.gap_mean);
         loads = m.loads; // the same for every training: per_training refuses a missing load
     }
-    let Some(reference_gaps) = by_label.get(reference).cloned() else {
+    let Some(reference_gaps) = by_label.get(reference) else {
         let known: Vec<&str> = by_label.keys().copied().collect();
         return Err(format!("--against {reference}: no such policy among the trainings ({})", known.join(", ")));
     };
