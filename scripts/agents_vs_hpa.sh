@@ -85,6 +85,16 @@ esac
 # Three restarts by default (round 31); one without selection, where nothing could choose among
 # them (and an explicit RESTARTS above 1 is refused below).
 [ -n "$SELECT_SCENARIOS" ] && RESTARTS=${RESTARTS:-3} || RESTARTS=${RESTARTS:-1}
+# The validation loads there will be: SELECT_SCENARIOS and four per drawn seed.
+n_validation=$(( $(echo $SELECT_SCENARIOS | wc -w) + 4 * $(echo $SELECT_DRAWN_SEEDS | wc -w) ))
+SELECT_FIRST=${SELECT_FIRST:-$n_validation}
+SELECT_KEEP=${SELECT_KEEP:-3}
+if [ -n "$SELECT_SCENARIOS" ]; then
+  [[ $SELECT_FIRST =~ ^[1-9][0-9]*$ ]] && [ "$SELECT_FIRST" -le "$n_validation" ] ||
+    { echo "agents_vs_hpa: SELECT_FIRST: \`$SELECT_FIRST\` is not a number of validation loads from 1 to $n_validation" >&2; exit 2; }
+  [[ $SELECT_KEEP =~ ^[1-9][0-9]*$ ]] ||
+    { echo "agents_vs_hpa: SELECT_KEEP: \`$SELECT_KEEP\` is not a whole number from 1" >&2; exit 2; }
+fi
 BASELINE_SEEDS=${BASELINE_SEEDS:-$SEEDS}
 SHIELDS=${SHIELDS:-}
 KEEP_TIMELINES=${KEEP_TIMELINES:-1}
@@ -197,45 +207,84 @@ done; done
 if [ -n "$SELECT_SCENARIOS" ]; then
   sel=$OUT/select
   mkdir -p "$sel"
-  runs_file=$sel/runs.txt
-  : >"$runs_file"
-  for v in $SELECT_SCENARIOS; do
-    stem=$(basename "$v" .yaml)
-    for n in $HPA_TARGETS; do
-      add_lean_run "$sel/runs/hpa$n/$stem/s1" run "$v" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed 1
+  read -ra validation <<<"$SELECT_SCENARIOS"
+  first=("${validation[@]:0:$SELECT_FIRST}")
+  rest=("${validation[@]:$SELECT_FIRST}")
+  stems_of() { local v; for v in "$@"; do basename "$v" .yaml; done | tr '\n' ' '; }
+  # Every candidate: agent seed label checkpoint.
+  : >"$sel/candidates.txt"
+  for a in $AGENTS; do for s in $SEEDS; do for k in $(restart_ids "$a"); do
+    # A training shorter than checkpoint_every has no periodic checkpoint: its final one is the
+    # candidate.
+    for ck in $(candidates "$(train_dir "$a" "$s" "$k")"); do
+      at=$(basename "$ck" .ckpt); at=${at#checkpoint_}; at=${at/#checkpoint/final}
+      echo "$a $s $(restart_label "$a" "$s" "$k")_at$at $ck" >>"$sel/candidates.txt"
     done
-    for a in $AGENTS; do for s in $SEEDS; do for k in $(restart_ids "$a"); do
-      read -ra deploy <<<"$(eval_args_of "$a")"
-      # Every restart runs with the agent's seed s: its restarts meet the same draws. A training
-      # shorter than checkpoint_every has no periodic checkpoint: its final one is the candidate.
-      for ck in $(candidates "$(train_dir "$a" "$s" "$k")"); do
-        at=$(basename "$ck" .ckpt); at=${at#checkpoint_}; at=${at/#checkpoint/final}
-        add_lean_run "$sel/runs/$(restart_label "$a" "$s" "$k")_at$at/$stem/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s" "${deploy[@]}"
+  done; done; done
+  # Runs the candidates read from stdin on the loads given (every restart with the agent's seed
+  # s: its restarts meet the same draws), then pareto.csv over every selection run so far.
+  select_runs() { # LOADS...
+    local a s label ck v
+    runs_file=$sel/runs.txt
+    : >"$runs_file"
+    for v in "$@"; do
+      for n in $HPA_TARGETS; do
+        add_lean_run "$sel/runs/hpa$n/$(basename "$v" .yaml)/s1" run "$v" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed 1
       done
-    done; done; done
-  done
-  xargs -r -P "$JOBS" -L 1 "$B" <"$runs_file"
-  "$B" pareto "$sel/runs" --out "$sel" >/dev/null
-  # Per checkpoint: its mean gap over the validation loads, and whether its reversals per hour
-  # stay within twice HPA 60%'s on every one of them (1; no limit without an hpa60 front):
-  # agent_s<seed>_at<step>,mean_gap,calm. (Two passes: the hpa60 rows sort after the agents'.)
-  awk -F, 'NR == FNR { if ($2 == "hpa60") limit[$1] = 2 * $8; next }
-           FNR > 1 && $2 ~ /_at([0-9]+|final)$/ { sum[$2] += $10; n[$2]++; if (($1 in limit) && $8 > limit[$1]) loud[$2] = 1 }
-           END { for (p in sum) printf "%s,%.4f,%d\n", p, sum[p] / n[p], !(p in loud) }' \
-    "$sel/pareto.csv" "$sel/pareto.csv" | sort >"$sel/gaps.csv"
-  echo "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected" >"$sel/selection.csv"
+    done
+    while read -r a s label ck; do
+      read -ra deploy <<<"$(eval_args_of "$a")"
+      for v in "$@"; do
+        add_lean_run "$sel/runs/$label/$(basename "$v" .yaml)/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s" "${deploy[@]}"
+      done
+    done
+    xargs -r -P "$JOBS" -L 1 "$B" <"$runs_file"
+    "$B" pareto "$sel/runs" --out "$sel" >/dev/null
+  }
+  # Per checkpoint, over the loads named (stems): its mean gap, whether its reversals per hour
+  # stay within twice HPA 60%'s on every one of them (1; no limit without an hpa60 front), and
+  # the number of loads: agent_s<seed>_at<step>,mean_gap,calm,loads. (Two passes: the hpa60 rows
+  # sort after the agents'.)
+  mean_gaps() { # STEMS
+    awk -F, -v stems="$1" 'BEGIN { split(stems, names, " "); for (i in names) want[names[i]] = 1 }
+             NR == FNR { if ($2 == "hpa60") limit[$1] = 2 * $8; next }
+             FNR > 1 && ($1 in want) && $2 ~ /_at([0-9]+|final)$/ { sum[$2] += $10; n[$2]++; if (($1 in limit) && $8 > limit[$1]) loud[$2] = 1 }
+             END { for (p in sum) printf "%s,%.4f,%d,%d\n", p, sum[p] / n[p], !(p in loud), n[p] }' \
+      "$sel/pareto.csv" "$sel/pareto.csv" | sort
+  }
+  # Stage 1: every candidate on the first SELECT_FIRST loads (all of them by default).
+  select_runs "${first[@]}" <"$sel/candidates.txt"
+  mean_gaps "$(stems_of "${first[@]}")" >"$sel/gaps_first.csv"
+  # Stage 2, where loads remain: each seed's SELECT_KEEP best on the first loads (by the gap
+  # alone; ties to the label last in name order) run on the rest, and only they can be picked.
+  if [ ${#rest[@]} -gt 0 ]; then
+    while read -r a s label ck; do
+      grep -E "^${a}_s${s}_(r[0-9]+_)?at([0-9]+|final)," "$sel/gaps_first.csv" | sort -t, -k2,2g -k1,1r |
+        head -"$SELECT_KEEP" | grep -q "^$label," && echo "$a $s $label $ck"
+    done <"$sel/candidates.txt" >"$sel/kept.txt" || true
+    select_runs "${rest[@]}" <"$sel/kept.txt"
+  else
+    cp "$sel/candidates.txt" "$sel/kept.txt"
+  fi
+  mean_gaps "$(stems_of "${validation[@]}")" >"$sel/gaps_all.csv"
+  # A kept checkpoint's figures are over every validation load, the others' over the first ones.
+  cut -d' ' -f3 "$sel/kept.txt" | awk -F, 'NR == FNR { kept[$1] = 1; next } ($1 in kept)' - "$sel/gaps_all.csv" >"$sel/gaps.csv"
+  cut -d' ' -f3 "$sel/kept.txt" | awk -F, 'NR == FNR { kept[$1] = 1; next } !($1 in kept)' - "$sel/gaps_first.csv" >>"$sel/gaps.csv"
+  sort -o "$sel/gaps.csv" "$sel/gaps.csv"
+  echo "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected,validation_loads" >"$sel/selection.csv"
   for a in $AGENTS; do for s in $SEEDS; do
     # This agent's checkpoints, of every restart (restart 0's labels have no _r<k>).
     mine=$(grep -E "^${a}_s${s}_(r[0-9]+_)?at([0-9]+|final)," "$sel/gaps.csv" || true)
     [ -n "$mine" ] || continue
-    # The checkpoint with the lowest mean gap; with SELECT_RULE=calm, the calm one with the
-    # lowest mean gap, any if none is calm. Ties go to the label last in name order (within a
-    # restart, the later checkpoint).
-    best=$({ [ "$SELECT_RULE" = calm ] && echo "$mine" | awk -F, '$3 == 1' | sort -t, -k2,2g -k1,1r
-             echo "$mine" | sort -t, -k2,2g -k1,1r; } | head -1 | cut -d, -f1 || true)
-    echo "$mine" | while IFS=, read -r p g c; do
+    # Among the kept (figures over every load): the checkpoint with the lowest mean gap; with
+    # SELECT_RULE=calm, the calm one with the lowest mean gap, any if none is calm. Ties go to
+    # the label last in name order (within a restart, the later checkpoint).
+    whole=$(echo "$mine" | awk -F, -v n=${#validation[@]} '$4 == n')
+    best=$({ [ "$SELECT_RULE" = calm ] && echo "$whole" | awk -F, '$3 == 1' | sort -t, -k2,2g -k1,1r
+             echo "$whole" | sort -t, -k2,2g -k1,1r; } | head -1 | cut -d, -f1 || true)
+    echo "$mine" | while IFS=, read -r p g c m; do
       k=${p#"${a}_s${s}_"}; k=${k%%_*}; [[ $k == r* ]] && k=${k#r} || k=0
-      echo "$a,$s,$k,$(basename "$(checkpoint_at . "${p##*_at}")"),$g,$([ "$c" = 1 ] && echo yes || echo no),$([ "$p" = "$best" ] && echo yes || echo no)"
+      echo "$a,$s,$k,$(basename "$(checkpoint_at . "${p##*_at}")"),$g,$([ "$c" = 1 ] && echo yes || echo no),$([ "$p" = "$best" ] && echo yes || echo no),$m"
     done >>"$sel/selection.csv"
     k=${best#"${a}_s${s}_"}; k=${k%%_*}; [[ $k == r* ]] && k=${k#r} || k=0
     cp "$(checkpoint_at "$(train_dir "$a" "$s" "$k")" "${best##*_at}")" "$OUT/train/${a}_s$s/selected.ckpt"
