@@ -30,6 +30,13 @@
 # loads alone picked worse checkpoints: over 120 other drawn loads, the twenty-four gave a mean
 # gap 10.4 +- 4.6 points lower (reports/agents_vs_hpa/drawn_pool_rules_round11.log).
 # SELECT_SCENARIOS="" evaluates the final checkpoint instead (no drawn loads either).
+# A staged selection, with SELECT_FIRST=N below the number of validation loads: every candidate
+# runs on the first N of them (SELECT_SCENARIOS' then the drawn ones, in that order) and only each
+# seed's SELECT_KEEP best there (by the mean gap, ties to the later label) on the rest; the pick
+# is among those, on all the loads. selection.csv gives each checkpoint's mean gap over the loads
+# it ran on and their number (validation_loads). It buys restarts: replayed on round 31's
+# selection runs, the first 8 of the 24 loads with 3 kept picked what all 24 did for 19 of 20
+# seeds (drawn_pool_rules_round34.log).
 #
 # Restarts: with RESTARTS=K, each seed s trains K times, restart k with the training seed
 # s + 100000 k (restart 0 is the one training RESTARTS=1 makes, in OUT/train/<agent>_s<s>/; the
@@ -55,6 +62,7 @@
 # Boutique offpeak, peak and fluctuating), HPA_TARGETS (default 20 40 60 80 100 120 150),
 # SELECT_SCENARIOS (default the loads of scenarios/validation/; "" for no selection),
 # SELECT_DRAWN_SEEDS (default 371 372 373 374 375; "" for none; needs python3),
+# SELECT_FIRST (default every validation load: one stage) and SELECT_KEEP (default 3): above,
 # SELECT_RULE (gap, the default, or calm: above),
 # SHIELDS (agent names as AGENTS; default none): each one's shields without its agent
 # (`--policy shields`: the HPA floor, ceiling and scale-down window of its config, every delta 0),

@@ -421,3 +421,90 @@ fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
         assert!(!never.exists(), "{vars:?}: a refused setting wrote files");
     }
 }
+
+/// A staged selection (`SELECT_FIRST=1 SELECT_KEEP=2`, three restarts): every restart's
+/// checkpoint runs on the first validation load; the two best there (by gap, ties to the label
+/// last in name order) also run on the second, and the pick is the lower mean gap over both of
+/// those two. `selection.csv` gives each checkpoint's mean over the loads it ran on, and how
+/// many. A first stage longer than the validation loads, and a count kept of 0, are refused
+/// before anything is written.
+#[test]
+fn a_staged_selection_runs_only_the_best_of_the_first_loads_on_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let validation = ["ob_slow_wave", "ob_flash_crowds"];
+    let script = |out: &Path, vars: &[(&str, &str)]| {
+        let loads: Vec<String> = validation
+            .iter()
+            .map(|v| crate::root().join(format!("scenarios/validation/{v}.yaml")).display().to_string())
+            .collect();
+        let mut cmd = Command::new("bash");
+        cmd.arg(crate::root().join("scripts/agents_vs_hpa.sh"))
+            .env("AGENTS", "mlp")
+            .env("SEEDS", "1")
+            .env("STEPS", "256")
+            .env("RESTARTS", "3")
+            .env("SELECT_SCENARIOS", loads.join(" "))
+            .env("SELECT_DRAWN_SEEDS", "")
+            .env("HPA_TARGETS", "60")
+            .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
+            .env("BASELINE_SEEDS", "1")
+            .env("KEEP_TIMELINES", "0")
+            .env("OUT", out);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let o = script(&out, &[("SELECT_FIRST", "1"), ("SELECT_KEEP", "2")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let pareto = std::fs::read_to_string(out.join("select/pareto.csv")).unwrap();
+    let gap_on = |load: &str, label: &str| -> Option<f64> {
+        let row = pareto.lines().find(|l| l.starts_with(&format!("{load},{label},")))?;
+        Some(row.rsplit(',').next().unwrap().parse().unwrap())
+    };
+    let labels = ["mlp_s1_atfinal", "mlp_s1_r1_atfinal", "mlp_s1_r2_atfinal"];
+    // Ranked on the first load: lowest gap first, ties to the later label.
+    let mut ranked: Vec<(&str, f64)> = labels.iter().map(|l| (*l, gap_on(validation[0], l).unwrap())).collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(a.0)));
+    let (kept, dropped) = (&ranked[..2], ranked[2]);
+    for (label, _) in kept {
+        assert!(gap_on(validation[1], label).is_some(), "{label} was kept but did not run on the second load");
+    }
+    assert!(gap_on(validation[1], dropped.0).is_none(), "{} ran on the second load", dropped.0);
+    assert!(!out.join("select/runs").join(dropped.0).join(validation[1]).exists());
+
+    let mean = |label: &str| (gap_on(validation[0], label).unwrap() + gap_on(validation[1], label).unwrap()) / 2.0;
+    let (m0, m1) = (mean(kept[0].0), mean(kept[1].0));
+    let best = if m0 < m1 || (m0 == m1 && kept[0].0 > kept[1].0) { kept[0].0 } else { kept[1].0 };
+    let selection = std::fs::read_to_string(out.join("select/selection.csv")).unwrap();
+    assert!(selection.starts_with(
+        "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected,validation_loads\n"
+    ));
+    let rows: Vec<Vec<&str>> = selection.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3, "{selection}");
+    for (row, label) in rows.iter().zip(labels) {
+        let (gap, loads) = if label == dropped.0 { (dropped.1, "1") } else { (mean(label), "2") };
+        assert!((row[4].parse::<f64>().unwrap() - gap).abs() < 1e-3, "{label}: {selection}");
+        assert_eq!(row[7], loads, "{label}: {selection}");
+        assert_eq!(row[6], if label == best { "yes" } else { "no" }, "{label}: {selection}");
+    }
+    let restart = ["mlp_s1", "mlp_s1_r1", "mlp_s1_r2"][labels.iter().position(|l| *l == best).unwrap()];
+    assert_eq!(
+        std::fs::read(out.join("train/mlp_s1/selected.ckpt")).unwrap(),
+        std::fs::read(out.join("train").join(restart).join("checkpoint.ckpt")).unwrap()
+    );
+
+    let never = tmp.path().join("never");
+    for (vars, why) in [
+        (&[("SELECT_FIRST", "3")][..], "SELECT_FIRST: `3` is not a number of validation loads from 1 to 2"),
+        (&[("SELECT_FIRST", "x")][..], "SELECT_FIRST: `x` is not a number of validation loads from 1 to 2"),
+        (&[("SELECT_KEEP", "0")][..], "SELECT_KEEP: `0` is not a whole number from 1"),
+    ] {
+        let o = script(&never, vars);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.code() == Some(2) && err.contains(why), "{vars:?}: {err}");
+        assert!(!never.exists(), "{vars:?}: a refused setting wrote files");
+    }
+}
