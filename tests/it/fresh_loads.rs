@@ -244,7 +244,7 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
 /// `scripts/agents_vs_hpa.sh` picks checkpoints on the validation loads it is given and on the
 /// four that `scripts/fresh_loads.py` draws for each seed of SELECT_DRAWN_SEEDS: those are
 /// written to OUT/select_loads/ exactly as the script draws them, and each of the five gets its
-/// HPA front in OUT/select/; each seed trains three times (RESTARTS defaults to 3 with a
+/// HPA front in OUT/select/; each seed trains six times (RESTARTS defaults to 6 with a
 /// selection). A drawn validation load is refused as an evaluation load even from
 /// another folder (scenarios are compared by content), and so is a seed that is not a number,
 /// both before anything trains.
@@ -287,11 +287,11 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
         // Selection runs are read through pareto.csv only: no timelines.
         assert!(!front.join("timeline.csv").exists(), "a selection run kept its timeline");
     }
-    // Three restarts per seed by default where there is a selection to choose among them.
-    for r in ["mlp_s1", "mlp_s1_r1", "mlp_s1_r2"] {
+    // Six restarts per seed by default where there is a selection to choose among them.
+    for r in ["mlp_s1", "mlp_s1_r1", "mlp_s1_r2", "mlp_s1_r3", "mlp_s1_r4", "mlp_s1_r5"] {
         assert!(out.join("train").join(r).join("checkpoint.ckpt").is_file(), "no training {r}");
     }
-    assert!(!out.join("train/mlp_s1_r3").exists(), "a fourth restart");
+    assert!(!out.join("train/mlp_s1_r6").exists(), "a seventh restart");
     // The evaluation runs keep theirs by default (KEEP_TIMELINES=1: charts are drawn from them).
     let eval = out.join("runs/mlp-ppo/ob_staircase_bursty/s1");
     assert!(eval.join("timeline.csv").is_file() && eval.join("requests.csv").is_file(), "{}", eval.display());
