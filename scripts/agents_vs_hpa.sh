@@ -34,10 +34,16 @@
 # first SELECT_FIRST validation loads (SELECT_SCENARIOS' then the drawn ones, in that order) and
 # only each seed's SELECT_KEEP best there (by the mean gap, ties to the later label) on the rest;
 # the pick is among those, on all the loads. selection.csv gives each checkpoint's mean gap over
-# the loads it ran on and their number (validation_loads). SELECT_FIRST at the number of loads is
-# the one-stage selection of rounds 11-33. The stages buy restarts: replayed on round 31's
-# selection runs, the first 8 of the 24 loads with 3 kept picked what all 24 did for 19 of 20
-# seeds, at 240 runs a seed for six restarts against 288 for three in one stage.
+# the loads it ran on, their number (validation_loads) and the fidelity of those runs. SELECT_FIRST
+# at the number of loads is the one-stage selection of rounds 11-33. The stages buy restarts:
+# replayed on round 31's selection runs, the first 8 of the 24 loads with 3 kept picked what all
+# 24 did for 19 of 20 seeds, at 240 runs a seed for six restarts against 288 for three in one
+# stage. SELECT_SCREEN=fluid screens instead on every validation load at fluid fidelity (the
+# training's own model, about 24 times faster here; `scalesim eval --fidelity fluid`, the fronts
+# likewise, in OUT/select/screen/), and the SELECT_KEEP best of each seed run on every load at
+# request fidelity (SELECT_FIRST is then unused). Replayed on round 34's 480 checkpoints, the
+# fluid mean gap over the 24 loads correlates 0.96 with the request one, and the fluid screen
+# keeping 2 or 3 picked what the one-stage request selection did for 19 of 20 seeds.
 #
 # Restarts: with RESTARTS=K, each seed s trains K times, restart k with the training seed
 # s + 100000 k (restart 0 is the one training RESTARTS=1 makes, in OUT/train/<agent>_s<s>/; the
@@ -65,8 +71,8 @@
 # Boutique offpeak, peak and fluctuating), HPA_TARGETS (default 20 40 60 80 100 120 150),
 # SELECT_SCENARIOS (default the loads of scenarios/validation/; "" for no selection),
 # SELECT_DRAWN_SEEDS (default 371 372 373 374 375; "" for none; needs python3),
-# SELECT_FIRST (default 8; every validation load where there are fewer) and SELECT_KEEP
-# (default 3): above,
+# SELECT_FIRST (default 8; every validation load where there are fewer), SELECT_KEEP (default 3)
+# and SELECT_SCREEN (request, the default, or fluid): above,
 # SELECT_RULE (gap, the default, or calm: above),
 # SHIELDS (agent names as AGENTS; default none): each one's shields without its agent
 # (`--policy shields`: the HPA floor, ceiling and scale-down window of its config, every delta 0),
@@ -102,11 +108,16 @@ n_validation=$(( $(echo $SELECT_SCENARIOS | wc -w) + 4 * $(echo $SELECT_DRAWN_SE
 # A staged selection by default: the first 8 loads, then the 3 best of each seed (round 34).
 SELECT_FIRST=${SELECT_FIRST:-$(( n_validation < 8 ? n_validation : 8 ))}
 SELECT_KEEP=${SELECT_KEEP:-3}
+SELECT_SCREEN=${SELECT_SCREEN:-request}
 if [ -n "$SELECT_SCENARIOS" ]; then
   [[ $SELECT_FIRST =~ ^[1-9][0-9]*$ ]] && [ "$SELECT_FIRST" -le "$n_validation" ] ||
     { echo "agents_vs_hpa: SELECT_FIRST: \`$SELECT_FIRST\` is not a number of validation loads from 1 to $n_validation" >&2; exit 2; }
   [[ $SELECT_KEEP =~ ^[1-9][0-9]*$ ]] ||
     { echo "agents_vs_hpa: SELECT_KEEP: \`$SELECT_KEEP\` is not a whole number from 1" >&2; exit 2; }
+  case $SELECT_SCREEN in
+    request | fluid) ;;
+    *) echo "agents_vs_hpa: SELECT_SCREEN: \`$SELECT_SCREEN\` is neither request nor fluid" >&2; exit 2 ;;
+  esac
 fi
 BASELINE_SEEDS=${BASELINE_SEEDS:-$SEEDS}
 SHIELDS=${SHIELDS:-}
@@ -234,57 +245,73 @@ if [ -n "$SELECT_SCENARIOS" ]; then
       echo "$a $s $(restart_label "$a" "$s" "$k")_at$at $ck" >>"$sel/candidates.txt"
     done
   done; done; done
-  # Runs the candidates read from stdin on the loads given (every restart with the agent's seed
-  # s: its restarts meet the same draws), then pareto.csv over every selection run so far.
-  select_runs() { # LOADS...
-    local a s label ck v
-    runs_file=$sel/runs.txt
+  # Runs the candidates read from stdin on the loads given, at the fidelity given (request: the
+  # scenarios' own), into DIR/runs (every restart with the agent's seed s: its restarts meet the
+  # same draws), then DIR/pareto.csv over every run there so far; the fronts at that fidelity.
+  select_runs() { # DIR FIDELITY LOADS...
+    local dir=$1 a s label ck v
+    local fidelity=()
+    [ "$2" = fluid ] && fidelity=(--fidelity fluid)
+    shift 2
+    runs_file=$dir/runs.txt
+    mkdir -p "$dir"
     : >"$runs_file"
     for v in "$@"; do
       for n in $HPA_TARGETS; do
-        add_lean_run "$sel/runs/hpa$n/$(basename "$v" .yaml)/s1" run "$v" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed 1
+        add_lean_run "$dir/runs/hpa$n/$(basename "$v" .yaml)/s1" run "$v" --policy hpa --policy-config "configs/policies/hpa_cpu$n.yaml" --seed 1 "${fidelity[@]}"
       done
     done
     while read -r a s label ck; do
       read -ra deploy <<<"$(eval_args_of "$a")"
       for v in "$@"; do
-        add_lean_run "$sel/runs/$label/$(basename "$v" .yaml)/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s" "${deploy[@]}"
+        add_lean_run "$dir/runs/$label/$(basename "$v" .yaml)/s$s" eval --checkpoint "$ck" --scenario "$v" --seed "$s" "${deploy[@]}" "${fidelity[@]}"
       done
     done
     xargs -r -P "$JOBS" -L 1 "$B" <"$runs_file"
-    "$B" pareto "$sel/runs" --out "$sel" >/dev/null
+    "$B" pareto "$dir/runs" --out "$dir" >/dev/null
   }
-  # Per checkpoint, over the loads named (stems): its mean gap, whether its reversals per hour
-  # stay within twice HPA 60%'s on every one of them (1; no limit without an hpa60 front), and
-  # the number of loads: agent_s<seed>_at<step>,mean_gap,calm,loads. (Two passes: the hpa60 rows
-  # sort after the agents'.)
-  mean_gaps() { # STEMS
-    awk -F, -v stems="$1" 'BEGIN { split(stems, names, " "); for (i in names) want[names[i]] = 1 }
+  # Per checkpoint, from a pareto.csv over the loads named (stems): its mean gap, whether its
+  # reversals per hour stay within twice HPA 60%'s on every one of them (1; no limit without an
+  # hpa60 front), and the number of loads: agent_s<seed>_at<step>,mean_gap,calm,loads. (Two
+  # passes: the hpa60 rows sort after the agents'.)
+  mean_gaps() { # PARETO_CSV STEMS
+    awk -F, -v stems="$2" 'BEGIN { split(stems, names, " "); for (i in names) want[names[i]] = 1 }
              NR == FNR { if ($2 == "hpa60") limit[$1] = 2 * $8; next }
              FNR > 1 && ($1 in want) && $2 ~ /_at([0-9]+|final)$/ { sum[$2] += $10; n[$2]++; if (($1 in limit) && $8 > limit[$1]) loud[$2] = 1 }
              END { for (p in sum) printf "%s,%.4f,%d,%d\n", p, sum[p] / n[p], !(p in loud), n[p] }' \
-      "$sel/pareto.csv" "$sel/pareto.csv" | sort
+      "$1" "$1" | sort
   }
-  # Stage 1: every candidate on the first SELECT_FIRST loads (all of them by default).
-  select_runs "${first[@]}" <"$sel/candidates.txt"
-  mean_gaps "$(stems_of "${first[@]}")" >"$sel/gaps_first.csv"
-  # Stage 2, where loads remain: each seed's SELECT_KEEP best on the first loads (by the gap
-  # alone; ties to the label last in name order) run on the rest, and only they can be picked.
+  # Stage 1, the screen: every candidate on the first SELECT_FIRST loads (all of them by default)
+  # at request fidelity, or with SELECT_SCREEN=fluid on every load at fluid fidelity (in
+  # OUT/select/screen/).
+  if [ "$SELECT_SCREEN" = fluid ]; then
+    screen=$sel/screen
+    select_runs "$screen" fluid "${validation[@]}" <"$sel/candidates.txt"
+    mean_gaps "$screen/pareto.csv" "$(stems_of "${validation[@]}")" >"$sel/gaps_first.csv"
+    rest=("${validation[@]}")
+  else
+    select_runs "$sel" request "${first[@]}" <"$sel/candidates.txt"
+    mean_gaps "$sel/pareto.csv" "$(stems_of "${first[@]}")" >"$sel/gaps_first.csv"
+  fi
+  # Stage 2, where loads remain: each seed's SELECT_KEEP best in the screen (by the gap alone;
+  # ties to the label last in name order) run on them at request fidelity, and only they can be
+  # picked.
   if [ ${#rest[@]} -gt 0 ]; then
     while read -r a s label ck; do
       grep -E "^${a}_s${s}_(r[0-9]+_)?at([0-9]+|final)," "$sel/gaps_first.csv" | sort -t, -k2,2g -k1,1r |
         head -"$SELECT_KEEP" | grep -q "^$label," && echo "$a $s $label $ck"
     done <"$sel/candidates.txt" >"$sel/kept.txt" || true
-    select_runs "${rest[@]}" <"$sel/kept.txt"
+    select_runs "$sel" request "${rest[@]}" <"$sel/kept.txt"
   else
     cp "$sel/candidates.txt" "$sel/kept.txt"
   fi
-  mean_gaps "$(stems_of "${validation[@]}")" >"$sel/gaps_all.csv"
-  # A kept checkpoint's figures are over every validation load, the others' over the first ones.
-  cut -d' ' -f3 "$sel/kept.txt" | awk -F, 'NR == FNR { kept[$1] = 1; next } ($1 in kept)' - "$sel/gaps_all.csv" >"$sel/gaps.csv"
-  cut -d' ' -f3 "$sel/kept.txt" | awk -F, 'NR == FNR { kept[$1] = 1; next } !($1 in kept)' - "$sel/gaps_first.csv" >>"$sel/gaps.csv"
+  mean_gaps "$sel/pareto.csv" "$(stems_of "${validation[@]}")" >"$sel/gaps_all.csv"
+  # A kept checkpoint's figures are over every validation load at request fidelity, the others'
+  # those of the screen: label,mean_gap,calm,loads,fidelity,kept.
+  cut -d' ' -f3 "$sel/kept.txt" | awk -F, -v OFS=, 'NR == FNR { kept[$1] = 1; next } ($1 in kept) { print $0, "request", 1 }' - "$sel/gaps_all.csv" >"$sel/gaps.csv"
+  cut -d' ' -f3 "$sel/kept.txt" | awk -F, -v OFS=, -v f="$SELECT_SCREEN" 'NR == FNR { kept[$1] = 1; next } !($1 in kept) { print $0, f, 0 }' - "$sel/gaps_first.csv" >>"$sel/gaps.csv"
   sort -o "$sel/gaps.csv" "$sel/gaps.csv"
-  echo "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected,validation_loads" >"$sel/selection.csv"
+  echo "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected,validation_loads,fidelity" >"$sel/selection.csv"
   for a in $AGENTS; do for s in $SEEDS; do
     # This agent's checkpoints, of every restart (restart 0's labels have no _r<k>).
     mine=$(grep -E "^${a}_s${s}_(r[0-9]+_)?at([0-9]+|final)," "$sel/gaps.csv" || true)
@@ -292,12 +319,12 @@ if [ -n "$SELECT_SCENARIOS" ]; then
     # Among the kept (figures over every load): the checkpoint with the lowest mean gap; with
     # SELECT_RULE=calm, the calm one with the lowest mean gap, any if none is calm. Ties go to
     # the label last in name order (within a restart, the later checkpoint).
-    whole=$(echo "$mine" | awk -F, -v n=${#validation[@]} '$4 == n')
+    whole=$(echo "$mine" | awk -F, '$6 == 1')
     best=$({ [ "$SELECT_RULE" = calm ] && echo "$whole" | awk -F, '$3 == 1' | sort -t, -k2,2g -k1,1r
              echo "$whole" | sort -t, -k2,2g -k1,1r; } | head -1 | cut -d, -f1 || true)
-    echo "$mine" | while IFS=, read -r p g c m; do
+    echo "$mine" | while IFS=, read -r p g c m f _; do
       k=${p#"${a}_s${s}_"}; k=${k%%_*}; [[ $k == r* ]] && k=${k#r} || k=0
-      echo "$a,$s,$k,$(basename "$(checkpoint_at . "${p##*_at}")"),$g,$([ "$c" = 1 ] && echo yes || echo no),$([ "$p" = "$best" ] && echo yes || echo no),$m"
+      echo "$a,$s,$k,$(basename "$(checkpoint_at . "${p##*_at}")"),$g,$([ "$c" = 1 ] && echo yes || echo no),$([ "$p" = "$best" ] && echo yes || echo no),$m,$f"
     done >>"$sel/selection.csv"
     k=${best#"${a}_s${s}_"}; k=${k%%_*}; [[ $k == r* ]] && k=${k#r} || k=0
     cp "$(checkpoint_at "$(train_dir "$a" "$s" "$k")" "${best##*_at}")" "$OUT/train/${a}_s$s/selected.ckpt"

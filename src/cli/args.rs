@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use scalesim::experiment::policies::PolicyChoice;
+use scalesim::scenario::Fidelity;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +60,11 @@ pub(crate) enum Command {
         /// cannot chart such a folder. Simulator only.
         #[arg(long)]
         no_timeline: bool,
+        /// Simulate at this fidelity (request or fluid) instead of the scenario's `fidelity:`, e.g.
+        /// a fluid screen of many policies before request-fidelity runs of the best. Simulator
+        /// only.
+        #[arg(long, value_parser = parse_fidelity)]
+        fidelity: Option<Fidelity>,
         /// No progress and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
@@ -294,6 +300,10 @@ pub(crate) enum Command {
         /// Write neither timeline.csv nor requests.csv (as `run --no-timeline`).
         #[arg(long)]
         no_timeline: bool,
+        /// Simulate at this fidelity (request or fluid) instead of the scenario's (as `run
+        /// --fidelity`).
+        #[arg(long, value_parser = parse_fidelity)]
+        fidelity: Option<Fidelity>,
         /// No progress and no closing summary line.
         #[arg(long, short)]
         quiet: bool,
@@ -404,6 +414,14 @@ pub(crate) enum RealBackend {
 /// A seed: a whole number >= 0 (clap's own message for `-1` suggests `-- -1`, which is no help).
 pub(crate) fn parse_seed(s: &str) -> Result<u64, String> {
     s.trim().parse::<u64>().map_err(|_| format!("`{s}`: seeds are whole numbers from 0 to {}", u64::MAX))
+}
+
+pub(crate) fn parse_fidelity(s: &str) -> Result<Fidelity, String> {
+    match s.trim() {
+        "request" => Ok(Fidelity::Request),
+        "fluid" => Ok(Fidelity::Fluid),
+        _ => Err(format!("`{s}`: expected request or fluid")),
+    }
 }
 
 pub(crate) fn parse_range(s: &str) -> Result<(f64, f64), String> {

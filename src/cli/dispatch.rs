@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::args::{BackendKind, Cli, Command, RealBackend};
-use super::support::{default_out, ensemble_out, load_with_horizon, local_options, seconds_bar};
+use super::support::{default_out, ensemble_out, load_with_horizon, local_options, seconds_bar, sim_backend_label};
 use scalesim::engine::SimTime;
 use scalesim::experiment::backend_run::{run_kubernetes_to_dir, run_local_to_dir, validate_to_dir, ValidationPolicies};
 use scalesim::experiment::policies::PolicyChoice;
@@ -72,6 +72,10 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             // A real backend's timeline is its only record of what happened: never skipped.
             anyhow::bail!("--no-timeline: only for --backend sim")
         }
+        Command::Run { fidelity: Some(_), backend: BackendKind::Local | BackendKind::Kubernetes, .. } => {
+            // A real backend serves every request; there is no model to choose.
+            anyhow::bail!("--fidelity: only for --backend sim")
+        }
         Command::Run {
             scenario,
             policy,
@@ -122,6 +126,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             allow_large,
             log_events,
             no_timeline: _,
+            fidelity: _,
             quiet,
             backend: BackendKind::Local,
             time_compression,
@@ -168,6 +173,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             allow_large,
             log_events,
             no_timeline,
+            fidelity,
             quiet,
             backend: BackendKind::Sim,
             time_compression,
@@ -178,11 +184,12 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
                 anyhow::bail!("--time-compression and --prometheus-targets: only for --backend local");
             }
             kube.refuse_unless_kubernetes()?;
-            let sc = load_with_horizon(&scenario, horizon)?;
+            let mut sc = load_with_horizon(&scenario, horizon)?;
+            let backend = sim_backend_label(&mut sc, fidelity);
             let seed = seed.unwrap_or(sc.seed);
             let pol = policy.build(policy_config.as_deref(), &sc)?;
-            let out =
-                out.unwrap_or_else(|| default_out("", &scenario, &sc, &policy, policy_config.as_deref(), seed, "sim"));
+            let out = out
+                .unwrap_or_else(|| default_out("", &scenario, &sc, &policy, policy_config.as_deref(), seed, &backend));
             let bar = seconds_bar(quiet, sc.horizon, "sim-s");
             let options = RunOptions {
                 event_log: if log_events { Some(Box::new(std::io::stderr())) } else { None },
@@ -426,13 +433,15 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
             out,
             force,
             no_timeline,
+            fidelity,
             quiet,
             fast_floor_every_s,
             fast_floor_reads_s,
             fast_floor_panic_ratio,
             fast_floor_leaves_window,
         } => {
-            let sc = load_scenario(&scenario)?;
+            let mut sc = load_scenario(&scenario)?;
+            let backend = sim_backend_label(&mut sc, fidelity);
             let seed = seed.unwrap_or(sc.seed);
             let mut policy = scalesim::rl::agent::policy::AgentPolicy::load_ensemble(&checkpoints, &sc)?;
             let mut deployed = String::new();
@@ -447,8 +456,8 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
                 deployed = format!(" + {fast}");
             }
             let out = out.unwrap_or_else(|| match checkpoints.as_slice() {
-                [one] => default_out("", &scenario, &sc, &PolicyChoice::Agent(one.clone()), None, seed, "sim"),
-                members => ensemble_out(&scenario, &sc, members, seed),
+                [one] => default_out("", &scenario, &sc, &PolicyChoice::Agent(one.clone()), None, seed, &backend),
+                members => ensemble_out(&scenario, &sc, members, seed, &backend),
             });
             let named: Vec<String> = checkpoints.iter().map(|c| c.display().to_string()).collect();
             let options = RunOptions {

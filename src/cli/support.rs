@@ -10,7 +10,7 @@ use scalesim::experiment::backend_run::LocalRunOptions;
 use scalesim::experiment::outdir::{default_run_path, file_bytes, safe_name, short_hash, stem};
 use scalesim::experiment::policies::PolicyChoice;
 use scalesim::experiment::progress::Progress;
-use scalesim::scenario::load_scenario;
+use scalesim::scenario::{load_scenario, Fidelity};
 
 pub(crate) fn local_options(
     time_compression: Option<f64>,
@@ -95,12 +95,27 @@ pub(crate) fn ensemble_out(
     sc: &scalesim::scenario::Scenario,
     members: &[PathBuf],
     seed: u64,
+    backend: &str,
 ) -> PathBuf {
     let training = members.first().and_then(|ck| ck.parent()).map(stem).unwrap_or_default();
     let label = format!("ensemble{}_{training}", members.len());
     let bytes: Vec<Vec<u8>> = members.iter().map(|ck| file_bytes(ck)).collect();
     let parts: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
-    named_out("", scenario_file, sc, &label, &parts, seed, "sim")
+    named_out("", scenario_file, sc, &label, &parts, seed, backend)
+}
+
+/// Applies a `--fidelity` override to the scenario and gives the simulator's backend label for
+/// [`default_out`]: `sim`, or `sim/<fidelity>` when the fidelity was overridden, so that a run
+/// at another fidelity than its scenario file's never lands in that run's folder (the folder's
+/// hash covers the file's bytes, not the override).
+pub(crate) fn sim_backend_label(sc: &mut scalesim::scenario::Scenario, fidelity: Option<Fidelity>) -> String {
+    match fidelity {
+        Some(f) => {
+            sc.fidelity = f;
+            format!("sim/{}", f.as_str())
+        }
+        None => "sim".to_string(),
+    }
 }
 
 /// `<prefix><scenario>_<label>_seed<N>_<hash>` under runs/, the hash over the scenario file's

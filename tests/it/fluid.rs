@@ -1,5 +1,7 @@
 //! Fluid fidelity against request fidelity (the reference), on the same scenarios and policies.
 
+use std::path::Path;
+
 use scalesim::engine::SimTime;
 use scalesim::experiment::policies::build_policy;
 use scalesim::metrics::{ActionsWriter, Summary};
@@ -272,4 +274,46 @@ fn a_surge_shorter_than_the_tick_is_averaged_away() {
         "1 s ticks {fine:.1}% against request {request:.1}%"
     );
     assert!(coarse < 5.0, "15 s ticks {coarse:.1}%");
+}
+
+/// `run --fidelity fluid` (and `eval`'s, which shares the code) is the run of the same scenario
+/// with `fidelity: fluid` in its file: the same summary byte for byte, recorded as fluid; its
+/// default folder is not the request run's; a real backend and an unknown fidelity are refused.
+#[test]
+fn the_fidelity_flag_runs_the_scenario_at_that_fidelity() {
+    let t = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new(crate::bin()).current_dir(t.path()).args(args).output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let sc = crate::root().join("scenarios/online_boutique_rush.yaml");
+    let text = std::fs::read_to_string(&sc).unwrap();
+    assert!(text.contains("\nfidelity: request\n"), "the rush scenario names its fidelity");
+    let fluid_file = t.path().join("rush_fluid.yaml");
+    std::fs::write(&fluid_file, text.replace("\nfidelity: request\n", "\nfidelity: fluid\n")).unwrap();
+    let common = ["--policy", "hpa", "--horizon", "240", "--seed", "3", "--no-timeline", "-q", "--out"];
+    let (flag, file) = (t.path().join("flag"), t.path().join("file"));
+    let (ok, out) =
+        cli(&[&["run", sc.to_str().unwrap()][..], &common, &[flag.to_str().unwrap(), "--fidelity", "fluid"]].concat());
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&[&["run", fluid_file.to_str().unwrap()][..], &common, &[file.to_str().unwrap()]].concat());
+    assert!(ok, "{out}");
+    let summary = |d: &Path| std::fs::read(d.join("summary.json")).unwrap();
+    assert_eq!(summary(&flag), summary(&file), "--fidelity fluid is not the fluid scenario's run");
+    let info = std::fs::read_to_string(flag.join("experiment_info.json")).unwrap();
+    assert!(info.contains("\"fidelity\": \"fluid\""), "{info}");
+
+    // Default folders: the override is part of what decides the results.
+    let short = ["run", sc.to_str().unwrap(), "--policy", "hpa", "--horizon", "60", "--no-timeline", "-q"];
+    for extra in [&[][..], &["--fidelity", "fluid"][..]] {
+        let (ok, out) = cli(&[&short[..], extra].concat());
+        assert!(ok, "{out}");
+    }
+    let folders: Vec<_> = std::fs::read_dir(t.path().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(folders.len(), 2, "{folders:?}");
+
+    let (ok, out) = cli(&["run", sc.to_str().unwrap(), "--backend", "local", "--fidelity", "fluid", "-q"]);
+    assert!(!ok && out.contains("--fidelity: only for --backend sim"), "{out}");
+    let (ok, out) = cli(&["run", sc.to_str().unwrap(), "--fidelity", "coarse", "-q"]);
+    assert!(!ok && out.contains("`coarse`: expected request or fluid"), "{out}");
 }

@@ -480,7 +480,7 @@ fn a_staged_selection_runs_only_the_best_of_the_first_loads_on_the_rest() {
     let best = if m0 < m1 || (m0 == m1 && kept[0].0 > kept[1].0) { kept[0].0 } else { kept[1].0 };
     let selection = std::fs::read_to_string(out.join("select/selection.csv")).unwrap();
     assert!(selection.starts_with(
-        "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected,validation_loads\n"
+        "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected,validation_loads,fidelity\n"
     ));
     let rows: Vec<Vec<&str>> = selection.lines().skip(1).map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 3, "{selection}");
@@ -488,6 +488,7 @@ fn a_staged_selection_runs_only_the_best_of_the_first_loads_on_the_rest() {
         let (gap, loads) = if label == dropped.0 { (dropped.1, "1") } else { (mean(label), "2") };
         assert!((row[4].parse::<f64>().unwrap() - gap).abs() < 1e-3, "{label}: {selection}");
         assert_eq!(row[7], loads, "{label}: {selection}");
+        assert_eq!(row[8], "request", "{label}: {selection}");
         assert_eq!(row[6], if label == best { "yes" } else { "no" }, "{label}: {selection}");
     }
     let restart = ["mlp_s1", "mlp_s1_r1", "mlp_s1_r2"][labels.iter().position(|l| *l == best).unwrap()];
@@ -507,4 +508,91 @@ fn a_staged_selection_runs_only_the_best_of_the_first_loads_on_the_rest() {
         assert!(o.status.code() == Some(2) && err.contains(why), "{vars:?}: {err}");
         assert!(!never.exists(), "{vars:?}: a refused setting wrote files");
     }
+}
+
+/// `SELECT_SCREEN=fluid`: every restart's checkpoint runs on every validation load at fluid
+/// fidelity (with the HPA fronts, in OUT/select/screen/), the SELECT_KEEP best by their fluid
+/// mean gap run on every load at request fidelity, and the pick is the best of those there.
+/// `selection.csv` says which figures are which.
+#[test]
+fn a_fluid_screen_runs_every_checkpoint_at_fluid_fidelity_and_the_best_at_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let validation = ["ob_slow_wave", "ob_flash_crowds"];
+    let loads: Vec<String> = validation
+        .iter()
+        .map(|v| crate::root().join(format!("scenarios/validation/{v}.yaml")).display().to_string())
+        .collect();
+    let script = |vars: &[(&str, &str)]| {
+        let mut cmd = Command::new("bash");
+        cmd.arg(crate::root().join("scripts/agents_vs_hpa.sh"))
+            .env("AGENTS", "mlp")
+            .env("SEEDS", "1")
+            .env("STEPS", "256")
+            .env("RESTARTS", "3")
+            .env("SELECT_SCENARIOS", loads.join(" "))
+            .env("SELECT_DRAWN_SEEDS", "")
+            .env("HPA_TARGETS", "60")
+            .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
+            .env("BASELINE_SEEDS", "1")
+            .env("KEEP_TIMELINES", "0")
+            .env("OUT", &out);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let o = script(&[("SELECT_SCREEN", "fluid"), ("SELECT_KEEP", "2")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let labels = ["mlp_s1_atfinal", "mlp_s1_r1_atfinal", "mlp_s1_r2_atfinal"];
+    let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
+    let (screen, request) = (read("select/screen/pareto.csv"), read("select/pareto.csv"));
+    let gap_in = |pareto: &str, load: &str, label: &str| -> Option<f64> {
+        let row = pareto.lines().find(|l| l.starts_with(&format!("{load},{label},")))?;
+        Some(row.rsplit(',').next().unwrap().parse().unwrap())
+    };
+    let mean_in = |pareto: &str, label: &str| -> Option<f64> {
+        Some((gap_in(pareto, validation[0], label)? + gap_in(pareto, validation[1], label)?) / 2.0)
+    };
+    let fidelity_of = |run: &str| -> String {
+        let info = read(&format!("{run}/experiment_info.json"));
+        info.split("\"fidelity\": \"").nth(1).unwrap().split('"').next().unwrap().to_string()
+    };
+    // The screen: all three on both loads, at fluid fidelity, beside fluid fronts.
+    let mut ranked: Vec<(&str, f64)> = labels.iter().map(|l| (*l, mean_in(&screen, l).unwrap())).collect();
+    for v in validation {
+        assert_eq!(fidelity_of(&format!("select/screen/runs/hpa60/{v}/s1")), "fluid");
+        assert_eq!(fidelity_of(&format!("select/screen/runs/{}/{v}/s1", labels[0])), "fluid");
+    }
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(a.0)));
+    let (kept, dropped) = (&ranked[..2], ranked[2]);
+    // The kept two, and only they, at request fidelity on both loads.
+    for (label, _) in kept {
+        assert!(mean_in(&request, label).is_some(), "{label} was kept but did not run at request fidelity");
+        assert_eq!(fidelity_of(&format!("select/runs/{label}/{}/s1", validation[0])), "request");
+    }
+    assert!(!out.join("select/runs").join(dropped.0).exists(), "{} ran at request fidelity", dropped.0);
+
+    let (m0, m1) = (mean_in(&request, kept[0].0).unwrap(), mean_in(&request, kept[1].0).unwrap());
+    let best = if m0 < m1 || (m0 == m1 && kept[0].0 > kept[1].0) { kept[0].0 } else { kept[1].0 };
+    let selection = read("select/selection.csv");
+    let rows: Vec<Vec<&str>> = selection.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3, "{selection}");
+    for (row, label) in rows.iter().zip(labels) {
+        let (gap, fidelity) =
+            if label == dropped.0 { (dropped.1, "fluid") } else { (mean_in(&request, label).unwrap(), "request") };
+        assert!((row[4].parse::<f64>().unwrap() - gap).abs() < 1e-3, "{label}: {selection}");
+        assert_eq!((row[7], row[8]), ("2", fidelity), "{label}: {selection}");
+        assert_eq!(row[6], if label == best { "yes" } else { "no" }, "{label}: {selection}");
+    }
+    let restart = ["mlp_s1", "mlp_s1_r1", "mlp_s1_r2"][labels.iter().position(|l| *l == best).unwrap()];
+    assert_eq!(
+        std::fs::read(out.join("train/mlp_s1/selected.ckpt")).unwrap(),
+        std::fs::read(out.join("train").join(restart).join("checkpoint.ckpt")).unwrap()
+    );
+
+    let o = script(&[("SELECT_SCREEN", "coarse")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && err.contains("SELECT_SCREEN: `coarse` is neither request nor fluid"), "{err}");
 }
