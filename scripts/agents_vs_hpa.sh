@@ -30,20 +30,22 @@
 # loads alone picked worse checkpoints: over 120 other drawn loads, the twenty-four gave a mean
 # gap 10.4 +- 4.6 points lower (reports/agents_vs_hpa/drawn_pool_rules_round11.log).
 # SELECT_SCENARIOS="" evaluates the final checkpoint instead (no drawn loads either).
-# The selection is staged (SELECT_FIRST=8, SELECT_KEEP=3 by default): every candidate runs on the
-# first SELECT_FIRST validation loads (SELECT_SCENARIOS' then the drawn ones, in that order) and
-# only each seed's SELECT_KEEP best there (by the mean gap, ties to the later label) on the rest;
+# The selection is staged. With SELECT_SCREEN=request every candidate runs on the first
+# SELECT_FIRST validation loads (SELECT_SCENARIOS' then the drawn ones, in that order) and only
+# each seed's SELECT_KEEP best there (by the mean gap, ties to the later label) on the rest;
 # the pick is among those, on all the loads. selection.csv gives each checkpoint's mean gap over
 # the loads it ran on, their number (validation_loads) and the fidelity of those runs. SELECT_FIRST
 # at the number of loads is the one-stage selection of rounds 11-33. The stages buy restarts:
 # replayed on round 31's selection runs, the first 8 of the 24 loads with 3 kept picked what all
 # 24 did for 19 of 20 seeds, at 240 runs a seed for six restarts against 288 for three in one
-# stage. SELECT_SCREEN=fluid screens instead on every validation load at fluid fidelity (the
-# training's own model, about 24 times faster here; `scalesim eval --fidelity fluid`, the fronts
-# likewise, in OUT/select/screen/), and the SELECT_KEEP best of each seed run on every load at
-# request fidelity (SELECT_FIRST is then unused). Replayed on round 34's 480 checkpoints, the
-# fluid mean gap over the 24 loads correlates 0.96 with the request one, and the fluid screen
-# keeping 2 or 3 picked what the one-stage request selection did for 19 of 20 seeds.
+# stage. SELECT_SCREEN=fluid (the default since round 35, with SELECT_KEEP=3) screens instead on
+# every validation load at fluid fidelity (the training's own model, about 24 times faster here;
+# `scalesim eval --fidelity fluid`, the fronts likewise, in OUT/select/screen/), and the
+# SELECT_KEEP best of each seed run on every load at request fidelity (SELECT_FIRST is then
+# unused). Replayed on round 34's 480 checkpoints, the fluid mean gap over the 24 loads
+# correlates 0.96 with the request one, and the fluid screen keeping 2 or 3 picked what the
+# one-stage request selection did for 19 of 20 seeds. Round 35: nine restarts screened so were
+# 2.2 +- 1.6 points better than round 34's six (drawn_pool_rules_round35.log).
 #
 # Restarts: with RESTARTS=K, each seed s trains K times, restart k with the training seed
 # s + 100000 k (restart 0 is the one training RESTARTS=1 makes, in OUT/train/<agent>_s<s>/; the
@@ -62,7 +64,7 @@
 #
 # AGENTS: agent names (gat, gcn, mlp: configs/agents/<name>_ppo.yaml; gatsingle: GAT-PPO with the
 # gym-hpa one-service action; or any configs/agents/*.yaml stem). Default: gat mlp.
-# SEEDS (default 1..10; below 100000 with RESTARTS above 1), RESTARTS (default 6, 1 with
+# SEEDS (default 1..10; below 100000 with RESTARTS above 1), RESTARTS (default 9, 1 with
 # SELECT_SCENARIOS=""; RESTARTS_<agent> for one agent), BASELINE_SEEDS (the seeds the baselines run with on the evaluation loads;
 # default SEEDS: a pool of many loads needs the front's mean, not a run per agent seed), STEPS
 # (default 50000: the GAT's checkpoints past 50,000 steps did worse on unseen loads, round 28; the
@@ -71,8 +73,8 @@
 # Boutique offpeak, peak and fluctuating), HPA_TARGETS (default 20 40 60 80 100 120 150),
 # SELECT_SCENARIOS (default the loads of scenarios/validation/; "" for no selection),
 # SELECT_DRAWN_SEEDS (default 371 372 373 374 375; "" for none; needs python3),
-# SELECT_FIRST (default 8; every validation load where there are fewer), SELECT_KEEP (default 3)
-# and SELECT_SCREEN (request, the default, or fluid): above,
+# SELECT_SCREEN (fluid, the default, or request), SELECT_KEEP (default 3) and SELECT_FIRST (the
+# request screen's loads; default 8, every validation load where there are fewer): above,
 # SELECT_RULE (gap, the default, or calm: above),
 # SHIELDS (agent names as AGENTS; default none): each one's shields without its agent
 # (`--policy shields`: the HPA floor, ceiling and scale-down window of its config, every delta 0),
@@ -100,15 +102,17 @@ case $SELECT_RULE in
   gap | calm) ;;
   *) echo "agents_vs_hpa: SELECT_RULE: \`$SELECT_RULE\` is neither gap nor calm" >&2; exit 2 ;;
 esac
-# Six restarts by default (round 34; three in round 31); one without selection, where nothing
-# could choose among them (and an explicit RESTARTS above 1 is refused below).
-[ -n "$SELECT_SCENARIOS" ] && RESTARTS=${RESTARTS:-6} || RESTARTS=${RESTARTS:-1}
+# Nine restarts by default (round 35; six in round 34, three in round 31); one without
+# selection, where nothing could choose among them (and an explicit RESTARTS above 1 is refused
+# below).
+[ -n "$SELECT_SCENARIOS" ] && RESTARTS=${RESTARTS:-9} || RESTARTS=${RESTARTS:-1}
 # The validation loads there will be: SELECT_SCENARIOS and four per drawn seed.
 n_validation=$(( $(echo $SELECT_SCENARIOS | wc -w) + 4 * $(echo $SELECT_DRAWN_SEEDS | wc -w) ))
-# A staged selection by default: the first 8 loads, then the 3 best of each seed (round 34).
+# A staged selection by default: every checkpoint screened at fluid fidelity, then the 3 best of
+# each seed at request fidelity (round 35; round 34 screened on the first 8 loads at request).
 SELECT_FIRST=${SELECT_FIRST:-$(( n_validation < 8 ? n_validation : 8 ))}
 SELECT_KEEP=${SELECT_KEEP:-3}
-SELECT_SCREEN=${SELECT_SCREEN:-request}
+SELECT_SCREEN=${SELECT_SCREEN:-fluid}
 if [ -n "$SELECT_SCENARIOS" ]; then
   [[ $SELECT_FIRST =~ ^[1-9][0-9]*$ ]] && [ "$SELECT_FIRST" -le "$n_validation" ] ||
     { echo "agents_vs_hpa: SELECT_FIRST: \`$SELECT_FIRST\` is not a number of validation loads from 1 to $n_validation" >&2; exit 2; }

@@ -10,10 +10,11 @@
 #    evaluation load) into OUT/loads/.
 # 2. Runs scripts/agents_vs_hpa.sh with those loads as EVAL_SCENARIOS into OUT (training the
 #    AGENTS, or reusing OUT/train/<agent>_s<seed>/ where a training is already there; every other
-#    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, SELECT_DRAWN_SEEDS, SELECT_FIRST,
-#    SELECT_KEEP, HPA_TARGETS, TRAIN_SCENARIOS, RESTARTS (default 6: each agent the best of six trainings; 1 to judge
-#    single trainings), BASELINE_SEEDS (the front's seeds; "1 2 3" keeps a many-seed pool
-#    affordable), JOBS; a pool load equal to a drawn validation load is refused). Its runs
+#    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, SELECT_DRAWN_SEEDS, SELECT_SCREEN,
+#    SELECT_KEEP, SELECT_FIRST, HPA_TARGETS, TRAIN_SCENARIOS, RESTARTS (default 9: each agent the
+#    best of nine trainings; 1 to judge single trainings), BASELINE_SEEDS (the front's seeds;
+#    "1 2 3" keeps a many-seed pool affordable), JOBS; a pool load equal to a drawn validation
+#    load is refused). Its runs
 #    keep no timelines (KEEP_TIMELINES=0 unless set: a 40-load pool is about 4,000 runs, 2.4 GB
 #    of timelines that the comparison never reads).
 # 3. `scalesim compare --by-family` against REFERENCE (default: the first agent's label,

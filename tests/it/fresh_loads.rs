@@ -244,8 +244,8 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
 /// `scripts/agents_vs_hpa.sh` picks checkpoints on the validation loads it is given and on the
 /// four that `scripts/fresh_loads.py` draws for each seed of SELECT_DRAWN_SEEDS: those are
 /// written to OUT/select_loads/ exactly as the script draws them, and each of the five gets its
-/// HPA front in OUT/select/; each seed trains six times (RESTARTS defaults to 6 with a
-/// selection). A drawn validation load is refused as an evaluation load even from
+/// HPA front in OUT/select/; each seed trains nine times (RESTARTS defaults to 9 with a
+/// selection) and every checkpoint is screened at fluid fidelity (SELECT_SCREEN's default). A drawn validation load is refused as an evaluation load even from
 /// another folder (scenarios are compared by content), and so is a seed that is not a number,
 /// both before anything trains.
 #[test]
@@ -287,11 +287,14 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
         // Selection runs are read through pareto.csv only: no timelines.
         assert!(!front.join("timeline.csv").exists(), "a selection run kept its timeline");
     }
-    // Six restarts per seed by default where there is a selection to choose among them.
-    for r in ["mlp_s1", "mlp_s1_r1", "mlp_s1_r2", "mlp_s1_r3", "mlp_s1_r4", "mlp_s1_r5"] {
-        assert!(out.join("train").join(r).join("checkpoint.ckpt").is_file(), "no training {r}");
+    // Nine restarts per seed by default where there is a selection to choose among them, screened
+    // at fluid fidelity.
+    for k in 0..9 {
+        let r = if k == 0 { "mlp_s1".to_string() } else { format!("mlp_s1_r{k}") };
+        assert!(out.join("train").join(&r).join("checkpoint.ckpt").is_file(), "no training {r}");
     }
-    assert!(!out.join("train/mlp_s1_r6").exists(), "a seventh restart");
+    assert!(!out.join("train/mlp_s1_r9").exists(), "a tenth restart");
+    assert!(out.join("select/screen/runs/mlp_s1_r8_atfinal/ob_slow_wave/s1/summary.json").is_file(), "no fluid screen");
     // The evaluation runs keep theirs by default (KEEP_TIMELINES=1: charts are drawn from them).
     let eval = out.join("runs/mlp-ppo/ob_staircase_bursty/s1");
     assert!(eval.join("timeline.csv").is_file() && eval.join("requests.csv").is_file(), "{}", eval.display());
@@ -422,12 +425,12 @@ fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
     }
 }
 
-/// A staged selection (`SELECT_FIRST=1 SELECT_KEEP=2`, three restarts): every restart's
-/// checkpoint runs on the first validation load; the two best there (by gap, ties to the label
-/// last in name order) also run on the second, and the pick is the lower mean gap over both of
-/// those two. `selection.csv` gives each checkpoint's mean over the loads it ran on, and how
-/// many. A first stage longer than the validation loads, and a count kept of 0, are refused
-/// before anything is written.
+/// A staged selection at request fidelity (`SELECT_SCREEN=request SELECT_FIRST=1 SELECT_KEEP=2`,
+/// three restarts): every restart's checkpoint runs on the first validation load; the two best
+/// there (by gap, ties to the label last in name order) also run on the second, and the pick is
+/// the lower mean gap over both of those two. `selection.csv` gives each checkpoint's mean over
+/// the loads it ran on, and how many. A first stage longer than the validation loads, and a
+/// count kept of 0, are refused before anything is written.
 #[test]
 fn a_staged_selection_runs_only_the_best_of_the_first_loads_on_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
@@ -456,7 +459,7 @@ fn a_staged_selection_runs_only_the_best_of_the_first_loads_on_the_rest() {
         }
         cmd.output().unwrap()
     };
-    let o = script(&out, &[("SELECT_FIRST", "1"), ("SELECT_KEEP", "2")]);
+    let o = script(&out, &[("SELECT_SCREEN", "request"), ("SELECT_FIRST", "1"), ("SELECT_KEEP", "2")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let pareto = std::fs::read_to_string(out.join("select/pareto.csv")).unwrap();
@@ -594,5 +597,8 @@ fn a_fluid_screen_runs_every_checkpoint_at_fluid_fidelity_and_the_best_at_reques
 
     let o = script(&[("SELECT_SCREEN", "coarse")]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.code() == Some(2) && err.contains("SELECT_SCREEN: `coarse` is neither request nor fluid"), "{err}");
+    assert!(
+        o.status.code() == Some(2) && err.contains("SELECT_SCREEN: `coarse` is neither request nor fluid"),
+        "{err}"
+    );
 }
