@@ -425,6 +425,74 @@ fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
     }
 }
 
+/// The validation loads, the restarts' selection labels and their training folders in the
+/// staged-selection tests below.
+const STAGED_LOADS: [&str; 2] = ["ob_slow_wave", "ob_flash_crowds"];
+const STAGED_LABELS: [&str; 3] = ["mlp_s1_atfinal", "mlp_s1_r1_atfinal", "mlp_s1_r2_atfinal"];
+const STAGED_TRAININGS: [&str; 3] = ["mlp_s1", "mlp_s1_r1", "mlp_s1_r2"];
+
+/// `scripts/agents_vs_hpa.sh` as the staged-selection tests run it: the MLP at seed 1 trained
+/// three times for 256 steps (each with its final checkpoint only), [`STAGED_LOADS`] as the
+/// validation loads, HPA 60% as their front; `vars` on top.
+fn staged_script(out: &Path, vars: &[(&str, &str)]) -> std::process::Output {
+    let loads: Vec<String> = STAGED_LOADS
+        .iter()
+        .map(|v| crate::root().join(format!("scenarios/validation/{v}.yaml")).display().to_string())
+        .collect();
+    let mut cmd = Command::new("bash");
+    cmd.arg(crate::root().join("scripts/agents_vs_hpa.sh"))
+        .env("AGENTS", "mlp")
+        .env("SEEDS", "1")
+        .env("STEPS", "256")
+        .env("RESTARTS", "3")
+        .env("SELECT_SCENARIOS", loads.join(" "))
+        .env("SELECT_DRAWN_SEEDS", "")
+        .env("HPA_TARGETS", "60")
+        .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
+        .env("BASELINE_SEEDS", "1")
+        .env("KEEP_TIMELINES", "0")
+        .env("OUT", out);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// A policy's gap on a load in a pareto.csv (its last column), if it ran there.
+fn gap_in(pareto: &str, load: &str, label: &str) -> Option<f64> {
+    let row = pareto.lines().find(|l| l.starts_with(&format!("{load},{label},")))?;
+    Some(row.rsplit(',').next().unwrap().parse().unwrap())
+}
+
+/// The labels ranked as the script ranks them: lowest score first, ties to the label last in
+/// name order.
+fn ranked(mut scored: Vec<(&'static str, f64)>) -> Vec<(&'static str, f64)> {
+    scored.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(a.0)));
+    scored
+}
+
+/// `selection.csv`'s rows, checked against each label's expected mean gap, load count and
+/// fidelity, and the pick (`selected` and the copied checkpoint) against `best`.
+fn assert_selection(out: &Path, expected: &[(&str, f64, &str, &str)], best: &str) {
+    let selection = std::fs::read_to_string(out.join("select/selection.csv")).unwrap();
+    assert!(selection.starts_with(
+        "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected,validation_loads,fidelity\n"
+    ));
+    let rows: Vec<Vec<&str>> = selection.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), STAGED_LABELS.len(), "{selection}");
+    for (row, label) in rows.iter().zip(STAGED_LABELS) {
+        let &(_, gap, loads, fidelity) = expected.iter().find(|e| e.0 == label).unwrap();
+        assert!((row[4].parse::<f64>().unwrap() - gap).abs() < 1e-3, "{label}: {selection}");
+        assert_eq!((row[7], row[8]), (loads, fidelity), "{label}: {selection}");
+        assert_eq!(row[6], if label == best { "yes" } else { "no" }, "{label}: {selection}");
+    }
+    let training = STAGED_TRAININGS[STAGED_LABELS.iter().position(|l| *l == best).unwrap()];
+    assert_eq!(
+        std::fs::read(out.join("train/mlp_s1/selected.ckpt")).unwrap(),
+        std::fs::read(out.join("train").join(training).join("checkpoint.ckpt")).unwrap()
+    );
+}
+
 /// A staged selection at request fidelity (`SELECT_SCREEN=request SELECT_FIRST=1 SELECT_KEEP=2`,
 /// three restarts): every restart's checkpoint runs on the first validation load; the two best
 /// there (by gap, ties to the label last in name order) also run on the second, and the pick is
@@ -435,78 +503,33 @@ fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
 fn a_staged_selection_runs_only_the_best_of_the_first_loads_on_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let validation = ["ob_slow_wave", "ob_flash_crowds"];
-    let script = |out: &Path, vars: &[(&str, &str)]| {
-        let loads: Vec<String> = validation
-            .iter()
-            .map(|v| crate::root().join(format!("scenarios/validation/{v}.yaml")).display().to_string())
-            .collect();
-        let mut cmd = Command::new("bash");
-        cmd.arg(crate::root().join("scripts/agents_vs_hpa.sh"))
-            .env("AGENTS", "mlp")
-            .env("SEEDS", "1")
-            .env("STEPS", "256")
-            .env("RESTARTS", "3")
-            .env("SELECT_SCENARIOS", loads.join(" "))
-            .env("SELECT_DRAWN_SEEDS", "")
-            .env("HPA_TARGETS", "60")
-            .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
-            .env("BASELINE_SEEDS", "1")
-            .env("KEEP_TIMELINES", "0")
-            .env("OUT", out);
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
-    let o = script(&out, &[("SELECT_SCREEN", "request"), ("SELECT_FIRST", "1"), ("SELECT_KEEP", "2")]);
+    let o = staged_script(&out, &[("SELECT_SCREEN", "request"), ("SELECT_FIRST", "1"), ("SELECT_KEEP", "2")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let pareto = std::fs::read_to_string(out.join("select/pareto.csv")).unwrap();
-    let gap_on = |load: &str, label: &str| -> Option<f64> {
-        let row = pareto.lines().find(|l| l.starts_with(&format!("{load},{label},")))?;
-        Some(row.rsplit(',').next().unwrap().parse().unwrap())
-    };
-    let labels = ["mlp_s1_atfinal", "mlp_s1_r1_atfinal", "mlp_s1_r2_atfinal"];
-    // Ranked on the first load: lowest gap first, ties to the later label.
-    let mut ranked: Vec<(&str, f64)> = labels.iter().map(|l| (*l, gap_on(validation[0], l).unwrap())).collect();
-    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(a.0)));
-    let (kept, dropped) = (&ranked[..2], ranked[2]);
+    let [first, second] = STAGED_LOADS;
+    let on_first = ranked(STAGED_LABELS.iter().map(|l| (*l, gap_in(&pareto, first, l).unwrap())).collect());
+    let (kept, dropped) = (&on_first[..2], on_first[2]);
     for (label, _) in kept {
-        assert!(gap_on(validation[1], label).is_some(), "{label} was kept but did not run on the second load");
+        assert!(gap_in(&pareto, second, label).is_some(), "{label} was kept but did not run on the second load");
     }
-    assert!(gap_on(validation[1], dropped.0).is_none(), "{} ran on the second load", dropped.0);
-    assert!(!out.join("select/runs").join(dropped.0).join(validation[1]).exists());
+    assert!(gap_in(&pareto, second, dropped.0).is_none(), "{} ran on the second load", dropped.0);
+    assert!(!out.join("select/runs").join(dropped.0).join(second).exists());
 
-    let mean = |label: &str| (gap_on(validation[0], label).unwrap() + gap_on(validation[1], label).unwrap()) / 2.0;
-    let (m0, m1) = (mean(kept[0].0), mean(kept[1].0));
-    let best = if m0 < m1 || (m0 == m1 && kept[0].0 > kept[1].0) { kept[0].0 } else { kept[1].0 };
-    let selection = std::fs::read_to_string(out.join("select/selection.csv")).unwrap();
-    assert!(selection.starts_with(
-        "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected,validation_loads,fidelity\n"
-    ));
-    let rows: Vec<Vec<&str>> = selection.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.len(), 3, "{selection}");
-    for (row, label) in rows.iter().zip(labels) {
-        let (gap, loads) = if label == dropped.0 { (dropped.1, "1") } else { (mean(label), "2") };
-        assert!((row[4].parse::<f64>().unwrap() - gap).abs() < 1e-3, "{label}: {selection}");
-        assert_eq!(row[7], loads, "{label}: {selection}");
-        assert_eq!(row[8], "request", "{label}: {selection}");
-        assert_eq!(row[6], if label == best { "yes" } else { "no" }, "{label}: {selection}");
-    }
-    let restart = ["mlp_s1", "mlp_s1_r1", "mlp_s1_r2"][labels.iter().position(|l| *l == best).unwrap()];
-    assert_eq!(
-        std::fs::read(out.join("train/mlp_s1/selected.ckpt")).unwrap(),
-        std::fs::read(out.join("train").join(restart).join("checkpoint.ckpt")).unwrap()
-    );
+    let mean = |label: &str| (gap_in(&pareto, first, label).unwrap() + gap_in(&pareto, second, label).unwrap()) / 2.0;
+    let best = ranked(kept.iter().map(|(l, _)| (*l, mean(l))).collect())[0].0;
+    let mut expected = vec![(dropped.0, dropped.1, "1", "request")];
+    expected.extend(kept.iter().map(|(l, _)| (*l, mean(l), "2", "request")));
+    assert_selection(&out, &expected, best);
 
     let never = tmp.path().join("never");
     for (vars, why) in [
         (&[("SELECT_FIRST", "3")][..], "SELECT_FIRST: `3` is not a number of validation loads from 1 to 2"),
         (&[("SELECT_FIRST", "x")][..], "SELECT_FIRST: `x` is not a number of validation loads from 1 to 2"),
         (&[("SELECT_KEEP", "0")][..], "SELECT_KEEP: `0` is not a whole number from 1"),
+        (&[("SELECT_SCREEN", "coarse")][..], "SELECT_SCREEN: `coarse` is neither request nor fluid"),
     ] {
-        let o = script(&never, vars);
+        let o = staged_script(&never, vars);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.code() == Some(2) && err.contains(why), "{vars:?}: {err}");
         assert!(!never.exists(), "{vars:?}: a refused setting wrote files");
@@ -521,84 +544,34 @@ fn a_staged_selection_runs_only_the_best_of_the_first_loads_on_the_rest() {
 fn a_fluid_screen_runs_every_checkpoint_at_fluid_fidelity_and_the_best_at_request() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let validation = ["ob_slow_wave", "ob_flash_crowds"];
-    let loads: Vec<String> = validation
-        .iter()
-        .map(|v| crate::root().join(format!("scenarios/validation/{v}.yaml")).display().to_string())
-        .collect();
-    let script = |vars: &[(&str, &str)]| {
-        let mut cmd = Command::new("bash");
-        cmd.arg(crate::root().join("scripts/agents_vs_hpa.sh"))
-            .env("AGENTS", "mlp")
-            .env("SEEDS", "1")
-            .env("STEPS", "256")
-            .env("RESTARTS", "3")
-            .env("SELECT_SCENARIOS", loads.join(" "))
-            .env("SELECT_DRAWN_SEEDS", "")
-            .env("HPA_TARGETS", "60")
-            .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
-            .env("BASELINE_SEEDS", "1")
-            .env("KEEP_TIMELINES", "0")
-            .env("OUT", &out);
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
-    let o = script(&[("SELECT_SCREEN", "fluid"), ("SELECT_KEEP", "2")]);
+    let o = staged_script(&out, &[("SELECT_SCREEN", "fluid"), ("SELECT_KEEP", "2")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let labels = ["mlp_s1_atfinal", "mlp_s1_r1_atfinal", "mlp_s1_r2_atfinal"];
     let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
     let (screen, request) = (read("select/screen/pareto.csv"), read("select/pareto.csv"));
-    let gap_in = |pareto: &str, load: &str, label: &str| -> Option<f64> {
-        let row = pareto.lines().find(|l| l.starts_with(&format!("{load},{label},")))?;
-        Some(row.rsplit(',').next().unwrap().parse().unwrap())
-    };
     let mean_in = |pareto: &str, label: &str| -> Option<f64> {
-        Some((gap_in(pareto, validation[0], label)? + gap_in(pareto, validation[1], label)?) / 2.0)
+        Some((gap_in(pareto, STAGED_LOADS[0], label)? + gap_in(pareto, STAGED_LOADS[1], label)?) / 2.0)
     };
     let fidelity_of = |run: &str| -> String {
         let info = read(&format!("{run}/experiment_info.json"));
         info.split("\"fidelity\": \"").nth(1).unwrap().split('"').next().unwrap().to_string()
     };
     // The screen: all three on both loads, at fluid fidelity, beside fluid fronts.
-    let mut ranked: Vec<(&str, f64)> = labels.iter().map(|l| (*l, mean_in(&screen, l).unwrap())).collect();
-    for v in validation {
+    for v in STAGED_LOADS {
         assert_eq!(fidelity_of(&format!("select/screen/runs/hpa60/{v}/s1")), "fluid");
-        assert_eq!(fidelity_of(&format!("select/screen/runs/{}/{v}/s1", labels[0])), "fluid");
+        assert_eq!(fidelity_of(&format!("select/screen/runs/{}/{v}/s1", STAGED_LABELS[0])), "fluid");
     }
-    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(a.0)));
-    let (kept, dropped) = (&ranked[..2], ranked[2]);
+    let screened = ranked(STAGED_LABELS.iter().map(|l| (*l, mean_in(&screen, l).unwrap())).collect());
+    let (kept, dropped) = (&screened[..2], screened[2]);
     // The kept two, and only they, at request fidelity on both loads.
     for (label, _) in kept {
         assert!(mean_in(&request, label).is_some(), "{label} was kept but did not run at request fidelity");
-        assert_eq!(fidelity_of(&format!("select/runs/{label}/{}/s1", validation[0])), "request");
+        assert_eq!(fidelity_of(&format!("select/runs/{label}/{}/s1", STAGED_LOADS[0])), "request");
     }
     assert!(!out.join("select/runs").join(dropped.0).exists(), "{} ran at request fidelity", dropped.0);
 
-    let (m0, m1) = (mean_in(&request, kept[0].0).unwrap(), mean_in(&request, kept[1].0).unwrap());
-    let best = if m0 < m1 || (m0 == m1 && kept[0].0 > kept[1].0) { kept[0].0 } else { kept[1].0 };
-    let selection = read("select/selection.csv");
-    let rows: Vec<Vec<&str>> = selection.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.len(), 3, "{selection}");
-    for (row, label) in rows.iter().zip(labels) {
-        let (gap, fidelity) =
-            if label == dropped.0 { (dropped.1, "fluid") } else { (mean_in(&request, label).unwrap(), "request") };
-        assert!((row[4].parse::<f64>().unwrap() - gap).abs() < 1e-3, "{label}: {selection}");
-        assert_eq!((row[7], row[8]), ("2", fidelity), "{label}: {selection}");
-        assert_eq!(row[6], if label == best { "yes" } else { "no" }, "{label}: {selection}");
-    }
-    let restart = ["mlp_s1", "mlp_s1_r1", "mlp_s1_r2"][labels.iter().position(|l| *l == best).unwrap()];
-    assert_eq!(
-        std::fs::read(out.join("train/mlp_s1/selected.ckpt")).unwrap(),
-        std::fs::read(out.join("train").join(restart).join("checkpoint.ckpt")).unwrap()
-    );
-
-    let o = script(&[("SELECT_SCREEN", "coarse")]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.code() == Some(2) && err.contains("SELECT_SCREEN: `coarse` is neither request nor fluid"),
-        "{err}"
-    );
+    let best = ranked(kept.iter().map(|(l, _)| (*l, mean_in(&request, l).unwrap())).collect())[0].0;
+    let mut expected = vec![(dropped.0, dropped.1, "2", "fluid")];
+    expected.extend(kept.iter().map(|(l, _)| (*l, mean_in(&request, l).unwrap(), "2", "request")));
+    assert_selection(&out, &expected, best);
 }
