@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Agents against the tuned HPA front, on loads the agents never trained on.
 #
-# Trains each agent of AGENTS once per seed of SEEDS (STEPS environment steps each, at fluid
-# fidelity, on random load shapes drawn around TRAIN_SCENARIOS' means: see
-# configs/agents/<agent>_ppo.yaml), picks each training's checkpoint on validation loads
-# (below), evaluates it with its own seed on each of EVAL_SCENARIOS at request
+# Trains each agent of AGENTS RESTARTS times per seed of SEEDS (STEPS environment steps each, at
+# fluid fidelity, on random load shapes drawn around TRAIN_SCENARIOS' means: see
+# configs/agents/<agent>_ppo.yaml), picks each seed's checkpoint among its trainings' on
+# validation loads (below), evaluates it with the seed on each of EVAL_SCENARIOS at request
 # fidelity, runs the baselines (HPA at the CPU targets of HPA_TARGETS, which form the front; KPA;
 # target tracking) with the same seeds, and writes
 #   OUT/pareto.csv, OUT/pareto.png, OUT/pareto.svg   (scalesim pareto)
 #   OUT/runs/<policy>/<scenario>/s<seed>/            (every run folder)
-#   OUT/train/<agent>_s<seed>/                       (every training folder; selected.ckpt)
+#   OUT/train/<agent>_s<seed>[_r<k>]/                (every training folder; selected.ckpt in _s<seed>/)
 #   OUT/select/selection.csv                         (each checkpoint's mean gap on validation)
+#   OUT/select/screen/                               (the fluid screen's runs and pareto.csv)
 #   OUT/select_loads/                                (the drawn validation loads)
 # Refuses to train on, or select on, an evaluation scenario. Run from anywhere; builds the binary
 # if needed.
