@@ -83,6 +83,10 @@
 # KEEP_TIMELINES (default 1; 0: the evaluation runs are made with --no-timeline, as the
 # selection runs always are: a run's timeline.csv and requests.csv are 0.6 MB of its 0.7 MB, and
 # the tables read only summary.json),
+# PICKS (default none): LABEL=SELECTION_CSV words, each another run's OUT/select/selection.csv
+# whose picked checkpoint for each seed of SEEDS (in the train/ folder beside it) runs on the
+# evaluation loads with that seed, labelled LABEL: the config arm of a comparison on new loads
+# without training it again (EVAL_ARGS are not applied to it),
 # EVAL_ARGS_<agent> (default none): `scalesim eval` flags added to that agent's selection and
 # evaluation runs, e.g. EVAL_ARGS_gat="--fast-floor-every-s 3" to deploy a fast floor beside a
 # policy trained without one,
@@ -126,6 +130,7 @@ if [ -n "$SELECT_SCENARIOS" ]; then
 fi
 BASELINE_SEEDS=${BASELINE_SEEDS:-$SEEDS}
 SHIELDS=${SHIELDS:-}
+PICKS=${PICKS:-}
 KEEP_TIMELINES=${KEEP_TIMELINES:-1}
 case $KEEP_TIMELINES in
   0) lean=(--no-timeline) ;;
@@ -155,6 +160,29 @@ for a in $AGENTS; do
         { echo "agents_vs_hpa: SEEDS: \`$s\` is not a seed below $RESTART_SEED_STRIDE, as restarts need" >&2; exit 2; }
     done
   fi
+done
+# PICKS: the checkpoints another run of this script picked, each seed's run under LABEL on the
+# evaluation loads (a config arm on new loads, without training or selecting again). Resolved
+# here, so that a bad entry is refused before anything is written: one line per (label, seed),
+# `label seed checkpoint`.
+picks=()
+for p in $PICKS; do
+  label=${p%%=*} csv=${p#*=}
+  [[ $p == *=* && $label =~ ^[A-Za-z0-9_.-]+$ ]] ||
+    { echo "agents_vs_hpa: PICKS: \`$p\` is not LABEL=SELECTION_CSV (a label of letters, digits, . _ -)" >&2; exit 2; }
+  head -1 "$csv" 2>/dev/null | grep -q '^agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected' ||
+    { echo "agents_vs_hpa: PICKS: $csv is not a selection.csv this script wrote" >&2; exit 2; }
+  # The train/ folder beside that run's select/.
+  from=$(dirname "$(dirname "$csv")")
+  for s in $SEEDS; do
+    rows=$(awk -F, -v s="$s" 'NR > 1 && $2 == s && $7 == "yes"' "$csv")
+    [ "$(echo "$rows" | grep -c .)" = 1 ] ||
+      { echo "agents_vs_hpa: PICKS: $csv has $(echo "$rows" | grep -c .) selected checkpoints for seed $s, not one" >&2; exit 2; }
+    IFS=, read -r a _ k ck _ <<<"$rows"
+    ck=$from/train/$(restart_label "$a" "$s" "$k")/$ck
+    [ -f "$ck" ] || { echo "agents_vs_hpa: PICKS: $csv picks $ck for seed $s, which does not exist" >&2; exit 2; }
+    picks+=("$label $s $ck")
+  done
 done
 B=./target/release/scalesim
 [ -x "$B" ] || cargo build --release -q
@@ -347,6 +375,10 @@ for e in $EVAL_SCENARIOS; do
       read -ra deploy <<<"$(eval_args_of "$a")"
       add_run "$OUT/runs/${a}-ppo/$stem/s$s" eval --checkpoint "$OUT/train/${a}_s$s/selected.ckpt" --scenario "$e" --seed "$s" "${lean[@]}" "${deploy[@]}"
     done
+  done
+  for p in ${picks[@]+"${picks[@]}"}; do
+    read -r label s ck <<<"$p"
+    add_run "$OUT/runs/$label/$stem/s$s" eval --checkpoint "$ck" --scenario "$e" --seed "$s" "${lean[@]}"
   done
   for s in $BASELINE_SEEDS; do
     for n in $HPA_TARGETS; do

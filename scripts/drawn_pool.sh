@@ -13,9 +13,10 @@
 #    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, SELECT_DRAWN_SEEDS, SELECT_SCREEN,
 #    SELECT_KEEP, SELECT_FIRST, HPA_TARGETS, TRAIN_SCENARIOS, RESTARTS (default 9: each agent the
 #    best of nine trainings; 1 to judge single trainings), BASELINE_SEEDS (the front's seeds;
-#    "1 2 3" keeps a many-seed pool affordable), JOBS; a pool load equal to a drawn validation
-#    load is refused). Its runs keep no timelines (KEEP_TIMELINES=0 unless set: a 40-load pool is
-#    about 4,000 runs, 2.4 GB of timelines that the comparison never reads).
+#    "1 2 3" keeps a many-seed pool affordable), PICKS (another run's picks as a labelled arm:
+#    LABEL=OUT/select/selection.csv), JOBS; a pool load equal to a drawn validation load is
+#    refused). Its runs keep no timelines (KEEP_TIMELINES=0 unless set: a 40-load pool is about
+#    4,000 runs, 2.4 GB of timelines that the comparison never reads).
 # 3. `scalesim compare --by-family` against REFERENCE (default: the first agent's label,
 #    <agent>-ppo) writes OUT/compare.csv: each policy's mean gap to the HPA front over the pool,
 #    and its per-load difference from the reference with a 95% t-interval, loads better and worse,

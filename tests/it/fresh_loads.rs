@@ -328,8 +328,10 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
 /// `RESTARTS=2`: each seed trains twice (restart 1 with the seed plus 100000, byte for byte the
 /// training `scalesim train` makes with that seed), both run on the validation load with the
 /// agent's seed, and the one with the lower gap there is the agent evaluated; the baselines run
-/// with BASELINE_SEEDS only. A restart count that is not a whole number from 1, and restarts with
-/// nothing to select them by, are refused before anything is written.
+/// with BASELINE_SEEDS only. Another run evaluates that pick under a label of its own (PICKS). A
+/// restart count that is not a whole number from 1, restarts with nothing to select them by, and
+/// a PICKS entry that is malformed, names no selection.csv or lacks a seed's pick are refused
+/// before anything is written.
 #[test]
 fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
     let tmp = tempfile::tempdir().unwrap();
@@ -408,8 +410,24 @@ fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
         assert_eq!(seeds(p), ["s3"], "{p}");
     }
 
+    // Another run evaluates this one's pick under a label of its own (PICKS): the same checkpoint,
+    // seed and load, so the same summary byte for byte.
+    let picks = format!("old={}", out.join("select/selection.csv").display());
+    let again = tmp.path().join("again");
+    let o = script(&again, &[("PICKS", &picks), ("SELECT_SCENARIOS", ""), ("BASELINE_SEEDS", "3")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary =
+        |root: &Path, label: &str| bytes(&root.join("runs").join(label).join("ob_staircase_bursty/s1/summary.json"));
+    assert_eq!(summary(&again, "old"), summary(&out, "mlp-ppo"), "PICKS did not run the pick");
+    let pareto = std::fs::read_to_string(again.join("pareto.csv")).unwrap();
+    assert!(pareto.lines().any(|l| l.starts_with("ob_staircase_bursty,old,1,")), "{pareto}");
+
     let never = tmp.path().join("never");
+    let absent = format!("old={}", tmp.path().join("absent.csv").display());
     for (vars, why) in [
+        (&[("PICKS", "old")][..], "PICKS: `old` is not LABEL=SELECTION_CSV"),
+        (&[("PICKS", absent.as_str())][..], "absent.csv is not a selection.csv this script wrote"),
+        (&[("PICKS", picks.as_str()), ("SEEDS", "2")][..], "has 0 selected checkpoints for seed 2, not one"),
         (&[("RESTARTS", "0")][..], "RESTARTS for mlp: `0` is not a whole number from 1"),
         (&[("RESTARTS_mlp", "x")][..], "RESTARTS for mlp: `x` is not a whole number from 1"),
         (
