@@ -64,7 +64,8 @@
 #   AGENTS=gat SEEDS="1 2 3 4 5 6 7 8 9 10" scripts/agents_vs_hpa.sh
 #
 # AGENTS: agent names (gat, gcn, mlp: configs/agents/<name>_ppo.yaml; gatsingle: GAT-PPO with the
-# gym-hpa one-service action; or any configs/agents/*.yaml stem). Default: gat mlp.
+# gym-hpa one-service action; or any configs/agents/*.yaml stem). Default: gat mlp; AGENTS=""
+# trains none (with PICKS: earlier picks on new loads, without training or selection).
 # SEEDS (default 1..10; below 100000 with RESTARTS above 1), RESTARTS (default 9, 1 with
 # SELECT_SCENARIOS=""; RESTARTS_<agent> for one agent), BASELINE_SEEDS (the seeds the baselines run with on the evaluation loads;
 # default SEEDS: a pool of many loads needs the front's mean, not a run per agent seed), STEPS
@@ -95,7 +96,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-50000}
 OUT=${OUT:-runs/agents_vs_hpa}
-AGENTS=${AGENTS:-gat mlp}
+# Unset: the default; set empty: no agent (PICKS and the baselines only).
+AGENTS=${AGENTS-gat mlp}
 SEEDS=${SEEDS:-1 2 3 4 5 6 7 8 9 10}
 EVAL_SCENARIOS=${EVAL_SCENARIOS:-scenarios/online_boutique_rush.yaml scenarios/online_boutique_azure_trace.yaml}
 TRAIN_SCENARIOS=${TRAIN_SCENARIOS:-scenarios/online_boutique_offpeak.yaml scenarios/online_boutique_peak.yaml scenarios/online_boutique_fluctuating.yaml}
@@ -261,7 +263,8 @@ checkpoint_at() { if [ "$2" = final ]; then echo "$1/checkpoint.ckpt"; else echo
 for a in $AGENTS; do for s in $SEEDS; do
   cp "$OUT/train/${a}_s$s/checkpoint.ckpt" "$OUT/train/${a}_s$s/selected.ckpt"
 done; done
-if [ -n "$SELECT_SCENARIOS" ]; then
+# (No agent, no checkpoint to select: PICKS were picked by their own runs.)
+if [ -n "$SELECT_SCENARIOS" ] && [ -n "$AGENTS" ]; then
   sel=$OUT/select
   mkdir -p "$sel"
   read -ra validation <<<"$SELECT_SCENARIOS"

@@ -414,8 +414,11 @@ fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
     // seed and load, so the same summary byte for byte.
     let picks = format!("old={}", out.join("select/selection.csv").display());
     let again = tmp.path().join("again");
-    let o = script(&again, &[("PICKS", &picks), ("SELECT_SCENARIOS", ""), ("BASELINE_SEEDS", "3")]);
+    // With no agent of its own (AGENTS=""), nothing trains and nothing is selected.
+    let o = script(&again, &[("PICKS", &picks), ("AGENTS", ""), ("BASELINE_SEEDS", "3")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!again.join("select").exists(), "a run without agents selected");
+    assert_eq!(std::fs::read_dir(again.join("train")).unwrap().count(), 0, "a run without agents trained");
     let summary =
         |root: &Path, label: &str| bytes(&root.join("runs").join(label).join("ob_staircase_bursty/s1/summary.json"));
     assert_eq!(summary(&again, "old"), summary(&out, "mlp-ppo"), "PICKS did not run the pick");
