@@ -331,12 +331,13 @@ if [ -n "$SELECT_SCENARIOS" ] && [ -n "$AGENTS" ]; then
   fi
   # Stage 2, where loads remain: each seed's SELECT_KEEP best in the screen (by the gap alone;
   # ties to the label last in name order) run on them at request fidelity, and only they can be
-  # picked.
+  # picked. One ranking of all labels keeps each seed's order; a label's agent and seed are what
+  # precedes its _[r<k>_]at<step> suffix.
   if [ ${#rest[@]} -gt 0 ]; then
-    while read -r a s label ck; do
-      grep -E "^${a}_s${s}_(r[0-9]+_)?at([0-9]+|final)," "$sel/gaps_first.csv" | sort -t, -k2,2g -k1,1r |
-        head -"$SELECT_KEEP" | grep -q "^$label," && echo "$a $s $label $ck"
-    done <"$sel/candidates.txt" >"$sel/kept.txt" || true
+    sort -t, -k2,2g -k1,1r "$sel/gaps_first.csv" |
+      awk -F, -v keep="$SELECT_KEEP" '{ seed = $1; sub(/_(r[0-9]+_)?at([0-9]+|final)$/, "", seed) }
+                                      count[seed]++ < keep { print $1 }' |
+      awk 'NR == FNR { kept[$1] = 1; next } ($3 in kept)' - "$sel/candidates.txt" >"$sel/kept.txt"
     select_runs "$sel" request "${rest[@]}" <"$sel/kept.txt"
   else
     cp "$sel/candidates.txt" "$sel/kept.txt"
