@@ -345,9 +345,11 @@ if [ -n "$SELECT_SCENARIOS" ] && [ -n "$AGENTS" ]; then
   mean_gaps "$sel/pareto.csv" "$(stems_of "${validation[@]}")" >"$sel/gaps_all.csv"
   # A kept checkpoint's figures are over every validation load at request fidelity, the others'
   # those of the screen: label,mean_gap,calm,loads,fidelity,kept.
-  cut -d' ' -f3 "$sel/kept.txt" | awk -F, -v OFS=, 'NR == FNR { kept[$1] = 1; next } ($1 in kept) { print $0, "request", 1 }' - "$sel/gaps_all.csv" >"$sel/gaps.csv"
-  cut -d' ' -f3 "$sel/kept.txt" | awk -F, -v OFS=, -v f="$SELECT_SCREEN" 'NR == FNR { kept[$1] = 1; next } !($1 in kept) { print $0, f, 0 }' - "$sel/gaps_first.csv" >>"$sel/gaps.csv"
-  sort -o "$sel/gaps.csv" "$sel/gaps.csv"
+  cut -d' ' -f3 "$sel/kept.txt" |
+    awk -F, -v OFS=, -v f="$SELECT_SCREEN" 'FILENAME == "-" { kept[$1] = 1; next }
+                                             FILENAME == ARGV[2] && ($1 in kept) { print $0, "request", 1 }
+                                             FILENAME == ARGV[3] && !($1 in kept) { print $0, f, 0 }' \
+      - "$sel/gaps_all.csv" "$sel/gaps_first.csv" | sort >"$sel/gaps.csv"
   echo "agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected,validation_loads,fidelity" >"$sel/selection.csv"
   for a in $AGENTS; do for s in $SEEDS; do
     # This agent's checkpoints, of every restart (restart 0's labels have no _r<k>).
