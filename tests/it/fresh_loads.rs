@@ -241,6 +241,81 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
     assert!(!o.status.success() && err.contains("POOL_SEEDS: `x` is not a seed"), "{err}");
 }
 
+/// `scripts/drawn_pool.sh` with picks alone (`AGENTS=""`, two PICKS labels of one selection):
+/// nothing trains, the first label is the reference, one comparison is counted (the second
+/// label), and `PAIRED=1` pairs them by seed: the same picks at the same seeds differ by exactly
+/// 0 on every seed. No arm at all, and a PAIRED that is not 0 or 1, are refused before anything
+/// is written.
+#[test]
+fn a_drawn_pool_of_picks_alone_is_paired_by_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    let o = Command::new("bash")
+        .arg(crate::root().join("scripts/agents_vs_hpa.sh"))
+        .env("AGENTS", "mlp")
+        .env("SEEDS", "1 2")
+        .env("RESTARTS", "1")
+        .env("STEPS", "256")
+        .env("SELECT_SCENARIOS", crate::root().join("scenarios/validation/ob_slow_wave.yaml"))
+        .env("SELECT_DRAWN_SEEDS", "")
+        .env("HPA_TARGETS", "60")
+        .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
+        .env("KEEP_TIMELINES", "0")
+        .env("OUT", &first)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let selection = first.join("select/selection.csv").display().to_string();
+    let pool = |out: &Path, vars: &[(&str, &str)]| {
+        let mut cmd = Command::new("bash");
+        cmd.arg(crate::root().join("scripts/drawn_pool.sh"))
+            .env("AGENTS", "")
+            .env("PICKS", format!("a={selection} b={selection}"))
+            .env("POOL_SEEDS", "5")
+            .env("SEEDS", "1 2")
+            .env("BASELINE_SEEDS", "1")
+            .env("SELECT_SCENARIOS", "")
+            .env("HPA_TARGETS", "60 100")
+            .env("OUT", out);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = tmp.path().join("pool");
+    let o = pool(&out, &[("PAIRED", "1")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_dir(out.join("train")).unwrap().count(), 0, "a pool of picks trained");
+    let trainings = std::fs::read_to_string(out.join("trainings.csv")).unwrap();
+    let row = |label: &str| -> Vec<String> {
+        let line =
+            trainings.lines().find(|l| l.starts_with(&format!("{label},"))).unwrap_or_else(|| panic!("{trainings}"));
+        line.split(',').map(str::to_string).collect()
+    };
+    // policy,trainings,loads,gap_mean,gap_sd,diff_mean,diff_ci95,pairing,better,worse,comparisons
+    let b = row("b");
+    assert_eq!(
+        (&b[1][..], &b[2][..], &b[5][..], &b[7][..], &b[10][..]),
+        ("2", "4", "0.0000", "seed", "1"),
+        "{trainings}"
+    );
+    assert_eq!(row("a")[3], b[3], "{trainings}");
+    let compare = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    let all_b = compare.lines().find(|l| l.starts_with("all,b,")).unwrap_or_else(|| panic!("{compare}"));
+    assert!(all_b.ends_with(",1") && all_b.contains(",0.00,0.00,0,0,"), "{compare}");
+
+    let never = tmp.path().join("never");
+    for (vars, why) in [
+        (&[("PICKS", "")][..], "drawn_pool: no arm to compare: set AGENTS or PICKS"),
+        (&[("PAIRED", "yes")][..], "drawn_pool: PAIRED: `yes` is not 0 or 1"),
+    ] {
+        let o = pool(&never, vars);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(why), "{vars:?}: {err}");
+    }
+    assert!(!never.exists(), "a refused setting wrote files");
+}
+
 /// `scripts/agents_vs_hpa.sh` picks checkpoints on the validation loads it is given and on the
 /// four that `scripts/fresh_loads.py` draws for each seed of SELECT_DRAWN_SEEDS: those are
 /// written to OUT/select_loads/ exactly as the script draws them, and each of the five gets its
