@@ -241,6 +241,27 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
     assert!(!o.status.success() && err.contains("POOL_SEEDS: `x` is not a seed"), "{err}");
 }
 
+/// `scripts/agents_vs_hpa.sh` at its smallest: the MLP at seed 1 trained for 256 steps, the slow
+/// wave as the one validation load, HPA 60% as the front, evaluated on the bursty staircase with
+/// no timelines; `vars` on top.
+fn small_script(out: &Path, vars: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg(crate::root().join("scripts/agents_vs_hpa.sh"))
+        .env("AGENTS", "mlp")
+        .env("SEEDS", "1")
+        .env("STEPS", "256")
+        .env("SELECT_SCENARIOS", crate::root().join("scenarios/validation/ob_slow_wave.yaml"))
+        .env("SELECT_DRAWN_SEEDS", "")
+        .env("HPA_TARGETS", "60")
+        .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
+        .env("KEEP_TIMELINES", "0")
+        .env("OUT", out);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
 /// `scripts/drawn_pool.sh` with picks alone (`AGENTS=""`, two PICKS labels of one selection):
 /// nothing trains, the first label is the reference, one comparison is counted (the second
 /// label), and `PAIRED=1` pairs them by seed: the same picks at the same seeds differ by exactly
@@ -250,20 +271,7 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
 fn a_drawn_pool_of_picks_alone_is_paired_by_seed() {
     let tmp = tempfile::tempdir().unwrap();
     let first = tmp.path().join("first");
-    let o = Command::new("bash")
-        .arg(crate::root().join("scripts/agents_vs_hpa.sh"))
-        .env("AGENTS", "mlp")
-        .env("SEEDS", "1 2")
-        .env("RESTARTS", "1")
-        .env("STEPS", "256")
-        .env("SELECT_SCENARIOS", crate::root().join("scenarios/validation/ob_slow_wave.yaml"))
-        .env("SELECT_DRAWN_SEEDS", "")
-        .env("HPA_TARGETS", "60")
-        .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
-        .env("KEEP_TIMELINES", "0")
-        .env("OUT", &first)
-        .output()
-        .unwrap();
+    let o = small_script(&first, &[("SEEDS", "1 2"), ("RESTARTS", "1")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let selection = first.join("select/selection.csv").display().to_string();
     let pool = |out: &Path, vars: &[(&str, &str)]| {
@@ -411,23 +419,7 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
 fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let script = |out: &Path, vars: &[(&str, &str)]| {
-        let mut cmd = Command::new("bash");
-        cmd.arg(crate::root().join("scripts/agents_vs_hpa.sh"))
-            .env("AGENTS", "mlp")
-            .env("SEEDS", "1")
-            .env("STEPS", "256")
-            .env("SELECT_SCENARIOS", crate::root().join("scenarios/validation/ob_slow_wave.yaml"))
-            .env("SELECT_DRAWN_SEEDS", "")
-            .env("HPA_TARGETS", "60")
-            .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
-            .env("KEEP_TIMELINES", "0")
-            .env("OUT", out);
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
+    let script = small_script;
     let o = script(&out, &[("RESTARTS", "2"), ("BASELINE_SEEDS", "3")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
