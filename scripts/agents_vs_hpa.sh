@@ -87,10 +87,12 @@
 # PICKS (default none): LABEL=SELECTION_CSV words, each another run's OUT/select/selection.csv
 # whose picked checkpoint for each seed of SEEDS (in the train/ folder beside it) runs on the
 # evaluation loads with that seed, labelled LABEL: the config arm of a comparison on new loads
-# without training it again (EVAL_ARGS are not applied to it),
+# without training it again; the same picks under two labels, one with EVAL_ARGS_<LABEL>, judge a
+# deployment-only change of them,
 # EVAL_ARGS_<agent> (default none): `scalesim eval` flags added to that agent's selection and
 # evaluation runs, e.g. EVAL_ARGS_gat="--fast-floor-every-s 3" to deploy a fast floor beside a
-# policy trained without one,
+# policy trained without one; EVAL_ARGS_<LABEL> likewise to a PICKS label's evaluation runs (a
+# label that is a shell name),
 # JOBS (parallel trainings and runs; default the number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -384,7 +386,8 @@ for e in $EVAL_SCENARIOS; do
   done
   for p in ${picks[@]+"${picks[@]}"}; do
     read -r label s ck <<<"$p"
-    add_run "$OUT/runs/$label/$stem/s$s" eval --checkpoint "$ck" --scenario "$e" --seed "$s" "${lean[@]}"
+    read -ra deploy <<<"$(eval_args_of "$label")"
+    add_run "$OUT/runs/$label/$stem/s$s" eval --checkpoint "$ck" --scenario "$e" --seed "$s" "${lean[@]}" "${deploy[@]}"
   done
   for s in $BASELINE_SEEDS; do
     for n in $HPA_TARGETS; do

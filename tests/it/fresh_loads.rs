@@ -411,7 +411,8 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
 /// `RESTARTS=2`: each seed trains twice (restart 1 with the seed plus 100000, byte for byte the
 /// training `scalesim train` makes with that seed), both run on the validation load with the
 /// agent's seed, and the one with the lower gap there is the agent evaluated; the baselines run
-/// with BASELINE_SEEDS only. Another run evaluates that pick under a label of its own (PICKS). A
+/// with BASELINE_SEEDS only. Another run evaluates that pick under a label of its own (PICKS), and
+/// under a second label with flags of that label's own (EVAL_ARGS_<LABEL>). A
 /// restart count that is not a whole number from 1, restarts with nothing to select them by, and
 /// a PICKS entry that is malformed, names no selection.csv or lacks a seed's pick are refused
 /// before anything is written.
@@ -482,13 +483,25 @@ fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
     let picks = format!("old={}", out.join("select/selection.csv").display());
     let again = tmp.path().join("again");
     // With no agent of its own (AGENTS=""), nothing trains and nothing is selected.
-    let o = script(&again, &[("PICKS", &picks), ("AGENTS", ""), ("BASELINE_SEEDS", "3")]);
+    // The same picks under a second label run with flags of their own (EVAL_ARGS_<LABEL>; here
+    // the fluid model, as the MLP's config has no floor for a fast floor to count at).
+    let both = format!("{picks} {}", picks.replacen("old=", "ff=", 1));
+    let o = script(
+        &again,
+        &[("PICKS", &both), ("AGENTS", ""), ("BASELINE_SEEDS", "3"), ("EVAL_ARGS_ff", "--fidelity fluid")],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!again.join("select").exists(), "a run without agents selected");
     assert_eq!(std::fs::read_dir(again.join("train")).unwrap().count(), 0, "a run without agents trained");
     let summary =
         |root: &Path, label: &str| bytes(&root.join("runs").join(label).join("ob_staircase_bursty/s1/summary.json"));
     assert_eq!(summary(&again, "old"), summary(&out, "mlp-ppo"), "PICKS did not run the pick");
+    let info = |label: &str| {
+        std::fs::read_to_string(again.join(format!("runs/{label}/ob_staircase_bursty/s1/experiment_info.json")))
+            .unwrap()
+    };
+    assert!(info("ff").contains(r#""fidelity": "fluid""#), "{}", info("ff"));
+    assert!(info("old").contains(r#""fidelity": "request""#), "{}", info("old"));
     let pareto = std::fs::read_to_string(again.join("pareto.csv")).unwrap();
     assert!(pareto.lines().any(|l| l.starts_with("ob_staircase_bursty,old,1,")), "{pareto}");
 
