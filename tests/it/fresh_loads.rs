@@ -263,8 +263,8 @@ fn small_script(out: &Path, vars: &[(&str, &str)]) -> std::process::Output {
 }
 
 /// `scripts/drawn_pool.sh` with picks alone (`AGENTS=""`, two PICKS labels of one selection):
-/// nothing trains, the first label is the reference, one comparison is counted (the second
-/// label), and `PAIRED=1` pairs them by seed: the same picks at the same seeds differ by exactly
+/// nothing trains, one comparison is counted (the label beside the reference, by default the
+/// first), and `PAIRED=1` pairs them by seed: the same picks at the same seeds differ by exactly
 /// 0 on every seed. No arm at all, and a PAIRED that is not 0 or 1, are refused before anything
 /// is written.
 #[test]
