@@ -243,7 +243,7 @@ fn a_drawn_pool_trains_evaluates_and_compares_agents() {
 
 /// `scripts/agents_vs_hpa.sh` at its smallest: the MLP at seed 1 trained for 256 steps, the slow
 /// wave as the one validation load, HPA 60% as the front, evaluated on the bursty staircase with
-/// no timelines; `vars` on top.
+/// no timelines; `vars` on top (a later value of a variable replaces an earlier one).
 fn small_script(out: &Path, vars: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new("bash");
     cmd.arg(crate::root().join("scripts/agents_vs_hpa.sh"))
@@ -534,29 +534,17 @@ const STAGED_TRAININGS: [&str; 3] = ["mlp_s1", "mlp_s1_r1", "mlp_s1_r2"];
 
 /// `scripts/agents_vs_hpa.sh` as the staged-selection tests run it: the MLP at seed 1 trained
 /// three times for 256 steps (each with its final checkpoint only), [`STAGED_LOADS`] as the
-/// validation loads, HPA 60% as their front; `vars` on top.
+/// validation loads, HPA 60% as their front, the baselines at seed 1: [`small_script`] with
+/// those, and `vars` on top.
 fn staged_script(out: &Path, vars: &[(&str, &str)]) -> std::process::Output {
     let loads: Vec<String> = STAGED_LOADS
         .iter()
         .map(|v| crate::root().join(format!("scenarios/validation/{v}.yaml")).display().to_string())
         .collect();
-    let mut cmd = Command::new("bash");
-    cmd.arg(crate::root().join("scripts/agents_vs_hpa.sh"))
-        .env("AGENTS", "mlp")
-        .env("SEEDS", "1")
-        .env("STEPS", "256")
-        .env("RESTARTS", "3")
-        .env("SELECT_SCENARIOS", loads.join(" "))
-        .env("SELECT_DRAWN_SEEDS", "")
-        .env("HPA_TARGETS", "60")
-        .env("EVAL_SCENARIOS", crate::root().join("scenarios/validation/ob_staircase_bursty.yaml"))
-        .env("BASELINE_SEEDS", "1")
-        .env("KEEP_TIMELINES", "0")
-        .env("OUT", out);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
+    let loads = loads.join(" ");
+    let mut all = vec![("RESTARTS", "3"), ("SELECT_SCENARIOS", loads.as_str()), ("BASELINE_SEEDS", "1")];
+    all.extend_from_slice(vars);
+    small_script(out, &all)
 }
 
 /// A policy's gap on a load in a pareto.csv (its last column), if it ran there.
