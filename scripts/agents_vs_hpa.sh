@@ -86,9 +86,9 @@
 # the tables read only summary.json),
 # PICKS (default none): LABEL=SELECTION_CSV words, each another run's OUT/select/selection.csv
 # whose picked checkpoint for each seed of SEEDS (in the train/ folder beside it) runs on the
-# evaluation loads with that seed, labelled LABEL: the config arm of a comparison on new loads
-# without training it again; the same picks under two labels, one with EVAL_ARGS_<LABEL>, judge a
-# deployment-only change of them,
+# evaluation loads with that seed, labelled LABEL (a label no agent, baseline or other pick has):
+# the config arm of a comparison on new loads without training it again; the same picks under two
+# labels, one with EVAL_ARGS_<LABEL>, judge a deployment-only change of them,
 # EVAL_ARGS_<agent> (default none): `scalesim eval` flags added to that agent's selection and
 # evaluation runs, e.g. EVAL_ARGS_gat="--fast-floor-every-s 3" to deploy a fast floor beside a
 # policy trained without one; EVAL_ARGS_<LABEL> likewise to a PICKS label's evaluation runs (a
@@ -170,10 +170,19 @@ done
 # here, so that a bad entry is refused before anything is written: one line per (label, seed),
 # `label seed checkpoint`.
 picks=()
+# Every run folder's label so far: a PICKS label must be new, or its runs would land among another
+# policy's.
+taken=" kpa target"
+for a in $AGENTS; do taken+=" $a-ppo"; done
+for n in $HPA_TARGETS; do taken+=" hpa$n"; done
+for a in $SHIELDS; do taken+=" shields-$a"; done
 for p in $PICKS; do
   label=${p%%=*} csv=${p#*=}
   [[ $p == *=* && $label =~ ^[A-Za-z0-9_.-]+$ ]] ||
     { echo "agents_vs_hpa: PICKS: \`$p\` is not LABEL=SELECTION_CSV (a label of letters, digits, . _ -)" >&2; exit 2; }
+  [[ "$taken " != *" $label "* ]] ||
+    { echo "agents_vs_hpa: PICKS: the label \`$label\` is already another policy's or pick's" >&2; exit 2; }
+  taken+=" $label"
   head -1 "$csv" 2>/dev/null | grep -q '^agent,seed,restart,checkpoint,mean_gap_pct,within_2x_hpa60_reversals,selected' ||
     { echo "agents_vs_hpa: PICKS: $csv is not a selection.csv this script wrote" >&2; exit 2; }
   # The train/ folder beside that run's select/.

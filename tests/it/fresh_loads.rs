@@ -414,8 +414,8 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
 /// with BASELINE_SEEDS only. Another run evaluates that pick under a label of its own (PICKS), and
 /// under a second label with flags of that label's own (EVAL_ARGS_<LABEL>). A
 /// restart count that is not a whole number from 1, restarts with nothing to select them by, and
-/// a PICKS entry that is malformed, names no selection.csv or lacks a seed's pick are refused
-/// before anything is written.
+/// a PICKS entry that is malformed, names no selection.csv, lacks a seed's pick or takes a label
+/// already in use (another pick's, an agent's) are refused before anything is written.
 #[test]
 fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
     let tmp = tempfile::tempdir().unwrap();
@@ -507,8 +507,11 @@ fn restarts_train_each_seed_again_and_keep_the_best_on_validation() {
 
     let never = tmp.path().join("never");
     let absent = format!("old={}", tmp.path().join("absent.csv").display());
+    let (dup, as_agent) = (format!("{picks} {picks}"), picks.replacen("old=", "mlp-ppo=", 1));
     for (vars, why) in [
         (&[("PICKS", "old")][..], "PICKS: `old` is not LABEL=SELECTION_CSV"),
+        (&[("PICKS", dup.as_str())][..], "PICKS: the label `old` is already another policy's or pick's"),
+        (&[("PICKS", as_agent.as_str())][..], "PICKS: the label `mlp-ppo` is already another policy's or pick's"),
         (&[("PICKS", absent.as_str())][..], "absent.csv is not a selection.csv this script wrote"),
         (&[("PICKS", picks.as_str()), ("SEEDS", "2")][..], "has 0 selected checkpoints for seed 2, not one"),
         (&[("RESTARTS", "0")][..], "RESTARTS for mlp: `0` is not a whole number from 1"),
