@@ -193,18 +193,28 @@ def _graph_space(services: int, edges: int, skus: int, sizes: Tuple[int, int, in
     )
 
 
-def _spaces(core, action: str, flatten: bool):
-    """One environment's observation and action spaces, from a core environment's description."""
-    services, edges, skus = core.dims
-    graph = _graph_space(services, edges, skus, core.feature_sizes)
+def _spaces(layout, flatten: bool):
+    """One environment's observation and action spaces, from a core environment's layout."""
+    services, edges, skus = layout.dims
+    graph = _graph_space(services, edges, skus, layout.feature_sizes)
     if flatten:
         n = sum(int(np.prod(graph[k].shape)) for k in ("services", "edges", "skus", "global"))
         observation = spaces.Box(0.0, 1.0, (n,), np.float32)
     else:
         observation = graph
-    if action == "single":
+    if not layout.per_service:
         return observation, spaces.Discrete(services * 5)
     return observation, spaces.MultiDiscrete([5] * services)
+
+
+def _core_spec(
+    scenario: Union[PathLike, Sequence[PathLike]],
+    agent_config: Optional[PathLike],
+    randomisation: Dict[str, Any],
+    env_keywords: Dict[str, Any],
+):
+    """What both environments build their core from: the extension's checked keywords."""
+    return _core.CoreSpec(_scenario_list(scenario), **_core_args(agent_config, randomisation, **env_keywords))
 
 
 class ScalesimEnv(gym.Env):
@@ -257,16 +267,14 @@ class ScalesimEnv(gym.Env):
     ) -> None:
         # First, while the parameters are all that `locals()` holds: the environment keywords.
         env_keywords = {k: v for k, v in locals().items() if k in _ENV_DEFAULTS}
-        kw = _core_args(agent_config, randomisation, **env_keywords)
-        self._core = _core.CoreEnv(_scenario_list(scenario), **kw)
-        action = "per_service" if self._core.per_service else "single"
-        self._services, self._edges, self._skus = self._core.dims
-        self._sizes = self._core.feature_sizes
-        self._edge_index = np.asarray(self._core.edge_index, dtype=np.int64).reshape(self._edges, 2)
-        self.service_names = list(self._core.service_names)
+        self._core = _core.CoreEnv(_core_spec(scenario, agent_config, randomisation, env_keywords))
+        layout = self._core.layout
+        self._services, self._edges, self._skus = layout.dims
+        self._sizes = layout.feature_sizes
+        self._edge_index = np.asarray(layout.edge_index, dtype=np.int64).reshape(self._edges, 2)
+        self.service_names = list(layout.service_names)
         self.flatten = flatten
-        self.observation_space, self.action_space = _spaces(self._core, action, flatten)
-        self._per_service = action == "per_service"
+        self.observation_space, self.action_space = _spaces(layout, flatten)
 
     def _obs(self, parts: Sequence[bytes]):
         fs, fe, fk, _ = self._sizes
@@ -381,20 +389,20 @@ class ScalesimVecEnv(VectorEnv):
     ) -> None:
         # First, while the parameters are all that `locals()` holds: the environment keywords.
         env_keywords = {k: v for k, v in locals().items() if k in _ENV_DEFAULTS}
-        kw = _core_args(agent_config, randomisation, **env_keywords)
-        self._core = _core.CoreVecEnv(_scenario_list(scenario), int(num_envs), threads=threads, **kw)
-        action = "per_service" if self._core.per_service else "single"
+        spec = _core_spec(scenario, agent_config, randomisation, env_keywords)
+        self._core = _core.CoreVecEnv(spec, int(num_envs), threads=threads)
+        layout = self._core.layout
         self.num_envs = int(num_envs)
-        self.single_observation_space, self.single_action_space = _spaces(self._core, action, flatten)
+        self.single_observation_space, self.single_action_space = _spaces(layout, flatten)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
-        self.service_names = list(self._core.service_names)
+        self.service_names = list(layout.service_names)
         self.flatten = flatten
-        self._services, self._edges, self._skus = self._core.dims
-        self._sizes = self._core.feature_sizes
-        edge_index = np.asarray(self._core.edge_index, dtype=np.int64).reshape(self._edges, 2)
+        self._services, self._edges, self._skus = layout.dims
+        self._sizes = layout.feature_sizes
+        edge_index = np.asarray(layout.edge_index, dtype=np.int64).reshape(self._edges, 2)
         self._edge_index = np.broadcast_to(edge_index, (self.num_envs,) + edge_index.shape)
-        self._width = self._services if action == "per_service" else 1
+        self._width = self._services if layout.per_service else 1
         self._base = 0
         self._rng = np.random.default_rng()
 

@@ -5,7 +5,10 @@ from typing import List, Optional, Sequence, Tuple
 
 DELTAS: List[int]
 
-class CoreEnv:
+class CoreSpec:
+    """How to build environments: the environment keywords, checked once (``ValueError`` naming
+    the field). ``scalesim._core_args`` gives them; an ``agent_config`` stands for all of them."""
+
     def __init__(
         self,
         scenarios: Sequence[str],
@@ -32,20 +35,30 @@ class CoreEnv:
         renew_window_at_bound: bool = False,
         renew_only_while_needed: bool = False,
         downscale_stabilization_s: float = 0.0,
+        load_forecast_s: Optional[float] = None,
+        floor_reads_forecast: bool = False,
+        ceiling_reads_forecast: bool = False,
+        fast_floor_every_s: Optional[float] = None,
+        fast_floor_reads_s: Optional[float] = None,
+        fast_floor_panic_ratio: Optional[float] = None,
+        fast_floor_leaves_window: bool = False,
         agent_config: Optional[str] = None,
     ) -> None: ...
+
+class Layout:
+    """What every environment of one spec shares: the action's shape and the graph's."""
+
+    per_service: bool
+    dims: Tuple[int, int, int]
+    feature_sizes: Tuple[int, int, int, int]
+    service_names: List[str]
+    max_replicas: List[int]
+    edge_index: List[Tuple[int, int]]
+
+class CoreEnv:
+    def __init__(self, spec: CoreSpec) -> None: ...
     @property
-    def dims(self) -> Tuple[int, int, int]: ...
-    @property
-    def feature_sizes(self) -> Tuple[int, int, int, int]: ...
-    @property
-    def service_names(self) -> List[str]: ...
-    @property
-    def max_replicas(self) -> List[int]: ...
-    @property
-    def edge_index(self) -> List[Tuple[int, int]]: ...
-    @property
-    def per_service(self) -> bool: ...
+    def layout(self) -> Layout: ...
     def reset(self, seed: int) -> Tuple[bytes, bytes, bytes, bytes]: ...
     def step(
         self, action: Sequence[int]
@@ -61,48 +74,11 @@ class CoreEnv:
     def action_mask(self) -> bytes: ...
 
 class CoreVecEnv:
-    def __init__(
-        self,
-        scenarios: Sequence[str],
-        num_envs: int,
-        fidelity: str = "fluid",
-        decision_interval_s: float = 15.0,
-        reward: str = "weighted",
-        reward_weights: Optional[Sequence[Tuple[str, float]]] = None,
-        action: str = "single",
-        rate_scale: Tuple[float, float] = (1.0, 1.0),
-        start_offset_s: Tuple[float, float] = (0.0, 0.0),
-        random_shapes: bool = False,
-        timeline_interval_s: Optional[float] = None,
-        threads: Optional[int] = None,
-        credit: str = "shared",
-        arrival_cv: Optional[Tuple[float, float]] = None,
-        anchor: str = "current",
-        hpa_floor: Optional[float] = None,
-        floor_counts_refused: bool = False,
-        floor_peak_s: Optional[float] = None,
-        floor_peak_reads: str = "busiest",
-        hpa_ceiling: Optional[float] = None,
-        ceiling_release_step: Optional[int] = None,
-        hpa_levels: Optional[Tuple[float, float, float, float, float]] = None,
-        floor_holds_peak: bool = False,
-        renew_window_at_bound: bool = False,
-        renew_only_while_needed: bool = False,
-        downscale_stabilization_s: float = 0.0,
-        agent_config: Optional[str] = None,
-    ) -> None: ...
+    def __init__(self, spec: CoreSpec, num_envs: int, threads: Optional[int] = None) -> None: ...
     @property
-    def dims(self) -> Tuple[int, int, int]: ...
+    def layout(self) -> Layout: ...
     @property
     def num_envs(self) -> int: ...
-    @property
-    def per_service(self) -> bool: ...
-    @property
-    def feature_sizes(self) -> Tuple[int, int, int, int]: ...
-    @property
-    def service_names(self) -> List[str]: ...
-    @property
-    def edge_index(self) -> List[Tuple[int, int]]: ...
     def reset(self, seed: int) -> Tuple[bytes, bytes, bytes, bytes]: ...
     def step(
         self, actions: bytes

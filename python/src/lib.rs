@@ -39,222 +39,6 @@ struct Spec {
     per_service: bool,
 }
 
-/// The HPA shields and the scale-down window as the keywords give them (an agent config's
-/// fields of the same names).
-struct ShieldArgs<'a> {
-    hpa_floor: Option<f64>,
-    floor_counts_refused: bool,
-    floor_peak_s: Option<f64>,
-    floor_peak_reads: &'a str,
-    floor_holds_peak: bool,
-    hpa_ceiling: Option<f64>,
-    ceiling_release_step: Option<u32>,
-    hpa_levels: Option<[f64; 5]>,
-    renew_window_at_bound: bool,
-    renew_only_while_needed: bool,
-    downscale_stabilization_s: f64,
-    load_forecast_s: Option<f64>,
-    floor_reads_forecast: bool,
-    ceiling_reads_forecast: bool,
-    fast_floor_every_s: Option<f64>,
-    fast_floor_reads_s: Option<f64>,
-    fast_floor_panic_ratio: Option<f64>,
-    fast_floor_leaves_window: bool,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn spec(
-    scenarios: Vec<String>,
-    fidelity: &str,
-    decision_interval_s: f64,
-    reward: &str,
-    weights: Option<Vec<(String, f64)>>,
-    action: &str,
-    rate_scale: (f64, f64),
-    start_offset_s: (f64, f64),
-    random_shapes: bool,
-    timeline_interval_s: Option<f64>,
-    credit: &str,
-    arrival_cv: Option<(f64, f64)>,
-    anchor: &str,
-    shields: ShieldArgs<'_>,
-    agent_config: Option<String>,
-) -> PyResult<Spec> {
-    if scenarios.is_empty() {
-        return Err(bad_input("make_env: no scenario given"));
-    }
-    // The Python side refuses other environment keywords beside `agent_config`.
-    if let Some(path) = agent_config {
-        return spec_from_agent(scenarios, &path);
-    }
-    let fidelity = match fidelity {
-        "fluid" => Fidelity::Fluid,
-        "request" => Fidelity::Request,
-        other => return Err(bad_input(format!("fidelity: `{other}` is not `fluid` or `request`"))),
-    };
-    let mut list = Vec::with_capacity(scenarios.len());
-    for f in &scenarios {
-        let mut sc = load_scenario(Path::new(f)).map_err(bad_input)?;
-        sc.fidelity = fidelity;
-        if let Some(t) = timeline_interval_s {
-            // A coarser timeline integrates the fluid model in longer steps (faster, coarser).
-            let timeline = SimTime::from_secs_f64(t);
-            let scrape = sc.metrics.scrape_interval;
-            if !(t.is_finite() && t >= 0.001) || scrape < timeline || scrape.0 % timeline.0 != 0 {
-                return Err(bad_input(format!(
-                    "timeline_interval_s: {t} s must be at least 0.001 s and divide {f}'s scrape interval ({scrape})"
-                )));
-            }
-            sc.metrics.timeline_interval = timeline;
-        }
-        list.push(sc);
-    }
-    if !(decision_interval_s.is_finite() && (0.001..=86_400.0).contains(&decision_interval_s)) {
-        return Err(bad_input(format!("decision_interval_s: {decision_interval_s} is outside 0.001..=86400")));
-    }
-    let per_service = match action {
-        "single" => false,
-        "per_service" => true,
-        other => return Err(bad_input(format!("action: `{other}` is not `single` or `per_service`"))),
-    };
-    let service_credit = match credit {
-        "shared" => None,
-        // As an agent config's `credit: per_service` (its `credit_shared` left at 0): each
-        // service's own part of the weighted reward's terms (equal parts of the other rewards).
-        "per_service" if !per_service => {
-            return Err(bad_input("credit: `per_service` needs `action=\"per_service\"` (a decision per service)"))
-        }
-        "per_service" => Some(0.0),
-        other => return Err(bad_input(format!("credit: `{other}` is not `shared` or `per_service`"))),
-    };
-    let anchor = match anchor {
-        "current" => scalesim::rl::action::Anchor::Current,
-        // Every service must move each step for the HPA's count to be followed.
-        "hpa" if !per_service => {
-            return Err(bad_input(
-                "anchor: `hpa` needs `action=\"per_service\"` (every service moves from its HPA count)",
-            ))
-        }
-        "hpa" => scalesim::rl::action::Anchor::Hpa,
-        other => return Err(bad_input(format!("anchor: `{other}` is not `current` or `hpa`"))),
-    };
-    let mut reward = match reward {
-        "weighted" => RewardConfig::weighted(SlackBasis::Request),
-        "cost" => RewardConfig::Cost,
-        "latency" => RewardConfig::Latency,
-        "multi" => RewardConfig::Multi { lambda: 1.0 },
-        other => return Err(bad_input(format!("reward: `{other}` is not `weighted`, `cost`, `latency` or `multi`"))),
-    };
-    if let Some(ws) = weights {
-        let RewardConfig::Weighted { slo, slack, overshoot, lag, changes, reversals, capacity, .. } = &mut reward
-        else {
-            return Err(bad_input("reward_weights: only the `weighted` reward has weights"));
-        };
-        for (name, v) in ws {
-            if !(v.is_finite() && (0.0..=1e6).contains(&v)) {
-                return Err(bad_input(format!("reward_weights.{name}: {v} is outside 0 <= weight <= 1000000")));
-            }
-            let slot = match name.as_str() {
-                "slo" => &mut *slo,
-                "slack" => &mut *slack,
-                "overshoot" => &mut *overshoot,
-                "lag" => &mut *lag,
-                "changes" => &mut *changes,
-                "reversals" => &mut *reversals,
-                "capacity" => &mut *capacity,
-                other => {
-                    let known = "slo, slack, overshoot, lag, changes, reversals, capacity";
-                    return Err(bad_input(format!("reward_weights: unknown term `{other}` ({known})")));
-                }
-            };
-            *slot = v;
-        }
-    }
-    for (name, (lo, hi), min) in
-        [("rate_scale", rate_scale, f64::MIN_POSITIVE), ("start_offset_s", start_offset_s, 0.0)]
-    {
-        if !(lo.is_finite() && hi.is_finite() && lo >= min && hi >= lo) {
-            return Err(bad_input(format!("{name}: ({lo}, {hi}) is not a range LO <= HI of finite numbers >= {min}")));
-        }
-    }
-    let floor_peak_reads = match shields.floor_peak_reads {
-        "busiest" => scalesim::rl::PeakSpan::Busiest,
-        "latest" => scalesim::rl::PeakSpan::Latest,
-        other => return Err(bad_input(format!("floor_peak_reads: `{other}` is not `busiest` or `latest`"))),
-    };
-    let window = shields.downscale_stabilization_s;
-    if !(window.is_finite() && (0.0..=86_400.0).contains(&window)) {
-        return Err(bad_input(format!("downscale_stabilization_s: {window} is outside 0..=86400")));
-    }
-    // As an agent config's `load_forecast_s`: a horizon up to an hour, which the bounds that
-    // read the forecast share with the observation.
-    if let Some(h) = shields.load_forecast_s {
-        let most = scalesim::rl::load_trend::MAX_HORIZON_S;
-        if !(h.is_finite() && h > 0.0 && h <= most) {
-            return Err(bad_input(format!("load_forecast_s: {h} is outside 0 < load_forecast_s <= {most}")));
-        }
-    }
-    scalesim::rl::action::check_forecast_switches(
-        shields.load_forecast_s,
-        shields.floor_reads_forecast,
-        shields.ceiling_reads_forecast,
-    )
-    .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
-    scalesim::rl::action::check_fast_floor(
-        shields.fast_floor_every_s,
-        [
-            ("fast_floor_reads_s", shields.fast_floor_reads_s.is_some()),
-            ("fast_floor_panic_ratio", shields.fast_floor_panic_ratio.is_some()),
-            ("fast_floor_leaves_window", shields.fast_floor_leaves_window),
-        ],
-        shields.fast_floor_reads_s,
-        shields.fast_floor_panic_ratio,
-        decision_interval_s,
-        shields.hpa_floor,
-    )
-    .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
-    let config = EnvConfig {
-        decision_interval: SimTime::from_secs_f64(decision_interval_s),
-        action: ActionConfig {
-            node_type_head: false,
-            quota_head: false,
-            anchor,
-            hpa_floor: shields.hpa_floor,
-            floor_counts_refused: shields.floor_counts_refused,
-            floor_peak_s: shields.floor_peak_s,
-            floor_peak_reads,
-            floor_holds_peak: shields.floor_holds_peak,
-            hpa_ceiling: shields.hpa_ceiling,
-            ceiling_release_step: shields.ceiling_release_step,
-            hpa_levels: shields.hpa_levels,
-            renew_at_bound: shields.renew_window_at_bound,
-            renew_only_while_needed: shields.renew_only_while_needed,
-            downscale_stabilization: SimTime::from_secs_f64(window),
-            floor_forecast_s: shields.load_forecast_s.filter(|_| shields.floor_reads_forecast),
-            ceiling_forecast_s: shields.load_forecast_s.filter(|_| shields.ceiling_reads_forecast),
-            fast_floor: shields.fast_floor_every_s.map(|every| {
-                let (reads, ratio) = (shields.fast_floor_reads_s, shields.fast_floor_panic_ratio);
-                scalesim::rl::action::FastFloor::from_settings(every, reads, ratio, shields.fast_floor_leaves_window)
-            }),
-            ..Default::default()
-        },
-        reward,
-        service_credit,
-        load_forecast_s: shields.load_forecast_s,
-        ..Default::default()
-    };
-    // As an agent config's `hpa_floor`, `hpa_ceiling` and `hpa_levels`: one check for both.
-    scalesim::rl::action::check_hpa_shields(&config.action, per_service)
-        .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
-    if let Some((lo, hi)) = arrival_cv {
-        if !(lo.is_finite() && hi.is_finite() && (0.1..=10.0).contains(&lo) && lo <= hi && hi <= 10.0) {
-            return Err(bad_input(format!("arrival_cv: ({lo}, {hi}) is not a range 0.1 <= lo <= hi <= 10")));
-        }
-    }
-    let randomization = Randomization { rate_scale, start_offset_s, random_shapes, arrival_cv, ..Default::default() };
-    Ok(Spec { scenarios: list, config, randomization, per_service })
-}
-
 /// How to build the environment an agent config trains in: its scenarios' fidelity and fluid
 /// tick, its reward, action shields, scale-down window and load randomisation, exactly as
 /// `scalesim train --agent CONFIG` builds them (`scalesim::experiment::train`). Configs whose
@@ -312,20 +96,57 @@ fn build(spec: &Spec) -> PyResult<(Env, Observation)> {
     Ok((env, obs))
 }
 
-/// What Python needs to describe an environment's spaces and info: service names, their maximum
-/// replicas, and the call edges `(caller, callee)`.
-struct Described {
-    names: Vec<String>,
+/// What Python needs to describe an environment's spaces and info, the same for every
+/// environment one spec builds: the action's shape, the graph's sizes, service names, their
+/// maximum replicas and the call edges `(caller, callee)`.
+#[pyclass(module = "scalesim._core", frozen, get_all)]
+#[derive(Clone)]
+struct Layout {
+    /// Every service moves at each step (`MultiDiscrete`), not one (`Discrete`).
+    per_service: bool,
+    /// `(services, edges, skus)`: the node and edge counts of the observation graph.
+    dims: (usize, usize, usize),
+    /// Features per service, per edge, per server type, and global scalars.
+    feature_sizes: (usize, usize, usize, usize),
+    service_names: Vec<String>,
     max_replicas: Vec<u32>,
+    /// `(caller, callee)` service index pairs, one per call edge.
     edge_index: Vec<(usize, usize)>,
 }
 
-fn describe(env: &Env, obs: &Observation) -> Described {
-    let app = env.backend().expect("built environments are reset").app();
-    Described {
-        names: app.services.iter().map(|s| s.name.clone()).collect(),
-        max_replicas: app.services.iter().map(|s| s.max_replicas).collect(),
-        edge_index: obs.edge_index.to_vec(),
+impl Layout {
+    fn of(spec: &Spec, env: &Env, obs: &Observation) -> Layout {
+        let app = env.backend().expect("built environments are reset").app();
+        let d = dims_of(obs);
+        Layout {
+            per_service: spec.per_service,
+            dims: (d.services, d.edges, d.skus),
+            feature_sizes: (SERVICE_FEATURES, EDGE_FEATURES, SKU_FEATURES, GLOBAL_FEATURES),
+            service_names: app.services.iter().map(|s| s.name.clone()).collect(),
+            max_replicas: app.services.iter().map(|s| s.max_replicas).collect(),
+            edge_index: obs.edge_index.to_vec(),
+        }
+    }
+
+    fn services(&self) -> usize {
+        self.dims.0
+    }
+
+    /// An episode's observation has this layout's graph: the scenarios of one environment may
+    /// differ in load, never in shape.
+    fn check(&self, env: &Env, obs: &Observation) -> PyResult<()> {
+        let d = dims_of(obs);
+        if (d.services, d.edges, d.skus) == self.dims {
+            return Ok(());
+        }
+        let (services, edges, skus) = self.dims;
+        Err(bad_input(format!(
+            "episode {} has {} services, {} edges and {} server types, the environment {services}, {edges} and {skus}: the scenarios of one environment must share a graph shape",
+            env.episode_label().unwrap_or(""),
+            d.services,
+            d.edges,
+            d.skus,
+        )))
     }
 }
 
@@ -411,18 +232,15 @@ fn replicas(env: &Env) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// One environment (`scalesim.make_env` wraps it in a `gymnasium.Env`).
-#[pyclass(module = "scalesim._core", unsendable)]
-struct CoreEnv {
-    env: Env,
-    per_service: bool,
-    dims: Dims,
-    about: Described,
-    done: bool,
+/// How to build environments: the environment keywords (`scalesim._core_args` gives them), checked
+/// once, here, for both `CoreEnv` and `CoreVecEnv`.
+#[pyclass(module = "scalesim._core", frozen)]
+struct CoreSpec {
+    spec: Spec,
 }
 
 #[pymethods]
-impl CoreEnv {
+impl CoreSpec {
     #[new]
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, load_forecast_s=None, floor_reads_forecast=false, ceiling_reads_forecast=false, fast_floor_every_s=None, fast_floor_reads_s=None, fast_floor_panic_ratio=None, fast_floor_leaves_window=false, agent_config=None))]
@@ -460,21 +278,145 @@ impl CoreEnv {
         fast_floor_leaves_window: bool,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
-        let spec = spec(
-            scenarios,
-            fidelity,
+        if scenarios.is_empty() {
+            return Err(bad_input("make_env: no scenario given"));
+        }
+        // The Python side refuses other environment keywords beside `agent_config`.
+        if let Some(path) = agent_config {
+            return spec_from_agent(scenarios, &path).map(|spec| CoreSpec { spec });
+        }
+        let fidelity = match fidelity {
+            "fluid" => Fidelity::Fluid,
+            "request" => Fidelity::Request,
+            other => return Err(bad_input(format!("fidelity: `{other}` is not `fluid` or `request`"))),
+        };
+        let mut list = Vec::with_capacity(scenarios.len());
+        for f in &scenarios {
+            let mut sc = load_scenario(Path::new(f)).map_err(bad_input)?;
+            sc.fidelity = fidelity;
+            if let Some(t) = timeline_interval_s {
+                // A coarser timeline integrates the fluid model in longer steps (faster, coarser).
+                let timeline = SimTime::from_secs_f64(t);
+                let scrape = sc.metrics.scrape_interval;
+                if !(t.is_finite() && t >= 0.001) || scrape < timeline || scrape.0 % timeline.0 != 0 {
+                    return Err(bad_input(format!(
+                        "timeline_interval_s: {t} s must be at least 0.001 s and divide {f}'s scrape interval ({scrape})"
+                    )));
+                }
+                sc.metrics.timeline_interval = timeline;
+            }
+            list.push(sc);
+        }
+        if !(decision_interval_s.is_finite() && (0.001..=86_400.0).contains(&decision_interval_s)) {
+            return Err(bad_input(format!("decision_interval_s: {decision_interval_s} is outside 0.001..=86400")));
+        }
+        let per_service = match action {
+            "single" => false,
+            "per_service" => true,
+            other => return Err(bad_input(format!("action: `{other}` is not `single` or `per_service`"))),
+        };
+        let service_credit = match credit {
+            "shared" => None,
+            // As an agent config's `credit: per_service` (its `credit_shared` left at 0): each
+            // service's own part of the weighted reward's terms (equal parts of the other rewards).
+            "per_service" if !per_service => {
+                return Err(bad_input("credit: `per_service` needs `action=\"per_service\"` (a decision per service)"))
+            }
+            "per_service" => Some(0.0),
+            other => return Err(bad_input(format!("credit: `{other}` is not `shared` or `per_service`"))),
+        };
+        let anchor = match anchor {
+            "current" => scalesim::rl::action::Anchor::Current,
+            // Every service must move each step for the HPA's count to be followed.
+            "hpa" if !per_service => {
+                return Err(bad_input(
+                    "anchor: `hpa` needs `action=\"per_service\"` (every service moves from its HPA count)",
+                ))
+            }
+            "hpa" => scalesim::rl::action::Anchor::Hpa,
+            other => return Err(bad_input(format!("anchor: `{other}` is not `current` or `hpa`"))),
+        };
+        let mut reward = match reward {
+            "weighted" => RewardConfig::weighted(SlackBasis::Request),
+            "cost" => RewardConfig::Cost,
+            "latency" => RewardConfig::Latency,
+            "multi" => RewardConfig::Multi { lambda: 1.0 },
+            other => {
+                return Err(bad_input(format!("reward: `{other}` is not `weighted`, `cost`, `latency` or `multi`")))
+            }
+        };
+        if let Some(ws) = reward_weights {
+            let RewardConfig::Weighted { slo, slack, overshoot, lag, changes, reversals, capacity, .. } = &mut reward
+            else {
+                return Err(bad_input("reward_weights: only the `weighted` reward has weights"));
+            };
+            for (name, v) in ws {
+                if !(v.is_finite() && (0.0..=1e6).contains(&v)) {
+                    return Err(bad_input(format!("reward_weights.{name}: {v} is outside 0 <= weight <= 1000000")));
+                }
+                let slot = match name.as_str() {
+                    "slo" => &mut *slo,
+                    "slack" => &mut *slack,
+                    "overshoot" => &mut *overshoot,
+                    "lag" => &mut *lag,
+                    "changes" => &mut *changes,
+                    "reversals" => &mut *reversals,
+                    "capacity" => &mut *capacity,
+                    other => {
+                        let known = "slo, slack, overshoot, lag, changes, reversals, capacity";
+                        return Err(bad_input(format!("reward_weights: unknown term `{other}` ({known})")));
+                    }
+                };
+                *slot = v;
+            }
+        }
+        for (name, (lo, hi), min) in
+            [("rate_scale", rate_scale, f64::MIN_POSITIVE), ("start_offset_s", start_offset_s, 0.0)]
+        {
+            if !(lo.is_finite() && hi.is_finite() && lo >= min && hi >= lo) {
+                return Err(bad_input(format!(
+                    "{name}: ({lo}, {hi}) is not a range LO <= HI of finite numbers >= {min}"
+                )));
+            }
+        }
+        let floor_peak_reads = match floor_peak_reads {
+            "busiest" => scalesim::rl::PeakSpan::Busiest,
+            "latest" => scalesim::rl::PeakSpan::Latest,
+            other => return Err(bad_input(format!("floor_peak_reads: `{other}` is not `busiest` or `latest`"))),
+        };
+        let window = downscale_stabilization_s;
+        if !(window.is_finite() && (0.0..=86_400.0).contains(&window)) {
+            return Err(bad_input(format!("downscale_stabilization_s: {window} is outside 0..=86400")));
+        }
+        // As an agent config's `load_forecast_s`: a horizon up to an hour, which the bounds that
+        // read the forecast share with the observation.
+        if let Some(h) = load_forecast_s {
+            let most = scalesim::rl::load_trend::MAX_HORIZON_S;
+            if !(h.is_finite() && h > 0.0 && h <= most) {
+                return Err(bad_input(format!("load_forecast_s: {h} is outside 0 < load_forecast_s <= {most}")));
+            }
+        }
+        scalesim::rl::action::check_forecast_switches(load_forecast_s, floor_reads_forecast, ceiling_reads_forecast)
+            .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
+        scalesim::rl::action::check_fast_floor(
+            fast_floor_every_s,
+            [
+                ("fast_floor_reads_s", fast_floor_reads_s.is_some()),
+                ("fast_floor_panic_ratio", fast_floor_panic_ratio.is_some()),
+                ("fast_floor_leaves_window", fast_floor_leaves_window),
+            ],
+            fast_floor_reads_s,
+            fast_floor_panic_ratio,
             decision_interval_s,
-            reward,
-            reward_weights,
-            action,
-            rate_scale,
-            start_offset_s,
-            random_shapes,
-            timeline_interval_s,
-            credit,
-            arrival_cv,
-            anchor,
-            ShieldArgs {
+            hpa_floor,
+        )
+        .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
+        let config = EnvConfig {
+            decision_interval: SimTime::from_secs_f64(decision_interval_s),
+            action: ActionConfig {
+                node_type_head: false,
+                quota_head: false,
+                anchor,
                 hpa_floor,
                 floor_counts_refused,
                 floor_peak_s,
@@ -483,71 +425,62 @@ impl CoreEnv {
                 hpa_ceiling,
                 ceiling_release_step,
                 hpa_levels,
-                renew_window_at_bound,
+                renew_at_bound: renew_window_at_bound,
                 renew_only_while_needed,
-                downscale_stabilization_s,
-                load_forecast_s,
-                floor_reads_forecast,
-                ceiling_reads_forecast,
-                fast_floor_every_s,
-                fast_floor_reads_s,
-                fast_floor_panic_ratio,
-                fast_floor_leaves_window,
+                downscale_stabilization: SimTime::from_secs_f64(window),
+                floor_forecast_s: load_forecast_s.filter(|_| floor_reads_forecast),
+                ceiling_forecast_s: load_forecast_s.filter(|_| ceiling_reads_forecast),
+                fast_floor: fast_floor_every_s.map(|every| {
+                    let (reads, ratio) = (fast_floor_reads_s, fast_floor_panic_ratio);
+                    scalesim::rl::action::FastFloor::from_settings(every, reads, ratio, fast_floor_leaves_window)
+                }),
+                ..Default::default()
             },
-            agent_config,
-        )?;
-        let (env, obs) = build(&spec)?;
-        Ok(CoreEnv { per_service: spec.per_service, dims: dims_of(&obs), about: describe(&env, &obs), env, done: true })
+            reward,
+            service_credit,
+            load_forecast_s,
+            ..Default::default()
+        };
+        // As an agent config's `hpa_floor`, `hpa_ceiling` and `hpa_levels`: one check for both.
+        scalesim::rl::action::check_hpa_shields(&config.action, per_service)
+            .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
+        if let Some((lo, hi)) = arrival_cv {
+            if !(lo.is_finite() && hi.is_finite() && (0.1..=10.0).contains(&lo) && lo <= hi && hi <= 10.0) {
+                return Err(bad_input(format!("arrival_cv: ({lo}, {hi}) is not a range 0.1 <= lo <= hi <= 10")));
+            }
+        }
+        let randomization =
+            Randomization { rate_scale, start_offset_s, random_shapes, arrival_cv, ..Default::default() };
+        Ok(CoreSpec { spec: Spec { scenarios: list, config, randomization, per_service } })
+    }
+}
+
+/// One environment (`scalesim.make_env` wraps it in a `gymnasium.Env`).
+#[pyclass(module = "scalesim._core", unsendable)]
+struct CoreEnv {
+    env: Env,
+    layout: Layout,
+    done: bool,
+}
+
+#[pymethods]
+impl CoreEnv {
+    #[new]
+    fn new(spec: PyRef<'_, CoreSpec>) -> PyResult<Self> {
+        let (env, obs) = build(&spec.spec)?;
+        Ok(CoreEnv { layout: Layout::of(&spec.spec, &env, &obs), env, done: true })
     }
 
-    /// `(services, edges, skus)`: the node and edge counts of the observation graph.
+    /// The action's shape, the graph's sizes, the services and the call edges.
     #[getter]
-    fn dims(&self) -> (usize, usize, usize) {
-        (self.dims.services, self.dims.edges, self.dims.skus)
-    }
-
-    #[getter]
-    fn feature_sizes(&self) -> (usize, usize, usize, usize) {
-        (SERVICE_FEATURES, EDGE_FEATURES, SKU_FEATURES, GLOBAL_FEATURES)
-    }
-
-    #[getter]
-    fn service_names(&self) -> Vec<String> {
-        self.about.names.clone()
-    }
-
-    #[getter]
-    fn max_replicas(&self) -> Vec<u32> {
-        self.about.max_replicas.clone()
-    }
-
-    /// `(caller, callee)` service index pairs, one per call edge.
-    #[getter]
-    fn edge_index(&self) -> Vec<(usize, usize)> {
-        self.about.edge_index.clone()
-    }
-
-    #[getter]
-    fn per_service(&self) -> bool {
-        self.per_service
+    fn layout(&self) -> Layout {
+        self.layout.clone()
     }
 
     /// Starts an episode with `seed`; returns the observation's four parts as float32 bytes.
     fn reset<'py>(&mut self, py: Python<'py>, seed: u64) -> PyResult<[Bound<'py, PyBytes>; 4]> {
         let obs = self.env.reset(seed).map_err(failed)?;
-        let d = dims_of(&obs);
-        if d != self.dims {
-            return Err(bad_input(format!(
-                "episode {} has {} services, {} edges and {} server types, the environment {}, {} and {}: the scenarios of one environment must share a graph shape",
-                self.env.episode_label().unwrap_or(""),
-                d.services,
-                d.edges,
-                d.skus,
-                self.dims.services,
-                self.dims.edges,
-                self.dims.skus
-            )));
-        }
+        self.layout.check(&self.env, &obs)?;
         self.done = false;
         let mut b = ObsBytes::default();
         b.push(&obs);
@@ -573,7 +506,7 @@ impl CoreEnv {
         if self.done {
             return Err(failed("step() after the episode ended (or before reset()): call reset()"));
         }
-        let a = decode(&action, self.per_service, self.dims.services).map_err(bad_input)?;
+        let a = decode(&action, self.layout.per_service, self.layout.services()).map_err(bad_input)?;
         let st: Step = self.env.step(&a).map_err(failed)?;
         self.done = st.terminated || st.truncated;
         let mut b = ObsBytes::default();
@@ -594,7 +527,7 @@ impl CoreEnv {
 
     /// Allowed deltas now: 5 bytes per service (1 = allowed), in `DELTAS` order (-2..=2).
     fn action_mask<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let mut out = Vec::with_capacity(self.dims.services * 5);
+        let mut out = Vec::with_capacity(self.layout.services() * 5);
         mask_bytes(&self.env, &mut out);
         PyBytes::new(py, &out)
     }
@@ -627,11 +560,9 @@ struct SlotOut {
 #[pyclass(module = "scalesim._core", unsendable)]
 struct CoreVecEnv {
     slots: Vec<Slot>,
-    per_service: bool,
     /// Steps return the reward split among the services (`credit="per_service"`).
     credit: bool,
-    dims: Dims,
-    about: Described,
+    layout: Layout,
     base_seed: u64,
     threads: usize,
 }
@@ -698,133 +629,38 @@ fn step_slots(slots: &mut [Slot], actions: &[Action], seeds: &[u64], threads: us
 #[pymethods]
 impl CoreVecEnv {
     #[new]
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, num_envs, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, threads=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, load_forecast_s=None, floor_reads_forecast=false, ceiling_reads_forecast=false, fast_floor_every_s=None, fast_floor_reads_s=None, fast_floor_panic_ratio=None, fast_floor_leaves_window=false, agent_config=None))]
-    fn new(
-        scenarios: Vec<String>,
-        num_envs: usize,
-        fidelity: &str,
-        decision_interval_s: f64,
-        reward: &str,
-        reward_weights: Option<Vec<(String, f64)>>,
-        action: &str,
-        rate_scale: (f64, f64),
-        start_offset_s: (f64, f64),
-        random_shapes: bool,
-        timeline_interval_s: Option<f64>,
-        threads: Option<usize>,
-        credit: &str,
-        arrival_cv: Option<(f64, f64)>,
-        anchor: &str,
-        hpa_floor: Option<f64>,
-        floor_counts_refused: bool,
-        floor_peak_s: Option<f64>,
-        floor_peak_reads: &str,
-        hpa_ceiling: Option<f64>,
-        ceiling_release_step: Option<u32>,
-        hpa_levels: Option<[f64; 5]>,
-        floor_holds_peak: bool,
-        renew_window_at_bound: bool,
-        renew_only_while_needed: bool,
-        downscale_stabilization_s: f64,
-        load_forecast_s: Option<f64>,
-        floor_reads_forecast: bool,
-        ceiling_reads_forecast: bool,
-        fast_floor_every_s: Option<f64>,
-        fast_floor_reads_s: Option<f64>,
-        fast_floor_panic_ratio: Option<f64>,
-        fast_floor_leaves_window: bool,
-        agent_config: Option<String>,
-    ) -> PyResult<Self> {
+    #[pyo3(signature = (spec, num_envs, threads=None))]
+    fn new(spec: PyRef<'_, CoreSpec>, num_envs: usize, threads: Option<usize>) -> PyResult<Self> {
         if !(1..=4096).contains(&num_envs) {
             return Err(bad_input(format!("num_envs: {num_envs} is outside 1..=4096")));
         }
-        let spec = spec(
-            scenarios,
-            fidelity,
-            decision_interval_s,
-            reward,
-            reward_weights,
-            action,
-            rate_scale,
-            start_offset_s,
-            random_shapes,
-            timeline_interval_s,
-            credit,
-            arrival_cv,
-            anchor,
-            ShieldArgs {
-                hpa_floor,
-                floor_counts_refused,
-                floor_peak_s,
-                floor_peak_reads,
-                floor_holds_peak,
-                hpa_ceiling,
-                ceiling_release_step,
-                hpa_levels,
-                renew_window_at_bound,
-                renew_only_while_needed,
-                downscale_stabilization_s,
-                load_forecast_s,
-                floor_reads_forecast,
-                ceiling_reads_forecast,
-                fast_floor_every_s,
-                fast_floor_reads_s,
-                fast_floor_panic_ratio,
-                fast_floor_leaves_window,
-            },
-            agent_config,
-        )?;
+        let spec = &spec.spec;
         let mut slots = Vec::with_capacity(num_envs);
-        let mut first = None;
+        let mut layout = None;
         for _ in 0..num_envs {
-            let (env, obs) = build(&spec)?;
-            first.get_or_insert_with(|| (dims_of(&obs), describe(&env, &obs)));
+            let (env, obs) = build(spec)?;
+            layout.get_or_insert_with(|| Layout::of(spec, &env, &obs));
             slots.push(Slot { env, needs_reset: false, episode: 0 });
         }
-        let (dims, about) = first.expect("num_envs >= 1");
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         Ok(CoreVecEnv {
             slots,
-            per_service: spec.per_service,
             credit: spec.config.service_credit.is_some(),
-            dims,
-            about,
+            layout: layout.expect("num_envs >= 1"),
             base_seed: 0,
             threads: threads.unwrap_or(cores).clamp(1, num_envs),
         })
     }
 
-    /// Every service moves at each step (`MultiDiscrete`), not one (`Discrete`).
+    /// The action's shape, the graph's sizes, the services and the call edges.
     #[getter]
-    fn per_service(&self) -> bool {
-        self.per_service
-    }
-
-    #[getter]
-    fn dims(&self) -> (usize, usize, usize) {
-        (self.dims.services, self.dims.edges, self.dims.skus)
+    fn layout(&self) -> Layout {
+        self.layout.clone()
     }
 
     #[getter]
     fn num_envs(&self) -> usize {
         self.slots.len()
-    }
-
-    #[getter]
-    fn feature_sizes(&self) -> (usize, usize, usize, usize) {
-        (SERVICE_FEATURES, EDGE_FEATURES, SKU_FEATURES, GLOBAL_FEATURES)
-    }
-
-    #[getter]
-    fn service_names(&self) -> Vec<String> {
-        self.about.names.clone()
-    }
-
-    /// `(caller, callee)` service index pairs, one per call edge.
-    #[getter]
-    fn edge_index(&self) -> Vec<(usize, usize)> {
-        self.about.edge_index.clone()
     }
 
     /// Resets every environment: environment `i` runs seeds `seed + i + N * episode`.
@@ -837,9 +673,7 @@ impl CoreVecEnv {
             slot.episode = 0;
             slot.needs_reset = false;
             let obs = slot.env.reset(s).map_err(failed)?;
-            if dims_of(&obs) != self.dims {
-                return Err(bad_input("the scenarios of one environment must share a graph shape"));
-            }
+            self.layout.check(&slot.env, &obs)?;
             b.push(&obs);
         }
         Ok(b.into_py(py))
@@ -859,7 +693,8 @@ impl CoreVecEnv {
         actions: &[u8],
     ) -> PyResult<([Bound<'py, PyBytes>; 4], [Bound<'py, PyBytes>; 6])> {
         let n = self.slots.len();
-        let width = if self.per_service { self.dims.services } else { 1 };
+        let (per_service, services) = (self.layout.per_service, self.layout.services());
+        let width = if per_service { services } else { 1 };
         if actions.len() != n * width * 8 {
             return Err(bad_input(format!(
                 "actions: expected {} int64 values ({n} environments x {width}), got {} bytes",
@@ -871,8 +706,7 @@ impl CoreVecEnv {
             actions.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
         let mut decoded = Vec::with_capacity(n);
         for (i, row) in values.chunks(width).enumerate() {
-            let a =
-                decode(row, self.per_service, self.dims.services).map_err(|e| bad_input(format!("env {i}: {e}")))?;
+            let a = decode(row, per_service, services).map_err(|e| bad_input(format!("env {i}: {e}")))?;
             decoded.push(a);
         }
         let seeds: Vec<u64> = (0..n).map(|i| self.seed(i, self.slots[i].episode + 1)).collect();
@@ -899,7 +733,6 @@ impl CoreVecEnv {
             slo.extend_from_slice(&o.slo.to_le_bytes());
             cost.extend_from_slice(&o.cost.to_le_bytes());
             if self.credit {
-                let services = self.dims.services;
                 let split = if o.service_rewards.is_empty() { vec![0.0; services] } else { o.service_rewards };
                 split.iter().for_each(|r| service.extend_from_slice(&r.to_le_bytes()));
             }
@@ -919,7 +752,7 @@ impl CoreVecEnv {
 
     /// Every environment's allowed deltas: 5 bytes per service, environment after environment.
     fn action_masks<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let mut out = Vec::with_capacity(self.slots.len() * self.dims.services * 5);
+        let mut out = Vec::with_capacity(self.slots.len() * self.layout.services() * 5);
         for s in &self.slots {
             mask_bytes(&s.env, &mut out);
         }
@@ -970,6 +803,8 @@ fn run(
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<CoreSpec>()?;
+    m.add_class::<Layout>()?;
     m.add_class::<CoreEnv>()?;
     m.add_class::<CoreVecEnv>()?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
