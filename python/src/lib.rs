@@ -30,9 +30,10 @@ fn failed(e: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(e.to_string())
 }
 
-/// How to build an environment: everything `make_env` takes, resolved.
-#[derive(Clone)]
-struct Spec {
+/// How to build environments: the environment keywords (`scalesim._core_args` gives them) or an
+/// agent config, resolved and checked once, here, for both `CoreEnv` and `CoreVecEnv`.
+#[pyclass(module = "scalesim._core", frozen)]
+struct CoreSpec {
     scenarios: Vec<Scenario>,
     config: EnvConfig,
     randomization: Randomization,
@@ -44,7 +45,7 @@ struct Spec {
 /// `scalesim train --agent CONFIG` builds them (`scalesim::experiment::train`). Configs whose
 /// actions are more than replica deltas (node-type or CPU-quota heads, teams) are refused: the
 /// Python environments take replica deltas only.
-fn spec_from_agent(scenarios: Vec<String>, agent_config: &str) -> PyResult<Spec> {
+fn spec_from_agent(scenarios: Vec<String>, agent_config: &str) -> PyResult<CoreSpec> {
     use scalesim::experiment::train::{load_scenarios, training_randomization};
     use scalesim::rl::agent::config::{ActionMode, AgentConfig};
     let config = AgentConfig::load(Path::new(agent_config)).map_err(bad_input)?;
@@ -64,7 +65,7 @@ fn spec_from_agent(scenarios: Vec<String>, agent_config: &str) -> PyResult<Spec>
     }
     let files: Vec<PathBuf> = scenarios.iter().map(PathBuf::from).collect();
     let list = load_scenarios(&files, config.fidelity.scenario(), &config).map_err(bad_input)?;
-    Ok(Spec {
+    Ok(CoreSpec {
         scenarios: list,
         config: config.env_config(),
         randomization: training_randomization(&config),
@@ -89,7 +90,7 @@ fn dims_of(obs: &Observation) -> Dims {
 }
 
 /// A built environment, reset once so that its shape is known.
-fn build(spec: &Spec) -> PyResult<(Env, Observation)> {
+fn build(spec: &CoreSpec) -> PyResult<(Env, Observation)> {
     let factory = SimFactory::new(spec.scenarios.clone(), spec.randomization);
     let mut env = Env::new(spec.config, Box::new(factory));
     let obs = env.reset(0).map_err(failed)?;
@@ -115,7 +116,7 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(spec: &Spec, env: &Env, obs: &Observation) -> Layout {
+    fn of(spec: &CoreSpec, env: &Env, obs: &Observation) -> Layout {
         let app = env.backend().expect("built environments are reset").app();
         let d = dims_of(obs);
         Layout {
@@ -232,13 +233,6 @@ fn replicas(env: &Env) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// How to build environments: the environment keywords (`scalesim._core_args` gives them), checked
-/// once, here, for both `CoreEnv` and `CoreVecEnv`.
-#[pyclass(module = "scalesim._core", frozen)]
-struct CoreSpec {
-    spec: Spec,
-}
-
 #[pymethods]
 impl CoreSpec {
     #[new]
@@ -283,7 +277,7 @@ impl CoreSpec {
         }
         // The Python side refuses other environment keywords beside `agent_config`.
         if let Some(path) = agent_config {
-            return spec_from_agent(scenarios, &path).map(|spec| CoreSpec { spec });
+            return spec_from_agent(scenarios, &path);
         }
         let fidelity = match fidelity {
             "fluid" => Fidelity::Fluid,
@@ -451,7 +445,7 @@ impl CoreSpec {
         }
         let randomization =
             Randomization { rate_scale, start_offset_s, random_shapes, arrival_cv, ..Default::default() };
-        Ok(CoreSpec { spec: Spec { scenarios: list, config, randomization, per_service } })
+        Ok(CoreSpec { scenarios: list, config, randomization, per_service })
     }
 }
 
@@ -467,8 +461,8 @@ struct CoreEnv {
 impl CoreEnv {
     #[new]
     fn new(spec: PyRef<'_, CoreSpec>) -> PyResult<Self> {
-        let (env, obs) = build(&spec.spec)?;
-        Ok(CoreEnv { layout: Layout::of(&spec.spec, &env, &obs), env, done: true })
+        let (env, obs) = build(&spec)?;
+        Ok(CoreEnv { layout: Layout::of(&spec, &env, &obs), env, done: true })
     }
 
     /// The action's shape, the graph's sizes, the services and the call edges.
@@ -634,12 +628,11 @@ impl CoreVecEnv {
         if !(1..=4096).contains(&num_envs) {
             return Err(bad_input(format!("num_envs: {num_envs} is outside 1..=4096")));
         }
-        let spec = &spec.spec;
         let mut slots = Vec::with_capacity(num_envs);
         let mut layout = None;
         for _ in 0..num_envs {
-            let (env, obs) = build(spec)?;
-            layout.get_or_insert_with(|| Layout::of(spec, &env, &obs));
+            let (env, obs) = build(&spec)?;
+            layout.get_or_insert_with(|| Layout::of(&spec, &env, &obs));
             slots.push(Slot { env, needs_reset: false, episode: 0 });
         }
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
