@@ -247,6 +247,19 @@ def test_the_hpa_anchor_moves_services_on_the_hold_action():
         scalesim.make_env(PEAK, action="per_service", anchor="sideways")
 
 
+def test_scenarios_of_other_graphs_in_one_environment_are_refused_when_an_episode_draws_one():
+    # Online Boutique (11 services) and a chain of 5: the first episode decides the spaces, and an
+    # episode drawn on the other graph is refused by name, in both environments.
+    env = scalesim.make_env([PEAK, CHAIN])
+    with pytest.raises(ValueError, match="must share a graph shape"):
+        for seed in range(40):
+            env.reset(options={"episode_seed": seed})
+    venv = scalesim.make_vec_env([PEAK, CHAIN], 8)
+    with pytest.raises(ValueError, match="must share a graph shape"):
+        for seed in range(5):
+            venv.reset(seed=seed)
+
+
 def test_bad_input_raises_with_the_file_and_field():
     with pytest.raises(ValueError, match="does_not_exist.yaml"):
         scalesim.make_env("scenarios/does_not_exist.yaml")
