@@ -48,7 +48,8 @@
 # one-stage request selection did for 19 of 20 seeds. Round 35: nine restarts screened so were
 # 2.2 +- 1.6 points better than round 34's six (drawn_pool_rules_round35.log); at fresh training
 # seeds (121-130) round 41 found six not worse by its rule (+3.1 +- 5.0 per seed), so six is the
-# default again, for a third less training time (drawn_pool_rules_round41.log).
+# default again, for a third less training time (drawn_pool_rules_round41.log). Round 44, at
+# seeds 131-140, found one training +13.6 +- 5.9 points per seed worse than the best of six.
 #
 # Restarts: with RESTARTS=K, each seed s trains K times, restart k with the training seed
 # s + 100000 k (restart 0 is the one training RESTARTS=1 makes, in OUT/train/<agent>_s<s>/; the
