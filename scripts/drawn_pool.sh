@@ -11,8 +11,8 @@
 # 2. Runs scripts/agents_vs_hpa.sh with those loads as EVAL_SCENARIOS into OUT (training the
 #    AGENTS, or reusing OUT/train/<agent>_s<seed>/ where a training is already there; every other
 #    variable passes through: SEEDS, STEPS, SELECT_SCENARIOS, SELECT_DRAWN_SEEDS, SELECT_SCREEN,
-#    SELECT_KEEP, SELECT_FIRST, HPA_TARGETS, TRAIN_SCENARIOS, RESTARTS (default 6: each agent the
-#    best of six trainings; 1 to judge single trainings), BASELINE_SEEDS (the front's seeds;
+#    SELECT_KEEP, SELECT_FIRST, HPA_TARGETS, TRAIN_SCENARIOS, RESTARTS (default 8: each agent the
+#    best of eight trainings; 1 to judge single trainings), BASELINE_SEEDS (the front's seeds;
 #    "1 2 3" keeps a many-seed pool affordable), PICKS (another run's picks as a labelled arm:
 #    LABEL=OUT/select/selection.csv), JOBS; a pool load equal to a drawn validation load is
 #    refused). AGENTS="" trains nothing: PICKS alone are then the arms. Its runs keep no

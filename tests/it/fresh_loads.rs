@@ -327,7 +327,7 @@ fn a_drawn_pool_of_picks_alone_is_paired_by_seed() {
 /// `scripts/agents_vs_hpa.sh` picks checkpoints on the validation loads it is given and on the
 /// four that `scripts/fresh_loads.py` draws for each seed of SELECT_DRAWN_SEEDS: those are
 /// written to OUT/select_loads/ exactly as the script draws them, and each of the five gets its
-/// HPA front in OUT/select/; each seed trains six times (RESTARTS defaults to 6 with a
+/// HPA front in OUT/select/; each seed trains eight times (RESTARTS defaults to 8 with a
 /// selection) and every checkpoint is screened at fluid fidelity (SELECT_SCREEN's default). A drawn validation load is refused as an evaluation load even from
 /// another folder (scenarios are compared by content), and so is a seed that is not a number,
 /// both before anything trains.
@@ -370,14 +370,14 @@ fn checkpoint_selection_adds_the_drawn_validation_loads() {
         // Selection runs are read through pareto.csv only: no timelines.
         assert!(!front.join("timeline.csv").exists(), "a selection run kept its timeline");
     }
-    // Six restarts per seed by default where there is a selection to choose among them, screened
+    // Eight restarts per seed by default where there is a selection to choose among them, screened
     // at fluid fidelity.
-    for k in 0..6 {
+    for k in 0..8 {
         let r = if k == 0 { "mlp_s1".to_string() } else { format!("mlp_s1_r{k}") };
         assert!(out.join("train").join(&r).join("checkpoint.ckpt").is_file(), "no training {r}");
     }
-    assert!(!out.join("train/mlp_s1_r6").exists(), "a seventh restart");
-    assert!(out.join("select/screen/runs/mlp_s1_r5_atfinal/ob_slow_wave/s1/summary.json").is_file(), "no fluid screen");
+    assert!(!out.join("train/mlp_s1_r8").exists(), "a ninth restart");
+    assert!(out.join("select/screen/runs/mlp_s1_r7_atfinal/ob_slow_wave/s1/summary.json").is_file(), "no fluid screen");
     // The evaluation runs keep theirs by default (KEEP_TIMELINES=1: charts are drawn from them).
     let eval = out.join("runs/mlp-ppo/ob_staircase_bursty/s1");
     assert!(eval.join("timeline.csv").is_file() && eval.join("requests.csv").is_file(), "{}", eval.display());
