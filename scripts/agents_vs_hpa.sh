@@ -119,9 +119,9 @@ case $SELECT_RULE in
   gap | calm) ;;
   *) echo "agents_vs_hpa: SELECT_RULE: \`$SELECT_RULE\` is neither gap nor calm" >&2; exit 2 ;;
 esac
-# Eight restarts by default (round 45, picked on the four bundled loads; six in rounds 34 and 41
-# on 24, nine from round 35 to 40, three in round 31); one without selection, where nothing could choose among them (and an explicit RESTARTS above 1 is
-# refused below).
+# Eight restarts by default (round 45; the earlier counts are in the header above); one without
+# selection, where nothing could choose among them (and an explicit RESTARTS above 1 is refused
+# below).
 [ -n "$SELECT_SCENARIOS" ] && RESTARTS=${RESTARTS:-8} || RESTARTS=${RESTARTS:-1}
 # The validation loads there will be: SELECT_SCENARIOS and four per drawn seed.
 n_validation=$(( $(echo $SELECT_SCENARIOS | wc -w) + 4 * $(echo $SELECT_DRAWN_SEEDS | wc -w) ))
