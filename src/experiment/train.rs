@@ -226,9 +226,13 @@ fn load_scenarios_ticked(
         super::check_run_size(&sc, false)?;
         sc.fidelity = fidelity;
         if sc.fidelity == Fidelity::Fluid {
-            // One scrape per decision; by default also one tick per decision, which keeps the
-            // fluid model cheapest but averages away everything shorter (`fluid_tick_s`).
-            sc.metrics.scrape_interval = SimTime::from_secs_f64(config.decision_interval_s);
+            // One scrape per decision where decisions are as far apart as the scenario's scrapes
+            // or further (the fluid model cheapest); a policy that decides between scrapes trains
+            // on the scenario's own, as it is deployed: its decisions between them see the last
+            // scrape's metrics and the arrivals since. By default also one tick per decision,
+            // which averages away everything shorter (`fluid_tick_s`).
+            let decision = SimTime::from_secs_f64(config.decision_interval_s);
+            sc.metrics.scrape_interval = sc.metrics.scrape_interval.max(decision);
             sc.metrics.timeline_interval = SimTime::from_secs_f64(fluid_tick_s.unwrap_or(config.decision_interval_s));
         }
         scenarios.push(sc);
@@ -554,7 +558,9 @@ mod tests {
     }
 
     /// A fluid training ticks once per decision unless `fluid_tick_s` says otherwise; it scrapes
-    /// once per decision either way. A request-fidelity fine-tune keeps the scenario's own.
+    /// once per decision either way where decisions are at least the scenario's 15 s apart, and
+    /// every 15 s, as deployed, where they are closer. A request-fidelity fine-tune keeps the
+    /// scenario's own.
     #[test]
     fn the_fluid_tick_is_the_decision_interval_unless_set() {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/online_boutique_peak.yaml");
@@ -568,6 +574,11 @@ mod tests {
         assert_eq!(intervals(&config, Fidelity::Fluid), (15.0, 15.0));
         config.fluid_tick_s = Some(1.0);
         assert_eq!(intervals(&config, Fidelity::Fluid), (1.0, 15.0));
+        config.decision_interval_s = 5.0;
+        assert_eq!(intervals(&config, Fidelity::Fluid), (1.0, 15.0));
+        config.decision_interval_s = 30.0;
+        assert_eq!(intervals(&config, Fidelity::Fluid), (1.0, 30.0));
+        config.decision_interval_s = 15.0;
         let own = load_scenario(&file).unwrap().metrics;
         assert_eq!(
             intervals(&config, Fidelity::Request),
