@@ -227,12 +227,15 @@ fn load_scenarios_ticked(
         sc.fidelity = fidelity;
         if sc.fidelity == Fidelity::Fluid {
             // One scrape per decision where decisions are as far apart as the scenario's scrapes
-            // or further (the fluid model cheapest); a policy that decides between scrapes trains
-            // on the scenario's own, as it is deployed: its decisions between them see the last
-            // scrape's metrics and the arrivals since. By default also one tick per decision,
-            // which averages away everything shorter (`fluid_tick_s`).
+            // or further (the fluid model cheapest). A policy that decides between scrapes trains
+            // on scrapes as far apart as deployed, so that its decisions between them see the last
+            // scrape's metrics and the arrivals since: the first whole number of decisions at or
+            // beyond the scenario's scrape (15 s for 5 s decisions), which the tick, a divisor of
+            // the decision interval, divides as the simulator needs. By default also one tick per
+            // decision, which averages away everything shorter (`fluid_tick_s`).
             let decision = SimTime::from_secs_f64(config.decision_interval_s);
-            sc.metrics.scrape_interval = sc.metrics.scrape_interval.max(decision);
+            let decisions_per_scrape = sc.metrics.scrape_interval.0.div_ceil(decision.0).max(1);
+            sc.metrics.scrape_interval = SimTime(decision.0 * decisions_per_scrape);
             sc.metrics.timeline_interval = SimTime::from_secs_f64(fluid_tick_s.unwrap_or(config.decision_interval_s));
         }
         scenarios.push(sc);
@@ -559,8 +562,8 @@ mod tests {
 
     /// A fluid training ticks once per decision unless `fluid_tick_s` says otherwise; it scrapes
     /// once per decision either way where decisions are at least the scenario's 15 s apart, and
-    /// every 15 s, as deployed, where they are closer. A request-fidelity fine-tune keeps the
-    /// scenario's own.
+    /// where they are closer, every first whole number of decisions from 15 s (15 s at 5 s
+    /// decisions, 16 s at 4 s). A request-fidelity fine-tune keeps the scenario's own.
     #[test]
     fn the_fluid_tick_is_the_decision_interval_unless_set() {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/online_boutique_peak.yaml");
@@ -576,6 +579,10 @@ mod tests {
         assert_eq!(intervals(&config, Fidelity::Fluid), (1.0, 15.0));
         config.decision_interval_s = 5.0;
         assert_eq!(intervals(&config, Fidelity::Fluid), (1.0, 15.0));
+        config.fluid_tick_s = Some(2.0);
+        config.decision_interval_s = 4.0;
+        assert_eq!(intervals(&config, Fidelity::Fluid), (2.0, 16.0));
+        config.fluid_tick_s = Some(1.0);
         config.decision_interval_s = 30.0;
         assert_eq!(intervals(&config, Fidelity::Fluid), (1.0, 30.0));
         config.decision_interval_s = 15.0;
