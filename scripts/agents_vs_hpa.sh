@@ -32,8 +32,8 @@
 # other drawn loads; at fresh seeds among six trainings round 43 did not replicate it (+2.4 +-
 # 5.1), and round 45 found the time they cost (about 185 s of the issue's script) better spent on
 # two more trainings per seed: the best of eight on the four, -2.2 +- 1.6 points per seed against
-# the best of six on the twenty-four (drawn_pool_rules_round45.log). SELECT_DRAWN_SEEDS="371 372
-# 373 374 375" is the twenty-four.
+# the best of six on the twenty-four (drawn_pool_rules_round45.log); round 46 found the two tied
+# at seeds 141-150 (+0.2 +- 0.4). SELECT_DRAWN_SEEDS="371 372 373 374 375" is the twenty-four.
 # SELECT_SCENARIOS="" evaluates the final checkpoint instead (no drawn loads either).
 # The selection is staged. With SELECT_SCREEN=request every candidate runs on the first
 # SELECT_FIRST validation loads (SELECT_SCENARIOS' then the drawn ones, in that order) and only
