@@ -229,9 +229,9 @@ fn load_scenarios_ticked(
             // One scrape per decision where decisions are as far apart as the scenario's scrapes
             // or further (the fluid model cheapest). A policy that decides between scrapes trains
             // on scrapes as far apart as deployed, so that its decisions between them see the last
-            // scrape's metrics and the arrivals since: the first whole number of decisions at or
-            // beyond the scenario's scrape (15 s for 5 s decisions), which the tick, a divisor of
-            // the decision interval, divides as the simulator needs. By default also one tick per
+            // scrape's metrics and the arrivals since: the first multiple of the decision interval
+            // at or beyond the scenario's scrape (15 s for 5 s decisions), which the tick, a
+            // divisor of the decision interval, divides as the simulator needs. By default also one tick per
             // decision, which averages away everything shorter (`fluid_tick_s`).
             let decision = SimTime::from_secs_f64(config.decision_interval_s);
             let decisions_per_scrape = sc.metrics.scrape_interval.0.div_ceil(decision.0).max(1);
@@ -561,8 +561,8 @@ mod tests {
     }
 
     /// A fluid training ticks once per decision unless `fluid_tick_s` says otherwise; it scrapes
-    /// once per decision either way where decisions are at least the scenario's 15 s apart, and
-    /// where they are closer, every first whole number of decisions from 15 s (15 s at 5 s
+    /// once per decision where decisions are at least the scenario's 15 s apart, and where they
+    /// are closer at the first multiple of the decision interval from 15 s (15 s at 5 s
     /// decisions, 16 s at 4 s). A request-fidelity fine-tune keeps the scenario's own.
     #[test]
     fn the_fluid_tick_is_the_decision_interval_unless_set() {
