@@ -77,8 +77,9 @@
 # SEEDS (default 1..10; below 100000 with RESTARTS above 1), RESTARTS (default 8, 1 with
 # SELECT_SCENARIOS=""; RESTARTS_<agent> for one agent), BASELINE_SEEDS (the seeds the baselines run with on the evaluation loads;
 # default SEEDS: a pool of many loads needs the front's mean, not a run per agent seed), STEPS
-# (default 50000: the GAT's checkpoints past 50,000 steps did worse on unseen loads, round 28; the
-# MLP and GCN were not judged at this budget), OUT (default runs/agents_vs_hpa),
+# (default 50000: the GAT's checkpoints past 50,000 steps did worse on unseen loads, round 28, and
+# 25,000 was worse than 50,000 at fresh seeds, round 50; the MLP and GCN were not judged at this
+# budget), OUT (default runs/agents_vs_hpa),
 # EVAL_SCENARIOS (default the rush shape and the Azure trace), TRAIN_SCENARIOS (default Online
 # Boutique offpeak, peak and fluctuating), HPA_TARGETS (default 20 40 60 80 100 120 150),
 # SELECT_SCENARIOS (default the loads of scenarios/validation/; "" for no selection),
