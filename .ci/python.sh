@@ -14,6 +14,6 @@ venv=target/ci-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >&2
 # maturin builds into the simulator's target folder (python/Cargo.toml has the same release
-# profile), so the dependencies `cargo test --release` compiled are reused rather than rebuilt.
+# profile), so most dependencies `cargo test --release` compiled are reused rather than rebuilt.
 CARGO_TARGET_DIR="$PWD/target" "$venv/bin/pip" install -q "./python[test]" >&2
 "$venv/bin/python" -m pytest -q python/tests
