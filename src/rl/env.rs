@@ -92,6 +92,9 @@ pub struct EnvConfig {
     /// A load forecast this many seconds ahead in the observation's HPA-formula feature
     /// ([`ObservationLayout::with_load_forecast`]); `None`: the feature is the current load's.
     pub load_forecast_s: Option<f64>,
+    /// A burst count over this many seconds in the observation's feature 11
+    /// ([`ObservationLayout::with_burst_count`]); `None`: the CPU limit over the SKU's cores.
+    pub burst_count_s: Option<f64>,
 }
 
 impl Default for EnvConfig {
@@ -103,6 +106,7 @@ impl Default for EnvConfig {
             hpa_target: 0.6,
             service_credit: None,
             load_forecast_s: None,
+            burst_count_s: None,
         }
     }
 }
@@ -358,7 +362,8 @@ impl Env {
         let ep = self.factory.build(seed)?;
         let layout =
             ObservationLayout::new(ep.backend.app(), &ep.mix, self.config.hpa_target, ep.backend.cluster().skus.len())
-                .with_load_forecast(self.config.load_forecast_s);
+                .with_load_forecast(self.config.load_forecast_s)
+                .with_burst_count(self.config.burst_count_s);
         self.prev = ep.backend.totals();
         self.last_violation = 0.0;
         let view = ep.backend.observe();

@@ -23,6 +23,13 @@
 //! With a load forecast in the layout ([`ObservationLayout::with_load_forecast`],
 //! [`super::load_trend`]), feature 8 is the HPA formula's count for the load forecast ahead instead
 //! of the current one; nothing else changes.
+//!
+//! With a burst count in the layout ([`ObservationLayout::with_burst_count`]), feature 11 is the
+//! HPA formula's count for the busiest few seconds of arrivals in the view's history (the last
+//! [`crate::metrics::HISTORY_SPAN_S`]), over max, instead of the CPU limit over the SKU's cores: a
+//! memory of the bursts the current interval no longer shows. The slot is the one a service's
+//! constant shape fills (the limit changes only under a quota head, which refuses the burst
+//! count), so the networks and their checkpoints keep their shapes.
 
 use crate::app::AppSpec;
 use crate::cluster::ClusterSpec;
@@ -34,6 +41,9 @@ pub const SKU_FEATURES: usize = 3;
 pub const GLOBAL_FEATURES: usize = 3;
 /// The index of the HPA-formula service feature (the one a load forecast moves).
 pub const HPA_DESIRED: usize = 8;
+/// The index of the service feature a burst count takes (the CPU limit over the SKU's cores
+/// without one).
+pub const BURST_COUNT: usize = 11;
 
 /// Static facts the collector needs about an application.
 #[derive(Clone, Debug)]
@@ -49,6 +59,9 @@ pub struct ObservationLayout {
     /// The HPA-formula feature counts for each service's load forecast this many seconds ahead
     /// ([`super::load_trend`]); `None`: for the current load.
     pub load_forecast_s: Option<f64>,
+    /// Feature [`BURST_COUNT`] is the HPA formula's count for the busiest this-many seconds of
+    /// each service's arrivals in the view's history; `None`: the CPU limit over the SKU's cores.
+    pub burst_count_s: Option<f64>,
 }
 
 impl ObservationLayout {
@@ -90,6 +103,7 @@ impl ObservationLayout {
             mean_demand,
             hpa_target,
             load_forecast_s: None,
+            burst_count_s: None,
         }
     }
 
@@ -97,6 +111,36 @@ impl ObservationLayout {
     /// (`None`: for the current load).
     pub fn with_load_forecast(self, horizon_s: Option<f64>) -> Self {
         ObservationLayout { load_forecast_s: horizon_s, ..self }
+    }
+
+    /// This layout with feature [`BURST_COUNT`] counting for the busiest `span_s` seconds of
+    /// arrivals in the view's history (`None`: the CPU limit over the SKU's cores).
+    pub fn with_burst_count(self, span_s: Option<f64>) -> Self {
+        ObservationLayout { burst_count_s: span_s, ..self }
+    }
+
+    /// The HPA formula's count, over max, for service `s`'s busiest `span_s` seconds of arrivals
+    /// in `sv.rps_history` (entries `interval_s` apart; the current rate where that is higher or
+    /// there is no history): `ceil(rate x mean CPU demand per visit / (CPU request x target))`,
+    /// the count at which that rate would load the service at the HPA target. Read from the rate
+    /// and the application's demand, not from the measured utilisation, which a saturated
+    /// service caps at its limit and a quiet one reads as 0 whatever passed before.
+    fn burst_count(
+        &self,
+        app: &AppSpec,
+        s: usize,
+        sv: &crate::metrics::ServiceView,
+        interval_s: f64,
+        span_s: f64,
+    ) -> f32 {
+        let span_len = if interval_s > 0.0 { (span_s / interval_s).round().max(1.0) as usize } else { 1 };
+        let rate = crate::rl::action::busiest_mean(&sv.rps_history, span_len).max(sv.rps);
+        let per_replica = app.services[s].shape.cpu_request * self.hpa_target;
+        let max = sv.max_replicas.max(1) as f64;
+        if per_replica <= 0.0 {
+            return 1.0;
+        }
+        unit((rate * self.mean_demand[s] / per_replica).ceil().min(max) / max)
     }
 
     pub fn flat_len(&self) -> usize {
@@ -204,7 +248,10 @@ pub fn collect(
             hpa_desired(sv.counts.active, util * load_ratio(sv), layout.hpa_target, sv.max_replicas),
             if spec.stateful.is_some() { 1.0 } else { 0.0 },
             unit(sv.replication_lag_ms / slo_ms),
-            unit(limit / sku_cores),
+            match layout.burst_count_s {
+                Some(span_s) => layout.burst_count(app, s, sv, view.history_interval.as_secs_f64(), span_s),
+                None => unit(limit / sku_cores),
+            },
         ]);
     }
     let mut edges = Vec::with_capacity(layout.edges.len() * EDGE_FEATURES);
@@ -236,4 +283,45 @@ pub fn collect(
         unit(live as f64 / max_instances.max(1) as f64),
     ];
     Observation { services, edges, edge_index: layout.edges.clone(), skus, global, time_s: view.now.as_secs_f64() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{collect, ObservationLayout, BURST_COUNT, SERVICE_FEATURES};
+    use crate::rl::load_trend::tests::steady_boutique;
+
+    /// By hand, on Online Boutique's frontend (0.8 ms of CPU a visit, a request of 0.1 cores, at
+    /// most 7 replicas) at the HPA target of 60%, where a replica holds 0.06 / 0.0008 = 75 visits
+    /// a second: a flat 100 a second counts ceil(1.33) = 2 replicas; five seconds at 400 within the
+    /// last two minutes count ceil(5.33) = 6, read over a 5 s span, and over a 10 s span (five at
+    /// 400, five at 100: 250) ceil(3.33) = 4; one second at 1,000 over a 1 s span would be 14,
+    /// held at the maximum (7, so 1). With no history the current rate counts. Only feature 11
+    /// moves, and without the burst count it is the CPU limit over the SKU's cores.
+    #[test]
+    fn the_burst_count_is_the_hpa_count_for_the_busiest_seconds() {
+        let (sc, mut view) = steady_boutique();
+        assert_eq!(sc.app.mean_demand_core_s(&sc.workload.mix)[0], Some(0.0008));
+        assert_eq!((sc.app.services[0].shape.cpu_request, sc.app.services[0].max_replicas), (0.1, 7));
+        let layout = ObservationLayout::new(&sc.app, &sc.workload.mix, 0.6, sc.cluster.skus.len());
+        let five = layout.clone().with_burst_count(Some(5.0));
+        let feature = |l: &ObservationLayout, v: &crate::metrics::ClusterView| {
+            collect(l, v, &sc.app, &sc.cluster, 500.0).services[BURST_COUNT]
+        };
+        let sku_cores = sc.cluster.skus[sc.app.services[0].sku].cores;
+        assert_eq!(feature(&layout, &view), (0.2 / sku_cores) as f32);
+        let flat = collect(&five, &view, &sc.app, &sc.cluster, 500.0);
+        assert_eq!(flat.services[BURST_COUNT], 2.0 / 7.0);
+
+        view.services[0].rps_history[30..35].fill(400.0);
+        let bursty = collect(&five, &view, &sc.app, &sc.cluster, 500.0);
+        assert_eq!(bursty.services[BURST_COUNT], 6.0 / 7.0);
+        let moved: Vec<usize> = (0..flat.services.len()).filter(|&i| flat.services[i] != bursty.services[i]).collect();
+        assert_eq!(moved, vec![BURST_COUNT], "only service 0's burst count moves (of {SERVICE_FEATURES} a service)");
+        assert_eq!(feature(&layout.clone().with_burst_count(Some(10.0)), &view), 4.0 / 7.0);
+        view.services[0].rps_history[50] = 1_000.0;
+        assert_eq!(feature(&layout.clone().with_burst_count(Some(1.0)), &view), 1.0);
+
+        view.services[0].rps_history.clear();
+        assert_eq!(feature(&five, &view), 2.0 / 7.0);
+    }
 }

@@ -57,10 +57,21 @@ pub fn peak_ratio(rps_history: &[f64], window_len: usize, peak_len: usize, span:
         return 1.0;
     }
     let peak = match span {
-        PeakSpan::Busiest => window.windows(peak_len).map(|w| w.iter().sum::<f64>()).fold(0.0, f64::max),
-        PeakSpan::Latest => window[window.len() - peak_len..].iter().sum::<f64>(),
-    } / peak_len as f64;
+        PeakSpan::Busiest => busiest_mean(window, peak_len),
+        PeakSpan::Latest => window[window.len() - peak_len..].iter().sum::<f64>() / peak_len as f64,
+    };
     (peak / mean).max(1.0)
+}
+
+/// The highest mean of `span_len` consecutive entries of `rates`: the busiest span's rate. The
+/// mean of them all when there are fewer; 0 for none or a span of 0. Over (0, 0, 0, 3, 3, 6) with
+/// a span of 3: 4.
+pub fn busiest_mean(rates: &[f64], span_len: usize) -> f64 {
+    if rates.is_empty() || span_len == 0 {
+        return 0.0;
+    }
+    let span = span_len.min(rates.len());
+    rates.windows(span).map(|w| w.iter().sum::<f64>()).fold(0.0, f64::max) / span as f64
 }
 
 fn recommendation_at(sv: &crate::metrics::ServiceView, target: f64, utilization: Option<f64>) -> i64 {
@@ -99,7 +110,7 @@ pub fn multiplied_target(current: i64, delta: i32, min: i64, max: i64, room: i64
 
 #[cfg(test)]
 mod tests {
-    use super::{multiplied_target, peak_ratio, PeakSpan};
+    use super::{busiest_mean, multiplied_target, peak_ratio, PeakSpan};
 
     /// An older entry of 1,000, then nine seconds at 400 and six at 0.
     fn passed_burst() -> Vec<f64> {
@@ -124,6 +135,16 @@ mod tests {
         assert_eq!((busiest(&burst, 15, 15), busiest(&burst[10..], 15, 6)), (1.0, 1.0));
         // A window of six entries with a span of three: (0, 0, 0, 3, 3, 6): mean 2, busiest 4.
         assert!((busiest(&[9.0, 0.0, 0.0, 0.0, 3.0, 3.0, 6.0], 6, 3) - 2.0).abs() < 1e-12);
+    }
+
+    /// By hand: (0, 0, 0, 3, 3, 6) has its busiest three at 4, its busiest one at 6, and as one
+    /// span of six (or of more than six), 2; nothing, or a span of 0, is 0.
+    #[test]
+    fn busiest_mean_by_hand() {
+        let rates = [0.0, 0.0, 0.0, 3.0, 3.0, 6.0];
+        assert_eq!((busiest_mean(&rates, 3), busiest_mean(&rates, 1)), (4.0, 6.0));
+        assert_eq!((busiest_mean(&rates, 6), busiest_mean(&rates, 10)), (2.0, 2.0));
+        assert_eq!((busiest_mean(&[], 3), busiest_mean(&rates, 0)), (0.0, 0.0));
     }
 
     /// By hand, the latest span: the burst above has passed (its latest 6 s are quiet, ratio 1;

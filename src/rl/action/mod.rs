@@ -23,7 +23,9 @@ mod mask;
 mod shields;
 mod stabilizer;
 
-pub use counts::{bound_recommendation, hpa_recommendation, multiplied_target, offered_utilization, peak_ratio};
+pub use counts::{
+    bound_recommendation, busiest_mean, hpa_recommendation, multiplied_target, offered_utilization, peak_ratio,
+};
 pub use execute::{execute, raise_to_fast_floor, ActionReport};
 pub use fast_floor::{fast_floor_count, fast_floor_raises, FastFloor};
 pub use mask::{ActionMask, MaskTargets, Requested};

@@ -120,7 +120,7 @@ impl AgentPolicy {
     fn new(actor: Actor, config: AgentConfig, layout: ObservationLayout, scenario: &Scenario) -> AgentPolicy {
         AgentPolicy {
             actor,
-            layout: layout.with_load_forecast(config.load_forecast_s),
+            layout: layout.with_load_forecast(config.load_forecast_s).with_burst_count(config.burst_count_s),
             app: scenario.app.clone(),
             cluster: scenario.cluster.clone(),
             slo_ms: scenario.slo.as_millis_f64(),

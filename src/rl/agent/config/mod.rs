@@ -273,6 +273,13 @@ pub struct AgentConfig {
     /// current load. Absent: the current load's. Written into checkpoints only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_forecast_s: Option<f64>,
+    /// The observation's feature 11 is each service's HPA-formula count for its busiest this-many
+    /// seconds of arrivals over the view's last 120 s ([`crate::rl::observation::BURST_COUNT`]),
+    /// not its CPU limit over the SKU's cores: a memory of recent bursts. Refused with
+    /// `quota_head` (the limit it replaces is what a quota moves). Absent: the limit. Written into
+    /// checkpoints only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_count_s: Option<f64>,
     /// The floor counts for the load forecast `load_forecast_s` ahead when it is above the
     /// current load ([`crate::rl::ActionConfig::floor_forecast_s`]). Needs `load_forecast_s` and
     /// `hpa_floor`. Written into checkpoints only when set.
@@ -484,6 +491,7 @@ impl AgentConfig {
             },
             service_credit: (self.credit == Credit::PerService).then_some(self.credit_shared),
             load_forecast_s: self.load_forecast_s,
+            burst_count_s: self.burst_count_s,
             ..Default::default()
         }
     }

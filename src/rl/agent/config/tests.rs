@@ -272,6 +272,25 @@ fn a_load_forecast_has_a_horizon_of_up_to_an_hour() {
     assert!(!serde_yaml_ng::to_string(&parse("")).unwrap().contains("load_forecast_s"));
 }
 
+/// A burst count's span is 1 to 120 seconds (the view's history), reaches the environment, is
+/// refused beside a quota head (both want the CPU-limit feature), and is written into a
+/// checkpoint's config only when set.
+#[test]
+fn a_burst_count_reads_up_to_the_views_history() {
+    let base = "format_version: 1\nencoder: gat\nalgorithm: ppo\n";
+    let parse = |extra: &str| -> AgentConfig { serde_yaml_ng::from_str(&format!("{base}{extra}")).unwrap() };
+    let on = parse("burst_count_s: 5\n");
+    assert_eq!((on.validate(), on.env_config().burst_count_s), (Ok(()), Some(5.0)));
+    assert_eq!(parse("").env_config().burst_count_s, None);
+    assert_eq!(parse("burst_count_s: 120\n").validate(), Ok(()));
+    for extra in ["burst_count_s: 0.5\n", "burst_count_s: -5\n", "burst_count_s: 121\n", "burst_count_s: .nan\n"] {
+        assert_eq!(parse(extra).validate().unwrap_err().field, "burst_count_s", "{extra}");
+    }
+    assert_eq!(parse("burst_count_s: 5\nquota_head: true\n").validate().unwrap_err().field, "burst_count_s");
+    assert!(serde_yaml_ng::to_string(&on).unwrap().contains("burst_count_s: 5"));
+    assert!(!serde_yaml_ng::to_string(&parse("")).unwrap().contains("burst_count_s"));
+}
+
 /// The floor and the ceiling read the observation's forecast horizon, each only when asked, and
 /// need that horizon and their bound.
 #[test]

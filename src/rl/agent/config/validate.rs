@@ -5,6 +5,8 @@ use super::*;
 
 /// A horizon that passes validation, standing in for an absent `load_forecast_s`.
 const TREND_HORIZON_ANY: f64 = 1.0;
+/// A span that passes validation, standing in for an absent `burst_count_s`.
+const BURST_SPAN_ANY: f64 = 5.0;
 /// A bound that passes validation, standing in for an absent `target_kl`.
 const TARGET_KL_ANY: f64 = 0.01;
 
@@ -21,7 +23,7 @@ impl AgentConfig {
         // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
         // are far past any useful setting and only stop values that make every weight NaN
         // (a learning rate of 1e308) or a run that cannot end.
-        let ranges: [(f64, &str, f64, bool, f64); 18] = [
+        let ranges: [(f64, &str, f64, bool, f64); 19] = [
             (c.learning_rate, "learning_rate", 0.0, false, 1.0),
             (c.decision_interval_s, "decision_interval_s", MIN_INTERVAL_S, true, 86_400.0),
             (c.fluid_tick_s.unwrap_or(c.decision_interval_s), "fluid_tick_s", 0.1, true, c.decision_interval_s),
@@ -52,6 +54,8 @@ impl AgentConfig {
                 false,
                 crate::rl::load_trend::MAX_HORIZON_S,
             ),
+            // At least one second of history (the simulator's interval), at most all of it.
+            (c.burst_count_s.unwrap_or(BURST_SPAN_ANY), "burst_count_s", 1.0, true, crate::metrics::HISTORY_SPAN_S),
         ];
         for (v, f, lo, inclusive, hi) in ranges {
             let above = if inclusive { v >= lo } else { v > lo };
@@ -184,6 +188,12 @@ impl AgentConfig {
             return err(
                 "ceiling_holds_while_needed",
                 "choose one hold: `ceiling_holds_peak` already holds the ceiling over the window".into(),
+            );
+        }
+        if c.burst_count_s.is_some() && c.quota_head {
+            return err(
+                "burst_count_s",
+                "takes the observation's CPU-limit feature, which `quota_head` needs: choose one".into(),
             );
         }
         let forecast = crate::rl::action::check_forecast_switches(
