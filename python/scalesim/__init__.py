@@ -103,6 +103,7 @@ def _core_kwargs(
         if hpa.get("fast_floor_panic_ratio") is None
         else float(hpa["fast_floor_panic_ratio"]),
         fast_floor_leaves_window=bool(hpa.get("fast_floor_leaves_window", False)),
+        burst_count_s=None if hpa.get("burst_count_s") is None else float(hpa["burst_count_s"]),
     )
     for key in ("rate_scale", "start_offset_s", "arrival_cv"):
         if key in randomisation:
@@ -115,8 +116,9 @@ def _core_kwargs(
     return kw
 
 
-#: The HPA shields' keywords, the scale-down window and the load forecast, at their defaults: both environments pass
-#: them to the extension as given, which checks them as an agent config's fields.
+#: The HPA shields' keywords, the scale-down window, the load forecast and the burst count, at
+#: their defaults: both environments pass them to the extension as given, which checks them as an
+#: agent config's fields.
 _SHIELD_DEFAULTS: Dict[str, Any] = dict(
     hpa_floor=None,
     floor_counts_refused=False,
@@ -136,6 +138,7 @@ _SHIELD_DEFAULTS: Dict[str, Any] = dict(
     fast_floor_reads_s=None,
     fast_floor_panic_ratio=None,
     fast_floor_leaves_window=False,
+    burst_count_s=None,
 )
 
 #: The environment keywords (both environments take them; an agent config replaces them), at their
@@ -262,6 +265,7 @@ class ScalesimEnv(gym.Env):
         fast_floor_reads_s: Optional[float] = None,
         fast_floor_panic_ratio: Optional[float] = None,
         fast_floor_leaves_window: bool = False,
+        burst_count_s: Optional[float] = None,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
@@ -384,6 +388,7 @@ class ScalesimVecEnv(VectorEnv):
         fast_floor_reads_s: Optional[float] = None,
         fast_floor_panic_ratio: Optional[float] = None,
         fast_floor_leaves_window: bool = False,
+        burst_count_s: Optional[float] = None,
         agent_config: Optional[PathLike] = None,
         **randomisation: Any,
     ) -> None:
@@ -500,7 +505,9 @@ def make_env(scenario: Union[PathLike, Sequence[PathLike]], **kwargs: Any) -> Sc
     latest arrivals it reads), ``fast_floor_panic_ratio`` (1-10, default 1, with
     ``fast_floor_every_s``: it raises a service only to at least that many times its count, as
     Knative panics at 200%), ``fast_floor_leaves_window`` (True, with ``fast_floor_every_s``: its
-    raises do not restart the scale-down window),
+    raises do not restart the scale-down window), ``burst_count_s`` (1-120 s: each service's
+    observation feature 11 is the HPA formula's count at 60% for its busiest that-many seconds of
+    arrivals over the last 120 s, in place of its CPU limit over the SKU's cores),
     ``flatten`` (a flat ``Box`` observation), ``agent_config`` (an agent config file such as
     ``configs/agents/gat_ppo.yaml``: the environment that config trains in, as ``scalesim train``
     builds it: its fidelity and fluid tick, reward, action and shields, scale-down window and load

@@ -237,7 +237,7 @@ fn replicas(env: &Env) -> Vec<u32> {
 impl CoreSpec {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, load_forecast_s=None, floor_reads_forecast=false, ceiling_reads_forecast=false, fast_floor_every_s=None, fast_floor_reads_s=None, fast_floor_panic_ratio=None, fast_floor_leaves_window=false, agent_config=None))]
+    #[pyo3(signature = (scenarios, fidelity="fluid", decision_interval_s=15.0, reward="weighted", reward_weights=None, action="single", rate_scale=(1.0, 1.0), start_offset_s=(0.0, 0.0), random_shapes=false, timeline_interval_s=None, credit="shared", arrival_cv=None, anchor="current", hpa_floor=None, floor_counts_refused=false, floor_peak_s=None, floor_peak_reads="busiest", hpa_ceiling=None, ceiling_release_step=None, hpa_levels=None, floor_holds_peak=false, renew_window_at_bound=false, renew_only_while_needed=false, downscale_stabilization_s=0.0, load_forecast_s=None, floor_reads_forecast=false, ceiling_reads_forecast=false, fast_floor_every_s=None, fast_floor_reads_s=None, fast_floor_panic_ratio=None, fast_floor_leaves_window=false, burst_count_s=None, agent_config=None))]
     fn new(
         scenarios: Vec<String>,
         fidelity: &str,
@@ -270,6 +270,7 @@ impl CoreSpec {
         fast_floor_reads_s: Option<f64>,
         fast_floor_panic_ratio: Option<f64>,
         fast_floor_leaves_window: bool,
+        burst_count_s: Option<f64>,
         agent_config: Option<String>,
     ) -> PyResult<Self> {
         if scenarios.is_empty() {
@@ -390,6 +391,13 @@ impl CoreSpec {
                 return Err(bad_input(format!("load_forecast_s: {h} is outside 0 < load_forecast_s <= {most}")));
             }
         }
+        // As an agent config's `burst_count_s`: a span within the view's history.
+        if let Some(span) = burst_count_s {
+            let most = scalesim::metrics::HISTORY_SPAN_S;
+            if !(span.is_finite() && (1.0..=most).contains(&span)) {
+                return Err(bad_input(format!("burst_count_s: {span} is outside 1 <= burst_count_s <= {most}")));
+            }
+        }
         scalesim::rl::action::check_forecast_switches(load_forecast_s, floor_reads_forecast, ceiling_reads_forecast)
             .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
         scalesim::rl::action::check_fast_floor(
@@ -433,6 +441,7 @@ impl CoreSpec {
             reward,
             service_credit,
             load_forecast_s,
+            burst_count_s,
             ..Default::default()
         };
         // As an agent config's `hpa_floor`, `hpa_ceiling` and `hpa_levels`: one check for both.

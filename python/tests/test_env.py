@@ -418,6 +418,32 @@ def test_a_load_forecast_moves_the_hpa_feature_and_the_bounds_that_read_it():
         scalesim.make_vec_env(PEAK, 2, agent_config=gat, load_forecast_s=30.0)
 
 
+def test_a_burst_count_replaces_the_cpu_limit_feature():
+    # The same episode and actions with and without a burst count over 5 s: the dynamics are the
+    # same, only column 11 differs, and with it that column is an HPA count over max (in [0, 1],
+    # a multiple of 1/max: 1/7 for Online Boutique's services but redis-cart, 1/3).
+    def episode(**kw):
+        env = scalesim.make_env(PEAK, action="per_service", **kw)
+        obs, _ = env.reset(options={"episode_seed": 5})
+        seen, replicas = [obs["services"]], []
+        for _ in range(8):
+            obs, _, _, _, info = env.step(np.full(11, 1))
+            seen.append(obs["services"])
+            replicas.append(info["replicas"])
+        return np.stack(seen), replicas
+
+    plain, counts = episode()
+    burst, counts_burst = episode(burst_count_s=5.0)
+    assert counts == counts_burst
+    moved = np.argwhere(plain != burst)
+    assert len(moved) > 0 and set(moved[:, 2]) == {11}, moved
+    col = burst[:, :, 11]
+    assert col.min() >= 0.0 and col.max() <= 1.0 and col.max() > 0.0
+    for bad in (0.5, 121.0):
+        with pytest.raises(ValueError, match="burst_count_s"):
+            scalesim.make_env(PEAK, action="per_service", burst_count_s=bad)
+
+
 def test_a_fast_floor_raises_services_between_decisions():
     # Holding every service for 13 decisions of the flash-crowds validation load under a floor at
     # 100% CPU (refusals counted): with a fast floor every 3 s, the crowd at about 150 s is met by
