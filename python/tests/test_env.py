@@ -384,19 +384,23 @@ def test_an_hpa_floor_raises_held_services_to_the_hpa_count():
             scalesim.make_env(PEAK, action="per_service", **bad)
 
 
+def _asking_two_more(**kw):
+    # Twelve decisions of peak (episode 5) asking +2 of every service: the service features seen
+    # (decisions x services x features) and the replica counts after each decision.
+    env = scalesim.make_env(PEAK, action="per_service", **kw)
+    obs, _ = env.reset(options={"episode_seed": 5})
+    seen, replicas = [obs["services"]], []
+    for _ in range(12):
+        obs, _, _, _, info = env.step(np.full(11, 2))
+        seen.append(obs["services"])
+        replicas.append(info["replicas"])
+    return np.stack(seen), replicas
+
+
 def test_a_load_forecast_moves_the_hpa_feature_and_the_bounds_that_read_it():
     # The same episode and actions with and without a forecast 30 s ahead: the dynamics are the
     # same, and only the HPA-formula feature (column 8) differs, on some steps (peak's load moves).
-    def episode(**kw):
-        env = scalesim.make_env(PEAK, action="per_service", **kw)
-        obs, _ = env.reset(options={"episode_seed": 5})
-        seen, replicas = [obs["services"]], []
-        for _ in range(12):
-            obs, _, _, _, info = env.step(np.full(11, 2))
-            seen.append(obs["services"])
-            replicas.append(info["replicas"])
-        return np.stack(seen), replicas
-
+    episode = _asking_two_more
     plain, counts = episode()
     ahead, counts_ahead = episode(load_forecast_s=30.0)
     assert counts == counts_ahead
@@ -420,25 +424,17 @@ def test_a_load_forecast_moves_the_hpa_feature_and_the_bounds_that_read_it():
 
 def test_a_burst_count_replaces_the_cpu_limit_feature():
     # The same episode and actions with and without a burst count over 5 s: the dynamics are the
-    # same, only column 11 differs, and with it that column is an HPA count over max (in [0, 1],
-    # a multiple of 1/max: 1/7 for Online Boutique's services but redis-cart, 1/3).
-    def episode(**kw):
-        env = scalesim.make_env(PEAK, action="per_service", **kw)
-        obs, _ = env.reset(options={"episode_seed": 5})
-        seen, replicas = [obs["services"]], []
-        for _ in range(8):
-            obs, _, _, _, info = env.step(np.full(11, 1))
-            seen.append(obs["services"])
-            replicas.append(info["replicas"])
-        return np.stack(seen), replicas
-
-    plain, counts = episode()
-    burst, counts_burst = episode(burst_count_s=5.0)
+    # same, only column 11 differs, and with it that column is an HPA count over max: a multiple
+    # of 1/7 for Online Boutique's services, of 1/3 for redis-cart (the last), at most 1 (0 before
+    # any arrivals).
+    plain, counts = _asking_two_more()
+    burst, counts_burst = _asking_two_more(burst_count_s=5.0)
     assert counts == counts_burst
     moved = np.argwhere(plain != burst)
     assert len(moved) > 0 and set(moved[:, 2]) == {11}, moved
-    col = burst[:, :, 11]
-    assert col.min() >= 0.0 and col.max() <= 1.0 and col.max() > 0.0
+    replicas = burst[:, :, 11] * np.array([7.0] * 10 + [3.0])
+    assert np.allclose(replicas, np.round(replicas), atol=1e-4), replicas
+    assert replicas.min() >= 0.0 and replicas.max() >= 1.0 and burst[:, :, 11].max() <= 1.0
     for bad in (0.5, 121.0):
         with pytest.raises(ValueError, match="burst_count_s"):
             scalesim.make_env(PEAK, action="per_service", burst_count_s=bad)
