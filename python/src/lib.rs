@@ -383,21 +383,8 @@ impl CoreSpec {
         if !(window.is_finite() && (0.0..=86_400.0).contains(&window)) {
             return Err(bad_input(format!("downscale_stabilization_s: {window} is outside 0..=86400")));
         }
-        // As an agent config's `load_forecast_s`: a horizon up to an hour, which the bounds that
-        // read the forecast share with the observation.
-        if let Some(h) = load_forecast_s {
-            let most = scalesim::rl::load_trend::MAX_HORIZON_S;
-            if !(h.is_finite() && h > 0.0 && h <= most) {
-                return Err(bad_input(format!("load_forecast_s: {h} is outside 0 < load_forecast_s <= {most}")));
-            }
-        }
-        // As an agent config's `burst_count_s`: a span within the view's history.
-        if let Some(span) = burst_count_s {
-            let most = scalesim::metrics::HISTORY_SPAN_S;
-            if !(span.is_finite() && (1.0..=most).contains(&span)) {
-                return Err(bad_input(format!("burst_count_s: {span} is outside 1 <= burst_count_s <= {most}")));
-            }
-        }
+        scalesim::rl::observation::check_spans(load_forecast_s, burst_count_s)
+            .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
         scalesim::rl::action::check_forecast_switches(load_forecast_s, floor_reads_forecast, ceiling_reads_forecast)
             .map_err(|(field, why)| bad_input(format!("{field}: {why}")))?;
         scalesim::rl::action::check_fast_floor(

@@ -438,6 +438,9 @@ def test_a_burst_count_replaces_the_cpu_limit_feature():
     for bad in (0.5, 121.0):
         with pytest.raises(ValueError, match="burst_count_s"):
             scalesim.make_env(PEAK, action="per_service", burst_count_s=bad)
+    # The agent config's words (src/rl/agent/config/tests.rs checks the same text).
+    with pytest.raises(ValueError, match=r"burst_count_s: 121 is outside 1 <= burst_count_s <= 120"):
+        scalesim.make_env(PEAK, action="per_service", burst_count_s=121.0)
 
 
 def test_a_fast_floor_raises_services_between_decisions():

@@ -64,6 +64,27 @@ pub struct ObservationLayout {
     pub burst_count_s: Option<f64>,
 }
 
+/// Why an observation span is refused, if one is, as `(field, why)`: `load_forecast_s` is a
+/// horizon up to [`super::load_trend::MAX_HORIZON_S`] (which the bounds that read the forecast
+/// share with the observation), `burst_count_s` at least one second (the simulator's interval) and
+/// at most the view's history ([`crate::metrics::HISTORY_SPAN_S`]). The agent config and the
+/// Python binding both check with it, so the two refuse alike.
+pub fn check_spans(load_forecast_s: Option<f64>, burst_count_s: Option<f64>) -> Result<(), (&'static str, String)> {
+    if let Some(h) = load_forecast_s {
+        let most = super::load_trend::MAX_HORIZON_S;
+        if !(h.is_finite() && h > 0.0 && h <= most) {
+            return Err(("load_forecast_s", format!("{h} is outside 0 < load_forecast_s <= {most}")));
+        }
+    }
+    if let Some(span) = burst_count_s {
+        let most = crate::metrics::HISTORY_SPAN_S;
+        if !(span.is_finite() && (1.0..=most).contains(&span)) {
+            return Err(("burst_count_s", format!("{span} is outside 1 <= burst_count_s <= {most}")));
+        }
+    }
+    Ok(())
+}
+
 impl ObservationLayout {
     pub fn new(app: &AppSpec, mix: &[f64], hpa_target: f64, skus: usize) -> Self {
         let n = app.services.len();

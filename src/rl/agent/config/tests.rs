@@ -268,6 +268,11 @@ fn a_load_forecast_has_a_horizon_of_up_to_an_hour() {
     {
         assert_eq!(parse(extra).validate().unwrap_err().field, "load_forecast_s", "{extra}");
     }
+    // The words the Python binding also gives (`rl::observation::check_spans`).
+    assert_eq!(
+        parse("load_forecast_s: 3601\n").validate().unwrap_err().message,
+        "3601 is outside 0 < load_forecast_s <= 3600"
+    );
     assert!(serde_yaml_ng::to_string(&on).unwrap().contains("load_forecast_s: 30"));
     assert!(!serde_yaml_ng::to_string(&parse("")).unwrap().contains("load_forecast_s"));
 }
@@ -286,6 +291,10 @@ fn a_burst_count_reads_up_to_the_views_history() {
     for extra in ["burst_count_s: 0.5\n", "burst_count_s: -5\n", "burst_count_s: 121\n", "burst_count_s: .nan\n"] {
         assert_eq!(parse(extra).validate().unwrap_err().field, "burst_count_s", "{extra}");
     }
+    assert_eq!(
+        parse("burst_count_s: 121\n").validate().unwrap_err().message,
+        "121 is outside 1 <= burst_count_s <= 120"
+    );
     assert_eq!(parse("burst_count_s: 5\nquota_head: true\n").validate().unwrap_err().field, "burst_count_s");
     assert!(serde_yaml_ng::to_string(&on).unwrap().contains("burst_count_s: 5"));
     assert!(!serde_yaml_ng::to_string(&parse("")).unwrap().contains("burst_count_s"));

@@ -3,10 +3,6 @@
 
 use super::*;
 
-/// A horizon that passes validation, standing in for an absent `load_forecast_s`.
-const TREND_HORIZON_ANY: f64 = 1.0;
-/// A span that passes validation, standing in for an absent `burst_count_s`.
-const BURST_SPAN_ANY: f64 = 5.0;
 /// A bound that passes validation, standing in for an absent `target_kl`.
 const TARGET_KL_ANY: f64 = 0.01;
 
@@ -23,7 +19,7 @@ impl AgentConfig {
         // (value, field, lowest allowed (inclusive unless 0), highest allowed): the upper bounds
         // are far past any useful setting and only stop values that make every weight NaN
         // (a learning rate of 1e308) or a run that cannot end.
-        let ranges: [(f64, &str, f64, bool, f64); 19] = [
+        let ranges: [(f64, &str, f64, bool, f64); 17] = [
             (c.learning_rate, "learning_rate", 0.0, false, 1.0),
             (c.decision_interval_s, "decision_interval_s", MIN_INTERVAL_S, true, 86_400.0),
             (c.fluid_tick_s.unwrap_or(c.decision_interval_s), "fluid_tick_s", 0.1, true, c.decision_interval_s),
@@ -47,15 +43,6 @@ impl AgentConfig {
             (c.learning_rate_end.unwrap_or(c.learning_rate), "learning_rate_end", 0.0, true, 1.0),
             (c.entropy_coef_end.unwrap_or(c.entropy_coef), "entropy_coef_end", 0.0, true, 1_000.0),
             (c.target_kl.unwrap_or(TARGET_KL_ANY), "target_kl", 0.0, false, 10.0),
-            (
-                c.load_forecast_s.unwrap_or(TREND_HORIZON_ANY),
-                "load_forecast_s",
-                0.0,
-                false,
-                crate::rl::load_trend::MAX_HORIZON_S,
-            ),
-            // At least one second of history (the simulator's interval), at most all of it.
-            (c.burst_count_s.unwrap_or(BURST_SPAN_ANY), "burst_count_s", 1.0, true, crate::metrics::HISTORY_SPAN_S),
         ];
         for (v, f, lo, inclusive, hi) in ranges {
             let above = if inclusive { v >= lo } else { v > lo };
@@ -64,6 +51,8 @@ impl AgentConfig {
                 return err(f, format!("{v} is outside {lo} {op} {f} <= {hi}"));
             }
         }
+        crate::rl::observation::check_spans(c.load_forecast_s, c.burst_count_s)
+            .map_err(|(field, why)| Invalid { field: field.to_string(), message: why })?;
         let w = &c.reward_weights;
         for (v, f) in [
             (w.slo, "slo"),
